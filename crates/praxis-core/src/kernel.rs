@@ -1,0 +1,544 @@
+//! The run kernel: a pure state machine. Events go in (the run started, the model replied,
+//! a tool finished, cancel), commands come out (record this, call the model, execute this,
+//! finish). It performs no I/O and reads no clock, so feeding it a recorded run's events
+//! reproduces the same commands: that is what replay and branching rest on.
+//!
+//! Write-ahead invariant: every `Execute` is preceded, in the same command list, by the
+//! `Record` of its proposal and verdict. The driver must make records durable before it
+//! acts on a later command.
+
+use crate::cmd;
+use crate::contract::{CompileError, Contracts};
+use crate::policy::{Policy, rules};
+use crate::types::*;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Ledger entry kinds the kernel records.
+pub mod kinds {
+    pub const RUN_STARTED: &str = "run_started";
+    pub const WORKSPACE_SNAPSHOT: &str = "workspace_snapshot";
+    pub const MODEL_RESPONSE: &str = "model_response";
+    pub const MODEL_ERROR: &str = "model_error";
+    pub const INVALID_OUTPUT: &str = "invalid_output";
+    pub const PROPOSAL: &str = "proposal";
+    pub const EXECUTION: &str = "execution";
+    pub const APPROVAL_REQUESTED: &str = "approval_requested";
+    pub const APPROVAL_DECIDED: &str = "approval_decided";
+    pub const RUN_FINISHED: &str = "run_finished";
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// `environment` describes the host (recorded as is); `workspace_files` is the start
+    /// state manifest (recorded as a `workspace_snapshot` entry when not null).
+    Start { now: Millis, environment: Value, workspace_files: Value },
+    ModelReplied { now: Millis, response: ModelResponse },
+    ModelFailed { now: Millis, error: String },
+    ToolFinished { now: Millis, call_id: String, observation: Observation },
+    ApprovalDecided { now: Millis, call_id: String, approved: bool, by: String, reason: String },
+    Cancel { now: Millis, reason: String },
+}
+
+/// A ledger entry to append (the ledger adds run id, sequence, time and hashes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub kind: &'static str,
+    pub payload: Value,
+}
+
+/// An allowed proposal, ready for the tool fabric.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecRequest {
+    pub call_id: String,
+    pub tool: String,
+    pub arguments: Value,
+    pub effect: Effect,
+    pub resources: Vec<Resource>,
+    /// The run's wall-clock deadline: tools must not run past it.
+    pub deadline: Option<Millis>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct RunResult {
+    pub status: RunStatus,
+    pub stop_reason: StopReason,
+    pub final_answer: Option<String>,
+    pub error: Option<String>,
+    pub steps: u32,
+    pub tool_calls: u32,
+    pub usage: Usage,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Record(Record),
+    CallModel(ModelRequest),
+    Execute(ExecRequest),
+    AwaitApproval(Proposal),
+    Finish(RunResult),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    #[error("event {event} is not expected while the kernel is {phase}")]
+    UnexpectedEvent { event: &'static str, phase: &'static str },
+    #[error("tool result for call `{got}` but call `{expected}` is in flight")]
+    WrongCall { expected: String, got: String },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Phase {
+    NotStarted,
+    AwaitingModel,
+    AwaitingTool(Proposal, IntentSource),
+    AwaitingApproval(Proposal, IntentSource),
+    Finished,
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::NotStarted => "not started",
+            Phase::AwaitingModel => "awaiting the model",
+            Phase::AwaitingTool(..) => "awaiting a tool",
+            Phase::AwaitingApproval(..) => "awaiting approval",
+            Phase::Finished => "finished",
+        }
+    }
+}
+
+pub struct Kernel {
+    spec: RunSpec,
+    policy: Policy,
+    contracts: Arc<dyn Contracts>,
+    phase: Phase,
+    messages: Vec<Message>,
+    started: Millis,
+    steps: u32,
+    tool_calls: u32,
+    usage: Usage,
+    invalid_in_row: u32,
+    /// Intents of the current model reply not yet handled, in order.
+    pending: VecDeque<Intent>,
+    /// `<result>` blocks for the current reply's `<cmd>` intents, sent back together.
+    cmd_results: Vec<String>,
+    /// Whether any intent of the current reply passed its contract.
+    reply_usable: bool,
+}
+
+impl Kernel {
+    pub fn new(spec: RunSpec, contracts: Arc<dyn Contracts>) -> Self {
+        Kernel {
+            policy: Policy::for_run(&spec),
+            spec,
+            contracts,
+            phase: Phase::NotStarted,
+            messages: Vec::new(),
+            started: 0,
+            steps: 0,
+            tool_calls: 0,
+            usage: Usage::default(),
+            invalid_in_row: 0,
+            pending: VecDeque::new(),
+            cmd_results: Vec::new(),
+            reply_usable: false,
+        }
+    }
+
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished
+    }
+
+    /// Tools offered to the model: every contract the policy's allowlist admits.
+    pub fn offered_tools(&self) -> Vec<ToolSpec> {
+        self.contracts.specs().into_iter().filter(|s| self.policy.offers(&s.name)).collect()
+    }
+
+    pub fn handle(&mut self, event: Event) -> Result<Vec<Command>, KernelError> {
+        let mut out = Vec::new();
+        match (event, &self.phase) {
+            (Event::Start { now, environment, workspace_files }, Phase::NotStarted) => {
+                self.started = now;
+                record(&mut out, kinds::RUN_STARTED, json!({ "spec": self.spec, "environment": environment }));
+                if !workspace_files.is_null() {
+                    record(&mut out, kinds::WORKSPACE_SNAPSHOT, json!({ "files": workspace_files }));
+                }
+                let system = system_prompt(&self.spec, &self.offered_tools(), now);
+                self.messages.push(Message::new(Role::System, system));
+                self.messages.push(Message::new(Role::User, self.spec.task.clone()));
+                self.next_step(now, &mut out);
+            }
+            (Event::ModelReplied { now, response }, Phase::AwaitingModel) => {
+                self.on_reply(now, response, &mut out);
+            }
+            (Event::ModelFailed { error, .. }, Phase::AwaitingModel) => {
+                record(&mut out, kinds::MODEL_ERROR, json!({ "step": self.steps, "error": error }));
+                self.finish(StopReason::Failed, None, Some(format!("model call failed: {error}")), &mut out);
+            }
+            (Event::ToolFinished { now, call_id, observation }, Phase::AwaitingTool(proposal, _)) => {
+                if call_id != proposal.call_id {
+                    return Err(KernelError::WrongCall { expected: proposal.call_id.clone(), got: call_id });
+                }
+                let Phase::AwaitingTool(proposal, source) = std::mem::replace(&mut self.phase, Phase::AwaitingModel)
+                else {
+                    unreachable!("matched above")
+                };
+                record(&mut out, kinds::EXECUTION, execution_payload(&proposal, &observation));
+                self.observe(&proposal.call_id, source, render_observation(&observation));
+                if let Err(reason) = self.policy.within_deadline(self.started, now) {
+                    self.finish(reason, None, None, &mut out);
+                } else {
+                    self.advance(now, &mut out);
+                }
+            }
+            (Event::ApprovalDecided { now, call_id, approved, by, reason }, Phase::AwaitingApproval(proposal, _)) => {
+                if call_id != proposal.call_id {
+                    return Err(KernelError::WrongCall { expected: proposal.call_id.clone(), got: call_id });
+                }
+                let Phase::AwaitingApproval(proposal, source) =
+                    std::mem::replace(&mut self.phase, Phase::AwaitingModel)
+                else {
+                    unreachable!("matched above")
+                };
+                record(
+                    &mut out,
+                    kinds::APPROVAL_DECIDED,
+                    json!({ "call_id": call_id, "approved": approved, "by": by, "reason": reason }),
+                );
+                if approved {
+                    self.execute(now, proposal, source, &mut out);
+                } else {
+                    self.observe(&call_id, source, format!("denied by approver {by}: {reason}"));
+                    self.advance(now, &mut out);
+                }
+            }
+            (Event::Cancel { reason, .. }, phase) if *phase != Phase::Finished => {
+                if let Phase::AwaitingTool(proposal, _) = phase {
+                    let observation = Observation {
+                        status: ExecStatus::Cancelled,
+                        ..Observation::error(format!("cancelled: {reason}"))
+                    };
+                    record(&mut out, kinds::EXECUTION, execution_payload(proposal, &observation));
+                }
+                self.finish(StopReason::Cancelled, None, Some(reason), &mut out);
+            }
+            (event, phase) => {
+                return Err(KernelError::UnexpectedEvent { event: event_name(&event), phase: phase.name() });
+            }
+        }
+        Ok(out)
+    }
+
+    fn next_step(&mut self, now: Millis, out: &mut Vec<Command>) {
+        if let Err(reason) = self.policy.before_step(self.steps + 1, self.started, now) {
+            return self.finish(reason, None, None, out);
+        }
+        self.steps += 1;
+        self.phase = Phase::AwaitingModel;
+        out.push(Command::CallModel(ModelRequest {
+            step: self.steps,
+            messages: self.messages.clone(),
+            tools: self.offered_tools(),
+        }));
+    }
+
+    fn on_reply(&mut self, now: Millis, response: ModelResponse, out: &mut Vec<Command>) {
+        self.usage.add(response.usage);
+        record(
+            out,
+            kinds::MODEL_RESPONSE,
+            json!({
+                "step": self.steps,
+                "model": response.model,
+                "content": response.content,
+                "tool_calls": response.tool_calls,
+                "usage": response.usage,
+            }),
+        );
+        self.messages.push(Message {
+            role: Role::Assistant,
+            content: response.content.clone(),
+            tool_calls: response.tool_calls.clone(),
+            tool_call_id: None,
+        });
+        if let Err(reason) = self.policy.within_deadline(self.started, now) {
+            return self.finish(reason, None, None, out);
+        }
+        match intents_of(self.steps, &response) {
+            Reply::Final(answer) => {
+                self.finish(StopReason::Completed, Some(answer), None, out);
+            }
+            Reply::Unusable(why) => self.unusable(now, why, out),
+            Reply::Intents(intents) => {
+                self.pending = intents.into();
+                self.reply_usable = false;
+                self.advance(now, out);
+            }
+        }
+    }
+
+    /// Handles pending intents until one needs the outside world or none are left.
+    fn advance(&mut self, now: Millis, out: &mut Vec<Command>) {
+        while let Some(intent) = self.pending.pop_front() {
+            let compiled = if intent.arguments.is_object() {
+                self.contracts.compile(&intent.tool, &intent.arguments)
+            } else {
+                Err(CompileError::InvalidArguments {
+                    tool: intent.tool.clone(),
+                    problems: vec![format!("arguments must be a JSON object, got {}", intent.arguments)],
+                })
+            };
+            let compiled = match compiled {
+                Ok(compiled) => compiled,
+                Err(error) => {
+                    let reason = error.to_string();
+                    record(
+                        out,
+                        kinds::PROPOSAL,
+                        json!({
+                            "call_id": intent.call_id, "tool": intent.tool, "arguments": intent.arguments,
+                            "source": intent.source, "verdict": "deny", "rule": rules::CONTRACT,
+                            "reason": reason, "outcome": "rejected",
+                        }),
+                    );
+                    self.observe(&intent.call_id, intent.source, format!("rejected: {reason}"));
+                    continue;
+                }
+            };
+            self.reply_usable = true;
+            let verdict = self.policy.evaluate(&intent.tool, &compiled);
+            let proposal = Proposal {
+                call_id: intent.call_id,
+                tool: intent.tool,
+                arguments: intent.arguments,
+                effect: compiled.effect,
+                resources: compiled.resources,
+                verdict,
+            };
+            let mut payload = proposal_payload(&proposal, intent.source);
+            match &proposal.verdict {
+                Verdict::Allow { .. } => {
+                    record(out, kinds::PROPOSAL, payload);
+                    return self.execute(now, proposal, intent.source, out);
+                }
+                Verdict::Deny { rule, reason } => {
+                    payload["outcome"] = json!("rejected");
+                    record(out, kinds::PROPOSAL, payload);
+                    self.observe(&proposal.call_id, intent.source, format!("denied by policy ({rule}): {reason}"));
+                }
+                Verdict::NeedsApproval { .. } => {
+                    payload["outcome"] = json!("suspended");
+                    record(out, kinds::PROPOSAL, payload);
+                    record(out, kinds::APPROVAL_REQUESTED, json!({ "call_id": proposal.call_id }));
+                    out.push(Command::AwaitApproval(proposal.clone()));
+                    self.phase = Phase::AwaitingApproval(proposal, intent.source);
+                    return;
+                }
+            }
+        }
+        // Every intent of the reply is handled: report back and ask the model again.
+        if !self.cmd_results.is_empty() {
+            let results = std::mem::take(&mut self.cmd_results).join("\n");
+            self.messages.push(Message::new(Role::User, results));
+        }
+        if self.reply_usable {
+            self.invalid_in_row = 0;
+            self.next_step(now, out);
+        } else {
+            self.unusable(now, "no tool call in the reply could be used".into(), out);
+        }
+    }
+
+    fn execute(&mut self, now: Millis, proposal: Proposal, source: IntentSource, out: &mut Vec<Command>) {
+        if let Err(reason) = self.policy.within_deadline(self.started, now) {
+            return self.finish(reason, None, None, out);
+        }
+        self.tool_calls += 1;
+        out.push(Command::Execute(ExecRequest {
+            call_id: proposal.call_id.clone(),
+            tool: proposal.tool.clone(),
+            arguments: proposal.arguments.clone(),
+            effect: proposal.effect,
+            resources: proposal.resources.clone(),
+            deadline: self.policy.deadline(self.started),
+        }));
+        self.phase = Phase::AwaitingTool(proposal, source);
+    }
+
+    fn unusable(&mut self, now: Millis, why: String, out: &mut Vec<Command>) {
+        self.invalid_in_row += 1;
+        record(out, kinds::INVALID_OUTPUT, json!({ "step": self.steps, "reason": why, "in_a_row": self.invalid_in_row }));
+        if self.invalid_in_row >= self.spec.limits.max_invalid_replies {
+            let error = format!("{} unusable model replies in a row; last: {why}", self.invalid_in_row);
+            return self.finish(StopReason::InvalidOutputLimit, None, Some(error), out);
+        }
+        self.messages.push(Message::new(
+            Role::User,
+            format!(
+                "Your last reply could not be used: {why}. Reply with a tool call, a {} block, \
+                 or a plain-text final answer.",
+                cmd::format_cmd("command")
+            ),
+        ));
+        self.next_step(now, out);
+    }
+
+    fn observe(&mut self, call_id: &str, source: IntentSource, text: String) {
+        match source {
+            IntentSource::ToolCall => self.messages.push(Message::tool_result(call_id, text)),
+            IntentSource::CmdBlock => self.cmd_results.push(cmd::format_result(&text, None)),
+        }
+    }
+
+    fn finish(&mut self, reason: StopReason, answer: Option<String>, error: Option<String>, out: &mut Vec<Command>) {
+        let result = RunResult {
+            status: RunStatus::after(reason),
+            stop_reason: reason,
+            final_answer: answer,
+            error,
+            steps: self.steps,
+            tool_calls: self.tool_calls,
+            usage: self.usage,
+        };
+        record(out, kinds::RUN_FINISHED, serde_json::to_value(&result).expect("plain data serialises"));
+        self.phase = Phase::Finished;
+        self.pending.clear();
+        out.push(Command::Finish(result));
+    }
+}
+
+enum Reply {
+    Intents(Vec<Intent>),
+    Final(String),
+    Unusable(String),
+}
+
+/// Native tool calls take precedence; otherwise `<cmd>` blocks; otherwise the text is the answer.
+fn intents_of(step: u32, response: &ModelResponse) -> Reply {
+    if !response.tool_calls.is_empty() {
+        return Reply::Intents(
+            response
+                .tool_calls
+                .iter()
+                .map(|call| Intent {
+                    call_id: call.id.clone(),
+                    tool: call.name.clone(),
+                    arguments: call.arguments.clone(),
+                    source: IntentSource::ToolCall,
+                })
+                .collect(),
+        );
+    }
+    match cmd::parse_cmd_blocks(&response.content) {
+        Err(error) => Reply::Unusable(error.to_string()),
+        Ok(blocks) if blocks.is_empty() => {
+            let answer = response.content.trim();
+            if answer.is_empty() { Reply::Unusable("the reply was empty".into()) } else { Reply::Final(answer.into()) }
+        }
+        Ok(blocks) => {
+            let intents: Vec<Intent> = blocks
+                .into_iter()
+                .filter(|body| !body.is_empty())
+                .enumerate()
+                .map(|(i, command)| Intent {
+                    call_id: format!("cmd-{step}-{}", i + 1),
+                    tool: "shell".into(),
+                    arguments: json!({ "command": command }),
+                    source: IntentSource::CmdBlock,
+                })
+                .collect();
+            if intents.is_empty() { Reply::Unusable("every <cmd> block was empty".into()) } else { Reply::Intents(intents) }
+        }
+    }
+}
+
+fn record(out: &mut Vec<Command>, kind: &'static str, payload: Value) {
+    out.push(Command::Record(Record { kind, payload }));
+}
+
+fn proposal_payload(p: &Proposal, source: IntentSource) -> Value {
+    json!({
+        "call_id": p.call_id, "tool": p.tool, "arguments": p.arguments, "source": source,
+        "effect": p.effect, "resources": p.resources,
+        "verdict": p.verdict.kind(), "rule": p.verdict.rule(), "reason": p.verdict.reason(),
+    })
+}
+
+fn execution_payload(p: &Proposal, o: &Observation) -> Value {
+    let outcome = if o.status == ExecStatus::Ok { "committed" } else { "failed" };
+    let mut payload = serde_json::to_value(o).expect("plain data serialises");
+    payload["call_id"] = json!(p.call_id);
+    payload["tool"] = json!(p.tool);
+    payload["outcome"] = json!(outcome);
+    payload
+}
+
+/// What the model reads back after a tool ran.
+fn render_observation(o: &Observation) -> String {
+    let mut text = String::new();
+    match o.status {
+        ExecStatus::Ok => {}
+        other => text.push_str(&format!("[{}] ", other.as_str())),
+    }
+    text.push_str(&o.output);
+    if let Some(code) = o.exit_code.filter(|c| *c != 0) {
+        text.push_str(&format!("\n[exit code {code}]"));
+    }
+    text
+}
+
+fn event_name(event: &Event) -> &'static str {
+    match event {
+        Event::Start { .. } => "Start",
+        Event::ModelReplied { .. } => "ModelReplied",
+        Event::ModelFailed { .. } => "ModelFailed",
+        Event::ToolFinished { .. } => "ToolFinished",
+        Event::ApprovalDecided { .. } => "ApprovalDecided",
+        Event::Cancel { .. } => "Cancel",
+    }
+}
+
+fn system_prompt(spec: &RunSpec, tools: &[ToolSpec], now: Millis) -> String {
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    format!(
+        "You are a coding agent running under Praxis, a governed runtime: you propose actions, \
+         the runtime checks them against policy, runs the allowed ones and shows you the result.\n\
+         Date: {date}. Workspace: {ws} (all paths are relative to it).{ro}\n\
+         Tools: {tools}.\n\
+         Act with tool calls, or write a shell command in a {cmd} block (each block runs as one \
+         `shell` call; its output comes back in <result>). Work in small steps: inspect, edit, \
+         test, recover from failures. When the task is done, reply with the final answer only, \
+         without any tool call or command.",
+        date = civil_date(now),
+        ws = spec.workspace,
+        ro = if spec.read_only { " This run is read-only." } else { "" },
+        tools = names.join(", "),
+        cmd = cmd::format_cmd("..."),
+    )
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix time in milliseconds (Howard Hinnant's civil-from-days).
+fn civil_date(ms: Millis) -> String {
+    let days = (ms / 86_400_000) as i64;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+#[cfg(test)]
+mod tests;

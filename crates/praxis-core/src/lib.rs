@@ -1,0 +1,20 @@
+//! Praxis core: the vocabulary of a governed run, the pure run kernel, policy, and the
+//! `<cmd>` text protocol. Nothing in this crate performs I/O or reads a clock.
+
+pub mod cmd;
+pub mod contract;
+pub mod kernel;
+pub mod policy;
+pub mod types;
+
+pub use contract::{CompileError, Compiled, Contracts};
+pub use kernel::{Command, Event, ExecRequest, Kernel, KernelError, Record, RunResult};
+pub use policy::Policy;
+pub use types::*;
+
+/// The content address of a blob: lowercase hex SHA-256 of its bytes. The tool fabric names
+/// file contents with it and the ledger stores and verifies blobs under it.
+pub fn blob_id(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

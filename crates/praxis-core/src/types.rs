@@ -1,0 +1,365 @@
+//! The vocabulary of a run: what the model asks for, what the runtime decides, what happened.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Milliseconds since the Unix epoch. The kernel never reads a clock: time arrives in events.
+pub type Millis = u64;
+
+/// What a tool can do to the world, ordered from least to most powerful.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    Read,
+    Write,
+    Exec,
+    Network,
+}
+
+impl Effect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Read => "read",
+            Effect::Write => "write",
+            Effect::Exec => "exec",
+            Effect::Network => "network",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessMode {
+    Read,
+    Write,
+}
+
+/// Something a proposal touches. Paths are as the model gave them; policy normalises them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Resource {
+    Path { path: String, mode: AccessMode },
+    Command { command: String },
+    Host { host: String },
+}
+
+/// A tool as the model and the policy see it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: String,
+    pub effect: Effect,
+    /// JSON Schema of the arguments object.
+    pub parameters: Value,
+}
+
+/// A native tool call from a model. `arguments` should be a JSON object; a provider that
+/// received unparseable argument text passes it on as a JSON string so the kernel can
+/// reject it with a message the model can act on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    #[serde(default = "empty_object")]
+    pub arguments: Value,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, other: Usage) {
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+    }
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For `Role::Tool`: the call this message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+    }
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Message {
+            role: Role::Tool,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: Some(call_id.into()),
+        }
+    }
+}
+
+/// What the kernel asks cognition for: the whole conversation so far plus the tools on offer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRequest {
+    /// 1-based number of this model call within the run.
+    pub step: u32,
+    pub messages: Vec<Message>,
+    pub tools: Vec<ToolSpec>,
+}
+
+/// One complete (assembled) model reply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelResponse {
+    #[serde(default)]
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(default)]
+    pub usage: Usage,
+    #[serde(default)]
+    pub model: String,
+}
+
+/// Where an intent came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntentSource {
+    ToolCall,
+    CmdBlock,
+}
+
+/// What the model wants to do next: a tool with arguments (a `<cmd>` block is a `shell` intent).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    pub call_id: String,
+    pub tool: String,
+    pub arguments: Value,
+    pub source: IntentSource,
+}
+
+/// The policy's decision on a proposal, with the rule that decided it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    Allow { rule: String },
+    Deny { rule: String, reason: String },
+    NeedsApproval { rule: String, reason: String },
+}
+
+impl Verdict {
+    pub fn allow(rule: &str) -> Self {
+        Verdict::Allow { rule: rule.into() }
+    }
+    pub fn deny(rule: &str, reason: impl Into<String>) -> Self {
+        Verdict::Deny { rule: rule.into(), reason: reason.into() }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Verdict::Allow { .. } => "allow",
+            Verdict::Deny { .. } => "deny",
+            Verdict::NeedsApproval { .. } => "needs_approval",
+        }
+    }
+    pub fn rule(&self) -> &str {
+        match self {
+            Verdict::Allow { rule } | Verdict::Deny { rule, .. } | Verdict::NeedsApproval { rule, .. } => rule,
+        }
+    }
+    pub fn reason(&self) -> &str {
+        match self {
+            Verdict::Allow { .. } => "",
+            Verdict::Deny { reason, .. } | Verdict::NeedsApproval { reason, .. } => reason,
+        }
+    }
+}
+
+/// An intent compiled against its tool's contract, plus the policy verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub call_id: String,
+    pub tool: String,
+    pub arguments: Value,
+    pub effect: Effect,
+    pub resources: Vec<Resource>,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecStatus {
+    Ok,
+    Error,
+    Timeout,
+    Cancelled,
+}
+
+impl ExecStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecStatus::Ok => "ok",
+            ExecStatus::Error => "error",
+            ExecStatus::Timeout => "timeout",
+            ExecStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A workspace file a tool changed; `before`/`after` are blob hashes (None: did not exist).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    pub path: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// What a tool execution returned, already capped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    pub status: ExecStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub output: String,
+    /// Bytes of output dropped by the cap (0: nothing was cut).
+    #[serde(default)]
+    pub truncated_bytes: u64,
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_changed: Vec<FileChange>,
+}
+
+impl Observation {
+    pub fn ok(output: impl Into<String>) -> Self {
+        Observation {
+            status: ExecStatus::Ok,
+            exit_code: None,
+            output: output.into(),
+            truncated_bytes: 0,
+            duration_ms: 0,
+            files_changed: Vec::new(),
+        }
+    }
+    pub fn error(output: impl Into<String>) -> Self {
+        Observation { status: ExecStatus::Error, ..Observation::ok(output) }
+    }
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    Completed,
+    Failed,
+    Cancelled,
+    BudgetExhausted,
+    MaxSteps,
+    Deadline,
+    InvalidOutputLimit,
+    Denied,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Completed => "completed",
+            StopReason::Failed => "failed",
+            StopReason::Cancelled => "cancelled",
+            StopReason::BudgetExhausted => "budget_exhausted",
+            StopReason::MaxSteps => "max_steps",
+            StopReason::Deadline => "deadline",
+            StopReason::InvalidOutputLimit => "invalid_output_limit",
+            StopReason::Denied => "denied",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    AwaitingApproval,
+    Completed,
+    Failed,
+    Cancelled,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// The final status a run has after stopping for `reason`.
+    pub fn after(reason: StopReason) -> Self {
+        match reason {
+            StopReason::Completed => RunStatus::Completed,
+            StopReason::Cancelled => RunStatus::Cancelled,
+            _ => RunStatus::Failed,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Model calls at most.
+    pub max_steps: u32,
+    /// Wall-clock limit for the whole run, in seconds.
+    pub max_seconds: Option<u64>,
+    /// Unusable model replies in a row before the run stops with `invalid_output_limit`.
+    pub max_invalid_replies: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_steps: 30, max_seconds: Some(1800), max_invalid_replies: 3 }
+    }
+}
+
+/// Everything that defines a run before it starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    pub task: String,
+    /// Absolute path of the workspace root.
+    pub workspace: String,
+    pub provider: String,
+    #[serde(default)]
+    pub model: String,
+    /// Tools the run may use; `None` means every registered tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
+    /// Deny every proposal whose effect is above `read`.
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub limits: Limits,
+}
