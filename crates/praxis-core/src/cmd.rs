@@ -22,7 +22,9 @@ pub fn parse_cmd_blocks(text: &str) -> Result<Vec<String>, CmdParseError> {
     while let Some(start) = rest.find(OPEN) {
         let body_start = start + OPEN.len();
         let Some(len) = rest[body_start..].find(CLOSE) else {
-            return Err(CmdParseError::Unclosed { offset: consumed + start });
+            return Err(CmdParseError::Unclosed {
+                offset: consumed + start,
+            });
         };
         blocks.push(rest[body_start..body_start + len].trim().to_string());
         let next = body_start + len + CLOSE.len();
@@ -49,7 +51,12 @@ pub fn strip_cmd_blocks(text: &str) -> String {
         }
     }
     out.push_str(rest);
-    out.lines().map(str::trim_end).collect::<Vec<_>>().join("\n").trim().to_string()
+    out.lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
 }
 
 /// Wraps one command's output for the model. A non-zero exit status is stated inside.
@@ -76,7 +83,10 @@ mod tests {
     #[test]
     fn several_blocks_in_order() {
         let t = "look:\n<cmd>ls -la</cmd> then <cmd> cat README.md </cmd>";
-        assert_eq!(parse_cmd_blocks(t).unwrap(), vec!["ls -la", "cat README.md"]);
+        assert_eq!(
+            parse_cmd_blocks(t).unwrap(),
+            vec!["ls -la", "cat README.md"]
+        );
     }
 
     #[test]
@@ -87,7 +97,10 @@ mod tests {
     #[test]
     fn unclosed_block_is_an_error_with_offset() {
         let t = "<cmd>ls</cmd> and <cmd>echo hi";
-        assert_eq!(parse_cmd_blocks(t), Err(CmdParseError::Unclosed { offset: 18 }));
+        assert_eq!(
+            parse_cmd_blocks(t),
+            Err(CmdParseError::Unclosed { offset: 18 })
+        );
     }
 
     #[test]
@@ -111,7 +124,10 @@ mod tests {
 
     #[test]
     fn stray_close_tag_is_ignored() {
-        assert_eq!(parse_cmd_blocks("done </cmd> <cmd>ls</cmd>").unwrap(), vec!["ls"]);
+        assert_eq!(
+            parse_cmd_blocks("done </cmd> <cmd>ls</cmd>").unwrap(),
+            vec!["ls"]
+        );
     }
 
     #[test]
@@ -124,7 +140,13 @@ mod tests {
     #[test]
     fn result_format_states_failure() {
         assert_eq!(format_result("hi\n", Some(0)), "<result>\nhi\n</result>");
-        assert_eq!(format_result("boom", Some(2)), "<result>\nboom\n[exit code 2]\n</result>");
-        assert_eq!(format_result("", Some(1)), "<result>\n[exit code 1]\n</result>");
+        assert_eq!(
+            format_result("boom", Some(2)),
+            "<result>\nboom\n[exit code 2]\n</result>"
+        );
+        assert_eq!(
+            format_result("", Some(1)),
+            "<result>\n[exit code 1]\n</result>"
+        );
     }
 }

@@ -14,7 +14,10 @@ pub struct Compiled {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CompileError {
     #[error("unknown tool `{name}`; available tools: {}", available.join(", "))]
-    UnknownTool { name: String, available: Vec<String> },
+    UnknownTool {
+        name: String,
+        available: Vec<String>,
+    },
     #[error("invalid arguments for `{tool}`: {}", problems.join("; "))]
     InvalidArguments { tool: String, problems: Vec<String> },
 }

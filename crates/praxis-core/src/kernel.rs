@@ -33,12 +33,35 @@ pub mod kinds {
 pub enum Event {
     /// `environment` describes the host (recorded as is); `workspace_files` is the start
     /// state manifest (recorded as a `workspace_snapshot` entry when not null).
-    Start { now: Millis, environment: Value, workspace_files: Value },
-    ModelReplied { now: Millis, response: ModelResponse },
-    ModelFailed { now: Millis, error: String },
-    ToolFinished { now: Millis, call_id: String, observation: Observation },
-    ApprovalDecided { now: Millis, call_id: String, approved: bool, by: String, reason: String },
-    Cancel { now: Millis, reason: String },
+    Start {
+        now: Millis,
+        environment: Value,
+        workspace_files: Value,
+    },
+    ModelReplied {
+        now: Millis,
+        response: ModelResponse,
+    },
+    ModelFailed {
+        now: Millis,
+        error: String,
+    },
+    ToolFinished {
+        now: Millis,
+        call_id: String,
+        observation: Observation,
+    },
+    ApprovalDecided {
+        now: Millis,
+        call_id: String,
+        approved: bool,
+        by: String,
+        reason: String,
+    },
+    Cancel {
+        now: Millis,
+        reason: String,
+    },
 }
 
 /// A ledger entry to append (the ledger adds run id, sequence, time and hashes).
@@ -83,7 +106,10 @@ pub enum Command {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum KernelError {
     #[error("event {event} is not expected while the kernel is {phase}")]
-    UnexpectedEvent { event: &'static str, phase: &'static str },
+    UnexpectedEvent {
+        event: &'static str,
+        phase: &'static str,
+    },
     #[error("tool result for call `{got}` but call `{expected}` is in flight")]
     WrongCall { expected: String, got: String },
 }
@@ -159,39 +185,83 @@ impl Kernel {
 
     /// Tools offered to the model: every contract the policy's allowlist admits.
     pub fn offered_tools(&self) -> Vec<ToolSpec> {
-        self.contracts.specs().into_iter().filter(|s| self.policy.offers(&s.name)).collect()
+        self.contracts
+            .specs()
+            .into_iter()
+            .filter(|s| self.policy.offers(&s.name))
+            .collect()
     }
 
     pub fn handle(&mut self, event: Event) -> Result<Vec<Command>, KernelError> {
         let mut out = Vec::new();
         match (event, &self.phase) {
-            (Event::Start { now, environment, workspace_files }, Phase::NotStarted) => {
+            (
+                Event::Start {
+                    now,
+                    environment,
+                    workspace_files,
+                },
+                Phase::NotStarted,
+            ) => {
                 self.started = now;
-                record(&mut out, kinds::RUN_STARTED, json!({ "spec": self.spec, "environment": environment }));
+                record(
+                    &mut out,
+                    kinds::RUN_STARTED,
+                    json!({ "spec": self.spec, "environment": environment }),
+                );
                 if !workspace_files.is_null() {
-                    record(&mut out, kinds::WORKSPACE_SNAPSHOT, json!({ "files": workspace_files }));
+                    record(
+                        &mut out,
+                        kinds::WORKSPACE_SNAPSHOT,
+                        json!({ "files": workspace_files }),
+                    );
                 }
                 let system = system_prompt(&self.spec, &self.offered_tools(), now);
                 self.messages.push(Message::new(Role::System, system));
-                self.messages.push(Message::new(Role::User, self.spec.task.clone()));
+                self.messages
+                    .push(Message::new(Role::User, self.spec.task.clone()));
                 self.next_step(now, &mut out);
             }
             (Event::ModelReplied { now, response }, Phase::AwaitingModel) => {
                 self.on_reply(now, response, &mut out);
             }
             (Event::ModelFailed { error, .. }, Phase::AwaitingModel) => {
-                record(&mut out, kinds::MODEL_ERROR, json!({ "step": self.steps, "error": error }));
-                self.finish(StopReason::Failed, None, Some(format!("model call failed: {error}")), &mut out);
+                record(
+                    &mut out,
+                    kinds::MODEL_ERROR,
+                    json!({ "step": self.steps, "error": error }),
+                );
+                self.finish(
+                    StopReason::Failed,
+                    None,
+                    Some(format!("model call failed: {error}")),
+                    &mut out,
+                );
             }
-            (Event::ToolFinished { now, call_id, observation }, Phase::AwaitingTool(proposal, _)) => {
+            (
+                Event::ToolFinished {
+                    now,
+                    call_id,
+                    observation,
+                },
+                Phase::AwaitingTool(proposal, _),
+            ) => {
                 if call_id != proposal.call_id {
-                    return Err(KernelError::WrongCall { expected: proposal.call_id.clone(), got: call_id });
+                    return Err(KernelError::WrongCall {
+                        expected: proposal.call_id.clone(),
+                        got: call_id,
+                    });
                 }
-                let Phase::AwaitingTool(proposal, source) = std::mem::replace(&mut self.phase, Phase::AwaitingModel)
+                let Phase::AwaitingTool(proposal, source) =
+                    std::mem::replace(&mut self.phase, Phase::AwaitingModel)
                 else {
                     unreachable!("matched above")
                 };
-                record(&mut out, kinds::EXECUTION, execution_payload(&proposal, &observation));
+                record(
+                    &mut out,
+                    kinds::EXECUTION,
+                    execution_payload(&proposal, &observation),
+                );
                 self.observe(&proposal.call_id, source, render_observation(&observation));
                 if let Err(reason) = self.policy.within_deadline(self.started, now) {
                     self.finish(reason, None, None, &mut out);
@@ -199,9 +269,21 @@ impl Kernel {
                     self.advance(now, &mut out);
                 }
             }
-            (Event::ApprovalDecided { now, call_id, approved, by, reason }, Phase::AwaitingApproval(proposal, _)) => {
+            (
+                Event::ApprovalDecided {
+                    now,
+                    call_id,
+                    approved,
+                    by,
+                    reason,
+                },
+                Phase::AwaitingApproval(proposal, _),
+            ) => {
                 if call_id != proposal.call_id {
-                    return Err(KernelError::WrongCall { expected: proposal.call_id.clone(), got: call_id });
+                    return Err(KernelError::WrongCall {
+                        expected: proposal.call_id.clone(),
+                        got: call_id,
+                    });
                 }
                 let Phase::AwaitingApproval(proposal, source) =
                     std::mem::replace(&mut self.phase, Phase::AwaitingModel)
@@ -216,7 +298,11 @@ impl Kernel {
                 if approved {
                     self.execute(now, proposal, source, &mut out);
                 } else {
-                    self.observe(&call_id, source, format!("denied by approver {by}: {reason}"));
+                    self.observe(
+                        &call_id,
+                        source,
+                        format!("denied by approver {by}: {reason}"),
+                    );
                     self.advance(now, &mut out);
                 }
             }
@@ -226,12 +312,19 @@ impl Kernel {
                         status: ExecStatus::Cancelled,
                         ..Observation::error(format!("cancelled: {reason}"))
                     };
-                    record(&mut out, kinds::EXECUTION, execution_payload(proposal, &observation));
+                    record(
+                        &mut out,
+                        kinds::EXECUTION,
+                        execution_payload(proposal, &observation),
+                    );
                 }
                 self.finish(StopReason::Cancelled, None, Some(reason), &mut out);
             }
             (event, phase) => {
-                return Err(KernelError::UnexpectedEvent { event: event_name(&event), phase: phase.name() });
+                return Err(KernelError::UnexpectedEvent {
+                    event: event_name(&event),
+                    phase: phase.name(),
+                });
             }
         }
         Ok(out)
@@ -293,7 +386,10 @@ impl Kernel {
             } else {
                 Err(CompileError::InvalidArguments {
                     tool: intent.tool.clone(),
-                    problems: vec![format!("arguments must be a JSON object, got {}", intent.arguments)],
+                    problems: vec![format!(
+                        "arguments must be a JSON object, got {}",
+                        intent.arguments
+                    )],
                 })
             };
             let compiled = match compiled {
@@ -309,7 +405,11 @@ impl Kernel {
                             "reason": reason, "outcome": "rejected",
                         }),
                     );
-                    self.observe(&intent.call_id, intent.source, format!("rejected: {reason}"));
+                    self.observe(
+                        &intent.call_id,
+                        intent.source,
+                        format!("rejected: {reason}"),
+                    );
                     continue;
                 }
             };
@@ -332,12 +432,20 @@ impl Kernel {
                 Verdict::Deny { rule, reason } => {
                     payload["outcome"] = json!("rejected");
                     record(out, kinds::PROPOSAL, payload);
-                    self.observe(&proposal.call_id, intent.source, format!("denied by policy ({rule}): {reason}"));
+                    self.observe(
+                        &proposal.call_id,
+                        intent.source,
+                        format!("denied by policy ({rule}): {reason}"),
+                    );
                 }
                 Verdict::NeedsApproval { .. } => {
                     payload["outcome"] = json!("suspended");
                     record(out, kinds::PROPOSAL, payload);
-                    record(out, kinds::APPROVAL_REQUESTED, json!({ "call_id": proposal.call_id }));
+                    record(
+                        out,
+                        kinds::APPROVAL_REQUESTED,
+                        json!({ "call_id": proposal.call_id }),
+                    );
                     out.push(Command::AwaitApproval(proposal.clone()));
                     self.phase = Phase::AwaitingApproval(proposal, intent.source);
                     return;
@@ -357,7 +465,13 @@ impl Kernel {
         }
     }
 
-    fn execute(&mut self, now: Millis, proposal: Proposal, source: IntentSource, out: &mut Vec<Command>) {
+    fn execute(
+        &mut self,
+        now: Millis,
+        proposal: Proposal,
+        source: IntentSource,
+        out: &mut Vec<Command>,
+    ) {
         if let Err(reason) = self.policy.within_deadline(self.started, now) {
             return self.finish(reason, None, None, out);
         }
@@ -375,9 +489,16 @@ impl Kernel {
 
     fn unusable(&mut self, now: Millis, why: String, out: &mut Vec<Command>) {
         self.invalid_in_row += 1;
-        record(out, kinds::INVALID_OUTPUT, json!({ "step": self.steps, "reason": why, "in_a_row": self.invalid_in_row }));
+        record(
+            out,
+            kinds::INVALID_OUTPUT,
+            json!({ "step": self.steps, "reason": why, "in_a_row": self.invalid_in_row }),
+        );
         if self.invalid_in_row >= self.spec.limits.max_invalid_replies {
-            let error = format!("{} unusable model replies in a row; last: {why}", self.invalid_in_row);
+            let error = format!(
+                "{} unusable model replies in a row; last: {why}",
+                self.invalid_in_row
+            );
             return self.finish(StopReason::InvalidOutputLimit, None, Some(error), out);
         }
         self.messages.push(Message::new(
@@ -398,7 +519,13 @@ impl Kernel {
         }
     }
 
-    fn finish(&mut self, reason: StopReason, answer: Option<String>, error: Option<String>, out: &mut Vec<Command>) {
+    fn finish(
+        &mut self,
+        reason: StopReason,
+        answer: Option<String>,
+        error: Option<String>,
+        out: &mut Vec<Command>,
+    ) {
         let result = RunResult {
             status: RunStatus::after(reason),
             stop_reason: reason,
@@ -408,7 +535,11 @@ impl Kernel {
             tool_calls: self.tool_calls,
             usage: self.usage,
         };
-        record(out, kinds::RUN_FINISHED, serde_json::to_value(&result).expect("plain data serialises"));
+        record(
+            out,
+            kinds::RUN_FINISHED,
+            serde_json::to_value(&result).expect("plain data serialises"),
+        );
         self.phase = Phase::Finished;
         self.pending.clear();
         out.push(Command::Finish(result));
@@ -441,7 +572,11 @@ fn intents_of(step: u32, response: &ModelResponse) -> Reply {
         Err(error) => Reply::Unusable(error.to_string()),
         Ok(blocks) if blocks.is_empty() => {
             let answer = response.content.trim();
-            if answer.is_empty() { Reply::Unusable("the reply was empty".into()) } else { Reply::Final(answer.into()) }
+            if answer.is_empty() {
+                Reply::Unusable("the reply was empty".into())
+            } else {
+                Reply::Final(answer.into())
+            }
         }
         Ok(blocks) => {
             let intents: Vec<Intent> = blocks
@@ -455,7 +590,11 @@ fn intents_of(step: u32, response: &ModelResponse) -> Reply {
                     source: IntentSource::CmdBlock,
                 })
                 .collect();
-            if intents.is_empty() { Reply::Unusable("every <cmd> block was empty".into()) } else { Reply::Intents(intents) }
+            if intents.is_empty() {
+                Reply::Unusable("every <cmd> block was empty".into())
+            } else {
+                Reply::Intents(intents)
+            }
         }
     }
 }
@@ -473,7 +612,11 @@ fn proposal_payload(p: &Proposal, source: IntentSource) -> Value {
 }
 
 fn execution_payload(p: &Proposal, o: &Observation) -> Value {
-    let outcome = if o.status == ExecStatus::Ok { "committed" } else { "failed" };
+    let outcome = if o.status == ExecStatus::Ok {
+        "committed"
+    } else {
+        "failed"
+    };
     let mut payload = serde_json::to_value(o).expect("plain data serialises");
     payload["call_id"] = json!(p.call_id);
     payload["tool"] = json!(p.tool);
@@ -519,7 +662,11 @@ fn system_prompt(spec: &RunSpec, tools: &[ToolSpec], now: Millis) -> String {
          without any tool call or command.",
         date = civil_date(now),
         ws = spec.workspace,
-        ro = if spec.read_only { " This run is read-only." } else { "" },
+        ro = if spec.read_only {
+            " This run is read-only."
+        } else {
+            ""
+        },
         tools = names.join(", "),
         cmd = cmd::format_cmd("..."),
     )

@@ -35,7 +35,9 @@ impl Policy {
     }
 
     pub fn offers(&self, tool: &str) -> bool {
-        self.allowed_tools.as_ref().is_none_or(|list| list.iter().any(|t| t == tool))
+        self.allowed_tools
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|t| t == tool))
     }
 
     /// Judges a compiled proposal. The first rule that denies wins.
@@ -50,7 +52,10 @@ impl Policy {
         if self.read_only && compiled.effect > Effect::Read {
             return Verdict::deny(
                 rules::READ_ONLY,
-                format!("this run is read-only and `{tool}` has effect `{}`", compiled.effect.as_str()),
+                format!(
+                    "this run is read-only and `{tool}` has effect `{}`",
+                    compiled.effect.as_str()
+                ),
             );
         }
         for resource in &compiled.resources {
@@ -68,7 +73,12 @@ impl Policy {
     }
 
     /// Whether the run may make model call number `next_step`, at `now` after starting at `started`.
-    pub fn before_step(&self, next_step: u32, started: Millis, now: Millis) -> Result<(), StopReason> {
+    pub fn before_step(
+        &self,
+        next_step: u32,
+        started: Millis,
+        now: Millis,
+    ) -> Result<(), StopReason> {
         self.within_deadline(started, now)?;
         if next_step > self.max_steps {
             return Err(StopReason::MaxSteps);
@@ -99,7 +109,10 @@ pub fn confine(workspace: &Path, path: &str) -> Result<String, String> {
     let given = Path::new(path);
     let relative = if given.is_absolute() {
         given.strip_prefix(workspace).map_err(|_| {
-            format!("path `{path}` is outside the workspace `{}`", workspace.display())
+            format!(
+                "path `{path}` is outside the workspace `{}`",
+                workspace.display()
+            )
         })?
     } else {
         given
@@ -122,7 +135,11 @@ pub fn confine(workspace: &Path, path: &str) -> Result<String, String> {
             }
         }
     }
-    Ok(if parts.is_empty() { ".".to_string() } else { parts.join("/") })
+    Ok(if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    })
 }
 
 #[cfg(test)]
@@ -138,13 +155,27 @@ mod tests {
             model: String::new(),
             tools: None,
             read_only: false,
-            limits: Limits { max_steps: 3, max_seconds: Some(10), max_invalid_replies: 3 },
+            limits: Limits {
+                max_steps: 3,
+                max_seconds: Some(10),
+                max_invalid_replies: 3,
+            },
         }
     }
 
     fn path(p: &str, mode: AccessMode) -> Compiled {
-        let effect = if mode == AccessMode::Read { Effect::Read } else { Effect::Write };
-        Compiled { effect, resources: vec![Resource::Path { path: p.into(), mode }] }
+        let effect = if mode == AccessMode::Read {
+            Effect::Read
+        } else {
+            Effect::Write
+        };
+        Compiled {
+            effect,
+            resources: vec![Resource::Path {
+                path: p.into(),
+                mode,
+            }],
+        }
     }
 
     #[test]
@@ -154,10 +185,18 @@ mod tests {
         assert_eq!(confine(ws, "./a/./b").unwrap(), "a/b");
         assert_eq!(confine(ws, "").unwrap(), ".");
         assert_eq!(confine(ws, "/ws/src/x.rs").unwrap(), "src/x.rs");
-        assert!(confine(ws, "../etc/passwd").unwrap_err().contains("escapes"));
+        assert!(
+            confine(ws, "../etc/passwd")
+                .unwrap_err()
+                .contains("escapes")
+        );
         assert!(confine(ws, "a/../../b").unwrap_err().contains("escapes"));
         assert!(confine(ws, "/etc/shadow").unwrap_err().contains("outside"));
-        assert!(confine(ws, "/proc/self/environ").unwrap_err().contains("outside"));
+        assert!(
+            confine(ws, "/proc/self/environ")
+                .unwrap_err()
+                .contains("outside")
+        );
         assert!(confine(ws, "/wsx/file").unwrap_err().contains("outside"));
         assert!(confine(ws, "a\0b").is_err());
     }
@@ -166,13 +205,19 @@ mod tests {
     fn allowlist_read_only_and_confinement_deny_with_their_rule() {
         let mut s = spec();
         let p = Policy::for_run(&s);
-        assert_eq!(p.evaluate("fs_read", &path("a.txt", AccessMode::Read)), Verdict::allow(rules::DEFAULT_ALLOW));
+        assert_eq!(
+            p.evaluate("fs_read", &path("a.txt", AccessMode::Read)),
+            Verdict::allow(rules::DEFAULT_ALLOW)
+        );
         let v = p.evaluate("fs_read", &path("../x", AccessMode::Read));
         assert_eq!(v.rule(), rules::WORKSPACE_CONFINEMENT);
 
         s.tools = Some(vec!["fs_read".into()]);
         let p = Policy::for_run(&s);
-        assert_eq!(p.evaluate("fs_read", &path("a", AccessMode::Read)).kind(), "allow");
+        assert_eq!(
+            p.evaluate("fs_read", &path("a", AccessMode::Read)).kind(),
+            "allow"
+        );
         let v = p.evaluate("fs_write", &path("a", AccessMode::Write));
         assert_eq!((v.kind(), v.rule()), ("deny", rules::TOOL_ALLOWLIST));
 
@@ -181,7 +226,10 @@ mod tests {
         let p = Policy::for_run(&s);
         let v = p.evaluate("fs_write", &path("a", AccessMode::Write));
         assert_eq!((v.kind(), v.rule()), ("deny", rules::READ_ONLY));
-        assert_eq!(p.evaluate("fs_read", &path("a", AccessMode::Read)).kind(), "allow");
+        assert_eq!(
+            p.evaluate("fs_read", &path("a", AccessMode::Read)).kind(),
+            "allow"
+        );
     }
 
     #[test]

@@ -106,7 +106,12 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Message { role, content: content.into(), tool_calls: Vec::new(), tool_call_id: None }
+        Message {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
     }
     pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
         Message {
@@ -171,7 +176,10 @@ impl Verdict {
         Verdict::Allow { rule: rule.into() }
     }
     pub fn deny(rule: &str, reason: impl Into<String>) -> Self {
-        Verdict::Deny { rule: rule.into(), reason: reason.into() }
+        Verdict::Deny {
+            rule: rule.into(),
+            reason: reason.into(),
+        }
     }
     pub fn kind(&self) -> &'static str {
         match self {
@@ -182,7 +190,9 @@ impl Verdict {
     }
     pub fn rule(&self) -> &str {
         match self {
-            Verdict::Allow { rule } | Verdict::Deny { rule, .. } | Verdict::NeedsApproval { rule, .. } => rule,
+            Verdict::Allow { rule }
+            | Verdict::Deny { rule, .. }
+            | Verdict::NeedsApproval { rule, .. } => rule,
         }
     }
     pub fn reason(&self) -> &str {
@@ -260,7 +270,10 @@ impl Observation {
         }
     }
     pub fn error(output: impl Into<String>) -> Self {
-        Observation { status: ExecStatus::Error, ..Observation::ok(output) }
+        Observation {
+            status: ExecStatus::Error,
+            ..Observation::ok(output)
+        }
     }
 }
 
@@ -341,7 +354,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_steps: 30, max_seconds: Some(1800), max_invalid_replies: 3 }
+        Limits {
+            max_steps: 30,
+            max_seconds: Some(1800),
+            max_invalid_replies: 3,
+        }
     }
 }
 

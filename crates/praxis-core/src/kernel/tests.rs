@@ -1,0 +1,708 @@
+use super::*;
+use crate::contract::Compiled;
+use proptest::prelude::*;
+
+/// A small contract catalogue: fs_read (read), fs_write (write), shell (exec).
+struct FakeContracts;
+
+impl Contracts for FakeContracts {
+    fn specs(&self) -> Vec<ToolSpec> {
+        [
+            ("fs_read", Effect::Read),
+            ("fs_write", Effect::Write),
+            ("shell", Effect::Exec),
+        ]
+        .into_iter()
+        .map(|(name, effect)| ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            effect,
+            parameters: json!({"type": "object"}),
+        })
+        .collect()
+    }
+
+    fn compile(&self, tool: &str, args: &Value) -> Result<Compiled, CompileError> {
+        let field = |name: &str| {
+            args.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| CompileError::InvalidArguments {
+                    tool: tool.into(),
+                    problems: vec![format!("missing required field `{name}`")],
+                })
+        };
+        match tool {
+            "fs_read" => Ok(Compiled {
+                effect: Effect::Read,
+                resources: vec![Resource::Path {
+                    path: field("path")?,
+                    mode: AccessMode::Read,
+                }],
+            }),
+            "fs_write" => Ok(Compiled {
+                effect: Effect::Write,
+                resources: vec![Resource::Path {
+                    path: field("path")?,
+                    mode: AccessMode::Write,
+                }],
+            }),
+            "shell" => Ok(Compiled {
+                effect: Effect::Exec,
+                resources: vec![Resource::Command {
+                    command: field("command")?,
+                }],
+            }),
+            other => Err(CompileError::UnknownTool {
+                name: other.into(),
+                available: vec!["fs_read".into(), "fs_write".into(), "shell".into()],
+            }),
+        }
+    }
+}
+
+fn spec() -> RunSpec {
+    RunSpec {
+        task: "inspect the repo".into(),
+        workspace: "/ws".into(),
+        provider: "scripted".into(),
+        model: String::new(),
+        tools: None,
+        read_only: false,
+        limits: Limits {
+            max_steps: 5,
+            max_seconds: Some(60),
+            max_invalid_replies: 3,
+        },
+    }
+}
+
+fn kernel_with(spec: RunSpec) -> Kernel {
+    Kernel::new(spec, Arc::new(FakeContracts))
+}
+
+fn start(k: &mut Kernel) -> Vec<Command> {
+    k.handle(Event::Start {
+        now: 1_000,
+        environment: json!({"host": "test"}),
+        workspace_files: json!({"a.txt": {}}),
+    })
+    .unwrap()
+}
+
+fn call(id: &str, name: &str, args: Value) -> ToolCall {
+    ToolCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: args,
+    }
+}
+
+fn reply(content: &str, calls: Vec<ToolCall>) -> Event {
+    Event::ModelReplied {
+        now: 2_000,
+        response: ModelResponse {
+            content: content.into(),
+            tool_calls: calls,
+            ..Default::default()
+        },
+    }
+}
+
+fn finished(id: &str, output: &str) -> Event {
+    Event::ToolFinished {
+        now: 3_000,
+        call_id: id.into(),
+        observation: Observation::ok(output),
+    }
+}
+
+fn kinds_of(cmds: &[Command]) -> Vec<&'static str> {
+    cmds.iter()
+        .map(|c| match c {
+            Command::Record(r) => r.kind,
+            Command::CallModel(_) => "CALL_MODEL",
+            Command::Execute(_) => "EXECUTE",
+            Command::AwaitApproval(_) => "AWAIT_APPROVAL",
+            Command::Finish(_) => "FINISH",
+        })
+        .collect()
+}
+
+fn records<'a>(cmds: &'a [Command], kind: &str) -> Vec<&'a Value> {
+    cmds.iter()
+        .filter_map(|c| match c {
+            Command::Record(r) if r.kind == kind => Some(&r.payload),
+            _ => None,
+        })
+        .collect()
+}
+
+fn last_request(cmds: &[Command]) -> &ModelRequest {
+    cmds.iter()
+        .rev()
+        .find_map(|c| match c {
+            Command::CallModel(r) => Some(r),
+            _ => None,
+        })
+        .expect("a model call")
+}
+
+fn result(cmds: &[Command]) -> &RunResult {
+    match cmds.last() {
+        Some(Command::Finish(r)) => r,
+        other => panic!("expected Finish, got {other:?}"),
+    }
+}
+
+#[test]
+fn start_records_the_run_and_asks_the_model() {
+    let mut k = kernel_with(spec());
+    let cmds = start(&mut k);
+    assert_eq!(
+        kinds_of(&cmds),
+        vec!["run_started", "workspace_snapshot", "CALL_MODEL"]
+    );
+    assert_eq!(
+        records(&cmds, "run_started")[0]["spec"]["task"],
+        "inspect the repo"
+    );
+    let req = last_request(&cmds);
+    assert_eq!(req.step, 1);
+    assert_eq!(req.messages[0].role, Role::System);
+    assert!(req.messages[0].content.contains("Workspace: /ws"));
+    assert!(req.messages[0].content.contains("Date: 1970-01-01"));
+    assert_eq!(req.messages[1].content, "inspect the repo");
+    assert_eq!(req.tools.len(), 3);
+}
+
+#[test]
+fn plain_text_reply_completes_the_run() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    let cmds = k.handle(reply("All done.", vec![])).unwrap();
+    assert_eq!(
+        kinds_of(&cmds),
+        vec!["model_response", "run_finished", "FINISH"]
+    );
+    let r = result(&cmds);
+    assert_eq!(
+        (r.status, r.stop_reason),
+        (RunStatus::Completed, StopReason::Completed)
+    );
+    assert_eq!(r.final_answer.as_deref(), Some("All done."));
+    assert!(k.is_finished());
+}
+
+#[test]
+fn allowed_call_is_recorded_before_it_executes_then_observed() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    let cmds = k
+        .handle(reply(
+            "",
+            vec![call("c1", "fs_read", json!({"path": "README.md"}))],
+        ))
+        .unwrap();
+    assert_eq!(
+        kinds_of(&cmds),
+        vec!["model_response", "proposal", "EXECUTE"]
+    );
+    let p = records(&cmds, "proposal")[0];
+    assert_eq!(
+        (p["verdict"].as_str(), p["rule"].as_str()),
+        (Some("allow"), Some("default_allow"))
+    );
+    assert_eq!(p["effect"], "read");
+    let Command::Execute(exec) = &cmds[2] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (exec.call_id.as_str(), exec.tool.as_str()),
+        ("c1", "fs_read")
+    );
+    assert_eq!(exec.deadline, Some(61_000));
+
+    let cmds = k.handle(finished("c1", "# Title")).unwrap();
+    assert_eq!(kinds_of(&cmds), vec!["execution", "CALL_MODEL"]);
+    let e = records(&cmds, "execution")[0];
+    assert_eq!(
+        (e["status"].as_str(), e["outcome"].as_str()),
+        (Some("ok"), Some("committed"))
+    );
+    let req = last_request(&cmds);
+    assert_eq!(req.step, 2);
+    let last = req.messages.last().unwrap();
+    assert_eq!(
+        (
+            last.role,
+            last.tool_call_id.as_deref(),
+            last.content.as_str()
+        ),
+        (Role::Tool, Some("c1"), "# Title")
+    );
+}
+
+#[test]
+fn several_calls_in_one_reply_run_one_after_another() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    let calls = vec![
+        call("a", "fs_read", json!({"path": "x"})),
+        call("b", "fs_read", json!({"path": "y"})),
+    ];
+    let cmds = k.handle(reply("", calls)).unwrap();
+    assert_eq!(
+        kinds_of(&cmds),
+        vec!["model_response", "proposal", "EXECUTE"]
+    );
+    let cmds = k.handle(finished("a", "x")).unwrap();
+    assert_eq!(kinds_of(&cmds), vec!["execution", "proposal", "EXECUTE"]);
+    let cmds = k.handle(finished("b", "y")).unwrap();
+    assert_eq!(kinds_of(&cmds), vec!["execution", "CALL_MODEL"]);
+    let ids: Vec<_> = last_request(&cmds)
+        .messages
+        .iter()
+        .filter_map(|m| m.tool_call_id.clone())
+        .collect();
+    assert_eq!(ids, vec!["a", "b"]);
+}
+
+#[test]
+fn tool_result_for_another_call_is_a_protocol_error() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    k.handle(reply("", vec![call("c1", "fs_read", json!({"path": "x"}))]))
+        .unwrap();
+    let err = k.handle(finished("zzz", "x")).unwrap_err();
+    assert_eq!(
+        err,
+        KernelError::WrongCall {
+            expected: "c1".into(),
+            got: "zzz".into()
+        }
+    );
+}
+
+#[test]
+fn events_out_of_phase_are_refused() {
+    let mut k = kernel_with(spec());
+    assert!(matches!(
+        k.handle(reply("hi", vec![])),
+        Err(KernelError::UnexpectedEvent { .. })
+    ));
+    start(&mut k);
+    assert!(matches!(
+        k.handle(finished("c1", "x")),
+        Err(KernelError::UnexpectedEvent { .. })
+    ));
+    k.handle(reply("done", vec![])).unwrap();
+    let cancel = Event::Cancel {
+        now: 5,
+        reason: "late".into(),
+    };
+    assert!(matches!(
+        k.handle(cancel),
+        Err(KernelError::UnexpectedEvent { .. })
+    ));
+}
+
+#[test]
+fn policy_denial_is_recorded_observed_and_the_run_goes_on() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    let cmds = k
+        .handle(reply(
+            "",
+            vec![call("c1", "fs_read", json!({"path": "../../etc/shadow"}))],
+        ))
+        .unwrap();
+    assert_eq!(
+        kinds_of(&cmds),
+        vec!["model_response", "proposal", "CALL_MODEL"]
+    );
+    let p = records(&cmds, "proposal")[0];
+    assert_eq!(p["verdict"], "deny");
+    assert_eq!(p["rule"], "workspace_confinement");
+    assert_eq!(p["outcome"], "rejected");
+    let observed = &last_request(&cmds).messages.last().unwrap().content;
+    assert!(
+        observed.starts_with("denied by policy (workspace_confinement):"),
+        "{observed}"
+    );
+}
+
+#[test]
+fn read_only_run_denies_writes_and_allowlist_limits_offered_tools() {
+    let mut s = spec();
+    s.read_only = true;
+    s.tools = Some(vec!["fs_read".into(), "fs_write".into()]);
+    let mut k = kernel_with(s);
+    let cmds = start(&mut k);
+    let offered: Vec<_> = last_request(&cmds)
+        .tools
+        .iter()
+        .map(|t| t.name.clone())
+        .collect();
+    assert_eq!(offered, vec!["fs_read", "fs_write"]);
+    let cmds = k
+        .handle(reply(
+            "",
+            vec![
+                call("w", "fs_write", json!({"path": "a"})),
+                call("s", "shell", json!({"command": "ls"})),
+            ],
+        ))
+        .unwrap();
+    let rules: Vec<_> = records(&cmds, "proposal")
+        .iter()
+        .map(|p| p["rule"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(rules, vec!["read_only", "tool_allowlist"]);
+    assert!(!kinds_of(&cmds).contains(&"EXECUTE"));
+}
+
+#[test]
+fn contract_rejections_count_as_unusable_and_three_in_a_row_stop_the_run() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    let cmds = k
+        .handle(reply("", vec![call("c1", "nope", json!({}))]))
+        .unwrap();
+    let p = records(&cmds, "proposal")[0];
+    assert_eq!(
+        (p["verdict"].as_str(), p["rule"].as_str()),
+        (Some("deny"), Some("contract"))
+    );
+    assert!(
+        p["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool `nope`")
+    );
+    assert_eq!(records(&cmds, "invalid_output")[0]["in_a_row"], 1);
+    let tool_msg = &last_request(&cmds)
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::Tool)
+        .unwrap()
+        .content;
+    assert!(
+        tool_msg.starts_with("rejected: unknown tool `nope`"),
+        "{tool_msg}"
+    );
+
+    let cmds = k
+        .handle(reply("", vec![call("c2", "fs_read", json!({"pth": "x"}))]))
+        .unwrap();
+    assert!(
+        records(&cmds, "proposal")[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing required field `path`")
+    );
+    let cmds = k
+        .handle(reply(
+            "",
+            vec![call("c3", "fs_read", json!("not an object"))],
+        ))
+        .unwrap();
+    assert!(
+        records(&cmds, "proposal")[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("must be a JSON object")
+    );
+    let r = result(&cmds);
+    assert_eq!(r.stop_reason, StopReason::InvalidOutputLimit);
+    assert_eq!(r.status, RunStatus::Failed);
+}
+
+#[test]
+fn a_usable_reply_resets_the_unusable_count() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    k.handle(reply("", vec![])).unwrap();
+    k.handle(reply("<cmd>unclosed", vec![])).unwrap();
+    k.handle(reply("", vec![call("ok", "fs_read", json!({"path": "x"}))]))
+        .unwrap();
+    k.handle(finished("ok", "fine")).unwrap();
+    let cmds = k.handle(reply("<cmd> </cmd>", vec![])).unwrap();
+    assert_eq!(records(&cmds, "invalid_output")[0]["in_a_row"], 1);
+    assert!(
+        records(&cmds, "invalid_output")[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("empty")
+    );
+    assert!(!k.is_finished());
+}
+
+#[test]
+fn cmd_blocks_become_shell_intents_with_results_in_one_message() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    let cmds = k
+        .handle(reply(
+            "Let me look. <cmd>ls</cmd> <cmd></cmd> <cmd>cat a.txt</cmd>",
+            vec![],
+        ))
+        .unwrap();
+    let p = records(&cmds, "proposal")[0];
+    assert_eq!(
+        (p["tool"].as_str(), p["source"].as_str()),
+        (Some("shell"), Some("cmd_block"))
+    );
+    assert_eq!(p["arguments"]["command"], "ls");
+    let Some(Command::Execute(first)) = cmds.last() else {
+        panic!()
+    };
+    assert_eq!(first.call_id, "cmd-1-1");
+    let cmds = k.handle(finished("cmd-1-1", "a.txt\n")).unwrap();
+    let Some(Command::Execute(second)) = cmds.last() else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            second.call_id.as_str(),
+            second.arguments["command"].as_str()
+        ),
+        ("cmd-1-2", Some("cat a.txt"))
+    );
+    let failing = Observation {
+        exit_code: Some(1),
+        ..Observation::error("no such file")
+    };
+    let cmds = k
+        .handle(Event::ToolFinished {
+            now: 3,
+            call_id: "cmd-1-2".into(),
+            observation: failing,
+        })
+        .unwrap();
+    let last = last_request(&cmds).messages.last().unwrap();
+    assert_eq!(last.role, Role::User);
+    assert_eq!(
+        last.content,
+        "<result>\na.txt\n</result>\n<result>\n[error] no such file\n[exit code 1]\n</result>"
+    );
+}
+
+#[test]
+fn step_limit_stops_with_max_steps() {
+    let mut s = spec();
+    s.limits.max_steps = 2;
+    let mut k = kernel_with(s);
+    start(&mut k);
+    k.handle(reply("", vec![call("a", "fs_read", json!({"path": "x"}))]))
+        .unwrap();
+    let cmds = k.handle(finished("a", "x")).unwrap();
+    assert_eq!(last_request(&cmds).step, 2);
+    k.handle(reply("", vec![call("b", "fs_read", json!({"path": "x"}))]))
+        .unwrap();
+    let cmds = k.handle(finished("b", "x")).unwrap();
+    assert_eq!(result(&cmds).stop_reason, StopReason::MaxSteps);
+    assert_eq!(result(&cmds).steps, 2);
+    assert_eq!(result(&cmds).tool_calls, 2);
+}
+
+#[test]
+fn deadline_stops_the_run_after_a_tool() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    k.handle(reply("", vec![call("a", "fs_read", json!({"path": "x"}))]))
+        .unwrap();
+    let late = Event::ToolFinished {
+        now: 61_000,
+        call_id: "a".into(),
+        observation: Observation::ok("x"),
+    };
+    let cmds = k.handle(late).unwrap();
+    assert_eq!(kinds_of(&cmds), vec!["execution", "run_finished", "FINISH"]);
+    assert_eq!(result(&cmds).stop_reason, StopReason::Deadline);
+}
+
+#[test]
+fn cancel_during_a_tool_records_the_cancelled_execution() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    k.handle(reply(
+        "",
+        vec![call("a", "shell", json!({"command": "sleep 30"}))],
+    ))
+    .unwrap();
+    let cmds = k
+        .handle(Event::Cancel {
+            now: 4_000,
+            reason: "operator".into(),
+        })
+        .unwrap();
+    assert_eq!(kinds_of(&cmds), vec!["execution", "run_finished", "FINISH"]);
+    assert_eq!(records(&cmds, "execution")[0]["status"], "cancelled");
+    assert_eq!(result(&cmds).status, RunStatus::Cancelled);
+}
+
+#[test]
+fn model_failure_fails_the_run_with_the_error() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    let cmds = k
+        .handle(Event::ModelFailed {
+            now: 2,
+            error: "script has 1 turn".into(),
+        })
+        .unwrap();
+    assert_eq!(
+        kinds_of(&cmds),
+        vec!["model_error", "run_finished", "FINISH"]
+    );
+    let r = result(&cmds);
+    assert_eq!(r.stop_reason, StopReason::Failed);
+    assert!(r.error.as_deref().unwrap().contains("script has 1 turn"));
+}
+
+#[test]
+fn approval_decisions_execute_or_observe_a_denial() {
+    let mut k = kernel_with(spec());
+    start(&mut k);
+    // The skeleton policy never asks for approval; drive the phase directly.
+    let proposal = Proposal {
+        call_id: "a".into(),
+        tool: "shell".into(),
+        arguments: json!({"command": "ls"}),
+        effect: Effect::Exec,
+        resources: vec![],
+        verdict: Verdict::NeedsApproval {
+            rule: "r".into(),
+            reason: "exec".into(),
+        },
+    };
+    k.phase = Phase::AwaitingApproval(proposal.clone(), IntentSource::ToolCall);
+    k.reply_usable = true; // as `advance` sets it once the proposal compiled
+    let decide = |approved| Event::ApprovalDecided {
+        now: 5,
+        call_id: "a".into(),
+        approved,
+        by: "op".into(),
+        reason: "ok".into(),
+    };
+    let cmds = k.handle(decide(true)).unwrap();
+    assert_eq!(kinds_of(&cmds), vec!["approval_decided", "EXECUTE"]);
+    k.phase = Phase::AwaitingApproval(proposal, IntentSource::ToolCall);
+    let cmds = k.handle(decide(false)).unwrap();
+    assert_eq!(kinds_of(&cmds), vec!["approval_decided", "CALL_MODEL"]);
+    assert!(
+        last_request(&cmds)
+            .messages
+            .last()
+            .unwrap()
+            .content
+            .starts_with("denied by approver op")
+    );
+}
+
+#[test]
+fn civil_dates() {
+    assert_eq!(civil_date(0), "1970-01-01");
+    assert_eq!(civil_date(1_795_000_000_000), "2026-11-18");
+    assert_eq!(civil_date(951_782_400_000), "2000-02-29");
+}
+
+/// A model reply drawn at random: final answers, empty replies, `<cmd>` text, and tool calls
+/// that are valid, unknown, malformed or escaping the workspace.
+fn arb_reply() -> impl Strategy<Value = ModelResponse> {
+    let tool_call = prop_oneof![
+        Just(("fs_read", json!({"path": "src/lib.rs"}))),
+        Just(("fs_read", json!({"path": "../secret"}))),
+        Just(("fs_write", json!({"path": "out.txt"}))),
+        Just(("shell", json!({"command": "cargo test"}))),
+        Just(("nope", json!({}))),
+        Just(("fs_read", json!(["bad"]))),
+    ];
+    let calls = prop::collection::vec(tool_call, 0..4);
+    let content = prop_oneof![
+        Just(String::new()),
+        Just("done".to_string()),
+        Just("<cmd>ls</cmd><cmd>pwd</cmd>".to_string()),
+        Just("<cmd>unclosed".to_string()),
+    ];
+    (content, calls).prop_map(|(content, calls)| ModelResponse {
+        content,
+        tool_calls: calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, arguments))| ToolCall {
+                id: format!("c{i}"),
+                name: name.into(),
+                arguments,
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// Drives a kernel through `replies`, answering every Execute with an ok observation.
+fn drive(replies: &[ModelResponse], tools: Option<Vec<String>>) -> Vec<Command> {
+    let mut s = spec();
+    s.limits.max_steps = 8;
+    s.tools = tools;
+    let mut k = kernel_with(s);
+    let mut all = start(&mut k);
+    let mut replies = replies.iter();
+    while !k.is_finished() {
+        let event = match all.last() {
+            Some(Command::Execute(x)) => finished(&x.call_id, "ok"),
+            Some(Command::CallModel(_)) => match replies.next() {
+                Some(r) => Event::ModelReplied {
+                    now: 2_000,
+                    response: r.clone(),
+                },
+                None => Event::ModelFailed {
+                    now: 2_000,
+                    error: "out of replies".into(),
+                },
+            },
+            other => panic!("kernel stalled after {other:?}"),
+        };
+        all.extend(k.handle(event).expect("valid event"));
+    }
+    all
+}
+
+proptest! {
+    /// Nothing executes unless the allow verdict for that very call was recorded first.
+    #[test]
+    fn every_execute_follows_its_recorded_allow_verdict(replies in prop::collection::vec(arb_reply(), 1..10)) {
+        let cmds = drive(&replies, None);
+        for (i, c) in cmds.iter().enumerate() {
+            if let Command::Execute(x) = c {
+                let recorded = cmds[..i].iter().rev().find_map(|c| match c {
+                    Command::Record(r) if r.kind == kinds::PROPOSAL && r.payload["call_id"] == x.call_id.as_str() => Some(&r.payload),
+                    _ => None,
+                });
+                let p = recorded.expect("proposal recorded before execution");
+                prop_assert_eq!(p["verdict"].as_str(), Some("allow"));
+            }
+        }
+        prop_assert!(matches!(cmds.last(), Some(Command::Finish(_))));
+        prop_assert_eq!(cmds.iter().filter(|c| matches!(c, Command::Record(r) if r.kind == kinds::RUN_FINISHED)).count(), 1);
+    }
+
+    /// The kernel is deterministic: the same events yield the same commands (replay rests on this).
+    #[test]
+    fn same_events_same_commands(replies in prop::collection::vec(arb_reply(), 1..10)) {
+        prop_assert_eq!(drive(&replies, None), drive(&replies, None));
+    }
+
+    /// A tool outside the allowlist never executes, whatever the model asks.
+    #[test]
+    fn allowlist_is_never_bypassed(replies in prop::collection::vec(arb_reply(), 1..10)) {
+        let cmds = drive(&replies, Some(vec!["fs_read".into()]));
+        for c in &cmds {
+            if let Command::Execute(x) = c {
+                prop_assert_eq!(x.tool.as_str(), "fs_read");
+            }
+        }
+    }
+}
