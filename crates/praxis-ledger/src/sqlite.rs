@@ -1,0 +1,996 @@
+//! The embedded ledger store: one SQLite file in WAL mode.
+//!
+//! Writes go through one dedicated thread that owns the write connection (rusqlite is sync).
+//! It commits every request already queued in one transaction (group commit: one fsync for
+//! the group), each request inside its own savepoint so a failing request is rolled back
+//! alone. Replies are sent only after COMMIT returns, so an awaited append is durable.
+//! Reads use a second connection; WAL lets them run while the writer commits.
+
+use crate::error::LedgerError;
+use crate::{
+    BoxFuture, Entry, GENESIS_HASH, Ledger, NewEntry, RUN_FINISHED_KIND, RunRow, VerifyReport,
+    canonical_json, hash_with_canonical_payload, verify_entries,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// How long a connection waits for another connection (possibly another process) to release
+/// the database lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most requests committed in one transaction; bounds the latency of the first in a group.
+const MAX_GROUP: usize = 1024;
+const MAX_RUN_ID_LEN: usize = 128;
+const MAX_KIND_LEN: usize = 64;
+
+/// Schema migrations; `PRAGMA user_version` counts how many have been applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE entries (
+    run_id    TEXT    NOT NULL CHECK (length(run_id) BETWEEN 1 AND 128),
+    seq       INTEGER NOT NULL CHECK (seq >= 1),
+    kind      TEXT    NOT NULL CHECK (length(kind) >= 1),
+    at        TEXT    NOT NULL,
+    payload   TEXT    NOT NULL,
+    prev_hash TEXT    NOT NULL CHECK (length(prev_hash) = 64),
+    hash      TEXT    NOT NULL CHECK (length(hash) = 64),
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX entries_kind ON entries (kind, run_id, seq);
+-- First entries only: runs() and find_run() walk this instead of every entry.
+CREATE INDEX entries_first ON entries (run_id) WHERE seq = 1;
+CREATE TABLE blobs (
+    id   TEXT    PRIMARY KEY NOT NULL CHECK (length(id) = 64),
+    size INTEGER NOT NULL,
+    data BLOB    NOT NULL
+);
+-- INSERT OR REPLACE deletes the old row without firing DELETE triggers (unless recursive
+-- triggers are on), so an insert that would collide is refused before it gets that far.
+CREATE TRIGGER entries_no_replace BEFORE INSERT ON entries
+WHEN EXISTS (SELECT 1 FROM entries WHERE run_id = NEW.run_id AND seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'praxis ledger entries are append-only: this run already has an entry with this seq'); END;
+-- Blobs are content-addressed: an id that is present keeps its stored bytes.
+CREATE TRIGGER blobs_no_replace BEFORE INSERT ON blobs
+WHEN EXISTS (SELECT 1 FROM blobs WHERE id = NEW.id)
+BEGIN SELECT RAISE(IGNORE); END;
+CREATE TRIGGER entries_no_update BEFORE UPDATE ON entries
+BEGIN SELECT RAISE(ABORT, 'praxis ledger entries are append-only: UPDATE refused'); END;
+CREATE TRIGGER entries_no_delete BEFORE DELETE ON entries
+BEGIN SELECT RAISE(ABORT, 'praxis ledger entries are append-only: DELETE refused'); END;
+CREATE TRIGGER blobs_no_update BEFORE UPDATE ON blobs
+BEGIN SELECT RAISE(ABORT, 'praxis ledger blobs are append-only: UPDATE refused'); END;
+CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs
+BEGIN SELECT RAISE(ABORT, 'praxis ledger blobs are append-only: DELETE refused'); END;
+"#];
+
+/// Counters since this handle was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LedgerStats {
+    /// Entries appended and committed.
+    pub entries: u64,
+    /// Write transactions committed (one per group).
+    pub commits: u64,
+    /// Blobs newly stored (a blob already present is not counted).
+    pub blobs: u64,
+    /// Append requests answered (successfully or not).
+    pub requests: u64,
+}
+
+/// What `praxis doctor` shows about the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HealthReport {
+    pub path: String,
+    pub sqlite_version: String,
+    pub schema_version: i64,
+    pub journal_mode: String,
+    /// `PRAGMA quick_check` output, lines joined with "; " (`ok` when healthy).
+    pub quick_check: String,
+    pub runs: u64,
+    pub entries: u64,
+    pub blobs: u64,
+    pub blob_bytes: u64,
+    pub file_bytes: u64,
+    pub wal_bytes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    entries: AtomicU64,
+    commits: AtomicU64,
+    blobs: AtomicU64,
+    requests: AtomicU64,
+}
+
+#[derive(Default)]
+struct Gate {
+    pauses: u32,
+    closing: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    stats: Counters,
+    gate: Mutex<Gate>,
+    gate_changed: Condvar,
+}
+
+impl Shared {
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait_while_paused(&self) {
+        let mut gate = self.gate();
+        while gate.pauses > 0 && !gate.closing {
+            gate = self
+                .gate_changed
+                .wait(gate)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+type AppendResult = Result<Vec<Entry>, LedgerError>;
+
+enum Reply {
+    Async(oneshot::Sender<AppendResult>),
+    Blocking(mpsc::SyncSender<AppendResult>),
+}
+
+impl Reply {
+    fn send(self, result: AppendResult) {
+        // A receiver that is gone only means the caller stopped waiting; what was committed
+        // stays committed.
+        match self {
+            Reply::Async(tx) => drop(tx.send(result)),
+            Reply::Blocking(tx) => drop(tx.send(result)),
+        }
+    }
+}
+
+struct Request {
+    run_id: String,
+    entries: Vec<NewEntry>,
+    blobs: Vec<Vec<u8>>,
+    reply: Reply,
+}
+
+/// The SQLite ledger. Several handles, in one process or several, may share one file.
+pub struct SqliteLedger {
+    path: PathBuf,
+    tx: Option<mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    reader: Mutex<Connection>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SqliteLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteLedger")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// While this lives the writer thread holds back: it takes one request and then waits
+/// before draining the queue. Tests use it to make group commit deterministic.
+#[must_use = "the writer resumes as soon as the pause guard is dropped"]
+pub struct WriterPause {
+    shared: Arc<Shared>,
+}
+
+impl Drop for WriterPause {
+    fn drop(&mut self) {
+        let mut gate = self.shared.gate();
+        gate.pauses = gate.pauses.saturating_sub(1);
+        self.shared.gate_changed.notify_all();
+    }
+}
+
+fn sql_err(path: &Path, context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> LedgerError {
+    let path = path.to_path_buf();
+    let context = context.into();
+    move |source| LedgerError::Sqlite {
+        path,
+        context,
+        source,
+    }
+}
+
+impl SqliteLedger {
+    /// Opens (creating it and its parent directories if needed) the ledger at `path`.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_err = |source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let writer = Connection::open(path).map_err(open_err)?;
+        writer.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let mode: String = writer
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(LedgerError::Setup {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the file system refused write-ahead logging (journal mode stayed {mode:?}); put the ledger on a local disk"
+                ),
+            });
+        }
+        // In WAL mode FULL makes every COMMIT fsync the log: an acknowledged append survives
+        // power loss.
+        writer
+            .execute_batch("PRAGMA synchronous = FULL")
+            .map_err(open_err)?;
+        migrate(&writer, path)?;
+
+        let reader = Connection::open(path).map_err(open_err)?;
+        reader.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        reader
+            .execute_batch("PRAGMA query_only = ON")
+            .map_err(open_err)?;
+
+        let shared = Arc::new(Shared::default());
+        let (tx, rx) = mpsc::channel();
+        let thread_shared = shared.clone();
+        let thread_path = path.to_path_buf();
+        let handle = std::thread::Builder::new()
+            .name("praxis-ledger-writer".into())
+            .spawn(move || writer_loop(writer, &thread_path, rx, &thread_shared))
+            .map_err(|e| LedgerError::Setup {
+                path: path.to_path_buf(),
+                reason: format!("cannot start the writer thread: {e}"),
+            })?;
+        Ok(SqliteLedger {
+            path: path.to_path_buf(),
+            tx: Some(tx),
+            writer: Some(handle),
+            reader: Mutex::new(reader),
+            shared,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn stats(&self) -> LedgerStats {
+        let c = &self.shared.stats;
+        LedgerStats {
+            entries: c.entries.load(Ordering::Acquire),
+            commits: c.commits.load(Ordering::Acquire),
+            blobs: c.blobs.load(Ordering::Acquire),
+            requests: c.requests.load(Ordering::Acquire),
+        }
+    }
+
+    /// [`Ledger::append`] for callers that are not in an async context: blocks this thread
+    /// until the append is durable (or failed).
+    pub fn append_blocking(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(run_id, entries, blobs, Reply::Blocking(tx))?;
+        rx.recv().unwrap_or_else(|_| Err(self.writer_stopped()))
+    }
+
+    #[doc(hidden)]
+    pub fn pause_writer(&self) -> WriterPause {
+        self.shared.gate().pauses += 1;
+        WriterPause {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Resolves a full run id or a unique prefix of one.
+    pub fn find_run(&self, prefix: &str) -> Result<String, LedgerError> {
+        if prefix.is_empty() {
+            return Err(LedgerError::InvalidRunId {
+                run_id: String::new(),
+                reason: "a run id (or a unique prefix of one) is required".into(),
+            });
+        }
+        const SHOWN: usize = 10;
+        let (exact, mut candidates) = self.read(|conn| {
+            let exact = conn
+                .query_row(
+                    "SELECT 1 FROM entries WHERE run_id = ?1 AND seq = 1",
+                    params![prefix],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(sql_err(&self.path, format!("looking up run {prefix}")))?
+                .is_some();
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT run_id FROM entries WHERE seq = 1 AND substr(run_id, 1, length(?1)) = ?1 ORDER BY run_id LIMIT ?2",
+                )
+                .map_err(sql_err(&self.path, "preparing the run lookup"))?;
+            let candidates = stmt
+                .query_map(params![prefix, SHOWN as i64 + 1], |row| row.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(sql_err(&self.path, format!("looking up runs starting with {prefix:?}")))?;
+            Ok((exact, candidates))
+        })?;
+        if exact {
+            return Ok(prefix.to_string());
+        }
+        match candidates.len() {
+            0 => Err(LedgerError::RunNotFound {
+                path: self.path.clone(),
+                prefix: prefix.to_string(),
+            }),
+            1 => Ok(candidates.remove(0)),
+            n => {
+                candidates.truncate(SHOWN);
+                Err(LedgerError::AmbiguousRun {
+                    path: self.path.clone(),
+                    prefix: prefix.to_string(),
+                    candidates,
+                    more: n > SHOWN,
+                })
+            }
+        }
+    }
+
+    pub fn check_health(&self) -> Result<HealthReport, LedgerError> {
+        let (schema_version, journal_mode, quick_check, runs, entries, blobs, blob_bytes) = self
+            .read(|conn| {
+                let err = |what: &str| sql_err(&self.path, format!("health check: {what}"));
+                let schema_version: i64 = conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))
+                    .map_err(err("schema version"))?;
+                let journal_mode: String = conn
+                    .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .map_err(err("journal mode"))?;
+                let quick_check = conn
+                    .prepare("PRAGMA quick_check")
+                    .and_then(|mut stmt| {
+                        stmt.query_map([], |r| r.get::<_, String>(0))?
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(err("quick_check"))?
+                    .join("; ");
+                let count = |sql: &str| -> Result<u64, LedgerError> {
+                    conn.query_row(sql, [], |r| r.get::<_, i64>(0))
+                        .map(|n| u64::try_from(n).unwrap_or(0))
+                        .map_err(err(sql))
+                };
+                Ok((
+                    schema_version,
+                    journal_mode,
+                    quick_check,
+                    count("SELECT count(*) FROM entries WHERE seq = 1")?,
+                    count("SELECT count(*) FROM entries")?,
+                    count("SELECT count(*) FROM blobs")?,
+                    count("SELECT coalesce(sum(size), 0) FROM blobs")?,
+                ))
+            })?;
+        let size_of = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok(HealthReport {
+            path: self.path.display().to_string(),
+            sqlite_version: rusqlite::version().to_string(),
+            schema_version,
+            journal_mode,
+            quick_check,
+            runs,
+            entries,
+            blobs,
+            blob_bytes,
+            file_bytes: size_of(&self.path),
+            wal_bytes: size_of(Path::new(&wal)),
+        })
+    }
+
+    /// Ids of stored blobs whose content no longer hashes to their id (or whose recorded size
+    /// no longer matches).
+    pub fn verify_blobs(&self) -> Result<Vec<String>, LedgerError> {
+        self.read(|conn| {
+            let err = || sql_err(&self.path, "reading blobs to verify them");
+            let mut stmt = conn
+                .prepare("SELECT id, size, data FROM blobs ORDER BY id")
+                .map_err(err())?;
+            let mut rows = stmt.query([]).map_err(err())?;
+            let mut bad = Vec::new();
+            while let Some(row) = rows.next().map_err(err())? {
+                let id: String = row.get(0).map_err(err())?;
+                let size: i64 = row.get(1).map_err(err())?;
+                let data = row.get_ref(2).map_err(err())?;
+                let ok = match data.as_blob() {
+                    Ok(bytes) => {
+                        praxis_core::blob_id(bytes) == id
+                            && usize::try_from(size).ok() == Some(bytes.len())
+                    }
+                    // Someone stored something other than bytes here.
+                    Err(_) => false,
+                };
+                if !ok {
+                    bad.push(id);
+                }
+            }
+            Ok(bad)
+        })
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        // A panic while holding the lock cannot leave the connection half-changed: reads
+        // hold no transaction across calls.
+        let conn = self.reader.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&conn)
+    }
+
+    fn writer_stopped(&self) -> LedgerError {
+        LedgerError::WriterStopped {
+            path: self.path.clone(),
+        }
+    }
+
+    fn send(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        reply: Reply,
+    ) -> Result<(), LedgerError> {
+        let request = Request {
+            run_id: run_id.to_string(),
+            entries,
+            blobs,
+            reply,
+        };
+        match &self.tx {
+            Some(tx) => tx.send(request).map_err(|_| self.writer_stopped()),
+            None => Err(self.writer_stopped()),
+        }
+    }
+
+    /// Stored rows of a run, oldest first.
+    fn raw_rows(&self, run_id: &str, after_seq: u64) -> Result<Vec<RawRow>, LedgerError> {
+        // seq is never above i64::MAX, so a larger `after_seq` simply matches nothing.
+        let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            let err = || sql_err(&self.path, format!("reading entries of run {run_id}"));
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, kind, at, payload, prev_hash, hash FROM entries
+                     WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+                )
+                .map_err(err())?;
+            stmt.query_map(params![run_id, after], |row| {
+                Ok(RawRow {
+                    seq: row.get(0)?,
+                    kind: row.get(1)?,
+                    at: row.get(2)?,
+                    payload: row.get(3)?,
+                    prev_hash: row.get(4)?,
+                    hash: row.get(5)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(err())
+        })
+    }
+}
+
+struct RawRow {
+    seq: i64,
+    kind: String,
+    at: String,
+    payload: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl RawRow {
+    /// The entry, or why the stored row cannot be one.
+    fn into_entry(self, run_id: &str) -> Result<Entry, (i64, String)> {
+        let seq = u64::try_from(self.seq)
+            .map_err(|_| (self.seq, format!("negative seq {}", self.seq)))?;
+        let payload: Value = serde_json::from_str(&self.payload)
+            .map_err(|e| (self.seq, format!("payload is not valid JSON: {e}")))?;
+        Ok(Entry {
+            run_id: run_id.to_string(),
+            seq,
+            kind: self.kind,
+            at: self.at,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+            payload,
+        })
+    }
+}
+
+impl Drop for SqliteLedger {
+    fn drop(&mut self) {
+        {
+            // A pause guard that outlives the ledger must not keep the writer from exiting.
+            let mut gate = self.shared.gate();
+            gate.closing = true;
+            self.shared.gate_changed.notify_all();
+        }
+        // Closing the channel lets the writer finish what is queued and exit.
+        drop(self.tx.take());
+        if let Some(handle) = self.writer.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Ledger for SqliteLedger {
+    fn append(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.send(run_id, entries, blobs, Reply::Async(tx)) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let stopped = self.writer_stopped();
+        // tokio's oneshot receiver needs no tokio runtime, so any executor can await this.
+        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
+    }
+
+    fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {
+        self.raw_rows(run_id, after_seq)?
+            .into_iter()
+            .map(|row| {
+                row.into_entry(run_id)
+                    .map_err(|(seq, reason)| LedgerError::Corrupt {
+                        path: self.path.clone(),
+                        run_id: run_id.to_string(),
+                        seq,
+                        reason,
+                    })
+            })
+            .collect()
+    }
+
+    fn runs(&self) -> Result<Vec<RunRow>, LedgerError> {
+        struct Raw {
+            run_id: String,
+            at: String,
+            started: String,
+            last_seq: i64,
+            last_kind: String,
+            finished: Option<String>,
+        }
+        let raw = self.read(|conn| {
+            let err = || sql_err(&self.path, "listing runs");
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT f.run_id, f.at, f.payload,
+                        (SELECT e.seq FROM entries e WHERE e.run_id = f.run_id ORDER BY e.seq DESC LIMIT 1),
+                        (SELECT e.kind FROM entries e WHERE e.run_id = f.run_id ORDER BY e.seq DESC LIMIT 1),
+                        (SELECT e.payload FROM entries e WHERE e.run_id = f.run_id AND e.kind = ?1
+                            ORDER BY e.seq DESC LIMIT 1)
+                     FROM entries f WHERE f.seq = 1
+                     ORDER BY f.at DESC, f.rowid DESC",
+                )
+                .map_err(err())?;
+            stmt.query_map(params![RUN_FINISHED_KIND], |row| {
+                Ok(Raw {
+                    run_id: row.get(0)?,
+                    at: row.get(1)?,
+                    started: row.get(2)?,
+                    last_seq: row.get(3)?,
+                    last_kind: row.get(4)?,
+                    finished: row.get(5)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(err())
+        })?;
+        raw.into_iter()
+            .map(|r| {
+                let corrupt = |seq: i64, reason: String| LedgerError::Corrupt {
+                    path: self.path.clone(),
+                    run_id: r.run_id.clone(),
+                    seq,
+                    reason,
+                };
+                let started = serde_json::from_str(&r.started)
+                    .map_err(|e| corrupt(1, format!("payload is not valid JSON: {e}")))?;
+                let finished = r
+                    .finished
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| {
+                        corrupt(
+                            r.last_seq,
+                            format!("run_finished payload is not valid JSON: {e}"),
+                        )
+                    })?;
+                let last_seq = u64::try_from(r.last_seq)
+                    .map_err(|_| corrupt(r.last_seq, "negative seq".into()))?;
+                Ok(RunRow {
+                    run_id: r.run_id.clone(),
+                    started_at: r.at.clone(),
+                    started,
+                    finished,
+                    last_seq,
+                    last_kind: r.last_kind.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn blob(&self, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.read(|conn| {
+            conn.query_row("SELECT data FROM blobs WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(sql_err(&self.path, format!("reading blob {id}")))
+        })
+    }
+
+    fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError> {
+        let rows = self.raw_rows(run_id, 0)?;
+        if rows.is_empty() {
+            return Err(LedgerError::RunNotFound {
+                path: self.path.clone(),
+                prefix: run_id.to_string(),
+            });
+        }
+        let mut entries = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row.into_entry(run_id) {
+                Ok(entry) => entries.push(entry),
+                Err((seq, problem)) => {
+                    // An earlier break is the first one; otherwise this row is.
+                    return Ok(match verify_entries(&entries) {
+                        broken @ VerifyReport::Broken { .. } => broken,
+                        VerifyReport::Intact { .. } => VerifyReport::Broken {
+                            seq: u64::try_from(seq).unwrap_or(0),
+                            problem,
+                        },
+                    });
+                }
+            }
+        }
+        Ok(verify_entries(&entries))
+    }
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    let err = |what: &str| sql_err(path, format!("migrating the schema: {what}"));
+    // IMMEDIATE: two processes opening a new file at once must not both migrate it.
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(err("begin"))?;
+    let result = (|| {
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err("reading user_version"))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(LedgerError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported,
+            });
+        }
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            conn.execute_batch(sql)
+                .map_err(err(&format!("applying migration {}", index + 1)))?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {supported}"))
+            .map_err(err("writing user_version"))
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").map_err(err("commit")),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, path: &Path, rx: mpsc::Receiver<Request>, shared: &Shared) {
+    while let Ok(first) = rx.recv() {
+        shared.wait_while_paused();
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        commit_group(&conn, path, group, &shared.stats);
+    }
+}
+
+struct Applied {
+    entries: Vec<Entry>,
+    new_blobs: u64,
+}
+
+enum Step {
+    Applied(Applied),
+    /// The request failed and its savepoint was rolled back; the group goes on.
+    Failed(LedgerError),
+    /// The transaction is in an unknown state; the whole group must be rolled back.
+    Abort(String),
+}
+
+fn commit_group(conn: &Connection, path: &Path, group: Vec<Request>, stats: &Counters) {
+    let not_committed = |run_id: String, reason: &str| LedgerError::NotCommitted {
+        path: path.to_path_buf(),
+        run_id,
+        reason: reason.to_string(),
+    };
+    let answer_all = |group: Vec<Request>, reason: &str| {
+        stats
+            .requests
+            .fetch_add(group.len() as u64, Ordering::AcqRel);
+        for r in group {
+            r.reply.send(Err(not_committed(r.run_id, reason)));
+        }
+    };
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        answer_all(
+            group,
+            &format!("could not start the write transaction: {e}"),
+        );
+        return;
+    }
+    let mut done: Vec<(Reply, String, Result<Applied, LedgerError>)> = Vec::new();
+    let mut pending = group.into_iter();
+    let mut abort = None;
+    for request in pending.by_ref() {
+        let Request {
+            run_id,
+            entries,
+            blobs,
+            reply,
+        } = request;
+        match apply_in_savepoint(conn, path, &run_id, entries, blobs) {
+            Step::Applied(applied) => done.push((reply, run_id, Ok(applied))),
+            Step::Failed(e) => done.push((reply, run_id, Err(e))),
+            Step::Abort(reason) => {
+                let error = not_committed(run_id.clone(), &reason);
+                done.push((reply, run_id, Err(error)));
+                abort = Some(reason);
+                break;
+            }
+        }
+    }
+    let outcome = match abort {
+        Some(reason) => Err(reason),
+        None => conn
+            .execute_batch("COMMIT")
+            .map_err(|e| format!("COMMIT failed: {e}")),
+    };
+    if let Err(reason) = outcome {
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        stats
+            .requests
+            .fetch_add(done.len() as u64, Ordering::AcqRel);
+        for (reply, run_id, result) in done {
+            // Keep a request's own error; everything else was rolled back with the group.
+            match result {
+                Err(e @ (LedgerError::InvalidRunId { .. } | LedgerError::InvalidEntry { .. })) => {
+                    reply.send(Err(e))
+                }
+                _ => reply.send(Err(not_committed(run_id, &reason))),
+            }
+        }
+        answer_all(pending.collect(), &reason);
+        return;
+    }
+    // Counters first, so a caller that reads stats after its append resolved sees them.
+    stats.commits.fetch_add(1, Ordering::AcqRel);
+    stats
+        .requests
+        .fetch_add(done.len() as u64, Ordering::AcqRel);
+    for (_, _, result) in &done {
+        if let Ok(applied) = result {
+            stats
+                .entries
+                .fetch_add(applied.entries.len() as u64, Ordering::AcqRel);
+            stats.blobs.fetch_add(applied.new_blobs, Ordering::AcqRel);
+        }
+    }
+    for (reply, _, result) in done {
+        reply.send(result.map(|applied| applied.entries));
+    }
+}
+
+fn apply_in_savepoint(
+    conn: &Connection,
+    path: &Path,
+    run_id: &str,
+    entries: Vec<NewEntry>,
+    blobs: Vec<Vec<u8>>,
+) -> Step {
+    if let Err(e) = conn.execute_batch("SAVEPOINT praxis_request") {
+        return Step::Abort(format!("SAVEPOINT failed: {e}"));
+    }
+    match apply(conn, path, run_id, entries, blobs) {
+        Ok(applied) => match conn.execute_batch("RELEASE praxis_request") {
+            Ok(()) => Step::Applied(applied),
+            Err(e) => Step::Abort(format!("RELEASE failed: {e}")),
+        },
+        Err(error) => {
+            match conn.execute_batch("ROLLBACK TO praxis_request; RELEASE praxis_request") {
+                Ok(()) => Step::Failed(error),
+                Err(e) => Step::Abort(format!(
+                    "rolling back a failed request ({error}) failed: {e}"
+                )),
+            }
+        }
+    }
+}
+
+fn apply(
+    conn: &Connection,
+    path: &Path,
+    run_id: &str,
+    entries: Vec<NewEntry>,
+    blobs: Vec<Vec<u8>>,
+) -> Result<Applied, LedgerError> {
+    validate_run_id(run_id)?;
+    let err = |what: &str| sql_err(path, format!("appending to run {run_id}: {what}"));
+    let mut new_blobs = 0;
+    if !blobs.is_empty() {
+        let mut insert = conn
+            .prepare_cached("INSERT OR IGNORE INTO blobs (id, size, data) VALUES (?1, ?2, ?3)")
+            .map_err(err("preparing the blob insert"))?;
+        for blob in &blobs {
+            let id = praxis_core::blob_id(blob);
+            // A Vec's length never exceeds isize::MAX, so it fits an i64.
+            let inserted = insert
+                .execute(params![id, blob.len() as i64, blob])
+                .map_err(err(&format!("storing blob {id}")))?;
+            new_blobs += inserted as u64;
+        }
+    }
+    // The head is read inside the write transaction, so appends from other processes to
+    // the same file stay chained.
+    let head: Option<(i64, String)> = conn
+        .prepare_cached("SELECT seq, hash FROM entries WHERE run_id = ?1 ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(err("reading the run's last entry"))?;
+    let (mut seq, mut prev_hash) = match head {
+        Some((seq, hash)) => (
+            u64::try_from(seq).map_err(|_| LedgerError::Corrupt {
+                path: path.to_path_buf(),
+                run_id: run_id.to_string(),
+                seq,
+                reason: "negative seq".into(),
+            })?,
+            hash,
+        ),
+        None => (0, GENESIS_HASH.to_string()),
+    };
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO entries (run_id, seq, kind, at, payload, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(err("preparing the entry insert"))?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        validate_entry(run_id, index, &entry)?;
+        seq += 1;
+        let seq_sql = i64::try_from(seq).map_err(|_| LedgerError::InvalidEntry {
+            run_id: run_id.to_string(),
+            index,
+            reason: "the run has reached the largest possible seq".into(),
+        })?;
+        let payload_canonical = canonical_json(&entry.payload);
+        let hash = hash_with_canonical_payload(
+            run_id,
+            seq,
+            &entry.kind,
+            &entry.at,
+            &payload_canonical,
+            &prev_hash,
+        );
+        insert
+            .execute(params![
+                run_id,
+                seq_sql,
+                entry.kind,
+                entry.at,
+                payload_canonical,
+                prev_hash,
+                hash
+            ])
+            .map_err(err(&format!("inserting entry {seq}")))?;
+        out.push(Entry {
+            run_id: run_id.to_string(),
+            seq,
+            kind: entry.kind,
+            at: entry.at,
+            prev_hash: std::mem::replace(&mut prev_hash, hash.clone()),
+            hash,
+            payload: entry.payload,
+        });
+    }
+    Ok(Applied {
+        entries: out,
+        new_blobs,
+    })
+}
+
+fn validate_run_id(run_id: &str) -> Result<(), LedgerError> {
+    let reason = if run_id.is_empty() {
+        Some("it is empty".to_string())
+    } else if run_id.len() > MAX_RUN_ID_LEN {
+        Some(format!("it is longer than {MAX_RUN_ID_LEN} bytes"))
+    } else {
+        run_id
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+            .map(|c| {
+                format!(
+                    "it contains {c:?}; only ASCII letters, digits, '.', '_', ':' and '-' are allowed"
+                )
+            })
+    };
+    match reason {
+        Some(reason) => Err(LedgerError::InvalidRunId {
+            run_id: run_id.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn validate_entry(run_id: &str, index: usize, entry: &NewEntry) -> Result<(), LedgerError> {
+    let kind = &entry.kind;
+    let reason = if kind.is_empty() {
+        Some("its kind is empty".to_string())
+    } else if kind.len() > MAX_KIND_LEN {
+        Some(format!("its kind is longer than {MAX_KIND_LEN} bytes"))
+    } else if let Some(c) = kind
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        Some(format!(
+            "its kind {kind:?} contains {c:?}; only ASCII letters, digits, '_', '.' and '-' are allowed"
+        ))
+    } else if let Err(e) = humantime::parse_rfc3339(&entry.at) {
+        Some(format!(
+            "its time {:?} is not an RFC 3339 UTC time like 2026-11-21T10:00:00.000Z: {e}",
+            entry.at
+        ))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(LedgerError::InvalidEntry {
+            run_id: run_id.to_string(),
+            index,
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
