@@ -1,1 +1,330 @@
-fn main() {}
+//! The `praxis` command: argument parsing and presentation only; the work is in the libraries.
+
+mod present;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use praxis_core::{Limits, RunSpec, RunStatus};
+use praxis_ledger::{Ledger, SqliteLedger, VerifyReport};
+use praxis_runtime::{Cancel, DataHome, RunOptions, Runtime, bench, doctor, overview};
+use praxis_tools::Registry;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "praxis",
+    version,
+    about = "A governed execution runtime for LLM agents",
+    long_about = "A model proposes work; Praxis owns authority. Every move flows Intent -> Proposal \
+(policy-checked) -> Execution -> Outcome and is recorded in an append-only, hash-chained ledger \
+($PRAXIS_HOME/ledger.db).",
+    after_help = "Examples:\n  praxis run \"Summarize this repository\"\n  praxis runs\n  praxis show RUN_ID\n  praxis ledger verify --all\n\nEnvironment:\n  PRAXIS_HOME  data directory (default: the platform data dir, e.g. ~/.local/share/praxis)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a task with an agent, governed and recorded.
+    #[command(after_help = "Examples:\n  praxis run \"Summarize this repository\"\n  praxis run \"Fix the failing test\" --workspace ../app --provider scripted --script turns.json\n  praxis run \"Inspect\" --read-only --json\n\nProgress goes to stderr; the final answer (or --json summary) to stdout.\nExit code 0 only when the run completed.")]
+    Run(RunArgs),
+    /// List recorded runs, newest first.
+    #[command(after_help = "Examples:\n  praxis runs\n  praxis runs --json --limit 5")]
+    Runs {
+        /// Print JSON (one array) instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Show at most this many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show a run's trajectory, entry by entry.
+    #[command(after_help = "Examples:\n  praxis show 01jd      # a unique prefix of the run id is enough\n  praxis show 01jd --json")]
+    Show {
+        /// Run id or a unique prefix of it.
+        run: String,
+        /// Print the overview and entries as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export or verify the hash-chained ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCmd),
+    /// Check the data directory, the ledger, and what sandboxing this host offers.
+    #[command(after_help = "Examples:\n  praxis doctor\n  PRAXIS_HOME=/tmp/p praxis doctor --json")]
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the runtime's overheads against baselines taken in the same run.
+    #[command(after_help = "Examples:\n  praxis bench\n  praxis bench --quick --json\n\nThe ledger benchmarks fsync: run on a real disk (default: under $PRAXIS_HOME).")]
+    Bench {
+        #[arg(long)]
+        json: bool,
+        /// Fewer iterations: faster, noisier.
+        #[arg(long)]
+        quick: bool,
+        /// Directory for the benchmark's temporary ledgers and workspace.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCmd {
+    /// Print a run's entries as JSON lines (run_id, seq, kind, at, prev_hash, hash, payload).
+    #[command(after_help = "Examples:\n  praxis ledger export 01jd > run.jsonl")]
+    Export {
+        /// Run id or a unique prefix.
+        run: String,
+    },
+    /// Check hash chains; exit 1 naming the run and the first bad seq if any is broken.
+    #[command(after_help = "Examples:\n  praxis ledger verify 01jd\n  praxis ledger verify --all")]
+    Verify {
+        /// Run id or a unique prefix.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        run: Option<String>,
+        /// Verify every run, and every stored blob.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// What the agent should do.
+    task: String,
+    /// Workspace directory the agent works in (default: the current directory).
+    #[arg(long, short = 'w')]
+    workspace: Option<PathBuf>,
+    /// Cognition provider: `mock` (default; no key needed) or `scripted` (replays --script).
+    #[arg(long, short = 'p')]
+    provider: Option<String>,
+    /// Script file for the scripted provider: {"turns": [{"content": ..., "tool_calls": [...]}]}.
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Maximum model calls.
+    #[arg(long, default_value_t = Limits::default().max_steps)]
+    max_steps: u32,
+    /// Wall-clock limit for the whole run, in seconds.
+    #[arg(long, default_value_t = Limits::default().max_seconds.unwrap_or(1800))]
+    max_seconds: u64,
+    /// Deny every proposal with an effect above read.
+    #[arg(long)]
+    read_only: bool,
+    /// Comma-separated tool allowlist (default: every built-in tool).
+    #[arg(long, value_delimiter = ',')]
+    tools: Option<Vec<String>>,
+    /// Print one JSON object {run_id, status, stop_reason, final_answer, steps, usage} on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("praxis: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("praxis: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let home = DataHome::from_env()?;
+    match cli.command {
+        Cmd::Run(args) => run(&home, args).await,
+        Cmd::Runs { json, limit } => runs(&home, json, limit),
+        Cmd::Show { run, json } => show(&home, &run, json),
+        Cmd::Ledger(LedgerCmd::Export { run }) => export(&home, &run),
+        Cmd::Ledger(LedgerCmd::Verify { run, all }) => verify(&home, run.as_deref(), all),
+        Cmd::Doctor { json } => {
+            let report = doctor::report(&home);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                present::doctor(&report);
+            }
+            Ok(if report.healthy() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Cmd::Bench { json, quick, dir } => {
+            let dir = dir.unwrap_or_else(|| home.root().join("bench"));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating benchmark dir {}", dir.display()))?;
+            eprintln!("praxis bench: measuring in {} ({})", dir.display(), if quick { "quick" } else { "full" });
+            let report = bench::run_benchmarks(&dir, &bench::BenchOptions { quick }).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn open_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
+    let path = home.ledger_path();
+    let ledger = SqliteLedger::open(&path).with_context(|| format!("opening ledger {}", path.display()))?;
+    Ok(Arc::new(ledger))
+}
+
+async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
+    let provider_name = match (&args.provider, &args.script) {
+        (Some(p), _) => p.clone(),
+        (None, Some(_)) => "scripted".into(),
+        (None, None) => "mock".into(),
+    };
+    let provider = praxis_models::provider_from_name(&provider_name, args.script.as_deref())
+        .with_context(|| format!("--provider {provider_name}"))?;
+    let workspace = match args.workspace {
+        Some(dir) => dir,
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let workspace = std::fs::canonicalize(&workspace)
+        .with_context(|| format!("--workspace {}: not an accessible directory", workspace.display()))?;
+    let spec = RunSpec {
+        task: args.task,
+        workspace: workspace.display().to_string(),
+        provider: provider_name,
+        model: String::new(),
+        tools: args.tools,
+        read_only: args.read_only,
+        limits: Limits { max_steps: args.max_steps, max_seconds: Some(args.max_seconds), ..Limits::default() },
+    };
+    let ledger = open_ledger(home)?;
+    let runtime = Runtime::new(ledger, Arc::new(Registry::builtin()));
+    let mut options = RunOptions::new(spec, provider);
+    let cancel = Cancel::default();
+    options.cancel = cancel.clone();
+    tokio::spawn(async move {
+        let reason = wait_for_stop_signal().await;
+        cancel.cancel(reason);
+    });
+    let progress = present::Progress::new(std::io::stderr().is_terminal());
+    let report = runtime.run(options, &progress).await;
+    progress.finish();
+    let report = report?;
+    if args.json {
+        let summary = serde_json::json!({
+            "run_id": report.run_id,
+            "status": report.result.status,
+            "stop_reason": report.result.stop_reason,
+            "final_answer": report.result.final_answer,
+            "error": report.result.error,
+            "steps": report.result.steps,
+            "tool_calls": report.result.tool_calls,
+            "usage": report.result.usage,
+        });
+        println!("{summary}");
+    } else if let Some(answer) = &report.result.final_answer {
+        println!("{answer}");
+    }
+    if report.result.status == RunStatus::Completed {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if !args.json {
+            let why = report.result.error.as_deref().unwrap_or("");
+            eprintln!("praxis: run {} ended: {} {why}", report.run_id, report.result.stop_reason.as_str());
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn wait_for_stop_signal() -> String {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)".into(),
+        _ = term.recv() => "terminated (SIGTERM)".into(),
+    }
+}
+
+fn runs(home: &DataHome, json: bool, limit: usize) -> Result<ExitCode> {
+    let ledger = open_ledger(home)?;
+    let rows: Vec<_> = ledger.runs()?.iter().take(limit).map(overview).collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        present::runs(&rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
+    let ledger = open_ledger(home)?;
+    let run_id = ledger.find_run(run)?;
+    let entries = ledger.entries(&run_id, 0)?;
+    let row = ledger.runs()?.into_iter().find(|r| r.run_id == run_id).context("run vanished while reading")?;
+    let overview = overview(&row);
+    if json {
+        println!("{}", serde_json::json!({ "run": overview, "entries": entries }));
+    } else {
+        present::show(&overview, &entries);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
+    let ledger = open_ledger(home)?;
+    let run_id = ledger.find_run(run)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for entry in ledger.entries(&run_id, 0)? {
+        serde_json::to_writer(&mut out, &entry)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(home: &DataHome, run: Option<&str>, all: bool) -> Result<ExitCode> {
+    let ledger = open_ledger(home)?;
+    let run_ids = if all {
+        ledger.runs()?.into_iter().map(|r| r.run_id).collect()
+    } else {
+        vec![ledger.find_run(run.unwrap_or_default())?]
+    };
+    let mut broken = 0;
+    for run_id in &run_ids {
+        match ledger.verify_run(run_id)? {
+            VerifyReport::Intact { entries } => println!("{run_id}: intact ({entries} entries)"),
+            VerifyReport::Broken { seq, problem } => {
+                broken += 1;
+                println!("{run_id}: BROKEN at seq {seq}: {problem}");
+            }
+        }
+    }
+    if all {
+        let bad_blobs = ledger.verify_blobs()?;
+        for id in &bad_blobs {
+            println!("blob {id}: BROKEN: content no longer matches its hash");
+        }
+        broken += bad_blobs.len();
+        println!("{} runs checked, {broken} problems", run_ids.len());
+    }
+    if broken > 0 {
+        bail_code(&format!("{broken} ledger integrity problem(s) found"))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn bail_code(message: &str) -> Result<ExitCode> {
+    eprintln!("praxis: {message}");
+    Ok(ExitCode::FAILURE)
+}

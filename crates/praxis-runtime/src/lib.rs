@@ -1,1 +1,14 @@
+//! Praxis runtime: the async driver. It feeds the pure kernel with real model replies and
+//! tool results, makes every record durable before acting on the next command, tracks
+//! workspace changes as blobs, and reports progress to an observer. Also the public
+//! library API (`Runtime::run`), run status derivation, and the benchmarks.
 
+pub mod bench;
+pub mod doctor;
+mod driver;
+pub mod home;
+pub mod status;
+
+pub use driver::{Cancel, LiveEvent, NoObserver, RunObserver, RunOptions, RunReport, Runtime, RuntimeError};
+pub use home::DataHome;
+pub use status::{RunOverview, overview};

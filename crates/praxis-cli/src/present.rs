@@ -1,0 +1,213 @@
+//! Presentation: live progress, tables and trajectories for people.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use praxis_ledger::Entry;
+use praxis_runtime::doctor::DoctorReport;
+use praxis_runtime::{LiveEvent, RunObserver, RunOverview};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Live progress on stderr: one line per durable entry; a spinner while waiting on a
+/// terminal (no spinner when stderr is a pipe or file).
+pub struct Progress {
+    spinner: Option<ProgressBar>,
+}
+
+impl Progress {
+    pub fn new(is_terminal: bool) -> Self {
+        let spinner = is_terminal.then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Progress { spinner }
+    }
+
+    fn line(&self, text: String) {
+        match &self.spinner {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn status(&self, text: String) {
+        if let Some(bar) = &self.spinner {
+            bar.set_message(text);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.spinner {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl RunObserver for Progress {
+    fn on_event(&self, run_id: &str, event: LiveEvent<'_>) {
+        match event {
+            LiveEvent::Entry(entry) => {
+                if let Some(text) = describe(entry, Some(run_id)) {
+                    self.line(text);
+                }
+            }
+            LiveEvent::ModelCall { step } => self.status(format!("step {step}: waiting for the model")),
+            LiveEvent::ToolStarted { tool, .. } => self.status(format!("running {tool}")),
+            LiveEvent::Delta { .. } => {}
+        }
+    }
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let more = text.lines().filter(|l| !l.trim().is_empty()).count().saturating_sub(1);
+    let mut s: String = first.chars().take(max).collect();
+    if first.chars().count() > max {
+        s.push('…');
+    }
+    if more > 0 {
+        s.push_str(&format!(" (+{more} lines)"));
+    }
+    s
+}
+
+fn compact(value: &Value, max: usize) -> String {
+    let text = value.to_string();
+    if text.chars().count() > max { format!("{}…", text.chars().take(max).collect::<String>()) } else { text }
+}
+
+/// A one-line description of an entry, or None for entries not worth a line.
+pub fn describe(e: &Entry, run_id: Option<&str>) -> Option<String> {
+    let p = &e.payload;
+    let s = |k: &str| p[k].as_str().unwrap_or("").to_string();
+    Some(match e.kind.as_str() {
+        "run_started" => match run_id {
+            Some(id) => format!(
+                "run {id} · workspace {} · provider {}",
+                p["spec"]["workspace"].as_str().unwrap_or("?"),
+                p["spec"]["provider"].as_str().unwrap_or("?")
+            ),
+            None => format!("run started: {}", one_line(p["spec"]["task"].as_str().unwrap_or(""), 80)),
+        },
+        "workspace_snapshot" => {
+            format!("workspace captured: {} files", p["files"].as_object().map_or(0, |f| f.len()))
+        }
+        "model_response" => {
+            let calls: Vec<String> = p["tool_calls"]
+                .as_array()
+                .map(|calls| calls.iter().map(|c| c["name"].as_str().unwrap_or("?").to_string()).collect())
+                .unwrap_or_default();
+            let text = one_line(&s("content"), 70);
+            match (calls.is_empty(), text.is_empty()) {
+                (true, _) => format!("[{}] model: {text}", p["step"]),
+                (false, true) => format!("[{}] model calls {}", p["step"], calls.join(", ")),
+                (false, false) => format!("[{}] model: {text} → calls {}", p["step"], calls.join(", ")),
+            }
+        }
+        "proposal" => {
+            let verdict = s("verdict");
+            let mark = if verdict == "allow" { "→ allow" } else { "✗" };
+            let mut line = format!("    {} {} {mark} ({})", s("tool"), compact(&p["arguments"], 60), s("rule"));
+            if verdict != "allow" {
+                line.push_str(&format!(" {verdict}: {}", one_line(&s("reason"), 100)));
+            }
+            line
+        }
+        "execution" => {
+            let status = s("status");
+            let mark = if status == "ok" { "✓" } else { "✗" };
+            let exit = p["exit_code"].as_i64().map(|c| format!(" exit {c}")).unwrap_or_default();
+            let files = p["files_changed"].as_array().map(|f| f.len()).unwrap_or(0);
+            let files = if files > 0 { format!(" · {files} file(s) changed") } else { String::new() };
+            format!(
+                "    {mark} {} {status}{exit} {}ms{files} · {}",
+                s("tool"),
+                p["duration_ms"],
+                one_line(&s("output"), 70)
+            )
+        }
+        "invalid_output" => format!("    ✗ unusable reply ({} in a row): {}", p["in_a_row"], s("reason")),
+        "model_error" => format!("    ✗ model error: {}", s("error")),
+        "approval_requested" => format!("    … approval requested for {}", s("call_id")),
+        "approval_decided" => format!("    approval for {}: {}", s("call_id"), p["approved"]),
+        "run_finished" => format!(
+            "finished: {} after {} steps, {} tool calls, {} tokens{}",
+            s("stop_reason"),
+            p["steps"],
+            p["tool_calls"],
+            p["usage"]["input_tokens"].as_u64().unwrap_or(0) + p["usage"]["output_tokens"].as_u64().unwrap_or(0),
+            p["error"].as_str().map(|e| format!(" · {e}")).unwrap_or_default()
+        ),
+        _ => return None,
+    })
+}
+
+pub fn runs(rows: &[RunOverview]) {
+    if rows.is_empty() {
+        println!("no runs recorded yet (try: praxis run \"Summarize this repository\")");
+        return;
+    }
+    println!("{:<26}  {:<11}  {:<18}  {:>5}  TASK", "RUN", "STATUS", "STOP", "STEPS");
+    for r in rows {
+        println!(
+            "{:<26}  {:<11}  {:<18}  {:>5}  {}",
+            r.run_id,
+            r.status.as_str(),
+            r.stop_reason.as_deref().unwrap_or("-"),
+            r.steps,
+            one_line(&r.task, 60)
+        );
+    }
+}
+
+pub fn show(run: &RunOverview, entries: &[Entry]) {
+    println!("run {}  {}  started {}", run.run_id, run.status.as_str(), run.started_at);
+    println!("task: {}", run.task);
+    println!("workspace: {} · provider: {}", run.workspace, run.provider);
+    println!();
+    for e in entries {
+        if let Some(text) = describe(e, None) {
+            println!("#{:<4} {text}", e.seq);
+        }
+    }
+    // A proposal allowed but never executed was in flight when the driver stopped.
+    let executed: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.kind == "execution")
+        .filter_map(|e| e.payload["call_id"].as_str())
+        .collect();
+    for e in entries.iter().filter(|e| e.kind == "proposal" && e.payload["verdict"] == "allow") {
+        let call = e.payload["call_id"].as_str().unwrap_or("");
+        if !executed.contains(&call) {
+            println!(
+                "\nIN FLIGHT: proposal #{} ({} {}) was allowed and durable, but no execution was recorded.",
+                e.seq,
+                e.payload["tool"].as_str().unwrap_or("?"),
+                compact(&e.payload["arguments"], 80)
+            );
+        }
+    }
+    if let Some(answer) = &run.final_answer {
+        println!("\nfinal answer:\n{answer}");
+    }
+    if let Some(error) = &run.error {
+        println!("\nerror: {error}");
+    }
+    if run.status.as_str() == "interrupted" {
+        println!("\nThis run did not finish: its driver process is gone (killed or crashed).");
+    }
+}
+
+pub fn doctor(report: &DoctorReport) {
+    println!("praxis {} · data dir {}", report.praxis_version, report.data_dir);
+    for c in &report.checks {
+        println!("  {} {:<8} {}", if c.ok { "✓" } else { "✗" }, c.name, c.detail);
+    }
+    println!("  sandbox features offered by this host:");
+    if let Some(map) = report.sandbox_features.as_object() {
+        for (k, v) in map {
+            println!("    {k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The async driver: runs the kernel's commands in order, making each batch of records
+//! durable before the command that follows it (write-ahead), and feeding results back.
+
+use praxis_core::{Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation, RunResult, RunSpec};
+use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
+use praxis_models::{DeltaSink, Provider};
+use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("workspace `{path}`: {source}")]
+    Workspace { path: String, source: praxis_tools::WorkspaceError },
+    /// Nothing may run without its record being durable, so a ledger failure stops the run.
+    #[error("ledger write failed for run {run_id}; the run was stopped: {source}")]
+    Ledger { run_id: String, source: LedgerError },
+    #[error("internal error in run {run_id}: {source}")]
+    Kernel { run_id: String, source: KernelError },
+    #[error("workspace capture failed: {0}")]
+    Capture(String),
+}
+
+/// What observers see while a run goes on.
+#[derive(Debug)]
+pub enum LiveEvent<'a> {
+    /// An entry that is now durable in the ledger.
+    Entry(&'a Entry),
+    /// The runtime is waiting for model call `step`.
+    ModelCall { step: u32 },
+    /// Streamed model text (not ledgered; the assembled response is).
+    Delta { text: &'a str },
+    /// A tool started executing.
+    ToolStarted { call_id: &'a str, tool: &'a str },
+}
+
+pub trait RunObserver: Send + Sync {
+    fn on_event(&self, run_id: &str, event: LiveEvent<'_>);
+}
+
+pub struct NoObserver;
+impl RunObserver for NoObserver {
+    fn on_event(&self, _: &str, _: LiveEvent<'_>) {}
+}
+
+/// Cancellation handle: `cancel(reason)` stops the run at the next await point, killing a
+/// running tool's process group.
+#[derive(Clone)]
+pub struct Cancel(watch::Sender<Option<String>>);
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Cancel(watch::channel(None).0)
+    }
+}
+
+impl Cancel {
+    pub fn cancel(&self, reason: impl Into<String>) {
+        self.0.send_replace(Some(reason.into()));
+    }
+    async fn cancelled(mut rx: watch::Receiver<Option<String>>) -> String {
+        loop {
+            if let Some(reason) = rx.borrow_and_update().clone() {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                // Sender gone without a cancel: never resolves.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+pub struct RunOptions {
+    pub spec: RunSpec,
+    pub provider: Arc<dyn Provider>,
+    pub tool_limits: ToolLimits,
+    pub capture: CaptureLimits,
+    pub cancel: Cancel,
+}
+
+impl RunOptions {
+    pub fn new(spec: RunSpec, provider: Arc<dyn Provider>) -> Self {
+        RunOptions {
+            spec,
+            provider,
+            tool_limits: ToolLimits::default(),
+            capture: CaptureLimits::default(),
+            cancel: Cancel::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    #[serde(flatten)]
+    pub result: RunResult,
+}
+
+/// The runtime: one ledger and one tool registry shared by any number of runs.
+#[derive(Clone)]
+pub struct Runtime {
+    ledger: Arc<dyn Ledger>,
+    registry: Arc<Registry>,
+}
+
+impl Runtime {
+    pub fn new(ledger: Arc<dyn Ledger>, registry: Arc<Registry>) -> Self {
+        Runtime { ledger, registry }
+    }
+
+    pub fn ledger(&self) -> &Arc<dyn Ledger> {
+        &self.ledger
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Runs one task to its end. The returned report mirrors the `run_finished` entry.
+    pub async fn run(&self, mut options: RunOptions, observer: &dyn RunObserver) -> Result<RunReport, RuntimeError> {
+        let workspace = Workspace::new(&options.spec.workspace)
+            .map_err(|source| RuntimeError::Workspace { path: options.spec.workspace.clone(), source })?;
+        options.spec.workspace = workspace.root().display().to_string();
+        if options.spec.model.is_empty() {
+            options.spec.model = options.provider.model().to_string();
+        }
+        let run_id = ulid::Ulid::new().to_string().to_lowercase();
+        let mut drive = Drive {
+            run_id,
+            ledger: self.ledger.clone(),
+            registry: self.registry.clone(),
+            ctx: ExecContext { workspace: workspace.clone(), limits: options.tool_limits.clone(), deadline: None },
+            tracker: None,
+            blobs: Vec::new(),
+            observer,
+        };
+        let capture_ws = workspace.clone();
+        let capture = options.capture.clone();
+        let (tracker, manifest, blobs) =
+            tokio::task::spawn_blocking(move || WorkspaceTracker::capture(&capture_ws, capture))
+                .await
+                .map_err(|e| RuntimeError::Capture(e.to_string()))?;
+        drive.tracker = Some(tracker);
+        drive.blobs = blobs;
+        let mut kernel = Kernel::new(options.spec.clone(), self.registry.clone());
+        let start = Event::Start { now: now_millis(), environment: environment(), workspace_files: manifest };
+        drive.run(&mut kernel, start, &*options.provider, &options.cancel).await
+    }
+}
+
+struct Drive<'o> {
+    run_id: String,
+    ledger: Arc<dyn Ledger>,
+    registry: Arc<Registry>,
+    ctx: ExecContext,
+    tracker: Option<WorkspaceTracker>,
+    /// Blob contents waiting to be appended with the next batch of records.
+    blobs: Vec<Vec<u8>>,
+    observer: &'o dyn RunObserver,
+}
+
+impl Drive<'_> {
+    async fn run(
+        &mut self,
+        kernel: &mut Kernel,
+        first: Event,
+        provider: &dyn Provider,
+        cancel: &Cancel,
+    ) -> Result<RunReport, RuntimeError> {
+        let mut event = first;
+        loop {
+            let commands = kernel
+                .handle(event)
+                .map_err(|source| RuntimeError::Kernel { run_id: self.run_id.clone(), source })?;
+            let mut batch = Vec::new();
+            let mut next = None;
+            for command in commands {
+                match command {
+                    Command::Record(record) => {
+                        batch.push(NewEntry { kind: record.kind.to_string(), payload: record.payload, at: now_rfc3339() })
+                    }
+                    // Write-ahead: everything recorded so far is durable before the next act.
+                    other => {
+                        self.flush(std::mem::take(&mut batch)).await?;
+                        match other {
+                            Command::CallModel(request) => {
+                                self.observer.on_event(&self.run_id, LiveEvent::ModelCall { step: request.step });
+                                next = Some(self.call_model(provider, &request, cancel).await);
+                            }
+                            Command::Execute(request) => next = Some(self.execute(request, cancel).await?),
+                            Command::AwaitApproval(proposal) => {
+                                // No approver is attached to this driver yet: decide "no" visibly.
+                                next = Some(Event::ApprovalDecided {
+                                    now: now_millis(),
+                                    call_id: proposal.call_id,
+                                    approved: false,
+                                    by: "praxis".into(),
+                                    reason: "no approver is attached to this run".into(),
+                                });
+                            }
+                            Command::Finish(result) => {
+                                return Ok(RunReport { run_id: self.run_id.clone(), result });
+                            }
+                            Command::Record(_) => unreachable!("handled above"),
+                        }
+                    }
+                }
+            }
+            self.flush(batch).await?;
+            event = next.ok_or_else(|| RuntimeError::Kernel {
+                run_id: self.run_id.clone(),
+                source: KernelError::UnexpectedEvent { event: "none", phase: "stalled without a command" },
+            })?;
+        }
+    }
+
+    async fn flush(&mut self, batch: Vec<NewEntry>) -> Result<(), RuntimeError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let blobs = std::mem::take(&mut self.blobs);
+        let entries = self
+            .ledger
+            .append(&self.run_id, batch, blobs)
+            .await
+            .map_err(|source| RuntimeError::Ledger { run_id: self.run_id.clone(), source })?;
+        for entry in &entries {
+            self.observer.on_event(&self.run_id, LiveEvent::Entry(entry));
+        }
+        Ok(())
+    }
+
+    async fn call_model(&self, provider: &dyn Provider, request: &praxis_core::ModelRequest, cancel: &Cancel) -> Event {
+        let sink = ObserverDeltas { run_id: &self.run_id, observer: self.observer };
+        tokio::select! {
+            reply = provider.complete(request, &sink) => match reply {
+                Ok(response) => Event::ModelReplied { now: now_millis(), response },
+                Err(error) => Event::ModelFailed { now: now_millis(), error: error.to_string() },
+            },
+            reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
+        }
+    }
+
+    async fn execute(&mut self, request: ExecRequest, cancel: &Cancel) -> Result<Event, RuntimeError> {
+        self.observer.on_event(&self.run_id, LiveEvent::ToolStarted { call_id: &request.call_id, tool: &request.tool });
+        self.ctx.deadline = request.deadline.map(instant_of);
+        let started = Instant::now();
+        let mut observation = tokio::select! {
+            observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()) => observation,
+            // Dropping the tool future kills its process group.
+            reason = Cancel::cancelled(cancel.0.subscribe()) => return Ok(Event::Cancel { now: now_millis(), reason }),
+        };
+        if observation.duration_ms == 0 {
+            observation.duration_ms = started.elapsed().as_millis() as u64;
+        }
+        if request.effect >= Effect::Write {
+            self.track_changes(&request, &mut observation).await?;
+        }
+        Ok(Event::ToolFinished { now: now_millis(), call_id: request.call_id, observation })
+    }
+
+    /// Records which workspace files the call changed, storing their new contents as blobs.
+    async fn track_changes(&mut self, request: &ExecRequest, observation: &mut Observation) -> Result<(), RuntimeError> {
+        let Some(mut tracker) = self.tracker.take() else { return Ok(()) };
+        let hints: Vec<String> = request
+            .resources
+            .iter()
+            .filter_map(|r| match r {
+                praxis_core::Resource::Path { path, mode: praxis_core::AccessMode::Write } => Some(path.clone()),
+                _ => None,
+            })
+            .collect();
+        let (tracker, changes, blobs) = tokio::task::spawn_blocking(move || {
+            let (changes, blobs) = tracker.refresh(&hints);
+            (tracker, changes, blobs)
+        })
+        .await
+        .map_err(|e| RuntimeError::Capture(e.to_string()))?;
+        self.tracker = Some(tracker);
+        self.blobs.extend(blobs);
+        observation.files_changed = changes;
+        Ok(())
+    }
+}
+
+struct ObserverDeltas<'a> {
+    run_id: &'a str,
+    observer: &'a dyn RunObserver,
+}
+
+impl DeltaSink for ObserverDeltas<'_> {
+    fn text(&self, delta: &str) {
+        self.observer.on_event(self.run_id, LiveEvent::Delta { text: delta });
+    }
+}
+
+pub(crate) fn now_millis() -> Millis {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+}
+
+fn instant_of(at: Millis) -> Instant {
+    let now = now_millis();
+    if at >= now { Instant::now() + Duration::from_millis(at - now) } else { Instant::now() }
+}
+
+/// Facts about the host recorded at run start (and used to tell a live run from an
+/// interrupted one).
+fn environment() -> Value {
+    let pid = std::process::id();
+    json!({
+        "praxis_version": env!("CARGO_PKG_VERSION"),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "host": hostname(),
+        "pid": pid,
+        "pid_start_ticks": process_start_ticks(pid as i32),
+        "boot_id": boot_id(),
+        "tool_fabric": "in-process",
+        "sandbox": "none (OS sandbox not yet implemented; tools run with the runtime's privileges)",
+    })
+}
+
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub(crate) fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
+pub(crate) fn process_start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces: fields after it follow the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}

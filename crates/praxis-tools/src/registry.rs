@@ -1,0 +1,446 @@
+//! The catalogue of tools: each tool's contract plus its argument schema compiled once, so
+//! that compiling an intent (validate, name resources) is pure and cheap. Also the small
+//! helpers every built-in tool shares: spec generation, argument parsing, output capping.
+
+use crate::{BoxFuture, ExecContext, ToolContract};
+use jsonschema::error::ValidationErrorKind;
+use praxis_core::{CompileError, Compiled, Contracts, Effect, Observation, ToolSpec};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("a tool named `{0}` is already registered")]
+    Duplicate(String),
+    #[error("tool `{tool}` has an invalid argument schema: {problem}")]
+    InvalidSchema { tool: String, problem: String },
+}
+
+struct Entry {
+    tool: Arc<dyn ToolContract>,
+    spec: ToolSpec,
+    validator: jsonschema::Validator,
+}
+
+/// Tools by name (a BTreeMap, so listings are sorted and deterministic).
+#[derive(Default)]
+pub struct Registry {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("tools", &self.names())
+            .finish()
+    }
+}
+
+impl Registry {
+    pub fn empty() -> Self {
+        Registry::default()
+    }
+
+    /// The eight built-in tools.
+    pub fn builtin() -> Self {
+        use crate::tools::*;
+        let tools: Vec<Arc<dyn ToolContract>> = vec![
+            Arc::new(list_files::ListFilesTool),
+            Arc::new(fs_read::FsReadTool),
+            Arc::new(grep::GrepTool),
+            Arc::new(repo_map::RepoMapTool),
+            Arc::new(fs_write::FsWriteTool),
+            Arc::new(fs_patch::FsPatchTool),
+            Arc::new(shell::ShellTool),
+            Arc::new(test_run::TestRunTool),
+        ];
+        let mut registry = Registry::empty();
+        for tool in tools {
+            let name = tool.spec().name;
+            if let Err(e) = registry.register(tool) {
+                // The built-in schemas are generated from our own types: a failure here is a
+                // programming error caught by the tests, not bad input.
+                panic!("built-in tool `{name}` failed to register: {e}");
+            }
+        }
+        registry
+    }
+
+    /// Adds a tool; its schema is compiled now. A duplicate name or an invalid schema is an
+    /// error and leaves the registry unchanged.
+    pub fn register(&mut self, tool: Arc<dyn ToolContract>) -> Result<(), RegistryError> {
+        let spec = tool.spec();
+        if self.entries.contains_key(&spec.name) {
+            return Err(RegistryError::Duplicate(spec.name));
+        }
+        let validator = jsonschema::validator_for(&spec.parameters).map_err(|e| {
+            RegistryError::InvalidSchema {
+                tool: spec.name.clone(),
+                problem: e.to_string(),
+            }
+        })?;
+        self.entries.insert(
+            spec.name.clone(),
+            Entry {
+                tool,
+                spec,
+                validator,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn ToolContract>> {
+        self.entries.get(name).map(|e| &e.tool)
+    }
+
+    /// Registered tool names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.entries.keys().cloned().collect()
+    }
+
+    /// Runs `tool` with `args`. An unknown tool yields an error observation; the duration is
+    /// measured here when the tool did not report one.
+    pub fn execute<'a>(
+        &'a self,
+        ctx: &'a ExecContext,
+        tool: &str,
+        args: Value,
+    ) -> BoxFuture<'a, Observation> {
+        let Some(entry) = self.entries.get(tool) else {
+            let message = format!(
+                "unknown tool `{tool}`; available tools: {}",
+                self.names().join(", ")
+            );
+            return Box::pin(async move { Observation::error(message) });
+        };
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut observation = entry.tool.execute(ctx, args).await;
+            if observation.duration_ms == 0 {
+                observation.duration_ms =
+                    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            }
+            observation
+        })
+    }
+}
+
+impl Contracts for Registry {
+    fn specs(&self) -> Vec<ToolSpec> {
+        self.entries.values().map(|e| e.spec.clone()).collect()
+    }
+
+    fn compile(&self, tool: &str, arguments: &Value) -> Result<Compiled, CompileError> {
+        let entry = self
+            .entries
+            .get(tool)
+            .ok_or_else(|| CompileError::UnknownTool {
+                name: tool.to_string(),
+                available: self.names(),
+            })?;
+        let mut problems: Vec<String> = entry
+            .validator
+            .iter_errors(arguments)
+            .flat_map(|e| describe(&e))
+            .collect();
+        if !problems.is_empty() {
+            // The validator's order follows the schema; sorting keeps the message stable.
+            problems.sort();
+            problems.dedup();
+            return Err(CompileError::InvalidArguments {
+                tool: tool.to_string(),
+                problems,
+            });
+        }
+        Ok(Compiled {
+            effect: entry.spec.effect,
+            resources: entry.tool.resources(arguments),
+        })
+    }
+}
+
+/// One validation error as messages that name the field: "`path`: 5 is not of type
+/// \"string\"", "missing required field `path`", "unknown field `pth`".
+fn describe(error: &jsonschema::ValidationError<'_>) -> Vec<String> {
+    let location = field_path(error.instance_path().as_str());
+    let in_object = |what: String| match &location {
+        Some(parent) => format!("`{parent}`: {what}"),
+        None => what,
+    };
+    match error.kind() {
+        ValidationErrorKind::Required { property } => {
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_string);
+            vec![in_object(format!("missing required field `{name}`"))]
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected }
+        | ValidationErrorKind::UnevaluatedProperties { unexpected } => unexpected
+            .iter()
+            .map(|name| in_object(format!("unknown field `{name}`")))
+            .collect(),
+        _ => match &location {
+            Some(field) => vec![format!("`{field}`: {error}")],
+            None => vec![format!("arguments: {error}")],
+        },
+    }
+}
+
+/// A JSON pointer ("/edits/0/search") as a field path ("edits/0/search"); None for the root.
+fn field_path(pointer: &str) -> Option<String> {
+    let trimmed = pointer.trim_start_matches('/');
+    if trimmed.is_empty() {
+        return None;
+    }
+    Some(
+        trimmed
+            .split('/')
+            .map(|seg| seg.replace("~1", "/").replace("~0", "~"))
+            .collect::<Vec<_>>()
+            .join("/"),
+    )
+}
+
+/// The spec of a tool whose arguments are the struct `A`: the schema comes from schemars
+/// (doc comments become descriptions), without the `$schema`/`title` keys providers do not
+/// need.
+pub fn tool_spec<A: schemars::JsonSchema>(
+    name: &str,
+    description: &str,
+    effect: Effect,
+) -> ToolSpec {
+    let mut schema = schemars::schema_for!(A);
+    schema.remove("$schema");
+    schema.remove("title");
+    ToolSpec {
+        name: name.to_string(),
+        description: description.to_string(),
+        effect,
+        parameters: schema.to_value(),
+    }
+}
+
+/// Deserialises tool arguments, or an error observation naming what is wrong. The registry
+/// validates against the schema before execution; this still guards direct callers.
+pub fn parse_args<A: DeserializeOwned>(tool: &str, args: Value) -> Result<A, Observation> {
+    serde_json::from_value(args)
+        .map_err(|e| Observation::error(format!("invalid arguments for `{tool}`: {e}")))
+}
+
+/// The `path` argument of a schema-valid call, or "." when absent (used by `resources()`).
+pub fn path_arg(args: &Value) -> String {
+    args.get("path")
+        .and_then(Value::as_str)
+        .unwrap_or(".")
+        .to_string()
+}
+
+/// Caps `text` at `limit` bytes (cut on a character boundary). Returns the text, with a final
+/// marker line `[... truncated: N more bytes ...]` when cut, and N.
+pub fn cap_output(text: String, limit: usize) -> (String, u64) {
+    if text.len() <= limit {
+        return (text, 0);
+    }
+    let mut cut = limit;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let dropped = (text.len() - cut) as u64;
+    let mut out = text;
+    out.truncate(cut);
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("[... truncated: {dropped} more bytes ...]"));
+    (out, dropped)
+}
+
+/// An ok observation with `text` capped at `limit` bytes (the context's `output_bytes`).
+pub fn capped_ok(limit: usize, text: String) -> Observation {
+    let (output, truncated_bytes) = cap_output(text, limit);
+    Observation {
+        truncated_bytes,
+        ..Observation::ok(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use praxis_core::{AccessMode, ExecStatus, Resource};
+    use serde_json::json;
+
+    #[test]
+    fn builtin_has_all_tools_sorted_with_object_schemas() {
+        let r = Registry::builtin();
+        assert_eq!(
+            r.names(),
+            [
+                "fs_patch",
+                "fs_read",
+                "fs_write",
+                "grep",
+                "list_files",
+                "repo_map",
+                "shell",
+                "test_run"
+            ]
+        );
+        let specs = r.specs();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, r.names());
+        for spec in &specs {
+            assert_eq!(spec.parameters["type"], "object", "{}", spec.name);
+            assert!(spec.parameters.get("$schema").is_none());
+            assert!(!spec.description.is_empty());
+        }
+        let read = specs.iter().find(|s| s.name == "fs_read").unwrap();
+        assert_eq!(read.effect, Effect::Read);
+        assert!(read.parameters["properties"]["path"]["description"].is_string());
+        let write = specs.iter().find(|s| s.name == "fs_write").unwrap();
+        assert_eq!(write.effect, Effect::Write);
+    }
+
+    #[test]
+    fn register_rejects_duplicates_and_invalid_schemas() {
+        struct Bad;
+        impl ToolContract for Bad {
+            fn spec(&self) -> ToolSpec {
+                ToolSpec {
+                    name: "bad".into(),
+                    description: "d".into(),
+                    effect: Effect::Read,
+                    parameters: json!({"type": 12}),
+                }
+            }
+            fn resources(&self, _: &Value) -> Vec<praxis_core::Resource> {
+                Vec::new()
+            }
+            fn execute<'a>(&'a self, _: &'a ExecContext, _: Value) -> BoxFuture<'a, Observation> {
+                Box::pin(async { Observation::ok("") })
+            }
+        }
+        let mut r = Registry::builtin();
+        let err = r
+            .register(Arc::new(crate::tools::fs_read::FsReadTool))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a tool named `fs_read` is already registered"
+        );
+        let err = r.register(Arc::new(Bad)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("tool `bad` has an invalid argument schema"),
+            "{err}"
+        );
+        assert!(r.get("bad").is_none());
+    }
+
+    #[test]
+    fn compile_names_resources_and_effect() {
+        let r = Registry::builtin();
+        let c = r
+            .compile("fs_write", &json!({"path": "a/b.txt", "content": "x"}))
+            .unwrap();
+        assert_eq!(c.effect, Effect::Write);
+        assert_eq!(
+            c.resources,
+            vec![Resource::Path {
+                path: "a/b.txt".into(),
+                mode: AccessMode::Write
+            }]
+        );
+        let c = r.compile("list_files", &json!({})).unwrap();
+        assert_eq!(
+            c.resources,
+            vec![Resource::Path {
+                path: ".".into(),
+                mode: AccessMode::Read
+            }]
+        );
+        // Pure and deterministic.
+        assert_eq!(r.compile("list_files", &json!({})).unwrap(), c);
+    }
+
+    #[test]
+    fn compile_rejects_unknown_tools_and_bad_arguments_by_field() {
+        let r = Registry::builtin();
+        match r.compile("fs_reed", &json!({})).unwrap_err() {
+            CompileError::UnknownTool { name, available } => {
+                assert_eq!(name, "fs_reed");
+                assert_eq!(available, r.names());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let problems = |tool: &str, args: Value| match r.compile(tool, &args).unwrap_err() {
+            CompileError::InvalidArguments { tool: t, problems } => {
+                assert_eq!(t, tool);
+                problems
+            }
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(
+            problems("fs_read", json!({"path": 5})),
+            vec!["`path`: 5 is not of type \"string\"".to_string()]
+        );
+        assert_eq!(
+            problems("fs_read", json!({})),
+            vec!["missing required field `path`".to_string()]
+        );
+        assert_eq!(
+            problems("fs_read", json!({"pth": "a"})),
+            vec![
+                "missing required field `path`".to_string(),
+                "unknown field `pth`".to_string()
+            ]
+        );
+        let p = problems("fs_patch", json!({"path": "a", "edits": [{"search": 1}]}));
+        assert!(
+            p.contains(&"`edits/0`: missing required field `replace`".to_string()),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&"`edits/0/search`: 1 is not of type \"string\"".to_string()),
+            "{p:?}"
+        );
+        let p = problems("grep", json!("just a string"));
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("arguments: "), "{p:?}");
+    }
+
+    #[tokio::test]
+    async fn execute_unknown_tool_is_an_error_observation() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ExecContext::new(crate::Workspace::new(dir.path()).unwrap());
+        let r = Registry::builtin();
+        let o = r.execute(&ctx, "nope", json!({})).await;
+        assert_eq!(o.status, ExecStatus::Error);
+        assert!(o.output.contains("unknown tool `nope`"), "{}", o.output);
+        std::fs::write(dir.path().join("a.txt"), "hi\n").unwrap();
+        let o = r.execute(&ctx, "fs_read", json!({"path": "a.txt"})).await;
+        assert_eq!((o.status, o.output.as_str()), (ExecStatus::Ok, "hi\n"));
+    }
+
+    #[test]
+    fn cap_output_cuts_on_char_boundary_with_marker() {
+        assert_eq!(cap_output("abc".into(), 3), ("abc".to_string(), 0));
+        let (out, n) = cap_output("abcdef".into(), 4);
+        assert_eq!(
+            (out.as_str(), n),
+            ("abcd\n[... truncated: 2 more bytes ...]", 2)
+        );
+        // "é" is two bytes: a cut inside it backs off to the boundary.
+        let (out, n) = cap_output("aéb".into(), 2);
+        assert_eq!(
+            (out.as_str(), n),
+            ("a\n[... truncated: 3 more bytes ...]", 3)
+        );
+        let (out, _) = cap_output("line\nmore".into(), 5);
+        assert_eq!(out, "line\n[... truncated: 4 more bytes ...]");
+    }
+}

@@ -1,0 +1,10 @@
+//! The built-in coding tools.
+
+pub mod fs_patch;
+pub mod fs_read;
+pub mod fs_write;
+pub mod grep;
+pub mod list_files;
+pub mod repo_map;
+pub mod shell;
+pub mod test_run;
