@@ -31,7 +31,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a task with an agent, governed and recorded.
-    #[command(after_help = "Examples:\n  praxis run \"Summarize this repository\"\n  praxis run \"Fix the failing test\" --workspace ../app --provider scripted --script turns.json\n  praxis run \"Inspect\" --read-only --json\n\nProgress goes to stderr; the final answer (or --json summary) to stdout.\nExit code 0 only when the run completed.")]
+    #[command(
+        after_help = "Examples:\n  praxis run \"Summarize this repository\"\n  praxis run \"Fix the failing test\" --workspace ../app --provider scripted --script turns.json\n  praxis run \"Inspect\" --read-only --json\n\nProgress goes to stderr; the final answer (or --json summary) to stdout.\nExit code 0 only when the run completed."
+    )]
     Run(RunArgs),
     /// List recorded runs, newest first.
     #[command(after_help = "Examples:\n  praxis runs\n  praxis runs --json --limit 5")]
@@ -44,7 +46,9 @@ enum Cmd {
         limit: usize,
     },
     /// Show a run's trajectory, entry by entry.
-    #[command(after_help = "Examples:\n  praxis show 01jd      # a unique prefix of the run id is enough\n  praxis show 01jd --json")]
+    #[command(
+        after_help = "Examples:\n  praxis show 01jd      # a unique prefix of the run id is enough\n  praxis show 01jd --json"
+    )]
     Show {
         /// Run id or a unique prefix of it.
         run: String,
@@ -62,7 +66,9 @@ enum Cmd {
         json: bool,
     },
     /// Measure the runtime's overheads against baselines taken in the same run.
-    #[command(after_help = "Examples:\n  praxis bench\n  praxis bench --quick --json\n\nThe ledger benchmarks fsync: run on a real disk (default: under $PRAXIS_HOME).")]
+    #[command(
+        after_help = "Examples:\n  praxis bench\n  praxis bench --quick --json\n\nThe ledger benchmarks fsync: run on a real disk (default: under $PRAXIS_HOME)."
+    )]
     Bench {
         #[arg(long)]
         json: bool,
@@ -127,7 +133,10 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("praxis: cannot start the async runtime: {e}");
@@ -158,12 +167,21 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else {
                 present::doctor(&report);
             }
-            Ok(if report.healthy() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if report.healthy() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Cmd::Bench { json, quick, dir } => {
             let dir = dir.unwrap_or_else(|| home.root().join("bench"));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating benchmark dir {}", dir.display()))?;
-            eprintln!("praxis bench: measuring in {} ({})", dir.display(), if quick { "quick" } else { "full" });
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating benchmark dir {}", dir.display()))?;
+            eprintln!(
+                "praxis bench: measuring in {} ({})",
+                dir.display(),
+                if quick { "quick" } else { "full" }
+            );
             let report = bench::run_benchmarks(&dir, &bench::BenchOptions { quick }).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -177,7 +195,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 
 fn open_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
     let path = home.ledger_path();
-    let ledger = SqliteLedger::open(&path).with_context(|| format!("opening ledger {}", path.display()))?;
+    let ledger =
+        SqliteLedger::open(&path).with_context(|| format!("opening ledger {}", path.display()))?;
     Ok(Arc::new(ledger))
 }
 
@@ -193,8 +212,12 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
         Some(dir) => dir,
         None => std::env::current_dir().context("reading the current directory")?,
     };
-    let workspace = std::fs::canonicalize(&workspace)
-        .with_context(|| format!("--workspace {}: not an accessible directory", workspace.display()))?;
+    let workspace = std::fs::canonicalize(&workspace).with_context(|| {
+        format!(
+            "--workspace {}: not an accessible directory",
+            workspace.display()
+        )
+    })?;
     let spec = RunSpec {
         task: args.task,
         workspace: workspace.display().to_string(),
@@ -202,7 +225,11 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
         model: String::new(),
         tools: args.tools,
         read_only: args.read_only,
-        limits: Limits { max_steps: args.max_steps, max_seconds: Some(args.max_seconds), ..Limits::default() },
+        limits: Limits {
+            max_steps: args.max_steps,
+            max_seconds: Some(args.max_seconds),
+            ..Limits::default()
+        },
     };
     let ledger = open_ledger(home)?;
     let runtime = Runtime::new(ledger, Arc::new(Registry::builtin()));
@@ -237,7 +264,11 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
     } else {
         if !args.json {
             let why = report.result.error.as_deref().unwrap_or("");
-            eprintln!("praxis: run {} ended: {} {why}", report.run_id, report.result.stop_reason.as_str());
+            eprintln!(
+                "praxis: run {} ended: {} {why}",
+                report.run_id,
+                report.result.stop_reason.as_str()
+            );
         }
         Ok(ExitCode::FAILURE)
     }
@@ -269,10 +300,17 @@ fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
     let ledger = open_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let entries = ledger.entries(&run_id, 0)?;
-    let row = ledger.runs()?.into_iter().find(|r| r.run_id == run_id).context("run vanished while reading")?;
+    let row = ledger
+        .runs()?
+        .into_iter()
+        .find(|r| r.run_id == run_id)
+        .context("run vanished while reading")?;
     let overview = overview(&row);
     if json {
-        println!("{}", serde_json::json!({ "run": overview, "entries": entries }));
+        println!(
+            "{}",
+            serde_json::json!({ "run": overview, "entries": entries })
+        );
     } else {
         present::show(&overview, &entries);
     }

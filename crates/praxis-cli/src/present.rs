@@ -17,7 +17,9 @@ impl Progress {
     pub fn new(is_terminal: bool) -> Self {
         let spinner = is_terminal.then(|| {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"),
+            );
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
@@ -52,7 +54,9 @@ impl RunObserver for Progress {
                     self.line(text);
                 }
             }
-            LiveEvent::ModelCall { step } => self.status(format!("step {step}: waiting for the model")),
+            LiveEvent::ModelCall { step } => {
+                self.status(format!("step {step}: waiting for the model"))
+            }
             LiveEvent::ToolStarted { tool, .. } => self.status(format!("running {tool}")),
             LiveEvent::Delta { .. } => {}
         }
@@ -60,8 +64,16 @@ impl RunObserver for Progress {
 }
 
 fn one_line(text: &str, max: usize) -> String {
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    let more = text.lines().filter(|l| !l.trim().is_empty()).count().saturating_sub(1);
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    let more = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+        .saturating_sub(1);
     let mut s: String = first.chars().take(max).collect();
     if first.chars().count() > max {
         s.push('…');
@@ -74,7 +86,11 @@ fn one_line(text: &str, max: usize) -> String {
 
 fn compact(value: &Value, max: usize) -> String {
     let text = value.to_string();
-    if text.chars().count() > max { format!("{}…", text.chars().take(max).collect::<String>()) } else { text }
+    if text.chars().count() > max {
+        format!("{}…", text.chars().take(max).collect::<String>())
+    } else {
+        text
+    }
 }
 
 /// A one-line description of an entry, or None for entries not worth a line.
@@ -88,27 +104,49 @@ pub fn describe(e: &Entry, run_id: Option<&str>) -> Option<String> {
                 p["spec"]["workspace"].as_str().unwrap_or("?"),
                 p["spec"]["provider"].as_str().unwrap_or("?")
             ),
-            None => format!("run started: {}", one_line(p["spec"]["task"].as_str().unwrap_or(""), 80)),
+            None => format!(
+                "run started: {}",
+                one_line(p["spec"]["task"].as_str().unwrap_or(""), 80)
+            ),
         },
         "workspace_snapshot" => {
-            format!("workspace captured: {} files", p["files"].as_object().map_or(0, |f| f.len()))
+            format!(
+                "workspace captured: {} files",
+                p["files"].as_object().map_or(0, |f| f.len())
+            )
         }
         "model_response" => {
             let calls: Vec<String> = p["tool_calls"]
                 .as_array()
-                .map(|calls| calls.iter().map(|c| c["name"].as_str().unwrap_or("?").to_string()).collect())
+                .map(|calls| {
+                    calls
+                        .iter()
+                        .map(|c| c["name"].as_str().unwrap_or("?").to_string())
+                        .collect()
+                })
                 .unwrap_or_default();
             let text = one_line(&s("content"), 70);
             match (calls.is_empty(), text.is_empty()) {
                 (true, _) => format!("[{}] model: {text}", p["step"]),
                 (false, true) => format!("[{}] model calls {}", p["step"], calls.join(", ")),
-                (false, false) => format!("[{}] model: {text} → calls {}", p["step"], calls.join(", ")),
+                (false, false) => {
+                    format!("[{}] model: {text} → calls {}", p["step"], calls.join(", "))
+                }
             }
         }
         "proposal" => {
             let verdict = s("verdict");
-            let mark = if verdict == "allow" { "→ allow" } else { "✗" };
-            let mut line = format!("    {} {} {mark} ({})", s("tool"), compact(&p["arguments"], 60), s("rule"));
+            let mark = if verdict == "allow" {
+                "→ allow"
+            } else {
+                "✗"
+            };
+            let mut line = format!(
+                "    {} {} {mark} ({})",
+                s("tool"),
+                compact(&p["arguments"], 60),
+                s("rule")
+            );
             if verdict != "allow" {
                 line.push_str(&format!(" {verdict}: {}", one_line(&s("reason"), 100)));
             }
@@ -117,9 +155,16 @@ pub fn describe(e: &Entry, run_id: Option<&str>) -> Option<String> {
         "execution" => {
             let status = s("status");
             let mark = if status == "ok" { "✓" } else { "✗" };
-            let exit = p["exit_code"].as_i64().map(|c| format!(" exit {c}")).unwrap_or_default();
+            let exit = p["exit_code"]
+                .as_i64()
+                .map(|c| format!(" exit {c}"))
+                .unwrap_or_default();
             let files = p["files_changed"].as_array().map(|f| f.len()).unwrap_or(0);
-            let files = if files > 0 { format!(" · {files} file(s) changed") } else { String::new() };
+            let files = if files > 0 {
+                format!(" · {files} file(s) changed")
+            } else {
+                String::new()
+            };
             format!(
                 "    {mark} {} {status}{exit} {}ms{files} · {}",
                 s("tool"),
@@ -127,7 +172,11 @@ pub fn describe(e: &Entry, run_id: Option<&str>) -> Option<String> {
                 one_line(&s("output"), 70)
             )
         }
-        "invalid_output" => format!("    ✗ unusable reply ({} in a row): {}", p["in_a_row"], s("reason")),
+        "invalid_output" => format!(
+            "    ✗ unusable reply ({} in a row): {}",
+            p["in_a_row"],
+            s("reason")
+        ),
         "model_error" => format!("    ✗ model error: {}", s("error")),
         "approval_requested" => format!("    … approval requested for {}", s("call_id")),
         "approval_decided" => format!("    approval for {}: {}", s("call_id"), p["approved"]),
@@ -136,8 +185,12 @@ pub fn describe(e: &Entry, run_id: Option<&str>) -> Option<String> {
             s("stop_reason"),
             p["steps"],
             p["tool_calls"],
-            p["usage"]["input_tokens"].as_u64().unwrap_or(0) + p["usage"]["output_tokens"].as_u64().unwrap_or(0),
-            p["error"].as_str().map(|e| format!(" · {e}")).unwrap_or_default()
+            p["usage"]["input_tokens"].as_u64().unwrap_or(0)
+                + p["usage"]["output_tokens"].as_u64().unwrap_or(0),
+            p["error"]
+                .as_str()
+                .map(|e| format!(" · {e}"))
+                .unwrap_or_default()
         ),
         _ => return None,
     })
@@ -148,7 +201,10 @@ pub fn runs(rows: &[RunOverview]) {
         println!("no runs recorded yet (try: praxis run \"Summarize this repository\")");
         return;
     }
-    println!("{:<26}  {:<11}  {:<18}  {:>5}  TASK", "RUN", "STATUS", "STOP", "STEPS");
+    println!(
+        "{:<26}  {:<11}  {:<18}  {:>5}  TASK",
+        "RUN", "STATUS", "STOP", "STEPS"
+    );
     for r in rows {
         println!(
             "{:<26}  {:<11}  {:<18}  {:>5}  {}",
@@ -162,7 +218,12 @@ pub fn runs(rows: &[RunOverview]) {
 }
 
 pub fn show(run: &RunOverview, entries: &[Entry]) {
-    println!("run {}  {}  started {}", run.run_id, run.status.as_str(), run.started_at);
+    println!(
+        "run {}  {}  started {}",
+        run.run_id,
+        run.status.as_str(),
+        run.started_at
+    );
     println!("task: {}", run.task);
     println!("workspace: {} · provider: {}", run.workspace, run.provider);
     println!();
@@ -177,7 +238,10 @@ pub fn show(run: &RunOverview, entries: &[Entry]) {
         .filter(|e| e.kind == "execution")
         .filter_map(|e| e.payload["call_id"].as_str())
         .collect();
-    for e in entries.iter().filter(|e| e.kind == "proposal" && e.payload["verdict"] == "allow") {
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == "proposal" && e.payload["verdict"] == "allow")
+    {
         let call = e.payload["call_id"].as_str().unwrap_or("");
         if !executed.contains(&call) {
             println!(
@@ -200,14 +264,27 @@ pub fn show(run: &RunOverview, entries: &[Entry]) {
 }
 
 pub fn doctor(report: &DoctorReport) {
-    println!("praxis {} · data dir {}", report.praxis_version, report.data_dir);
+    println!(
+        "praxis {} · data dir {}",
+        report.praxis_version, report.data_dir
+    );
     for c in &report.checks {
-        println!("  {} {:<8} {}", if c.ok { "✓" } else { "✗" }, c.name, c.detail);
+        println!(
+            "  {} {:<8} {}",
+            if c.ok { "✓" } else { "✗" },
+            c.name,
+            c.detail
+        );
     }
     println!("  sandbox features offered by this host:");
     if let Some(map) = report.sandbox_features.as_object() {
         for (k, v) in map {
-            println!("    {k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            println!(
+                "    {k}: {}",
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            );
         }
     }
 }

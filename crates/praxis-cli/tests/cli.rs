@@ -12,12 +12,16 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        Env { home: tempfile::tempdir().unwrap() }
+        Env {
+            home: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_praxis"));
-        cmd.args(args).env("PRAXIS_HOME", self.home.path()).stdin(Stdio::null());
+        cmd.args(args)
+            .env("PRAXIS_HOME", self.home.path())
+            .stdin(Stdio::null());
         cmd
     }
 
@@ -43,15 +47,23 @@ impl Env {
             file.to_str().unwrap(),
             "--json",
         ]);
-        let summary: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("bad --json output ({e}): {}\nstderr: {}", text(&out.stdout), text(&out.stderr)));
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "bad --json output ({e}): {}\nstderr: {}",
+                text(&out.stdout),
+                text(&out.stderr)
+            )
+        });
         (out.status.success(), summary)
     }
 
     fn export(&self, run_id: &str) -> Vec<Value> {
         let out = self.praxis(&["ledger", "export", run_id]);
         assert!(out.status.success(), "export failed: {}", text(&out.stderr));
-        text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
@@ -66,19 +78,39 @@ fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
 fn rust_repo() -> TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    std::fs::write(p.join("README.md"), "# Tallyho\n\nTallyho counts words in files quickly.\n").unwrap();
-    std::fs::write(p.join("Cargo.toml"), "[package]\nname = \"tallyho\"\nversion = \"0.1.0\"\n").unwrap();
+    std::fs::write(
+        p.join("README.md"),
+        "# Tallyho\n\nTallyho counts words in files quickly.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("Cargo.toml"),
+        "[package]\nname = \"tallyho\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
     std::fs::create_dir(p.join("src")).unwrap();
-    std::fs::write(p.join("src/main.rs"), "fn main() {\n    // TODO: count faster\n}\n\npub struct Counter;\n").unwrap();
+    std::fs::write(
+        p.join("src/main.rs"),
+        "fn main() {\n    // TODO: count faster\n}\n\npub struct Counter;\n",
+    )
+    .unwrap();
     dir
 }
 
 fn python_repo() -> TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path();
-    std::fs::write(p.join("README.md"), "# Snakepit\n\nA tiny web service for serpents.\n").unwrap();
+    std::fs::write(
+        p.join("README.md"),
+        "# Snakepit\n\nA tiny web service for serpents.\n",
+    )
+    .unwrap();
     std::fs::write(p.join("pyproject.toml"), "[project]\nname = \"snakepit\"\n").unwrap();
-    std::fs::write(p.join("main.py"), "def serve():\n    pass\n\nclass App:\n    pass\n# FIXME: auth\n# TODO: tests\n").unwrap();
+    std::fs::write(
+        p.join("main.py"),
+        "def serve():\n    pass\n\nclass App:\n    pass\n# FIXME: auth\n# TODO: tests\n",
+    )
+    .unwrap();
     dir
 }
 
@@ -86,7 +118,14 @@ fn python_repo() -> TempDir {
 fn mock_run_summarizes_what_it_actually_read_and_differs_between_repos() {
     let env = Env::new();
     let (rust, python) = (rust_repo(), python_repo());
-    let run = |dir: &Path| env.praxis(&["run", "Summarize this repository", "--workspace", dir.to_str().unwrap()]);
+    let run = |dir: &Path| {
+        env.praxis(&[
+            "run",
+            "Summarize this repository",
+            "--workspace",
+            dir.to_str().unwrap(),
+        ])
+    };
     let a = run(rust.path());
     let b = run(python.path());
     assert!(a.status.success(), "stderr: {}", text(&a.stderr));
@@ -102,10 +141,23 @@ fn mock_run_summarizes_what_it_actually_read_and_differs_between_repos() {
 fn mock_run_over_this_repository_with_json_summary() {
     let env = Env::new();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = env.praxis(&["run", "Summarize this repository", "--workspace", repo.to_str().unwrap(), "--json"]);
+    let out = env.praxis(&[
+        "run",
+        "Summarize this repository",
+        "--workspace",
+        repo.to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    for key in ["run_id", "status", "stop_reason", "final_answer", "steps", "usage"] {
+    for key in [
+        "run_id",
+        "status",
+        "stop_reason",
+        "final_answer",
+        "steps",
+        "usage",
+    ] {
         assert!(summary.get(key).is_some(), "missing {key} in {summary}");
     }
     assert_eq!(summary["status"], "completed");
@@ -114,7 +166,10 @@ fn mock_run_over_this_repository_with_json_summary() {
     assert!(summary["steps"].as_u64().unwrap() >= 3);
     // Progress went to stderr, one line per durable entry.
     let progress = text(&out.stderr);
-    assert!(progress.contains("repo_map") && progress.contains("→ allow"), "{progress}");
+    assert!(
+        progress.contains("repo_map") && progress.contains("→ allow"),
+        "{progress}"
+    );
 }
 
 #[test]
@@ -132,29 +187,62 @@ fn scripted_run_records_the_whole_pipeline_and_file_changes() {
     assert!(ok, "{summary}");
     assert_eq!(summary["final_answer"], "Plan written and checked.");
     assert_eq!(summary["steps"], 5);
-    assert_eq!(std::fs::read_to_string(ws.path().join("notes/plan.txt")).unwrap(), "step two\n");
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("notes/plan.txt")).unwrap(),
+        "step two\n"
+    );
 
     let entries = env.export(summary["run_id"].as_str().unwrap());
     for e in &entries {
-        for key in ["run_id", "seq", "kind", "at", "prev_hash", "hash", "payload"] {
+        for key in [
+            "run_id",
+            "seq",
+            "kind",
+            "at",
+            "prev_hash",
+            "hash",
+            "payload",
+        ] {
             assert!(e.get(key).is_some(), "entry lacks {key}: {e}");
         }
     }
-    let kinds: Vec<&str> = entries.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"run_started"));
     assert_eq!(kinds.last(), Some(&"run_finished"));
     // Write-ahead: each execution follows its own proposal.
-    for (i, e) in entries.iter().enumerate().filter(|(_, e)| e["kind"] == "execution") {
+    for (i, e) in entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["kind"] == "execution")
+    {
         let call = &e["payload"]["call_id"];
-        let p = entries[..i].iter().rev().find(|p| p["kind"] == "proposal" && &p["payload"]["call_id"] == call);
-        assert_eq!(p.expect("proposal before execution")["payload"]["verdict"], "allow");
+        let p = entries[..i]
+            .iter()
+            .rev()
+            .find(|p| p["kind"] == "proposal" && &p["payload"]["call_id"] == call);
+        assert_eq!(
+            p.expect("proposal before execution")["payload"]["verdict"],
+            "allow"
+        );
     }
     let proposals = of_kind(&entries, "proposal");
-    let tools: Vec<&str> = proposals.iter().map(|p| p["payload"]["tool"].as_str().unwrap()).collect();
+    let tools: Vec<&str> = proposals
+        .iter()
+        .map(|p| p["payload"]["tool"].as_str().unwrap())
+        .collect();
     assert_eq!(tools, vec!["fs_read", "fs_write", "fs_patch", "shell"]);
-    assert_eq!(proposals[3]["payload"]["arguments"]["command"], "cat notes/plan.txt && echo hi > made-by-shell.txt");
+    assert_eq!(
+        proposals[3]["payload"]["arguments"]["command"],
+        "cat notes/plan.txt && echo hi > made-by-shell.txt"
+    );
     let executions = of_kind(&entries, "execution");
-    assert!(executions.iter().all(|e| e["payload"]["status"] == "ok"), "{executions:?}");
+    assert!(
+        executions.iter().all(|e| e["payload"]["status"] == "ok"),
+        "{executions:?}"
+    );
     assert_eq!(executions[3]["payload"]["exit_code"], 0);
     // Files changed are recorded with content-addressed before/after blobs.
     let changed = |i: usize| executions[i]["payload"]["files_changed"].clone();
@@ -164,10 +252,19 @@ fn scripted_run_records_the_whole_pipeline_and_file_changes() {
     assert_eq!(changed(3)[0]["path"], "made-by-shell.txt");
     let finished = of_kind(&entries, "run_finished")[0];
     assert_eq!(finished["payload"]["stop_reason"], "completed");
-    assert_eq!(finished["payload"]["final_answer"], "Plan written and checked.");
+    assert_eq!(
+        finished["payload"]["final_answer"],
+        "Plan written and checked."
+    );
     // The model saw the shell output wrapped in <result>.
-    let show = text(&env.praxis(&["show", summary["run_id"].as_str().unwrap()]).stdout);
-    assert!(show.contains("shell") && show.contains("completed"), "{show}");
+    let show = text(
+        &env.praxis(&["show", summary["run_id"].as_str().unwrap()])
+            .stdout,
+    );
+    assert!(
+        show.contains("shell") && show.contains("completed"),
+        "{show}"
+    );
 }
 
 #[test]
@@ -176,7 +273,11 @@ fn escapes_and_bad_calls_are_rejected_recorded_and_the_run_recovers() {
     let ws = rust_repo();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret.txt"), "TOP SECRET").unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), ws.path().join("link.txt")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        ws.path().join("link.txt"),
+    )
+    .unwrap();
     let script = json!({"turns": [
         {"tool_calls": [
             {"id": "dots", "name": "fs_read", "arguments": {"path": "../../../../etc/passwd"}},
@@ -194,20 +295,44 @@ fn escapes_and_bad_calls_are_rejected_recorded_and_the_run_recovers() {
     let all = serde_json::to_string(&entries).unwrap();
     assert!(!all.contains("TOP SECRET"), "secret leaked into the ledger");
     let proposals = of_kind(&entries, "proposal");
-    let by_id = |id: &str| proposals.iter().find(|p| p["payload"]["call_id"] == id).unwrap()["payload"].clone();
+    let by_id = |id: &str| {
+        proposals
+            .iter()
+            .find(|p| p["payload"]["call_id"] == id)
+            .unwrap()["payload"]
+            .clone()
+    };
     for id in ["dots", "abs", "proc"] {
         assert_eq!(by_id(id)["verdict"], "deny", "{id}");
         assert_eq!(by_id(id)["rule"], "workspace_confinement", "{id}");
     }
     assert_eq!(by_id("unknown")["rule"], "contract");
-    assert!(by_id("unknown")["reason"].as_str().unwrap().contains("unknown tool `rm_rf`"));
+    assert!(
+        by_id("unknown")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool `rm_rf`")
+    );
     assert_eq!(by_id("schema")["rule"], "contract");
-    assert!(by_id("schema")["reason"].as_str().unwrap().contains("path"), "{}", by_id("schema"));
+    assert!(
+        by_id("schema")["reason"].as_str().unwrap().contains("path"),
+        "{}",
+        by_id("schema")
+    );
     // The symlink passes the lexical check but the tool fabric refuses to follow it out.
     assert_eq!(by_id("link")["verdict"], "allow");
-    let link_exec = of_kind(&entries, "execution").into_iter().find(|e| e["payload"]["call_id"] == "link").unwrap();
+    let link_exec = of_kind(&entries, "execution")
+        .into_iter()
+        .find(|e| e["payload"]["call_id"] == "link")
+        .unwrap();
     assert_eq!(link_exec["payload"]["status"], "error");
-    assert!(link_exec["payload"]["output"].as_str().unwrap().contains("symlink"), "{link_exec}");
+    assert!(
+        link_exec["payload"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("symlink"),
+        "{link_exec}"
+    );
 }
 
 #[test]
@@ -225,11 +350,15 @@ fn three_unusable_replies_end_the_run_with_invalid_output_limit() {
 fn running_out_of_script_turns_fails_clearly() {
     let env = Env::new();
     let ws = rust_repo();
-    let script = json!({"turns": [{"tool_calls": [{"id": "a", "name": "list_files", "arguments": {}}]}]});
+    let script =
+        json!({"turns": [{"tool_calls": [{"id": "a", "name": "list_files", "arguments": {}}]}]});
     let (ok, summary) = env.run_script(ws.path(), script);
     assert!(!ok);
     assert_eq!(summary["stop_reason"], "failed");
-    assert!(summary["error"].as_str().unwrap().contains("turn"), "{summary}");
+    assert!(
+        summary["error"].as_str().unwrap().contains("turn"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -238,7 +367,14 @@ fn malformed_script_is_refused_before_anything_runs() {
     let ws = rust_repo();
     let file = env.home.path().join("bad.json");
     std::fs::write(&file, r#"{"turns": [{"contnet": "typo"}]}"#).unwrap();
-    let out = env.praxis(&["run", "x", "--workspace", ws.path().to_str().unwrap(), "--script", file.to_str().unwrap()]);
+    let out = env.praxis(&[
+        "run",
+        "x",
+        "--workspace",
+        ws.path().to_str().unwrap(),
+        "--script",
+        file.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains("bad.json") && err.contains("contnet"), "{err}");
@@ -258,12 +394,18 @@ fn shell_timeouts_and_huge_outputs_are_capped_and_recorded() {
     let started = Instant::now();
     let (ok, summary) = env.run_script(ws.path(), script);
     assert!(ok, "{summary}");
-    assert!(started.elapsed() < Duration::from_secs(20), "the timeout did not stop the sleep");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the timeout did not stop the sleep"
+    );
     let entries = env.export(summary["run_id"].as_str().unwrap());
     let executions = of_kind(&entries, "execution");
     assert_eq!(executions[0]["payload"]["status"], "timeout");
     let big = &executions[1]["payload"];
-    assert!(big["truncated_bytes"].as_u64().unwrap() > 4_000_000, "{big}");
+    assert!(
+        big["truncated_bytes"].as_u64().unwrap() > 4_000_000,
+        "{big}"
+    );
     assert!(big["output"].as_str().unwrap().contains("bytes cut"));
     assert!(big["output"].as_str().unwrap().len() < 200_000);
 }
@@ -272,16 +414,28 @@ fn shell_timeouts_and_huge_outputs_are_capped_and_recorded() {
 fn ledger_verify_detects_a_hand_edited_entry() {
     let env = Env::new();
     let ws = rust_repo();
-    let out = env.praxis(&["run", "Summarize", "--workspace", ws.path().to_str().unwrap(), "--json"]);
+    let out = env.praxis(&[
+        "run",
+        "Summarize",
+        "--workspace",
+        ws.path().to_str().unwrap(),
+        "--json",
+    ]);
     assert!(out.status.success());
-    let run_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["run_id"].as_str().unwrap().to_string();
+    let run_id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let ok = env.praxis(&["ledger", "verify", &run_id]);
     assert!(ok.status.success(), "{}", text(&ok.stdout));
     assert!(env.praxis(&["ledger", "verify", "--all"]).status.success());
 
     let db = rusqlite::Connection::open(env.home.path().join("ledger.db")).unwrap();
     // The store refuses edits through SQL...
-    assert!(db.execute("UPDATE entries SET kind = 'x' WHERE seq = 3", []).is_err());
+    assert!(
+        db.execute("UPDATE entries SET kind = 'x' WHERE seq = 3", [])
+            .is_err()
+    );
     // ...so a tamperer removes the guard first; the chain still tells.
     let triggers: Vec<String> = db
         .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger'")
@@ -301,7 +455,10 @@ fn ledger_verify_detects_a_hand_edited_entry() {
     let bad = env.praxis(&["ledger", "verify", &run_id]);
     assert!(!bad.status.success());
     let report = text(&bad.stdout);
-    assert!(report.contains(&run_id) && report.contains("seq 1"), "{report}");
+    assert!(
+        report.contains(&run_id) && report.contains("seq 1"),
+        "{report}"
+    );
     assert!(!env.praxis(&["ledger", "verify", "--all"]).status.success());
 }
 
@@ -315,7 +472,14 @@ fn killing_praxis_during_a_shell_call_leaves_a_durable_proposal_and_an_unfinishe
         json!({"turns": [{"tool_calls": [{"id": "slow", "name": "shell", "arguments": {"command": format!("sleep {marker}")}}]}, {"content": "never"}]}),
     );
     let mut child = env
-        .cmd(&["run", "slow", "--workspace", ws.path().to_str().unwrap(), "--script", script.to_str().unwrap()])
+        .cmd(&[
+            "run",
+            "slow",
+            "--workspace",
+            ws.path().to_str().unwrap(),
+            "--script",
+            script.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -341,11 +505,17 @@ fn killing_praxis_during_a_shell_call_leaves_a_durable_proposal_and_an_unfinishe
     assert!(of_kind(&entries, "run_finished").is_empty());
     assert!(env.praxis(&["ledger", "verify", run_id]).status.success());
     let show = text(&env.praxis(&["show", run_id]).stdout);
-    assert!(show.contains("IN FLIGHT") && show.contains("interrupted"), "{show}");
+    assert!(
+        show.contains("IN FLIGHT") && show.contains("interrupted"),
+        "{show}"
+    );
     // The orphaned command dies with its parent (parent-death signal).
     let deadline = Instant::now() + Duration::from_secs(10);
     while sleep_running(marker) {
-        assert!(Instant::now() < deadline, "the shell command outlived the killed runtime");
+        assert!(
+            Instant::now() < deadline,
+            "the shell command outlived the killed runtime"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -366,7 +536,13 @@ fn doctor_reports_health_and_sandbox_features() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["data_dir"], env.home.path().display().to_string());
     assert!(report["sandbox_features"].get("landlock_abi").is_some());
-    assert!(report["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true));
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true)
+    );
 }
 
 #[test]
@@ -384,7 +560,10 @@ fn every_command_has_help_with_examples() {
     ] {
         let out = env.praxis(&args);
         assert!(out.status.success(), "{args:?}");
-        assert!(text(&out.stdout).contains("Examples:"), "{args:?} has no examples");
+        assert!(
+            text(&out.stdout).contains("Examples:"),
+            "{args:?} has no examples"
+        );
     }
 }
 
@@ -393,7 +572,11 @@ fn unknown_run_ids_and_bad_workspaces_are_clear_errors() {
     let env = Env::new();
     let out = env.praxis(&["show", "nosuchrun"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("nosuchrun"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("nosuchrun"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = env.praxis(&["run", "x", "--workspace", "/definitely/not/here"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("/definitely/not/here"));

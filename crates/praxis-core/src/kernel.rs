@@ -140,7 +140,10 @@ pub struct Kernel {
     policy: Policy,
     contracts: Arc<dyn Contracts>,
     phase: Phase,
-    messages: Vec<Message>,
+    /// Shared with the current `ModelRequest`; copied on write only if the driver still holds it.
+    messages: Arc<Vec<Message>>,
+    /// The tools the policy offers, computed once per run.
+    offered: Arc<Vec<ToolSpec>>,
     started: Millis,
     steps: u32,
     tool_calls: u32,
@@ -156,12 +159,19 @@ pub struct Kernel {
 
 impl Kernel {
     pub fn new(spec: RunSpec, contracts: Arc<dyn Contracts>) -> Self {
+        let policy = Policy::for_run(&spec);
+        let offered = contracts
+            .specs()
+            .into_iter()
+            .filter(|s| policy.offers(&s.name))
+            .collect();
         Kernel {
-            policy: Policy::for_run(&spec),
+            policy,
             spec,
             contracts,
             phase: Phase::NotStarted,
-            messages: Vec::new(),
+            messages: Arc::default(),
+            offered: Arc::new(offered),
             started: 0,
             steps: 0,
             tool_calls: 0,
@@ -184,12 +194,12 @@ impl Kernel {
     }
 
     /// Tools offered to the model: every contract the policy's allowlist admits.
-    pub fn offered_tools(&self) -> Vec<ToolSpec> {
-        self.contracts
-            .specs()
-            .into_iter()
-            .filter(|s| self.policy.offers(&s.name))
-            .collect()
+    pub fn offered_tools(&self) -> &[ToolSpec] {
+        &self.offered
+    }
+
+    fn push_message(&mut self, message: Message) {
+        Arc::make_mut(&mut self.messages).push(message);
     }
 
     pub fn handle(&mut self, event: Event) -> Result<Vec<Command>, KernelError> {
@@ -207,7 +217,7 @@ impl Kernel {
                 record(
                     &mut out,
                     kinds::RUN_STARTED,
-                    json!({ "spec": self.spec, "environment": environment }),
+                    json!({ "spec": self.spec, "environment": environment, "now": now }),
                 );
                 if !workspace_files.is_null() {
                     record(
@@ -216,22 +226,22 @@ impl Kernel {
                         json!({ "files": workspace_files }),
                     );
                 }
-                let system = system_prompt(&self.spec, &self.offered_tools(), now);
-                self.messages.push(Message::new(Role::System, system));
-                self.messages
-                    .push(Message::new(Role::User, self.spec.task.clone()));
+                let system = system_prompt(&self.spec, &self.offered, now);
+                self.push_message(Message::new(Role::System, system));
+                self.push_message(Message::new(Role::User, self.spec.task.clone()));
                 self.next_step(now, &mut out);
             }
             (Event::ModelReplied { now, response }, Phase::AwaitingModel) => {
                 self.on_reply(now, response, &mut out);
             }
-            (Event::ModelFailed { error, .. }, Phase::AwaitingModel) => {
+            (Event::ModelFailed { now, error }, Phase::AwaitingModel) => {
                 record(
                     &mut out,
                     kinds::MODEL_ERROR,
-                    json!({ "step": self.steps, "error": error }),
+                    json!({ "step": self.steps, "error": error, "now": now }),
                 );
                 self.finish(
+                    now,
                     StopReason::Failed,
                     None,
                     Some(format!("model call failed: {error}")),
@@ -260,11 +270,11 @@ impl Kernel {
                 record(
                     &mut out,
                     kinds::EXECUTION,
-                    execution_payload(&proposal, &observation),
+                    execution_payload(&proposal, &observation, now),
                 );
                 self.observe(&proposal.call_id, source, render_observation(&observation));
                 if let Err(reason) = self.policy.within_deadline(self.started, now) {
-                    self.finish(reason, None, None, &mut out);
+                    self.finish(now, reason, None, None, &mut out);
                 } else {
                     self.advance(now, &mut out);
                 }
@@ -293,7 +303,7 @@ impl Kernel {
                 record(
                     &mut out,
                     kinds::APPROVAL_DECIDED,
-                    json!({ "call_id": call_id, "approved": approved, "by": by, "reason": reason }),
+                    json!({ "call_id": call_id, "approved": approved, "by": by, "reason": reason, "now": now }),
                 );
                 if approved {
                     self.execute(now, proposal, source, &mut out);
@@ -306,7 +316,7 @@ impl Kernel {
                     self.advance(now, &mut out);
                 }
             }
-            (Event::Cancel { reason, .. }, phase) if *phase != Phase::Finished => {
+            (Event::Cancel { now, reason }, phase) if *phase != Phase::Finished => {
                 if let Phase::AwaitingTool(proposal, _) = phase {
                     let observation = Observation {
                         status: ExecStatus::Cancelled,
@@ -315,10 +325,10 @@ impl Kernel {
                     record(
                         &mut out,
                         kinds::EXECUTION,
-                        execution_payload(proposal, &observation),
+                        execution_payload(proposal, &observation, now),
                     );
                 }
-                self.finish(StopReason::Cancelled, None, Some(reason), &mut out);
+                self.finish(now, StopReason::Cancelled, None, Some(reason), &mut out);
             }
             (event, phase) => {
                 return Err(KernelError::UnexpectedEvent {
@@ -332,14 +342,14 @@ impl Kernel {
 
     fn next_step(&mut self, now: Millis, out: &mut Vec<Command>) {
         if let Err(reason) = self.policy.before_step(self.steps + 1, self.started, now) {
-            return self.finish(reason, None, None, out);
+            return self.finish(now, reason, None, None, out);
         }
         self.steps += 1;
         self.phase = Phase::AwaitingModel;
         out.push(Command::CallModel(ModelRequest {
             step: self.steps,
             messages: self.messages.clone(),
-            tools: self.offered_tools(),
+            tools: self.offered.clone(),
         }));
     }
 
@@ -354,20 +364,22 @@ impl Kernel {
                 "content": response.content,
                 "tool_calls": response.tool_calls,
                 "usage": response.usage,
+                "now": now,
+                "now": now,
             }),
         );
-        self.messages.push(Message {
+        self.push_message(Message {
             role: Role::Assistant,
             content: response.content.clone(),
             tool_calls: response.tool_calls.clone(),
             tool_call_id: None,
         });
         if let Err(reason) = self.policy.within_deadline(self.started, now) {
-            return self.finish(reason, None, None, out);
+            return self.finish(now, reason, None, None, out);
         }
         match intents_of(self.steps, &response) {
             Reply::Final(answer) => {
-                self.finish(StopReason::Completed, Some(answer), None, out);
+                self.finish(now, StopReason::Completed, Some(answer), None, out);
             }
             Reply::Unusable(why) => self.unusable(now, why, out),
             Reply::Intents(intents) => {
@@ -455,7 +467,7 @@ impl Kernel {
         // Every intent of the reply is handled: report back and ask the model again.
         if !self.cmd_results.is_empty() {
             let results = std::mem::take(&mut self.cmd_results).join("\n");
-            self.messages.push(Message::new(Role::User, results));
+            self.push_message(Message::new(Role::User, results));
         }
         if self.reply_usable {
             self.invalid_in_row = 0;
@@ -473,7 +485,7 @@ impl Kernel {
         out: &mut Vec<Command>,
     ) {
         if let Err(reason) = self.policy.within_deadline(self.started, now) {
-            return self.finish(reason, None, None, out);
+            return self.finish(now, reason, None, None, out);
         }
         self.tool_calls += 1;
         out.push(Command::Execute(ExecRequest {
@@ -499,9 +511,9 @@ impl Kernel {
                 "{} unusable model replies in a row; last: {why}",
                 self.invalid_in_row
             );
-            return self.finish(StopReason::InvalidOutputLimit, None, Some(error), out);
+            return self.finish(now, StopReason::InvalidOutputLimit, None, Some(error), out);
         }
-        self.messages.push(Message::new(
+        self.push_message(Message::new(
             Role::User,
             format!(
                 "Your last reply could not be used: {why}. Reply with a tool call, a {} block, \
@@ -514,13 +526,14 @@ impl Kernel {
 
     fn observe(&mut self, call_id: &str, source: IntentSource, text: String) {
         match source {
-            IntentSource::ToolCall => self.messages.push(Message::tool_result(call_id, text)),
+            IntentSource::ToolCall => self.push_message(Message::tool_result(call_id, text)),
             IntentSource::CmdBlock => self.cmd_results.push(cmd::format_result(&text, None)),
         }
     }
 
     fn finish(
         &mut self,
+        now: Millis,
         reason: StopReason,
         answer: Option<String>,
         error: Option<String>,
@@ -535,11 +548,9 @@ impl Kernel {
             tool_calls: self.tool_calls,
             usage: self.usage,
         };
-        record(
-            out,
-            kinds::RUN_FINISHED,
-            serde_json::to_value(&result).expect("plain data serialises"),
-        );
+        let mut payload = serde_json::to_value(&result).expect("plain data serialises");
+        payload["now"] = json!(now);
+        record(out, kinds::RUN_FINISHED, payload);
         self.phase = Phase::Finished;
         self.pending.clear();
         out.push(Command::Finish(result));
@@ -611,7 +622,7 @@ fn proposal_payload(p: &Proposal, source: IntentSource) -> Value {
     })
 }
 
-fn execution_payload(p: &Proposal, o: &Observation) -> Value {
+fn execution_payload(p: &Proposal, o: &Observation, now: Millis) -> Value {
     let outcome = if o.status == ExecStatus::Ok {
         "committed"
     } else {
@@ -621,6 +632,7 @@ fn execution_payload(p: &Proposal, o: &Observation) -> Value {
     payload["call_id"] = json!(p.call_id);
     payload["tool"] = json!(p.tool);
     payload["outcome"] = json!(outcome);
+    payload["now"] = json!(now);
     payload
 }
 

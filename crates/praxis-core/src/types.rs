@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Milliseconds since the Unix epoch. The kernel never reads a clock: time arrives in events.
 pub type Millis = u64;
@@ -124,12 +125,14 @@ impl Message {
 }
 
 /// What the kernel asks cognition for: the whole conversation so far plus the tools on offer.
+/// Both are shared with the kernel rather than copied per step: a request holds them only
+/// while the model call lasts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelRequest {
     /// 1-based number of this model call within the run.
     pub step: u32,
-    pub messages: Vec<Message>,
-    pub tools: Vec<ToolSpec>,
+    pub messages: Arc<Vec<Message>>,
+    pub tools: Arc<Vec<ToolSpec>>,
 }
 
 /// One complete (assembled) model reply.

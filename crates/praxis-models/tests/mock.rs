@@ -162,8 +162,8 @@ async fn drive(
     for step in 1..=10 {
         let request = ModelRequest {
             step,
-            messages: messages.clone(),
-            tools: tools.clone(),
+            messages: messages.clone().into(),
+            tools: tools.clone().into(),
         };
         let reply = mock.complete(&request, &NoDeltas).await.unwrap();
         assert_eq!(reply.model, "mock-inspector-1");
@@ -436,8 +436,8 @@ async fn replies_depend_only_on_the_history() {
     messages.push(Message::tool_result("mock-1-1", repo.map.clone()));
     let request = ModelRequest {
         step: 7,
-        messages,
-        tools,
+        messages: messages.into(),
+        tools: tools.into(),
     };
     let mock = MockProvider::new();
     let a = mock.complete(&request, &NoDeltas).await.unwrap();

@@ -49,8 +49,8 @@ fn request(answered: usize) -> ModelRequest {
     }
     ModelRequest {
         step: 99,
-        messages,
-        tools: Vec::new(),
+        messages: messages.into(),
+        tools: Default::default(),
     }
 }
 

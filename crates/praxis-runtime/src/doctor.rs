@@ -29,8 +29,16 @@ impl DoctorReport {
 
 fn check(name: &str, result: Result<String, String>) -> Check {
     match result {
-        Ok(detail) => Check { name: name.into(), ok: true, detail },
-        Err(detail) => Check { name: name.into(), ok: false, detail },
+        Ok(detail) => Check {
+            name: name.into(),
+            ok: true,
+            detail,
+        },
+        Err(detail) => Check {
+            name: name.into(),
+            ok: false,
+            detail,
+        },
     }
 }
 
@@ -42,7 +50,12 @@ pub fn report(home: &DataHome) -> DoctorReport {
         std::fs::create_dir_all(dir)
             .and_then(|()| tempfile::tempfile_in(dir).map(drop))
             .map(|()| format!("{} (writable)", dir.display()))
-            .map_err(|e| format!("{}: {e} (set PRAXIS_HOME to a writable directory)", dir.display())),
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (set PRAXIS_HOME to a writable directory)",
+                    dir.display()
+                )
+            }),
     ));
     let ledger_path = home.ledger_path();
     checks.push(check(
@@ -58,7 +71,13 @@ pub fn report(home: &DataHome) -> DoctorReport {
             .arg("--version")
             .output()
             .map_err(|e| format!("bash not runnable: {e} (the shell tool needs it)"))
-            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string()),
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            }),
     ));
     DoctorReport {
         praxis_version: env!("CARGO_PKG_VERSION").into(),
@@ -69,13 +88,22 @@ pub fn report(home: &DataHome) -> DoctorReport {
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Probes the kernel's sandboxing primitives without changing anything.
 pub fn sandbox_features() -> Value {
     // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) returns the ABI version.
-    let landlock_abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+    let landlock_abi = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            1u32,
+        )
+    };
     let user_namespaces = read_trimmed("/proc/sys/user/max_user_namespaces")
         .and_then(|n| n.parse::<u64>().ok())
         .is_some_and(|n| n > 0)

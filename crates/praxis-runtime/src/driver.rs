@@ -1,7 +1,10 @@
 //! The async driver: runs the kernel's commands in order, making each batch of records
 //! durable before the command that follows it (write-ahead), and feeding results back.
 
-use praxis_core::{Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation, RunResult, RunSpec};
+use praxis_core::{
+    Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation, RunResult,
+    RunSpec,
+};
 use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
 use praxis_models::{DeltaSink, Provider};
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
@@ -13,7 +16,10 @@ use tokio::sync::watch;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     #[error("workspace `{path}`: {source}")]
-    Workspace { path: String, source: praxis_tools::WorkspaceError },
+    Workspace {
+        path: String,
+        source: praxis_tools::WorkspaceError,
+    },
     /// Nothing may run without its record being durable, so a ledger failure stops the run.
     #[error("ledger write failed for run {run_id}; the run was stopped: {source}")]
     Ledger { run_id: String, source: LedgerError },
@@ -121,9 +127,16 @@ impl Runtime {
     }
 
     /// Runs one task to its end. The returned report mirrors the `run_finished` entry.
-    pub async fn run(&self, mut options: RunOptions, observer: &dyn RunObserver) -> Result<RunReport, RuntimeError> {
-        let workspace = Workspace::new(&options.spec.workspace)
-            .map_err(|source| RuntimeError::Workspace { path: options.spec.workspace.clone(), source })?;
+    pub async fn run(
+        &self,
+        mut options: RunOptions,
+        observer: &dyn RunObserver,
+    ) -> Result<RunReport, RuntimeError> {
+        let workspace =
+            Workspace::new(&options.spec.workspace).map_err(|source| RuntimeError::Workspace {
+                path: options.spec.workspace.clone(),
+                source,
+            })?;
         options.spec.workspace = workspace.root().display().to_string();
         if options.spec.model.is_empty() {
             options.spec.model = options.provider.model().to_string();
@@ -133,9 +146,14 @@ impl Runtime {
             run_id,
             ledger: self.ledger.clone(),
             registry: self.registry.clone(),
-            ctx: ExecContext { workspace: workspace.clone(), limits: options.tool_limits.clone(), deadline: None },
+            ctx: ExecContext {
+                workspace: workspace.clone(),
+                limits: options.tool_limits.clone(),
+                deadline: None,
+            },
             tracker: None,
             blobs: Vec::new(),
+            in_flight: Vec::new(),
             observer,
         };
         let capture_ws = workspace.clone();
@@ -147,8 +165,14 @@ impl Runtime {
         drive.tracker = Some(tracker);
         drive.blobs = blobs;
         let mut kernel = Kernel::new(options.spec.clone(), self.registry.clone());
-        let start = Event::Start { now: now_millis(), environment: environment(), workspace_files: manifest };
-        drive.run(&mut kernel, start, &*options.provider, &options.cancel).await
+        let start = Event::Start {
+            now: now_millis(),
+            environment: environment(),
+            workspace_files: manifest,
+        };
+        drive
+            .run(&mut kernel, start, &*options.provider, &options.cancel)
+            .await
     }
 }
 
@@ -160,6 +184,8 @@ struct Drive<'o> {
     tracker: Option<WorkspaceTracker>,
     /// Blob contents waiting to be appended with the next batch of records.
     blobs: Vec<Vec<u8>>,
+    /// Batches submitted to the ledger and not yet known to be durable.
+    in_flight: Vec<AppendFuture>,
     observer: &'o dyn RunObserver,
 }
 
@@ -175,23 +201,42 @@ impl Drive<'_> {
         loop {
             let commands = kernel
                 .handle(event)
-                .map_err(|source| RuntimeError::Kernel { run_id: self.run_id.clone(), source })?;
+                .map_err(|source| RuntimeError::Kernel {
+                    run_id: self.run_id.clone(),
+                    source,
+                })?;
             let mut batch = Vec::new();
             let mut next = None;
             for command in commands {
                 match command {
-                    Command::Record(record) => {
-                        batch.push(NewEntry { kind: record.kind.to_string(), payload: record.payload, at: now_rfc3339() })
+                    Command::Record(record) => batch.push(NewEntry {
+                        kind: record.kind.to_string(),
+                        payload: record.payload,
+                        at: now_rfc3339(),
+                    }),
+                    // A model call changes nothing in the world, so the records before it are
+                    // made durable while the model thinks; the outcome waits for both.
+                    Command::CallModel(request) => {
+                        self.submit(std::mem::take(&mut batch));
+                        self.observer
+                            .on_event(&self.run_id, LiveEvent::ModelCall { step: request.step });
+                        let pending = std::mem::take(&mut self.in_flight);
+                        let (reply, durable) = tokio::join!(
+                            call_model(&self.run_id, self.observer, provider, &request, cancel),
+                            settle(pending, &self.run_id, self.observer)
+                        );
+                        durable?;
+                        next = Some(reply);
                     }
                     // Write-ahead: everything recorded so far is durable before the next act.
                     other => {
-                        self.flush(std::mem::take(&mut batch)).await?;
+                        self.submit(std::mem::take(&mut batch));
+                        let pending = std::mem::take(&mut self.in_flight);
+                        settle(pending, &self.run_id, self.observer).await?;
                         match other {
-                            Command::CallModel(request) => {
-                                self.observer.on_event(&self.run_id, LiveEvent::ModelCall { step: request.step });
-                                next = Some(self.call_model(provider, &request, cancel).await);
+                            Command::Execute(request) => {
+                                next = Some(self.execute(request, cancel).await?)
                             }
-                            Command::Execute(request) => next = Some(self.execute(request, cancel).await?),
                             Command::AwaitApproval(proposal) => {
                                 // No approver is attached to this driver yet: decide "no" visibly.
                                 next = Some(Event::ApprovalDecided {
@@ -203,50 +248,52 @@ impl Drive<'_> {
                                 });
                             }
                             Command::Finish(result) => {
-                                return Ok(RunReport { run_id: self.run_id.clone(), result });
+                                return Ok(RunReport {
+                                    run_id: self.run_id.clone(),
+                                    result,
+                                });
                             }
-                            Command::Record(_) => unreachable!("handled above"),
+                            Command::Record(_) | Command::CallModel(_) => {
+                                unreachable!("handled above")
+                            }
                         }
                     }
                 }
             }
-            self.flush(batch).await?;
+            self.submit(batch);
             event = next.ok_or_else(|| RuntimeError::Kernel {
                 run_id: self.run_id.clone(),
-                source: KernelError::UnexpectedEvent { event: "none", phase: "stalled without a command" },
+                source: KernelError::UnexpectedEvent {
+                    event: "none",
+                    phase: "stalled without a command",
+                },
             })?;
         }
     }
 
-    async fn flush(&mut self, batch: Vec<NewEntry>) -> Result<(), RuntimeError> {
+    /// Queues a batch (with the blobs it references) in the ledger; `settle` waits for it.
+    /// The ledger takes requests in submission order, so the chain order is the kernel's.
+    fn submit(&mut self, batch: Vec<NewEntry>) {
         if batch.is_empty() {
-            return Ok(());
+            return;
         }
         let blobs = std::mem::take(&mut self.blobs);
-        let entries = self
-            .ledger
-            .append(&self.run_id, batch, blobs)
-            .await
-            .map_err(|source| RuntimeError::Ledger { run_id: self.run_id.clone(), source })?;
-        for entry in &entries {
-            self.observer.on_event(&self.run_id, LiveEvent::Entry(entry));
-        }
-        Ok(())
+        self.in_flight
+            .push(self.ledger.append(&self.run_id, batch, blobs));
     }
 
-    async fn call_model(&self, provider: &dyn Provider, request: &praxis_core::ModelRequest, cancel: &Cancel) -> Event {
-        let sink = ObserverDeltas { run_id: &self.run_id, observer: self.observer };
-        tokio::select! {
-            reply = provider.complete(request, &sink) => match reply {
-                Ok(response) => Event::ModelReplied { now: now_millis(), response },
-                Err(error) => Event::ModelFailed { now: now_millis(), error: error.to_string() },
+    async fn execute(
+        &mut self,
+        request: ExecRequest,
+        cancel: &Cancel,
+    ) -> Result<Event, RuntimeError> {
+        self.observer.on_event(
+            &self.run_id,
+            LiveEvent::ToolStarted {
+                call_id: &request.call_id,
+                tool: &request.tool,
             },
-            reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
-        }
-    }
-
-    async fn execute(&mut self, request: ExecRequest, cancel: &Cancel) -> Result<Event, RuntimeError> {
-        self.observer.on_event(&self.run_id, LiveEvent::ToolStarted { call_id: &request.call_id, tool: &request.tool });
+        );
         self.ctx.deadline = request.deadline.map(instant_of);
         let started = Instant::now();
         let mut observation = tokio::select! {
@@ -260,17 +307,30 @@ impl Drive<'_> {
         if request.effect >= Effect::Write {
             self.track_changes(&request, &mut observation).await?;
         }
-        Ok(Event::ToolFinished { now: now_millis(), call_id: request.call_id, observation })
+        Ok(Event::ToolFinished {
+            now: now_millis(),
+            call_id: request.call_id,
+            observation,
+        })
     }
 
     /// Records which workspace files the call changed, storing their new contents as blobs.
-    async fn track_changes(&mut self, request: &ExecRequest, observation: &mut Observation) -> Result<(), RuntimeError> {
-        let Some(mut tracker) = self.tracker.take() else { return Ok(()) };
+    async fn track_changes(
+        &mut self,
+        request: &ExecRequest,
+        observation: &mut Observation,
+    ) -> Result<(), RuntimeError> {
+        let Some(mut tracker) = self.tracker.take() else {
+            return Ok(());
+        };
         let hints: Vec<String> = request
             .resources
             .iter()
             .filter_map(|r| match r {
-                praxis_core::Resource::Path { path, mode: praxis_core::AccessMode::Write } => Some(path.clone()),
+                praxis_core::Resource::Path {
+                    path,
+                    mode: praxis_core::AccessMode::Write,
+                } => Some(path.clone()),
                 _ => None,
             })
             .collect();
@@ -287,6 +347,44 @@ impl Drive<'_> {
     }
 }
 
+/// One model call, streaming deltas to the observer; a cancel wins over a slow model.
+async fn call_model(
+    run_id: &str,
+    observer: &dyn RunObserver,
+    provider: &dyn Provider,
+    request: &praxis_core::ModelRequest,
+    cancel: &Cancel,
+) -> Event {
+    let sink = ObserverDeltas { run_id, observer };
+    tokio::select! {
+        reply = provider.complete(request, &sink) => match reply {
+            Ok(response) => Event::ModelReplied { now: now_millis(), response },
+            Err(error) => Event::ModelFailed { now: now_millis(), error: error.to_string() },
+        },
+        reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
+    }
+}
+
+/// Waits until every submitted batch is durable, telling the observer about each entry.
+async fn settle(
+    pending: Vec<AppendFuture>,
+    run_id: &str,
+    observer: &dyn RunObserver,
+) -> Result<(), RuntimeError> {
+    for append in pending {
+        let entries = append.await.map_err(|source| RuntimeError::Ledger {
+            run_id: run_id.to_string(),
+            source,
+        })?;
+        for entry in &entries {
+            observer.on_event(run_id, LiveEvent::Entry(entry));
+        }
+    }
+    Ok(())
+}
+
+type AppendFuture = praxis_ledger::BoxFuture<'static, Result<Vec<Entry>, LedgerError>>;
+
 struct ObserverDeltas<'a> {
     run_id: &'a str,
     observer: &'a dyn RunObserver,
@@ -294,17 +392,25 @@ struct ObserverDeltas<'a> {
 
 impl DeltaSink for ObserverDeltas<'_> {
     fn text(&self, delta: &str) {
-        self.observer.on_event(self.run_id, LiveEvent::Delta { text: delta });
+        self.observer
+            .on_event(self.run_id, LiveEvent::Delta { text: delta });
     }
 }
 
 pub(crate) fn now_millis() -> Millis {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
 }
 
 fn instant_of(at: Millis) -> Instant {
     let now = now_millis();
-    if at >= now { Instant::now() + Duration::from_millis(at - now) } else { Instant::now() }
+    if at >= now {
+        Instant::now() + Duration::from_millis(at - now)
+    } else {
+        Instant::now()
+    }
 }
 
 /// Facts about the host recorded at run start (and used to tell a live run from an
@@ -331,7 +437,9 @@ pub(crate) fn hostname() -> String {
 }
 
 pub(crate) fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 /// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).

@@ -9,6 +9,8 @@ mod driver;
 pub mod home;
 pub mod status;
 
-pub use driver::{Cancel, LiveEvent, NoObserver, RunObserver, RunOptions, RunReport, Runtime, RuntimeError};
+pub use driver::{
+    Cancel, LiveEvent, NoObserver, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
+};
 pub use home::DataHome;
 pub use status::{RunOverview, overview};

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-pub use registry::Registry;
+pub use registry::{Registry, RegistryError};
 pub use tracker::{CaptureLimits, WorkspaceTracker};
 pub use workspace::{Workspace, WorkspaceError};
 

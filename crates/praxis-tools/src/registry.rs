@@ -142,6 +142,17 @@ impl Contracts for Registry {
                 name: tool.to_string(),
                 available: self.names(),
             })?;
+        if !arguments.is_object() {
+            // A provider passes argument text it could not parse as a JSON string.
+            let got = match arguments {
+                Value::String(text) => format!("text that is not a JSON object: {}", clip(text)),
+                other => clip(&other.to_string()),
+            };
+            return Err(CompileError::InvalidArguments {
+                tool: tool.to_string(),
+                problems: vec![format!("arguments must be a JSON object; got {got}")],
+            });
+        }
         let mut problems: Vec<String> = entry
             .validator
             .iter_errors(arguments)
@@ -187,6 +198,15 @@ fn describe(error: &jsonschema::ValidationError<'_>) -> Vec<String> {
             Some(field) => vec![format!("`{field}`: {error}")],
             None => vec![format!("arguments: {error}")],
         },
+    }
+}
+
+fn clip(text: &str) -> String {
+    const MAX: usize = 120;
+    if text.chars().count() <= MAX {
+        text.to_string()
+    } else {
+        format!("{}...", text.chars().take(MAX).collect::<String>())
     }
 }
 
@@ -408,9 +428,20 @@ mod tests {
             p.contains(&"`edits/0/search`: 1 is not of type \"string\"".to_string()),
             "{p:?}"
         );
-        let p = problems("grep", json!("just a string"));
-        assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("arguments: "), "{p:?}");
+        assert_eq!(
+            problems("grep", json!("{\"pattern\": ")),
+            vec!["arguments must be a JSON object; got text that is not a JSON object: {\"pattern\": ".to_string()]
+        );
+        assert_eq!(
+            problems("grep", json!([1])),
+            vec!["arguments must be a JSON object; got [1]".to_string()]
+        );
+        // A nested problem at the root of an object-typed value still names the field.
+        let p = problems("fs_patch", json!({"path": "a", "edits": ["x"]}));
+        assert_eq!(
+            p,
+            vec!["`edits/0`: \"x\" is not of type \"object\"".to_string()]
+        );
     }
 
     #[tokio::test]

@@ -144,7 +144,8 @@ impl WorkspaceTracker {
     /// and every already tracked path; re-reads files whose stat changed and reports those
     /// whose content changed, sorted by path, with the blobs not handed out before.
     pub fn refresh(&mut self, hint_paths: &[String]) -> (Vec<FileChange>, Vec<Vec<u8>>) {
-        let mut candidates: BTreeSet<String> = self.walk().into_iter().collect();
+        let walked: HashSet<String> = self.walk().into_iter().collect();
+        let mut candidates: BTreeSet<String> = walked.iter().cloned().collect();
         for hint in hint_paths {
             if let Ok(rel) = self.ws.normalize(hint)
                 && rel != "."
@@ -161,7 +162,7 @@ impl WorkspaceTracker {
         for rel in candidates {
             let previous = self.files.get(&rel);
             let before = previous.and_then(|s| s.blob.clone());
-            let meta = self.regular_file(&rel);
+            let meta = self.regular_file(&rel, walked.contains(&rel));
             let Some(meta) = meta else {
                 if self.files.remove(&rel).is_some() && before.is_some() {
                     changes.push(FileChange {
@@ -204,12 +205,16 @@ impl WorkspaceTracker {
     }
 
     /// The metadata of `rel` if it is a regular file reached without symlinks inside the
-    /// workspace (the tracker never follows links, like the walk).
-    fn regular_file(&self, rel: &str) -> Option<std::fs::Metadata> {
+    /// workspace (the tracker never follows links, like the walk). `walked`: the walk found
+    /// it, so no directory on the way is a symlink.
+    fn regular_file(&self, rel: &str, walked: bool) -> Option<std::fs::Metadata> {
         let abs = self.ws.root().join(rel);
         let meta = abs.symlink_metadata().ok()?;
         if !meta.is_file() {
             return None;
+        }
+        if walked {
+            return Some(meta);
         }
         // An intermediate symlink would put the real file elsewhere: refuse those.
         let real = self.ws.resolve(rel).ok()?;
@@ -275,6 +280,12 @@ impl WorkspaceTracker {
 mod tests {
     use super::*;
     use std::fs;
+
+    // The runtime moves the tracker into `spawn_blocking`.
+    const _: fn() = || {
+        fn is_send<T: Send + 'static>() {}
+        is_send::<WorkspaceTracker>();
+    };
 
     fn fixture() -> (tempfile::TempDir, Workspace) {
         let dir = tempfile::tempdir().unwrap();

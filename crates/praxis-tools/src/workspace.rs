@@ -186,7 +186,8 @@ impl Workspace {
     }
 
     /// Opens an existing file for reading and re-checks, on the open descriptor, that the
-    /// file really is inside the workspace. Returns the file and its real path.
+    /// file really is inside the workspace. Returns the file and its real path. (Without a
+    /// `/proc` file system the re-check is skipped and the resolved path is trusted.)
     pub fn open_read(&self, rel: &str) -> Result<(File, PathBuf), WorkspaceError> {
         let real = self.resolve(rel)?;
         let file = File::open(&real).map_err(|e| WorkspaceError::io(rel, e))?;
