@@ -1,7 +1,9 @@
 //! The driver against real tools and a real SQLite ledger: write-ahead, cancellation, blobs.
 
 use praxis_core::{Limits, RunSpec, RunStatus, StopReason};
-use praxis_ledger::{BoxFuture, Entry, Ledger, LedgerError, NewEntry, RunRow, SqliteLedger, VerifyReport};
+use praxis_ledger::{
+    BoxFuture, Entry, Ledger, LedgerError, NewEntry, RunRow, SqliteLedger, VerifyReport,
+};
 use praxis_models::ScriptedProvider;
 use praxis_runtime::{LiveEvent, NoObserver, RunObserver, RunOptions, Runtime, RuntimeError};
 use praxis_tools::Registry;
@@ -30,10 +32,21 @@ fn provider(script: Value) -> Arc<ScriptedProvider> {
 struct RefusesProposals(SqliteLedger);
 
 impl Ledger for RefusesProposals {
-    fn append(&self, run_id: &str, entries: Vec<NewEntry>, blobs: Vec<Vec<u8>>) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+    fn append(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
         if entries.iter().any(|e| e.kind == "proposal") {
             let run_id = run_id.to_string();
-            return Box::pin(async move { Err(LedgerError::NotCommitted { path: "sim.db".into(), run_id, reason: "disk full (simulated)".into() }) });
+            return Box::pin(async move {
+                Err(LedgerError::NotCommitted {
+                    path: "sim.db".into(),
+                    run_id,
+                    reason: "disk full (simulated)".into(),
+                })
+            });
         }
         self.0.append(run_id, entries, blobs)
     }
@@ -54,15 +67,29 @@ impl Ledger for RefusesProposals {
 #[tokio::test]
 async fn a_tool_never_runs_when_its_proposal_cannot_be_made_durable() {
     let (home, ws) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let ledger = Arc::new(RefusesProposals(SqliteLedger::open(&home.path().join("l.db")).unwrap()));
+    let ledger = Arc::new(RefusesProposals(
+        SqliteLedger::open(&home.path().join("l.db")).unwrap(),
+    ));
     let runtime = Runtime::new(ledger, Arc::new(Registry::builtin()));
     let script = json!({"turns": [
         {"tool_calls": [{"id": "t", "name": "shell", "arguments": {"command": "touch ran.txt"}}]},
         {"content": "done"}
     ]});
-    let result = runtime.run(RunOptions::new(spec(ws.path()), provider(script)), &NoObserver).await;
-    assert!(matches!(result, Err(RuntimeError::Ledger { .. })), "{:?}", result.map(|r| r.result));
-    assert!(!ws.path().join("ran.txt").exists(), "the tool ran although its proposal was not durable");
+    let result = runtime
+        .run(
+            RunOptions::new(spec(ws.path()), provider(script)),
+            &NoObserver,
+        )
+        .await;
+    assert!(
+        matches!(result, Err(RuntimeError::Ledger { .. })),
+        "{:?}",
+        result.map(|r| r.result)
+    );
+    assert!(
+        !ws.path().join("ran.txt").exists(),
+        "the tool ran although its proposal was not durable"
+    );
 }
 
 /// Cancels the run as soon as a tool starts.
@@ -97,7 +124,12 @@ async fn cancelling_kills_the_running_tool_and_records_why() {
     let execution = entries.iter().find(|e| e.kind == "execution").unwrap();
     assert_eq!(execution.payload["status"], "cancelled");
     assert_eq!(entries.last().unwrap().kind, "run_finished");
-    assert_eq!(ledger.verify_run(&report.run_id).unwrap(), VerifyReport::Intact { entries: entries.len() as u64 });
+    assert_eq!(
+        ledger.verify_run(&report.run_id).unwrap(),
+        VerifyReport::Intact {
+            entries: entries.len() as u64
+        }
+    );
 }
 
 #[tokio::test]
@@ -111,22 +143,44 @@ async fn start_state_and_changed_files_are_stored_as_blobs() {
         {"content": "<cmd>rm a.txt && echo new > b.txt</cmd>"},
         {"content": "done"}
     ]});
-    let report = runtime.run(RunOptions::new(spec(ws.path()), provider(script)), &NoObserver).await.unwrap();
+    let report = runtime
+        .run(
+            RunOptions::new(spec(ws.path()), provider(script)),
+            &NoObserver,
+        )
+        .await
+        .unwrap();
     assert_eq!(report.result.status, RunStatus::Completed);
     let entries = ledger.entries(&report.run_id, 0).unwrap();
-    let blob = |id: &Value| String::from_utf8(ledger.blob(id.as_str().unwrap()).unwrap().unwrap()).unwrap();
-    let snapshot = entries.iter().find(|e| e.kind == "workspace_snapshot").unwrap();
-    assert_eq!(blob(&snapshot.payload["files"]["a.txt"]["blob"]), "before\n");
+    let blob = |id: &Value| {
+        String::from_utf8(ledger.blob(id.as_str().unwrap()).unwrap().unwrap()).unwrap()
+    };
+    let snapshot = entries
+        .iter()
+        .find(|e| e.kind == "workspace_snapshot")
+        .unwrap();
+    assert_eq!(
+        blob(&snapshot.payload["files"]["a.txt"]["blob"]),
+        "before\n"
+    );
     let executions: Vec<&Entry> = entries.iter().filter(|e| e.kind == "execution").collect();
     let write = &executions[0].payload["files_changed"][0];
-    assert_eq!((blob(&write["before"]), blob(&write["after"])), ("before\n".into(), "after\n".into()));
+    assert_eq!(
+        (blob(&write["before"]), blob(&write["after"])),
+        ("before\n".into(), "after\n".into())
+    );
     let shell = &executions[1].payload["files_changed"];
     assert_eq!(shell[0]["path"], "a.txt");
     assert!(shell[0]["after"].is_null(), "deletion recorded: {shell}");
     assert_eq!(blob(&shell[0]["before"]), "after\n");
-    assert_eq!((shell[1]["path"].as_str(), blob(&shell[1]["after"])), (Some("b.txt"), "new\n".into()));
+    assert_eq!(
+        (shell[1]["path"].as_str(), blob(&shell[1]["after"])),
+        (Some("b.txt"), "new\n".into())
+    );
     // Every event time the kernel saw is recorded, so the run can be re-driven exactly.
-    for e in entries.iter().filter(|e| ["run_started", "model_response", "execution", "run_finished"].contains(&e.kind.as_str())) {
+    for e in entries.iter().filter(|e| {
+        ["run_started", "model_response", "execution", "run_finished"].contains(&e.kind.as_str())
+    }) {
         assert!(e.payload["now"].as_u64().is_some(), "{} lacks now", e.kind);
     }
 }
