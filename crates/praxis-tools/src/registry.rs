@@ -4,7 +4,9 @@
 
 use crate::{BoxFuture, ExecContext, ToolContract};
 use jsonschema::error::ValidationErrorKind;
-use praxis_core::{CompileError, Compiled, Contracts, Effect, Observation, ToolSpec};
+use praxis_core::{
+    AccessMode, CompileError, Compiled, Contracts, Effect, Observation, Resource, ToolSpec,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -252,6 +254,36 @@ pub fn parse_args<A: DeserializeOwned>(tool: &str, args: Value) -> Result<A, Obs
 }
 
 /// The `path` argument of a schema-valid call, or "." when absent (used by `resources()`).
+/// The single resource of a tool whose `path` argument (default ".") names what it touches.
+pub fn path_resource(args: &Value, mode: AccessMode) -> Vec<Resource> {
+    vec![Resource::Path {
+        path: path_arg(args),
+        mode,
+    }]
+}
+
+/// Parses a tool's arguments and runs its body, blocking file system work, off the async
+/// threads. Bad arguments and a panicking body both become error observations.
+pub fn run_blocking<A, F>(
+    tool: &'static str,
+    args: Value,
+    body: F,
+) -> BoxFuture<'static, Observation>
+where
+    A: DeserializeOwned + Send + 'static,
+    F: FnOnce(A) -> Observation + Send + 'static,
+{
+    Box::pin(async move {
+        let args: A = match parse_args(tool, args) {
+            Ok(args) => args,
+            Err(observation) => return observation,
+        };
+        tokio::task::spawn_blocking(move || body(args))
+            .await
+            .unwrap_or_else(|e| Observation::error(format!("{tool} failed: {e}")))
+    })
+}
+
 pub fn path_arg(args: &Value) -> String {
     args.get("path")
         .and_then(Value::as_str)

@@ -1,7 +1,7 @@
 //! `fs_patch`: change part of an existing file, by search/replace edits or a unified diff.
 //! All or nothing: the file is written only if every edit (or hunk) applies.
 
-use crate::registry::{parse_args, path_arg, tool_spec};
+use crate::registry::{path_resource, run_blocking, tool_spec};
 use crate::tools::fs_write::write_no_follow;
 use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
 use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
@@ -55,23 +55,14 @@ impl ToolContract for FsPatchTool {
     }
 
     fn resources(&self, args: &Value) -> Vec<Resource> {
-        vec![Resource::Path {
-            path: path_arg(args),
-            mode: AccessMode::Write,
-        }]
+        path_resource(args, AccessMode::Write)
     }
 
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
-        Box::pin(async move {
-            let args: FsPatchArgs = match parse_args(NAME, args) {
-                Ok(a) => a,
-                Err(o) => return o,
-            };
-            let ws = ctx.workspace.clone();
-            let max_bytes = ctx.limits.read_bytes.max(4 * 1024 * 1024);
-            tokio::task::spawn_blocking(move || patch(&ws, &args, max_bytes))
-                .await
-                .unwrap_or_else(|e| Observation::error(format!("{NAME} failed: {e}")))
+        let ws = ctx.workspace.clone();
+        let max_bytes = ctx.limits.read_bytes.max(4 * 1024 * 1024);
+        run_blocking(NAME, args, move |args: FsPatchArgs| {
+            patch(&ws, &args, max_bytes)
         })
     }
 }

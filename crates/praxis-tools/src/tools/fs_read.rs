@@ -1,6 +1,6 @@
 //! `fs_read`: the raw text of a file, or of a range of its lines.
 
-use crate::registry::{parse_args, path_arg, tool_spec};
+use crate::registry::{path_resource, run_blocking, tool_spec};
 use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
 use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
 use schemars::JsonSchema;
@@ -46,28 +46,15 @@ impl ToolContract for FsReadTool {
     }
 
     fn resources(&self, args: &Value) -> Vec<Resource> {
-        vec![Resource::Path {
-            path: path_arg(args),
-            mode: AccessMode::Read,
-        }]
+        path_resource(args, AccessMode::Read)
     }
 
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
-        Box::pin(async move {
-            let args: FsReadArgs = match parse_args(NAME, args) {
-                Ok(a) => a,
-                Err(o) => return o,
-            };
-            let ws = ctx.workspace.clone();
-            let read_limit = ctx.limits.read_bytes;
-            let limit = args
-                .max_bytes
-                .unwrap_or(read_limit)
-                .min(read_limit)
-                .min(ctx.limits.output_bytes);
-            tokio::task::spawn_blocking(move || read(&ws, &args, limit))
-                .await
-                .unwrap_or_else(|e| Observation::error(format!("{NAME} failed: {e}")))
+        let ws = ctx.workspace.clone();
+        let read_limit = ctx.limits.read_bytes.min(ctx.limits.output_bytes);
+        run_blocking(NAME, args, move |args: FsReadArgs| {
+            let limit = args.max_bytes.unwrap_or(read_limit).min(read_limit);
+            read(&ws, &args, limit)
         })
     }
 }

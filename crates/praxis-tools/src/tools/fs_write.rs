@@ -1,6 +1,6 @@
 //! `fs_write`: create or overwrite a file inside the workspace.
 
-use crate::registry::{parse_args, path_arg, tool_spec};
+use crate::registry::{path_resource, run_blocking, tool_spec};
 use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
 use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
 use schemars::JsonSchema;
@@ -43,23 +43,12 @@ impl ToolContract for FsWriteTool {
     }
 
     fn resources(&self, args: &Value) -> Vec<Resource> {
-        vec![Resource::Path {
-            path: path_arg(args),
-            mode: AccessMode::Write,
-        }]
+        path_resource(args, AccessMode::Write)
     }
 
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
-        Box::pin(async move {
-            let args: FsWriteArgs = match parse_args(NAME, args) {
-                Ok(a) => a,
-                Err(o) => return o,
-            };
-            let ws = ctx.workspace.clone();
-            tokio::task::spawn_blocking(move || write(&ws, &args))
-                .await
-                .unwrap_or_else(|e| Observation::error(format!("{NAME} failed: {e}")))
-        })
+        let ws = ctx.workspace.clone();
+        run_blocking(NAME, args, move |args: FsWriteArgs| write(&ws, &args))
     }
 }
 

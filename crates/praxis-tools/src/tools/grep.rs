@@ -1,6 +1,6 @@
 //! `grep`: regex search over the workspace with ripgrep's own crates.
 
-use crate::registry::{capped_ok, parse_args, path_arg, tool_spec};
+use crate::registry::{capped_ok, path_resource, run_blocking, tool_spec};
 use crate::tools::list_files::{compile_glob, glob_matches};
 use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
 use grep_regex::RegexMatcherBuilder;
@@ -59,24 +59,12 @@ impl ToolContract for GrepTool {
     }
 
     fn resources(&self, args: &Value) -> Vec<Resource> {
-        vec![Resource::Path {
-            path: path_arg(args),
-            mode: AccessMode::Read,
-        }]
+        path_resource(args, AccessMode::Read)
     }
 
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
-        Box::pin(async move {
-            let args: GrepArgs = match parse_args(NAME, args) {
-                Ok(a) => a,
-                Err(o) => return o,
-            };
-            let ws = ctx.workspace.clone();
-            let limit = ctx.limits.output_bytes;
-            tokio::task::spawn_blocking(move || search(&ws, &args, limit))
-                .await
-                .unwrap_or_else(|e| Observation::error(format!("{NAME} failed: {e}")))
-        })
+        let (ws, limit) = (ctx.workspace.clone(), ctx.limits.output_bytes);
+        run_blocking(NAME, args, move |args: GrepArgs| search(&ws, &args, limit))
     }
 }
 

@@ -1,6 +1,6 @@
 //! `list_files`: the files under a directory, honouring ignore rules.
 
-use crate::registry::{capped_ok, parse_args, path_arg, tool_spec};
+use crate::registry::{capped_ok, path_resource, run_blocking, tool_spec};
 use crate::{BoxFuture, ExecContext, ToolContract};
 use globset::{Glob, GlobMatcher};
 use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
@@ -65,24 +65,14 @@ impl ToolContract for ListFilesTool {
     }
 
     fn resources(&self, args: &Value) -> Vec<Resource> {
-        vec![Resource::Path {
-            path: path_arg(args),
-            mode: AccessMode::Read,
-        }]
+        path_resource(args, AccessMode::Read)
     }
 
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
-        Box::pin(async move {
-            let args: ListFilesArgs = match parse_args(NAME, args) {
-                Ok(a) => a,
-                Err(o) => return o,
-            };
-            let ws = ctx.workspace.clone();
-            let limit = ctx.limits.output_bytes;
-            // The walk is blocking file system work.
-            tokio::task::spawn_blocking(move || list(&ws, &args, limit))
-                .await
-                .unwrap_or_else(|e| Observation::error(format!("{NAME} failed: {e}")))
+        let limit = ctx.limits.output_bytes;
+        let ws = ctx.workspace.clone();
+        run_blocking(NAME, args, move |args: ListFilesArgs| {
+            list(&ws, &args, limit)
         })
     }
 }

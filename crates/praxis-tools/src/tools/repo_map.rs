@@ -5,7 +5,7 @@
 //! literals is parsed, and unusual formatting can be missed. It is a map for orientation,
 //! not a parser.
 
-use crate::registry::{capped_ok, parse_args, path_arg, tool_spec};
+use crate::registry::{capped_ok, path_resource, run_blocking, tool_spec};
 use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
 use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
 use regex::Regex;
@@ -55,24 +55,12 @@ impl ToolContract for RepoMapTool {
     }
 
     fn resources(&self, args: &Value) -> Vec<Resource> {
-        vec![Resource::Path {
-            path: path_arg(args),
-            mode: AccessMode::Read,
-        }]
+        path_resource(args, AccessMode::Read)
     }
 
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
-        Box::pin(async move {
-            let args: RepoMapArgs = match parse_args(NAME, args) {
-                Ok(a) => a,
-                Err(o) => return o,
-            };
-            let ws = ctx.workspace.clone();
-            let limit = ctx.limits.output_bytes;
-            tokio::task::spawn_blocking(move || map(&ws, &args, limit))
-                .await
-                .unwrap_or_else(|e| Observation::error(format!("{NAME} failed: {e}")))
-        })
+        let (ws, limit) = (ctx.workspace.clone(), ctx.limits.output_bytes);
+        run_blocking(NAME, args, move |args: RepoMapArgs| map(&ws, &args, limit))
     }
 }
 
