@@ -2,11 +2,13 @@
 //! `<cmd>` text protocol. Nothing in this crate performs I/O or reads a clock.
 
 pub mod cmd;
+pub mod authority;
 pub mod contract;
 pub mod kernel;
 pub mod policy;
 pub mod types;
 
+pub use authority::{Authority, Authorization, AuthzRequest, Spent};
 pub use contract::{CompileError, Compiled, Contracts};
 pub use kernel::{Command, Event, ExecRequest, Kernel, KernelError, Record, RunResult};
 pub use policy::Policy;
