@@ -7,6 +7,7 @@
 //! `Record` of its proposal and verdict. The driver must make records durable before it
 //! acts on a later command.
 
+use crate::authority::{Authority, Authorization, AuthzRequest, Spent};
 use crate::cmd;
 use crate::contract::{CompileError, Contracts};
 use crate::policy::{Policy, rules};
@@ -155,6 +156,11 @@ pub struct Kernel {
     cmd_results: Vec<String>,
     /// Whether any intent of the current reply passed its contract.
     reply_usable: bool,
+    /// The signed writ the run acts under, if any (checked after the run's own policy).
+    authority: Option<Arc<dyn Authority>>,
+    prices: PriceTable,
+    usd_micros: u64,
+    bytes_written: u64,
 }
 
 impl Kernel {
@@ -180,6 +186,34 @@ impl Kernel {
             pending: VecDeque::new(),
             cmd_results: Vec::new(),
             reply_usable: false,
+            authority: None,
+            prices: PriceTable::default(),
+            usd_micros: 0,
+            bytes_written: 0,
+        }
+    }
+
+    /// Puts the run under a writ: every model call and proposal is also checked against it.
+    pub fn with_authority(mut self, authority: Arc<dyn Authority>) -> Self {
+        self.authority = Some(authority);
+        self
+    }
+
+    /// Prices used to turn token usage into money for the `usd` budget.
+    pub fn with_prices(mut self, prices: PriceTable) -> Self {
+        self.prices = prices;
+        self
+    }
+
+    /// What the run has consumed as of `now`.
+    pub fn spent(&self, now: Millis) -> Spent {
+        Spent {
+            tool_calls: u64::from(self.tool_calls),
+            model_calls: u64::from(self.steps),
+            model_tokens: self.usage.total(),
+            wall_ms: now.saturating_sub(self.started),
+            usd_micros: self.usd_micros,
+            bytes_written: self.bytes_written,
         }
     }
 
@@ -217,7 +251,12 @@ impl Kernel {
                 record(
                     &mut out,
                     kinds::RUN_STARTED,
-                    json!({ "spec": self.spec, "environment": environment, "now": now }),
+                    json!({
+                        "spec": self.spec,
+                        "environment": environment,
+                        "writ": self.authority.as_ref().map(|a| a.describe()),
+                        "now": now,
+                    }),
                 );
                 if !workspace_files.is_null() {
                     record(
@@ -267,6 +306,11 @@ impl Kernel {
                 else {
                     unreachable!("matched above")
                 };
+                self.bytes_written += observation
+                    .files_changed
+                    .iter()
+                    .filter_map(|c| c.size)
+                    .sum::<u64>();
                 record(
                     &mut out,
                     kinds::EXECUTION,
@@ -306,7 +350,28 @@ impl Kernel {
                     json!({ "call_id": call_id, "approved": approved, "by": by, "reason": reason, "now": now }),
                 );
                 if approved {
-                    self.execute(now, proposal, source, &mut out);
+                    // Time passed while a human decided: the writ may have expired or the
+                    // budget run out since, so it is asked again.
+                    match self.recheck(now, &proposal) {
+                        Authorization::Verdict(Verdict::Deny { rule, reason }) => {
+                            let text = format!(
+                                "approved by {by}, but the writ no longer allows it ({rule}): {reason}"
+                            );
+                            self.observe(&call_id, source, text);
+                            self.advance(now, &mut out);
+                        }
+                        Authorization::Exhausted { rule, reason } => {
+                            let error = format!("{rule}: {reason}");
+                            self.finish(
+                                now,
+                                StopReason::BudgetExhausted,
+                                None,
+                                Some(error),
+                                &mut out,
+                            );
+                        }
+                        Authorization::Verdict(_) => self.execute(now, proposal, source, &mut out),
+                    }
                 } else {
                     self.observe(
                         &call_id,
@@ -344,6 +409,19 @@ impl Kernel {
         if let Err(reason) = self.policy.before_step(self.steps + 1, self.started, now) {
             return self.finish(now, reason, None, None, out);
         }
+        if let Some(authority) = &self.authority {
+            match authority.before_model_call(now, &self.spent(now)) {
+                Authorization::Exhausted { rule, reason } => {
+                    let error = format!("{rule}: {reason}");
+                    return self.finish(now, StopReason::BudgetExhausted, None, Some(error), out);
+                }
+                Authorization::Verdict(Verdict::Deny { rule, reason }) => {
+                    let error = format!("{rule}: {reason}");
+                    return self.finish(now, StopReason::Denied, None, Some(error), out);
+                }
+                Authorization::Verdict(_) => {}
+            }
+        }
         self.steps += 1;
         self.phase = Phase::AwaitingModel;
         out.push(Command::CallModel(ModelRequest {
@@ -355,6 +433,7 @@ impl Kernel {
 
     fn on_reply(&mut self, now: Millis, response: ModelResponse, out: &mut Vec<Command>) {
         self.usage.add(response.usage);
+        self.usd_micros += self.prices.cost_micros(&response.model, response.usage);
         record(
             out,
             kinds::MODEL_RESPONSE,
@@ -426,7 +505,42 @@ impl Kernel {
                 }
             };
             self.reply_usable = true;
-            let verdict = self.policy.evaluate(&intent.tool, &compiled);
+            let mut verdict = self.policy.evaluate(&intent.tool, &compiled);
+            if let (Verdict::Allow { .. }, Some(authority)) = (&verdict, &self.authority) {
+                let resources = self.policy.normalized(&compiled.resources);
+                let request = AuthzRequest {
+                    tool: &intent.tool,
+                    arguments: &intent.arguments,
+                    effect: compiled.effect,
+                    resources: &resources,
+                    now,
+                    spent: &self.spent(now),
+                };
+                match authority.authorize(&request) {
+                    Authorization::Verdict(v) => verdict = v,
+                    Authorization::Exhausted { rule, reason } => {
+                        let denied = Proposal {
+                            call_id: intent.call_id,
+                            tool: intent.tool,
+                            arguments: intent.arguments,
+                            effect: compiled.effect,
+                            resources: compiled.resources,
+                            verdict: Verdict::deny(&rule, reason.clone()),
+                        };
+                        let mut payload = proposal_payload(&denied, intent.source);
+                        payload["outcome"] = json!("rejected");
+                        record(out, kinds::PROPOSAL, payload);
+                        let error = format!("{rule}: {reason}");
+                        return self.finish(
+                            now,
+                            StopReason::BudgetExhausted,
+                            None,
+                            Some(error),
+                            out,
+                        );
+                    }
+                }
+            }
             let proposal = Proposal {
                 call_id: intent.call_id,
                 tool: intent.tool,
@@ -475,6 +589,21 @@ impl Kernel {
         } else {
             self.unusable(now, "no tool call in the reply could be used".into(), out);
         }
+    }
+
+    fn recheck(&self, now: Millis, proposal: &Proposal) -> Authorization {
+        let Some(authority) = &self.authority else {
+            return Authorization::Verdict(Verdict::allow(rules::DEFAULT_ALLOW));
+        };
+        let resources = self.policy.normalized(&proposal.resources);
+        authority.authorize(&AuthzRequest {
+            tool: &proposal.tool,
+            arguments: &proposal.arguments,
+            effect: proposal.effect,
+            resources: &resources,
+            now,
+            spent: &self.spent(now),
+        })
     }
 
     fn execute(

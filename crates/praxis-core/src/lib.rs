@@ -1,8 +1,8 @@
 //! Praxis core: the vocabulary of a governed run, the pure run kernel, policy, and the
 //! `<cmd>` text protocol. Nothing in this crate performs I/O or reads a clock.
 
-pub mod cmd;
 pub mod authority;
+pub mod cmd;
 pub mod contract;
 pub mod kernel;
 pub mod policy;

@@ -72,6 +72,21 @@ impl Policy {
         }
     }
 
+    /// The resources with every path confined and normalised relative to the workspace
+    /// (as a writ's path globs expect them). Call only after `evaluate` allowed them.
+    pub fn normalized(&self, resources: &[Resource]) -> Vec<Resource> {
+        resources
+            .iter()
+            .map(|r| match r {
+                Resource::Path { path, mode } => Resource::Path {
+                    path: confine(&self.workspace, path).unwrap_or_else(|_| path.clone()),
+                    mode: *mode,
+                },
+                other => other.clone(),
+            })
+            .collect()
+    }
+
     /// Whether the run may make model call number `next_step`, at `now` after starting at `started`.
     pub fn before_step(
         &self,

@@ -243,6 +243,9 @@ pub struct FileChange {
     pub path: String,
     pub before: Option<String>,
     pub after: Option<String>,
+    /// Size in bytes of the file after the change (None: deleted, or content not captured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// What a tool execution returned, already capped.
@@ -382,4 +385,30 @@ pub struct RunSpec {
     pub read_only: bool,
     #[serde(default)]
     pub limits: Limits,
+}
+
+/// Price of a model's tokens, in US dollars per million tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrice {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
+}
+
+/// Prices by model name (as providers report it); models not listed cost nothing.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PriceTable(pub std::collections::BTreeMap<String, ModelPrice>);
+
+impl PriceTable {
+    /// Cost of `usage` on `model` in millionths of a dollar, rounded up (budgets err on the
+    /// safe side).
+    pub fn cost_micros(&self, model: &str, usage: Usage) -> u64 {
+        let Some(price) = self.0.get(model) else {
+            return 0;
+        };
+        let dollars = usage.input_tokens as f64 * price.input_per_mtok / 1e6
+            + usage.output_tokens as f64 * price.output_per_mtok / 1e6;
+        (dollars * 1e6).ceil().max(0.0) as u64
+    }
 }

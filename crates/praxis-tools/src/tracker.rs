@@ -169,6 +169,7 @@ impl WorkspaceTracker {
                         path: rel,
                         before,
                         after: None,
+                        size: None,
                     });
                 }
                 continue;
@@ -195,10 +196,12 @@ impl WorkspaceTracker {
             {
                 blobs.push(bytes);
             }
+            let size = after.as_ref().map(|_| meta.len());
             changes.push(FileChange {
                 path: rel,
                 before,
                 after,
+                size,
             });
         }
         (changes, blobs)
@@ -362,16 +365,19 @@ mod tests {
                     path: "src/a.txt".into(),
                     before: Some(alpha.clone()),
                     after: Some(blob_id(b"changed")),
+                    size: Some(7),
                 },
                 FileChange {
                     path: "src/b.txt".into(),
                     before: Some(alpha.clone()),
-                    after: None
+                    after: None,
+                    size: None,
                 },
                 FileChange {
                     path: "src/new.txt".into(),
                     before: None,
-                    after: Some(alpha)
+                    after: Some(alpha),
+                    size: Some(5),
                 },
             ]
         );
@@ -394,6 +400,7 @@ mod tests {
                 path: "target/gen.rs".into(),
                 before: None,
                 after: Some(blob_id(b"generated")),
+                size: Some(9),
             }]
         );
         assert_eq!(blobs, vec![b"generated".to_vec()]);
@@ -407,6 +414,7 @@ mod tests {
                 path: "target/gen.rs".into(),
                 before: Some(blob_id(b"regenerated")),
                 after: None,
+                size: None,
             }]
         );
         // Hints outside the workspace are ignored.
@@ -446,7 +454,8 @@ mod tests {
             vec![FileChange {
                 path: "src/a.txt".into(),
                 before: Some(blob_id(b"alpha")),
-                after: None
+                after: None,
+                size: None,
             }]
         );
         assert_eq!(tracker.refresh(&[]).0, vec![]);
