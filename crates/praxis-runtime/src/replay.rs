@@ -1,0 +1,502 @@
+//! Deterministic replay: re-drive a fresh kernel from a run's recorded events alone (no model
+//! call, no tool executed) and check that it records exactly what the ledger holds, entry by
+//! entry, down to the hash.
+//!
+//! Each event the kernel needs is rebuilt from the recorded entry that its batch of records
+//! starts with (the driver appends one batch per kernel step, in one transaction), so a run
+//! that was interrupted simply runs out of entries while the kernel waits: that is reported
+//! as matched but unfinished, naming what was in flight.
+
+use praxis_core::kernel::kinds;
+use praxis_core::{
+    Command, Contracts, Event, ExecStatus, FileChange, Kernel, KernelError, Millis, ModelResponse,
+    Observation, RunSpec, ToolCall, Usage,
+};
+use praxis_ledger::{Entry, Ledger, LedgerError, entry_hash};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// The result of a replay.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ReplayReport {
+    /// Every recorded entry was re-emitted with the same kind and hash. `unfinished` says what
+    /// the kernel was waiting for when the recorded entries ran out (None: the run finished).
+    Matched {
+        entries: u64,
+        unfinished: Option<String>,
+    },
+    /// The first entry where the replayed kernel and the record disagree. `expected` is the
+    /// recorded payload (null when the record lacks the entry), `got` what the kernel emitted
+    /// (null when the record has an entry the kernel does not produce).
+    Diverged {
+        seq: u64,
+        kind: String,
+        expected: Value,
+        got: Value,
+        detail: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("run {run_id} has no entries in the ledger")]
+    RunNotFound { run_id: String },
+    #[error("reading run {run_id} from the ledger: {source}")]
+    Ledger {
+        run_id: String,
+        source: Box<LedgerError>,
+    },
+    #[error(
+        "run {run_id}, entry seq {seq} ({kind}): `{field}` cannot be rebuilt into an event: {reason}"
+    )]
+    Rebuild {
+        run_id: String,
+        seq: u64,
+        kind: String,
+        field: String,
+        reason: String,
+    },
+    #[error("run {run_id}: the kernel refused the event rebuilt from entry seq {seq}: {source}")]
+    Kernel {
+        run_id: String,
+        seq: u64,
+        source: KernelError,
+    },
+    #[error("run {run_id}: the kernel stopped without asking for anything after entry seq {seq}")]
+    Stalled { run_id: String, seq: u64 },
+}
+
+/// Re-drives a fresh kernel from `run_id`'s recorded events and compares its records with the
+/// ledger. `contracts` must be the registry the run used (the built-in one for the CLI):
+/// verdicts depend on it.
+pub fn replay(
+    ledger: &dyn Ledger,
+    contracts: Arc<dyn Contracts>,
+    run_id: &str,
+) -> Result<ReplayReport, ReplayError> {
+    let entries = ledger
+        .entries(run_id, 0)
+        .map_err(|source| ReplayError::Ledger {
+            run_id: run_id.to_string(),
+            source: Box::new(source),
+        })?;
+    let Some(first) = entries.first() else {
+        return Err(ReplayError::RunNotFound {
+            run_id: run_id.to_string(),
+        });
+    };
+    let r = Rebuilder { run_id };
+    if first.kind != kinds::RUN_STARTED {
+        return Err(r.error(first, "kind", format!("expected `{}`", kinds::RUN_STARTED)));
+    }
+    let spec: RunSpec = r.field(first, "spec")?;
+    let environment: Value = r.field(first, "environment")?;
+    let now: Millis = r.field(first, "now")?;
+    let workspace_files = match entries.get(1) {
+        Some(e) if e.kind == kinds::WORKSPACE_SNAPSHOT => r.field(e, "files")?,
+        _ => Value::Null,
+    };
+
+    let mut kernel = Kernel::new(spec, contracts);
+    let mut cursor = Cursor {
+        entries: &entries,
+        next: 0,
+    };
+    let mut event = Event::Start {
+        now,
+        environment,
+        workspace_files,
+    };
+    loop {
+        // The entry the event was rebuilt from (for error messages): the one before the cursor.
+        let event_seq = cursor.last_seq();
+        let commands = kernel.handle(event).map_err(|source| ReplayError::Kernel {
+            run_id: run_id.to_string(),
+            seq: event_seq,
+            source,
+        })?;
+        let mut next = None;
+        for command in commands {
+            match command {
+                Command::Record(record) => {
+                    if let Some(divergence) = cursor.compare(run_id, record.kind, record.payload) {
+                        return Ok(divergence);
+                    }
+                }
+                Command::CallModel(request) => {
+                    let Some(entry) = cursor.peek() else {
+                        return Ok(cursor
+                            .unfinished(format!("awaiting the model (step {})", request.step)));
+                    };
+                    next = Some(match entry.kind.as_str() {
+                        kinds::MODEL_RESPONSE => r.model_replied(entry)?,
+                        kinds::MODEL_ERROR => Event::ModelFailed {
+                            now: r.field(entry, "now")?,
+                            error: r.field(entry, "error")?,
+                        },
+                        _ if is_cancel(entry) => r.cancel(entry)?,
+                        _ => {
+                            return Ok(unexpected(
+                                entry,
+                                json!({ "call_model": { "step": request.step } }),
+                                format!("the kernel asks the model (step {})", request.step),
+                            ));
+                        }
+                    });
+                }
+                Command::Execute(request) => {
+                    let Some(entry) = cursor.peek() else {
+                        return Ok(cursor.unfinished(format!(
+                            "in flight call {} ({})",
+                            request.call_id, request.tool
+                        )));
+                    };
+                    let answers = match entry.kind.as_str() {
+                        kinds::EXECUTION => entry.payload["call_id"] == request.call_id.as_str(),
+                        _ => is_cancel(entry),
+                    };
+                    if !answers {
+                        return Ok(unexpected(
+                            entry,
+                            json!({ "execute": {
+                                "call_id": request.call_id, "tool": request.tool,
+                                "arguments": request.arguments,
+                            } }),
+                            format!(
+                                "the kernel executes call `{}` ({})",
+                                request.call_id, request.tool
+                            ),
+                        ));
+                    }
+                    next = Some(r.tool_event(entry, cursor.peek_after())?);
+                }
+                Command::AwaitApproval(proposal) => {
+                    let Some(entry) = cursor.peek() else {
+                        return Ok(cursor.unfinished(format!(
+                            "awaiting approval of call {}",
+                            proposal.call_id
+                        )));
+                    };
+                    next = Some(match entry.kind.as_str() {
+                        kinds::APPROVAL_DECIDED => Event::ApprovalDecided {
+                            now: r.field(entry, "now")?,
+                            call_id: r.field(entry, "call_id")?,
+                            approved: r.field(entry, "approved")?,
+                            by: r.field(entry, "by")?,
+                            reason: r.field(entry, "reason")?,
+                        },
+                        _ if is_cancel(entry) => r.cancel(entry)?,
+                        _ => {
+                            return Ok(unexpected(
+                                entry,
+                                json!({ "await_approval": { "call_id": proposal.call_id } }),
+                                format!(
+                                    "the kernel awaits approval of call `{}`",
+                                    proposal.call_id
+                                ),
+                            ));
+                        }
+                    });
+                }
+                Command::Finish(_) => {
+                    if let Some(extra) = cursor.peek() {
+                        return Ok(ReplayReport::Diverged {
+                            seq: extra.seq,
+                            kind: extra.kind.clone(),
+                            expected: extra.payload.clone(),
+                            got: Value::Null,
+                            detail: format!(
+                                "extra recorded entry: the kernel finished the run at seq {} \
+                                 but the record goes on with `{}`",
+                                cursor.last_seq(),
+                                extra.kind
+                            ),
+                        });
+                    }
+                    return Ok(ReplayReport::Matched {
+                        entries: cursor.next as u64,
+                        unfinished: None,
+                    });
+                }
+            }
+        }
+        event = next.ok_or_else(|| ReplayError::Stalled {
+            run_id: run_id.to_string(),
+            seq: cursor.last_seq(),
+        })?;
+    }
+}
+
+/// The recorded entries and how far the replay has consumed them.
+struct Cursor<'a> {
+    entries: &'a [Entry],
+    next: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<&Entry> {
+        self.entries.get(self.next)
+    }
+
+    fn peek_after(&self) -> Option<&Entry> {
+        self.entries.get(self.next + 1)
+    }
+
+    /// Seq of the last consumed entry (0 before any).
+    fn last_seq(&self) -> u64 {
+        self.next
+            .checked_sub(1)
+            .and_then(|i| self.entries.get(i))
+            .map_or(0, |e| e.seq)
+    }
+
+    fn unfinished(&self, what: String) -> ReplayReport {
+        ReplayReport::Matched {
+            entries: self.next as u64,
+            unfinished: Some(what),
+        }
+    }
+
+    /// Consumes the next recorded entry if the kernel's record reproduces it exactly;
+    /// otherwise returns the divergence.
+    fn compare(&mut self, run_id: &str, kind: &str, got: Value) -> Option<ReplayReport> {
+        let expected_seq = self.next as u64 + 1;
+        let Some(recorded) = self.entries.get(self.next) else {
+            return Some(ReplayReport::Diverged {
+                seq: expected_seq,
+                kind: kind.to_string(),
+                expected: Value::Null,
+                got,
+                detail: format!(
+                    "missing recorded entry: the kernel records `{kind}` here but the record \
+                     ends at seq {}",
+                    self.last_seq()
+                ),
+            });
+        };
+        if recorded.seq != expected_seq {
+            return Some(ReplayReport::Diverged {
+                seq: expected_seq,
+                kind: kind.to_string(),
+                expected: Value::Null,
+                got,
+                detail: format!(
+                    "missing recorded entry: the kernel records `{kind}` here but the record \
+                     jumps to seq {}",
+                    recorded.seq
+                ),
+            });
+        }
+        if recorded.kind != kind {
+            return Some(ReplayReport::Diverged {
+                seq: recorded.seq,
+                kind: recorded.kind.clone(),
+                detail: format!("kind: expected `{}` got `{kind}`", recorded.kind),
+                expected: recorded.payload.clone(),
+                got,
+            });
+        }
+        let hash = entry_hash(
+            run_id,
+            recorded.seq,
+            kind,
+            &recorded.at,
+            &got,
+            &recorded.prev_hash,
+        );
+        // The payloads are compared too: an entry edited in place (hash left alone) still
+        // hashes as the kernel's payload would, yet is not what the kernel records.
+        let difference = first_difference(&recorded.payload, &got, "payload");
+        if difference.is_some() || hash != recorded.hash {
+            let detail = match difference {
+                Some(difference) => difference,
+                // Same payload, different hash: the record itself does not hash to its contents.
+                None => format!(
+                    "the payloads are equal but the recorded hash {} does not match the entry's \
+                     contents (run `praxis ledger verify`)",
+                    recorded.hash
+                ),
+            };
+            return Some(ReplayReport::Diverged {
+                seq: recorded.seq,
+                kind: recorded.kind.clone(),
+                expected: recorded.payload.clone(),
+                got,
+                detail,
+            });
+        }
+        self.next += 1;
+        None
+    }
+}
+
+/// The recorded entry is not the one the kernel's command calls for.
+fn unexpected(entry: &Entry, got: Value, what: String) -> ReplayReport {
+    ReplayReport::Diverged {
+        seq: entry.seq,
+        kind: entry.kind.clone(),
+        expected: entry.payload.clone(),
+        got,
+        detail: format!("{what} but the recorded entry is `{}`", entry.kind),
+    }
+}
+
+fn is_cancel(entry: &Entry) -> bool {
+    entry.kind == kinds::RUN_FINISHED && entry.payload["stop_reason"] == "cancelled"
+}
+
+/// Rebuilds events from recorded payloads, naming the entry and field that cannot be.
+struct Rebuilder<'a> {
+    run_id: &'a str,
+}
+
+impl Rebuilder<'_> {
+    fn error(&self, entry: &Entry, field: &str, reason: String) -> ReplayError {
+        ReplayError::Rebuild {
+            run_id: self.run_id.to_string(),
+            seq: entry.seq,
+            kind: entry.kind.clone(),
+            field: field.to_string(),
+            reason,
+        }
+    }
+
+    fn field<T: DeserializeOwned>(&self, entry: &Entry, name: &str) -> Result<T, ReplayError> {
+        let value = entry
+            .payload
+            .get(name)
+            .ok_or_else(|| self.error(entry, name, "missing".into()))?;
+        serde_json::from_value(value.clone()).map_err(|e| self.error(entry, name, e.to_string()))
+    }
+
+    /// A field the kernel leaves out when it is empty.
+    fn optional<T: DeserializeOwned + Default>(
+        &self,
+        entry: &Entry,
+        name: &str,
+    ) -> Result<T, ReplayError> {
+        match entry.payload.get(name) {
+            None => Ok(T::default()),
+            Some(_) => self.field(entry, name),
+        }
+    }
+
+    fn model_replied(&self, entry: &Entry) -> Result<Event, ReplayError> {
+        Ok(Event::ModelReplied {
+            now: self.field(entry, "now")?,
+            response: ModelResponse {
+                content: self.field(entry, "content")?,
+                tool_calls: self.field::<Vec<ToolCall>>(entry, "tool_calls")?,
+                usage: self.field::<Usage>(entry, "usage")?,
+                model: self.field(entry, "model")?,
+            },
+        })
+    }
+
+    /// `Cancel` from a `run_finished` entry with stop reason `cancelled`.
+    fn cancel(&self, finished: &Entry) -> Result<Event, ReplayError> {
+        Ok(Event::Cancel {
+            now: self.field(finished, "now")?,
+            reason: self
+                .field::<Option<String>>(finished, "error")?
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The event answering an `Execute`, from the next recorded entry (an `execution` for
+    /// the call, or a cancel) and the one after it, which tells a cancel during the call from
+    /// a tool that reported `cancelled` itself.
+    fn tool_event(&self, entry: &Entry, after: Option<&Entry>) -> Result<Event, ReplayError> {
+        if entry.kind != kinds::EXECUTION {
+            return self.cancel(entry);
+        }
+        let call_id: String = self.field(entry, "call_id")?;
+        let status: ExecStatus = self.field(entry, "status")?;
+        let now: Millis = self.field(entry, "now")?;
+        let output: String = self.field(entry, "output")?;
+        if status == ExecStatus::Cancelled
+            && let Some(finished) = after.filter(|e| is_cancel(e))
+        {
+            let cancel_now: Millis = self.field(finished, "now")?;
+            let reason = self
+                .field::<Option<String>>(finished, "error")?
+                .unwrap_or_default();
+            // The kernel itself records exactly this observation for a cancel during the call.
+            if cancel_now == now && output == format!("cancelled: {reason}") {
+                return Ok(Event::Cancel {
+                    now: cancel_now,
+                    reason,
+                });
+            }
+        }
+        Ok(Event::ToolFinished {
+            now,
+            call_id,
+            observation: Observation {
+                status,
+                exit_code: self.optional::<Option<i32>>(entry, "exit_code")?,
+                output,
+                truncated_bytes: self.field(entry, "truncated_bytes")?,
+                duration_ms: self.field(entry, "duration_ms")?,
+                files_changed: self.optional::<Vec<FileChange>>(entry, "files_changed")?,
+            },
+        })
+    }
+}
+
+/// The first place two JSON values differ, as `path: expected X got Y` (None: equal).
+pub(crate) fn first_difference(expected: &Value, got: &Value, path: &str) -> Option<String> {
+    match (expected, got) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys.into_iter().find_map(|key| {
+                let here = format!("{path}.{key}");
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => first_difference(x, y, &here),
+                    (Some(x), None) => Some(format!("{here}: expected {x} got nothing")),
+                    (None, Some(y)) => Some(format!("{here}: expected nothing got {y}")),
+                    (None, None) => None,
+                }
+            })
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]"))),
+        _ if expected == got => None,
+        _ => Some(format!("{path}: expected {expected} got {got}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_difference;
+    use serde_json::json;
+
+    #[test]
+    fn first_difference_names_the_path_and_both_values() {
+        let a = json!({"verdict": "deny", "args": {"p": [1, 2]}});
+        assert_eq!(first_difference(&a, &a, "payload"), None);
+        let b = json!({"verdict": "allow", "args": {"p": [1, 2]}});
+        assert_eq!(
+            first_difference(&a, &b, "payload").as_deref(),
+            Some(r#"payload.verdict: expected "deny" got "allow""#)
+        );
+        let c = json!({"verdict": "deny", "args": {"p": [1, 3]}, "x": 1});
+        assert_eq!(
+            first_difference(&a, &c, "payload").as_deref(),
+            Some("payload.args.p[1]: expected 2 got 3")
+        );
+        let d = json!({"verdict": "deny"});
+        assert_eq!(
+            first_difference(&a, &d, "payload").as_deref(),
+            Some(r#"payload.args: expected {"p":[1,2]} got nothing"#)
+        );
+    }
+}
