@@ -1,5 +1,6 @@
 //! The `praxis` command: argument parsing and presentation only; the work is in the libraries.
 
+mod history;
 mod present;
 
 use anyhow::{Context, Result};
@@ -55,6 +56,34 @@ enum Cmd {
         /// Print the overview and entries as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Re-drive a run's kernel from its record and check it reproduces every entry.
+    #[command(
+        after_help = "Examples:\n  praxis replay 01jd\n  praxis replay 01jd --json\n\nNo model is called and no tool runs: the recorded replies and observations are fed\nback to a fresh kernel (with the built-in tools' contracts), whose records must equal the\nledger's, kind and hash. Exit 0 when they match (an interrupted run matches as\n\"unfinished\"); exit 1 printing the first divergence."
+    )]
+    Replay {
+        /// Run id or a unique prefix.
+        run: String,
+        /// Print the report as one JSON object {status, run_id, ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the workspace as a run left it at an entry, rebuilt from the ledger alone.
+    #[command(
+        after_help = "Examples:\n  praxis world 01jd                      # files the run changed (deleted ones marked)\n  praxis world 01jd --at 7 --path src/main.rs\n  praxis world 01jd --diff               # unified diff: run start vs the end\n  praxis world 01jd --at 7 --diff        # run start vs after entry 7\n\n--diff always compares the run's start state with the state after SEQ.\n--path exits 1 when the file did not exist at that point."
+    )]
+    World {
+        /// Run id or a unique prefix.
+        run: String,
+        /// The state after this entry (default: the run's last entry).
+        #[arg(long, value_name = "SEQ")]
+        at: Option<u64>,
+        /// Print this file's content (path relative to the workspace).
+        #[arg(long, value_name = "P", conflicts_with = "diff")]
+        path: Option<String>,
+        /// Print a unified diff of the changed files between the run's start and SEQ.
+        #[arg(long)]
+        diff: bool,
     },
     /// Export or verify the hash-chained ledger.
     #[command(subcommand)]
@@ -158,6 +187,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Run(args) => run(&home, args).await,
         Cmd::Runs { json, limit } => runs(&home, json, limit),
         Cmd::Show { run, json } => show(&home, &run, json),
+        Cmd::Replay { run, json } => history::replay(&home, &run, json),
+        Cmd::World {
+            run,
+            at,
+            path,
+            diff,
+        } => history::world(&home, &run, at, path.as_deref(), diff),
         Cmd::Ledger(LedgerCmd::Export { run }) => export(&home, &run),
         Cmd::Ledger(LedgerCmd::Verify { run, all }) => verify(&home, run.as_deref(), all),
         Cmd::Doctor { json } => {

@@ -58,6 +58,15 @@ impl RunObserver for Progress {
                 self.status(format!("step {step}: waiting for the model"))
             }
             LiveEvent::ToolStarted { tool, .. } => self.status(format!("running {tool}")),
+            LiveEvent::AwaitingApproval { proposal } => {
+                self.status(format!("waiting for approval of {} {}", proposal.tool, proposal.call_id));
+                self.line(format!(
+                    "    … waiting for approval: {} {} ({}); decide with `praxis approve {run_id}` or `praxis deny {run_id} --reason ...`",
+                    proposal.tool,
+                    compact(&proposal.arguments, 60),
+                    proposal.verdict.reason()
+                ));
+            }
             LiveEvent::Delta { .. } => {}
         }
     }

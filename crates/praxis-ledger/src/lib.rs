@@ -8,6 +8,7 @@
 //! [`SqliteLedger`] is the embedded store: one writer thread with group commit, durable
 //! (fsync'd) before an append resolves.
 
+pub mod approvals;
 mod error;
 mod sqlite;
 

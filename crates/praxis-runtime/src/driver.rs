@@ -1,7 +1,8 @@
 //! The async driver: runs the kernel's commands in order, making each batch of records
 //! durable before the command that follows it (write-ahead), and feeding results back.
 
-use praxis_core::{
+use crate::approval::{Approver, NeverApprove};
+use praxis_core::{Authority, PriceTable, 
     Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation, RunResult,
     RunSpec,
 };
@@ -40,6 +41,8 @@ pub enum LiveEvent<'a> {
     Delta { text: &'a str },
     /// A tool started executing.
     ToolStarted { call_id: &'a str, tool: &'a str },
+    /// The run is suspended until `proposal` is approved or denied.
+    AwaitingApproval { proposal: &'a praxis_core::Proposal },
 }
 
 pub trait RunObserver: Send + Sync {
@@ -82,6 +85,11 @@ impl Cancel {
 pub struct RunOptions {
     pub spec: RunSpec,
     pub provider: Arc<dyn Provider>,
+    /// The verified writ the run acts under (None: only the run's own policy applies).
+    pub authority: Option<Arc<dyn Authority>>,
+    /// Who answers proposals that need approval.
+    pub approver: Arc<dyn Approver>,
+    pub prices: PriceTable,
     pub tool_limits: ToolLimits,
     pub capture: CaptureLimits,
     pub cancel: Cancel,
@@ -92,6 +100,9 @@ impl RunOptions {
         RunOptions {
             spec,
             provider,
+            authority: None,
+            approver: Arc::new(NeverApprove),
+            prices: PriceTable::default(),
             tool_limits: ToolLimits::default(),
             capture: CaptureLimits::default(),
             cancel: Cancel::default(),
@@ -164,16 +175,34 @@ impl Runtime {
                 .map_err(|e| RuntimeError::Capture(e.to_string()))?;
         drive.tracker = Some(tracker);
         drive.blobs = blobs;
-        let mut kernel = Kernel::new(options.spec.clone(), self.registry.clone());
+        let mut kernel =
+            Kernel::new(options.spec.clone(), self.registry.clone()).with_prices(options.prices.clone());
+        if let Some(authority) = &options.authority {
+            kernel = kernel.with_authority(authority.clone());
+        }
+        let approval_timeout =
+            options.authority.as_ref().and_then(|a| a.approval_timeout_ms()).map(Duration::from_millis);
         let start = Event::Start {
             now: now_millis(),
             environment: environment(),
             workspace_files: manifest,
         };
-        drive
-            .run(&mut kernel, start, &*options.provider, &options.cancel)
-            .await
+        let context = RunContext {
+            provider: &*options.provider,
+            approver: &*options.approver,
+            approval_timeout,
+            cancel: &options.cancel,
+        };
+        drive.run(&mut kernel, start, &context).await
     }
+}
+
+/// What one run is driven with, besides its kernel and ledger.
+struct RunContext<'a> {
+    provider: &'a dyn Provider,
+    approver: &'a dyn Approver,
+    approval_timeout: Option<Duration>,
+    cancel: &'a Cancel,
 }
 
 struct Drive<'o> {
@@ -194,9 +223,9 @@ impl Drive<'_> {
         &mut self,
         kernel: &mut Kernel,
         first: Event,
-        provider: &dyn Provider,
-        cancel: &Cancel,
+        context: &RunContext<'_>,
     ) -> Result<RunReport, RuntimeError> {
+        let (provider, cancel) = (context.provider, context.cancel);
         let mut event = first;
         loop {
             let commands = kernel
@@ -238,13 +267,18 @@ impl Drive<'_> {
                                 next = Some(self.execute(request, cancel).await?)
                             }
                             Command::AwaitApproval(proposal) => {
-                                // No approver is attached to this driver yet: decide "no" visibly.
-                                next = Some(Event::ApprovalDecided {
-                                    now: now_millis(),
-                                    call_id: proposal.call_id,
-                                    approved: false,
-                                    by: "praxis".into(),
-                                    reason: "no approver is attached to this run".into(),
+                                self.observer.on_event(&self.run_id, LiveEvent::AwaitingApproval { proposal: &proposal });
+                                let decision =
+                                    context.approver.decide(&self.run_id, &proposal, context.approval_timeout);
+                                next = Some(tokio::select! {
+                                    outcome = decision => Event::ApprovalDecided {
+                                        now: now_millis(),
+                                        call_id: proposal.call_id.clone(),
+                                        approved: outcome.approved,
+                                        by: outcome.by,
+                                        reason: outcome.reason,
+                                    },
+                                    reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
                                 });
                             }
                             Command::Finish(result) => {

@@ -3,11 +3,14 @@
 //! workspace changes as blobs, and reports progress to an observer. Also the public
 //! library API (`Runtime::run`), run status derivation, and the benchmarks.
 
+pub mod approval;
 pub mod bench;
 pub mod doctor;
 mod driver;
 pub mod home;
+pub mod replay;
 pub mod status;
+pub mod world;
 
 pub use driver::{
     Cancel, LiveEvent, NoObserver, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,

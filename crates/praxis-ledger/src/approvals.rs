@@ -1,0 +1,228 @@
+//! Pending approvals: a small table beside the ledger, in the same SQLite file, through which
+//! a run suspended on a proposal and an operator in another process meet. The decision
+//! itself is recorded in the run's hash chain by the driver (`approval_decided`); this table
+//! only carries the request and the answer between processes.
+
+use crate::LedgerError;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ApprovalRequest {
+    pub run_id: String,
+    pub call_id: String,
+    pub tool: String,
+    pub arguments: String,
+    pub reason: String,
+    pub requested_at: String,
+    /// Unix milliseconds after which the request counts as denied.
+    pub expires_at_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub approved: bool,
+    pub by: String,
+    pub reason: String,
+    pub decided_at: String,
+}
+
+pub struct ApprovalStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl ApprovalStore {
+    /// Opens the approvals table in the ledger file at `path` (created if missing).
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let sql = |context: &str, source| LedgerError::Sqlite { path: path.to_path_buf(), context: context.into(), source };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|source| LedgerError::CreateDir { path: parent.to_path_buf(), source })?;
+        }
+        let conn = Connection::open(path).map_err(|source| LedgerError::Open { path: path.to_path_buf(), source })?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(|e| sql("setting busy timeout", e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE IF NOT EXISTS approvals (
+                 run_id TEXT NOT NULL,
+                 call_id TEXT NOT NULL,
+                 tool TEXT NOT NULL,
+                 arguments TEXT NOT NULL,
+                 reason TEXT NOT NULL,
+                 requested_at TEXT NOT NULL,
+                 expires_at_ms INTEGER,
+                 approved INTEGER,
+                 decided_by TEXT,
+                 decision_reason TEXT,
+                 decided_at TEXT,
+                 PRIMARY KEY (run_id, call_id)
+             );",
+        )
+        .map_err(|e| sql("creating the approvals table", e))?;
+        Ok(ApprovalStore { path: path.to_path_buf(), conn: Mutex::new(conn) })
+    }
+
+    fn err(&self, context: &str, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite { path: self.path.clone(), context: context.into(), source }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Files a request (idempotent for the same run and call).
+    pub fn request(&self, r: &ApprovalRequest) -> Result<(), LedgerError> {
+        self.conn()
+            .execute(
+                "INSERT OR IGNORE INTO approvals (run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![r.run_id, r.call_id, r.tool, r.arguments, r.reason, r.requested_at, r.expires_at_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))],
+            )
+            .map(drop)
+            .map_err(|e| self.err("filing an approval request", e))
+    }
+
+    /// Requests still waiting for a decision, oldest first.
+    pub fn pending(&self) -> Result<Vec<ApprovalRequest>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms FROM approvals
+                 WHERE approved IS NULL ORDER BY requested_at, rowid",
+            )
+            .map_err(|e| self.err("listing approvals", e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(ApprovalRequest {
+                    run_id: row.get(0)?,
+                    call_id: row.get(1)?,
+                    tool: row.get(2)?,
+                    arguments: row.get(3)?,
+                    reason: row.get(4)?,
+                    requested_at: row.get(5)?,
+                    expires_at_ms: row.get::<_, Option<i64>>(6)?.map(|ms| ms.max(0) as u64),
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.err("listing approvals", e))?;
+        Ok(rows)
+    }
+
+    /// Decides the pending request of `run_id` (the given call, or the only pending one).
+    /// Returns the call decided. Fails when nothing is pending or the call was already decided.
+    pub fn decide(
+        &self,
+        run_id: &str,
+        call_id: Option<&str>,
+        approved: bool,
+        by: &str,
+        reason: &str,
+    ) -> Result<String, ApprovalError> {
+        let pending: Vec<String> = self
+            .pending()?
+            .into_iter()
+            .filter(|r| r.run_id == run_id && call_id.is_none_or(|c| c == r.call_id))
+            .map(|r| r.call_id)
+            .collect();
+        let call = match (pending.as_slice(), call_id) {
+            ([only], _) => only.clone(),
+            ([], Some(call)) => return Err(ApprovalError::NotPending { run_id: run_id.into(), call_id: call.into() }),
+            ([], None) => return Err(ApprovalError::NothingPending { run_id: run_id.into() }),
+            (many, _) => return Err(ApprovalError::Ambiguous { run_id: run_id.into(), calls: many.to_vec() }),
+        };
+        let changed = self
+            .conn()
+            .execute(
+                "UPDATE approvals SET approved = ?1, decided_by = ?2, decision_reason = ?3, decided_at = ?4
+                 WHERE run_id = ?5 AND call_id = ?6 AND approved IS NULL",
+                params![approved, by, reason, crate::now_rfc3339(), run_id, call],
+            )
+            .map_err(|e| self.err("recording a decision", e))?;
+        if changed == 0 {
+            return Err(ApprovalError::NotPending { run_id: run_id.into(), call_id: call });
+        }
+        Ok(call)
+    }
+
+    /// The decision on a request, if one was made.
+    pub fn decision(&self, run_id: &str, call_id: &str) -> Result<Option<Decision>, LedgerError> {
+        self.conn()
+            .query_row(
+                "SELECT approved, decided_by, decision_reason, decided_at FROM approvals
+                 WHERE run_id = ?1 AND call_id = ?2 AND approved IS NOT NULL",
+                params![run_id, call_id],
+                |row| {
+                    Ok(Decision {
+                        approved: row.get(0)?,
+                        by: row.get(1)?,
+                        reason: row.get(2)?,
+                        decided_at: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err("reading a decision", e))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("run {run_id} has no pending approval")]
+    NothingPending { run_id: String },
+    #[error("run {run_id} has no pending approval for call `{call_id}` (already decided, or never requested)")]
+    NotPending { run_id: String, call_id: String },
+    #[error("run {run_id} has several pending approvals ({}); name one", calls.join(", "))]
+    Ambiguous { run_id: String, calls: Vec<String> },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(run: &str, call: &str) -> ApprovalRequest {
+        ApprovalRequest {
+            run_id: run.into(),
+            call_id: call.into(),
+            tool: "fs_write".into(),
+            arguments: "{}".into(),
+            reason: "writes need approval".into(),
+            requested_at: crate::now_rfc3339(),
+            expires_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn request_decide_and_read_back_across_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let runner = ApprovalStore::open(&path).unwrap();
+        let operator = ApprovalStore::open(&path).unwrap();
+        runner.request(&request("r1", "c1")).unwrap();
+        runner.request(&request("r1", "c1")).unwrap(); // idempotent
+        assert_eq!(operator.pending().unwrap().len(), 1);
+        assert!(runner.decision("r1", "c1").unwrap().is_none());
+        assert!(matches!(operator.decide("r2", None, true, "op", ""), Err(ApprovalError::NothingPending { .. })));
+        assert_eq!(operator.decide("r1", None, false, "alice", "too risky").unwrap(), "c1");
+        let d = runner.decision("r1", "c1").unwrap().unwrap();
+        assert_eq!((d.approved, d.by.as_str(), d.reason.as_str()), (false, "alice", "too risky"));
+        assert!(operator.pending().unwrap().is_empty());
+        // A decision is final.
+        assert!(matches!(operator.decide("r1", Some("c1"), true, "bob", ""), Err(ApprovalError::NotPending { .. })));
+    }
+
+    #[test]
+    fn several_pending_need_a_call_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ApprovalStore::open(&dir.path().join("l.db")).unwrap();
+        store.request(&request("r", "a")).unwrap();
+        store.request(&request("r", "b")).unwrap();
+        assert!(matches!(store.decide("r", None, true, "op", ""), Err(ApprovalError::Ambiguous { .. })));
+        assert_eq!(store.decide("r", Some("b"), true, "op", "").unwrap(), "b");
+    }
+}
