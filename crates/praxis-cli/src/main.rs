@@ -1,5 +1,6 @@
 //! The `praxis` command: argument parsing and presentation only; the work is in the libraries.
 
+mod governance;
 mod history;
 mod present;
 
@@ -31,6 +32,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// List proposals waiting for a human decision.
+    #[command(after_help = "Examples:\n  praxis approvals\n  praxis approvals --json")]
+    Approvals {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a suspended proposal of a run (from any terminal).
+    #[command(after_help = "Examples:\n  praxis approve 01jd           # the run's only pending proposal\n  praxis approve 01jd c2        # a specific call\n\nThe decision, who made it ($PRAXIS_OPERATOR or $USER) and when are recorded in the run's ledger.")]
+    Approve {
+        /// Run id or a unique prefix.
+        run: String,
+        /// Call id of the proposal (needed when several are pending).
+        call: Option<String>,
+        /// Why (recorded).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Deny a suspended proposal of a run; the model sees the denial and the reason.
+    #[command(after_help = "Examples:\n  praxis deny 01jd --reason \"do not touch the lockfile\"")]
+    Deny {
+        /// Run id or a unique prefix.
+        run: String,
+        /// Call id of the proposal (needed when several are pending).
+        call: Option<String>,
+        /// Why (recorded, and shown to the model).
+        #[arg(long)]
+        reason: String,
+    },
     /// Run a task with an agent, governed and recorded.
     #[command(
         after_help = "Examples:\n  praxis run \"Summarize this repository\"\n  praxis run \"Fix the failing test\" --workspace ../app --provider scripted --script turns.json\n  praxis run \"Inspect\" --read-only --json\n\nProgress goes to stderr; the final answer (or --json summary) to stdout.\nExit code 0 only when the run completed."
@@ -158,6 +187,17 @@ struct RunArgs {
     /// Print one JSON object {run_id, status, stop_reason, final_answer, steps, usage} on stdout.
     #[arg(long)]
     json: bool,
+    /// Who answers proposals that need approval: `ask` (prompt on a terminal, else wait for
+    /// `praxis approve`/`deny` from another terminal), `auto` (approve all), `never` (deny all).
+    #[arg(long, value_enum, default_value_t = ApproveMode::Ask)]
+    approve: ApproveMode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ApproveMode {
+    Ask,
+    Auto,
+    Never,
 }
 
 fn main() -> ExitCode {
@@ -185,6 +225,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let home = DataHome::from_env()?;
     match cli.command {
         Cmd::Run(args) => run(&home, args).await,
+        Cmd::Approvals { json } => governance::list(&home, json),
+        Cmd::Approve { run, call, reason } => governance::decide(&home, &run, call.as_deref(), true, &reason),
+        Cmd::Deny { run, call, reason } => governance::decide(&home, &run, call.as_deref(), false, &reason),
         Cmd::Runs { json, limit } => runs(&home, json, limit),
         Cmd::Show { run, json } => show(&home, &run, json),
         Cmd::Replay { run, json } => history::replay(&home, &run, json),
@@ -270,6 +313,18 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
     let ledger = open_ledger(home)?;
     let runtime = Runtime::new(ledger, Arc::new(Registry::builtin()));
     let mut options = RunOptions::new(spec, provider);
+    options.approver = match args.approve {
+        ApproveMode::Auto => Arc::new(praxis_runtime::approval::AutoApprove),
+        ApproveMode::Never => Arc::new(praxis_runtime::approval::NeverApprove),
+        ApproveMode::Ask => {
+            let store = praxis_runtime::approval::StoreApprover::new(governance::open_store(home)?);
+            if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                Arc::new(governance::PromptApprover { store })
+            } else {
+                Arc::new(store)
+            }
+        }
+    };
     let cancel = Cancel::default();
     options.cancel = cancel.clone();
     tokio::spawn(async move {

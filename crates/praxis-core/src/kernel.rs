@@ -255,6 +255,7 @@ impl Kernel {
                         "spec": self.spec,
                         "environment": environment,
                         "writ": self.authority.as_ref().map(|a| a.describe()),
+                        "prices": self.prices,
                         "now": now,
                     }),
                 );

@@ -8,7 +8,7 @@
 //! as matched but unfinished, naming what was in flight.
 
 use praxis_core::kernel::kinds;
-use praxis_core::{
+use praxis_core::{PriceTable, 
     Command, Contracts, Event, ExecStatus, FileChange, Kernel, KernelError, Millis, ModelResponse,
     Observation, RunSpec, ToolCall, Usage,
 };
@@ -100,7 +100,12 @@ pub fn replay(
         _ => Value::Null,
     };
 
-    let mut kernel = Kernel::new(spec, contracts);
+    // Runs recorded before prices were recorded simply had none.
+    let prices: PriceTable = match first.payload.get("prices") {
+        Some(Value::Null) | None => PriceTable::default(),
+        Some(_) => r.field(first, "prices")?,
+    };
+    let mut kernel = Kernel::new(spec, contracts).with_prices(prices);
     let mut cursor = Cursor {
         entries: &entries,
         next: 0,
