@@ -14,7 +14,8 @@ use std::time::Duration;
 
 pub fn open_store(home: &DataHome) -> Result<Arc<ApprovalStore>> {
     let path = home.ledger_path();
-    let store = ApprovalStore::open(&path).with_context(|| format!("opening approvals in {}", path.display()))?;
+    let store = ApprovalStore::open(&path)
+        .with_context(|| format!("opening approvals in {}", path.display()))?;
     Ok(Arc::new(store))
 }
 
@@ -33,10 +34,16 @@ pub fn list(home: &DataHome, json: bool) -> Result<ExitCode> {
     } else if pending.is_empty() {
         println!("no pending approvals");
     } else {
-        println!("{:<26}  {:<12}  {:<10}  {:<24}  ARGUMENTS", "RUN", "CALL", "TOOL", "REQUESTED");
+        println!(
+            "{:<26}  {:<12}  {:<10}  {:<24}  ARGUMENTS",
+            "RUN", "CALL", "TOOL", "REQUESTED"
+        );
         for p in &pending {
             let args: String = p.arguments.chars().take(60).collect();
-            println!("{:<26}  {:<12}  {:<10}  {:<24}  {args}", p.run_id, p.call_id, p.tool, p.requested_at);
+            println!(
+                "{:<26}  {:<12}  {:<10}  {:<24}  {args}",
+                p.run_id, p.call_id, p.tool, p.requested_at
+            );
             if !p.reason.is_empty() {
                 println!("{:<26}  why: {}", "", p.reason);
             }
@@ -45,14 +52,27 @@ pub fn list(home: &DataHome, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn decide(home: &DataHome, run: &str, call: Option<&str>, approved: bool, reason: &str) -> Result<ExitCode> {
+pub fn decide(
+    home: &DataHome,
+    run: &str,
+    call: Option<&str>,
+    approved: bool,
+    reason: &str,
+) -> Result<ExitCode> {
     let store = open_store(home)?;
     // Accept a unique prefix of a run that has a pending request.
-    let runs: Vec<String> = store.pending()?.into_iter().map(|p| p.run_id).filter(|id| id.starts_with(run)).collect();
+    let runs: Vec<String> = store
+        .pending()?
+        .into_iter()
+        .map(|p| p.run_id)
+        .filter(|id| id.starts_with(run))
+        .collect();
     let run_id = match runs.as_slice() {
         [] => run.to_string(),
         [first, rest @ ..] if rest.iter().all(|r| r == first) => first.clone(),
-        _ => anyhow::bail!("`{run}` matches several runs with pending approvals; give more of the run id"),
+        _ => anyhow::bail!(
+            "`{run}` matches several runs with pending approvals; give more of the run id"
+        ),
     };
     let by = operator();
     match store.decide(&run_id, call, approved, &by, reason) {

@@ -3,6 +3,7 @@
 mod governance;
 mod history;
 mod present;
+mod writs;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -32,6 +33,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Issue, inspect, verify and attenuate signed writs.
+    #[command(subcommand)]
+    Writ(WritCmd),
     /// List proposals waiting for a human decision.
     #[command(after_help = "Examples:\n  praxis approvals\n  praxis approvals --json")]
     Approvals {
@@ -39,7 +43,9 @@ enum Cmd {
         json: bool,
     },
     /// Approve a suspended proposal of a run (from any terminal).
-    #[command(after_help = "Examples:\n  praxis approve 01jd           # the run's only pending proposal\n  praxis approve 01jd c2        # a specific call\n\nThe decision, who made it ($PRAXIS_OPERATOR or $USER) and when are recorded in the run's ledger.")]
+    #[command(
+        after_help = "Examples:\n  praxis approve 01jd           # the run's only pending proposal\n  praxis approve 01jd c2        # a specific call\n\nThe decision, who made it ($PRAXIS_OPERATOR or $USER) and when are recorded in the run's ledger."
+    )]
     Approve {
         /// Run id or a unique prefix.
         run: String,
@@ -140,6 +146,49 @@ enum Cmd {
 }
 
 #[derive(Subcommand)]
+enum WritCmd {
+    /// Create the issuer key pair in $PRAXIS_HOME/keys (issuer.key 0600; issuer.pub is the trust anchor).
+    #[command(
+        after_help = "Examples:\n  praxis writ keygen\n  praxis writ keygen --force   # replace an existing key (old writs stop verifying)"
+    )]
+    Keygen {
+        /// Overwrite an existing key pair.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Compile a writ spec (TOML or JSON) into a signed token, printed on stdout.
+    #[command(after_help = "Examples:\n  praxis writ issue --spec agent.toml > agent.writ")]
+    Issue {
+        #[arg(long)]
+        spec: PathBuf,
+    },
+    /// Print a writ's blocks back as readable specs (no key needed).
+    #[command(after_help = "Examples:\n  praxis writ inspect agent.writ")]
+    Inspect {
+        /// A token file, or the token text.
+        token: String,
+    },
+    /// Exit 0 only if the writ is valid: signed by the trust anchor, untampered, within its time window.
+    #[command(
+        after_help = "Examples:\n  praxis writ verify agent.writ\n  PRAXIS_TRUST_ANCHOR=ISSUER_PUB_HEX praxis writ verify agent.writ"
+    )]
+    Verify {
+        /// A token file, or the token text.
+        token: String,
+    },
+    /// Append a narrower block; refuses, naming the field, anything that would widen.
+    #[command(
+        after_help = "Examples:\n  praxis writ attenuate agent.writ --spec readonly.toml > child.writ"
+    )]
+    Attenuate {
+        /// A token file, or the token text.
+        token: String,
+        #[arg(long)]
+        spec: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum LedgerCmd {
     /// Print a run's entries as JSON lines (run_id, seq, kind, at, prev_hash, hash, payload).
     #[command(after_help = "Examples:\n  praxis ledger export 01jd > run.jsonl")]
@@ -181,6 +230,9 @@ struct RunArgs {
     /// Deny every proposal with an effect above read.
     #[arg(long)]
     read_only: bool,
+    /// Writ token file the run acts under (default: a development writ issued with the local key).
+    #[arg(long)]
+    writ: Option<PathBuf>,
     /// Comma-separated tool allowlist (default: every built-in tool).
     #[arg(long, value_delimiter = ',')]
     tools: Option<Vec<String>>,
@@ -225,9 +277,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let home = DataHome::from_env()?;
     match cli.command {
         Cmd::Run(args) => run(&home, args).await,
+        Cmd::Writ(WritCmd::Keygen { force }) => writs::keygen(&home, force),
+        Cmd::Writ(WritCmd::Issue { spec }) => writs::issue(&home, &spec),
+        Cmd::Writ(WritCmd::Inspect { token }) => writs::inspect(&token),
+        Cmd::Writ(WritCmd::Verify { token }) => writs::verify(&home, &token),
+        Cmd::Writ(WritCmd::Attenuate { token, spec }) => writs::attenuate(&home, &token, &spec),
         Cmd::Approvals { json } => governance::list(&home, json),
-        Cmd::Approve { run, call, reason } => governance::decide(&home, &run, call.as_deref(), true, &reason),
-        Cmd::Deny { run, call, reason } => governance::decide(&home, &run, call.as_deref(), false, &reason),
+        Cmd::Approve { run, call, reason } => {
+            governance::decide(&home, &run, call.as_deref(), true, &reason)
+        }
+        Cmd::Deny { run, call, reason } => {
+            governance::decide(&home, &run, call.as_deref(), false, &reason)
+        }
         Cmd::Runs { json, limit } => runs(&home, json, limit),
         Cmd::Show { run, json } => show(&home, &run, json),
         Cmd::Replay { run, json } => history::replay(&home, &run, json),
@@ -312,7 +373,13 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
     };
     let ledger = open_ledger(home)?;
     let runtime = Runtime::new(ledger, Arc::new(Registry::builtin()));
+    let token = writs::for_run(home, args.writ.as_deref())?;
     let mut options = RunOptions::new(spec, provider);
+    options.writ = Some(praxis_runtime::WritGrant {
+        token,
+        anchor: writs::anchor_for_run(home, args.writ.is_some())?,
+    });
+    options.prices = load_prices(home)?;
     options.approver = match args.approve {
         ApproveMode::Auto => Arc::new(praxis_runtime::approval::AutoApprove),
         ApproveMode::Never => Arc::new(praxis_runtime::approval::NeverApprove),
@@ -362,6 +429,18 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
             );
         }
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// `$PRAXIS_HOME/prices.toml`: `[MODEL] input_per_mtok = 3.0, output_per_mtok = 15.0` (USD).
+fn load_prices(home: &DataHome) -> Result<praxis_core::PriceTable> {
+    let path = home.root().join("prices.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            toml::from_str(&text).with_context(|| format!("price table {}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 

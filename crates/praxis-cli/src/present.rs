@@ -59,7 +59,10 @@ impl RunObserver for Progress {
             }
             LiveEvent::ToolStarted { tool, .. } => self.status(format!("running {tool}")),
             LiveEvent::AwaitingApproval { proposal } => {
-                self.status(format!("waiting for approval of {} {}", proposal.tool, proposal.call_id));
+                self.status(format!(
+                    "waiting for approval of {} {}",
+                    proposal.tool, proposal.call_id
+                ));
                 self.line(format!(
                     "    … waiting for approval: {} {} ({}); decide with `praxis approve {run_id}` or `praxis deny {run_id} --reason ...`",
                     proposal.tool,

@@ -38,13 +38,23 @@ pub struct ApprovalStore {
 impl ApprovalStore {
     /// Opens the approvals table in the ledger file at `path` (created if missing).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let sql = |context: &str, source| LedgerError::Sqlite { path: path.to_path_buf(), context: context.into(), source };
+        let sql = |context: &str, source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            context: context.into(),
+            source,
+        };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|source| LedgerError::CreateDir { path: parent.to_path_buf(), source })?;
+            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
-        let conn = Connection::open(path).map_err(|source| LedgerError::Open { path: path.to_path_buf(), source })?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(|e| sql("setting busy timeout", e))?;
+        let conn = Connection::open(path).map_err(|source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| sql("setting busy timeout", e))?;
         conn.execute_batch(
             "PRAGMA journal_mode=WAL;
              CREATE TABLE IF NOT EXISTS approvals (
@@ -63,15 +73,24 @@ impl ApprovalStore {
              );",
         )
         .map_err(|e| sql("creating the approvals table", e))?;
-        Ok(ApprovalStore { path: path.to_path_buf(), conn: Mutex::new(conn) })
+        Ok(ApprovalStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
     }
 
     fn err(&self, context: &str, source: rusqlite::Error) -> LedgerError {
-        LedgerError::Sqlite { path: self.path.clone(), context: context.into(), source }
+        LedgerError::Sqlite {
+            path: self.path.clone(),
+            context: context.into(),
+            source,
+        }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Files a request (idempotent for the same run and call).
@@ -130,9 +149,23 @@ impl ApprovalStore {
             .collect();
         let call = match (pending.as_slice(), call_id) {
             ([only], _) => only.clone(),
-            ([], Some(call)) => return Err(ApprovalError::NotPending { run_id: run_id.into(), call_id: call.into() }),
-            ([], None) => return Err(ApprovalError::NothingPending { run_id: run_id.into() }),
-            (many, _) => return Err(ApprovalError::Ambiguous { run_id: run_id.into(), calls: many.to_vec() }),
+            ([], Some(call)) => {
+                return Err(ApprovalError::NotPending {
+                    run_id: run_id.into(),
+                    call_id: call.into(),
+                });
+            }
+            ([], None) => {
+                return Err(ApprovalError::NothingPending {
+                    run_id: run_id.into(),
+                });
+            }
+            (many, _) => {
+                return Err(ApprovalError::Ambiguous {
+                    run_id: run_id.into(),
+                    calls: many.to_vec(),
+                });
+            }
         };
         let changed = self
             .conn()
@@ -143,7 +176,10 @@ impl ApprovalStore {
             )
             .map_err(|e| self.err("recording a decision", e))?;
         if changed == 0 {
-            return Err(ApprovalError::NotPending { run_id: run_id.into(), call_id: call });
+            return Err(ApprovalError::NotPending {
+                run_id: run_id.into(),
+                call_id: call,
+            });
         }
         Ok(call)
     }
@@ -173,7 +209,9 @@ impl ApprovalStore {
 pub enum ApprovalError {
     #[error("run {run_id} has no pending approval")]
     NothingPending { run_id: String },
-    #[error("run {run_id} has no pending approval for call `{call_id}` (already decided, or never requested)")]
+    #[error(
+        "run {run_id} has no pending approval for call `{call_id}` (already decided, or never requested)"
+    )]
     NotPending { run_id: String, call_id: String },
     #[error("run {run_id} has several pending approvals ({}); name one", calls.join(", "))]
     Ambiguous { run_id: String, calls: Vec<String> },
@@ -207,13 +245,27 @@ mod tests {
         runner.request(&request("r1", "c1")).unwrap(); // idempotent
         assert_eq!(operator.pending().unwrap().len(), 1);
         assert!(runner.decision("r1", "c1").unwrap().is_none());
-        assert!(matches!(operator.decide("r2", None, true, "op", ""), Err(ApprovalError::NothingPending { .. })));
-        assert_eq!(operator.decide("r1", None, false, "alice", "too risky").unwrap(), "c1");
+        assert!(matches!(
+            operator.decide("r2", None, true, "op", ""),
+            Err(ApprovalError::NothingPending { .. })
+        ));
+        assert_eq!(
+            operator
+                .decide("r1", None, false, "alice", "too risky")
+                .unwrap(),
+            "c1"
+        );
         let d = runner.decision("r1", "c1").unwrap().unwrap();
-        assert_eq!((d.approved, d.by.as_str(), d.reason.as_str()), (false, "alice", "too risky"));
+        assert_eq!(
+            (d.approved, d.by.as_str(), d.reason.as_str()),
+            (false, "alice", "too risky")
+        );
         assert!(operator.pending().unwrap().is_empty());
         // A decision is final.
-        assert!(matches!(operator.decide("r1", Some("c1"), true, "bob", ""), Err(ApprovalError::NotPending { .. })));
+        assert!(matches!(
+            operator.decide("r1", Some("c1"), true, "bob", ""),
+            Err(ApprovalError::NotPending { .. })
+        ));
     }
 
     #[test]
@@ -222,7 +274,10 @@ mod tests {
         let store = ApprovalStore::open(&dir.path().join("l.db")).unwrap();
         store.request(&request("r", "a")).unwrap();
         store.request(&request("r", "b")).unwrap();
-        assert!(matches!(store.decide("r", None, true, "op", ""), Err(ApprovalError::Ambiguous { .. })));
+        assert!(matches!(
+            store.decide("r", None, true, "op", ""),
+            Err(ApprovalError::Ambiguous { .. })
+        ));
         assert_eq!(store.decide("r", Some("b"), true, "op", "").unwrap(), "b");
     }
 }

@@ -47,6 +47,9 @@ pub trait Provider: Send + Sync {
         request: &'a ModelRequest,
         deltas: &'a dyn DeltaSink,
     ) -> BoxFuture<'a, Result<ModelResponse, ModelError>>;
+    /// The cognition for a sub-agent that `delegate` starts with `task`. Stateless providers
+    /// hand out a fresh instance; the scripted provider plays the script's `delegates[task]`.
+    fn for_delegate(&self, task: &str) -> Result<Arc<dyn Provider>, ModelError>;
 }
 
 /// Names accepted by [`provider_from_name`].
@@ -54,6 +57,8 @@ pub const KNOWN_PROVIDERS: &[&str] = &["mock", "scripted"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    #[error("the script {source_name} has no `delegates` entry for the sub-agent task {task:?}")]
+    NoDelegateScript { source_name: String, task: String },
     #[error(
         "the script has {turns} {noun} but the run asked for turn {call}; add a turn, or end \
          the script with a final answer (a turn without tool calls or <cmd> blocks)",

@@ -68,6 +68,11 @@ impl Provider for MockProvider {
         MOCK_MODEL
     }
 
+    fn for_delegate(&self, _task: &str) -> Result<std::sync::Arc<dyn Provider>, ModelError> {
+        // Stateless: a sub-agent gets the same deterministic inspector.
+        Ok(std::sync::Arc::new(MockProvider::new()))
+    }
+
     fn complete<'a>(
         &'a self,
         request: &'a ModelRequest,

@@ -9,13 +9,17 @@ use crate::{BoxFuture, DeltaSink, ModelError, Provider, estimate_usage, stream_w
 use praxis_core::{ModelRequest, ModelResponse, Role, ToolCall};
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScriptFile {
     turns: Vec<ScriptTurn>,
+    /// Scripts for sub-agents started with `delegate`, by task text.
+    #[serde(default)]
+    delegates: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +52,7 @@ fn empty_object() -> Value {
 pub struct ScriptedProvider {
     model: String,
     turns: Vec<ModelResponse>,
+    delegates: BTreeMap<String, Arc<ScriptedProvider>>,
 }
 
 impl ScriptedProvider {
@@ -140,9 +145,18 @@ impl ScriptedProvider {
                 model: source_name.to_string(),
             });
         }
+        let mut delegates = BTreeMap::new();
+        for (task, script) in script.delegates {
+            let name = format!("{source_name}#delegates[{task:?}]");
+            delegates.insert(
+                task,
+                Arc::new(Self::from_json_str(&script.to_string(), &name)?),
+            );
+        }
         Ok(ScriptedProvider {
             model: source_name.to_string(),
             turns,
+            delegates,
         })
     }
 
@@ -159,6 +173,16 @@ impl Provider for ScriptedProvider {
 
     fn model(&self) -> &str {
         &self.model
+    }
+
+    fn for_delegate(&self, task: &str) -> Result<Arc<dyn Provider>, ModelError> {
+        match self.delegates.get(task) {
+            Some(script) => Ok(script.clone()),
+            None => Err(ModelError::NoDelegateScript {
+                source_name: self.model.clone(),
+                task: task.to_string(),
+            }),
+        }
     }
 
     fn complete<'a>(

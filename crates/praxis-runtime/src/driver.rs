@@ -2,13 +2,15 @@
 //! durable before the command that follows it (write-ahead), and feeding results back.
 
 use crate::approval::{Approver, NeverApprove};
-use praxis_core::{Authority, PriceTable, 
-    Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation, RunResult,
-    RunSpec,
+use praxis_core::{
+    Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
+    PriceTable, RunResult, RunSpec,
 };
 use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
 use praxis_models::{DeltaSink, Provider};
+use praxis_tools::tools::delegate::{self, DelegateArgs};
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
+use praxis_writ::{TrustAnchor, WritSpec};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -26,6 +28,8 @@ pub enum RuntimeError {
     Ledger { run_id: String, source: LedgerError },
     #[error("internal error in run {run_id}: {source}")]
     Kernel { run_id: String, source: KernelError },
+    #[error("writ refused: {0}")]
+    Writ(praxis_writ::WritError),
     #[error("workspace capture failed: {0}")]
     Capture(String),
 }
@@ -85,11 +89,14 @@ impl Cancel {
 pub struct RunOptions {
     pub spec: RunSpec,
     pub provider: Arc<dyn Provider>,
-    /// The verified writ the run acts under (None: only the run's own policy applies).
-    pub authority: Option<Arc<dyn Authority>>,
+    /// The writ the run acts under, verified by `Runtime::run` before anything runs
+    /// (None: only the run's own policy applies, and `delegate` is refused).
+    pub writ: Option<WritGrant>,
     /// Who answers proposals that need approval.
     pub approver: Arc<dyn Approver>,
     pub prices: PriceTable,
+    /// Set for a sub-run started by `delegate`: recorded in its `run_started`.
+    pub parent: Option<ParentLink>,
     pub tool_limits: ToolLimits,
     pub capture: CaptureLimits,
     pub cancel: Cancel,
@@ -100,7 +107,8 @@ impl RunOptions {
         RunOptions {
             spec,
             provider,
-            authority: None,
+            writ: None,
+            parent: None,
             approver: Arc::new(NeverApprove),
             prices: PriceTable::default(),
             tool_limits: ToolLimits::default(),
@@ -108,6 +116,20 @@ impl RunOptions {
             cancel: Cancel::default(),
         }
     }
+}
+
+/// A writ token and the trust anchor it must chain to.
+#[derive(Clone, Debug)]
+pub struct WritGrant {
+    pub token: String,
+    pub anchor: TrustAnchor,
+}
+
+/// Which run and call started a sub-run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ParentLink {
+    pub run_id: String,
+    pub call_id: String,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -137,6 +159,15 @@ impl Runtime {
         &self.registry
     }
 
+    /// `run`, boxed: a sub-run started by `delegate` runs inside its parent's run.
+    fn run_boxed<'a>(
+        &'a self,
+        options: RunOptions,
+        observer: &'a dyn RunObserver,
+    ) -> praxis_ledger::BoxFuture<'a, Result<RunReport, RuntimeError>> {
+        Box::pin(self.run(options, observer))
+    }
+
     /// Runs one task to its end. The returned report mirrors the `run_finished` entry.
     pub async fn run(
         &self,
@@ -149,6 +180,14 @@ impl Runtime {
                 source,
             })?;
         options.spec.workspace = workspace.root().display().to_string();
+        // A forged, tampered, expired or foreign writ is refused before anything is recorded or runs.
+        let authority = match &options.writ {
+            Some(grant) => Some(Arc::new(
+                praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
+                    .map_err(RuntimeError::Writ)?,
+            )),
+            None => None,
+        };
         if options.spec.model.is_empty() {
             options.spec.model = options.provider.model().to_string();
         }
@@ -175,16 +214,22 @@ impl Runtime {
                 .map_err(|e| RuntimeError::Capture(e.to_string()))?;
         drive.tracker = Some(tracker);
         drive.blobs = blobs;
-        let mut kernel =
-            Kernel::new(options.spec.clone(), self.registry.clone()).with_prices(options.prices.clone());
-        if let Some(authority) = &options.authority {
+        let mut kernel = Kernel::new(options.spec.clone(), self.registry.clone())
+            .with_prices(options.prices.clone());
+        if let Some(authority) = &authority {
             kernel = kernel.with_authority(authority.clone());
         }
-        let approval_timeout =
-            options.authority.as_ref().and_then(|a| a.approval_timeout_ms()).map(Duration::from_millis);
+        let approval_timeout = authority
+            .as_ref()
+            .and_then(|a| a.approval_timeout_ms())
+            .map(Duration::from_millis);
+        let mut environment = environment();
+        if let Some(parent) = &options.parent {
+            environment["parent"] = json!(parent);
+        }
         let start = Event::Start {
             now: now_millis(),
-            environment: environment(),
+            environment,
             workspace_files: manifest,
         };
         let context = RunContext {
@@ -192,6 +237,8 @@ impl Runtime {
             approver: &*options.approver,
             approval_timeout,
             cancel: &options.cancel,
+            runtime: self,
+            options: &options,
         };
         drive.run(&mut kernel, start, &context).await
     }
@@ -199,6 +246,8 @@ impl Runtime {
 
 /// What one run is driven with, besides its kernel and ledger.
 struct RunContext<'a> {
+    runtime: &'a Runtime,
+    options: &'a RunOptions,
     provider: &'a dyn Provider,
     approver: &'a dyn Approver,
     approval_timeout: Option<Duration>,
@@ -264,12 +313,20 @@ impl Drive<'_> {
                         settle(pending, &self.run_id, self.observer).await?;
                         match other {
                             Command::Execute(request) => {
-                                next = Some(self.execute(request, cancel).await?)
+                                next = Some(self.execute(request, context).await?)
                             }
                             Command::AwaitApproval(proposal) => {
-                                self.observer.on_event(&self.run_id, LiveEvent::AwaitingApproval { proposal: &proposal });
-                                let decision =
-                                    context.approver.decide(&self.run_id, &proposal, context.approval_timeout);
+                                self.observer.on_event(
+                                    &self.run_id,
+                                    LiveEvent::AwaitingApproval {
+                                        proposal: &proposal,
+                                    },
+                                );
+                                let decision = context.approver.decide(
+                                    &self.run_id,
+                                    &proposal,
+                                    context.approval_timeout,
+                                );
                                 next = Some(tokio::select! {
                                     outcome = decision => Event::ApprovalDecided {
                                         now: now_millis(),
@@ -319,8 +376,9 @@ impl Drive<'_> {
     async fn execute(
         &mut self,
         request: ExecRequest,
-        cancel: &Cancel,
+        context: &RunContext<'_>,
     ) -> Result<Event, RuntimeError> {
+        let cancel = context.cancel;
         self.observer.on_event(
             &self.run_id,
             LiveEvent::ToolStarted {
@@ -330,15 +388,18 @@ impl Drive<'_> {
         );
         self.ctx.deadline = request.deadline.map(instant_of);
         let started = Instant::now();
+        let delegating = request.tool == delegate::NAME;
         let mut observation = tokio::select! {
-            observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()) => observation,
+            // A sub-run shares the cancel handle and stops by itself.
+            observation = delegate(&self.run_id, self.observer, &request, context), if delegating => observation,
+            observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()), if !delegating => observation,
             // Dropping the tool future kills its process group.
             reason = Cancel::cancelled(cancel.0.subscribe()) => return Ok(Event::Cancel { now: now_millis(), reason }),
         };
         if observation.duration_ms == 0 {
             observation.duration_ms = started.elapsed().as_millis() as u64;
         }
-        if request.effect >= Effect::Write {
+        if request.effect >= Effect::Write || delegating {
             self.track_changes(&request, &mut observation).await?;
         }
         Ok(Event::ToolFinished {
@@ -396,6 +457,92 @@ async fn call_model(
             Err(error) => Event::ModelFailed { now: now_millis(), error: error.to_string() },
         },
         reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
+    }
+}
+
+/// Runs `delegate`: attenuates this run's writ with the child's spec (refused if it would
+/// widen), then drives the sub-run to its end; its answer is the observation.
+async fn delegate(
+    run_id: &str,
+    observer: &dyn RunObserver,
+    request: &ExecRequest,
+    context: &RunContext<'_>,
+) -> Observation {
+    let args: DelegateArgs = match serde_json::from_value(request.arguments.clone()) {
+        Ok(args) => args,
+        Err(e) => return Observation::error(format!("invalid delegate arguments: {e}")),
+    };
+    let Some(grant) = &context.options.writ else {
+        return Observation::error(
+            "delegate needs a run under a writ: there is nothing to attenuate",
+        );
+    };
+    let child_spec = match WritSpec::from_json_str(&args.writ.to_string()) {
+        Ok(spec) => spec,
+        Err(e) => return Observation::error(format!("the sub-agent's writ spec is invalid: {e}")),
+    };
+    let token =
+        match praxis_writ::attenuate(&grant.token, &grant.anchor, &child_spec, SystemTime::now()) {
+            Ok(token) => token,
+            Err(e) => return Observation::error(format!("delegation refused: {e}")),
+        };
+    let provider = match context.provider.for_delegate(&args.task) {
+        Ok(provider) => provider,
+        Err(e) => return Observation::error(format!("no cognition for the sub-agent: {e}")),
+    };
+    let parent = &context.options.spec;
+    let remaining = request
+        .deadline
+        .map(|d| d.saturating_sub(now_millis()) / 1000);
+    let spec = RunSpec {
+        task: args.task,
+        workspace: parent.workspace.clone(),
+        provider: parent.provider.clone(),
+        model: String::new(),
+        tools: parent.tools.clone(),
+        read_only: parent.read_only,
+        limits: praxis_core::Limits {
+            max_steps: args.max_steps.unwrap_or(10),
+            max_seconds: remaining.or(parent.limits.max_seconds),
+            ..parent.limits.clone()
+        },
+    };
+    let child = RunOptions {
+        writ: Some(WritGrant {
+            token,
+            anchor: grant.anchor.clone(),
+        }),
+        approver: context.options.approver.clone(),
+        prices: context.options.prices.clone(),
+        tool_limits: context.options.tool_limits.clone(),
+        capture: context.options.capture.clone(),
+        cancel: context.options.cancel.clone(),
+        parent: Some(ParentLink {
+            run_id: run_id.to_string(),
+            call_id: request.call_id.clone(),
+        }),
+        ..RunOptions::new(spec, provider)
+    };
+    match context.runtime.run_boxed(child, observer).await {
+        Ok(report) => {
+            let r = &report.result;
+            let detail = r
+                .final_answer
+                .as_deref()
+                .or(r.error.as_deref())
+                .unwrap_or("");
+            let output = format!(
+                "sub-run {} {}: {detail}",
+                report.run_id,
+                r.stop_reason.as_str()
+            );
+            if r.status == praxis_core::RunStatus::Completed {
+                Observation::ok(output)
+            } else {
+                Observation::error(output)
+            }
+        }
+        Err(e) => Observation::error(format!("the sub-run could not run: {e}")),
     }
 }
 

@@ -13,7 +13,8 @@ pub mod status;
 pub mod world;
 
 pub use driver::{
-    Cancel, LiveEvent, NoObserver, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
+    Cancel, LiveEvent, NoObserver, ParentLink, RunObserver, RunOptions, RunReport, Runtime,
+    RuntimeError, WritGrant,
 };
 pub use home::DataHome;
 pub use status::{RunOverview, overview};

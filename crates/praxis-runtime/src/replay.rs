@@ -8,9 +8,9 @@
 //! as matched but unfinished, naming what was in flight.
 
 use praxis_core::kernel::kinds;
-use praxis_core::{PriceTable, 
+use praxis_core::{
     Command, Contracts, Event, ExecStatus, FileChange, Kernel, KernelError, Millis, ModelResponse,
-    Observation, RunSpec, ToolCall, Usage,
+    Observation, PriceTable, RunSpec, ToolCall, Usage,
 };
 use praxis_ledger::{Entry, Ledger, LedgerError, entry_hash};
 use serde::Serialize;
@@ -106,6 +106,22 @@ pub fn replay(
         Some(_) => r.field(first, "prices")?,
     };
     let mut kernel = Kernel::new(spec, contracts).with_prices(prices);
+    // The writ is re-evaluated from the specs recorded at run start (no token, no signature:
+    // what replay checks is the decisions, given what was authorised).
+    match first.payload.get("writ") {
+        Some(Value::Null) | None => {}
+        Some(recorded) => {
+            let blocks: Vec<praxis_writ::WritSpec> =
+                serde_json::from_value(recorded["blocks"].clone())
+                    .map_err(|e| r.error(first, "writ.blocks", e.to_string()))?;
+            let rules = praxis_writ::Rules::new(blocks)
+                .map_err(|e| r.error(first, "writ.blocks", e.to_string()))?;
+            kernel = kernel.with_authority(Arc::new(RecordedWrit {
+                rules,
+                description: recorded.clone(),
+            }));
+        }
+    }
     let mut cursor = Cursor {
         entries: &entries,
         next: 0,
@@ -476,6 +492,31 @@ pub(crate) fn first_difference(expected: &Value, got: &Value, path: &str) -> Opt
             .find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]"))),
         _ if expected == got => None,
         _ => Some(format!("{path}: expected {expected} got {got}")),
+    }
+}
+
+/// A writ rebuilt from its recorded description: decides exactly as the verified one did.
+struct RecordedWrit {
+    rules: praxis_writ::Rules,
+    description: Value,
+}
+
+impl praxis_core::Authority for RecordedWrit {
+    fn authorize(&self, request: &praxis_core::AuthzRequest<'_>) -> praxis_core::Authorization {
+        self.rules.authorize(request)
+    }
+    fn before_model_call(
+        &self,
+        now: Millis,
+        spent: &praxis_core::Spent,
+    ) -> praxis_core::Authorization {
+        self.rules.before_model_call(now, spent)
+    }
+    fn describe(&self) -> Value {
+        self.description.clone()
+    }
+    fn approval_timeout_ms(&self) -> Option<u64> {
+        self.rules.approval_timeout_ms()
     }
 }
 

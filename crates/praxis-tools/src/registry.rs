@@ -58,6 +58,7 @@ impl Registry {
             Arc::new(fs_patch::FsPatchTool),
             Arc::new(shell::ShellTool),
             Arc::new(test_run::TestRunTool),
+            Arc::new(delegate::DelegateTool),
         ];
         let mut registry = Registry::empty();
         for tool in tools {
@@ -332,6 +333,7 @@ mod tests {
         assert_eq!(
             r.names(),
             [
+                "delegate",
                 "fs_patch",
                 "fs_read",
                 "fs_write",

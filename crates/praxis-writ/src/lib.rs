@@ -5,4 +5,16 @@
 //! carries a readable spec; the effective authority is the intersection of every block's
 //! spec, so an appended block can only narrow what the writ allows.
 
+mod error;
+mod eval;
+mod keys;
+mod narrow;
 pub mod shell;
+mod spec;
+mod token;
+
+pub use error::WritError;
+pub use eval::{Rules, rules};
+pub use keys::{IssuerKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, TrustAnchor, key_id};
+pub use spec::{Approvals, BUILTIN_TOOLS, Budget, ToolGrant, ToolMode, WritSpec};
+pub use token::{VerifiedWrit, attenuate, inspect, issue, verify};

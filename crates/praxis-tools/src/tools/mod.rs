@@ -1,5 +1,6 @@
 //! The built-in coding tools.
 
+pub mod delegate;
 pub mod fs_patch;
 pub mod fs_read;
 pub mod fs_write;

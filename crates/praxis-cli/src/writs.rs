@@ -1,0 +1,161 @@
+//! `praxis writ …` and the writ a run acts under: parse and present; the work is in praxis-writ.
+
+use anyhow::{Context, Result, bail};
+use praxis_runtime::DataHome;
+use praxis_writ::{IssuerKey, TrustAnchor, WritSpec};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+pub fn keys_dir(home: &DataHome) -> PathBuf {
+    home.root().join("keys")
+}
+
+/// A token given on the command line: a file holding it, or the token text itself
+/// (tokens are URL-safe base64, so anything with `/` or `.` is taken as a path).
+pub fn read_token(arg: &str) -> Result<String> {
+    let path = Path::new(arg);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading writ {}", path.display()))?;
+        return Ok(text.trim().to_string());
+    }
+    if arg.contains(['/', '.']) {
+        bail!("cannot read writ file `{arg}`: no such file");
+    }
+    Ok(arg.trim().to_string())
+}
+
+/// The trust anchor: `$PRAXIS_TRUST_ANCHOR` (a public key in hex, or a file holding one),
+/// else the local issuer's public key.
+pub fn anchor(home: &DataHome) -> Result<TrustAnchor> {
+    if let Some(value) = std::env::var_os("PRAXIS_TRUST_ANCHOR").filter(|v| !v.is_empty()) {
+        let value = value.to_string_lossy().to_string();
+        let path = Path::new(&value);
+        return if path.is_file() {
+            TrustAnchor::from_file(path)
+                .with_context(|| format!("PRAXIS_TRUST_ANCHOR file {value}"))
+        } else {
+            TrustAnchor::from_hex(&value)
+                .with_context(|| "PRAXIS_TRUST_ANCHOR (expected a public key in hex or a file)")
+        };
+    }
+    let file = keys_dir(home).join("issuer.pub");
+    TrustAnchor::from_file(&file).with_context(|| {
+        format!(
+            "no trust anchor: {} is missing (run `praxis writ keygen`, or set PRAXIS_TRUST_ANCHOR)",
+            file.display()
+        )
+    })
+}
+
+fn load_or_generate_key(home: &DataHome) -> Result<IssuerKey> {
+    let dir = keys_dir(home);
+    if dir.join("issuer.key").exists() {
+        return IssuerKey::load(&dir)
+            .with_context(|| format!("loading the issuer key from {}", dir.display()));
+    }
+    let key = IssuerKey::generate();
+    key.save(&dir, false)
+        .with_context(|| format!("saving a new issuer key in {}", dir.display()))?;
+    eprintln!(
+        "praxis: generated a development signing key in {} (for production, issue writs with a key you manage)",
+        dir.display()
+    );
+    Ok(key)
+}
+
+pub fn keygen(home: &DataHome, force: bool) -> Result<ExitCode> {
+    let dir = keys_dir(home);
+    let key = IssuerKey::generate();
+    key.save(&dir, force)
+        .with_context(|| format!("writing keys to {}", dir.display()))?;
+    println!("{}", key.public_hex());
+    eprintln!(
+        "praxis: issuer key written to {} (issuer.key is private, mode 0600; issuer.pub is the trust anchor)",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn issue(home: &DataHome, spec: &Path) -> Result<ExitCode> {
+    let spec =
+        WritSpec::from_path(spec).with_context(|| format!("writ spec {}", spec.display()))?;
+    let key = IssuerKey::load(&keys_dir(home))
+        .with_context(|| "no issuer key (run `praxis writ keygen`)")?;
+    println!("{}", praxis_writ::issue(&spec, &key, SystemTime::now())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn inspect(token: &str) -> Result<ExitCode> {
+    print!("{}", praxis_writ::inspect(&read_token(token)?)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn verify(home: &DataHome, token: &str) -> Result<ExitCode> {
+    match praxis_writ::verify(&read_token(token)?, &anchor(home)?, SystemTime::now()) {
+        Ok(writ) => {
+            println!(
+                "valid writ {} for {} (tenant {})",
+                writ.id(),
+                writ.subject(),
+                writ.tenant()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            println!("invalid writ: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub fn attenuate(home: &DataHome, token: &str, child: &Path) -> Result<ExitCode> {
+    let child = WritSpec::from_path(child)
+        .with_context(|| format!("child writ spec {}", child.display()))?;
+    let token = praxis_writ::attenuate(
+        &read_token(token)?,
+        &anchor(home)?,
+        &child,
+        SystemTime::now(),
+    )?;
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The writ a run acts under: `--writ FILE` (checked again by the runtime against the
+/// trust anchor), or a development writ issued with the local key (said on stderr).
+pub fn for_run(home: &DataHome, writ: Option<&Path>) -> Result<String> {
+    if let Some(path) = writ {
+        return read_token(&path.display().to_string());
+    }
+    let key = load_or_generate_key(home)?;
+    let token = praxis_writ::issue(
+        &WritSpec::development(&workspace_label()),
+        &key,
+        SystemTime::now(),
+    )?;
+    eprintln!(
+        "praxis: no --writ given: running under a development writ issued with the local key \
+         (workspace read-write, exec allowed, network denied, modest budgets)"
+    );
+    Ok(token)
+}
+
+/// The anchor a run's writ must chain to: the configured one for `--writ`, the local key for
+/// the development writ.
+pub fn anchor_for_run(home: &DataHome, explicit_writ: bool) -> Result<TrustAnchor> {
+    if explicit_writ {
+        anchor(home)
+    } else {
+        let file = keys_dir(home).join("issuer.pub");
+        TrustAnchor::from_file(&file).with_context(|| format!("reading {}", file.display()))
+    }
+}
+
+/// The host name, for the development writ's subject (`developer@HOST`).
+fn workspace_label() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
