@@ -485,3 +485,38 @@ fn without_a_writ_a_development_writ_is_issued_and_recorded() {
     let entries = env.entries(summary["run_id"].as_str().unwrap());
     assert!(entries[0]["payload"]["writ"]["id"].is_string());
 }
+
+#[test]
+fn a_writ_can_send_budget_overruns_to_a_person_instead_of_stopping() {
+    let env = Env::new();
+    let spec =
+        BASE.replace("tool_calls = 20", "tool_calls = 1") + "\n[approvals]\nbudgets = true\n";
+    let writ = env.issue("overrun", &spec);
+    let script = json!({"turns": [
+        {"tool_calls": [{"id": "a", "name": "fs_read", "arguments": {"path": "README.md"}}]},
+        {"tool_calls": [{"id": "b", "name": "fs_read", "arguments": {"path": "README.md"}}]},
+        {"content": "done"}
+    ]});
+    for (mode, executed) in [("auto", 2), ("never", 1)] {
+        let args = env.run_args(&writ, script.clone());
+        let out = env
+            .cmd(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .args(["--approve", mode])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{mode}: {}", text(&out.stderr));
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(summary["stop_reason"], "completed");
+        let entries = env.entries(summary["run_id"].as_str().unwrap());
+        let over = proposals(&entries)[1].clone();
+        assert_eq!(
+            (over["verdict"].as_str(), over["rule"].as_str()),
+            (Some("needs_approval"), Some("writ.budget.tool_calls"))
+        );
+        assert_eq!(
+            entries.iter().filter(|e| e["kind"] == "execution").count(),
+            executed,
+            "{mode}"
+        );
+    }
+}

@@ -133,9 +133,17 @@ impl Rules {
                 return Authorization::Verdict(v);
             }
         }
+        let budgets_need_approval = self.blocks.iter().any(|b| b.spec.approvals.budgets);
         for (index, block) in self.blocks.iter().enumerate() {
-            if let Some(exhausted) = block.tool_budgets(index, req.spent) {
-                return exhausted;
+            match block.tool_budgets(index, req.spent) {
+                Some(Authorization::Exhausted { rule, reason }) if budgets_need_approval => {
+                    return Authorization::Verdict(Verdict::NeedsApproval {
+                        rule,
+                        reason: format!("{reason}; the writ lets a person approve going over it"),
+                    });
+                }
+                Some(exhausted) => return exhausted,
+                None => {}
             }
         }
         for (index, block) in self.blocks.iter().enumerate() {

@@ -149,6 +149,10 @@ pub struct Approvals {
     pub effects: Vec<Effect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_seconds: Option<u64>,
+    /// A tool call that would exceed a budget waits for a person's approval instead of
+    /// stopping the run (model-call budgets still stop it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub budgets: bool,
 }
 
 impl Approvals {

@@ -102,6 +102,7 @@ fn approvals() -> impl Strategy<Value = Approvals> {
             tools: tools.into_iter().map(String::from).collect(),
             effects,
             timeout_seconds: None,
+            budgets: false,
         })
 }
 
