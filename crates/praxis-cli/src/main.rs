@@ -1,5 +1,6 @@
 //! The `praxis` command: argument parsing and presentation only; the work is in the libraries.
 
+mod compare;
 mod governance;
 mod history;
 mod present;
@@ -123,6 +124,22 @@ enum Cmd {
     /// Export or verify the hash-chained ledger.
     #[command(subcommand)]
     Ledger(LedgerCmd),
+    /// Ask what a different writ would have decided on a recorded run.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Compare two runs: where their trajectories part, and how their final worlds differ.
+    #[command(
+        after_help = "Examples:\n  praxis diff 01jd 01je\n  praxis diff 01jd 01je --json\n\nA step is one model reply with its proposals; steps are the same when their tool calls,\narguments, verdicts and execution status are. Final worlds are rebuilt from the ledger\n(`--- a/P` is run A, `+++ b/P` run B). Exit 0 whether or not the runs differ."
+    )]
+    Diff {
+        /// Run id (or unique prefix) of run A.
+        run_a: String,
+        /// Run id (or unique prefix) of run B.
+        run_b: String,
+        /// Print one JSON object {common_prefix, divergence, rest_a, rest_b, files, ...}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the data directory, the ledger, and what sandboxing this host offers.
     #[command(after_help = "Examples:\n  praxis doctor\n  PRAXIS_HOME=/tmp/p praxis doctor --json")]
     Doctor {
@@ -142,6 +159,25 @@ enum Cmd {
         /// Directory for the benchmark's temporary ledgers and workspace.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Re-judge every recorded proposal of a run under another writ (nothing is executed)
+    /// and list the verdicts that would change.
+    #[command(
+        after_help = "Examples:\n  praxis policy check 01jd --writ strict.writ\n  praxis policy check 01jd --writ strict.writ --json\n\nThe writ is verified like `praxis run --writ` does (trust anchor, valid now); its\ntime-window and budget checks are evaluated at each proposal's recorded time, with what\nthe run had consumed just before it. The run's own policy (tools, read-only,\nconfinement) still applies. --json prints a list of {seq, tool, before, after, reason}.\nExit 0 whether or not verdicts change."
+    )]
+    Check {
+        /// Run id or a unique prefix.
+        run: String,
+        /// Writ token file to judge the run's proposals under.
+        #[arg(long)]
+        writ: PathBuf,
+        /// Print a JSON list of {seq, tool, before, after, reason}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -298,6 +334,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             path,
             diff,
         } => history::world(&home, &run, at, path.as_deref(), diff),
+        Cmd::Policy(PolicyCmd::Check { run, writ, json }) => {
+            compare::policy_check(&home, &run, &writ, json)
+        }
+        Cmd::Diff { run_a, run_b, json } => compare::diff(&home, &run_a, &run_b, json),
         Cmd::Ledger(LedgerCmd::Export { run }) => export(&home, &run),
         Cmd::Ledger(LedgerCmd::Verify { run, all }) => verify(&home, run.as_deref(), all),
         Cmd::Doctor { json } => {

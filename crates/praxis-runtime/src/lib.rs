@@ -5,11 +5,13 @@
 
 pub mod approval;
 pub mod bench;
+pub mod compare;
 pub mod doctor;
 mod driver;
 pub mod home;
 pub mod replay;
 pub mod status;
+pub mod whatif;
 pub mod world;
 
 pub use driver::{

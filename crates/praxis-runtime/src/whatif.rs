@@ -1,0 +1,247 @@
+//! Policy what-if: would a different writ have decided a recorded run differently?
+//!
+//! Every recorded proposal of the run is judged again, without executing anything, by the
+//! run's own policy (from its recorded spec) and then the new writ, with the time and the
+//! consumption the kernel had at that proposal. Only verdicts that change are reported.
+//!
+//! The consumption is rebuilt from the recorded entries with the kernel's own accounting
+//! (tool calls counted at execution, tokens and money at each model reply, bytes from the
+//! recorded file changes), which is exactly what the kernel had derived at each proposal:
+//! proposals are handled one at a time and every earlier execution is recorded before them.
+
+use praxis_core::kernel::kinds;
+use praxis_core::{
+    Authority, Authorization, AuthzRequest, Contracts, FileChange, Millis, Policy, PriceTable,
+    RunSpec, Spent, Usage, Verdict,
+};
+use praxis_ledger::{Entry, Ledger, LedgerError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A recorded proposal whose verdict the new writ would change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ChangedVerdict {
+    /// Ledger seq of the `proposal` entry.
+    pub seq: u64,
+    pub tool: String,
+    /// The recorded verdict: `allow`, `deny` or `needs_approval`.
+    pub before: String,
+    /// The verdict under the new writ.
+    pub after: String,
+    /// `RULE: REASON` of the new verdict; when it becomes `allow`, the old rule and reason
+    /// (`was RULE: REASON`).
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WhatIfError {
+    #[error("run {run_id} has no entries in the ledger")]
+    RunNotFound { run_id: String },
+    #[error("reading run {run_id} from the ledger: {source}")]
+    Ledger {
+        run_id: String,
+        source: Box<LedgerError>,
+    },
+    #[error("run {run_id}, entry seq {seq} ({kind}): `{field}` is malformed: {reason}")]
+    Malformed {
+        run_id: String,
+        seq: u64,
+        kind: String,
+        field: String,
+        reason: String,
+    },
+}
+
+/// Re-evaluates every recorded proposal of `run_id` under its own policy and `new_authority`
+/// (None: no writ, only the run's policy) and returns the verdicts that would change, in
+/// ledger order. `contracts` must be the registry the run used.
+pub fn check(
+    ledger: &dyn Ledger,
+    contracts: Arc<dyn Contracts>,
+    run_id: &str,
+    new_authority: Option<Arc<dyn Authority>>,
+) -> Result<Vec<ChangedVerdict>, WhatIfError> {
+    let entries = ledger
+        .entries(run_id, 0)
+        .map_err(|source| WhatIfError::Ledger {
+            run_id: run_id.to_string(),
+            source: Box::new(source),
+        })?;
+    let Some(first) = entries.first() else {
+        return Err(WhatIfError::RunNotFound {
+            run_id: run_id.to_string(),
+        });
+    };
+    let read = Reader { run_id };
+    if first.kind != kinds::RUN_STARTED {
+        return Err(read.error(first, "kind", format!("expected `{}`", kinds::RUN_STARTED)));
+    }
+    let spec: RunSpec = read.field(first, "spec")?;
+    let started: Millis = read.field(first, "now")?;
+    // Runs recorded before prices were recorded had none.
+    let prices: PriceTable = match first.payload.get("prices") {
+        Some(Value::Null) | None => PriceTable::default(),
+        Some(_) => read.field(first, "prices")?,
+    };
+    let policy = Policy::for_run(&spec);
+
+    let mut spent = Spent::default();
+    let mut usage = Usage::default();
+    // The time the kernel handled the latest event: proposals are judged at that time.
+    let mut now = started;
+    let mut changed = Vec::new();
+    for entry in &entries[1..] {
+        match entry.kind.as_str() {
+            kinds::MODEL_RESPONSE => {
+                now = read.field(entry, "now")?;
+                spent.model_calls = read.field(entry, "step")?;
+                let reply: Usage = read.field(entry, "usage")?;
+                let model: String = read.field(entry, "model")?;
+                usage.add(reply);
+                spent.model_tokens = usage.total();
+                spent.usd_micros += prices.cost_micros(&model, reply);
+            }
+            kinds::EXECUTION => {
+                now = read.field(entry, "now")?;
+                spent.tool_calls += 1;
+                let changes: Vec<FileChange> = match entry.payload.get("files_changed") {
+                    None => Vec::new(),
+                    Some(_) => read.field(entry, "files_changed")?,
+                };
+                spent.bytes_written += changes.iter().filter_map(|c| c.size).sum::<u64>();
+            }
+            kinds::APPROVAL_DECIDED | kinds::MODEL_ERROR => {
+                now = read.field(entry, "now")?;
+            }
+            kinds::PROPOSAL => {
+                spent.wall_ms = now.saturating_sub(started);
+                let judged = Judge {
+                    contracts: &*contracts,
+                    policy: &policy,
+                    authority: new_authority.as_deref(),
+                };
+                if let Some(change) = judged.proposal(&read, entry, now, &spent)? {
+                    changed.push(change);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(changed)
+}
+
+/// Judges one recorded proposal again.
+struct Judge<'a> {
+    contracts: &'a dyn Contracts,
+    policy: &'a Policy,
+    authority: Option<&'a dyn Authority>,
+}
+
+impl Judge<'_> {
+    fn proposal(
+        &self,
+        read: &Reader<'_>,
+        entry: &Entry,
+        now: Millis,
+        spent: &Spent,
+    ) -> Result<Option<ChangedVerdict>, WhatIfError> {
+        let tool: String = read.field(entry, "tool")?;
+        let arguments: Value = read.field(entry, "arguments")?;
+        let before: String = read.field(entry, "verdict")?;
+        let old_rule: String = read.field(entry, "rule")?;
+        let old_reason: String = read.field(entry, "reason")?;
+        let (after, reason) = self.verdict(&tool, &arguments, now, spent);
+        if after == before {
+            return Ok(None);
+        }
+        let reason = if after == "allow" {
+            if old_reason.is_empty() {
+                format!("was {old_rule}")
+            } else {
+                format!("was {old_rule}: {old_reason}")
+            }
+        } else {
+            reason
+        };
+        Ok(Some(ChangedVerdict {
+            seq: entry.seq,
+            tool,
+            before,
+            after,
+            reason,
+        }))
+    }
+
+    /// The verdict kind and `RULE: REASON`, as the kernel would decide it.
+    fn verdict(
+        &self,
+        tool: &str,
+        arguments: &Value,
+        now: Millis,
+        spent: &Spent,
+    ) -> (String, String) {
+        // The kernel rejects non-object arguments before compiling, as a contract rejection.
+        let compiled = if arguments.is_object() {
+            self.contracts.compile(tool, arguments)
+        } else {
+            return (
+                "deny".into(),
+                format!("contract: arguments must be a JSON object, got {arguments}"),
+            );
+        };
+        let compiled = match compiled {
+            Ok(compiled) => compiled,
+            Err(error) => return ("deny".into(), format!("contract: {error}")),
+        };
+        let mut verdict = self.policy.evaluate(tool, &compiled);
+        if let (Verdict::Allow { .. }, Some(authority)) = (&verdict, self.authority) {
+            let resources = self.policy.normalized(&compiled.resources);
+            let request = AuthzRequest {
+                tool,
+                arguments,
+                effect: compiled.effect,
+                resources: &resources,
+                now,
+                spent,
+            };
+            match authority.authorize(&request) {
+                Authorization::Verdict(v) => verdict = v,
+                Authorization::Exhausted { rule, reason } => {
+                    return ("deny".into(), format!("{rule}: budget exhausted: {reason}"));
+                }
+            }
+        }
+        let reason = match verdict.reason() {
+            "" => verdict.rule().to_string(),
+            why => format!("{}: {why}", verdict.rule()),
+        };
+        (verdict.kind().to_string(), reason)
+    }
+}
+
+/// Reads recorded fields, naming the entry and field that cannot be read.
+struct Reader<'a> {
+    run_id: &'a str,
+}
+
+impl Reader<'_> {
+    fn error(&self, entry: &Entry, field: &str, reason: String) -> WhatIfError {
+        WhatIfError::Malformed {
+            run_id: self.run_id.to_string(),
+            seq: entry.seq,
+            kind: entry.kind.clone(),
+            field: field.to_string(),
+            reason,
+        }
+    }
+
+    fn field<T: DeserializeOwned>(&self, entry: &Entry, name: &str) -> Result<T, WhatIfError> {
+        let value = entry
+            .payload
+            .get(name)
+            .ok_or_else(|| self.error(entry, name, "missing".into()))?;
+        serde_json::from_value(value.clone()).map_err(|e| self.error(entry, name, e.to_string()))
+    }
+}
