@@ -506,6 +506,8 @@ impl Kernel {
                 }
             };
             self.reply_usable = true;
+            // What the proposal is judged with is recorded with it (audits, what-if checks).
+            let spent = self.spent(now);
             let mut verdict = self.policy.evaluate(&intent.tool, &compiled);
             if let (Verdict::Allow { .. }, Some(authority)) = (&verdict, &self.authority) {
                 let resources = self.policy.normalized(&compiled.resources);
@@ -515,7 +517,7 @@ impl Kernel {
                     effect: compiled.effect,
                     resources: &resources,
                     now,
-                    spent: &self.spent(now),
+                    spent: &spent,
                 };
                 match authority.authorize(&request) {
                     Authorization::Verdict(v) => verdict = v,
@@ -528,7 +530,7 @@ impl Kernel {
                             resources: compiled.resources,
                             verdict: Verdict::deny(&rule, reason.clone()),
                         };
-                        let mut payload = proposal_payload(&denied, intent.source);
+                        let mut payload = proposal_payload(&denied, intent.source, now, &spent);
                         payload["outcome"] = json!("rejected");
                         record(out, kinds::PROPOSAL, payload);
                         let error = format!("{rule}: {reason}");
@@ -550,7 +552,7 @@ impl Kernel {
                 resources: compiled.resources,
                 verdict,
             };
-            let mut payload = proposal_payload(&proposal, intent.source);
+            let mut payload = proposal_payload(&proposal, intent.source, now, &spent);
             match &proposal.verdict {
                 Verdict::Allow { .. } => {
                     record(out, kinds::PROPOSAL, payload);
@@ -744,11 +746,12 @@ fn record(out: &mut Vec<Command>, kind: &'static str, payload: Value) {
     out.push(Command::Record(Record { kind, payload }));
 }
 
-fn proposal_payload(p: &Proposal, source: IntentSource) -> Value {
+fn proposal_payload(p: &Proposal, source: IntentSource, now: Millis, spent: &Spent) -> Value {
     json!({
         "call_id": p.call_id, "tool": p.tool, "arguments": p.arguments, "source": source,
         "effect": p.effect, "resources": p.resources,
         "verdict": p.verdict.kind(), "rule": p.verdict.rule(), "reason": p.verdict.reason(),
+        "now": now, "spent": spent,
     })
 }
 

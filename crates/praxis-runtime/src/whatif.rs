@@ -11,8 +11,7 @@
 
 use praxis_core::kernel::kinds;
 use praxis_core::{
-    Authority, Authorization, AuthzRequest, Contracts, FileChange, Millis, Policy, PriceTable,
-    RunSpec, Spent, Usage, Verdict,
+    Authority, Authorization, AuthzRequest, Contracts, Millis, Policy, RunSpec, Spent, Verdict,
 };
 use praxis_ledger::{Entry, Ledger, LedgerError};
 use serde::Serialize;
@@ -79,54 +78,19 @@ pub fn check(
         return Err(read.error(first, "kind", format!("expected `{}`", kinds::RUN_STARTED)));
     }
     let spec: RunSpec = read.field(first, "spec")?;
-    let started: Millis = read.field(first, "now")?;
-    // Runs recorded before prices were recorded had none.
-    let prices: PriceTable = match first.payload.get("prices") {
-        Some(Value::Null) | None => PriceTable::default(),
-        Some(_) => read.field(first, "prices")?,
-    };
     let policy = Policy::for_run(&spec);
-
-    let mut spent = Spent::default();
-    let mut usage = Usage::default();
-    // The time the kernel handled the latest event: proposals are judged at that time.
-    let mut now = started;
+    let judge = Judge {
+        contracts: &*contracts,
+        policy: &policy,
+        authority: new_authority.as_deref(),
+    };
     let mut changed = Vec::new();
-    for entry in &entries[1..] {
-        match entry.kind.as_str() {
-            kinds::MODEL_RESPONSE => {
-                now = read.field(entry, "now")?;
-                spent.model_calls = read.field(entry, "step")?;
-                let reply: Usage = read.field(entry, "usage")?;
-                let model: String = read.field(entry, "model")?;
-                usage.add(reply);
-                spent.model_tokens = usage.total();
-                spent.usd_micros += prices.cost_micros(&model, reply);
-            }
-            kinds::EXECUTION => {
-                now = read.field(entry, "now")?;
-                spent.tool_calls += 1;
-                let changes: Vec<FileChange> = match entry.payload.get("files_changed") {
-                    None => Vec::new(),
-                    Some(_) => read.field(entry, "files_changed")?,
-                };
-                spent.bytes_written += changes.iter().filter_map(|c| c.size).sum::<u64>();
-            }
-            kinds::APPROVAL_DECIDED | kinds::MODEL_ERROR => {
-                now = read.field(entry, "now")?;
-            }
-            kinds::PROPOSAL => {
-                spent.wall_ms = now.saturating_sub(started);
-                let judged = Judge {
-                    contracts: &*contracts,
-                    policy: &policy,
-                    authority: new_authority.as_deref(),
-                };
-                if let Some(change) = judged.proposal(&read, entry, now, &spent)? {
-                    changed.push(change);
-                }
-            }
-            _ => {}
+    // Each proposal entry records the time and consumption the kernel judged it with.
+    for entry in entries.iter().filter(|e| e.kind == kinds::PROPOSAL) {
+        let now: Millis = read.field(entry, "now")?;
+        let spent: Spent = read.field(entry, "spent")?;
+        if let Some(change) = judge.proposal(&read, entry, now, &spent)? {
+            changed.push(change);
         }
     }
     Ok(changed)
