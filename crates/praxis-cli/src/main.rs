@@ -9,11 +9,12 @@ mod writs;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use praxis_core::{Limits, RunSpec, RunStatus};
+use praxis_ledger::checkpoint::{self, CheckpointKey};
 use praxis_ledger::{Ledger, SqliteLedger, VerifyReport};
 use praxis_runtime::{Cancel, DataHome, RunOptions, Runtime, bench, doctor, overview};
 use praxis_tools::Registry;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -233,15 +234,28 @@ enum LedgerCmd {
         run: String,
     },
     /// Check hash chains; exit 1 naming the run and the first bad seq if any is broken.
-    #[command(after_help = "Examples:\n  praxis ledger verify 01jd\n  praxis ledger verify --all")]
+    /// With --export, verify an exported file offline against the runtime's public key.
+    #[command(
+        after_help = "Examples:\n  praxis ledger verify 01jd\n  praxis ledger verify --all\n  praxis ledger verify --export run.jsonl --key runtime.pub"
+    )]
     Verify {
         /// Run id or a unique prefix.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        #[arg(required_unless_present_any = ["all", "export"], conflicts_with = "all")]
         run: Option<String>,
         /// Verify every run, and every stored blob.
         #[arg(long)]
         all: bool,
+        /// A JSON-lines export (`praxis ledger export`) to verify offline: every chain, every
+        /// signed checkpoint, and that each run ends with one.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["run", "all"], requires = "key")]
+        export: Option<PathBuf>,
+        /// The runtime's checkpoint public key: hex, or a file holding it (`praxis ledger key`).
+        #[arg(long, value_name = "PUB", requires = "export")]
+        key: Option<String>,
     },
+    /// Print the runtime's checkpoint public key (hex), generating the key pair if needed.
+    #[command(after_help = "Examples:\n  praxis ledger key > runtime.pub")]
+    Key,
 }
 
 #[derive(Args)]
@@ -339,7 +353,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Cmd::Diff { run_a, run_b, json } => compare::diff(&home, &run_a, &run_b, json),
         Cmd::Ledger(LedgerCmd::Export { run }) => export(&home, &run),
-        Cmd::Ledger(LedgerCmd::Verify { run, all }) => verify(&home, run.as_deref(), all),
+        Cmd::Ledger(LedgerCmd::Verify {
+            export: Some(file),
+            key,
+            ..
+        }) => verify_export(&file, key.as_deref().unwrap_or_default()),
+        Cmd::Ledger(LedgerCmd::Verify { run, all, .. }) => verify(&home, run.as_deref(), all),
+        Cmd::Ledger(LedgerCmd::Key) => {
+            println!("{}", runtime_key(&home)?.public_hex());
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Doctor { json } => {
             let report = doctor::report(&home);
             if json {
@@ -420,6 +443,7 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
         anchor: writs::anchor_for_run(home, args.writ.is_some())?,
     });
     options.prices = load_prices(home)?;
+    options.checkpoint_key = Some(Arc::new(runtime_key(home)?));
     options.approver = match args.approve {
         ApproveMode::Auto => Arc::new(praxis_runtime::approval::AutoApprove),
         ApproveMode::Never => Arc::new(praxis_runtime::approval::NeverApprove),
@@ -567,6 +591,75 @@ fn verify(home: &DataHome, run: Option<&str>, all: bool) -> Result<ExitCode> {
     }
     if broken > 0 {
         bail_code(&format!("{broken} ledger integrity problem(s) found"))
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// The runtime's checkpoint signing key: `$PRAXIS_HOME/keys/runtime.key`, generated (with
+/// `runtime.pub`) on first use.
+fn runtime_key(home: &DataHome) -> Result<CheckpointKey> {
+    let dir = writs::keys_dir(home);
+    if !dir.join(checkpoint::PRIVATE_KEY_FILE).exists() {
+        let key = CheckpointKey::generate()?;
+        match key.save(&dir) {
+            Ok(()) => {
+                eprintln!(
+                    "praxis: generated the runtime checkpoint key in {} (runtime.pub verifies exports: `praxis ledger key`)",
+                    dir.display()
+                );
+                return Ok(key);
+            }
+            // Another praxis generated it first: use theirs.
+            Err(checkpoint::CheckpointError::KeyExists { .. }) => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("saving a new runtime key in {}", dir.display()));
+            }
+        }
+    }
+    CheckpointKey::load(&dir)
+        .with_context(|| format!("loading the runtime checkpoint key from {}", dir.display()))
+}
+
+/// `ledger verify --export FILE --key PUB`: needs nothing but the file and the public key.
+fn verify_export(file: &Path, key: &str) -> Result<ExitCode> {
+    let key_path = Path::new(key);
+    let public_hex = if key_path.is_file() {
+        std::fs::read_to_string(key_path)
+            .with_context(|| format!("reading --key {}", key_path.display()))?
+    } else {
+        key.to_string()
+    };
+    checkpoint::parse_public_key(&public_hex).with_context(|| {
+        format!("--key {key}: expected an Ed25519 public key in hex, or a file holding one")
+    })?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading --export {}", file.display()))?;
+    let entries = match checkpoint::parse_export(&text) {
+        Ok(entries) => entries,
+        Err(e) => return bail_code(&format!("{}: {e}", file.display())),
+    };
+    let report = checkpoint::verify_export(&entries, &public_hex);
+    for run in &report.runs {
+        match &run.problem {
+            None => println!(
+                "{}: verified ({} entries, {} signed checkpoints)",
+                run.run_id, run.entries, run.checkpoints
+            ),
+            Some(problem) => println!("{}: FAILED at {problem}", run.run_id),
+        }
+    }
+    if report.runs.is_empty() {
+        return bail_code(&format!("{}: the export holds no entries", file.display()));
+    }
+    let failed = report.runs.iter().filter(|r| !r.ok).count();
+    if failed > 0 {
+        bail_code(&format!(
+            "{failed} of {} run(s) in {} failed verification",
+            report.runs.len(),
+            file.display()
+        ))
     } else {
         Ok(ExitCode::SUCCESS)
     }

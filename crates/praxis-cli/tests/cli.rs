@@ -211,7 +211,9 @@ fn scripted_run_records_the_whole_pipeline_and_file_changes() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds.first(), Some(&"run_started"));
-    assert_eq!(kinds.last(), Some(&"run_finished"));
+    // The run ends with run_finished, then the runtime's signed checkpoint over it.
+    assert_eq!(kinds.last(), Some(&"checkpoint"));
+    assert_eq!(kinds[kinds.len() - 2], "run_finished");
     // Write-ahead: each execution follows its own proposal.
     for (i, e) in entries
         .iter()

@@ -9,6 +9,7 @@
 //! (fsync'd) before an append resolves.
 
 pub mod approvals;
+pub mod checkpoint;
 mod error;
 mod sqlite;
 

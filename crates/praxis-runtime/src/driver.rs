@@ -6,6 +6,7 @@ use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
     PriceTable, RunResult, RunSpec,
 };
+use praxis_ledger::checkpoint::{CHECKPOINT_KIND, CheckpointKey, checkpoint_payload};
 use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
 use praxis_models::{DeltaSink, Provider};
 use praxis_tools::tools::delegate::{self, DelegateArgs};
@@ -100,7 +101,13 @@ pub struct RunOptions {
     pub tool_limits: ToolLimits,
     pub capture: CaptureLimits,
     pub cancel: Cancel,
+    /// When set, the driver signs the chain head in a `checkpoint` entry after the run ends
+    /// (and every [`CHECKPOINT_EVERY`] entries), so an export verifies offline.
+    pub checkpoint_key: Option<Arc<CheckpointKey>>,
 }
+
+/// How many entries may follow the last checkpoint before a flush point signs a new one.
+pub const CHECKPOINT_EVERY: u64 = 64;
 
 impl RunOptions {
     pub fn new(spec: RunSpec, provider: Arc<dyn Provider>) -> Self {
@@ -114,6 +121,7 @@ impl RunOptions {
             tool_limits: ToolLimits::default(),
             capture: CaptureLimits::default(),
             cancel: Cancel::default(),
+            checkpoint_key: None,
         }
     }
 }
@@ -205,6 +213,9 @@ impl Runtime {
             blobs: Vec::new(),
             in_flight: Vec::new(),
             observer,
+            checkpoint_key: options.checkpoint_key.clone(),
+            head: None,
+            unattested: 0,
         };
         let capture_ws = workspace.clone();
         let capture = options.capture.clone();
@@ -265,6 +276,11 @@ struct Drive<'o> {
     /// Batches submitted to the ledger and not yet known to be durable.
     in_flight: Vec<AppendFuture>,
     observer: &'o dyn RunObserver,
+    checkpoint_key: Option<Arc<CheckpointKey>>,
+    /// The last entry known to be durable: what a checkpoint signs.
+    head: Option<Entry>,
+    /// Durable entries since the last checkpoint.
+    unattested: u64,
 }
 
 impl Drive<'_> {
@@ -303,14 +319,21 @@ impl Drive<'_> {
                             call_model(&self.run_id, self.observer, provider, &request, cancel),
                             settle(pending, &self.run_id, self.observer)
                         );
-                        durable?;
+                        self.settled(durable?);
                         next = Some(reply);
                     }
                     // Write-ahead: everything recorded so far is durable before the next act.
                     other => {
                         self.submit(std::mem::take(&mut batch));
                         let pending = std::mem::take(&mut self.in_flight);
-                        settle(pending, &self.run_id, self.observer).await?;
+                        let settled = settle(pending, &self.run_id, self.observer).await?;
+                        self.settled(settled);
+                        // The run's end is always attested; during the run, at most every
+                        // CHECKPOINT_EVERY entries (a signature per batch would be waste).
+                        let finishing = matches!(other, Command::Finish(_));
+                        if finishing || self.unattested >= CHECKPOINT_EVERY {
+                            self.checkpoint().await?;
+                        }
                         match other {
                             Command::Execute(request) => {
                                 next = Some(self.execute(request, context).await?)
@@ -360,6 +383,36 @@ impl Drive<'_> {
                 },
             })?;
         }
+    }
+
+    /// Notes what `settle` made durable.
+    fn settled(&mut self, settled: Settled) {
+        self.unattested += settled.count;
+        if settled.last.is_some() {
+            self.head = settled.last;
+        }
+    }
+
+    /// Appends a `checkpoint` signing the durable head (nothing in flight: called right after
+    /// a settle) and waits until it is durable. The driver writes it, not the kernel: it is an
+    /// attestation of the record, not a decision.
+    async fn checkpoint(&mut self) -> Result<(), RuntimeError> {
+        let (Some(key), Some(head)) = (&self.checkpoint_key, &self.head) else {
+            return Ok(());
+        };
+        if head.kind == CHECKPOINT_KIND || self.unattested == 0 {
+            return Ok(());
+        }
+        let payload = checkpoint_payload(key, &self.run_id, head.seq, &head.hash);
+        let append = self.ledger.append(
+            &self.run_id,
+            vec![NewEntry::now(CHECKPOINT_KIND, payload)],
+            Vec::new(),
+        );
+        let settled = settle(vec![append], &self.run_id, self.observer).await?;
+        self.head = settled.last;
+        self.unattested = 0;
+        Ok(())
     }
 
     /// Queues a batch (with the blobs it references) in the ledger; `settle` waits for it.
@@ -517,6 +570,7 @@ async fn delegate(
         tool_limits: context.options.tool_limits.clone(),
         capture: context.options.capture.clone(),
         cancel: context.options.cancel.clone(),
+        checkpoint_key: context.options.checkpoint_key.clone(),
         parent: Some(ParentLink {
             run_id: run_id.to_string(),
             call_id: request.call_id.clone(),
@@ -546,12 +600,22 @@ async fn delegate(
     }
 }
 
+/// What a `settle` made durable.
+struct Settled {
+    count: u64,
+    last: Option<Entry>,
+}
+
 /// Waits until every submitted batch is durable, telling the observer about each entry.
 async fn settle(
     pending: Vec<AppendFuture>,
     run_id: &str,
     observer: &dyn RunObserver,
-) -> Result<(), RuntimeError> {
+) -> Result<Settled, RuntimeError> {
+    let mut settled = Settled {
+        count: 0,
+        last: None,
+    };
     for append in pending {
         let entries = append.await.map_err(|source| RuntimeError::Ledger {
             run_id: run_id.to_string(),
@@ -560,8 +624,12 @@ async fn settle(
         for entry in &entries {
             observer.on_event(run_id, LiveEvent::Entry(entry));
         }
+        settled.count += entries.len() as u64;
+        if let Some(last) = entries.into_iter().next_back() {
+            settled.last = Some(last);
+        }
     }
-    Ok(())
+    Ok(settled)
 }
 
 type AppendFuture = praxis_ledger::BoxFuture<'static, Result<Vec<Entry>, LedgerError>>;

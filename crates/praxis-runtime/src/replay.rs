@@ -12,6 +12,7 @@ use praxis_core::{
     Command, Contracts, Event, ExecStatus, FileChange, Kernel, KernelError, Millis, ModelResponse,
     Observation, PriceTable, RunSpec, ToolCall, Usage,
 };
+use praxis_ledger::checkpoint::CHECKPOINT_KIND;
 use praxis_ledger::{Entry, Ledger, LedgerError, entry_hash};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -83,6 +84,11 @@ pub fn replay(
             run_id: run_id.to_string(),
             source: Box::new(source),
         })?;
+    // Checkpoints are the driver's signed attestations of the chain head, not kernel records:
+    // the kernel is replayed against everything else, and their seqs are not gaps.
+    let (checkpoints, entries): (Vec<Entry>, Vec<Entry>) =
+        entries.into_iter().partition(|e| e.kind == CHECKPOINT_KIND);
+    let checkpoint_seqs: Vec<u64> = checkpoints.iter().map(|e| e.seq).collect();
     let Some(first) = entries.first() else {
         return Err(ReplayError::RunNotFound {
             run_id: run_id.to_string(),
@@ -125,6 +131,7 @@ pub fn replay(
     let mut cursor = Cursor {
         entries: &entries,
         next: 0,
+        checkpoints: &checkpoint_seqs,
     };
     let mut event = Event::Start {
         now,
@@ -238,7 +245,7 @@ pub fn replay(
                         });
                     }
                     return Ok(ReplayReport::Matched {
-                        entries: cursor.next as u64,
+                        entries: (cursor.next + checkpoint_seqs.len()) as u64,
                         unfinished: None,
                     });
                 }
@@ -255,6 +262,8 @@ pub fn replay(
 struct Cursor<'a> {
     entries: &'a [Entry],
     next: usize,
+    /// Seqs of the run's `checkpoint` entries, ascending (skipped, but counted).
+    checkpoints: &'a [u64],
 }
 
 impl Cursor<'_> {
@@ -275,16 +284,28 @@ impl Cursor<'_> {
     }
 
     fn unfinished(&self, what: String) -> ReplayReport {
+        let last = self.last_seq();
+        let checkpoints = self.checkpoints.iter().filter(|&&s| s < last).count();
         ReplayReport::Matched {
-            entries: self.next as u64,
+            entries: (self.next + checkpoints) as u64,
             unfinished: Some(what),
         }
+    }
+
+    /// The seq the next kernel record must have: after the last consumed one, past any
+    /// checkpoints.
+    fn expected_seq(&self) -> u64 {
+        let mut seq = self.last_seq() + 1;
+        while self.checkpoints.contains(&seq) {
+            seq += 1;
+        }
+        seq
     }
 
     /// Consumes the next recorded entry if the kernel's record reproduces it exactly;
     /// otherwise returns the divergence.
     fn compare(&mut self, run_id: &str, kind: &str, got: Value) -> Option<ReplayReport> {
-        let expected_seq = self.next as u64 + 1;
+        let expected_seq = self.expected_seq();
         let Some(recorded) = self.entries.get(self.next) else {
             return Some(ReplayReport::Diverged {
                 seq: expected_seq,
