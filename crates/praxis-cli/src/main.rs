@@ -445,8 +445,8 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
     options.prices = load_prices(home)?;
     options.checkpoint_key = Some(Arc::new(runtime_key(home)?));
     options.approver = match args.approve {
-        ApproveMode::Auto => Arc::new(praxis_runtime::approval::AutoApprove),
-        ApproveMode::Never => Arc::new(praxis_runtime::approval::NeverApprove),
+        ApproveMode::Auto => Arc::new(praxis_runtime::approval::FixedDecision::auto()),
+        ApproveMode::Never => Arc::new(praxis_runtime::approval::FixedDecision::never()),
         ApproveMode::Ask => {
             let store = praxis_runtime::approval::StoreApprover::new(governance::open_store(home)?);
             if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {

@@ -559,6 +559,19 @@ fn every_command_has_help_with_examples() {
         vec!["ledger", "verify", "--help"],
         vec!["doctor", "--help"],
         vec!["bench", "--help"],
+        vec!["replay", "--help"],
+        vec!["world", "--help"],
+        vec!["diff", "--help"],
+        vec!["policy", "check", "--help"],
+        vec!["ledger", "key", "--help"],
+        vec!["writ", "keygen", "--help"],
+        vec!["writ", "issue", "--help"],
+        vec!["writ", "inspect", "--help"],
+        vec!["writ", "verify", "--help"],
+        vec!["writ", "attenuate", "--help"],
+        vec!["approvals", "--help"],
+        vec!["approve", "--help"],
+        vec!["deny", "--help"],
     ] {
         let out = env.praxis(&args);
         assert!(out.status.success(), "{args:?}");

@@ -26,43 +26,37 @@ pub trait Approver: Send + Sync {
     ) -> BoxFuture<'a, ApprovalOutcome>;
 }
 
-/// `--approve auto`: every proposal that needs approval is approved, visibly.
-pub struct AutoApprove;
+/// The same answer to every proposal: `--approve auto` and `--approve never`.
+pub struct FixedDecision(pub ApprovalOutcome);
 
-impl Approver for AutoApprove {
-    fn decide<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a Proposal,
-        _: Option<Duration>,
-    ) -> BoxFuture<'a, ApprovalOutcome> {
-        Box::pin(async {
-            ApprovalOutcome {
-                approved: true,
-                by: "auto (--approve auto)".into(),
-                reason: String::new(),
-            }
+impl FixedDecision {
+    /// `--approve auto`: every proposal that needs approval is approved, visibly.
+    pub fn auto() -> Self {
+        FixedDecision(ApprovalOutcome {
+            approved: true,
+            by: "auto (--approve auto)".into(),
+            reason: String::new(),
+        })
+    }
+
+    /// `--approve never`: every proposal that needs approval is denied.
+    pub fn never() -> Self {
+        FixedDecision(ApprovalOutcome {
+            approved: false,
+            by: "policy (--approve never)".into(),
+            reason: "this run does not accept approvals".into(),
         })
     }
 }
 
-/// `--approve never`: every proposal that needs approval is denied.
-pub struct NeverApprove;
-
-impl Approver for NeverApprove {
+impl Approver for FixedDecision {
     fn decide<'a>(
         &'a self,
         _: &'a str,
         _: &'a Proposal,
         _: Option<Duration>,
     ) -> BoxFuture<'a, ApprovalOutcome> {
-        Box::pin(async {
-            ApprovalOutcome {
-                approved: false,
-                by: "policy (--approve never)".into(),
-                reason: "this run does not accept approvals".into(),
-            }
-        })
+        Box::pin(async { self.0.clone() })
     }
 }
 

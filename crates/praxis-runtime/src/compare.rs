@@ -2,9 +2,10 @@
 //! and the proposals it made, with their verdicts and execution status), find where they
 //! part, and compare the worlds they left behind.
 
+use crate::recorded::{self, Reader, RecordError};
 use crate::world::{WorldError, world_at};
 use praxis_core::kernel::kinds;
-use praxis_ledger::{Entry, Ledger, LedgerError};
+use praxis_ledger::{Entry, Ledger};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -109,20 +110,9 @@ pub struct RunDiff {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompareError {
-    #[error("run {run_id} has no entries in the ledger")]
-    RunNotFound { run_id: String },
-    #[error("reading run {run_id} from the ledger: {source}")]
-    Ledger {
-        run_id: String,
-        source: Box<LedgerError>,
-    },
-    #[error("run {run_id}, entry seq {seq} ({kind}): `{field}` is malformed")]
-    Malformed {
-        run_id: String,
-        seq: u64,
-        kind: String,
-        field: String,
-    },
+    /// A run is missing or unreadable, or an entry's payload is malformed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     #[error("rebuilding the final world of run {run_id}: {source}")]
     World {
         run_id: String,
@@ -171,29 +161,9 @@ fn trajectory(
     ledger: &dyn Ledger,
     run_id: &str,
 ) -> Result<(Vec<Step>, Option<String>), CompareError> {
-    let entries = ledger
-        .entries(run_id, 0)
-        .map_err(|source| CompareError::Ledger {
-            run_id: run_id.to_string(),
-            source: Box::new(source),
-        })?;
-    if entries.is_empty() {
-        return Err(CompareError::RunNotFound {
-            run_id: run_id.to_string(),
-        });
-    }
-    let malformed = |entry: &Entry, field: &str| CompareError::Malformed {
-        run_id: run_id.to_string(),
-        seq: entry.seq,
-        kind: entry.kind.clone(),
-        field: field.to_string(),
-    };
-    let text = |entry: &Entry, field: &str| -> Result<String, CompareError> {
-        entry.payload[field]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| malformed(entry, field))
-    };
+    let entries = recorded::load(ledger, run_id)?;
+    let read = Reader { run_id };
+    let text = |entry: &Entry, field: &str| read.field::<String>(entry, field);
     let mut steps: Vec<Step> = Vec::new();
     // Call ids of the current step's proposals, to attach executions to them.
     let mut call_ids: Vec<String> = Vec::new();
@@ -201,10 +171,7 @@ fn trajectory(
     for entry in &entries {
         match entry.kind.as_str() {
             kinds::MODEL_RESPONSE => {
-                let step = entry.payload["step"]
-                    .as_u64()
-                    .and_then(|s| u32::try_from(s).ok())
-                    .ok_or_else(|| malformed(entry, "step"))?;
+                let step: u32 = read.field(entry, "step")?;
                 steps.push(Step {
                     step,
                     content: text(entry, "content")?,
@@ -213,7 +180,9 @@ fn trajectory(
                 call_ids.clear();
             }
             kinds::PROPOSAL => {
-                let step = steps.last_mut().ok_or_else(|| malformed(entry, "step"))?;
+                let step = steps.last_mut().ok_or_else(|| {
+                    read.malformed(entry, "step", "a proposal before any model reply")
+                })?;
                 call_ids.push(text(entry, "call_id")?);
                 step.calls.push(StepCall {
                     tool: text(entry, "tool")?,
@@ -226,10 +195,13 @@ fn trajectory(
             kinds::EXECUTION => {
                 let call_id = text(entry, "call_id")?;
                 let status = text(entry, "status")?;
-                let index = call_ids
-                    .iter()
-                    .position(|c| *c == call_id)
-                    .ok_or_else(|| malformed(entry, "call_id"))?;
+                let index = call_ids.iter().position(|c| *c == call_id).ok_or_else(|| {
+                    read.malformed(
+                        entry,
+                        "call_id",
+                        "no proposal of this step has that call id",
+                    )
+                })?;
                 if let Some(call) = steps.last_mut().and_then(|s| s.calls.get_mut(index)) {
                     call.status = Some(status);
                 }

@@ -1,7 +1,7 @@
 //! The async driver: runs the kernel's commands in order, making each batch of records
 //! durable before the command that follows it (write-ahead), and feeding results back.
 
-use crate::approval::{Approver, NeverApprove};
+use crate::approval::{Approver, FixedDecision};
 use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
     PriceTable, RunResult, RunSpec,
@@ -116,7 +116,7 @@ impl RunOptions {
             provider,
             writ: None,
             parent: None,
-            approver: Arc::new(NeverApprove),
+            approver: Arc::new(FixedDecision::never()),
             prices: PriceTable::default(),
             tool_limits: ToolLimits::default(),
             capture: CaptureLimits::default(),

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod doctor;
 mod driver;
 pub mod home;
+pub mod recorded;
 pub mod replay;
 pub mod status;
 pub mod whatif;

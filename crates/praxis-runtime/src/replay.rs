@@ -7,15 +7,15 @@
 //! that was interrupted simply runs out of entries while the kernel waits: that is reported
 //! as matched but unfinished, naming what was in flight.
 
+use crate::recorded::{self, Reader, RecordError};
 use praxis_core::kernel::kinds;
 use praxis_core::{
     Command, Contracts, Event, ExecStatus, FileChange, Kernel, KernelError, Millis, ModelResponse,
     Observation, PriceTable, RunSpec, ToolCall, Usage,
 };
 use praxis_ledger::checkpoint::CHECKPOINT_KIND;
-use praxis_ledger::{Entry, Ledger, LedgerError, entry_hash};
+use praxis_ledger::{Entry, Ledger, entry_hash};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -43,23 +43,9 @@ pub enum ReplayReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("run {run_id} has no entries in the ledger")]
-    RunNotFound { run_id: String },
-    #[error("reading run {run_id} from the ledger: {source}")]
-    Ledger {
-        run_id: String,
-        source: Box<LedgerError>,
-    },
-    #[error(
-        "run {run_id}, entry seq {seq} ({kind}): `{field}` cannot be rebuilt into an event: {reason}"
-    )]
-    Rebuild {
-        run_id: String,
-        seq: u64,
-        kind: String,
-        field: String,
-        reason: String,
-    },
+    /// The run is missing, unreadable, or a recorded payload cannot be rebuilt into an event.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     #[error("run {run_id}: the kernel refused the event rebuilt from entry seq {seq}: {source}")]
     Kernel {
         run_id: String,
@@ -78,25 +64,24 @@ pub fn replay(
     contracts: Arc<dyn Contracts>,
     run_id: &str,
 ) -> Result<ReplayReport, ReplayError> {
-    let entries = ledger
-        .entries(run_id, 0)
-        .map_err(|source| ReplayError::Ledger {
-            run_id: run_id.to_string(),
-            source: Box::new(source),
-        })?;
+    let entries = recorded::load(ledger, run_id)?;
     // Checkpoints are the driver's signed attestations of the chain head, not kernel records:
     // the kernel is replayed against everything else, and their seqs are not gaps.
     let (checkpoints, entries): (Vec<Entry>, Vec<Entry>) =
         entries.into_iter().partition(|e| e.kind == CHECKPOINT_KIND);
     let checkpoint_seqs: Vec<u64> = checkpoints.iter().map(|e| e.seq).collect();
+    let r = Reader { run_id };
+    // A run always starts with a kernel record; one holding only checkpoints is not a run.
     let Some(first) = entries.first() else {
-        return Err(ReplayError::RunNotFound {
+        return Err(RecordError::RunNotFound {
             run_id: run_id.to_string(),
-        });
+        }
+        .into());
     };
-    let r = Rebuilder { run_id };
     if first.kind != kinds::RUN_STARTED {
-        return Err(r.error(first, "kind", format!("expected `{}`", kinds::RUN_STARTED)));
+        return Err(r
+            .malformed(first, "kind", format!("expected `{}`", kinds::RUN_STARTED))
+            .into());
     }
     let spec: RunSpec = r.field(first, "spec")?;
     let environment: Value = r.field(first, "environment")?;
@@ -107,10 +92,7 @@ pub fn replay(
     };
 
     // Runs recorded before prices were recorded simply had none.
-    let prices: PriceTable = match first.payload.get("prices") {
-        Some(Value::Null) | None => PriceTable::default(),
-        Some(_) => r.field(first, "prices")?,
-    };
+    let prices: PriceTable = r.optional(first, "prices")?;
     let mut kernel = Kernel::new(spec, contracts).with_prices(prices);
     // The writ is re-evaluated from the specs recorded at run start (no token, no signature:
     // what replay checks is the decisions, given what was authorised).
@@ -119,9 +101,9 @@ pub fn replay(
         Some(recorded) => {
             let blocks: Vec<praxis_writ::WritSpec> =
                 serde_json::from_value(recorded["blocks"].clone())
-                    .map_err(|e| r.error(first, "writ.blocks", e.to_string()))?;
+                    .map_err(|e| r.malformed(first, "writ.blocks", e.to_string()))?;
             let rules = praxis_writ::Rules::new(blocks)
-                .map_err(|e| r.error(first, "writ.blocks", e.to_string()))?;
+                .map_err(|e| r.malformed(first, "writ.blocks", e.to_string()))?;
             kernel = kernel.with_authority(Arc::new(RecordedWrit {
                 rules,
                 description: recorded.clone(),
@@ -160,12 +142,12 @@ pub fn replay(
                             .unfinished(format!("awaiting the model (step {})", request.step)));
                     };
                     next = Some(match entry.kind.as_str() {
-                        kinds::MODEL_RESPONSE => r.model_replied(entry)?,
+                        kinds::MODEL_RESPONSE => model_replied(r, entry)?,
                         kinds::MODEL_ERROR => Event::ModelFailed {
                             now: r.field(entry, "now")?,
                             error: r.field(entry, "error")?,
                         },
-                        _ if is_cancel(entry) => r.cancel(entry)?,
+                        _ if is_cancel(entry) => cancel(r, entry)?,
                         _ => {
                             return Ok(unexpected(
                                 entry,
@@ -199,7 +181,7 @@ pub fn replay(
                             ),
                         ));
                     }
-                    next = Some(r.tool_event(entry, cursor.peek_after())?);
+                    next = Some(tool_event(r, entry, cursor.peek_after())?);
                 }
                 Command::AwaitApproval(proposal) => {
                     let Some(entry) = cursor.peek() else {
@@ -216,7 +198,7 @@ pub fn replay(
                             by: r.field(entry, "by")?,
                             reason: r.field(entry, "reason")?,
                         },
-                        _ if is_cancel(entry) => r.cancel(entry)?,
+                        _ if is_cancel(entry) => cancel(r, entry)?,
                         _ => {
                             return Ok(unexpected(
                                 entry,
@@ -390,103 +372,68 @@ fn is_cancel(entry: &Entry) -> bool {
     entry.kind == kinds::RUN_FINISHED && entry.payload["stop_reason"] == "cancelled"
 }
 
-/// Rebuilds events from recorded payloads, naming the entry and field that cannot be.
-struct Rebuilder<'a> {
-    run_id: &'a str,
+// Events rebuilt from recorded payloads; errors name the entry and field that cannot be.
+
+fn model_replied(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
+    Ok(Event::ModelReplied {
+        now: r.field(entry, "now")?,
+        response: ModelResponse {
+            content: r.field(entry, "content")?,
+            tool_calls: r.field::<Vec<ToolCall>>(entry, "tool_calls")?,
+            usage: r.field::<Usage>(entry, "usage")?,
+            model: r.field(entry, "model")?,
+        },
+    })
 }
 
-impl Rebuilder<'_> {
-    fn error(&self, entry: &Entry, field: &str, reason: String) -> ReplayError {
-        ReplayError::Rebuild {
-            run_id: self.run_id.to_string(),
-            seq: entry.seq,
-            kind: entry.kind.clone(),
-            field: field.to_string(),
-            reason,
+/// `Cancel` from a `run_finished` entry with stop reason `cancelled`.
+fn cancel(r: Reader<'_>, finished: &Entry) -> Result<Event, RecordError> {
+    Ok(Event::Cancel {
+        now: r.field(finished, "now")?,
+        reason: r
+            .field::<Option<String>>(finished, "error")?
+            .unwrap_or_default(),
+    })
+}
+
+/// The event answering an `Execute`, from the next recorded entry (an `execution` for
+/// the call, or a cancel) and the one after it, which tells a cancel during the call from
+/// a tool that reported `cancelled` itself.
+fn tool_event(r: Reader<'_>, entry: &Entry, after: Option<&Entry>) -> Result<Event, RecordError> {
+    if entry.kind != kinds::EXECUTION {
+        return cancel(r, entry);
+    }
+    let call_id: String = r.field(entry, "call_id")?;
+    let status: ExecStatus = r.field(entry, "status")?;
+    let now: Millis = r.field(entry, "now")?;
+    let output: String = r.field(entry, "output")?;
+    if status == ExecStatus::Cancelled
+        && let Some(finished) = after.filter(|e| is_cancel(e))
+    {
+        let cancel_now: Millis = r.field(finished, "now")?;
+        let reason = r
+            .field::<Option<String>>(finished, "error")?
+            .unwrap_or_default();
+        // The kernel itself records exactly this observation for a cancel during the call.
+        if cancel_now == now && output == format!("cancelled: {reason}") {
+            return Ok(Event::Cancel {
+                now: cancel_now,
+                reason,
+            });
         }
     }
-
-    fn field<T: DeserializeOwned>(&self, entry: &Entry, name: &str) -> Result<T, ReplayError> {
-        let value = entry
-            .payload
-            .get(name)
-            .ok_or_else(|| self.error(entry, name, "missing".into()))?;
-        serde_json::from_value(value.clone()).map_err(|e| self.error(entry, name, e.to_string()))
-    }
-
-    /// A field the kernel leaves out when it is empty.
-    fn optional<T: DeserializeOwned + Default>(
-        &self,
-        entry: &Entry,
-        name: &str,
-    ) -> Result<T, ReplayError> {
-        match entry.payload.get(name) {
-            None => Ok(T::default()),
-            Some(_) => self.field(entry, name),
-        }
-    }
-
-    fn model_replied(&self, entry: &Entry) -> Result<Event, ReplayError> {
-        Ok(Event::ModelReplied {
-            now: self.field(entry, "now")?,
-            response: ModelResponse {
-                content: self.field(entry, "content")?,
-                tool_calls: self.field::<Vec<ToolCall>>(entry, "tool_calls")?,
-                usage: self.field::<Usage>(entry, "usage")?,
-                model: self.field(entry, "model")?,
-            },
-        })
-    }
-
-    /// `Cancel` from a `run_finished` entry with stop reason `cancelled`.
-    fn cancel(&self, finished: &Entry) -> Result<Event, ReplayError> {
-        Ok(Event::Cancel {
-            now: self.field(finished, "now")?,
-            reason: self
-                .field::<Option<String>>(finished, "error")?
-                .unwrap_or_default(),
-        })
-    }
-
-    /// The event answering an `Execute`, from the next recorded entry (an `execution` for
-    /// the call, or a cancel) and the one after it, which tells a cancel during the call from
-    /// a tool that reported `cancelled` itself.
-    fn tool_event(&self, entry: &Entry, after: Option<&Entry>) -> Result<Event, ReplayError> {
-        if entry.kind != kinds::EXECUTION {
-            return self.cancel(entry);
-        }
-        let call_id: String = self.field(entry, "call_id")?;
-        let status: ExecStatus = self.field(entry, "status")?;
-        let now: Millis = self.field(entry, "now")?;
-        let output: String = self.field(entry, "output")?;
-        if status == ExecStatus::Cancelled
-            && let Some(finished) = after.filter(|e| is_cancel(e))
-        {
-            let cancel_now: Millis = self.field(finished, "now")?;
-            let reason = self
-                .field::<Option<String>>(finished, "error")?
-                .unwrap_or_default();
-            // The kernel itself records exactly this observation for a cancel during the call.
-            if cancel_now == now && output == format!("cancelled: {reason}") {
-                return Ok(Event::Cancel {
-                    now: cancel_now,
-                    reason,
-                });
-            }
-        }
-        Ok(Event::ToolFinished {
-            now,
-            call_id,
-            observation: Observation {
-                status,
-                exit_code: self.optional::<Option<i32>>(entry, "exit_code")?,
-                output,
-                truncated_bytes: self.field(entry, "truncated_bytes")?,
-                duration_ms: self.field(entry, "duration_ms")?,
-                files_changed: self.optional::<Vec<FileChange>>(entry, "files_changed")?,
-            },
-        })
-    }
+    Ok(Event::ToolFinished {
+        now,
+        call_id,
+        observation: Observation {
+            status,
+            exit_code: r.optional::<Option<i32>>(entry, "exit_code")?,
+            output,
+            truncated_bytes: r.field(entry, "truncated_bytes")?,
+            duration_ms: r.field(entry, "duration_ms")?,
+            files_changed: r.optional::<Vec<FileChange>>(entry, "files_changed")?,
+        },
+    })
 }
 
 /// The first place two JSON values differ, as `path: expected X got Y` (None: equal).

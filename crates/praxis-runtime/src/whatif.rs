@@ -4,18 +4,16 @@
 //! run's own policy (from its recorded spec) and then the new writ, with the time and the
 //! consumption the kernel had at that proposal. Only verdicts that change are reported.
 //!
-//! The consumption is rebuilt from the recorded entries with the kernel's own accounting
-//! (tool calls counted at execution, tokens and money at each model reply, bytes from the
-//! recorded file changes), which is exactly what the kernel had derived at each proposal:
-//! proposals are handled one at a time and every earlier execution is recorded before them.
+//! The time and consumption are read from the proposal entry itself: the kernel records what
+//! it judged each proposal with, so nothing here re-derives its accounting.
 
+use crate::recorded::{self, Reader, RecordError};
 use praxis_core::kernel::kinds;
 use praxis_core::{
     Authority, Authorization, AuthzRequest, Contracts, Millis, Policy, RunSpec, Spent, Verdict,
 };
-use praxis_ledger::{Entry, Ledger, LedgerError};
+use praxis_ledger::{Entry, Ledger};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -34,25 +32,6 @@ pub struct ChangedVerdict {
     pub reason: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum WhatIfError {
-    #[error("run {run_id} has no entries in the ledger")]
-    RunNotFound { run_id: String },
-    #[error("reading run {run_id} from the ledger: {source}")]
-    Ledger {
-        run_id: String,
-        source: Box<LedgerError>,
-    },
-    #[error("run {run_id}, entry seq {seq} ({kind}): `{field}` is malformed: {reason}")]
-    Malformed {
-        run_id: String,
-        seq: u64,
-        kind: String,
-        field: String,
-        reason: String,
-    },
-}
-
 /// Re-evaluates every recorded proposal of `run_id` under its own policy and `new_authority`
 /// (None: no writ, only the run's policy) and returns the verdicts that would change, in
 /// ledger order. `contracts` must be the registry the run used.
@@ -61,21 +40,12 @@ pub fn check(
     contracts: Arc<dyn Contracts>,
     run_id: &str,
     new_authority: Option<Arc<dyn Authority>>,
-) -> Result<Vec<ChangedVerdict>, WhatIfError> {
-    let entries = ledger
-        .entries(run_id, 0)
-        .map_err(|source| WhatIfError::Ledger {
-            run_id: run_id.to_string(),
-            source: Box::new(source),
-        })?;
-    let Some(first) = entries.first() else {
-        return Err(WhatIfError::RunNotFound {
-            run_id: run_id.to_string(),
-        });
-    };
+) -> Result<Vec<ChangedVerdict>, RecordError> {
+    let entries = recorded::load(ledger, run_id)?;
     let read = Reader { run_id };
+    let first = &entries[0];
     if first.kind != kinds::RUN_STARTED {
-        return Err(read.error(first, "kind", format!("expected `{}`", kinds::RUN_STARTED)));
+        return Err(read.malformed(first, "kind", format!("expected `{}`", kinds::RUN_STARTED)));
     }
     let spec: RunSpec = read.field(first, "spec")?;
     let policy = Policy::for_run(&spec);
@@ -110,7 +80,7 @@ impl Judge<'_> {
         entry: &Entry,
         now: Millis,
         spent: &Spent,
-    ) -> Result<Option<ChangedVerdict>, WhatIfError> {
+    ) -> Result<Option<ChangedVerdict>, RecordError> {
         let tool: String = read.field(entry, "tool")?;
         let arguments: Value = read.field(entry, "arguments")?;
         let before: String = read.field(entry, "verdict")?;
@@ -182,30 +152,5 @@ impl Judge<'_> {
             why => format!("{}: {why}", verdict.rule()),
         };
         (verdict.kind().to_string(), reason)
-    }
-}
-
-/// Reads recorded fields, naming the entry and field that cannot be read.
-struct Reader<'a> {
-    run_id: &'a str,
-}
-
-impl Reader<'_> {
-    fn error(&self, entry: &Entry, field: &str, reason: String) -> WhatIfError {
-        WhatIfError::Malformed {
-            run_id: self.run_id.to_string(),
-            seq: entry.seq,
-            kind: entry.kind.clone(),
-            field: field.to_string(),
-            reason,
-        }
-    }
-
-    fn field<T: DeserializeOwned>(&self, entry: &Entry, name: &str) -> Result<T, WhatIfError> {
-        let value = entry
-            .payload
-            .get(name)
-            .ok_or_else(|| self.error(entry, name, "missing".into()))?;
-        serde_json::from_value(value.clone()).map_err(|e| self.error(entry, name, e.to_string()))
     }
 }

@@ -3,6 +3,7 @@
 //! changes, with contents from the content-addressed blobs). The real workspace is never
 //! read, so this works after it was changed or deleted.
 
+use crate::recorded::{self, Reader, RecordError};
 use praxis_core::FileChange;
 use praxis_core::kernel::kinds;
 use praxis_ledger::{Entry, Ledger, LedgerError};
@@ -11,13 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {
-    #[error("run {run_id} has no entries in the ledger")]
-    RunNotFound { run_id: String },
-    #[error("reading run {run_id} from the ledger: {source}")]
-    Ledger {
-        run_id: String,
-        source: Box<LedgerError>,
-    },
+    /// The run is missing or unreadable, or an entry's payload is malformed.
+    #[error(transparent)]
+    Record(#[from] RecordError),
     #[error("run {run_id} has no entry seq {at} (its last entry is seq {last})")]
     NoSuchEntry { run_id: String, at: u64, last: u64 },
     #[error(
@@ -25,14 +22,6 @@ pub enum WorldError {
          world cannot be rebuilt"
     )]
     NoSnapshot { run_id: String },
-    #[error("run {run_id}, entry seq {seq} ({kind}): `{field}` is malformed: {reason}")]
-    Malformed {
-        run_id: String,
-        seq: u64,
-        kind: String,
-        field: String,
-        reason: String,
-    },
     #[error("`{path}` existed at seq {at} but its content was not recorded ({why})")]
     ContentUnknown { path: String, at: u64, why: String },
     #[error("blob {blob} (content of `{path}`) is missing from the ledger")]
@@ -60,17 +49,8 @@ pub struct World {
 
 /// Rebuilds the world of `run_id` as of entry `at` (default: the last entry), inclusive.
 pub fn world_at(ledger: &dyn Ledger, run_id: &str, at: Option<u64>) -> Result<World, WorldError> {
-    let entries = ledger
-        .entries(run_id, 0)
-        .map_err(|source| WorldError::Ledger {
-            run_id: run_id.to_string(),
-            source: Box::new(source),
-        })?;
-    let Some(last) = entries.last().map(|e| e.seq) else {
-        return Err(WorldError::RunNotFound {
-            run_id: run_id.to_string(),
-        });
-    };
+    let entries = recorded::load(ledger, run_id)?;
+    let last = entries[entries.len() - 1].seq;
     let at = at.unwrap_or(last);
     if at == 0 || at > last {
         return Err(WorldError::NoSuchEntry {
@@ -145,13 +125,11 @@ impl World {
     }
 
     fn malformed(&self, entry: &Entry, field: &str, reason: impl Into<String>) -> WorldError {
-        WorldError::Malformed {
-            run_id: self.run_id.clone(),
-            seq: entry.seq,
-            kind: entry.kind.clone(),
-            field: field.to_string(),
-            reason: reason.into(),
+        Reader {
+            run_id: &self.run_id,
         }
+        .malformed(entry, field, reason)
+        .into()
     }
 
     /// `{path: {"blob": id, "size": n} | {"size": n, "skipped": why}}`
@@ -184,11 +162,10 @@ impl World {
     }
 
     fn apply(&mut self, execution: &Entry) -> Result<(), WorldError> {
-        let changes: Vec<FileChange> = match execution.payload.get("files_changed") {
-            None => return Ok(()),
-            Some(value) => serde_json::from_value(value.clone())
-                .map_err(|e| self.malformed(execution, "files_changed", e.to_string()))?,
-        };
+        let changes: Vec<FileChange> = Reader {
+            run_id: &self.run_id,
+        }
+        .optional(execution, "files_changed")?;
         for change in changes {
             match change.after {
                 Some(blob) => {
