@@ -198,13 +198,3 @@ fn world_shows_files_as_of_an_entry_from_the_ledger_alone() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("9999"), "{}", text(&out.stderr));
 }
-
-#[test]
-fn new_commands_have_help_with_examples() {
-    let env = Env::new();
-    for command in ["replay", "world"] {
-        let out = env.praxis(&[command, "--help"]);
-        assert!(out.status.success(), "{command}");
-        assert!(text(&out.stdout).contains("Examples:"), "{command}");
-    }
-}
