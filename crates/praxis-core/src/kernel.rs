@@ -435,24 +435,24 @@ impl Kernel {
     fn on_reply(&mut self, now: Millis, response: ModelResponse, out: &mut Vec<Command>) {
         self.usage.add(response.usage);
         self.usd_micros += self.prices.cost_micros(&response.model, response.usage);
-        record(
-            out,
-            kinds::MODEL_RESPONSE,
-            json!({
-                "step": self.steps,
-                "model": response.model,
-                "content": response.content,
-                "tool_calls": response.tool_calls,
-                "usage": response.usage,
-                "now": now,
-                "now": now,
-            }),
-        );
+        let mut payload = json!({
+            "step": self.steps,
+            "model": response.model,
+            "content": response.content,
+            "tool_calls": response.tool_calls,
+            "usage": response.usage,
+            "now": now,
+        });
+        if !response.reasoning.is_empty() {
+            payload["reasoning"] = json!(response.reasoning);
+        }
+        record(out, kinds::MODEL_RESPONSE, payload);
         self.push_message(Message {
             role: Role::Assistant,
             content: response.content.clone(),
             tool_calls: response.tool_calls.clone(),
             tool_call_id: None,
+            reasoning: response.reasoning.clone(),
         });
         if let Err(reason) = self.policy.within_deadline(self.started, now) {
             return self.finish(now, reason, None, None, out);

@@ -103,6 +103,23 @@ pub struct Message {
     /// For `Role::Tool`: the call this message answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// For `Role::Assistant`: the reasoning that came with the reply, sent back verbatim
+    /// (Anthropic rejects a tool-use turn whose signed thinking blocks were dropped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<Reasoning>,
+}
+
+/// One block of model reasoning. Anthropic's `thinking` blocks carry a `signature` that must
+/// round-trip unchanged; `redacted_thinking` blocks carry only opaque `data` (kept in `text`
+/// with `redacted = true`). OpenAI-compatible servers that stream `reasoning_content` give
+/// text without a signature.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reasoning {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
 }
 
 impl Message {
@@ -112,6 +129,7 @@ impl Message {
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            reasoning: Vec::new(),
         }
     }
     pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
@@ -120,6 +138,7 @@ impl Message {
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: Some(call_id.into()),
+            reasoning: Vec::new(),
         }
     }
 }
@@ -146,6 +165,9 @@ pub struct ModelResponse {
     pub usage: Usage,
     #[serde(default)]
     pub model: String,
+    /// Reasoning the model returned with this reply, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasoning: Vec<Reasoning>,
 }
 
 /// Where an intent came from.

@@ -24,7 +24,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Receives streamed text as it is produced (for live progress); only the assembled
 /// response is ledgered.
 pub trait DeltaSink: Send + Sync {
+    /// A fragment of the reply's text.
     fn text(&self, delta: &str);
+    /// A fragment of the model's reasoning (thinking) text.
+    fn reasoning(&self, _delta: &str) {}
+    /// A fragment of tool call `index`'s argument JSON; `name` is known from the call's
+    /// first chunk on.
+    fn tool_arguments(&self, _index: usize, _name: &str, _fragment: &str) {}
 }
 
 /// A sink that drops every delta, for callers that only want the assembled response.

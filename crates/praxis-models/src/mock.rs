@@ -91,6 +91,7 @@ impl Provider for MockProvider {
                 content,
                 tool_calls,
                 model: MOCK_MODEL.into(),
+                reasoning: Vec::new(),
             })
         })
     }

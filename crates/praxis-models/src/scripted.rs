@@ -143,6 +143,7 @@ impl ScriptedProvider {
                 tool_calls: calls,
                 usage: Default::default(),
                 model: source_name.to_string(),
+                reasoning: Vec::new(),
             });
         }
         let mut delegates = BTreeMap::new();

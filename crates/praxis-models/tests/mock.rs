@@ -173,6 +173,7 @@ async fn drive(
             content: reply.content.clone(),
             tool_calls: reply.tool_calls.clone(),
             tool_call_id: None,
+            reasoning: Vec::new(),
         });
         if reply.tool_calls.is_empty() {
             return Trace {
@@ -432,6 +433,7 @@ async fn replies_depend_only_on_the_history() {
             arguments: json!({}),
         }],
         tool_call_id: None,
+        reasoning: Vec::new(),
     });
     messages.push(Message::tool_result("mock-1-1", repo.map.clone()));
     let request = ModelRequest {

@@ -44,6 +44,7 @@ fn request(answered: usize) -> ModelRequest {
                 arguments: json!({}),
             }],
             tool_call_id: None,
+            reasoning: Vec::new(),
         });
         messages.push(Message::tool_result(format!("x{i}"), "contents"));
     }

@@ -382,6 +382,7 @@ fn model_replied(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
             tool_calls: r.field::<Vec<ToolCall>>(entry, "tool_calls")?,
             usage: r.field::<Usage>(entry, "usage")?,
             model: r.field(entry, "model")?,
+            reasoning: r.optional(entry, "reasoning")?,
         },
     })
 }
