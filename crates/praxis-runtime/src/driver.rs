@@ -104,6 +104,9 @@ pub struct RunOptions {
     /// When set, the driver signs the chain head in a `checkpoint` entry after the run ends
     /// (and every [`CHECKPOINT_EVERY`] entries), so an export verifies offline.
     pub checkpoint_key: Option<Arc<CheckpointKey>>,
+    /// The run's id, when the caller must know it before the run starts (a server answering
+    /// `201 {id}`); a fresh ULID otherwise. Must be unused in the ledger.
+    pub run_id: Option<String>,
 }
 
 /// How many entries may follow the last checkpoint before a flush point signs a new one.
@@ -122,8 +125,14 @@ impl RunOptions {
             capture: CaptureLimits::default(),
             cancel: Cancel::default(),
             checkpoint_key: None,
+            run_id: None,
         }
     }
+}
+
+/// A fresh run id: a lowercase ULID, so ids sort by creation time.
+pub fn new_run_id() -> String {
+    ulid::Ulid::new().to_string().to_lowercase()
 }
 
 /// A writ token and the trust anchor it must chain to.
@@ -199,7 +208,7 @@ impl Runtime {
         if options.spec.model.is_empty() {
             options.spec.model = options.provider.model().to_string();
         }
-        let run_id = ulid::Ulid::new().to_string().to_lowercase();
+        let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let mut drive = Drive {
             run_id,
             ledger: self.ledger.clone(),

@@ -17,7 +17,7 @@ pub mod world;
 
 pub use driver::{
     Cancel, LiveEvent, NoObserver, ParentLink, RunObserver, RunOptions, RunReport, Runtime,
-    RuntimeError, WritGrant,
+    RuntimeError, WritGrant, new_run_id,
 };
 pub use home::DataHome;
 pub use status::{RunOverview, overview};
