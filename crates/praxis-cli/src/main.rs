@@ -422,6 +422,7 @@ async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
         )
     })?;
     let spec = RunSpec {
+        protocol: Default::default(),
         task: args.task,
         workspace: workspace.display().to_string(),
         provider: provider_name,

@@ -794,26 +794,43 @@ fn event_name(event: &Event) -> &'static str {
     }
 }
 
+/// The built-in system prompt: who the model is working for, where, when, on what platform,
+/// and how it acts under the run's protocol.
 fn system_prompt(spec: &RunSpec, tools: &[ToolSpec], now: Millis) -> String {
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    let how = match spec.protocol {
+        Protocol::Tools => format!(
+            "Tools: {tools}.\nAct by calling these tools (several calls in one reply run in \
+             order); each result comes back as a tool message.",
+            tools = names.join(", "),
+        ),
+        Protocol::Cmd if names.contains(&"shell") => format!(
+            "You act through shell commands only: write one command per {cmd} block (a reply \
+             may hold several blocks; they run in order, each as one `shell` call in the \
+             workspace) and its output comes back in a <result> block. Use standard tools \
+             (ls, cat, grep, sed, patch, your test runner) to inspect, edit and test.",
+            cmd = cmd::format_cmd("..."),
+        ),
+        Protocol::Cmd => "This run offers no shell, so you cannot act: answer from what you \
+                          are told."
+            .to_string(),
+    };
     format!(
         "You are a coding agent running under Praxis, a governed runtime: you propose actions, \
          the runtime checks them against policy, runs the allowed ones and shows you the result.\n\
-         Date: {date}. Workspace: {ws} (all paths are relative to it).{ro}\n\
-         Tools: {tools}.\n\
-         Act with tool calls, or write a shell command in a {cmd} block (each block runs as one \
-         `shell` call; its output comes back in <result>). Work in small steps: inspect, edit, \
-         test, recover from failures. When the task is done, reply with the final answer only, \
-         without any tool call or command.",
+         Date: {date}. Platform: {os} {arch}. Workspace: {ws} (all paths are relative to it).{ro}\n\
+         {how}\n\
+         Work in small steps: inspect, edit, test, recover from failures. When the task is done, \
+         reply with the final answer only, without any tool call or command.",
         date = civil_date(now),
+        os = std::env::consts::OS,
+        arch = std::env::consts::ARCH,
         ws = spec.workspace,
         ro = if spec.read_only {
             " This run is read-only."
         } else {
             ""
         },
-        tools = names.join(", "),
-        cmd = cmd::format_cmd("..."),
     )
 }
 

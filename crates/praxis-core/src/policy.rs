@@ -164,6 +164,7 @@ mod tests {
 
     fn spec() -> RunSpec {
         RunSpec {
+            protocol: Default::default(),
             task: "t".into(),
             workspace: "/ws".into(),
             provider: "mock".into(),

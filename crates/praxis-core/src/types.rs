@@ -407,6 +407,52 @@ pub struct RunSpec {
     pub read_only: bool,
     #[serde(default)]
     pub limits: Limits,
+    /// How the model acts: native tool calls, or `<cmd>` blocks for models without tool
+    /// calling. Shapes the system prompt (and what providers send).
+    #[serde(default, skip_serializing_if = "Protocol::is_default")]
+    pub protocol: Protocol,
+}
+
+/// The action protocol between model and runtime.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Native tool calls: tool schemas are sent to the model.
+    #[default]
+    Tools,
+    /// The `<cmd>` text protocol: the model writes shell commands in `<cmd>` blocks.
+    Cmd,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tools => "tools",
+            Protocol::Cmd => "cmd",
+        }
+    }
+    fn is_default(&self) -> bool {
+        *self == Protocol::Tools
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tools" => Ok(Protocol::Tools),
+            "cmd" => Ok(Protocol::Cmd),
+            other => Err(format!(
+                "unknown protocol `{other}`; expected `tools` or `cmd`"
+            )),
+        }
+    }
 }
 
 /// Price of a model's tokens, in US dollars per million tokens.

@@ -493,6 +493,7 @@ impl Contracts for ReadContracts {
 async fn completes_a_run_under_the_real_kernel() {
     let repo = rust_repo();
     let run = RunSpec {
+        protocol: Default::default(),
         task: "Summarize the repo".into(),
         workspace: repo.workspace.into(),
         provider: "mock".into(),

@@ -94,6 +94,7 @@ fn noop_registry() -> Arc<Registry> {
 
 fn spec(workspace: &Path, steps: u32) -> RunSpec {
     RunSpec {
+        protocol: Default::default(),
         task: "benchmark".into(),
         workspace: workspace.display().to_string(),
         provider: "scripted".into(),

@@ -557,6 +557,7 @@ async fn delegate(
         .deadline
         .map(|d| d.saturating_sub(now_millis()) / 1000);
     let spec = RunSpec {
+        protocol: parent.protocol,
         task: args.task,
         workspace: parent.workspace.clone(),
         provider: parent.provider.clone(),

@@ -16,6 +16,7 @@ use std::time::SystemTime;
 
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
+        protocol: Default::default(),
         task: "test".into(),
         workspace: workspace.display().to_string(),
         provider: "scripted".into(),

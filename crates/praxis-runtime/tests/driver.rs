@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
+        protocol: Default::default(),
         task: "test".into(),
         workspace: workspace.display().to_string(),
         provider: "scripted".into(),

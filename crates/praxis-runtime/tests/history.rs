@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
+        protocol: Default::default(),
         task: "test".into(),
         workspace: workspace.display().to_string(),
         provider: "scripted".into(),

@@ -63,6 +63,7 @@ impl Contracts for FakeContracts {
 
 fn spec() -> RunSpec {
     RunSpec {
+        protocol: Default::default(),
         task: "inspect the repo".into(),
         workspace: "/ws".into(),
         provider: "scripted".into(),
@@ -174,6 +175,42 @@ fn start_records_the_run_and_asks_the_model() {
     assert!(req.messages[0].content.contains("Date: 1970-01-01"));
     assert_eq!(req.messages[1].content, "inspect the repo");
     assert_eq!(req.tools.len(), 3);
+}
+
+#[test]
+fn system_prompt_follows_the_protocol() {
+    let names = |p: Protocol, tools: Option<Vec<String>>| {
+        let mut k = kernel_with(RunSpec {
+            protocol: p,
+            tools,
+            ..spec()
+        });
+        let cmds = start(&mut k);
+        last_request(&cmds).messages[0].content.clone()
+    };
+    let tools = names(Protocol::Tools, None);
+    assert!(tools.contains("Tools: "), "{tools}");
+    assert!(tools.contains(std::env::consts::OS), "{tools}");
+    assert!(!tools.contains("<cmd>"), "{tools}");
+    let cmd = names(Protocol::Cmd, None);
+    assert!(cmd.contains("<cmd>") && cmd.contains("<result>"), "{cmd}");
+    assert!(!cmd.contains("Tools: "), "{cmd}");
+    let no_shell = names(Protocol::Cmd, Some(vec!["fs_read".into()]));
+    assert!(no_shell.contains("offers no shell"), "{no_shell}");
+    // The protocol is part of the recorded spec only when it is not the default.
+    let mut k = kernel_with(RunSpec {
+        protocol: Protocol::Cmd,
+        ..spec()
+    });
+    assert_eq!(
+        records(&start(&mut k), "run_started")[0]["spec"]["protocol"],
+        "cmd"
+    );
+    assert!(
+        records(&start(&mut kernel_with(spec())), "run_started")[0]["spec"]
+            .get("protocol")
+            .is_none()
+    );
 }
 
 #[test]
