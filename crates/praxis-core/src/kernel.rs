@@ -28,6 +28,14 @@ pub mod kinds {
     pub const APPROVAL_REQUESTED: &str = "approval_requested";
     pub const APPROVAL_DECIDED: &str = "approval_decided";
     pub const RUN_FINISHED: &str = "run_finished";
+    pub const RUN_RESUMED: &str = "run_resumed";
+}
+
+/// Rule names of the kernel's own decisions (besides the policy's).
+pub mod kernel_rules {
+    /// A call that was in flight when the previous driver died may have run partly: it is not
+    /// re-run unless someone approves (read-only calls are re-run without asking).
+    pub const RESUME_INTERRUPTED_CALL: &str = "resume.interrupted_call";
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +70,25 @@ pub enum Event {
     Cancel {
         now: Millis,
         reason: String,
+    },
+    /// A new driver takes over a run whose driver died (crash recovery); valid while the
+    /// kernel waits for the model, a tool or an approval. `environment` describes the new
+    /// driver's host and process.
+    Resume {
+        now: Millis,
+        environment: Value,
+    },
+    /// This kernel, restored to a point where it waits for the model, continues as a new run
+    /// (a branch): `spec` is the new run's (its own workspace, provider, limits), `origin`
+    /// names the run and entry the history is taken from, `note` is an extra instruction for
+    /// the model, and `workspace_files` the new workspace's start manifest.
+    Branch {
+        now: Millis,
+        spec: RunSpec,
+        environment: Value,
+        origin: Value,
+        note: Option<String>,
+        workspace_files: Value,
     },
 }
 
@@ -203,6 +230,21 @@ impl Kernel {
     pub fn with_prices(mut self, prices: PriceTable) -> Self {
         self.prices = prices;
         self
+    }
+
+    /// Replaces the writ the run acts under from here on (a branch continues under its own).
+    pub fn set_authority(&mut self, authority: Option<Arc<dyn Authority>>) {
+        self.authority = authority;
+    }
+
+    /// The writ the run acts under, if any.
+    pub fn authority(&self) -> Option<&Arc<dyn Authority>> {
+        self.authority.as_ref()
+    }
+
+    /// Whether the kernel is waiting for a model reply (the only point a run can branch from).
+    pub fn awaits_model(&self) -> bool {
+        self.phase == Phase::AwaitingModel
     }
 
     /// What the run has consumed as of `now`.
@@ -396,6 +438,32 @@ impl Kernel {
                 }
                 self.finish(now, StopReason::Cancelled, None, Some(reason), &mut out);
             }
+            (Event::Resume { now, environment }, phase)
+                if !matches!(phase, Phase::NotStarted | Phase::Finished) =>
+            {
+                self.resume(now, environment, &mut out);
+            }
+            (
+                Event::Branch {
+                    now,
+                    spec,
+                    environment,
+                    origin,
+                    note,
+                    workspace_files,
+                },
+                Phase::AwaitingModel,
+            ) => {
+                self.branch(
+                    now,
+                    spec,
+                    environment,
+                    origin,
+                    note,
+                    workspace_files,
+                    &mut out,
+                );
+            }
             (event, phase) => {
                 return Err(KernelError::UnexpectedEvent {
                     event: event_name(&event),
@@ -404,6 +472,118 @@ impl Kernel {
             }
         }
         Ok(out)
+    }
+
+    /// The model request for the current step, built from the conversation so far.
+    fn current_request(&self) -> ModelRequest {
+        ModelRequest {
+            step: self.steps,
+            messages: self.messages.clone(),
+            tools: self.offered.clone(),
+        }
+    }
+
+    /// Takes up a run after its driver died. A model call in flight is simply asked again
+    /// (it changed nothing); a tool call in flight is marked interrupted and re-run only if it
+    /// is read-only, otherwise only after approval; a pending approval is asked for again.
+    fn resume(&mut self, now: Millis, environment: Value, out: &mut Vec<Command>) {
+        let (waiting, call_id) = match &self.phase {
+            Phase::AwaitingModel => ("model", None),
+            Phase::AwaitingTool(p, _) => ("tool", Some(p.call_id.clone())),
+            Phase::AwaitingApproval(p, _) => ("approval", Some(p.call_id.clone())),
+            Phase::NotStarted | Phase::Finished => unreachable!("guarded by the caller"),
+        };
+        record(
+            out,
+            kinds::RUN_RESUMED,
+            json!({ "now": now, "environment": environment, "waiting_for": waiting, "interrupted_call": call_id }),
+        );
+        if let Err(reason) = self.policy.within_deadline(self.started, now) {
+            return self.finish(now, reason, None, None, out);
+        }
+        match std::mem::replace(&mut self.phase, Phase::AwaitingModel) {
+            Phase::AwaitingModel => out.push(Command::CallModel(self.current_request())),
+            Phase::AwaitingTool(proposal, source) if proposal.effect == Effect::Read => {
+                self.execute(now, proposal, source, out);
+            }
+            Phase::AwaitingTool(proposal, source) => {
+                let reason = format!(
+                    "the runtime stopped while `{}` ran, so it may have run partly; it is run \
+                     again only if approved",
+                    proposal.tool
+                );
+                record(
+                    out,
+                    kinds::APPROVAL_REQUESTED,
+                    json!({ "call_id": proposal.call_id, "rule": kernel_rules::RESUME_INTERRUPTED_CALL, "reason": reason }),
+                );
+                let suspended = Proposal {
+                    verdict: Verdict::NeedsApproval {
+                        rule: kernel_rules::RESUME_INTERRUPTED_CALL.into(),
+                        reason,
+                    },
+                    ..proposal
+                };
+                out.push(Command::AwaitApproval(suspended.clone()));
+                self.phase = Phase::AwaitingApproval(suspended, source);
+            }
+            Phase::AwaitingApproval(proposal, source) => {
+                out.push(Command::AwaitApproval(proposal.clone()));
+                self.phase = Phase::AwaitingApproval(proposal, source);
+            }
+            Phase::NotStarted | Phase::Finished => unreachable!("guarded by the caller"),
+        }
+    }
+
+    /// Continues this kernel's history as a new run (see [`Event::Branch`]). The new run's
+    /// chain starts with its own `run_started` naming the origin; the interrupted model call
+    /// is asked again of the branch's model. Wall time counts from the branch.
+    #[allow(clippy::too_many_arguments)]
+    fn branch(
+        &mut self,
+        now: Millis,
+        spec: RunSpec,
+        environment: Value,
+        origin: Value,
+        note: Option<String>,
+        workspace_files: Value,
+        out: &mut Vec<Command>,
+    ) {
+        self.policy = Policy::for_run(&spec);
+        self.spec = spec;
+        self.started = now;
+        record(
+            out,
+            kinds::RUN_STARTED,
+            json!({
+                "spec": self.spec,
+                "environment": environment,
+                "writ": self.authority.as_ref().map(|a| a.describe()),
+                "prices": self.prices,
+                "branch": origin,
+                "now": now,
+            }),
+        );
+        if !workspace_files.is_null() {
+            record(
+                out,
+                kinds::WORKSPACE_SNAPSHOT,
+                json!({ "files": workspace_files }),
+            );
+        }
+        let mut text = format!(
+            "[praxis] This run continues run {} from entry {} as a branch. The workspace is now {} \
+             (its files are as they were at that point).",
+            origin["run_id"].as_str().unwrap_or("?"),
+            origin["seq"],
+            self.spec.workspace
+        );
+        if let Some(note) = note {
+            text.push_str("\n\n");
+            text.push_str(&note);
+        }
+        self.push_message(Message::new(Role::User, text));
+        out.push(Command::CallModel(self.current_request()));
     }
 
     fn next_step(&mut self, now: Millis, out: &mut Vec<Command>) {
@@ -425,11 +605,7 @@ impl Kernel {
         }
         self.steps += 1;
         self.phase = Phase::AwaitingModel;
-        out.push(Command::CallModel(ModelRequest {
-            step: self.steps,
-            messages: self.messages.clone(),
-            tools: self.offered.clone(),
-        }));
+        out.push(Command::CallModel(self.current_request()));
     }
 
     fn on_reply(&mut self, now: Millis, response: ModelResponse, out: &mut Vec<Command>) {
@@ -791,6 +967,8 @@ fn event_name(event: &Event) -> &'static str {
         Event::ToolFinished { .. } => "ToolFinished",
         Event::ApprovalDecided { .. } => "ApprovalDecided",
         Event::Cancel { .. } => "Cancel",
+        Event::Resume { .. } => "Resume",
+        Event::Branch { .. } => "Branch",
     }
 }
 

@@ -12,6 +12,7 @@ pub mod approvals;
 pub mod checkpoint;
 mod error;
 mod sqlite;
+pub mod tokens;
 
 pub use error::LedgerError;
 pub use sqlite::{HealthReport, LedgerStats, SqliteLedger, WriterPause};
@@ -27,6 +28,8 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 
 /// The entry kind whose payload [`RunRow::finished`] reports.
 pub const RUN_FINISHED_KIND: &str = "run_finished";
+/// Kind of the entry a new driver records when it takes over a run whose driver died.
+pub const RUN_RESUMED_KIND: &str = "run_resumed";
 
 /// An entry to append; the ledger assigns run id, seq and hashes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,6 +96,8 @@ pub struct RunRow {
     pub started: Value,
     /// Payload of its `run_finished` entry, if any.
     pub finished: Option<Value>,
+    /// Payload of its latest `run_resumed` entry, if a new driver took it over.
+    pub resumed: Option<Value>,
     pub last_seq: u64,
     pub last_kind: String,
 }

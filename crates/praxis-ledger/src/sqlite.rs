@@ -8,8 +8,8 @@
 
 use crate::error::LedgerError;
 use crate::{
-    BoxFuture, Entry, GENESIS_HASH, Ledger, NewEntry, RUN_FINISHED_KIND, RunRow, VerifyReport,
-    canonical_json, hash_with_canonical_payload, verify_entries,
+    BoxFuture, Entry, GENESIS_HASH, Ledger, NewEntry, RUN_FINISHED_KIND, RUN_RESUMED_KIND, RunRow,
+    VerifyReport, canonical_json, hash_with_canonical_payload, verify_entries,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -574,6 +574,7 @@ impl Ledger for SqliteLedger {
             last_seq: i64,
             last_kind: String,
             finished: Option<String>,
+            resumed: Option<String>,
         }
         let raw = self.read(|conn| {
             let err = || sql_err(&self.path, "listing runs");
@@ -583,12 +584,14 @@ impl Ledger for SqliteLedger {
                         (SELECT e.seq FROM entries e WHERE e.run_id = f.run_id ORDER BY e.seq DESC LIMIT 1),
                         (SELECT e.kind FROM entries e WHERE e.run_id = f.run_id ORDER BY e.seq DESC LIMIT 1),
                         (SELECT e.payload FROM entries e WHERE e.run_id = f.run_id AND e.kind = ?1
+                            ORDER BY e.seq DESC LIMIT 1),
+                        (SELECT e.payload FROM entries e WHERE e.run_id = f.run_id AND e.kind = ?2
                             ORDER BY e.seq DESC LIMIT 1)
                      FROM entries f WHERE f.seq = 1
                      ORDER BY f.at DESC, f.rowid DESC",
                 )
                 .map_err(err())?;
-            stmt.query_map(params![RUN_FINISHED_KIND], |row| {
+            stmt.query_map(params![RUN_FINISHED_KIND, RUN_RESUMED_KIND], |row| {
                 Ok(Raw {
                     run_id: row.get(0)?,
                     at: row.get(1)?,
@@ -596,6 +599,7 @@ impl Ledger for SqliteLedger {
                     last_seq: row.get(3)?,
                     last_kind: row.get(4)?,
                     finished: row.get(5)?,
+                    resumed: row.get(6)?,
                 })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -622,6 +626,17 @@ impl Ledger for SqliteLedger {
                             format!("run_finished payload is not valid JSON: {e}"),
                         )
                     })?;
+                let resumed = r
+                    .resumed
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| {
+                        corrupt(
+                            r.last_seq,
+                            format!("run_resumed payload is not valid JSON: {e}"),
+                        )
+                    })?;
                 let last_seq = u64::try_from(r.last_seq)
                     .map_err(|_| corrupt(r.last_seq, "negative seq".into()))?;
                 Ok(RunRow {
@@ -629,6 +644,7 @@ impl Ledger for SqliteLedger {
                     started_at: r.at.clone(),
                     started,
                     finished,
+                    resumed,
                     last_seq,
                     last_kind: r.last_kind.clone(),
                 })

@@ -1,17 +1,37 @@
 //! Praxis cognition: model providers behind one streaming trait.
 //!
 //! Providers are stateless: each call derives everything from `request.messages`, so a run
-//! can be replayed or branched at any step by handing the same history back. Two providers
-//! ship here: `mock` (the keyless default, a deterministic inspect-and-summarize agent that
-//! really uses the tools it is offered) and `scripted` (replays a JSON script of turns).
-//! HTTP providers plug into the same [`Provider`] trait and stream text through a
-//! [`DeltaSink`] while they assemble the [`ModelResponse`].
+//! can be replayed or branched at any step by handing the same history back. Providers:
+//! `mock` (the keyless default, a deterministic inspect-and-summarize agent that really uses
+//! the tools it is offered), `scripted` (replays a JSON script of turns), and three HTTP
+//! dialects: OpenAI-compatible chat completions (`openai:MODEL`, also llama.cpp, vLLM, LM
+//! Studio), Anthropic messages (`anthropic:MODEL`) and Ollama's native chat
+//! (`ollama:MODEL`). They stream text through a [`DeltaSink`] while they assemble the
+//! [`ModelResponse`]; [`failover`] chains providers and [`complete_structured`] asks for a
+//! reply matching a JSON Schema.
 
+mod anthropic;
+mod convert;
+mod failover;
+mod http;
 mod mock;
+mod ollama;
+mod openai;
 mod scripted;
+mod settings;
+mod structured;
 
+pub use anthropic::AnthropicProvider;
+pub use failover::{FailoverProvider, failover};
 pub use mock::MockProvider;
+pub use ollama::OllamaProvider;
+pub use openai::OpenAiProvider;
 pub use scripted::ScriptedProvider;
+pub use settings::{
+    DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_OLLAMA_HOST, DEFAULT_OPENAI_BASE_URL, Protocol,
+    ProviderSettings, RetryPolicy, SettingParseError, ToolChoice,
+};
+pub use structured::{StructuredError, complete_structured};
 
 use praxis_core::{Message, ModelRequest, ModelResponse, ToolCall, Usage};
 use std::future::Future;
@@ -22,7 +42,9 @@ use std::sync::Arc;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Receives streamed text as it is produced (for live progress); only the assembled
-/// response is ledgered.
+/// response is ledgered. When an HTTP provider retries a call that failed mid-stream, the
+/// sink has already seen the failed attempt's fragments and then sees the new attempt's
+/// from the start; the returned response holds only the successful attempt.
 pub trait DeltaSink: Send + Sync {
     /// A fragment of the reply's text.
     fn text(&self, delta: &str);
@@ -42,9 +64,9 @@ impl DeltaSink for NoDeltas {
 
 /// A source of model replies.
 pub trait Provider: Send + Sync {
-    /// Provider kind: "mock" or "scripted".
+    /// Provider kind: "mock", "scripted", "openai", "anthropic", "ollama" or "failover".
     fn name(&self) -> &str;
-    /// The model behind it, e.g. "mock-inspector-1" or the script's file name.
+    /// The model behind it, e.g. "mock-inspector-1", the script's file name, "gpt-4o".
     fn model(&self) -> &str;
     /// Answers one model call. Text is streamed to `deltas` while it is produced; the
     /// returned response is the complete reply.
@@ -56,10 +78,46 @@ pub trait Provider: Send + Sync {
     /// The cognition for a sub-agent that `delegate` starts with `task`. Stateless providers
     /// hand out a fresh instance; the scripted provider plays the script's `delegates[task]`.
     fn for_delegate(&self, task: &str) -> Result<Arc<dyn Provider>, ModelError>;
+    /// The model's context window in tokens, when known (from the settings).
+    fn context_window(&self) -> Option<u64> {
+        None
+    }
 }
 
-/// Names accepted by [`provider_from_name`].
-pub const KNOWN_PROVIDERS: &[&str] = &["mock", "scripted"];
+/// Provider specs accepted by [`provider_from_spec`] (the HTTP ones take `:MODEL`).
+pub const KNOWN_PROVIDERS: &[&str] = &[
+    "mock",
+    "scripted",
+    "openai:MODEL",
+    "anthropic:MODEL",
+    "ollama:MODEL",
+];
+
+/// Which limit a [`ModelError::Timeout`] hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// The whole request (`request_timeout`).
+    Request,
+    /// The gap between two chunks of the stream (`idle_timeout`).
+    Idle,
+}
+
+impl std::fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Request => "the request took longer than request_timeout",
+            TimeoutKind::Idle => "the stream sent nothing for longer than idle_timeout",
+        })
+    }
+}
+
+/// One provider's failure inside a failover chain.
+#[derive(Debug)]
+pub struct FailedAttempt {
+    /// `provider:model` of the provider that failed.
+    pub provider: String,
+    pub error: ModelError,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -89,9 +147,147 @@ pub enum ModelError {
     ScriptNotUsed { provider: String, path: String },
     #[error("unknown provider `{name}`; known providers: {}", KNOWN_PROVIDERS.join(", "))]
     UnknownProvider { name: String },
+    #[error("provider `{provider}` needs a model: write `{provider}:MODEL`, e.g. `{example}`")]
+    MissingModel {
+        provider: String,
+        example: &'static str,
+    },
+    #[error(
+        "provider `{provider}` needs an API key for {url}: set {variable} (a key is only \
+         optional for a server on this machine: 127.0.0.1, localhost or ::1)"
+    )]
+    MissingKey {
+        provider: String,
+        variable: &'static str,
+        url: String,
+    },
+    /// A setting that cannot work; fix the configuration.
+    #[error("invalid provider configuration: {0}")]
+    Config(String),
+    /// The server refused the credentials (HTTP 401/403). Never retried.
+    #[error(
+        "{provider} refused the request with HTTP {status} at {url}: {message}; set {variable} \
+         to a valid key"
+    )]
+    Auth {
+        provider: String,
+        url: String,
+        status: u16,
+        variable: &'static str,
+        message: String,
+    },
+    /// Any other non-success HTTP status; `message` quotes the server (truncated).
+    /// Retryable for 408, 429 and 5xx.
+    #[error("{provider} answered HTTP {status} at {url}: {message}")]
+    Status {
+        provider: String,
+        url: String,
+        status: u16,
+        message: String,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<std::time::Duration>,
+    },
+    #[error("cannot connect to {provider} at {url}: {message}")]
+    Connect {
+        provider: String,
+        url: String,
+        message: String,
+    },
+    #[error("{provider} at {url}: {kind} ({after:?})")]
+    Timeout {
+        provider: String,
+        url: String,
+        kind: TimeoutKind,
+        after: std::time::Duration,
+    },
+    /// The connection failed or the stream ended before its end marker.
+    #[error("{provider} at {url}: the reply stream broke off before its end: {message}")]
+    StreamBroken {
+        provider: String,
+        url: String,
+        message: String,
+    },
+    /// A reply that is not the expected JSON / event stream (HTML, empty, garbage).
+    #[error("{provider} at {url} (HTTP {status}) sent {problem}; start of the body: {snippet:?}")]
+    BadBody {
+        provider: String,
+        url: String,
+        status: u16,
+        problem: String,
+        snippet: String,
+    },
+    #[error(
+        "{provider} at {url}: the reply exceeds the {limit}-byte cap (max_response_bytes); the \
+         call was abandoned"
+    )]
+    TooLarge {
+        provider: String,
+        url: String,
+        limit: usize,
+    },
+    /// An error the server reported inside an otherwise successful stream.
+    #[error("{provider} at {url} reported an error in the stream: {kind}: {message}")]
+    Remote {
+        provider: String,
+        url: String,
+        kind: String,
+        message: String,
+        retryable: bool,
+    },
+    /// A transient failure that persisted through every attempt.
+    #[error("{provider} failed {attempts} times in a row; last error: {last}")]
+    RetriesExhausted {
+        provider: String,
+        attempts: u32,
+        last: Box<ModelError>,
+    },
+    /// Every provider of a failover chain failed.
+    #[error("all {} providers failed: {}", attempts.len(), list_attempts(attempts))]
+    AllFailed { attempts: Vec<FailedAttempt> },
 }
 
-/// Builds a provider by name: "mock" (no script) or "scripted" (needs `script`).
+fn list_attempts(attempts: &[FailedAttempt]) -> String {
+    attempts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("({}) {}: {}", i + 1, a.provider, a.error))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ModelError {
+    /// Whether the failure may go away by itself (rate limits, overload, network, broken
+    /// streams, timeouts). Auth, configuration, script and request errors are the user's to
+    /// fix and are never retried.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ModelError::Status { status, .. } => retryable_status(*status),
+            ModelError::BadBody { status, .. } => *status >= 500,
+            ModelError::Connect { .. }
+            | ModelError::Timeout { .. }
+            | ModelError::StreamBroken { .. }
+            | ModelError::RetriesExhausted { .. } => true,
+            ModelError::Remote { retryable, .. } => *retryable,
+            ModelError::AllFailed { attempts } => attempts.iter().all(|a| a.error.is_retryable()),
+            _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            ModelError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..=599).contains(&status)
+}
+
+/// Builds a provider by name: "mock" (no script) or "scripted" (needs `script`). HTTP
+/// providers need settings: use [`provider_from_spec`].
 pub fn provider_from_name(
     name: &str,
     script: Option<&Path>,
@@ -105,6 +301,45 @@ pub fn provider_from_name(
         ("scripted", Some(path)) => Ok(Arc::new(ScriptedProvider::from_file(path)?)),
         ("scripted", None) => Err(ModelError::ScriptRequired),
         _ => Err(ModelError::UnknownProvider { name: name.into() }),
+    }
+}
+
+/// Builds a provider from a spec: `mock`, `scripted` (needs `script`), `openai:MODEL`,
+/// `anthropic:MODEL` or `ollama:MODEL` (the model is everything after the first colon, so
+/// `ollama:qwen2.5-coder:7b` works). Several specs joined by commas make a failover chain
+/// tried in order (see [`failover`]). Missing keys fail here, never at the first call, and
+/// nothing falls back to `mock`.
+pub fn provider_from_spec(
+    spec: &str,
+    settings: &ProviderSettings,
+    script: Option<&Path>,
+) -> Result<Arc<dyn Provider>, ModelError> {
+    if spec.contains(',') {
+        let chain = spec
+            .split(',')
+            .map(|one| provider_from_spec(one, settings, script))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(failover(chain));
+    }
+    let spec = spec.trim();
+    let (kind, model) = match spec.split_once(':') {
+        Some((kind, model)) => (kind.trim(), Some(model.trim())),
+        None => (spec, None),
+    };
+    let model = model.filter(|m| !m.is_empty());
+    let missing = |example| ModelError::MissingModel {
+        provider: kind.to_string(),
+        example,
+    };
+    match (kind, model) {
+        ("mock" | "scripted", None) => provider_from_name(kind, script),
+        ("openai", Some(model)) => Ok(Arc::new(OpenAiProvider::new(model, settings)?)),
+        ("openai", None) => Err(missing("openai:gpt-4o-mini")),
+        ("anthropic", Some(model)) => Ok(Arc::new(AnthropicProvider::new(model, settings)?)),
+        ("anthropic", None) => Err(missing("anthropic:claude-sonnet-4-5")),
+        ("ollama", Some(model)) => Ok(Arc::new(OllamaProvider::new(model, settings)?)),
+        ("ollama", None) => Err(missing("ollama:qwen2.5-coder:7b")),
+        _ => Err(ModelError::UnknownProvider { name: spec.into() }),
     }
 }
 

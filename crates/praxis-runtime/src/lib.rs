@@ -5,6 +5,7 @@
 
 pub mod approval;
 pub mod bench;
+pub mod branch;
 pub mod compare;
 pub mod doctor;
 mod driver;
@@ -15,6 +16,7 @@ pub mod status;
 pub mod whatif;
 pub mod world;
 
+pub use branch::{BranchFrom, BranchPoint};
 pub use driver::{
     Cancel, LiveEvent, NoObserver, ParentLink, RunObserver, RunOptions, RunReport, Runtime,
     RuntimeError, WritGrant, new_run_id,

@@ -58,17 +58,47 @@ pub enum ReplayError {
 
 /// Re-drives a fresh kernel from `run_id`'s recorded events and compares its records with the
 /// ledger. `contracts` must be the registry the run used (the built-in one for the CLI):
-/// verdicts depend on it.
+/// verdicts depend on it. A branch is replayed through its origin's history up to the branch
+/// point, then its own.
 pub fn replay(
     ledger: &dyn Ledger,
     contracts: Arc<dyn Contracts>,
     run_id: &str,
 ) -> Result<ReplayReport, ReplayError> {
-    let entries = recorded::load(ledger, run_id)?;
+    Ok(restore(ledger, contracts, run_id, Until::End)?.report)
+}
+
+/// Where [`restore`] stops re-driving the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// The end of the record.
+    End,
+    /// The model call answered by the entry with this seq (the kernel waits for the model).
+    ModelCallAnsweredAt(u64),
+}
+
+/// A kernel re-driven from the record, and where it stands.
+pub(crate) struct Restored {
+    pub kernel: Kernel,
+    pub report: ReplayReport,
+    /// What the kernel waits for where the replay stopped (None: the run finished, or the
+    /// replay diverged).
+    pub waiting: Option<Command>,
+    /// The last recorded entry consumed (checkpoints included): what a branch links to.
+    pub last: Option<Entry>,
+}
+
+pub(crate) fn restore(
+    ledger: &dyn Ledger,
+    contracts: Arc<dyn Contracts>,
+    run_id: &str,
+    until: Until,
+) -> Result<Restored, ReplayError> {
+    let all = recorded::load(ledger, run_id)?;
     // Checkpoints are the driver's signed attestations of the chain head, not kernel records:
     // the kernel is replayed against everything else, and their seqs are not gaps.
     let (checkpoints, entries): (Vec<Entry>, Vec<Entry>) =
-        entries.into_iter().partition(|e| e.kind == CHECKPOINT_KIND);
+        all.iter().cloned().partition(|e| e.kind == CHECKPOINT_KIND);
     let checkpoint_seqs: Vec<u64> = checkpoints.iter().map(|e| e.seq).collect();
     let r = Reader { run_id };
     // A run always starts with a kernel record; one holding only checkpoints is not a run.
@@ -83,43 +113,130 @@ pub fn replay(
             .malformed(first, "kind", format!("expected `{}`", kinds::RUN_STARTED))
             .into());
     }
-    let spec: RunSpec = r.field(first, "spec")?;
     let environment: Value = r.field(first, "environment")?;
     let now: Millis = r.field(first, "now")?;
     let workspace_files = match entries.get(1) {
         Some(e) if e.kind == kinds::WORKSPACE_SNAPSHOT => r.field(e, "files")?,
         _ => Value::Null,
     };
-
-    // Runs recorded before prices were recorded simply had none.
-    let prices: PriceTable = r.optional(first, "prices")?;
-    let mut kernel = Kernel::new(spec, contracts).with_prices(prices);
+    let authority = recorded_writ(r, first)?;
+    let (mut kernel, event) = match first.payload.get("branch") {
+        None | Some(Value::Null) => {
+            let spec: RunSpec = r.field(first, "spec")?;
+            // Runs recorded before prices were recorded simply had none.
+            let prices: PriceTable = r.optional(first, "prices")?;
+            let kernel = Kernel::new(spec, contracts).with_prices(prices);
+            let start = Event::Start {
+                now,
+                environment,
+                workspace_files,
+            };
+            (kernel, start)
+        }
+        Some(origin) => {
+            let (mut kernel, origin) = restore_origin(ledger, contracts, r, first, origin)?;
+            kernel.set_authority(None);
+            let branch = Event::Branch {
+                now,
+                spec: r.field(first, "spec")?,
+                environment,
+                origin,
+                note: r.optional(first, "note")?,
+                workspace_files,
+            };
+            (kernel, branch)
+        }
+    };
     // The writ is re-evaluated from the specs recorded at run start (no token, no signature:
     // what replay checks is the decisions, given what was authorised).
+    kernel.set_authority(authority);
+    let cursor = Cursor {
+        entries: &entries,
+        next: 0,
+        checkpoints: &checkpoint_seqs,
+    };
+    let (report, waiting, consumed) = drive_recorded(&mut kernel, r, cursor, event, until)?;
+    let last = all.iter().take_while(|e| e.seq <= consumed).last().cloned();
+    Ok(Restored {
+        kernel,
+        report,
+        waiting,
+        last,
+    })
+}
+
+/// The kernel of a branch's origin, restored to the branch point and checked against the
+/// link the branch recorded (the origin's entry at that seq must still have that hash).
+fn restore_origin(
+    ledger: &dyn Ledger,
+    contracts: Arc<dyn Contracts>,
+    r: Reader<'_>,
+    first: &Entry,
+    origin: &Value,
+) -> Result<(Kernel, Value), ReplayError> {
+    let origin_id: String = serde_json::from_value(origin["run_id"].clone())
+        .map_err(|e| r.malformed(first, "branch.run_id", e.to_string()))?;
+    let seq: u64 = serde_json::from_value(origin["seq"].clone())
+        .map_err(|e| r.malformed(first, "branch.seq", e.to_string()))?;
+    let hash = origin["hash"].as_str().unwrap_or_default();
+    let restored = restore(
+        ledger,
+        contracts,
+        &origin_id,
+        Until::ModelCallAnsweredAt(seq + 1),
+    )?;
+    let linked = restored
+        .last
+        .as_ref()
+        .is_some_and(|e| e.seq == seq && e.hash == hash);
+    if !matches!(restored.report, ReplayReport::Matched { .. }) || !linked {
+        return Err(r
+            .malformed(
+                first,
+                "branch",
+                format!(
+                    "the origin run {origin_id} no longer matches the branch link (seq {seq}, \
+                     hash {hash}): {:?}",
+                    restored.report
+                ),
+            )
+            .into());
+    }
+    Ok((restored.kernel, origin.clone()))
+}
+
+/// The writ recorded in a `run_started` entry, as an authority that re-evaluates its rules.
+fn recorded_writ(
+    r: Reader<'_>,
+    first: &Entry,
+) -> Result<Option<Arc<dyn praxis_core::Authority>>, ReplayError> {
     match first.payload.get("writ") {
-        Some(Value::Null) | None => {}
+        Some(Value::Null) | None => Ok(None),
         Some(recorded) => {
             let blocks: Vec<praxis_writ::WritSpec> =
                 serde_json::from_value(recorded["blocks"].clone())
                     .map_err(|e| r.malformed(first, "writ.blocks", e.to_string()))?;
             let rules = praxis_writ::Rules::new(blocks)
                 .map_err(|e| r.malformed(first, "writ.blocks", e.to_string()))?;
-            kernel = kernel.with_authority(Arc::new(RecordedWrit {
+            Ok(Some(Arc::new(RecordedWrit {
                 rules,
                 description: recorded.clone(),
-            }));
+            })))
         }
     }
-    let mut cursor = Cursor {
-        entries: &entries,
-        next: 0,
-        checkpoints: &checkpoint_seqs,
-    };
-    let mut event = Event::Start {
-        now,
-        environment,
-        workspace_files,
-    };
+}
+
+/// Feeds `kernel` the events rebuilt from `cursor`'s entries, starting with `event`, comparing
+/// every record it makes with the ledger. Returns the report, what the kernel waits for when
+/// it stopped early, and the seq of the last entry consumed.
+fn drive_recorded(
+    kernel: &mut Kernel,
+    r: Reader<'_>,
+    mut cursor: Cursor<'_>,
+    mut event: Event,
+    until: Until,
+) -> Result<Driven, ReplayError> {
+    let run_id = r.run_id;
     loop {
         // The entry the event was rebuilt from (for error messages): the one before the cursor.
         let event_seq = cursor.last_seq();
@@ -133,13 +250,24 @@ pub fn replay(
             match command {
                 Command::Record(record) => {
                     if let Some(divergence) = cursor.compare(run_id, record.kind, record.payload) {
-                        return Ok(divergence);
+                        return stopped(&cursor, divergence);
                     }
                 }
                 Command::CallModel(request) => {
-                    let Some(entry) = cursor.peek() else {
-                        return Ok(cursor
-                            .unfinished(format!("awaiting the model (step {})", request.step)));
+                    let stop_here = match until {
+                        Until::End => false,
+                        Until::ModelCallAnsweredAt(seq) => {
+                            cursor.peek().is_none_or(|e| e.seq >= seq)
+                        }
+                    };
+                    let Some(entry) = cursor.peek().filter(|_| !stop_here) else {
+                        let what = format!("awaiting the model (step {})", request.step);
+                        let last = cursor.last_seq();
+                        return Ok((
+                            cursor.unfinished(what),
+                            Some(Command::CallModel(request)),
+                            last,
+                        ));
                     };
                     next = Some(match entry.kind.as_str() {
                         kinds::MODEL_RESPONSE => model_replied(r, entry)?,
@@ -147,48 +275,65 @@ pub fn replay(
                             now: r.field(entry, "now")?,
                             error: r.field(entry, "error")?,
                         },
+                        kinds::RUN_RESUMED => resumed(r, entry)?,
                         _ if is_cancel(entry) => cancel(r, entry)?,
                         _ => {
-                            return Ok(unexpected(
-                                entry,
-                                json!({ "call_model": { "step": request.step } }),
-                                format!("the kernel asks the model (step {})", request.step),
-                            ));
+                            return stopped(
+                                &cursor,
+                                unexpected(
+                                    entry,
+                                    json!({ "call_model": { "step": request.step } }),
+                                    format!("the kernel asks the model (step {})", request.step),
+                                ),
+                            );
                         }
                     });
                 }
                 Command::Execute(request) => {
                     let Some(entry) = cursor.peek() else {
-                        return Ok(cursor.unfinished(format!(
-                            "in flight call {} ({})",
-                            request.call_id, request.tool
-                        )));
+                        let what = format!("in flight call {} ({})", request.call_id, request.tool);
+                        let last = cursor.last_seq();
+                        return Ok((
+                            cursor.unfinished(what),
+                            Some(Command::Execute(request)),
+                            last,
+                        ));
                     };
                     let answers = match entry.kind.as_str() {
                         kinds::EXECUTION => entry.payload["call_id"] == request.call_id.as_str(),
+                        kinds::RUN_RESUMED => true,
                         _ => is_cancel(entry),
                     };
                     if !answers {
-                        return Ok(unexpected(
-                            entry,
-                            json!({ "execute": {
+                        return stopped(
+                            &cursor,
+                            unexpected(
+                                entry,
+                                json!({ "execute": {
                                 "call_id": request.call_id, "tool": request.tool,
                                 "arguments": request.arguments,
                             } }),
-                            format!(
-                                "the kernel executes call `{}` ({})",
-                                request.call_id, request.tool
+                                format!(
+                                    "the kernel executes call `{}` ({})",
+                                    request.call_id, request.tool
+                                ),
                             ),
-                        ));
+                        );
                     }
-                    next = Some(tool_event(r, entry, cursor.peek_after())?);
+                    next = Some(match entry.kind.as_str() {
+                        kinds::RUN_RESUMED => resumed(r, entry)?,
+                        _ => tool_event(r, entry, cursor.peek_after())?,
+                    });
                 }
                 Command::AwaitApproval(proposal) => {
                     let Some(entry) = cursor.peek() else {
-                        return Ok(cursor.unfinished(format!(
-                            "awaiting approval of call {}",
-                            proposal.call_id
-                        )));
+                        let what = format!("awaiting approval of call {}", proposal.call_id);
+                        let last = cursor.last_seq();
+                        return Ok((
+                            cursor.unfinished(what),
+                            Some(Command::AwaitApproval(proposal)),
+                            last,
+                        ));
                     };
                     next = Some(match entry.kind.as_str() {
                         kinds::APPROVAL_DECIDED => Event::ApprovalDecided {
@@ -198,38 +343,48 @@ pub fn replay(
                             by: r.field(entry, "by")?,
                             reason: r.field(entry, "reason")?,
                         },
+                        kinds::RUN_RESUMED => resumed(r, entry)?,
                         _ if is_cancel(entry) => cancel(r, entry)?,
                         _ => {
-                            return Ok(unexpected(
-                                entry,
-                                json!({ "await_approval": { "call_id": proposal.call_id } }),
-                                format!(
-                                    "the kernel awaits approval of call `{}`",
-                                    proposal.call_id
+                            return stopped(
+                                &cursor,
+                                unexpected(
+                                    entry,
+                                    json!({ "await_approval": { "call_id": proposal.call_id } }),
+                                    format!(
+                                        "the kernel awaits approval of call `{}`",
+                                        proposal.call_id
+                                    ),
                                 ),
-                            ));
+                            );
                         }
                     });
                 }
                 Command::Finish(_) => {
                     if let Some(extra) = cursor.peek() {
-                        return Ok(ReplayReport::Diverged {
-                            seq: extra.seq,
-                            kind: extra.kind.clone(),
-                            expected: extra.payload.clone(),
-                            got: Value::Null,
-                            detail: format!(
-                                "extra recorded entry: the kernel finished the run at seq {} \
+                        return stopped(
+                            &cursor,
+                            ReplayReport::Diverged {
+                                seq: extra.seq,
+                                kind: extra.kind.clone(),
+                                expected: extra.payload.clone(),
+                                got: Value::Null,
+                                detail: format!(
+                                    "extra recorded entry: the kernel finished the run at seq {} \
                                  but the record goes on with `{}`",
-                                cursor.last_seq(),
-                                extra.kind
-                            ),
-                        });
+                                    cursor.last_seq(),
+                                    extra.kind
+                                ),
+                            },
+                        );
                     }
-                    return Ok(ReplayReport::Matched {
-                        entries: (cursor.next + checkpoint_seqs.len()) as u64,
-                        unfinished: None,
-                    });
+                    return stopped(
+                        &cursor,
+                        ReplayReport::Matched {
+                            entries: (cursor.next + cursor.checkpoints.len()) as u64,
+                            unfinished: None,
+                        },
+                    );
                 }
             }
         }
@@ -238,6 +393,13 @@ pub fn replay(
             seq: cursor.last_seq(),
         })?;
     }
+}
+
+/// What [`drive_recorded`] returns when the replay ends without waiting on anything.
+type Driven = (ReplayReport, Option<Command>, u64);
+
+fn stopped(cursor: &Cursor<'_>, report: ReplayReport) -> Result<Driven, ReplayError> {
+    Ok((report, None, cursor.last_seq()))
 }
 
 /// The recorded entries and how far the replay has consumed them.
@@ -373,6 +535,13 @@ fn is_cancel(entry: &Entry) -> bool {
 }
 
 // Events rebuilt from recorded payloads; errors name the entry and field that cannot be.
+
+fn resumed(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
+    Ok(Event::Resume {
+        now: r.field(entry, "now")?,
+        environment: r.field(entry, "environment")?,
+    })
+}
 
 fn model_replied(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
     Ok(Event::ModelReplied {

@@ -27,7 +27,13 @@ pub fn overview(row: &RunRow) -> RunOverview {
     let finished = row.finished.as_ref();
     let status = match finished {
         Some(f) => serde_json::from_value(f["status"].clone()).unwrap_or(RunStatus::Failed),
-        None if driver_alive(&row.started["environment"]) => {
+        // A run taken over by a new driver (crash recovery) lives as long as that driver.
+        None if driver_alive(
+            row.resumed
+                .as_ref()
+                .map_or(&row.started["environment"], |r| &r["environment"]),
+        ) =>
+        {
             if row.last_kind == "approval_requested" {
                 RunStatus::AwaitingApproval
             } else {

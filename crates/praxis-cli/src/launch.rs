@@ -1,0 +1,268 @@
+//! Starting runs locally: `praxis run`, `praxis branch` and `praxis resume` share how a run
+//! is equipped (writ, approver, prices, checkpoint key, cancel on a signal) and how its end
+//! is reported.
+
+use crate::{
+    ApproveMode, RunArgs, governance, load_prices, open_ledger, present, runtime_key, writs,
+};
+use anyhow::{Context, Result};
+use praxis_core::{Limits, RunSpec, RunStatus};
+use praxis_ledger::SqliteLedger;
+use praxis_models::Provider;
+use praxis_runtime::approval::{Approver, FixedDecision, StoreApprover};
+use praxis_runtime::{BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant};
+use praxis_tools::Registry;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
+    let (provider, provider_name) = provider(args.provider.as_deref(), args.script.as_deref())?;
+    let workspace = match args.workspace {
+        Some(dir) => dir,
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let workspace = std::fs::canonicalize(&workspace).with_context(|| {
+        format!(
+            "--workspace {}: not an accessible directory",
+            workspace.display()
+        )
+    })?;
+    let spec = RunSpec {
+        protocol: Default::default(),
+        task: args.task,
+        workspace: workspace.display().to_string(),
+        provider: provider_name,
+        model: String::new(),
+        tools: args.tools,
+        read_only: args.read_only,
+        limits: Limits {
+            max_steps: args.max_steps,
+            max_seconds: Some(args.max_seconds),
+            ..Limits::default()
+        },
+    };
+    let (runtime, _) = local_runtime(home)?;
+    let mut options = equip(home, RunOptions::new(spec, provider), args.approve)?;
+    options.writ = Some(WritGrant {
+        token: writs::for_run(home, args.writ.as_deref())?,
+        anchor: writs::anchor_for_run(home, args.writ.is_some())?,
+    });
+    let progress = present::Progress::new(std::io::stderr().is_terminal());
+    let report = runtime.run(options, &progress).await;
+    progress.finish();
+    conclude(&report?, args.json, None)
+}
+
+/// `praxis branch RUN --at SEQ`: continue a run's history in a new workspace.
+pub struct BranchArgs {
+    pub run: String,
+    pub at: u64,
+    pub provider: Option<String>,
+    pub script: Option<PathBuf>,
+    pub task: Option<String>,
+    pub writ: Option<PathBuf>,
+    pub workspace: Option<PathBuf>,
+    pub max_steps: Option<u32>,
+    pub approve: ApproveMode,
+    pub json: bool,
+}
+
+pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
+    let (provider, _) = provider(args.provider.as_deref(), args.script.as_deref())?;
+    let (runtime, ledger) = local_runtime(home)?;
+    let origin = ledger.find_run(&args.run)?;
+    let run_id = praxis_runtime::new_run_id();
+    let workspace = args
+        .workspace
+        .unwrap_or_else(|| home.root().join("branches").join(&run_id));
+    let from = BranchFrom {
+        run_id: origin.clone(),
+        at: args.at,
+        workspace: workspace.clone(),
+        note: args.task,
+        max_steps: args.max_steps,
+    };
+    // The spec is the origin's, adjusted by the runtime; the placeholder is never used.
+    let placeholder = RunSpec {
+        protocol: Default::default(),
+        task: String::new(),
+        workspace: String::new(),
+        provider: provider.name().to_string(),
+        model: String::new(),
+        tools: None,
+        read_only: false,
+        limits: Limits::default(),
+    };
+    let mut options = equip(home, RunOptions::new(placeholder, provider), args.approve)?;
+    options.run_id = Some(run_id);
+    // Without --writ the branch keeps acting under the origin's writ as recorded.
+    if let Some(path) = &args.writ {
+        options.writ = Some(WritGrant {
+            token: writs::for_run(home, Some(path))?,
+            anchor: writs::anchor_for_run(home, true)?,
+        });
+    }
+    eprintln!(
+        "praxis: branching run {origin} at seq {} into {}",
+        args.at,
+        workspace.display()
+    );
+    let progress = present::Progress::new(std::io::stderr().is_terminal());
+    let result = runtime.branch(from, options, &progress).await;
+    progress.finish();
+    let (report, point) = result?;
+    if !point.missing.is_empty() {
+        eprintln!(
+            "praxis: warning: {} file(s) of the origin's world had no recorded content and are \
+             missing from the branch workspace: {}",
+            point.missing.len(),
+            point.missing.join(", ")
+        );
+    }
+    let extra = serde_json::json!({
+        "branch_of": origin,
+        "branched_at": point.seq,
+        "workspace": workspace.display().to_string(),
+        "missing_files": point.missing,
+    });
+    conclude(&report, args.json, Some(extra))
+}
+
+/// `praxis resume RUN`: take over an interrupted run.
+pub struct ResumeArgs {
+    pub run: String,
+    pub provider: Option<String>,
+    pub script: Option<PathBuf>,
+    pub writ: Option<PathBuf>,
+    pub approve: ApproveMode,
+    pub json: bool,
+}
+
+pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
+    let (runtime, ledger) = local_runtime(home)?;
+    let run_id = ledger.find_run(&args.run)?;
+    let recorded = recorded_spec(&runtime, &run_id)?;
+    // By default the run goes on with the cognition it was started with.
+    let name = args.provider.clone().or_else(|| {
+        (args.script.is_none() && recorded.provider != "scripted")
+            .then(|| recorded.provider.clone())
+    });
+    if name.is_none() && args.script.is_none() {
+        anyhow::bail!(
+            "run {run_id} used the scripted provider and scripts are not recorded: pass the \
+             script again with --script FILE (or another --provider)"
+        );
+    }
+    let (provider, _) = provider(name.as_deref(), args.script.as_deref())?;
+    let mut options = equip(home, RunOptions::new(recorded, provider), args.approve)?;
+    if let Some(path) = &args.writ {
+        options.writ = Some(WritGrant {
+            token: writs::for_run(home, Some(path))?,
+            anchor: writs::anchor_for_run(home, true)?,
+        });
+    }
+    eprintln!("praxis: resuming run {run_id}");
+    let progress = present::Progress::new(std::io::stderr().is_terminal());
+    let report = runtime.resume(&run_id, options, &progress).await;
+    progress.finish();
+    conclude(&report?, args.json, None)
+}
+
+fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
+    let first = runtime
+        .ledger()
+        .entries(run_id, 0)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("run {run_id} has no entries"))?;
+    serde_json::from_value(first.payload["spec"].clone())
+        .with_context(|| format!("run {run_id}: reading the recorded spec"))
+}
+
+/// The provider for `--provider`/`--script` (scripted when only a script is given).
+fn provider(name: Option<&str>, script: Option<&Path>) -> Result<(Arc<dyn Provider>, String)> {
+    let name = match (name, script) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(_)) => "scripted".into(),
+        (None, None) => "mock".into(),
+    };
+    let provider = praxis_models::provider_from_name(&name, script)
+        .with_context(|| format!("--provider {name}"))?;
+    Ok((provider, name))
+}
+
+/// The local runtime, and its ledger (for finding runs by id prefix).
+fn local_runtime(home: &DataHome) -> Result<(Runtime, Arc<SqliteLedger>)> {
+    let ledger = open_ledger(home)?;
+    Ok((
+        Runtime::new(ledger.clone(), Arc::new(Registry::builtin())),
+        ledger,
+    ))
+}
+
+/// Prices, checkpoint key, approver and cancel-on-signal: what every local run gets.
+fn equip(home: &DataHome, mut options: RunOptions, approve: ApproveMode) -> Result<RunOptions> {
+    options.prices = load_prices(home)?;
+    options.checkpoint_key = Some(Arc::new(runtime_key(home)?));
+    options.approver = approver(home, approve)?;
+    let cancel = Cancel::default();
+    options.cancel = cancel.clone();
+    tokio::spawn(async move {
+        let reason = crate::wait_for_stop_signal().await;
+        cancel.cancel(reason);
+    });
+    Ok(options)
+}
+
+fn approver(home: &DataHome, mode: ApproveMode) -> Result<Arc<dyn Approver>> {
+    Ok(match mode {
+        ApproveMode::Auto => Arc::new(FixedDecision::auto()),
+        ApproveMode::Never => Arc::new(FixedDecision::never()),
+        ApproveMode::Ask => {
+            let store = StoreApprover::new(governance::open_store(home)?);
+            if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+                Arc::new(governance::PromptApprover { store })
+            } else {
+                Arc::new(store)
+            }
+        }
+    })
+}
+
+/// Prints the run's end (the `--json` summary, or the final answer) and picks the exit code.
+fn conclude(report: &RunReport, json: bool, extra: Option<serde_json::Value>) -> Result<ExitCode> {
+    if json {
+        let mut summary = serde_json::json!({
+            "run_id": report.run_id,
+            "status": report.result.status,
+            "stop_reason": report.result.stop_reason,
+            "final_answer": report.result.final_answer,
+            "error": report.result.error,
+            "steps": report.result.steps,
+            "tool_calls": report.result.tool_calls,
+            "usage": report.result.usage,
+        });
+        if let (Some(map), Some(serde_json::Value::Object(extra))) =
+            (summary.as_object_mut(), extra)
+        {
+            map.extend(extra);
+        }
+        println!("{summary}");
+    } else if let Some(answer) = &report.result.final_answer {
+        println!("{answer}");
+    }
+    if report.result.status == RunStatus::Completed {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !json {
+        let why = report.result.error.as_deref().unwrap_or("");
+        eprintln!(
+            "praxis: run {} ended: {} {why}",
+            report.run_id,
+            report.result.stop_reason.as_str()
+        );
+    }
+    Ok(ExitCode::FAILURE)
+}
