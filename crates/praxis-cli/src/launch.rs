@@ -8,8 +8,8 @@ use crate::{
 use anyhow::{Context, Result};
 use praxis_core::{Limits, RunSpec, RunStatus};
 use praxis_ledger::SqliteLedger;
-use praxis_models::Provider;
 use praxis_runtime::approval::{Approver, FixedDecision, StoreApprover};
+use praxis_runtime::config::{self, Override};
 use praxis_runtime::{BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant};
 use praxis_tools::Registry;
 use std::io::IsTerminal;
@@ -18,9 +18,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
-    let (provider, provider_name) = provider(args.provider.as_deref(), args.script.as_deref())?;
-    let workspace = match args.workspace {
-        Some(dir) => dir,
+    let workspace = match &args.workspace {
+        Some(dir) => dir.clone(),
         None => std::env::current_dir().context("reading the current directory")?,
     };
     let workspace = std::fs::canonicalize(&workspace).with_context(|| {
@@ -29,22 +28,57 @@ pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
             workspace.display()
         )
     })?;
+    let mut flags = cognition_flags(
+        args.provider.as_deref(),
+        args.model.as_deref(),
+        args.script.as_deref(),
+    )?;
+    if let Some(protocol) = &args.protocol {
+        flags.push(Override::flag(
+            "model.protocol",
+            protocol.as_str(),
+            "--protocol",
+        ));
+    }
+    if let Some(choice) = &args.tool_choice {
+        flags.push(Override::flag(
+            "model.tool_choice",
+            choice.as_str(),
+            "--tool-choice",
+        ));
+    }
+    if let Some(steps) = args.max_steps {
+        flags.push(Override::flag(
+            "limits.max_steps",
+            i64::from(steps),
+            "--max-steps",
+        ));
+    }
+    if let Some(secs) = args.max_seconds {
+        let secs = i64::try_from(secs).context("--max-seconds is too large")?;
+        flags.push(Override::flag("limits.max_seconds", secs, "--max-seconds"));
+    }
+    let layered = load_config(home, Some(&workspace), &flags)?;
+    let provider = layered.provider(args.script.as_deref())?;
+    let config = &layered.config;
     let spec = RunSpec {
-        protocol: Default::default(),
+        protocol: config.model.protocol,
+        compaction: layered.compaction(&*provider)?,
         task: args.task,
         workspace: workspace.display().to_string(),
-        provider: provider_name,
+        provider: config.model.provider.clone(),
         model: String::new(),
         tools: args.tools,
         read_only: args.read_only,
         limits: Limits {
-            max_steps: args.max_steps,
-            max_seconds: Some(args.max_seconds),
+            max_steps: config.limits.max_steps,
+            max_seconds: Some(config.limits.max_seconds),
             ..Limits::default()
         },
     };
     let (runtime, _) = local_runtime(home)?;
     let mut options = equip(home, RunOptions::new(spec, provider), args.approve)?;
+    options.prices.0.extend(config.prices.0.clone());
     options.writ = Some(WritGrant {
         token: writs::for_run(home, args.writ.as_deref())?,
         anchor: writs::anchor_for_run(home, args.writ.is_some())?,
@@ -53,6 +87,73 @@ pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
     let report = runtime.run(options, &progress).await;
     progress.finish();
     conclude(&report?, args.json, None)
+}
+
+/// The `model.provider` flag for `--provider`/`--model`/`--script` (scripted when only a
+/// script is given; `--model` completes a provider given without one).
+fn cognition_flags(
+    provider: Option<&str>,
+    model: Option<&str>,
+    script: Option<&Path>,
+) -> Result<Vec<Override>> {
+    let selection = match (provider, model, script) {
+        (Some(p), Some(m), _) if !p.contains(':') => format!("{p}:{m}"),
+        (Some(p), Some(_), _) => {
+            anyhow::bail!("--provider {p} already names its model; drop --model")
+        }
+        (Some(p), None, _) => p.to_string(),
+        (None, Some(m), _) => {
+            anyhow::bail!("--model {m} needs --provider (e.g. --provider openai --model {m})")
+        }
+        (None, None, Some(_)) => "scripted".into(),
+        (None, None, None) => return Ok(Vec::new()),
+    };
+    if script.is_some() && selection != "scripted" {
+        anyhow::bail!("--script is only used by --provider scripted, not {selection}");
+    }
+    Ok(vec![Override::flag(
+        "model.provider",
+        selection,
+        "--provider",
+    )])
+}
+
+/// The layered configuration (see `praxis config`), with its warnings shown.
+pub fn load_config(
+    home: &DataHome,
+    workspace: Option<&Path>,
+    flags: &[Override],
+) -> Result<config::Layered> {
+    let layered = config::load(home, workspace, flags, &|k| std::env::var(k).ok())?;
+    for warning in &layered.warnings {
+        eprintln!("praxis: warning: {warning}");
+    }
+    Ok(layered)
+}
+
+/// `praxis config`: every effective value and where it came from.
+pub fn show_config(home: &DataHome, workspace: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let layered = load_config(home, workspace, &[])?;
+    if json {
+        let entries: Vec<_> = layered
+            .entries()
+            .into_iter()
+            .map(|(key, value, source)| {
+                serde_json::json!({ "key": key, "value": value, "source": source })
+            })
+            .collect();
+        let out = serde_json::json!({ "settings": entries, "api_keys": layered.keys });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (key, value, source) in layered.entries() {
+        println!("{key} = {value}    # {source}");
+    }
+    for (var, set) in &layered.keys {
+        let state = if *set { "set" } else { "not set" };
+        println!("# {var}: {state} (API keys are read from the environment only)");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `praxis branch RUN --at SEQ`: continue a run's history in a new workspace.
@@ -70,7 +171,8 @@ pub struct BranchArgs {
 }
 
 pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
-    let (provider, _) = provider(args.provider.as_deref(), args.script.as_deref())?;
+    let flags = cognition_flags(args.provider.as_deref(), None, args.script.as_deref())?;
+    let provider = load_config(home, None, &flags)?.provider(args.script.as_deref())?;
     let (runtime, ledger) = local_runtime(home)?;
     let origin = ledger.find_run(&args.run)?;
     let run_id = praxis_runtime::new_run_id();
@@ -87,6 +189,7 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
     // The spec is the origin's, adjusted by the runtime; the placeholder is never used.
     let placeholder = RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: String::new(),
         workspace: String::new(),
         provider: provider.name().to_string(),
@@ -155,7 +258,8 @@ pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
              script again with --script FILE (or another --provider)"
         );
     }
-    let (provider, _) = provider(name.as_deref(), args.script.as_deref())?;
+    let flags = cognition_flags(name.as_deref(), None, args.script.as_deref())?;
+    let provider = load_config(home, None, &flags)?.provider(args.script.as_deref())?;
     let mut options = equip(home, RunOptions::new(recorded, provider), args.approve)?;
     if let Some(path) = &args.writ {
         options.writ = Some(WritGrant {
@@ -179,18 +283,6 @@ fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
         .with_context(|| format!("run {run_id} has no entries"))?;
     serde_json::from_value(first.payload["spec"].clone())
         .with_context(|| format!("run {run_id}: reading the recorded spec"))
-}
-
-/// The provider for `--provider`/`--script` (scripted when only a script is given).
-fn provider(name: Option<&str>, script: Option<&Path>) -> Result<(Arc<dyn Provider>, String)> {
-    let name = match (name, script) {
-        (Some(p), _) => p.to_string(),
-        (None, Some(_)) => "scripted".into(),
-        (None, None) => "mock".into(),
-    };
-    let provider = praxis_models::provider_from_name(&name, script)
-        .with_context(|| format!("--provider {name}"))?;
-    Ok((provider, name))
 }
 
 /// The local runtime, and its ledger (for finding runs by id prefix).

@@ -3,17 +3,17 @@
 mod compare;
 mod governance;
 mod history;
+mod launch;
 mod present;
+mod remote;
 mod writs;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use praxis_core::{Limits, RunSpec, RunStatus};
 use praxis_ledger::checkpoint::{self, CheckpointKey};
 use praxis_ledger::{Ledger, SqliteLedger, VerifyReport};
-use praxis_runtime::{Cancel, DataHome, RunOptions, Runtime, bench, doctor, overview};
-use praxis_tools::Registry;
-use std::io::{IsTerminal, Write};
+use praxis_runtime::{DataHome, bench, doctor, overview};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -43,6 +43,9 @@ enum Cmd {
     Approvals {
         #[arg(long)]
         json: bool,
+        /// Ask this server instead of the local data directory (also PRAXIS_SERVER).
+        #[arg(long, env = "PRAXIS_SERVER")]
+        server: Option<String>,
     },
     /// Approve a suspended proposal of a run (from any terminal).
     #[command(
@@ -56,6 +59,9 @@ enum Cmd {
         /// Why (recorded).
         #[arg(long, default_value = "")]
         reason: String,
+        /// Decide through this server (also PRAXIS_SERVER).
+        #[arg(long, env = "PRAXIS_SERVER")]
+        server: Option<String>,
     },
     /// Deny a suspended proposal of a run; the model sees the denial and the reason.
     #[command(after_help = "Examples:\n  praxis deny 01jd --reason \"do not touch the lockfile\"")]
@@ -67,6 +73,9 @@ enum Cmd {
         /// Why (recorded, and shown to the model).
         #[arg(long)]
         reason: String,
+        /// Decide through this server (also PRAXIS_SERVER).
+        #[arg(long, env = "PRAXIS_SERVER")]
+        server: Option<String>,
     },
     /// Run a task with an agent, governed and recorded.
     #[command(
@@ -82,7 +91,29 @@ enum Cmd {
         /// Show at most this many runs.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// List the runs of this server (also PRAXIS_SERVER).
+        #[arg(long, env = "PRAXIS_SERVER")]
+        server: Option<String>,
     },
+    /// Serve the HTTP API (REST under /v1, live SSE feeds) on this data directory.
+    #[command(
+        after_help = "Examples:\n  praxis serve\n  praxis serve --bind 0.0.0.0:3001 --max-runs 8 --max-runs-per-tenant 2\n\nEnvironment:\n  PRAXIS_BIND, PRAXIS_MAX_RUNS, PRAXIS_MAX_RUNS_PER_TENANT, PRAXIS_QUEUE\n  PRAXIS_AUTH (on|off|auto: on once a token exists)\n  PRAXIS_ALLOWED_ORIGINS (CORS, comma-separated)\n  PRAXIS_MODE=production (refuses unsafe settings, naming each)\nSIGTERM or ctrl-c: stop accepting, cancel running runs, exit 0."
+    )]
+    Serve(remote::ServeArgs),
+    /// Create, list and revoke API tokens (each maps to a tenant).
+    #[command(subcommand)]
+    Token(remote::TokenCmd),
+    /// Follow a run's entries live until it ends (locally, or through --server).
+    #[command(
+        after_help = "Examples:\n  praxis follow 01jd\n  praxis follow 01JD... --server http://127.0.0.1:3001 --json"
+    )]
+    Follow(remote::FollowArgs),
+    /// Show a run's status, phase and counters (locally, or through --server).
+    #[command(after_help = "Examples:\n  praxis status 01jd --json")]
+    Status(remote::StatusArgs),
+    /// Cancel a run on a server (it records run_finished with status cancelled).
+    #[command(after_help = "Examples:\n  praxis cancel 01JD... --server http://127.0.0.1:3001")]
+    Cancel(remote::CancelArgs),
     /// Show a run's trajectory, entry by entry.
     #[command(
         after_help = "Examples:\n  praxis show 01jd      # a unique prefix of the run id is enough\n  praxis show 01jd --json"
@@ -102,6 +133,78 @@ enum Cmd {
         /// Run id or a unique prefix.
         run: String,
         /// Print the report as one JSON object {status, run_id, ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the effective configuration and where each value came from.
+    #[command(
+        after_help = "Examples:\n  praxis config\n  praxis config --workspace . --json\n\nLayers, later wins: defaults < $PRAXIS_HOME/praxis.toml < WORKSPACE/praxis.toml <\nenvironment (PRAXIS_PROVIDER, PRAXIS_PROTOCOL, OPENAI_BASE_URL, ANTHROPIC_BASE_URL,\nOLLAMA_HOST) < flags. A workspace file may not set [providers] or [prices]. API keys\n(OPENAI_API_KEY, ANTHROPIC_API_KEY) come from the environment only and are never printed."
+    )]
+    Config {
+        /// Also read WORKSPACE/praxis.toml (as `praxis run` does for its workspace).
+        #[arg(long, short = 'w')]
+        workspace: Option<PathBuf>,
+        /// Print {settings: [{key, value, source}], api_keys: {VAR: set}} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a new run from a past run's history at an entry, in a new workspace holding the
+    /// files as they were then, and continue it live.
+    #[command(
+        after_help = "Examples:\n  praxis branch 01jd --at 12 --script other.json --json\n  praxis branch 01jd --at 12 --provider mock --task \"Try a smaller change\"\n  praxis branch 01jd --at 12 --writ stricter.writ --workspace /tmp/try2\n\nThe new run's history is the origin's up to the last model call at or before entry SEQ\n(linked by seq and hash, not copied); its workspace is the origin's world at that point,\nwritten into --workspace (default: $PRAXIS_HOME/branches/RUN_ID). The interrupted model\ncall is asked again of the branch's provider, with --task as an extra instruction.\nWithout --writ the branch acts under the origin's writ as recorded."
+    )]
+    Branch {
+        /// Run id (or a unique prefix) to branch from.
+        run: String,
+        /// The last entry of the origin's history to keep (see `praxis show RUN`).
+        #[arg(long)]
+        at: u64,
+        /// Cognition for the branch (default: mock, or scripted with --script).
+        #[arg(long, short = 'p')]
+        provider: Option<String>,
+        /// Script file for the scripted provider; its turns answer the branch's model calls.
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// An extra instruction for the model at the branch point.
+        #[arg(long)]
+        task: Option<String>,
+        /// Writ token file the branch acts under (default: the origin's writ as recorded).
+        #[arg(long)]
+        writ: Option<PathBuf>,
+        /// Directory for the branch's workspace (created; must be empty if it exists).
+        #[arg(long, short = 'w')]
+        workspace: Option<PathBuf>,
+        /// Maximum model calls, counting the history's (default: the origin's limit).
+        #[arg(long)]
+        max_steps: Option<u32>,
+        /// Who answers proposals that need approval (as for `praxis run`).
+        #[arg(long, value_enum, default_value_t = ApproveMode::Ask)]
+        approve: ApproveMode,
+        /// Print one JSON object (as `praxis run --json`, plus branch_of, branched_at,
+        /// workspace, missing_files).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take over a run whose process died (crash, kill -9) and continue it.
+    #[command(
+        after_help = "Examples:\n  praxis resume 01jd\n  praxis resume 01jd --script turns.json --approve never\n\nThe kernel is restored by replaying the run's record, then the run goes on in the same\nchain. A model call that was in flight is asked again. A tool call that was in flight is\nmarked interrupted and is NOT re-run silently: read-only tools run again, any other tool\nneeds approval (--approve). Only runs whose driver is gone (status `interrupted`) can be\nresumed."
+    )]
+    Resume {
+        /// Run id or a unique prefix.
+        run: String,
+        /// Cognition to continue with (default: the provider the run was started with).
+        #[arg(long, short = 'p')]
+        provider: Option<String>,
+        /// Script file, for a run started with the scripted provider (scripts are not recorded).
+        #[arg(long)]
+        script: Option<PathBuf>,
+        /// Writ token file to continue under (default: the writ recorded at run start).
+        #[arg(long)]
+        writ: Option<PathBuf>,
+        /// Who answers proposals that need approval, including re-running an interrupted call.
+        #[arg(long, value_enum, default_value_t = ApproveMode::Ask)]
+        approve: ApproveMode,
+        /// Print one JSON object as `praxis run --json` does.
         #[arg(long)]
         json: bool,
     },
@@ -147,6 +250,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The sandboxed tool worker (started by the runtime; framed JSON on stdin/stdout).
+    #[command(hide = true)]
+    Worker,
     /// Measure the runtime's overheads against baselines taken in the same run.
     #[command(
         after_help = "Examples:\n  praxis bench\n  praxis bench --quick --json\n\nThe ledger benchmarks fsync: run on a real disk (default: under $PRAXIS_HOME)."
@@ -160,6 +266,16 @@ enum Cmd {
         /// Directory for the benchmark's temporary ledgers and workspace.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Load-test the HTTP server instead (loopback, in-process): concurrent mock runs
+        /// with SSE followers; runs/s, delivery latency p50/p99, peak RSS.
+        #[arg(long)]
+        server: bool,
+        /// With --server: concurrent runs.
+        #[arg(long, default_value_t = 20, requires = "server")]
+        runs: usize,
+        /// With --server: SSE followers per run.
+        #[arg(long, default_value_t = 4, requires = "server")]
+        followers: usize,
     },
 }
 
@@ -265,18 +381,31 @@ struct RunArgs {
     /// Workspace directory the agent works in (default: the current directory).
     #[arg(long, short = 'w')]
     workspace: Option<PathBuf>,
-    /// Cognition provider: `mock` (default; no key needed) or `scripted` (replays --script).
+    /// Cognition: `mock` (default; no key needed), `scripted` (replays --script),
+    /// `openai:MODEL`, `anthropic:MODEL`, `ollama:MODEL`, a tier name from praxis.toml
+    /// `[models]`, or a comma-separated failover list. Also PRAXIS_PROVIDER.
     #[arg(long, short = 'p')]
     provider: Option<String>,
+    /// Model for a provider given without one (`--provider openai --model gpt-4.1-mini`).
+    #[arg(long, short = 'm')]
+    model: Option<String>,
+    /// How the model acts: `tools` (native tool calls) or `cmd` (<cmd> text blocks, for
+    /// models without tool calling). Also PRAXIS_PROTOCOL.
+    #[arg(long)]
+    protocol: Option<String>,
+    /// `auto`, `required` or a tool name: force a tool call in the FIRST model call (later
+    /// calls are auto so the model can finish).
+    #[arg(long)]
+    tool_choice: Option<String>,
     /// Script file for the scripted provider: {"turns": [{"content": ..., "tool_calls": [...]}]}.
     #[arg(long)]
     script: Option<PathBuf>,
-    /// Maximum model calls.
-    #[arg(long, default_value_t = Limits::default().max_steps)]
-    max_steps: u32,
-    /// Wall-clock limit for the whole run, in seconds.
-    #[arg(long, default_value_t = Limits::default().max_seconds.unwrap_or(1800))]
-    max_seconds: u64,
+    /// Maximum model calls (default: praxis.toml [limits] max_steps, else 30).
+    #[arg(long)]
+    max_steps: Option<u32>,
+    /// Wall-clock limit for the whole run, in seconds (default: [limits] max_seconds, else 1800).
+    #[arg(long)]
+    max_seconds: Option<u64>,
     /// Deny every proposal with an effect above read.
     #[arg(long)]
     read_only: bool,
@@ -293,6 +422,15 @@ struct RunArgs {
     /// `praxis approve`/`deny` from another terminal), `auto` (approve all), `never` (deny all).
     #[arg(long, value_enum, default_value_t = ApproveMode::Ask)]
     approve: ApproveMode,
+    /// Submit to this server and follow the run there (also PRAXIS_SERVER; token from
+    /// PRAXIS_TOKEN).
+    #[arg(long, env = "PRAXIS_SERVER")]
+    server: Option<String>,
+    /// Where shell, test_run, fs_write, fs_patch and http run: `worker` (a sandboxed
+    /// `praxis worker` process), `in-process`, or `auto` (worker where the host supports the
+    /// sandbox). Also PRAXIS_FABRIC.
+    #[arg(long, value_name = "FABRIC")]
+    fabric: Option<praxis_tools::FabricChoice>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -326,22 +464,111 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let home = DataHome::from_env()?;
     match cli.command {
-        Cmd::Run(args) => run(&home, args).await,
+        Cmd::Worker => {
+            praxis_tools::worker::serve_stdio().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Run(args) if args.server.is_none() => {
+            if let Some(fabric) = args.fabric {
+                praxis_tools::fabric::set_default_fabric(fabric);
+            }
+            if let Some(warning) =
+                praxis_tools::fabric::host_warning(&praxis_tools::SandboxSettings::default())
+            {
+                eprintln!("praxis: warning: {warning}");
+            }
+            launch::run(&home, args).await
+        }
+        Cmd::Run(mut args) => match args.server.take() {
+            Some(server) => remote::run(args, &server).await,
+            None => launch::run(&home, args).await,
+        },
+        Cmd::Serve(args) => remote::serve(&home, args).await,
+        Cmd::Token(cmd) => remote::token(&home, cmd),
+        Cmd::Follow(args) => remote::follow(&home, args).await,
+        Cmd::Status(args) => remote::status(&home, args).await,
+        Cmd::Cancel(args) => remote::cancel(args).await,
+        Cmd::Approvals {
+            json,
+            server: Some(server),
+        } => remote::approvals(&server, json).await,
+        Cmd::Approve {
+            run,
+            call,
+            reason,
+            server: Some(server),
+        } => remote::decide(&server, &run, call.as_deref(), true, &reason).await,
+        Cmd::Deny {
+            run,
+            call,
+            reason,
+            server: Some(server),
+        } => remote::decide(&server, &run, call.as_deref(), false, &reason).await,
+        Cmd::Runs {
+            json,
+            limit,
+            server: Some(server),
+        } => remote::runs(&server, json, limit).await,
         Cmd::Writ(WritCmd::Keygen { force }) => writs::keygen(&home, force),
         Cmd::Writ(WritCmd::Issue { spec }) => writs::issue(&home, &spec),
         Cmd::Writ(WritCmd::Inspect { token }) => writs::inspect(&token),
         Cmd::Writ(WritCmd::Verify { token }) => writs::verify(&home, &token),
         Cmd::Writ(WritCmd::Attenuate { token, spec }) => writs::attenuate(&home, &token, &spec),
-        Cmd::Approvals { json } => governance::list(&home, json),
-        Cmd::Approve { run, call, reason } => {
-            governance::decide(&home, &run, call.as_deref(), true, &reason)
-        }
-        Cmd::Deny { run, call, reason } => {
-            governance::decide(&home, &run, call.as_deref(), false, &reason)
-        }
-        Cmd::Runs { json, limit } => runs(&home, json, limit),
+        Cmd::Approvals { json, .. } => governance::list(&home, json),
+        Cmd::Approve {
+            run, call, reason, ..
+        } => governance::decide(&home, &run, call.as_deref(), true, &reason),
+        Cmd::Deny {
+            run, call, reason, ..
+        } => governance::decide(&home, &run, call.as_deref(), false, &reason),
+        Cmd::Runs { json, limit, .. } => runs(&home, json, limit),
         Cmd::Show { run, json } => show(&home, &run, json),
         Cmd::Replay { run, json } => history::replay(&home, &run, json),
+        Cmd::Config { workspace, json } => launch::show_config(&home, workspace.as_deref(), json),
+        Cmd::Branch {
+            run,
+            at,
+            provider,
+            script,
+            task,
+            writ,
+            workspace,
+            max_steps,
+            approve,
+            json,
+        } => {
+            let args = launch::BranchArgs {
+                run,
+                at,
+                provider,
+                script,
+                task,
+                writ,
+                workspace,
+                max_steps,
+                approve,
+                json,
+            };
+            launch::branch(&home, args).await
+        }
+        Cmd::Resume {
+            run,
+            provider,
+            script,
+            writ,
+            approve,
+            json,
+        } => {
+            let args = launch::ResumeArgs {
+                run,
+                provider,
+                script,
+                writ,
+                approve,
+                json,
+            };
+            launch::resume(&home, args).await
+        }
         Cmd::World {
             run,
             at,
@@ -376,7 +603,29 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Cmd::Bench { json, quick, dir } => {
+        Cmd::Bench {
+            json,
+            dir,
+            server: true,
+            runs,
+            followers,
+            ..
+        } => {
+            let dir = dir.unwrap_or_else(|| home.root().join("bench"));
+            eprintln!("praxis bench --server: {runs} runs, {followers} followers each (loopback)");
+            let report = remote::bench(dir, runs, followers).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if let Some(map) = report.as_object() {
+                for (k, v) in map {
+                    println!("{k:<26} {v}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Bench {
+            json, quick, dir, ..
+        } => {
             let dir = dir.unwrap_or_else(|| home.root().join("bench"));
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("creating benchmark dir {}", dir.display()))?;
@@ -401,100 +650,6 @@ fn open_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
     let ledger =
         SqliteLedger::open(&path).with_context(|| format!("opening ledger {}", path.display()))?;
     Ok(Arc::new(ledger))
-}
-
-async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
-    let provider_name = match (&args.provider, &args.script) {
-        (Some(p), _) => p.clone(),
-        (None, Some(_)) => "scripted".into(),
-        (None, None) => "mock".into(),
-    };
-    let provider = praxis_models::provider_from_name(&provider_name, args.script.as_deref())
-        .with_context(|| format!("--provider {provider_name}"))?;
-    let workspace = match args.workspace {
-        Some(dir) => dir,
-        None => std::env::current_dir().context("reading the current directory")?,
-    };
-    let workspace = std::fs::canonicalize(&workspace).with_context(|| {
-        format!(
-            "--workspace {}: not an accessible directory",
-            workspace.display()
-        )
-    })?;
-    let spec = RunSpec {
-        protocol: Default::default(),
-        task: args.task,
-        workspace: workspace.display().to_string(),
-        provider: provider_name,
-        model: String::new(),
-        tools: args.tools,
-        read_only: args.read_only,
-        limits: Limits {
-            max_steps: args.max_steps,
-            max_seconds: Some(args.max_seconds),
-            ..Limits::default()
-        },
-    };
-    let ledger = open_ledger(home)?;
-    let runtime = Runtime::new(ledger, Arc::new(Registry::builtin()));
-    let token = writs::for_run(home, args.writ.as_deref())?;
-    let mut options = RunOptions::new(spec, provider);
-    options.writ = Some(praxis_runtime::WritGrant {
-        token,
-        anchor: writs::anchor_for_run(home, args.writ.is_some())?,
-    });
-    options.prices = load_prices(home)?;
-    options.checkpoint_key = Some(Arc::new(runtime_key(home)?));
-    options.approver = match args.approve {
-        ApproveMode::Auto => Arc::new(praxis_runtime::approval::FixedDecision::auto()),
-        ApproveMode::Never => Arc::new(praxis_runtime::approval::FixedDecision::never()),
-        ApproveMode::Ask => {
-            let store = praxis_runtime::approval::StoreApprover::new(governance::open_store(home)?);
-            if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-                Arc::new(governance::PromptApprover { store })
-            } else {
-                Arc::new(store)
-            }
-        }
-    };
-    let cancel = Cancel::default();
-    options.cancel = cancel.clone();
-    tokio::spawn(async move {
-        let reason = wait_for_stop_signal().await;
-        cancel.cancel(reason);
-    });
-    let progress = present::Progress::new(std::io::stderr().is_terminal());
-    let report = runtime.run(options, &progress).await;
-    progress.finish();
-    let report = report?;
-    if args.json {
-        let summary = serde_json::json!({
-            "run_id": report.run_id,
-            "status": report.result.status,
-            "stop_reason": report.result.stop_reason,
-            "final_answer": report.result.final_answer,
-            "error": report.result.error,
-            "steps": report.result.steps,
-            "tool_calls": report.result.tool_calls,
-            "usage": report.result.usage,
-        });
-        println!("{summary}");
-    } else if let Some(answer) = &report.result.final_answer {
-        println!("{answer}");
-    }
-    if report.result.status == RunStatus::Completed {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        if !args.json {
-            let why = report.result.error.as_deref().unwrap_or("");
-            eprintln!(
-                "praxis: run {} ended: {} {why}",
-                report.run_id,
-                report.result.stop_reason.as_str()
-            );
-        }
-        Ok(ExitCode::FAILURE)
-    }
 }
 
 /// `$PRAXIS_HOME/prices.toml`: `[MODEL] input_per_mtok = 3.0, output_per_mtok = 15.0` (USD).

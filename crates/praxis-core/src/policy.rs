@@ -165,6 +165,7 @@ mod tests {
     fn spec() -> RunSpec {
         RunSpec {
             protocol: Default::default(),
+            compaction: None,
             task: "t".into(),
             workspace: "/ws".into(),
             provider: "mock".into(),

@@ -411,6 +411,32 @@ pub struct RunSpec {
     /// calling. Shapes the system prompt (and what providers send).
     #[serde(default, skip_serializing_if = "Protocol::is_default")]
     pub protocol: Protocol,
+    /// When and how the conversation is compacted to fit the model's context (None: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<Compaction>,
+}
+
+/// Context compaction: before a model call whose conversation is estimated above
+/// `threshold_percent` of `context_window` tokens, older observations are compacted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Compaction {
+    pub mode: CompactionMode,
+    /// The model's context window, in tokens.
+    pub context_window: u64,
+    /// Compact when the estimate exceeds this share of the window (1-100).
+    pub threshold_percent: u8,
+    /// The most recent observations are always kept whole.
+    pub keep_recent: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CompactionMode {
+    /// Older observations are replaced by a stub naming what was dropped (deterministic).
+    Truncate,
+    /// The model writes a summary of the older conversation, which replaces it.
+    Summarize,
 }
 
 /// The action protocol between model and runtime.
@@ -445,11 +471,12 @@ impl std::fmt::Display for Protocol {
 impl std::str::FromStr for Protocol {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
+        match s.trim().to_ascii_lowercase().as_str() {
             "tools" => Ok(Protocol::Tools),
             "cmd" => Ok(Protocol::Cmd),
-            other => Err(format!(
-                "unknown protocol `{other}`; expected `tools` or `cmd`"
+            _ => Err(format!(
+                "unknown protocol {s:?}: expected \"tools\" (native tool calls) or \"cmd\" \
+                 (<cmd> text blocks)"
             )),
         }
     }

@@ -13,17 +13,9 @@ pub const DEFAULT_ANTHROPIC_BASE_URL: &str = "https://api.anthropic.com";
 /// Default Ollama address; the provider appends `/api/chat`.
 pub const DEFAULT_OLLAMA_HOST: &str = "http://127.0.0.1:11434";
 
-/// How the model is asked to act.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// Native tool calling: the tools are sent with every request (the default).
-    #[default]
-    Tools,
-    /// The `<cmd>` text protocol for models without tool support: no tools are sent and
-    /// earlier tool calls and results in the history are rendered as text.
-    Cmd,
-}
+/// How the model is asked to act (native tool calls, or `<cmd>` text blocks); the same type
+/// the run's spec records, so the prompt and the wire format agree.
+pub use praxis_core::Protocol;
 
 /// Whether the model must call a tool. Applies to the first model call of a run only
 /// (`request.step == 1`); later calls are `auto` so the model can finish.
@@ -43,28 +35,6 @@ pub enum ToolChoice {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct SettingParseError(String);
-
-impl FromStr for Protocol {
-    type Err = SettingParseError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "tools" => Ok(Protocol::Tools),
-            "cmd" => Ok(Protocol::Cmd),
-            _ => Err(SettingParseError(format!(
-                "unknown protocol {s:?}: expected \"tools\" (native tool calls) or \"cmd\" (<cmd> text blocks)"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Tools => "tools",
-            Protocol::Cmd => "cmd",
-        })
-    }
-}
 
 impl FromStr for ToolChoice {
     type Err = SettingParseError;

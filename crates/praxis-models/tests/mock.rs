@@ -494,6 +494,7 @@ async fn completes_a_run_under_the_real_kernel() {
     let repo = rust_repo();
     let run = RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: "Summarize the repo".into(),
         workspace: repo.workspace.into(),
         provider: "mock".into(),

@@ -95,6 +95,7 @@ fn noop_registry() -> Arc<Registry> {
 fn spec(workspace: &Path, steps: u32) -> RunSpec {
     RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: "benchmark".into(),
         workspace: workspace.display().to_string(),
         provider: "scripted".into(),
@@ -359,7 +360,82 @@ pub async fn run_benchmarks(dir: &Path, options: &BenchOptions) -> anyhow::Resul
         "ratio",
         "the kernel's own cost next to one process spawn",
     );
+    sandbox_bench(&mut report, &registry, workspace.path(), iterations).await?;
     Ok(report)
+}
+
+/// 5. A sandboxed `shell` call (Landlock, seccomp, user+net namespaces, rlimits, pids
+/// cgroup) against a bare spawn of the same command, interleaved in the same run.
+async fn sandbox_bench(
+    report: &mut BenchReport,
+    registry: &Registry,
+    workspace: &Path,
+    iterations: u32,
+) -> anyhow::Result<()> {
+    let workspace = Workspace::new(workspace)?;
+    let mut ctx = ExecContext::new(workspace.clone());
+    match praxis_tools::fabric::local_sandbox(&workspace, &ctx.limits) {
+        Ok(sandbox) => ctx.sandbox = Some(sandbox),
+        Err(why) => {
+            report.push(
+                "sandboxed shell / bare spawn",
+                f64::NAN,
+                "ratio",
+                format!("not measured: {why}"),
+            );
+            return Ok(());
+        }
+    }
+    let (mut confined, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..iterations {
+        let t = Instant::now();
+        let observation = registry
+            .execute(&ctx, "shell", json!({"command": "true"}))
+            .await;
+        confined.push(t.elapsed());
+        anyhow::ensure!(
+            observation.status == praxis_core::ExecStatus::Ok,
+            "sandboxed shell failed: {}",
+            observation.output
+        );
+        let t = Instant::now();
+        let status = tokio::process::Command::new("bash")
+            .args(["-c", "true"])
+            .output()
+            .await?
+            .status;
+        bare.push(t.elapsed());
+        anyhow::ensure!(status.success(), "bare spawn failed");
+    }
+    let (confined, bare) = (median(confined), median(bare));
+    let layers: Vec<String> = ctx
+        .sandbox
+        .as_ref()
+        .map(|s| {
+            s.report()
+                .layers
+                .iter()
+                .filter(|l| l.active)
+                .map(|l| l.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    report.push(
+        "sandboxed shell tool `true`",
+        micros(confined),
+        "µs",
+        format!("median; layers: {}", layers.join(", ")),
+    );
+    report.push(
+        "sandboxed shell / bare spawn",
+        confined.as_secs_f64() / bare.as_secs_f64(),
+        "ratio",
+        format!(
+            "target < 1.3; bare spawn {:.0} µs (median, same run)",
+            micros(bare)
+        ),
+    );
+    Ok(())
 }
 
 fn entry(i: u32) -> NewEntry {

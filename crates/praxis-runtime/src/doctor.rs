@@ -17,7 +17,7 @@ pub struct DoctorReport {
     pub praxis_version: String,
     pub data_dir: String,
     pub checks: Vec<Check>,
-    /// OS sandbox layers the host kernel offers (the runtime does not use them yet).
+    /// OS sandbox layers the host kernel offers and the fabric runs get by default.
     pub sandbox_features: Value,
 }
 
@@ -79,6 +79,23 @@ pub fn report(home: &DataHome) -> DoctorReport {
                     .to_string()
             }),
     ));
+    let host = praxis_tools::sandbox::probe();
+    checks.push(check(
+        "sandbox",
+        if host.sandbox_available() {
+            Ok(format!(
+                "landlock ABI {}, seccomp, user namespaces {}",
+                host.landlock_abi.unwrap_or(0),
+                if host.user_namespaces { "yes" } else { "no" }
+            ))
+        } else {
+            Err(format!(
+                "commands would run unconfined: landlock ABI {:?}, seccomp {} (needs Linux \
+                 5.13+ with Landlock enabled)",
+                host.landlock_abi, host.seccomp
+            ))
+        },
+    ));
     DoctorReport {
         praxis_version: env!("CARGO_PKG_VERSION").into(),
         data_dir: dir.display().to_string(),
@@ -87,34 +104,73 @@ pub fn report(home: &DataHome) -> DoctorReport {
     }
 }
 
-fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-/// Probes the kernel's sandboxing primitives without changing anything.
+/// What sandbox layers this host offers, tested for real (see `praxis_sandbox::probe`),
+/// and which fabric runs get by default. Keys read by production checks: `landlock_abi`
+/// (null when missing), `seccomp`, `user_namespaces` (booleans) and `in_use`.
 pub fn sandbox_features() -> Value {
-    // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) returns the ABI version.
-    let landlock_abi = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32,
-        )
+    use praxis_tools::sandbox::probe;
+    let host = probe();
+    let worker = praxis_tools::WorkerCommand::discover();
+    let available = host.sandbox_available();
+    let active = |on: bool, what: &str, why: Option<&String>| {
+        if on {
+            what.to_string()
+        } else {
+            why.cloned().unwrap_or_else(|| "unavailable".into())
+        }
     };
-    let user_namespaces = read_trimmed("/proc/sys/user/max_user_namespaces")
-        .and_then(|n| n.parse::<u64>().ok())
-        .is_some_and(|n| n > 0)
-        && read_trimmed("/proc/sys/kernel/unprivileged_userns_clone").is_none_or(|v| v == "1");
-    let seccomp = read_trimmed("/proc/self/status")
-        .is_some_and(|s| s.lines().any(|l| l.starts_with("Seccomp:")));
+    let layers = [
+        ("landlock", host.landlock_abi.is_some()),
+        ("seccomp", host.seccomp),
+        ("user+net namespaces", host.user_namespaces),
+        ("pids cgroup", host.pids_cgroup.is_some()),
+    ]
+    .iter()
+    .map(|(name, on)| format!("{name} {}", if *on { "on" } else { "off" }))
+    .collect::<Vec<_>>()
+    .join(", ");
+    let in_use = match (&worker, available) {
+        (Some(_), true) => format!(
+            "worker: shell, test_run, fs_write, fs_patch and http run in `praxis worker`; \
+             commands confined ({layers}, rlimits, scrubbed env, private HOME/TMPDIR)"
+        ),
+        (None, true) => format!(
+            "in-process fabric (no `praxis` executable found for the worker); commands \
+             confined ({layers}, rlimits, scrubbed env, private HOME/TMPDIR)"
+        ),
+        (_, false) => "in-process fabric without an OS sandbox: this host lacks Landlock or \
+             seccomp; commands get process groups, timeouts, output caps and a clean \
+             environment only"
+            .to_string(),
+    };
     json!({
-        "landlock_abi": if landlock_abi > 0 { json!(landlock_abi) } else { Value::Null },
-        "user_namespaces": user_namespaces,
-        "seccomp": seccomp,
-        "cgroup_v2": std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists(),
-        "in_use": "none: tools run in-process with the runtime's privileges (process groups, timeouts, output caps and a clean environment only)",
+        "landlock_abi": host.landlock_abi,
+        "seccomp": host.seccomp,
+        "user_namespaces": host.user_namespaces,
+        "network_namespace": active(
+            host.user_namespaces,
+            "a new, empty network namespace per command unless the run allows network",
+            host.user_namespaces_why.as_ref(),
+        ),
+        "pids_cgroup": match &host.pids_cgroup {
+            Some(dir) => json!(dir.display().to_string()),
+            None => json!(host.pids_cgroup_why),
+        },
+        "rlimits": if host.uid == 0 {
+            "cpu, address space, open files, processes, file size (RLIMIT_NPROC does not bind \
+             uid 0: the pids cgroup bounds processes)"
+        } else {
+            "cpu, address space, open files, processes, file size"
+        },
+        "worker": match &worker {
+            Some(cmd) => json!(format!(
+                "{} {}",
+                cmd.program.display(),
+                cmd.args.join(" ")
+            )),
+            None => json!("unavailable: no `praxis` executable found"),
+        },
+        "default_fabric": if worker.is_some() && available { "worker" } else { "in-process" },
+        "in_use": in_use,
     })
 }

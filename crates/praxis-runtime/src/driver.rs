@@ -2,6 +2,8 @@
 //! durable before the command that follows it (write-ahead), and feeding results back.
 
 use crate::approval::{Approver, FixedDecision};
+use crate::branch::{BranchFrom, BranchPoint, branch_point, materialise};
+use crate::replay::{self, ReplayError, ReplayReport, Until};
 use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
     PriceTable, RunResult, RunSpec,
@@ -33,6 +35,17 @@ pub enum RuntimeError {
     Writ(praxis_writ::WritError),
     #[error("workspace capture failed: {0}")]
     Capture(String),
+    /// The recorded run cannot be re-driven (missing, unreadable, or refused by the kernel).
+    #[error(transparent)]
+    Restore(#[from] ReplayError),
+    #[error("run {run_id} cannot be resumed: {why}")]
+    NotResumable { run_id: String, why: String },
+    #[error("cannot branch run {run_id} at seq {at}: {why}")]
+    Branch {
+        run_id: String,
+        at: u64,
+        why: String,
+    },
 }
 
 /// What observers see while a run goes on.
@@ -191,33 +204,178 @@ impl Runtime {
         mut options: RunOptions,
         observer: &dyn RunObserver,
     ) -> Result<RunReport, RuntimeError> {
-        let workspace =
-            Workspace::new(&options.spec.workspace).map_err(|source| RuntimeError::Workspace {
-                path: options.spec.workspace.clone(),
-                source,
-            })?;
+        let workspace = open_workspace(&options.spec.workspace)?;
         options.spec.workspace = workspace.root().display().to_string();
-        // A forged, tampered, expired or foreign writ is refused before anything is recorded or runs.
-        let authority = match &options.writ {
-            Some(grant) => Some(Arc::new(
-                praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
-                    .map_err(RuntimeError::Writ)?,
-            )),
-            None => None,
-        };
+        let authority = verify_writ(&options)?;
         if options.spec.model.is_empty() {
             options.spec.model = options.provider.model().to_string();
         }
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
+        let mut kernel = Kernel::new(options.spec.clone(), self.registry.clone())
+            .with_prices(options.prices.clone());
+        kernel.set_authority(authority);
+        let (mut drive, manifest) = self
+            .open_drive(run_id, &workspace, &options, observer)
+            .await?;
+        let mut environment = environment(&drive.ctx);
+        if let Some(parent) = &options.parent {
+            environment["parent"] = json!(parent);
+        }
+        let start = Event::Start {
+            now: now_millis(),
+            environment,
+            workspace_files: manifest,
+        };
+        let context = self.context(&options, &kernel);
+        drive.run(&mut kernel, start, &context).await
+    }
+
+    /// Takes over run `run_id` after its driver died (crash recovery): the kernel is restored
+    /// by replaying the record, then goes on appending to the same chain. A model call that
+    /// was in flight is asked again; a tool call that was in flight is not re-run unless it
+    /// is read-only or `options.approver` approves (see [`praxis_core::Event::Resume`]).
+    /// The run keeps its recorded spec and workspace; `options.spec` is ignored. Without
+    /// `options.writ` the writ recorded at run start (verified then) keeps governing.
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        mut options: RunOptions,
+        observer: &dyn RunObserver,
+    ) -> Result<RunReport, RuntimeError> {
+        let not_resumable = |why: String| RuntimeError::NotResumable {
+            run_id: run_id.to_string(),
+            why,
+        };
+        let row = self
+            .ledger
+            .runs()
+            .map_err(|source| RuntimeError::Ledger {
+                run_id: run_id.to_string(),
+                source,
+            })?
+            .into_iter()
+            .find(|r| r.run_id == run_id)
+            .ok_or_else(|| not_resumable("no such run".into()))?;
+        let status = crate::status::overview(&row).status;
+        if status != praxis_core::RunStatus::Interrupted {
+            return Err(not_resumable(format!(
+                "it is {} (only an interrupted run, whose driver is gone, can be resumed)",
+                status.as_str()
+            )));
+        }
+        let restored = replay::restore(&*self.ledger, self.registry.clone(), run_id, Until::End)?;
+        if let ReplayReport::Diverged { seq, detail, .. } = &restored.report {
+            return Err(not_resumable(format!(
+                "its record does not replay at seq {seq}: {detail}"
+            )));
+        }
+        if restored.waiting.is_none() {
+            return Err(not_resumable("its record ends finished".into()));
+        }
+        let mut kernel = restored.kernel;
+        options.spec = kernel.spec().clone();
+        let workspace = open_workspace(&options.spec.workspace)?;
+        if options.writ.is_some() {
+            kernel.set_authority(verify_writ(&options)?);
+        }
+        let (mut drive, _manifest) = self
+            .open_drive(run_id.to_string(), &workspace, &options, observer)
+            .await?;
+        // The chain goes on from its recorded head; the run's end gets a checkpoint.
+        drive.head = restored.last;
+        drive.unattested = 1;
+        let resume = Event::Resume {
+            now: now_millis(),
+            environment: environment(&drive.ctx),
+        };
+        let context = self.context(&options, &kernel);
+        drive.run(&mut kernel, resume, &context).await
+    }
+
+    /// Starts a new run whose history is run `from.run_id`'s up to the last model call at or
+    /// before entry `from.at` (linked by seq and hash, not copied), in a new workspace holding
+    /// the origin's world at that point, and continues it live with `options.provider`.
+    /// Without `options.writ` the branch acts under the origin's writ as recorded.
+    pub async fn branch(
+        &self,
+        from: BranchFrom,
+        mut options: RunOptions,
+        observer: &dyn RunObserver,
+    ) -> Result<(RunReport, BranchPoint), RuntimeError> {
+        let point = branch_point(&*self.ledger, &from)?;
+        let restored = replay::restore(
+            &*self.ledger,
+            self.registry.clone(),
+            &from.run_id,
+            Until::ModelCallAnsweredAt(point.seq + 1),
+        )?;
+        let branch_error = |why: String| RuntimeError::Branch {
+            run_id: from.run_id.clone(),
+            at: from.at,
+            why,
+        };
+        if let ReplayReport::Diverged { seq, detail, .. } = &restored.report {
+            return Err(branch_error(format!(
+                "its record does not replay at seq {seq}: {detail}"
+            )));
+        }
+        let mut kernel = restored.kernel;
+        let link = restored
+            .last
+            .filter(|_| kernel.awaits_model())
+            .ok_or_else(|| {
+                branch_error(format!(
+                    "the run does not wait for the model after seq {}",
+                    point.seq
+                ))
+            })?;
+        let mut point = point;
+        point.missing = materialise(&*self.ledger, &from, link.seq, &from.workspace)?;
+        let workspace = open_workspace(&from.workspace.display().to_string())?;
+        let mut spec = kernel.spec().clone();
+        spec.workspace = workspace.root().display().to_string();
+        spec.provider = options.provider.name().to_string();
+        spec.model = options.provider.model().to_string();
+        if let Some(max_steps) = from.max_steps {
+            spec.limits.max_steps = max_steps;
+        }
+        options.spec = spec.clone();
+        if options.writ.is_some() {
+            kernel.set_authority(verify_writ(&options)?);
+        }
+        let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
+        let (mut drive, manifest) = self
+            .open_drive(run_id, &workspace, &options, observer)
+            .await?;
+        let branch = Event::Branch {
+            now: now_millis(),
+            spec,
+            environment: environment(&drive.ctx),
+            origin: json!({ "run_id": from.run_id, "seq": link.seq, "hash": link.hash }),
+            note: from.note.clone(),
+            workspace_files: manifest,
+        };
+        let context = self.context(&options, &kernel);
+        let report = drive.run(&mut kernel, branch, &context).await?;
+        Ok((report, point))
+    }
+
+    /// A driver for run `run_id` in `workspace`, with the workspace's state captured (the
+    /// baseline for tracking what tools change). Returns the start manifest too.
+    async fn open_drive<'o>(
+        &self,
+        run_id: String,
+        workspace: &Workspace,
+        options: &RunOptions,
+        observer: &'o dyn RunObserver,
+    ) -> Result<(Drive<'o>, Value), RuntimeError> {
         let mut drive = Drive {
             run_id,
             ledger: self.ledger.clone(),
             registry: self.registry.clone(),
-            ctx: ExecContext {
-                workspace: workspace.clone(),
-                limits: options.tool_limits.clone(),
-                deadline: None,
-            },
+            // The fabric (worker or in-process) and sandbox the settings in
+            // `tool_limits.sandbox` ask for, as far as this host supports them.
+            ctx: ExecContext::for_run(workspace.clone(), options.tool_limits.clone()).await,
             tracker: None,
             blobs: Vec::new(),
             in_flight: Vec::new(),
@@ -234,33 +392,39 @@ impl Runtime {
                 .map_err(|e| RuntimeError::Capture(e.to_string()))?;
         drive.tracker = Some(tracker);
         drive.blobs = blobs;
-        let mut kernel = Kernel::new(options.spec.clone(), self.registry.clone())
-            .with_prices(options.prices.clone());
-        if let Some(authority) = &authority {
-            kernel = kernel.with_authority(authority.clone());
-        }
-        let approval_timeout = authority
-            .as_ref()
-            .and_then(|a| a.approval_timeout_ms())
-            .map(Duration::from_millis);
-        let mut environment = environment();
-        if let Some(parent) = &options.parent {
-            environment["parent"] = json!(parent);
-        }
-        let start = Event::Start {
-            now: now_millis(),
-            environment,
-            workspace_files: manifest,
-        };
-        let context = RunContext {
+        Ok((drive, manifest))
+    }
+
+    fn context<'a>(&'a self, options: &'a RunOptions, kernel: &Kernel) -> RunContext<'a> {
+        RunContext {
             provider: &*options.provider,
             approver: &*options.approver,
-            approval_timeout,
+            approval_timeout: kernel
+                .authority()
+                .and_then(|a| a.approval_timeout_ms())
+                .map(Duration::from_millis),
             cancel: &options.cancel,
             runtime: self,
-            options: &options,
-        };
-        drive.run(&mut kernel, start, &context).await
+            options,
+        }
+    }
+}
+
+fn open_workspace(path: &str) -> Result<Workspace, RuntimeError> {
+    Workspace::new(path).map_err(|source| RuntimeError::Workspace {
+        path: path.to_string(),
+        source,
+    })
+}
+
+/// A forged, tampered, expired or foreign writ is refused before anything is recorded or runs.
+fn verify_writ(options: &RunOptions) -> Result<Option<Arc<dyn Authority>>, RuntimeError> {
+    match &options.writ {
+        Some(grant) => Ok(Some(Arc::new(
+            praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
+                .map_err(RuntimeError::Writ)?,
+        ))),
+        None => Ok(None),
     }
 }
 
@@ -558,6 +722,7 @@ async fn delegate(
         .map(|d| d.saturating_sub(now_millis()) / 1000);
     let spec = RunSpec {
         protocol: parent.protocol,
+        compaction: parent.compaction.clone(),
         task: args.task,
         workspace: parent.workspace.clone(),
         provider: parent.provider.clone(),
@@ -674,8 +839,11 @@ fn instant_of(at: Millis) -> Instant {
 
 /// Facts about the host recorded at run start (and used to tell a live run from an
 /// interrupted one).
-fn environment() -> Value {
+/// The host and process a run starts in, and what its tools run within: the fabric and
+/// each sandbox layer, active or unavailable with why (`ctx.sandbox_report()`).
+fn environment(ctx: &ExecContext) -> Value {
     let pid = std::process::id();
+    let sandbox = ctx.sandbox_report();
     json!({
         "praxis_version": env!("CARGO_PKG_VERSION"),
         "os": std::env::consts::OS,
@@ -684,8 +852,8 @@ fn environment() -> Value {
         "pid": pid,
         "pid_start_ticks": process_start_ticks(pid as i32),
         "boot_id": boot_id(),
-        "tool_fabric": "in-process",
-        "sandbox": "none (OS sandbox not yet implemented; tools run with the runtime's privileges)",
+        "tool_fabric": sandbox["fabric"].clone(),
+        "sandbox": sandbox,
     })
 }
 
@@ -706,5 +874,10 @@ pub(crate) fn process_start_ticks(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may contain spaces: fields after it follow the last ')'.
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after.split_whitespace();
+    // A zombie (state Z) or dead (X) process has exited: it drives nothing any more.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }

@@ -7,6 +7,7 @@ pub mod approval;
 pub mod bench;
 pub mod branch;
 pub mod compare;
+pub mod config;
 pub mod doctor;
 mod driver;
 pub mod home;

@@ -26,6 +26,7 @@ async fn long_run_is_checkpointed_verifies_offline_and_still_replays() {
     let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "t").unwrap());
     let spec = RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: "read a lot".into(),
         workspace: ws.path().display().to_string(),
         provider: "scripted".into(),
@@ -87,6 +88,7 @@ async fn without_a_key_no_checkpoint_is_written() {
     let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "t").unwrap());
     let spec = RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: "t".into(),
         workspace: ws.path().display().to_string(),
         provider: "scripted".into(),

@@ -17,6 +17,7 @@ use std::time::SystemTime;
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: "test".into(),
         workspace: workspace.display().to_string(),
         provider: "scripted".into(),

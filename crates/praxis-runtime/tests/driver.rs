@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: "test".into(),
         workspace: workspace.display().to_string(),
         provider: "scripted".into(),

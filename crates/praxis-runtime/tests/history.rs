@@ -20,6 +20,7 @@ use std::sync::Arc;
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: "test".into(),
         workspace: workspace.display().to_string(),
         provider: "scripted".into(),

@@ -2,18 +2,25 @@
 //! execution with limits, and workspace change tracking. Tools execute; they never decide
 //! policy (the kernel does, before anything here runs).
 
+pub mod fabric;
 pub mod process;
 pub mod registry;
 pub mod tools;
 pub mod tracker;
+pub mod worker;
 pub mod workspace;
 
 use praxis_core::{Observation, Resource, ToolSpec};
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use fabric::{Fabric, FabricChoice, SandboxSettings, WorkerCommand};
+/// The OS sandbox crate, re-exported so the runtime and CLI need no direct dependency.
+pub use praxis_sandbox as sandbox;
+pub use praxis_sandbox::{ResourceLimits, Sandbox, SandboxPolicy, SandboxReport};
 pub use registry::{Registry, RegistryError};
 pub use tracker::{CaptureLimits, WorkspaceTracker};
 pub use workspace::{Workspace, WorkspaceError};
@@ -36,8 +43,9 @@ pub trait ToolContract: Send + Sync {
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation>;
 }
 
-/// Caps applied to every tool call.
-#[derive(Clone, Debug)]
+/// Caps applied to every tool call, and the sandbox the run's tools execute in.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ToolLimits {
     /// Bytes of output a tool returns at most; the rest is cut with a marker.
     pub output_bytes: usize,
@@ -49,6 +57,8 @@ pub struct ToolLimits {
     /// Default and maximum timeout of a `test_run` call.
     pub test_timeout: Duration,
     pub max_test_timeout: Duration,
+    /// Fabric, confinement, network and resource limits of the commands tools start.
+    pub sandbox: SandboxSettings,
 }
 
 impl Default for ToolLimits {
@@ -60,6 +70,7 @@ impl Default for ToolLimits {
             max_shell_timeout: Duration::from_secs(900),
             test_timeout: Duration::from_secs(900),
             max_test_timeout: Duration::from_secs(3600),
+            sandbox: SandboxSettings::default(),
         }
     }
 }
@@ -71,15 +82,37 @@ pub struct ExecContext {
     pub limits: ToolLimits,
     /// The run's deadline: no call may run past it, whatever its own timeout says.
     pub deadline: Option<Instant>,
+    /// Confinement of the commands `shell` and `test_run` start here (None: unconfined).
+    pub sandbox: Option<Arc<Sandbox>>,
+    /// Where side-effecting tools run: here, or in the sandboxed worker process.
+    pub fabric: Fabric,
 }
 
 impl ExecContext {
+    /// In-process and unconfined: for tests and baselines. Runs use [`ExecContext::for_run`].
     pub fn new(workspace: Workspace) -> Self {
         ExecContext {
             workspace,
             limits: ToolLimits::default(),
             deadline: None,
+            sandbox: None,
+            fabric: Fabric::InProcess {
+                reason: "unconfined context (tests and baselines)".into(),
+            },
         }
+    }
+
+    /// The context of a run: the fabric and sandbox `limits.sandbox` asks for, as far as this
+    /// host supports them (see [`fabric::for_run`]; [`ExecContext::sandbox_report`] says
+    /// what was applied).
+    pub async fn for_run(workspace: Workspace, limits: ToolLimits) -> Self {
+        fabric::for_run(workspace, limits).await
+    }
+
+    /// What this context applies, for the run's `environment` record: the fabric, why it
+    /// was chosen, and each sandbox layer active or unavailable with why.
+    pub fn sandbox_report(&self) -> Value {
+        fabric::report(self)
     }
 
     /// `requested` clamped to the run's deadline.

@@ -5,10 +5,12 @@
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use praxis_sandbox::Sandbox;
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
@@ -33,6 +35,9 @@ pub struct ProcessSpec {
     pub timeout: Duration,
     /// Bytes kept per stream (stdout and stderr each): the head and the tail, half each.
     pub output_cap: usize,
+    /// Confinement applied in the child before exec (None: unconfined). The sandbox also
+    /// replaces HOME and TMPDIR in `env` with its private ones.
+    pub sandbox: Option<Arc<Sandbox>>,
 }
 
 /// What happened to a process.
@@ -267,11 +272,36 @@ async fn pump<R: AsyncRead + Unpin>(reader: Option<R>, capper: &mut Capper) {
 /// error: a failure to start is reported in `spawn_error`.
 pub async fn run_process(spec: &ProcessSpec) -> ProcessOutcome {
     let started = Instant::now();
+    let failed = |why: String| ProcessOutcome {
+        exit_code: None,
+        signal: None,
+        timed_out: false,
+        stdout: CappedOutput::default(),
+        stderr: CappedOutput::default(),
+        duration: started.elapsed(),
+        spawn_error: Some(why),
+    };
+    let env = match &spec.sandbox {
+        Some(sandbox) => sandbox.environment(&spec.env),
+        None => spec.env.clone(),
+    };
+    // A pids cgroup per confined command: bounds its process count and finds every process
+    // it started (even one that left the process group) to kill at the end.
+    let mut cgroup = match spec.sandbox.as_ref().map(|s| s.spawn_cgroup()) {
+        Some(Ok(cgroup)) => cgroup,
+        Some(Err(e)) => {
+            return failed(format!(
+                "cannot start `{}`: sandbox: {e}",
+                spec.program.display()
+            ));
+        }
+        None => None,
+    };
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .current_dir(&spec.cwd)
         .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -302,24 +332,27 @@ pub async fn run_process(spec: &ProcessSpec) -> ProcessOutcome {
             }
             Ok(())
         });
+        if let Some(sandbox) = &spec.sandbox {
+            // SAFETY: the hook makes raw system calls on data prepared by the sandbox in
+            // this (parent) process; it neither allocates nor locks.
+            cmd.pre_exec(sandbox.child_hook(cgroup.as_ref()));
+        }
     }
 
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
-            return ProcessOutcome {
-                exit_code: None,
-                signal: None,
-                timed_out: false,
-                stdout: CappedOutput::default(),
-                stderr: CappedOutput::default(),
-                duration: started.elapsed(),
-                spawn_error: Some(format!(
-                    "cannot start `{}` in `{}`: {e}",
-                    spec.program.display(),
-                    spec.cwd.display()
-                )),
+            let confined = if spec.sandbox.is_some() {
+                " (confined: the sandbox setup in the child failed or the program is not \
+                 readable inside the sandbox)"
+            } else {
+                ""
             };
+            return failed(format!(
+                "cannot start `{}` in `{}`: {e}{confined}",
+                spec.program.display(),
+                spec.cwd.display()
+            ));
         }
     };
     let mut guard = GroupGuard {
@@ -364,6 +397,13 @@ pub async fn run_process(spec: &ProcessSpec) -> ProcessOutcome {
         }
     }
     guard.disarm();
+    if let Some(mut cgroup) = cgroup.take()
+        && !cgroup.try_finish_now()
+    {
+        // Escapees from the process group are still in the cgroup: kill them and wait for
+        // the cgroup to empty (blocking, so off the async threads).
+        let _ = tokio::task::spawn_blocking(move || cgroup.finish()).await;
+    }
 
     ProcessOutcome {
         exit_code: status.and_then(|s| s.code()),
@@ -388,6 +428,7 @@ mod tests {
             env: clean_env(),
             timeout,
             output_cap: 64 * 1024,
+            sandbox: None,
         }
     }
 

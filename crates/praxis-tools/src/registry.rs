@@ -46,7 +46,7 @@ impl Registry {
         Registry::default()
     }
 
-    /// The eight built-in tools.
+    /// The built-in tools.
     pub fn builtin() -> Self {
         use crate::tools::*;
         let tools: Vec<Arc<dyn ToolContract>> = vec![
@@ -58,6 +58,7 @@ impl Registry {
             Arc::new(fs_patch::FsPatchTool),
             Arc::new(shell::ShellTool),
             Arc::new(test_run::TestRunTool),
+            Arc::new(http::HttpTool),
             Arc::new(delegate::DelegateTool),
         ];
         let mut registry = Registry::empty();
@@ -105,8 +106,9 @@ impl Registry {
         self.entries.keys().cloned().collect()
     }
 
-    /// Runs `tool` with `args`. An unknown tool yields an error observation; the duration is
-    /// measured here when the tool did not report one.
+    /// Runs `tool` with `args`: in the worker process when the context's fabric is the
+    /// worker and the tool is one it executes, here otherwise. An unknown tool yields an
+    /// error observation; the duration is measured here when the tool did not report one.
     pub fn execute<'a>(
         &'a self,
         ctx: &'a ExecContext,
@@ -120,9 +122,17 @@ impl Registry {
             );
             return Box::pin(async move { Observation::error(message) });
         };
+        let tool = tool.to_string();
         Box::pin(async move {
             let started = Instant::now();
-            let mut observation = entry.tool.execute(ctx, args).await;
+            let mut observation = match &ctx.fabric {
+                crate::Fabric::Worker(worker)
+                    if crate::fabric::WORKER_TOOLS.contains(&tool.as_str()) =>
+                {
+                    worker.execute(&tool, args, ctx.deadline).await
+                }
+                _ => entry.tool.execute(ctx, args).await,
+            };
             if observation.duration_ms == 0 {
                 observation.duration_ms =
                     u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -338,6 +348,7 @@ mod tests {
                 "fs_read",
                 "fs_write",
                 "grep",
+                "http",
                 "list_files",
                 "repo_map",
                 "shell",

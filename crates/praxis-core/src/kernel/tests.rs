@@ -64,6 +64,7 @@ impl Contracts for FakeContracts {
 fn spec() -> RunSpec {
     RunSpec {
         protocol: Default::default(),
+        compaction: None,
         task: "inspect the repo".into(),
         workspace: "/ws".into(),
         provider: "scripted".into(),

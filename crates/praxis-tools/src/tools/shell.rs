@@ -79,11 +79,22 @@ impl ToolContract for ShellTool {
                 Err(obs) => return obs,
             };
             let cap = ctx.limits.output_bytes;
-            let outcome = run_process(&bash_spec(&args.command, cwd, timeout, cap)).await;
-            observe(&outcome, cap, timeout)
+            let outcome = run_process(&bash_spec(ctx, &args.command, cwd, timeout, cap)).await;
+            let mut observation = observe(&outcome, cap, timeout);
+            if ctx.sandbox.is_some() && observation.status != ExecStatus::Ok {
+                push_line(&mut observation.output, SANDBOX_NOTE);
+            }
+            observation
         })
     }
 }
+
+/// Appended to a failed confined command, so a model reading "Permission denied" knows it
+/// hit the boundary (and that retrying differently will not get through).
+pub(crate) const SANDBOX_NOTE: &str = "[sandbox: this command ran confined: read-write only in \
+    the workspace and a private HOME/TMPDIR, read-only system directories, no access to other \
+    files, network denied unless the run allows it, process and resource limits; `Permission \
+    denied` or `Operation not permitted` on anything else is the sandbox refusing it]";
 
 /// Turns a process outcome into the `shell` observation.
 fn observe(outcome: &ProcessOutcome, cap: usize, timeout: Duration) -> Observation {
@@ -122,8 +133,15 @@ fn observe(outcome: &ProcessOutcome, cap: usize, timeout: Duration) -> Observati
     }
 }
 
-/// `bash -c COMMAND` in `cwd` with the clean environment.
-pub(crate) fn bash_spec(command: &str, cwd: PathBuf, timeout: Duration, cap: usize) -> ProcessSpec {
+/// `bash -c COMMAND` in `cwd` with the clean environment, confined by the context's
+/// sandbox when it has one.
+pub(crate) fn bash_spec(
+    ctx: &ExecContext,
+    command: &str,
+    cwd: PathBuf,
+    timeout: Duration,
+    cap: usize,
+) -> ProcessSpec {
     ProcessSpec {
         program: PathBuf::from("bash"),
         args: vec!["-c".to_string(), command.to_string()],
@@ -131,6 +149,7 @@ pub(crate) fn bash_spec(command: &str, cwd: PathBuf, timeout: Duration, cap: usi
         env: clean_env(),
         timeout,
         output_cap: cap,
+        sandbox: ctx.sandbox.clone(),
     }
 }
 

@@ -459,7 +459,8 @@ impl ToolContract for TestRunTool {
             };
             let command = framework.command_with(args.args.as_deref());
             let cap = ctx.limits.output_bytes;
-            let outcome = run_process(&bash_spec(&command, dir, timeout, PARSE_CAP.max(cap))).await;
+            let outcome =
+                run_process(&bash_spec(ctx, &command, dir, timeout, PARSE_CAP.max(cap))).await;
             let duration_ms = outcome.duration.as_millis() as u64;
 
             let (verdict, status) = if let Some(why) = &outcome.spawn_error {

@@ -1,0 +1,572 @@
+//! `praxis serve` as a real child process, driven by the `praxis` client commands
+//! (`run/runs/status/follow/approvals/approve/cancel --server`): shared state between
+//! processes, tokens, signals, a crash (`kill -9`) and a restart.
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+struct Env {
+    home: TempDir,
+    ws: TempDir,
+}
+
+struct Served {
+    child: Child,
+    url: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl Served {
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit; its exit status and the rest of its log.
+    fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log: Vec<String> = self.log.try_iter().collect();
+                return (status, log.join("\n"));
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Env {
+    fn new() -> Self {
+        let env = Env {
+            home: tempfile::tempdir().unwrap(),
+            ws: tempfile::tempdir().unwrap(),
+        };
+        std::fs::write(env.ws.path().join("README.md"), "# Served\n").unwrap();
+        env
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_praxis"));
+        cmd.args(args)
+            .env("PRAXIS_HOME", self.home.path())
+            .env_remove("PRAXIS_TRUST_ANCHOR")
+            .env_remove("PRAXIS_SERVER")
+            .env_remove("PRAXIS_TOKEN")
+            .env_remove("PRAXIS_MODE")
+            .env_remove("PRAXIS_AUTH")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn praxis(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("praxis runs")
+    }
+
+    fn praxis_as(&self, token: &str, args: &[&str]) -> Output {
+        self.cmd(args).env("PRAXIS_TOKEN", token).output().unwrap()
+    }
+
+    fn serve(&self, extra: &[&str]) -> Served {
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = self
+            .cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("praxis serve never said where it listens");
+            };
+            if let Some(at) = line.find("listening on http://") {
+                let url = line[at + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_string();
+                return Served {
+                    child,
+                    url,
+                    log: rx,
+                };
+            }
+        }
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.home.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn script(&self, name: &str, turns: Value) -> String {
+        self.file(name, &json!({ "turns": turns }).to_string())
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn run_args<'a>(&'a self, url: &'a str, script: &'a str) -> Vec<&'a str> {
+        vec![
+            "run",
+            "served task",
+            "--server",
+            url,
+            "--workspace",
+            self.ws.path().to_str().unwrap(),
+            "--script",
+            script,
+            "--json",
+        ]
+    }
+
+    fn status(&self, token: &str, url: &str, run: &str) -> Value {
+        let out = self.praxis_as(token, &["status", run, "--server", url, "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn wait_status(&self, token: &str, url: &str, run: &str, wanted: &[&str]) -> Value {
+        wait_for(&format!("run {run} in {wanted:?}"), || {
+            let v = self.status(token, url, run);
+            wanted
+                .contains(&v["status"].as_str().unwrap_or(""))
+                .then_some(v)
+        })
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn token(env: &Env, tenant: &str) -> String {
+    let out = env.praxis(&["token", "create", "--tenant", tenant]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "only the token on stdout: {stdout:?}"
+    );
+    let token = stdout.trim().to_string();
+    assert!(token.starts_with("prx_"), "{token}");
+    token
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[test]
+fn run_follow_status_runs_through_the_server() {
+    let env = Env::new();
+    let server = env.serve(&[]);
+    let url = server.url.as_str();
+    let acme = token(&env, "acme");
+    let script = env.script(
+        "answer.json",
+        json!([
+            {"tool_calls": [{"id": "c1", "name": "fs_read", "arguments": {"path": "README.md"}}]},
+            {"content": "it says Served"},
+        ]),
+    );
+
+    // A token exists, so the server wants one.
+    let out = env.praxis(&env.run_args(url, &script));
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+
+    let out = env.praxis_as(&acme, &env.run_args(url, &script));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["final_answer"], "it says Served");
+    assert_eq!(summary["steps"], 2);
+    assert!(
+        text(&out.stderr).contains("model calls fs_read"),
+        "progress lines: {}",
+        text(&out.stderr)
+    );
+    let run_id = summary["run_id"].as_str().unwrap().to_string();
+
+    // The same summary shape as a local `praxis run --json`.
+    let local = env.praxis(&[
+        "run",
+        "local task",
+        "--workspace",
+        env.ws.path().to_str().unwrap(),
+        "--script",
+        &script,
+        "--json",
+    ]);
+    let local: Value = serde_json::from_slice(&local.stdout).unwrap();
+    assert_eq!(keys(&summary), keys(&local));
+
+    // Two clients following the same run see the same entries: the ledger export.
+    let follow = |t: &str| env.praxis_as(t, &["follow", &run_id, "--server", url, "--json"]);
+    let (a, b) = (follow(&acme), follow(&acme));
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    let export = env.praxis(&["ledger", "export", &run_id]);
+    assert_eq!(text(&a.stdout), text(&export.stdout));
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+    // Locally too.
+    let local_follow = env.praxis(&["follow", &run_id, "--json"]);
+    assert_eq!(text(&local_follow.stdout), text(&export.stdout));
+
+    let status = env.status(&acme, url, &run_id);
+    assert_eq!(status["status"], "completed");
+    assert_eq!(status["tenant"], "acme");
+    let out = env.praxis_as(&acme, &["runs", "--server", url, "--json"]);
+    let runs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "the local run is not acme's: {runs}"
+    );
+    assert_eq!(runs[0]["run_id"], run_id);
+
+    // Another tenant sees none of it.
+    let globex = token(&env, "globex");
+    let out = env.praxis_as(&globex, &["status", &run_id, "--server", url]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("404"), "{}", text(&out.stderr));
+    let out = env.praxis_as(&globex, &["runs", "--server", url, "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        json!([])
+    );
+
+    // SIGTERM: exit 0.
+    server.signal("-TERM");
+    let (status, log) = server.wait();
+    assert!(status.success(), "{log}");
+}
+
+#[test]
+fn approve_and_cancel_from_other_terminals() {
+    let env = Env::new();
+    assert!(env.praxis(&["writ", "keygen"]).status.success());
+    let spec = env.file(
+        "approve.toml",
+        "subject = \"agent\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"fs_write\"\npaths = [\"**\"]\n[[tools]]\nname = \"shell\"\n[approvals]\ntools = [\"fs_write\"]\n",
+    );
+    let out = env.praxis(&["writ", "issue", "--spec", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let writ = env.file("approve.writ", &text(&out.stdout));
+    let server = env.serve(&[]);
+    let url = server.url.clone();
+    let tok = token(&env, "ops");
+    let script = env.script(
+        "write.json",
+        json!([
+            {"tool_calls": [{"id": "w1", "name": "fs_write", "arguments": {"path": "out.txt", "content": "ok\n"}}]},
+            {"content": "wrote it"},
+        ]),
+    );
+    let mut args = env.run_args(&url, &script);
+    args.extend(["--writ", writ.to_str().unwrap()]);
+    let runner = env
+        .cmd(&args)
+        .env("PRAXIS_TOKEN", &tok)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pending: Value = wait_for("a pending approval", || {
+        let out = env.praxis_as(&tok, &["approvals", "--server", &url, "--json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).ok()?;
+        list.as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| a[0].clone())
+    });
+    assert_eq!(pending["tool"], "fs_write");
+    let run_id = pending["run_id"].as_str().unwrap().to_string();
+    let out = env.praxis_as(
+        &tok,
+        &["approve", &run_id, "--server", &url, "--reason", "fine"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("approved w1"),
+        "{}",
+        text(&out.stdout)
+    );
+    let done = runner.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", text(&done.stderr));
+    let summary: Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(summary["status"], "completed");
+    assert!(
+        text(&done.stderr).contains("approve"),
+        "{}",
+        text(&done.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.ws.path().join("out.txt")).unwrap(),
+        "ok\n"
+    );
+
+    // Cancel a run sleeping in a tool, from another terminal.
+    let slow = env.script(
+        "slow.json",
+        json!([
+            {"tool_calls": [{"id": "s1", "name": "shell", "arguments": {"command": "sleep 30"}}]},
+            {"content": "never"},
+        ]),
+    );
+    let runner = env
+        .cmd(&env.run_args(&url, &slow))
+        .env("PRAXIS_TOKEN", &tok)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_id = wait_for("the slow run", || {
+        let out = env.praxis_as(&tok, &["runs", "--server", &url, "--json"]);
+        let runs: Value = serde_json::from_slice(&out.stdout).ok()?;
+        runs.as_array()?
+            .iter()
+            .find(|r| r["status"] == "running")
+            .map(|r| r["run_id"].as_str().unwrap().to_string())
+    });
+    wait_for("the shell tool to start", || {
+        (env.status(&tok, &url, &run_id)["phase"] == "tool").then_some(())
+    });
+    let out = env.praxis_as(&tok, &["cancel", &run_id, "--server", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let done = runner.wait_with_output().unwrap();
+    assert!(!done.status.success());
+    let summary: Value = serde_json::from_slice(&done.stdout).unwrap();
+    assert_eq!(summary["status"], "cancelled", "{summary}");
+    assert!(
+        summary["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled through the API")
+    );
+    drop(server);
+}
+
+#[test]
+fn sigterm_cancels_running_runs_and_exits_zero() {
+    let env = Env::new();
+    let server = env.serve(&[]);
+    let url = server.url.clone();
+    let tok = token(&env, "ops");
+    let slow = env.script(
+        "slow.json",
+        json!([{"tool_calls": [{"id": "s1", "name": "shell", "arguments": {"command": "sleep 30"}}]}, {"content": "never"}]),
+    );
+    let runner = env
+        .cmd(&env.run_args(&url, &slow))
+        .env("PRAXIS_TOKEN", &tok)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_id = wait_for("the run to start its tool", || {
+        let out = env.praxis_as(&tok, &["runs", "--server", &url, "--json"]);
+        let runs: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let id = runs.as_array()?.first()?["run_id"].as_str()?.to_string();
+        (env.status(&tok, &url, &id)["phase"] == "tool").then_some(id)
+    });
+    server.signal("-TERM");
+    let (status, log) = server.wait();
+    assert!(status.success(), "{log}");
+    let done = runner.wait_with_output().unwrap();
+    let summary: Value = serde_json::from_slice(&done.stdout).unwrap_or(Value::Null);
+    assert_eq!(summary["status"], "cancelled", "{}", text(&done.stderr));
+    let export = env.praxis(&["ledger", "export", &run_id]);
+    let finished: Value = text(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["kind"] == "run_finished")
+        .expect("run_finished recorded");
+    assert_eq!(finished["payload"]["status"], "cancelled");
+    assert!(
+        finished["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("server shutting down")
+    );
+    assert!(env.praxis(&["ledger", "verify", &run_id]).status.success());
+}
+
+/// `kill -9` the server while runs sit in a slow tool; restart it. Each run is then
+/// interrupted (until `Runtime::resume` lands: then resumed), every chain verifies, and no
+/// tool ran twice (each command appends one line to a file in the workspace).
+#[test]
+fn crash_and_restart_leaves_verifiable_interrupted_runs_and_no_double_execution() {
+    let env = Env::new();
+    let server = env.serve(&[]);
+    let url = server.url.clone();
+    let tok = token(&env, "ops");
+    let slow = env.script(
+        "mark.json",
+        json!([
+            {"tool_calls": [{"id": "m1", "name": "shell", "arguments": {"command": "echo ran >> marks.txt && sleep 2"}}]},
+            {"content": "marked"},
+        ]),
+    );
+    let runners: Vec<Child> = (0..2)
+        .map(|_| {
+            env.cmd(&env.run_args(&url, &slow))
+                .env("PRAXIS_TOKEN", &tok)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<String> = wait_for("both runs in their tool", || {
+        let out = env.praxis_as(&tok, &["runs", "--server", &url, "--json"]);
+        let runs: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let ids: Vec<String> = runs
+            .as_array()?
+            .iter()
+            .map(|r| r["run_id"].as_str().unwrap().to_string())
+            .collect();
+        (ids.len() == 2
+            && ids
+                .iter()
+                .all(|id| env.status(&tok, &url, id)["phase"] == "tool"))
+        .then_some(ids)
+    });
+    // Both commands are past their `echo` (and inside `sleep`).
+    wait_for("both marks", || {
+        (count_marks(env.ws.path()) == 2).then_some(())
+    });
+    server.signal("-KILL");
+    let _ = server.wait();
+    for mut r in runners {
+        let _ = r.kill();
+        let _ = r.wait();
+    }
+    let marks_before = count_marks(env.ws.path());
+
+    let server = env.serve(&[]);
+    let url = server.url.clone();
+    for id in &ids {
+        let view = env.status(&tok, &url, id);
+        match view["status"].as_str().unwrap() {
+            "interrupted" => assert!(
+                view["recovery"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("interrupted")),
+                "{view}"
+            ),
+            // Once resume exists the run may finish after the restart.
+            "running" | "completed" => {
+                env.wait_status(&tok, &url, id, &["completed"]);
+            }
+            other => panic!("run {id} is {other} after the restart: {view}"),
+        }
+        let out = env.praxis(&["ledger", "verify", id]);
+        assert!(out.status.success(), "{}", text(&out.stdout));
+    }
+    let out = env.praxis(&["ledger", "verify", "--all"]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    assert_eq!(
+        marks_before,
+        ids.len(),
+        "each command ran exactly once before the crash"
+    );
+    assert_eq!(count_marks(env.ws.path()), ids.len(), "no tool ran twice");
+    drop(server);
+}
+
+fn count_marks(ws: &Path) -> usize {
+    std::fs::read_to_string(ws.join("marks.txt"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn production_mode_refuses_to_start_naming_each_setting() {
+    let env = Env::new();
+    let out = env
+        .cmd(&["serve", "--bind", "127.0.0.1:0"])
+        .env("PRAXIS_MODE", "production")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    for setting in [
+        "PRAXIS_AUTH",
+        "PRAXIS_ALLOWED_ORIGINS",
+        "PRAXIS_TRUST_ANCHOR",
+        "PRAXIS_HOME",
+        "PRAXIS_MAX_RUNS ",
+        "PRAXIS_MAX_RUNS_PER_TENANT",
+    ] {
+        assert!(stderr.contains(setting), "{setting} not named:\n{stderr}");
+    }
+    // Settings given: only what is still wrong is named.
+    let out = env
+        .cmd(&[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--max-runs",
+            "4",
+            "--max-runs-per-tenant",
+            "2",
+        ])
+        .env("PRAXIS_MODE", "production")
+        .env("PRAXIS_AUTH", "on")
+        .env("PRAXIS_ALLOWED_ORIGINS", "https://console.example")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    for fixed in ["PRAXIS_AUTH", "PRAXIS_ALLOWED_ORIGINS", "PRAXIS_MAX_RUNS"] {
+        assert!(!stderr.contains(fixed), "{fixed} still named:\n{stderr}");
+    }
+    assert!(stderr.contains("PRAXIS_TRUST_ANCHOR"));
+}

@@ -1,0 +1,283 @@
+//! API tokens and run ownership for the HTTP server: two small tables beside the ledger, in
+//! the same SQLite file (like `approvals`), so `praxis token create` in one process and a
+//! running `praxis serve` in another agree without a restart.
+//!
+//! Only a SHA-256 of each token is stored: a copy of the data directory does not leak
+//! usable credentials. Which tenant started which run is recorded here too (the hash chain
+//! stays about what happened, not about who may read it).
+
+use crate::LedgerError;
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Every new token starts with this, so a leaked one is recognisable (secret scanners).
+pub const TOKEN_PREFIX: &str = "prx_";
+/// Longest tenant name accepted.
+pub const MAX_TENANT_LEN: usize = 64;
+
+pub struct TokenStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+/// A token as listed (never the token itself: only its hash is kept).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TokenInfo {
+    /// The first 12 hex digits of the token's SHA-256: enough to name it.
+    pub id: String,
+    pub tenant: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error(
+        "invalid tenant name {tenant:?}: use 1 to {MAX_TENANT_LEN} letters, digits, `-`, `_` or `.`"
+    )]
+    InvalidTenant { tenant: String },
+    #[error("cannot generate a random token: {0}")]
+    Random(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Lowercase hex SHA-256 of a token, as stored.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Whether `tenant` is an acceptable tenant name.
+pub fn valid_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant.len() <= MAX_TENANT_LEN
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl TokenStore {
+    /// Opens the token tables in the ledger file at `path` (created if missing).
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        let sql = |context: &str, source| LedgerError::Sqlite {
+            path: path.to_path_buf(),
+            context: context.into(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|source| LedgerError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(|e| sql("setting busy timeout", e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE IF NOT EXISTS api_tokens (
+                 token_sha256 TEXT PRIMARY KEY NOT NULL CHECK (length(token_sha256) = 64),
+                 tenant TEXT NOT NULL,
+                 created_at TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS run_tenants (
+                 run_id TEXT PRIMARY KEY NOT NULL,
+                 tenant TEXT NOT NULL
+             );",
+        )
+        .map_err(|e| sql("creating the token tables", e))?;
+        Ok(TokenStore {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn err(&self, context: &str, source: rusqlite::Error) -> LedgerError {
+        LedgerError::Sqlite {
+            path: self.path.clone(),
+            context: context.into(),
+            source,
+        }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Creates a token for `tenant` and returns it; this is the only time it is seen.
+    pub fn create(&self, tenant: &str) -> Result<String, TokenError> {
+        if !valid_tenant(tenant) {
+            return Err(TokenError::InvalidTenant {
+                tenant: tenant.into(),
+            });
+        }
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret).map_err(|e| TokenError::Random(e.to_string()))?;
+        let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
+        self.conn()
+            .execute(
+                "INSERT INTO api_tokens (token_sha256, tenant, created_at) VALUES (?1, ?2, ?3)",
+                params![token_hash(&token), tenant, crate::now_rfc3339()],
+            )
+            .map_err(|e| self.err("storing a new API token", e))?;
+        Ok(token)
+    }
+
+    /// The tenant a token belongs to, or None for an unknown token.
+    pub fn tenant_for(&self, token: &str) -> Result<Option<String>, LedgerError> {
+        self.conn()
+            .query_row(
+                "SELECT tenant FROM api_tokens WHERE token_sha256 = ?1",
+                params![token_hash(token)],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err("looking up an API token", e))
+    }
+
+    /// Whether any token exists (the server turns authentication on when one does).
+    pub fn any(&self) -> Result<bool, LedgerError> {
+        self.conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM api_tokens)", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| self.err("counting API tokens", e))
+    }
+
+    pub fn list(&self) -> Result<Vec<TokenInfo>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT token_sha256, tenant, created_at FROM api_tokens ORDER BY created_at, rowid")
+            .map_err(|e| self.err("listing API tokens", e))?;
+        stmt.query_map([], |row| {
+            let hash: String = row.get(0)?;
+            Ok(TokenInfo {
+                id: hash.chars().take(12).collect(),
+                tenant: row.get(1)?,
+                created_at: row.get(2)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| self.err("listing API tokens", e))
+    }
+
+    /// Revokes every token whose id (hash prefix, at least 8 hex digits) matches; returns
+    /// how many were revoked.
+    pub fn revoke(&self, id: &str) -> Result<usize, LedgerError> {
+        if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(0);
+        }
+        self.conn()
+            .execute(
+                "DELETE FROM api_tokens WHERE substr(token_sha256, 1, length(?1)) = lower(?1)",
+                params![id],
+            )
+            .map_err(|e| self.err("revoking an API token", e))
+    }
+
+    /// Records that `tenant` owns `run_id` (before the run's first entry is written).
+    pub fn set_run_tenant(&self, run_id: &str, tenant: &str) -> Result<(), LedgerError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO run_tenants (run_id, tenant) VALUES (?1, ?2)",
+                params![run_id, tenant],
+            )
+            .map(drop)
+            .map_err(|e| self.err("recording a run's tenant", e))
+    }
+
+    pub fn run_tenant(&self, run_id: &str) -> Result<Option<String>, LedgerError> {
+        self.conn()
+            .query_row(
+                "SELECT tenant FROM run_tenants WHERE run_id = ?1",
+                params![run_id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err("reading a run's tenant", e))
+    }
+
+    /// Every recorded run owner, by run id.
+    pub fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT run_id, tenant FROM run_tenants")
+            .map_err(|e| self.err("listing run tenants", e))?;
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<HashMap<_, _>, _>>())
+            .map_err(|e| self.err("listing run tenants", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_map_to_tenants_across_connections_and_only_hashes_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let cli = TokenStore::open(&path).unwrap();
+        let server = TokenStore::open(&path).unwrap();
+        assert!(!server.any().unwrap());
+        let a = cli.create("acme").unwrap();
+        let b = cli.create("globex").unwrap();
+        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64);
+        assert_ne!(a, b);
+        assert!(server.any().unwrap());
+        assert_eq!(server.tenant_for(&a).unwrap().as_deref(), Some("acme"));
+        assert_eq!(server.tenant_for(&b).unwrap().as_deref(), Some("globex"));
+        assert_eq!(server.tenant_for("prx_forged").unwrap(), None);
+        assert_eq!(server.tenant_for("").unwrap(), None);
+        // The file holds the hash, never the token.
+        drop((cli, server));
+        let bytes = std::fs::read(&path).unwrap();
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = std::fs::read(&wal).unwrap_or_default();
+        for hay in [&bytes, &wal] {
+            let text = String::from_utf8_lossy(hay);
+            assert!(!text.contains(&a[TOKEN_PREFIX.len()..]));
+        }
+        let store = TokenStore::open(&path).unwrap();
+        assert_eq!(store.list().unwrap().len(), 2);
+        let id = &token_hash(&a)[..12];
+        assert_eq!(store.revoke(id).unwrap(), 1);
+        assert_eq!(store.tenant_for(&a).unwrap(), None);
+        assert_eq!(store.revoke("ab").unwrap(), 0, "too short to name a token");
+    }
+
+    #[test]
+    fn bad_tenant_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(&dir.path().join("l.db")).unwrap();
+        for bad in ["", "a b", "x/y", &"t".repeat(65)] {
+            assert!(matches!(
+                store.create(bad),
+                Err(TokenError::InvalidTenant { .. })
+            ));
+        }
+        assert!(!store.any().unwrap());
+    }
+
+    #[test]
+    fn run_tenants_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::open(&dir.path().join("l.db")).unwrap();
+        assert_eq!(store.run_tenant("r1").unwrap(), None);
+        store.set_run_tenant("r1", "acme").unwrap();
+        store.set_run_tenant("r2", "globex").unwrap();
+        assert_eq!(store.run_tenant("r1").unwrap().as_deref(), Some("acme"));
+        let all = store.run_tenants().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all["r2"], "globex");
+    }
+}

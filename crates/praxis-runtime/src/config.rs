@@ -1,0 +1,622 @@
+//! Configuration: `praxis.toml` in the data dir and in the workspace, layered under
+//! environment variables and command-line flags, with the source of every value.
+//!
+//! Layers, later wins: built-in defaults < `$PRAXIS_HOME/praxis.toml` < `WORKSPACE/praxis.toml`
+//! < environment < flags. A workspace file may not set `[providers]` or `[prices]`: a
+//! repository must not be able to send your API keys to its own endpoint or make budgets
+//! free. API keys come from the environment only and are never printed.
+//!
+//! Merging is done over TOML tables here rather than with figment, whose 0.10 line would add
+//! a second `toml` major version to the tree; the provenance it offers is kept per leaf key.
+
+use crate::home::DataHome;
+use praxis_core::{Compaction, CompactionMode, PriceTable, Protocol};
+use praxis_models::{ModelError, Provider, ProviderSettings, ToolChoice};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const CONFIG_FILE: &str = "praxis.toml";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub model: ModelConfig,
+    /// Tiers: a name usable as `--provider` -> provider specs tried in order (failover).
+    pub models: BTreeMap<String, Vec<String>>,
+    pub providers: ProvidersConfig,
+    /// USD per million tokens by model name (merged over `$PRAXIS_HOME/prices.toml`).
+    pub prices: PriceTable,
+    pub limits: LimitsConfig,
+    pub compaction: CompactionConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// `mock`, `scripted`, `openai:MODEL`, `anthropic:MODEL`, `ollama:MODEL`, a tier name, or
+    /// a comma-separated failover list.
+    pub provider: String,
+    pub protocol: Protocol,
+    /// `auto`, `required` or a tool name; applies to the first model call.
+    pub tool_choice: String,
+    /// Tokens; default by provider kind (openai 128000, anthropic 200000, ollama 32768).
+    pub context_window: Option<u64>,
+    pub max_output_tokens: u32,
+    pub request_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    /// Attempts per call, the first included (1 disables retries).
+    pub max_attempts: u32,
+    /// Anthropic extended thinking budget in tokens (off when unset).
+    pub thinking_budget: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    pub openai: Endpoint,
+    pub anthropic: Endpoint,
+    pub ollama: OllamaEndpoint,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Endpoint {
+    pub base_url: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OllamaEndpoint {
+    pub host: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_steps: u32,
+    pub max_seconds: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompactionConfig {
+    /// `truncate` (drop older observations), `summarize` (the model summarizes) or `off`.
+    pub mode: String,
+    /// Compact when the conversation exceeds this share of the context window (percent).
+    pub threshold_percent: u8,
+    /// Observations always kept whole.
+    pub keep_recent: u32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        let settings = ProviderSettings::default();
+        ModelConfig {
+            provider: "mock".into(),
+            protocol: Protocol::Tools,
+            tool_choice: "auto".into(),
+            context_window: None,
+            max_output_tokens: settings.max_output_tokens,
+            request_timeout_secs: settings.request_timeout.as_secs(),
+            idle_timeout_secs: settings.idle_timeout.as_secs(),
+            max_attempts: settings.retry.max_attempts,
+            thinking_budget: None,
+        }
+    }
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        ProvidersConfig {
+            openai: Endpoint {
+                base_url: praxis_models::DEFAULT_OPENAI_BASE_URL.into(),
+            },
+            anthropic: Endpoint {
+                base_url: praxis_models::DEFAULT_ANTHROPIC_BASE_URL.into(),
+            },
+            ollama: OllamaEndpoint {
+                host: praxis_models::DEFAULT_OLLAMA_HOST.into(),
+            },
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = praxis_core::Limits::default();
+        LimitsConfig {
+            max_steps: limits.max_steps,
+            max_seconds: limits.max_seconds.unwrap_or(1800),
+        }
+    }
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            mode: "truncate".into(),
+            threshold_percent: 80,
+            keep_recent: 4,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            model: ModelConfig::default(),
+            models: BTreeMap::new(),
+            providers: ProvidersConfig::default(),
+            prices: PriceTable::default(),
+            limits: LimitsConfig::default(),
+            compaction: CompactionConfig::default(),
+        }
+    }
+}
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(path) => write!(f, "file {}", path.display()),
+            Source::Env(var) => write!(f, "env {var}"),
+            Source::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{source_name}: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Provider(#[from] ModelError),
+}
+
+/// A value set by the environment or a flag: dotted key, TOML value, where it came from.
+#[derive(Clone, Debug)]
+pub struct Override {
+    pub key: String,
+    pub value: toml::Value,
+    pub source: Source,
+}
+
+impl Override {
+    pub fn flag(key: &str, value: impl Into<toml::Value>, flag: &str) -> Self {
+        Override {
+            key: key.into(),
+            value: value.into(),
+            source: Source::Flag(flag.into()),
+        }
+    }
+}
+
+/// The effective configuration, the source of each leaf key, and warnings to show.
+#[derive(Clone, Debug)]
+pub struct Layered {
+    pub config: Config,
+    pub sources: BTreeMap<String, Source>,
+    pub warnings: Vec<String>,
+    /// Environment variables holding API keys: name -> whether it is set.
+    pub keys: BTreeMap<String, bool>,
+    settings_env: ProviderSettings,
+}
+
+/// Environment variables that set config keys.
+const ENV_KEYS: &[(&str, &str)] = &[
+    ("PRAXIS_PROVIDER", "model.provider"),
+    ("PRAXIS_PROTOCOL", "model.protocol"),
+    ("OPENAI_BASE_URL", "providers.openai.base_url"),
+    ("ANTHROPIC_BASE_URL", "providers.anthropic.base_url"),
+    ("OLLAMA_HOST", "providers.ollama.host"),
+];
+
+/// Loads every layer. `env` reads environment variables (tests pass their own).
+pub fn load(
+    home: &DataHome,
+    workspace: Option<&Path>,
+    flags: &[Override],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Layered, ConfigError> {
+    let mut merged = toml::Table::new();
+    let mut sources = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Invalid {
+        source_name: "built-in defaults".into(),
+        message: e.to_string(),
+    })?;
+    merge(&mut merged, defaults, "", &Source::Default, &mut sources);
+    let mut files = vec![(home.root().join(CONFIG_FILE), false)];
+    if let Some(ws) = workspace {
+        files.push((ws.join(CONFIG_FILE), true));
+    }
+    for (path, in_workspace) in files {
+        let Some(mut table) = read_file(&path)? else {
+            continue;
+        };
+        if in_workspace {
+            for section in ["providers", "prices"] {
+                if table.remove(section).is_some() {
+                    warnings.push(format!(
+                        "ignored [{section}] in {}: it may only be set in {} or the \
+                         environment (a repository must not redirect API keys or change prices)",
+                        path.display(),
+                        home.root().join(CONFIG_FILE).display()
+                    ));
+                }
+            }
+        }
+        merge(&mut merged, table, "", &Source::File(path), &mut sources);
+    }
+    let mut overrides: Vec<Override> = ENV_KEYS
+        .iter()
+        .filter_map(|(var, key)| {
+            let value = env(var).filter(|v| !v.trim().is_empty())?;
+            Some(Override {
+                key: key.to_string(),
+                value: toml::Value::String(value),
+                source: Source::Env(var.to_string()),
+            })
+        })
+        .collect();
+    overrides.extend(flags.iter().cloned());
+    for o in overrides {
+        set_path(&mut merged, &o.key, o.value);
+        sources.insert(o.key, o.source);
+    }
+    let config: Config =
+        Config::deserialize(toml::Value::Table(merged)).map_err(|e| ConfigError::Invalid {
+            source_name: "the merged configuration".into(),
+            message: e.to_string(),
+        })?;
+    let keys = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
+        .iter()
+        .map(|k| (k.to_string(), env(k).is_some_and(|v| !v.trim().is_empty())))
+        .collect();
+    Ok(Layered {
+        config,
+        sources,
+        warnings,
+        keys,
+        settings_env: ProviderSettings::from_vars(env),
+    })
+}
+
+/// A config file as a table, validated against the schema so a typo names its file.
+fn read_file(path: &Path) -> Result<Option<toml::Table>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.into(),
+                source,
+            });
+        }
+    };
+    let invalid = |message: String| ConfigError::Invalid {
+        source_name: path.display().to_string(),
+        message,
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    Config::deserialize(toml::Value::Table(table.clone())).map_err(|e| invalid(e.to_string()))?;
+    Ok(Some(table))
+}
+
+/// Merges `layer` into `into`, recording `source` for every leaf it sets.
+fn merge(
+    into: &mut toml::Table,
+    layer: toml::Table,
+    prefix: &str,
+    source: &Source,
+    sources: &mut BTreeMap<String, Source>,
+) {
+    for (key, value) in layer {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(table)) => {
+                merge(existing, table, &path, source, sources);
+            }
+            (_, toml::Value::Table(table)) => {
+                let mut fresh = toml::Table::new();
+                merge(&mut fresh, table, &path, source, sources);
+                into.insert(key, toml::Value::Table(fresh));
+            }
+            (_, value) => {
+                sources.insert(path, source.clone());
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().unwrap_or_default();
+    let mut at = table;
+    for part in parts {
+        let entry = at
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else {
+            unreachable!("made a table above")
+        };
+        at = next;
+    }
+    at.insert(last.to_string(), value);
+}
+
+impl Layered {
+    /// Provider settings: keys from the environment, everything else from the config.
+    pub fn provider_settings(&self) -> Result<ProviderSettings, ConfigError> {
+        let model = &self.config.model;
+        let tool_choice: ToolChoice =
+            model
+                .tool_choice
+                .parse()
+                .map_err(|e: praxis_models::SettingParseError| ConfigError::Invalid {
+                    source_name: self.source_of("model.tool_choice"),
+                    message: e.to_string(),
+                })?;
+        let mut settings = self.settings_env.clone();
+        settings.openai_base_url = self.config.providers.openai.base_url.clone();
+        settings.anthropic_base_url = self.config.providers.anthropic.base_url.clone();
+        settings.ollama_host = self.config.providers.ollama.host.clone();
+        settings.protocol = model.protocol;
+        settings.tool_choice = tool_choice;
+        settings.context_window = model.context_window;
+        settings.max_output_tokens = model.max_output_tokens;
+        settings.request_timeout = Duration::from_secs(model.request_timeout_secs.max(1));
+        settings.idle_timeout = Duration::from_secs(model.idle_timeout_secs.max(1));
+        settings.retry.max_attempts = model.max_attempts.max(1);
+        settings.thinking_budget = model.thinking_budget;
+        Ok(settings)
+    }
+
+    /// The provider selected by `model.provider` (a tier name expands to its failover list).
+    pub fn provider(&self, script: Option<&Path>) -> Result<Arc<dyn Provider>, ConfigError> {
+        let selection = self.config.model.provider.trim();
+        let spec = match self.config.models.get(selection) {
+            Some(tier) if tier.is_empty() => {
+                return Err(ConfigError::Invalid {
+                    source_name: self.source_of(&format!("models.{selection}")),
+                    message: format!("tier `{selection}` lists no models"),
+                });
+            }
+            Some(tier) => tier.join(","),
+            None => selection.to_string(),
+        };
+        let settings = self.provider_settings()?;
+        Ok(praxis_models::provider_from_spec(&spec, &settings, script)?)
+    }
+
+    /// The compaction a run gets with `provider` (None when off or the window is unknown).
+    pub fn compaction(&self, provider: &dyn Provider) -> Result<Option<Compaction>, ConfigError> {
+        let c = &self.config.compaction;
+        let mode = match c.mode.as_str() {
+            "off" => return Ok(None),
+            "truncate" => CompactionMode::Truncate,
+            "summarize" => CompactionMode::Summarize,
+            other => {
+                return Err(ConfigError::Invalid {
+                    source_name: self.source_of("compaction.mode"),
+                    message: format!(
+                        "unknown compaction mode `{other}`: expected truncate, summarize or off"
+                    ),
+                });
+            }
+        };
+        if !(1..=100).contains(&c.threshold_percent) {
+            return Err(ConfigError::Invalid {
+                source_name: self.source_of("compaction.threshold_percent"),
+                message: format!("{} is not a percentage from 1 to 100", c.threshold_percent),
+            });
+        }
+        let window = provider
+            .context_window()
+            .or(self.config.model.context_window)
+            .or(match provider.name() {
+                "openai" => Some(128_000),
+                "anthropic" => Some(200_000),
+                "ollama" => Some(32_768),
+                _ => None,
+            });
+        Ok(window.map(|context_window| Compaction {
+            mode,
+            context_window,
+            threshold_percent: c.threshold_percent,
+            keep_recent: c.keep_recent,
+        }))
+    }
+
+    pub fn source_of(&self, key: &str) -> String {
+        self.sources
+            .get(key)
+            .map_or_else(|| "default".to_string(), ToString::to_string)
+    }
+
+    /// Every leaf key with its value and source, sorted (what `praxis config` shows).
+    pub fn entries(&self) -> Vec<(String, toml::Value, Source)> {
+        let table = toml::Table::try_from(&self.config).unwrap_or_default();
+        let mut out = Vec::new();
+        flatten(&table, "", &mut |key, value| {
+            let source = self.sources.get(&key).cloned().unwrap_or(Source::Default);
+            out.push((key, value.clone(), source));
+        });
+        out
+    }
+}
+
+fn flatten(table: &toml::Table, prefix: &str, f: &mut dyn FnMut(String, &toml::Value)) {
+    for (key, value) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(t) => flatten(t, &path, f),
+            other => f(path, other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn home() -> (tempfile::TempDir, DataHome) {
+        let dir = tempfile::tempdir().unwrap();
+        let home = DataHome::at(dir.path());
+        (dir, home)
+    }
+
+    #[test]
+    fn layers_apply_in_order_and_name_their_source() {
+        let (dir, home) = home();
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[model]\nprovider = \"openai:gpt-4.1-mini\"\nmax_attempts = 5\n[limits]\nmax_steps = 7\n[models]\nfast = [\"ollama:qwen2.5-coder\", \"openai:gpt-4.1-mini\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ws.path().join(CONFIG_FILE),
+            "[limits]\nmax_steps = 9\n[providers.openai]\nbase_url = \"https://evil.example/v1\"\n[prices.free]\ninput_per_mtok = 0.0\noutput_per_mtok = 0.0\n",
+        )
+        .unwrap();
+        let flags = [Override::flag("model.protocol", "cmd", "--protocol")];
+        let layered = load(
+            &home,
+            Some(ws.path()),
+            &flags,
+            &env(&[
+                ("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+                ("OPENAI_API_KEY", "sk"),
+            ]),
+        )
+        .unwrap();
+        let c = &layered.config;
+        assert_eq!(c.model.provider, "openai:gpt-4.1-mini");
+        assert_eq!(c.model.max_attempts, 5);
+        assert_eq!(c.limits.max_steps, 9);
+        assert_eq!(c.model.protocol, Protocol::Cmd);
+        // The workspace cannot redirect endpoints or set prices; the environment can.
+        assert_eq!(c.providers.openai.base_url, "http://127.0.0.1:9/v1");
+        assert!(c.prices.0.is_empty());
+        assert_eq!(layered.warnings.len(), 2, "{:?}", layered.warnings);
+        assert_eq!(
+            layered.source_of("model.provider"),
+            format!("file {}", dir.path().join(CONFIG_FILE).display())
+        );
+        assert_eq!(
+            layered.source_of("limits.max_steps"),
+            format!("file {}", ws.path().join(CONFIG_FILE).display())
+        );
+        assert_eq!(layered.source_of("model.protocol"), "flag --protocol");
+        assert_eq!(
+            layered.source_of("providers.openai.base_url"),
+            "env OPENAI_BASE_URL"
+        );
+        assert_eq!(layered.source_of("model.max_output_tokens"), "default");
+        assert_eq!(layered.keys["OPENAI_API_KEY"], true);
+        assert_eq!(layered.keys["ANTHROPIC_API_KEY"], false);
+        let settings = layered.provider_settings().unwrap();
+        assert_eq!(settings.retry.max_attempts, 5);
+        assert_eq!(settings.openai_api_key.as_deref(), Some("sk"));
+        assert!(
+            layered
+                .entries()
+                .iter()
+                .any(|(k, v, _)| k == "models.fast" && v.as_array().is_some_and(|a| a.len() == 2))
+        );
+    }
+
+    #[test]
+    fn a_tier_name_selects_a_failover_chain() {
+        let (dir, home) = home();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[models]\nfast = [\"openai:a\", \"ollama:b\"]\n",
+        )
+        .unwrap();
+        let flags = [Override::flag("model.provider", "fast", "--provider")];
+        let layered = load(&home, None, &flags, &env(&[("OPENAI_API_KEY", "k")])).unwrap();
+        let provider = layered.provider(None).unwrap();
+        assert_eq!((provider.name(), provider.model()), ("openai", "a"));
+        // The compaction window comes from the provider kind when not configured.
+        let compaction = layered.compaction(&*provider).unwrap().unwrap();
+        assert_eq!(compaction.context_window, 128_000);
+        assert_eq!(compaction.mode, CompactionMode::Truncate);
+    }
+
+    #[test]
+    fn bad_files_and_values_name_their_source() {
+        let (dir, home) = home();
+        std::fs::write(dir.path().join(CONFIG_FILE), "[model]\nprovder = \"x\"\n").unwrap();
+        let err = load(&home, None, &[], &env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("praxis.toml") && err.contains("provder"),
+            "{err}"
+        );
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[compaction]\nmode = \"squeeze\"\n",
+        )
+        .unwrap();
+        let layered = load(&home, None, &[], &env(&[])).unwrap();
+        let mock = praxis_models::MockProvider::new();
+        let err = layered.compaction(&mock).unwrap_err().to_string();
+        assert!(
+            err.contains("squeeze") && err.contains("praxis.toml"),
+            "{err}"
+        );
+        // A missing key is an error naming the variable, never a silent fallback.
+        let flags = [Override::flag(
+            "model.provider",
+            "anthropic:claude",
+            "--provider",
+        )];
+        let layered = load(&home, None, &flags, &env(&[])).unwrap();
+        let err = layered.provider(None).err().unwrap().to_string();
+        assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
+    }
+}

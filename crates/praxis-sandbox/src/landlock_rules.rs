@@ -1,0 +1,239 @@
+//! The Landlock grants of a confined command and the ruleset built from them (in the
+//! parent; the child only calls `landlock_restrict_self` on the resulting fd).
+
+use crate::{SandboxError, SandboxPolicy, real_home};
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
+};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The ABI whose access rights were tested here (kernel ABI 7 offers all of them); older
+/// kernels get what they support (best effort), newer rights stay unhandled.
+const ABI_USED: ABI = ABI::V6;
+
+/// Toolchain homes pinned for confined commands (variable, default under the real home).
+pub(crate) const TOOLCHAIN_HOMES: [(&str, &str); 3] = [
+    ("CARGO_HOME", ".cargo"),
+    ("RUSTUP_HOME", ".rustup"),
+    ("PYENV_ROOT", ".pyenv"),
+];
+
+/// System directories readable and executable by every confined command.
+const SYSTEM_DIRS: [&str; 7] = [
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grant {
+    /// Everything: read, write, create, remove, execute.
+    Full,
+    ReadExec,
+    Read,
+    /// A device or lock file read and written in place.
+    FileReadWrite,
+}
+
+impl Grant {
+    fn access(self, is_dir: bool) -> BitFlags<AccessFs> {
+        let all = match self {
+            Grant::Full => AccessFs::from_all(ABI_USED),
+            Grant::ReadExec => AccessFs::from_read(ABI_USED),
+            Grant::Read => AccessFs::ReadFile | AccessFs::ReadDir,
+            Grant::FileReadWrite => {
+                AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev
+            }
+        };
+        if is_dir {
+            all
+        } else {
+            all & AccessFs::from_file(ABI_USED)
+        }
+    }
+}
+
+pub(crate) struct Grants {
+    pub rules: Vec<(PathBuf, Grant)>,
+    pub dropped: Vec<String>,
+}
+
+pub(crate) fn toolchain_home(var: &str, default: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| real_home().map(|h| h.join(default)))?;
+    dir.is_dir().then_some(dir)
+}
+
+/// Whether granting `grant` would expose `deny` (equal, or an ancestor of it).
+fn covers(grant: &Path, deny: &Path) -> bool {
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    canon(deny).starts_with(canon(grant))
+}
+
+pub(crate) fn grants(workspace: &Path, home: &Path, policy: &SandboxPolicy) -> Grants {
+    let mut rules: Vec<(PathBuf, Grant)> = vec![
+        (workspace.to_path_buf(), Grant::Full),
+        (home.to_path_buf(), Grant::Full),
+    ];
+    for dir in SYSTEM_DIRS {
+        rules.push((PathBuf::from(dir), Grant::ReadExec));
+    }
+    for path in etc_readable() {
+        rules.push((path.clone(), Grant::Read));
+    }
+    // Other processes' sensitive /proc files (environ, mem) stay closed: Landlock refuses
+    // ptrace-mode access from inside the domain to processes outside it. A rule on
+    // /proc/self would bind to the parent's pid directory, so /proc is granted whole.
+    rules.push((PathBuf::from("/proc"), Grant::Read));
+    for dev in [
+        "/dev/null",
+        "/dev/zero",
+        "/dev/full",
+        "/dev/random",
+        "/dev/urandom",
+    ] {
+        rules.push((PathBuf::from(dev), Grant::FileReadWrite));
+    }
+
+    // Optional grants: toolchains, PATH entries, the operator's extra paths. None may
+    // expose a deny path.
+    let mut optional: Vec<(PathBuf, Grant)> = Vec::new();
+    for (var, default) in TOOLCHAIN_HOMES {
+        if let Some(dir) = toolchain_home(var, default) {
+            if var == "CARGO_HOME" {
+                // Cargo locks these even for offline builds; the registry itself stays
+                // read-only so no run can plant code in another run's dependencies.
+                for lock in [".package-cache", ".package-cache-mutate", ".global-cache"] {
+                    optional.push((dir.join(lock), Grant::FileReadWrite));
+                }
+            }
+            optional.push((dir, Grant::ReadExec));
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.is_absolute() {
+                optional.push((dir, Grant::ReadExec));
+            }
+        }
+    }
+    for path in &policy.read_paths {
+        optional.push((path.clone(), Grant::ReadExec));
+    }
+    for path in &policy.write_paths {
+        optional.push((path.clone(), Grant::Full));
+    }
+    let mut dropped = Vec::new();
+    for (path, grant) in optional {
+        if !path.exists() {
+            continue;
+        }
+        if let Some(deny) = policy.deny_paths.iter().find(|d| covers(&path, d)) {
+            dropped.push(format!(
+                "{} (would expose {})",
+                path.display(),
+                deny.display()
+            ));
+            continue;
+        }
+        rules.push((path, grant));
+    }
+    rules.retain(|(p, _)| p.exists());
+    rules.dedup();
+    Grants { rules, dropped }
+}
+
+/// The parts of /etc every user may read (world-readable files, and directories whose
+/// whole subtree is), as few rules as possible. /etc/shadow, private keys and the like are
+/// left out, which matters when the runtime runs as root (file permissions do not stop it).
+fn etc_readable() -> &'static [PathBuf] {
+    static CACHE: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    CACHE.get_or_init(|| {
+        let mut out = Vec::new();
+        cover(Path::new("/etc"), 0, &mut out);
+        out
+    })
+}
+
+/// Adds rules covering the world-readable part of `path` to `out`; true if all of it is
+/// (then the caller may grant a parent directory whole instead).
+fn cover(path: &Path, depth: usize, out: &mut Vec<PathBuf>) -> bool {
+    let Ok(meta) = path.symlink_metadata() else {
+        return false;
+    };
+    if meta.file_type().is_symlink() {
+        // The target is granted (or not) where it lives.
+        return true;
+    }
+    let mode = meta.permissions().mode();
+    if !meta.is_dir() {
+        let readable = mode & 0o004 != 0;
+        if readable && depth == 0 {
+            out.push(path.to_path_buf());
+        }
+        return readable;
+    }
+    if mode & 0o005 != 0o005 || depth > 8 {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
+    let mut children = Vec::new();
+    let mut all = true;
+    for entry in entries.flatten() {
+        let child = entry.path();
+        let mut sub = Vec::new();
+        if cover(&child, depth + 1, &mut sub) {
+            children.push(child);
+        } else {
+            all = false;
+            out.extend(sub);
+        }
+    }
+    if all {
+        if depth == 0 {
+            out.push(path.to_path_buf());
+        }
+        return true;
+    }
+    // Not all of it: grant the readable children one by one.
+    out.extend(children);
+    false
+}
+
+/// Creates the ruleset and adds every grant. None when the kernel has no Landlock.
+pub(crate) fn build(
+    rules: &[(PathBuf, Grant)],
+    allow_network: bool,
+) -> Result<Option<OwnedFd>, SandboxError> {
+    let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(ABI_USED))
+        .map_err(|e| err(&e))?
+        .scope(Scope::from_all(ABI_USED))
+        .map_err(|e| err(&e))?;
+    if !allow_network {
+        // No port rules: every TCP connect and bind is denied.
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(ABI_USED))
+            .map_err(|e| err(&e))?;
+    }
+    let mut created = ruleset.create().map_err(|e| err(&e))?;
+    for (path, grant) in rules {
+        let Ok(fd) = PathFd::new(path) else {
+            // Vanished since it was listed: nothing to grant.
+            continue;
+        };
+        let access = grant.access(path.is_dir());
+        created = created
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(|e| SandboxError::Landlock(format!("rule for `{}`: {e}", path.display())))?;
+    }
+    Ok(created.into())
+}

@@ -1,0 +1,470 @@
+//! The OS sandbox boundary of Praxis: what confines a command a model proposed.
+//!
+//! A [`Sandbox`] is prepared once per run, in the parent, from a [`SandboxPolicy`]: the
+//! Landlock ruleset (a file descriptor), the seccomp programs (BPF), the rlimits, the
+//! namespace setup and a private HOME/TMPDIR. Each spawn then only installs a `pre_exec`
+//! hook ([`Sandbox::child_hook`]) that makes raw system calls in the forked child, in this
+//! order: join a per-spawn pids cgroup, `unshare(CLONE_NEWUSER | CLONE_NEWNET)` and write
+//! the id maps, `setrlimit`, `PR_SET_NO_NEW_PRIVS`, `landlock_restrict_self`, and the
+//! seccomp filters last (they forbid `unshare`). Nothing in the child allocates or locks:
+//! the parent is multi-threaded and the child is a copy of one of its threads.
+//!
+//! Layers that the host lacks are reported (see [`SandboxReport`]), never faked. The
+//! [`ssrf`] module holds the address guard of the `http` tool.
+
+mod cgroup;
+mod child;
+mod landlock_rules;
+pub mod probe;
+mod seccomp;
+pub mod ssrf;
+
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use cgroup::SpawnCgroup;
+pub use probe::{HostSupport, probe};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot build the Landlock ruleset: {0}")]
+    Landlock(String),
+    #[error("cannot compile the seccomp filter: {0}")]
+    Seccomp(String),
+    #[error("cannot create the private home `{}`: {source}", path.display())]
+    Home {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sandbox workspace `{}` is not an existing directory", path.display())]
+    Workspace { path: PathBuf },
+    #[error("cannot create the pids cgroup `{}`: {source}", path.display())]
+    Cgroup {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Resource limits applied with `setrlimit` in the child (soft = hard).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourceLimits {
+    /// CPU seconds per process (RLIMIT_CPU).
+    pub cpu_seconds: u64,
+    /// Virtual address space per process, bytes (RLIMIT_AS).
+    pub address_space_bytes: u64,
+    /// Open file descriptors per process (RLIMIT_NOFILE).
+    pub open_files: u64,
+    /// Processes the command may have at once (RLIMIT_NPROC inside its user namespace, and
+    /// the pids cgroup's `pids.max` where the host offers one).
+    pub processes: u64,
+    /// Largest file a process may write, bytes (RLIMIT_FSIZE).
+    pub file_size_bytes: u64,
+}
+
+impl Default for ResourceLimits {
+    fn default() -> Self {
+        ResourceLimits {
+            cpu_seconds: 3600,
+            address_space_bytes: 16 << 30,
+            open_files: 4096,
+            processes: 512,
+            file_size_bytes: 4 << 30,
+        }
+    }
+}
+
+/// What a confined command may touch.
+#[derive(Clone, Debug)]
+pub struct SandboxPolicy {
+    /// Read-write (the only writable place besides the private home).
+    pub workspace: PathBuf,
+    /// Network reachable (no new network namespace, no socket filter, no Landlock TCP rule).
+    pub allow_network: bool,
+    /// Extra read+execute grants (toolchains). Dropped when they would cover a deny path.
+    pub read_paths: Vec<PathBuf>,
+    /// Extra read-write grants.
+    pub write_paths: Vec<PathBuf>,
+    /// Never granted through `read_paths`, PATH directories or toolchain homes: a grant that
+    /// equals or contains one of these is dropped (Landlock can only allow, not carve out).
+    pub deny_paths: Vec<PathBuf>,
+    pub limits: ResourceLimits,
+    /// Where the private HOME is created (default: the system temp dir).
+    pub home_parent: Option<PathBuf>,
+}
+
+impl SandboxPolicy {
+    /// A policy for `workspace` with the default limits, no network, and the standard deny
+    /// list ([`default_deny_paths`]).
+    pub fn new(workspace: impl Into<PathBuf>) -> Self {
+        SandboxPolicy {
+            workspace: workspace.into(),
+            allow_network: false,
+            read_paths: Vec::new(),
+            write_paths: Vec::new(),
+            deny_paths: default_deny_paths(),
+            limits: ResourceLimits::default(),
+            home_parent: None,
+        }
+    }
+}
+
+/// The real home directory itself (so `~` is never granted as a whole), `~/.ssh`,
+/// `~/.gnupg`, `~/.aws`, `~/.kube`, `~/.docker`, `~/.config`, `~/.local/share` (the default
+/// Praxis data dir lives there) and `$PRAXIS_HOME`.
+pub fn default_deny_paths() -> Vec<PathBuf> {
+    let mut deny = Vec::new();
+    if let Some(home) = real_home() {
+        for sub in [
+            "",
+            ".ssh",
+            ".gnupg",
+            ".aws",
+            ".kube",
+            ".docker",
+            ".config",
+            ".local/share",
+        ] {
+            deny.push(if sub.is_empty() {
+                home.clone()
+            } else {
+                home.join(sub)
+            });
+        }
+    }
+    if let Some(dir) = std::env::var_os("PRAXIS_HOME").filter(|d| !d.is_empty()) {
+        deny.push(PathBuf::from(dir));
+    }
+    deny
+}
+
+fn real_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+/// One layer of the boundary as applied to a run: active or not, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    pub name: String,
+    pub active: bool,
+    pub detail: String,
+}
+
+/// What the sandbox applies to every command it confines.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxReport {
+    pub layers: Vec<Layer>,
+    /// Grants dropped because they covered a deny path (e.g. a PATH entry of `~`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_grants: Vec<String>,
+}
+
+impl SandboxReport {
+    pub fn layer(&self, name: &str) -> Option<&Layer> {
+        self.layers.iter().find(|l| l.name == name)
+    }
+
+    /// Layers that are not active, as `name (why)`.
+    pub fn unavailable(&self) -> Vec<String> {
+        self.layers
+            .iter()
+            .filter(|l| !l.active)
+            .map(|l| format!("{} ({})", l.name, l.detail))
+            .collect()
+    }
+
+    fn push(&mut self, name: &str, active: bool, detail: impl Into<String>) {
+        self.layers.push(Layer {
+            name: name.into(),
+            active,
+            detail: detail.into(),
+        });
+    }
+}
+
+/// A prepared confinement. Cheap to share (`Arc`); every spawn reuses the same ruleset fd
+/// and BPF programs.
+#[derive(Debug)]
+pub struct Sandbox {
+    plan: Arc<child::ChildPlan>,
+    home: PathBuf,
+    policy: SandboxPolicy,
+    report: SandboxReport,
+    cgroup_base: Option<PathBuf>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // The private home holds only what confined commands left there.
+        let _ = std::fs::remove_dir_all(&self.home);
+    }
+}
+
+impl Sandbox {
+    /// Prepares every layer the host supports. Fails only when something that should work
+    /// does not (a ruleset that cannot be built, a home that cannot be created); a layer
+    /// the host lacks is reported as unavailable instead.
+    pub fn new(policy: SandboxPolicy) -> Result<Sandbox, SandboxError> {
+        let workspace = policy
+            .workspace
+            .canonicalize()
+            .ok()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| SandboxError::Workspace {
+                path: policy.workspace.clone(),
+            })?;
+        let host = probe();
+        let home = make_private_home(policy.home_parent.as_deref())?;
+        let mut report = SandboxReport::default();
+
+        // Landlock.
+        let grants = landlock_rules::grants(&workspace, &home, &policy);
+        report.dropped_grants = grants.dropped.clone();
+        let landlock_fd: Option<OwnedFd> = match host.landlock_abi {
+            Some(abi) => {
+                let fd = landlock_rules::build(&grants.rules, policy.allow_network)?;
+                report.push(
+                    "landlock",
+                    fd.is_some(),
+                    format!(
+                        "ABI {abi}: read-write {} and the private home; read-only system dirs, \
+                         /proc, toolchains; everything else denied{}; signals and abstract \
+                         sockets scoped to the sandbox ({} rules)",
+                        workspace.display(),
+                        if policy.allow_network {
+                            ""
+                        } else {
+                            "; TCP connect and bind denied"
+                        },
+                        grants.rules.len()
+                    ),
+                );
+                fd
+            }
+            None => {
+                report.push(
+                    "landlock",
+                    false,
+                    "unavailable: the kernel has no Landlock (or it is disabled)",
+                );
+                None
+            }
+        };
+
+        // Namespaces.
+        let mut unshare_flags = 0;
+        if host.user_namespaces {
+            unshare_flags |= libc::CLONE_NEWUSER;
+            if !policy.allow_network {
+                unshare_flags |= libc::CLONE_NEWNET;
+            }
+            report.push(
+                "user_namespace",
+                true,
+                "new user namespace (own uid/gid mapped to themselves, setgroups denied)",
+            );
+            report.push(
+                "network_namespace",
+                !policy.allow_network,
+                if policy.allow_network {
+                    "not applied: network allowed for this run"
+                } else {
+                    "new network namespace without interfaces"
+                },
+            );
+        } else {
+            let why = host
+                .user_namespaces_why
+                .clone()
+                .unwrap_or_else(|| "unavailable".into());
+            report.push("user_namespace", false, why.clone());
+            report.push("network_namespace", false, why);
+        }
+
+        // Seccomp.
+        let seccomp = if host.seccomp {
+            let programs = seccomp::programs(!policy.allow_network)?;
+            report.push(
+                "seccomp",
+                true,
+                format!(
+                    "EPERM for ptrace, mount, modules, keyctl, bpf, perf_event_open, kexec, \
+                     reboot, swap, unshare/setns and namespace clones, io_uring{}; clone3 ENOSYS",
+                    if policy.allow_network {
+                        ""
+                    } else {
+                        ", AF_INET/AF_INET6 sockets"
+                    }
+                ),
+            );
+            programs
+        } else {
+            report.push(
+                "seccomp",
+                false,
+                "unavailable: the kernel has no seccomp filter mode",
+            );
+            Vec::new()
+        };
+
+        // Rlimits and the pids cgroup.
+        let uid = unsafe { libc::getuid() };
+        let nproc_effective = uid != 0;
+        let rlimits = child::rlimits(&policy.limits, host.user_namespaces);
+        report.push(
+            "rlimits",
+            true,
+            format!(
+                "cpu {}s, address space {} MiB, {} open files, {} processes{}, file size {} MiB, no core dumps",
+                policy.limits.cpu_seconds,
+                policy.limits.address_space_bytes >> 20,
+                policy.limits.open_files,
+                policy.limits.processes,
+                if nproc_effective {
+                    ""
+                } else {
+                    " (RLIMIT_NPROC does not bind uid 0: the pids cgroup does)"
+                },
+                policy.limits.file_size_bytes >> 20
+            ),
+        );
+        let cgroup_base = host.pids_cgroup.clone();
+        if let Some(base) = &cgroup_base {
+            cgroup::sweep_stale(base);
+        }
+        match &cgroup_base {
+            Some(base) => report.push(
+                "pids_cgroup",
+                true,
+                format!(
+                    "pids.max {} in a cgroup per command under {}; everything left in it is \
+                     killed when the command ends",
+                    policy.limits.processes,
+                    base.display()
+                ),
+            ),
+            None => report.push(
+                "pids_cgroup",
+                false,
+                host.pids_cgroup_why
+                    .clone()
+                    .unwrap_or_else(|| "unavailable".into()),
+            ),
+        }
+        report.push(
+            "environment",
+            true,
+            format!(
+                "scrubbed environment; private HOME and TMPDIR in {}",
+                home.display()
+            ),
+        );
+
+        let plan = child::ChildPlan::new(unshare_flags, rlimits, landlock_fd, seccomp);
+        Ok(Sandbox {
+            plan: Arc::new(plan),
+            home,
+            policy,
+            report,
+            cgroup_base,
+        })
+    }
+
+    pub fn report(&self) -> &SandboxReport {
+        &self.report
+    }
+
+    pub fn policy(&self) -> &SandboxPolicy {
+        &self.policy
+    }
+
+    /// The private HOME of confined commands (TMPDIR is its `tmp` subdirectory).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// `base` (an already scrubbed environment) with HOME and TMPDIR pointing into the
+    /// private home, and the toolchain homes (CARGO_HOME, RUSTUP_HOME, PYENV_ROOT) pinned
+    /// to the real ones so tools still find them under the new HOME.
+    pub fn environment(&self, base: &[(String, String)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = base
+            .iter()
+            .filter(|(k, _)| k != "HOME" && k != "TMPDIR")
+            .cloned()
+            .collect();
+        for (name, default) in landlock_rules::TOOLCHAIN_HOMES {
+            if env.iter().any(|(k, _)| k == name) {
+                continue;
+            }
+            if let Some(dir) = landlock_rules::toolchain_home(name, default) {
+                env.push((name.to_string(), dir.display().to_string()));
+            }
+        }
+        env.push(("HOME".into(), self.home.display().to_string()));
+        env.push(("TMPDIR".into(), self.home.join("tmp").display().to_string()));
+        env
+    }
+
+    /// Creates this spawn's pids cgroup when the host offers one (None otherwise). Keep it
+    /// alive until the command and everything it started are gone, then call
+    /// [`SpawnCgroup::finish`].
+    pub fn spawn_cgroup(&self) -> Result<Option<SpawnCgroup>, SandboxError> {
+        match &self.cgroup_base {
+            Some(base) => SpawnCgroup::create(base, self.policy.limits.processes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The `pre_exec` hook confining the child. Install it on the `Command` of every
+    /// spawn (it runs after fork, before exec) together with `spawn_cgroup`'s cgroup.
+    ///
+    /// # Safety contract of the returned closure
+    /// It only makes raw system calls on data prepared here; it allocates nothing and takes
+    /// no lock, so it is sound to run in the child of a multi-threaded parent.
+    pub fn child_hook(
+        &self,
+        cgroup: Option<&SpawnCgroup>,
+    ) -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
+        let plan = self.plan.clone();
+        let cgroup_fd = cgroup.map(|c| c.procs_fd().as_raw_fd());
+        move || {
+            // SAFETY: see `ChildPlan::apply`; the cgroup fd is kept open by the caller
+            // until the spawn returned.
+            unsafe { plan.apply(cgroup_fd) }
+        }
+    }
+}
+
+fn make_private_home(parent: Option<&Path>) -> Result<PathBuf, SandboxError> {
+    use std::os::unix::fs::DirBuilderExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let path = parent.join(format!(
+        "praxis-home-{}-{}-{nanos:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let mut builder = std::fs::DirBuilder::new();
+    builder.mode(0o700);
+    builder
+        .create(&path)
+        .and_then(|()| builder.create(path.join("tmp")))
+        .map_err(|source| SandboxError::Home {
+            path: path.clone(),
+            source,
+        })?;
+    // Canonical, so the Landlock rule and the HOME variable name the same directory.
+    path.canonicalize()
+        .map_err(|source| SandboxError::Home { path, source })
+}

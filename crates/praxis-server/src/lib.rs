@@ -1,0 +1,200 @@
+//! Praxis HTTP server: REST under `/v1`, the live SSE feed of each run, API tokens mapped
+//! to tenants, concurrency limits with a bounded queue, production-mode checks, graceful
+//! shutdown and crash detection at start.
+//!
+//! The server runs nothing itself: runs go through `praxis_runtime::Runtime`, the ledger is
+//! the truth for status and the feed, approvals meet in the same table `praxis approve`
+//! uses, so the CLI and the server share one data directory.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), praxis_server::ServerError> {
+//! let config = praxis_server::ServerConfig::new(praxis_runtime::DataHome::at("/var/lib/praxis"));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+//! let server = praxis_server::Server::start(listener, config).await?;
+//! println!("listening on {}", server.addr());
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod config;
+mod metrics;
+mod runs;
+mod sse;
+
+pub use api::{
+    ApprovalList, ApprovalView, ApproveMode, CancelAnswer, CreateRun, Created, DEFAULT_TENANT,
+    DecideApproval, DecisionAnswer, DecisionKind, ErrorBody, LimitsBody, RunList, RunView,
+    ToolList, ToolView, UsageView, VerifyWrit, WritVerdict, openapi_json,
+};
+pub use config::{AuthSetting, DEFAULT_BIND, ServerConfig, WritSource, parse_bind, parse_origins};
+
+use praxis_ledger::SqliteLedger;
+use praxis_ledger::approvals::ApprovalStore;
+use praxis_ledger::tokens::TokenStore;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+/// The reason recorded in `run_finished` of runs cancelled by a shutdown.
+pub const SHUTDOWN_REASON: &str = "server shutting down";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("refusing to start in production mode (PRAXIS_MODE=production):\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Production(Vec<String>),
+    #[error("opening the data directory: {0}")]
+    Ledger(#[from] praxis_ledger::LedgerError),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server task failed: {0}")]
+    Task(String),
+}
+
+/// Every production-mode refusal for `config` (empty when it may start, or when not in
+/// production mode).
+pub fn production_problems(config: &ServerConfig) -> Result<Vec<String>, ServerError> {
+    if !config.production {
+        return Ok(Vec::new());
+    }
+    let tokens = TokenStore::open(&config.home.ledger_path())?;
+    let auth_on = match config.auth {
+        AuthSetting::On => true,
+        AuthSetting::Off => false,
+        AuthSetting::Auto => tokens.any()?,
+    };
+    Ok(config.production_problems(auth_on, &praxis_runtime::doctor::sandbox_features()))
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, cancels running runs (their
+/// `run_finished` says [`SHUTDOWN_REASON`]), waits for them (at most the configured grace)
+/// and returns.
+pub async fn serve(
+    listener: TcpListener,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let problems = production_problems(&config)?;
+    if !problems.is_empty() {
+        return Err(ServerError::Production(problems));
+    }
+    let path = config.home.ledger_path();
+    let ledger = Arc::new(SqliteLedger::open(&path)?);
+    let approvals = Arc::new(ApprovalStore::open(&path)?);
+    let tokens = Arc::new(TokenStore::open(&path)?);
+    let metrics = Arc::new(metrics::Metrics::default());
+    let manager = runs::Manager::new(
+        ledger,
+        tokens.clone(),
+        config.registry.clone(),
+        metrics.clone(),
+        runs::Limits {
+            max_runs: config.max_runs,
+            max_runs_per_tenant: config.max_runs_per_tenant,
+            queue_capacity: config.queue_capacity,
+            follower_buffer: config.follower_buffer,
+        },
+    );
+    let recovery = manager.clone();
+    tokio::task::spawn_blocking(move || runs::recover_interrupted(&recovery))
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))??;
+    let grace = config.shutdown_grace;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = Arc::new(api::Shared {
+        manager: manager.clone(),
+        approvals,
+        tokens,
+        metrics,
+        config,
+        shutdown: stop_rx.clone(),
+    });
+    let app = api::router(state);
+    let mut stopped = stop_rx.clone();
+    let server = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        })
+        .into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result?,
+        () = shutdown => {
+            // Feeds end, new connections are refused, runs are cancelled, then we wait
+            // for open connections, bounded: a client that never reads must not keep the
+            // server from exiting.
+            let _ = stop_tx.send(true);
+            let left = manager.shutdown(SHUTDOWN_REASON, grace).await;
+            if left > 0 {
+                eprintln!("praxis serve: {left} run(s) did not stop within {}s", grace.as_secs());
+            }
+            if tokio::time::timeout(grace, &mut server).await.is_err() {
+                eprintln!("praxis serve: closing connections still open after {}s", grace.as_secs());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A server running in the background of this process (tests, benchmarks, embedding).
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl Server {
+    /// Starts serving on `listener`; production-mode problems are reported here.
+    pub async fn start(listener: TcpListener, config: ServerConfig) -> Result<Server, ServerError> {
+        let problems = production_problems(&config)?;
+        if !problems.is_empty() {
+            return Err(ServerError::Production(problems));
+        }
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful shutdown, as on SIGTERM.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))?
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c (what `praxis serve` stops on).
+pub async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

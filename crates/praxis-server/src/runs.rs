@@ -1,0 +1,697 @@
+//! The runs this server drives: admission under the concurrency limits (a bounded FIFO
+//! queue behind them), one live hub per run for followers, cancellation, crash recovery at
+//! start, and draining at shutdown. Everything durable is in the ledger; this is only what a
+//! live process knows on top of it.
+
+use crate::metrics::Metrics;
+use praxis_core::RunStatus;
+use praxis_ledger::tokens::TokenStore;
+use praxis_ledger::{Entry, Ledger, SqliteLedger};
+use praxis_runtime::{
+    Cancel, LiveEvent, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
+};
+use serde_json::Value;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use tokio::sync::{Notify, broadcast};
+
+/// What followers of a live run receive.
+#[derive(Clone, Debug)]
+pub(crate) enum Live {
+    /// A durable ledger entry.
+    Entry(Arc<Entry>),
+    /// Streamed model text (never ledgered).
+    Delta(Arc<str>),
+    /// The driver returned: every entry of the run is durable.
+    Done,
+}
+
+/// What a live run is doing right now (not in the ledger: it changes too often).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LiveState {
+    pub phase: &'static str,
+    pub active_tool: Option<String>,
+}
+
+/// One run's live channel. A bounded broadcast: a follower that falls `capacity` events
+/// behind is told it lagged and is dropped (it resumes from the ledger), so a slow follower
+/// costs no memory beyond the shared ring.
+pub(crate) struct Hub {
+    tx: broadcast::Sender<Live>,
+    state: Mutex<LiveState>,
+}
+
+impl Hub {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Hub {
+            tx: broadcast::channel(capacity.max(1)).0,
+            state: Mutex::new(LiveState {
+                phase: "queued",
+                active_tool: None,
+            }),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
+        self.tx.subscribe()
+    }
+
+    pub fn state(&self) -> LiveState {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set(&self, phase: &'static str, tool: Option<String>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.phase = phase;
+        state.active_tool = tool;
+    }
+
+    fn send(&self, live: Live) {
+        // No follower is not an error.
+        let _ = self.tx.send(live);
+    }
+}
+
+/// A run that has no ledger entries to speak for it: it waited in the queue and was
+/// cancelled, or the driver refused it before recording anything, or the driver failed
+/// (ledger error) so its derived status would not be true.
+#[derive(Clone, Debug)]
+pub(crate) struct Ghost {
+    pub tenant: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub task: String,
+    pub workspace: String,
+    pub provider: String,
+    pub created_at: String,
+}
+
+/// How many ghosts are remembered (oldest forgotten first).
+const MAX_GHOSTS: usize = 4096;
+
+pub(crate) struct Active {
+    pub tenant: String,
+    pub hub: Arc<Hub>,
+    cancel: Cancel,
+}
+
+pub(crate) struct Queued {
+    pub run_id: String,
+    pub tenant: String,
+    pub hub: Arc<Hub>,
+    pub options: RunOptions,
+    pub job: Job,
+    pub created_at: String,
+}
+
+/// What a slot is used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Job {
+    /// A new run (`Runtime::run`).
+    Start,
+    /// An interrupted run taken over (`Runtime::resume`).
+    Resume,
+}
+
+#[derive(Default)]
+struct Inner {
+    accepting: bool,
+    active: HashMap<String, Active>,
+    by_tenant: HashMap<String, usize>,
+    queue: VecDeque<Queued>,
+    ghosts: HashMap<String, Ghost>,
+    ghost_order: VecDeque<String>,
+    /// Runs found interrupted at start, with what was done about them.
+    recovered: HashMap<String, String>,
+}
+
+/// The outcome of asking to start a run.
+pub(crate) enum Admission {
+    Started,
+    Queued {
+        position: usize,
+    },
+    /// Every slot busy and the queue full.
+    Full,
+    ShuttingDown,
+}
+
+/// What the server knows live about a run, besides the ledger.
+pub(crate) enum Known {
+    Queued {
+        tenant: String,
+        task: String,
+        workspace: String,
+        provider: String,
+        created_at: String,
+        position: usize,
+    },
+    Active {
+        tenant: String,
+        hub: Arc<Hub>,
+    },
+    Ghost(Ghost),
+    Unknown {
+        recovered: Option<String>,
+    },
+}
+
+pub(crate) struct Limits {
+    pub max_runs: Option<usize>,
+    pub max_runs_per_tenant: Option<usize>,
+    pub queue_capacity: usize,
+    pub follower_buffer: usize,
+}
+
+pub(crate) struct Manager {
+    runtime: Runtime,
+    pub ledger: Arc<SqliteLedger>,
+    pub tokens: Arc<TokenStore>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    inner: Mutex<Inner>,
+    finished: Notify,
+}
+
+impl Manager {
+    pub fn new(
+        ledger: Arc<SqliteLedger>,
+        tokens: Arc<TokenStore>,
+        registry: Arc<praxis_tools::Registry>,
+        metrics: Arc<Metrics>,
+        limits: Limits,
+    ) -> Arc<Self> {
+        Arc::new(Manager {
+            runtime: Runtime::new(ledger.clone(), registry),
+            ledger,
+            tokens,
+            metrics,
+            limits,
+            inner: Mutex::new(Inner {
+                accepting: true,
+                ..Inner::default()
+            }),
+            finished: Notify::new(),
+        })
+    }
+
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the run now if a slot is free, queues it if the queue has room, else refuses.
+    /// The tenant is recorded before the run writes anything, so it is never visible to
+    /// another tenant, not even for its first entry.
+    pub fn submit(
+        self: &Arc<Self>,
+        run_id: String,
+        tenant: String,
+        options: RunOptions,
+        job: Job,
+    ) -> Result<Admission, praxis_ledger::LedgerError> {
+        self.admit(run_id, tenant, options, job, false)
+    }
+
+    /// `submit`; `recovering` skips the queue's capacity (runs found at start were already
+    /// admitted once).
+    fn admit(
+        self: &Arc<Self>,
+        run_id: String,
+        tenant: String,
+        options: RunOptions,
+        job: Job,
+        recovering: bool,
+    ) -> Result<Admission, praxis_ledger::LedgerError> {
+        let mut inner = self.inner();
+        if !inner.accepting {
+            return Ok(Admission::ShuttingDown);
+        }
+        if inner.active.contains_key(&run_id) || inner.queue.iter().any(|q| q.run_id == run_id) {
+            // A second resume of the same run: it is already being taken care of.
+            return Ok(Admission::Started);
+        }
+        let can_start = self.has_slot(&inner, &tenant);
+        if !can_start && !recovering && inner.queue.len() >= self.limits.queue_capacity {
+            return Ok(Admission::Full);
+        }
+        if job == Job::Start {
+            self.tokens.set_run_tenant(&run_id, &tenant)?;
+        }
+        inner.ghosts.remove(&run_id);
+        let hub = Hub::new(self.limits.follower_buffer);
+        if can_start {
+            self.start(&mut inner, run_id, tenant, hub, options, job);
+            Ok(Admission::Started)
+        } else {
+            inner.queue.push_back(Queued {
+                run_id,
+                tenant,
+                hub,
+                options,
+                job,
+                created_at: praxis_ledger::now_rfc3339(),
+            });
+            self.metrics.set_queue_depth(inner.queue.len());
+            Ok(Admission::Queued {
+                position: inner.queue.len(),
+            })
+        }
+    }
+
+    fn has_slot(&self, inner: &Inner, tenant: &str) -> bool {
+        let global = self
+            .limits
+            .max_runs
+            .is_none_or(|max| inner.active.len() < max);
+        let own = inner.by_tenant.get(tenant).copied().unwrap_or(0);
+        let per_tenant = self.limits.max_runs_per_tenant.is_none_or(|max| own < max);
+        global && per_tenant
+    }
+
+    fn start(
+        self: &Arc<Self>,
+        inner: &mut Inner,
+        run_id: String,
+        tenant: String,
+        hub: Arc<Hub>,
+        mut options: RunOptions,
+        job: Job,
+    ) {
+        let cancel = options.cancel.clone();
+        options.run_id = Some(run_id.clone());
+        hub.set("starting", None);
+        *inner.by_tenant.entry(tenant.clone()).or_default() += 1;
+        inner.active.insert(
+            run_id.clone(),
+            Active {
+                tenant: tenant.clone(),
+                hub: hub.clone(),
+                cancel,
+            },
+        );
+        self.metrics.set_active_runs(inner.active.len());
+        let manager = self.clone();
+        tokio::spawn(async move {
+            let observer = HubObserver {
+                run_id: run_id.clone(),
+                tenant: tenant.clone(),
+                hub: hub.clone(),
+                tokens: manager.tokens.clone(),
+                metrics: manager.metrics.clone(),
+            };
+            let spec = options.spec.clone();
+            let result = match job {
+                Job::Start => manager.runtime.run(options, &observer).await,
+                Job::Resume => manager.runtime.resume(&run_id, options, &observer).await,
+            };
+            manager.finish(&run_id, &tenant, &spec, result);
+        });
+    }
+
+    fn finish(
+        self: &Arc<Self>,
+        run_id: &str,
+        tenant: &str,
+        spec: &praxis_core::RunSpec,
+        result: Result<RunReport, RuntimeError>,
+    ) {
+        let mut inner = self.inner();
+        if let Some(active) = inner.active.remove(run_id) {
+            active.hub.set("finished", None);
+            active.hub.send(Live::Done);
+        }
+        if let Some(count) = inner.by_tenant.get_mut(tenant) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                inner.by_tenant.remove(tenant);
+            }
+        }
+        if let Err(RuntimeError::NotResumable { why, .. }) = &result {
+            // Nothing was written: the run stays as its ledger says.
+            eprintln!("praxis serve: run {run_id} was not resumed: {why}");
+            inner
+                .recovered
+                .insert(run_id.to_string(), format!("resume refused: {why}"));
+        } else if let Err(error) = result {
+            // No `run_finished` was written: without this the run would look like it is
+            // still running for as long as this process lives.
+            eprintln!("praxis serve: run {run_id} failed: {error}");
+            remember_ghost(
+                &mut inner,
+                run_id,
+                Ghost {
+                    tenant: tenant.to_string(),
+                    status: RunStatus::Failed,
+                    error: Some(error.to_string()),
+                    task: spec.task.clone(),
+                    workspace: spec.workspace.clone(),
+                    provider: spec.provider.clone(),
+                    created_at: praxis_ledger::now_rfc3339(),
+                },
+            );
+        }
+        self.schedule(&mut inner);
+        self.metrics.set_active_runs(inner.active.len());
+        self.metrics.set_queue_depth(inner.queue.len());
+        drop(inner);
+        self.finished.notify_waiters();
+    }
+
+    /// Starts queued runs while slots are free, first come first served, skipping runs
+    /// whose tenant is at its own limit.
+    fn schedule(self: &Arc<Self>, inner: &mut Inner) {
+        if !inner.accepting {
+            return;
+        }
+        let mut index = 0;
+        while index < inner.queue.len() {
+            if self
+                .limits
+                .max_runs
+                .is_some_and(|max| inner.active.len() >= max)
+            {
+                break;
+            }
+            if self.has_slot(inner, &inner.queue[index].tenant) {
+                if let Some(q) = inner.queue.remove(index) {
+                    self.start(inner, q.run_id, q.tenant, q.hub, q.options, q.job);
+                }
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// What this process knows about `run_id` beyond the ledger.
+    pub fn known(&self, run_id: &str) -> Known {
+        let inner = self.inner();
+        if let Some(active) = inner.active.get(run_id) {
+            return Known::Active {
+                tenant: active.tenant.clone(),
+                hub: active.hub.clone(),
+            };
+        }
+        if let Some((position, q)) = inner
+            .queue
+            .iter()
+            .enumerate()
+            .find(|(_, q)| q.run_id == run_id)
+        {
+            return Known::Queued {
+                tenant: q.tenant.clone(),
+                task: q.options.spec.task.clone(),
+                workspace: q.options.spec.workspace.clone(),
+                provider: q.options.spec.provider.clone(),
+                created_at: q.created_at.clone(),
+                position: position + 1,
+            };
+        }
+        if let Some(ghost) = inner.ghosts.get(run_id) {
+            return Known::Ghost(ghost.clone());
+        }
+        Known::Unknown {
+            recovered: inner.recovered.get(run_id).cloned(),
+        }
+    }
+
+    /// A receiver of the live channel of a running or queued run. Taken under the same
+    /// lock `finish` sends `Done` under, so a follower cannot miss the end.
+    pub fn subscribe(&self, run_id: &str) -> Option<broadcast::Receiver<Live>> {
+        let inner = self.inner();
+        if let Some(active) = inner.active.get(run_id) {
+            return Some(active.hub.subscribe());
+        }
+        inner
+            .queue
+            .iter()
+            .find(|q| q.run_id == run_id)
+            .map(|q| q.hub.subscribe())
+    }
+
+    /// Queued runs and ghosts (runs without ledger entries), newest first.
+    pub fn unledgered(&self) -> Vec<(String, Known)> {
+        let inner = self.inner();
+        let mut out: Vec<(String, Known)> = inner
+            .queue
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, q)| {
+                (
+                    q.run_id.clone(),
+                    Known::Queued {
+                        tenant: q.tenant.clone(),
+                        task: q.options.spec.task.clone(),
+                        workspace: q.options.spec.workspace.clone(),
+                        provider: q.options.spec.provider.clone(),
+                        created_at: q.created_at.clone(),
+                        position: i + 1,
+                    },
+                )
+            })
+            .collect();
+        for id in inner.ghost_order.iter().rev() {
+            if let Some(g) = inner.ghosts.get(id) {
+                out.push((id.clone(), Known::Ghost(g.clone())));
+            }
+        }
+        out
+    }
+
+    /// Ghosts override what the ledger says (a failed driver leaves no `run_finished`).
+    pub fn ghost(&self, run_id: &str) -> Option<Ghost> {
+        self.inner().ghosts.get(run_id).cloned()
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.inner().active.len()
+    }
+
+    /// Cancels a live or queued run. Returns false when the run is neither.
+    pub fn cancel(&self, run_id: &str, reason: &str) -> bool {
+        let mut inner = self.inner();
+        if let Some(active) = inner.active.get(run_id) {
+            active.cancel.cancel(reason);
+            return true;
+        }
+        if let Some(index) = inner.queue.iter().position(|q| q.run_id == run_id) {
+            if let Some(q) = inner.queue.remove(index) {
+                q.hub.send(Live::Done);
+                let ghost = Ghost {
+                    tenant: q.tenant,
+                    status: RunStatus::Cancelled,
+                    error: Some(reason.to_string()),
+                    task: q.options.spec.task.clone(),
+                    workspace: q.options.spec.workspace.clone(),
+                    provider: q.options.spec.provider.clone(),
+                    created_at: q.created_at,
+                };
+                remember_ghost(&mut inner, run_id, ghost);
+                self.metrics.set_queue_depth(inner.queue.len());
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Notes a run found interrupted at start.
+    pub fn note_recovered(&self, run_id: &str, note: String) {
+        self.inner().recovered.insert(run_id.to_string(), note);
+    }
+
+    /// Stops admitting runs, cancels the queue and every running run with `reason`, then
+    /// waits (at most `grace`) until every driver returned. Returns how many runs were still
+    /// running when the grace ran out.
+    pub async fn shutdown(&self, reason: &str, grace: std::time::Duration) -> usize {
+        {
+            let mut inner = self.inner();
+            inner.accepting = false;
+            let queued: Vec<Queued> = inner.queue.drain(..).collect();
+            for q in queued {
+                q.hub.send(Live::Done);
+                let ghost = Ghost {
+                    tenant: q.tenant,
+                    status: RunStatus::Cancelled,
+                    error: Some(reason.to_string()),
+                    task: q.options.spec.task.clone(),
+                    workspace: q.options.spec.workspace.clone(),
+                    provider: q.options.spec.provider.clone(),
+                    created_at: q.created_at,
+                };
+                remember_ghost(&mut inner, &q.run_id, ghost);
+            }
+            for active in inner.active.values() {
+                active.cancel.cancel(reason);
+            }
+            self.metrics.set_queue_depth(0);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            // Register before checking, so a run finishing in between still wakes us.
+            let notified = self.finished.notified();
+            let left = self.active_count();
+            if left == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.active_count();
+            }
+        }
+    }
+}
+
+fn remember_ghost(inner: &mut Inner, run_id: &str, ghost: Ghost) {
+    if inner.ghosts.insert(run_id.to_string(), ghost).is_none() {
+        inner.ghost_order.push_back(run_id.to_string());
+    }
+    while inner.ghost_order.len() > MAX_GHOSTS {
+        if let Some(old) = inner.ghost_order.pop_front() {
+            inner.ghosts.remove(&old);
+        }
+    }
+}
+
+/// Feeds a run's live events to its hub (and the metrics). Sub-runs started by `delegate`
+/// report through the same observer: they belong to the parent's tenant, and their entries
+/// go to their own feed (read from the ledger), not the parent's.
+struct HubObserver {
+    run_id: String,
+    tenant: String,
+    hub: Arc<Hub>,
+    tokens: Arc<TokenStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl RunObserver for HubObserver {
+    fn on_event(&self, run_id: &str, event: LiveEvent<'_>) {
+        if run_id != self.run_id {
+            if let LiveEvent::Entry(entry) = &event {
+                self.metrics.entry_appended();
+                if entry.seq == 1
+                    && let Err(e) = self.tokens.set_run_tenant(run_id, &self.tenant)
+                {
+                    eprintln!("praxis serve: cannot record the tenant of sub-run {run_id}: {e}");
+                }
+            }
+            return;
+        }
+        match event {
+            LiveEvent::Entry(entry) => {
+                self.metrics.entry_appended();
+                match entry.kind.as_str() {
+                    "execution" | "approval_decided" => self.hub.set("running", None),
+                    "run_finished" => self.hub.set("finishing", None),
+                    _ => {}
+                }
+                self.hub.send(Live::Entry(Arc::new(entry.clone())));
+            }
+            LiveEvent::Delta { text } => self.hub.send(Live::Delta(Arc::from(text))),
+            LiveEvent::ModelCall { .. } => self.hub.set("model", None),
+            LiveEvent::ToolStarted { tool, .. } => self.hub.set("tool", Some(tool.to_string())),
+            LiveEvent::AwaitingApproval { proposal } => self
+                .hub
+                .set("awaiting_approval", Some(proposal.tool.clone())),
+        }
+    }
+}
+
+/// Counters of a run, from its entries: model calls, tool executions, token usage.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct Counters {
+    pub steps: u64,
+    pub tool_calls: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+impl Counters {
+    pub fn from_entries(entries: &[Entry]) -> Self {
+        let mut c = Counters::default();
+        for e in entries {
+            match e.kind.as_str() {
+                "model_response" => {
+                    c.steps += 1;
+                    c.input_tokens += e.payload["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                    c.output_tokens += e.payload["usage"]["output_tokens"].as_u64().unwrap_or(0);
+                }
+                "execution" => c.tool_calls += 1,
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+/// A `RunRow` (what `overview` reads) built from one run's entries, so looking at one run
+/// does not list every run.
+pub(crate) fn row_of(entries: &[Entry]) -> Option<praxis_ledger::RunRow> {
+    let first = entries.first()?;
+    let last = entries.last()?;
+    let finished: Option<Value> = entries
+        .iter()
+        .rev()
+        .find(|e| e.kind == praxis_ledger::RUN_FINISHED_KIND)
+        .map(|e| e.payload.clone());
+    Some(praxis_ledger::RunRow {
+        run_id: first.run_id.clone(),
+        started_at: first.at.clone(),
+        started: first.payload.clone(),
+        finished,
+        resumed: entries
+            .iter()
+            .rev()
+            .find(|e| e.kind == praxis_ledger::RUN_RESUMED_KIND)
+            .map(|e| e.payload.clone()),
+        last_seq: last.seq,
+        last_kind: last.kind.clone(),
+    })
+}
+
+/// Crash recovery, run at start: every run without `run_finished` whose driver is gone.
+/// Each goes through [`recover_run`].
+pub(crate) fn interrupted_runs(
+    manager: &Manager,
+) -> Result<Vec<praxis_ledger::RunRow>, praxis_ledger::LedgerError> {
+    Ok(manager
+        .ledger
+        .runs()?
+        .into_iter()
+        .filter(|row| {
+            row.finished.is_none() && praxis_runtime::overview(row).status == RunStatus::Interrupted
+        })
+        .collect())
+}
+
+/// What crash recovery does with one interrupted run: runs this server started are
+/// resumed when their cognition can be rebuilt from the record (`resume` says how: None
+/// when it cannot, e.g. scripts are not recorded); the rest stay `interrupted`, with a note
+/// saying how to resume them. Resuming never re-runs an in-flight tool silently: the
+/// runtime asks the approver for anything but a read.
+pub(crate) fn recover_run(
+    manager: &Arc<Manager>,
+    row: &praxis_ledger::RunRow,
+    resume: &dyn Fn(&praxis_core::RunSpec) -> Option<RunOptions>,
+) -> String {
+    let run_id = &row.run_id;
+    let note = match manager.tokens.run_tenant(run_id) {
+        Ok(Some(tenant)) => {
+            let spec = serde_json::from_value::<praxis_core::RunSpec>(row.started["spec"].clone());
+            match spec.ok().and_then(|spec| resume(&spec)) {
+                Some(options) => match manager.admit(run_id.clone(), tenant, options, Job::Resume, true)
+                {
+                    Ok(_) => "resumed after a server restart".to_string(),
+                    Err(e) => format!("interrupted; resuming failed: {e}"),
+                },
+                None => "interrupted: its cognition is not recorded (a script); resume it with POST /v1/runs/{id}/resume and the script".to_string(),
+            }
+        }
+        Ok(None) => "interrupted: it was not started by this server; resume it with POST /v1/runs/{id}/resume or `praxis resume`".to_string(),
+        Err(e) => format!("interrupted; its tenant could not be read: {e}"),
+    };
+    eprintln!("praxis serve: run {run_id}: {note}");
+    manager.note_recovered(run_id, note.clone());
+    note
+}

@@ -1,0 +1,69 @@
+//! Helpers shared by the sandbox test files.
+#![allow(dead_code)]
+
+use praxis_tools::{ExecContext, ToolLimits, Workspace};
+use std::path::Path;
+use std::time::Duration;
+
+/// Whether the host has every layer these tests exercise. Under CI (`CI=true`) a missing
+/// layer fails the test; elsewhere it is skipped with the reason printed.
+pub fn require_sandbox(what: &str) -> bool {
+    let host = praxis_sandbox::probe();
+    if host.sandbox_available() && host.user_namespaces {
+        return true;
+    }
+    let why = format!("{what}: host lacks sandbox layers: {host:?}");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// An in-process context whose commands are confined.
+pub fn confined(ws: &Path, configure: impl FnOnce(&mut ToolLimits)) -> ExecContext {
+    let workspace = Workspace::new(ws).expect("workspace");
+    let mut ctx = ExecContext::new(workspace.clone());
+    configure(&mut ctx.limits);
+    ctx.sandbox = Some(
+        praxis_tools::fabric::local_sandbox(&workspace, &ctx.limits).expect("sandbox prepared"),
+    );
+    ctx
+}
+
+/// An in-process, unconfined context (the control).
+pub fn unconfined(ws: &Path) -> ExecContext {
+    ExecContext::new(Workspace::new(ws).expect("workspace"))
+}
+
+/// A pid is alive if /proc lists it and it is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some('Z') | Some('X'))
+        }
+        Err(_) => false,
+    }
+}
+
+/// SIGKILL delivery is asynchronous: a liveness bound, not a performance assertion.
+pub async fn wait_dead(pid: i32) -> bool {
+    for _ in 0..200 {
+        if !alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+pub fn pids_in(path: &Path) -> Vec<i32> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}

@@ -1,0 +1,218 @@
+//! The worker process: calls round-trip over the framed protocol; a worker killed mid-call
+//! fails that call (never loses it) and the next call runs on a new worker.
+
+mod common;
+
+use common::{pids_in, wait_dead};
+use praxis_core::ExecStatus;
+use praxis_tools::worker::WorkerClient;
+use praxis_tools::{ExecContext, Fabric, Registry, ToolLimits, WorkerCommand, Workspace};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn client(ws: &std::path::Path) -> WorkerClient {
+    WorkerClient::new(
+        WorkerCommand {
+            program: env!("CARGO_BIN_EXE_praxis-worker").into(),
+            args: Vec::new(),
+        },
+        ws.canonicalize().unwrap(),
+        ToolLimits::default(),
+    )
+}
+
+#[tokio::test]
+async fn calls_round_trip_through_the_registry() {
+    let ws = tempfile::tempdir().unwrap();
+    let worker = Arc::new(client(ws.path()));
+    worker.start().await.expect("worker starts");
+    let worker_pid = worker.pid().expect("pid");
+    assert_ne!(worker_pid, std::process::id());
+    let mut ctx = ExecContext::new(Workspace::new(ws.path()).unwrap());
+    ctx.fabric = Fabric::Worker(worker.clone());
+    let registry = Registry::builtin();
+
+    // The shell's parent is the worker, not this process.
+    let obs = registry
+        .execute(&ctx, "shell", json!({"command": "echo $PPID"}))
+        .await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    assert_eq!(obs.output.trim(), worker_pid.to_string());
+
+    let obs = registry
+        .execute(
+            &ctx,
+            "fs_write",
+            json!({"path": "a/b.txt", "content": "one\n"}),
+        )
+        .await;
+    assert_eq!(obs.output, "wrote 4 bytes to a/b.txt (created)");
+    let obs = registry
+        .execute(
+            &ctx,
+            "fs_patch",
+            json!({"path": "a/b.txt", "edits": [{"search": "one", "replace": "two"}]}),
+        )
+        .await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("a/b.txt")).unwrap(),
+        "two\n"
+    );
+    // Reads stay in-process; errors come back as observations.
+    let obs = registry
+        .execute(&ctx, "fs_read", json!({"path": "a/b.txt"}))
+        .await;
+    assert_eq!(obs.output, "two\n");
+    let obs = registry
+        .execute(&ctx, "fs_write", json!({"path": "../x", "content": ""}))
+        .await;
+    assert_eq!(obs.status, ExecStatus::Error);
+    assert!(obs.output.contains(".."), "{}", obs.output);
+    let obs = worker
+        .execute("fs_read", json!({"path": "a/b.txt"}), None)
+        .await;
+    assert!(
+        obs.output.contains("does not execute `fs_read`"),
+        "{}",
+        obs.output
+    );
+
+    // The worker reports the layers it applies to the commands it starts.
+    let layers = worker.layers();
+    let names: Vec<&str> = layers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    if praxis_sandbox::probe().sandbox_available() {
+        assert!(
+            names.contains(&"landlock") && names.contains(&"seccomp"),
+            "{layers}"
+        );
+        // And really applies them.
+        let obs = registry
+            .execute(&ctx, "shell", json!({"command": "cat /etc/shadow"}))
+            .await;
+        assert_eq!(obs.status, ExecStatus::Error, "{}", obs.output);
+        assert!(obs.output.contains("Permission denied"), "{}", obs.output);
+    }
+    assert_eq!(worker.starts(), 1);
+}
+
+#[tokio::test]
+async fn a_killed_worker_fails_the_call_in_flight_and_the_next_call_restarts_it() {
+    let ws = tempfile::tempdir().unwrap();
+    let worker = Arc::new(client(ws.path()));
+    worker.start().await.expect("worker starts");
+    let first = worker.pid().expect("pid");
+
+    let call = {
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            worker
+                .execute(
+                    "shell",
+                    json!({"command": "echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
+                    None,
+                )
+                .await
+        })
+    };
+    let pidfile = ws.path().join("pid");
+    for _ in 0..400 {
+        if pidfile.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let command_pid = pids_in(&pidfile)[0];
+    // SAFETY: kill(2) on the worker we started.
+    assert_eq!(unsafe { libc::kill(first as i32, libc::SIGKILL) }, 0);
+
+    let obs = call.await.unwrap();
+    assert_eq!(obs.status, ExecStatus::Error);
+    assert!(
+        obs.output
+            .contains("the tool worker died while running `shell`"),
+        "{}",
+        obs.output
+    );
+    assert!(obs.output.contains("signal: 9"), "{}", obs.output);
+    // The command it was running died with it.
+    assert!(
+        wait_dead(command_pid).await,
+        "command {command_pid} survived"
+    );
+
+    let obs = worker
+        .execute("shell", json!({"command": "echo again"}), None)
+        .await;
+    assert_eq!(
+        (obs.status, obs.output.as_str()),
+        (ExecStatus::Ok, "again\n")
+    );
+    let second = worker.pid().expect("pid");
+    assert_ne!(first, second);
+    assert_eq!(worker.starts(), 2);
+}
+
+#[tokio::test]
+async fn dropping_a_call_cancels_it_in_the_worker() {
+    let ws = tempfile::tempdir().unwrap();
+    let worker = client(ws.path());
+    let pidfile = ws.path().join("pid");
+    {
+        let call = worker.execute(
+            "shell",
+            json!({"command": "echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
+            None,
+        );
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                obs = &mut call => panic!("finished early: {obs:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(25)) => {
+                    if pidfile.exists() { break; }
+                }
+            }
+        }
+    }
+    let command_pid = pids_in(&pidfile)[0];
+    assert!(
+        wait_dead(command_pid).await,
+        "cancelled command {command_pid} survived"
+    );
+    // The worker itself lives on.
+    let obs = worker
+        .execute("shell", json!({"command": "echo alive"}), None)
+        .await;
+    assert_eq!(obs.output, "alive\n");
+    assert_eq!(worker.starts(), 1);
+}
+
+#[tokio::test]
+async fn a_worker_that_cannot_start_is_an_error_observation() {
+    let ws = tempfile::tempdir().unwrap();
+    let worker = WorkerClient::new(
+        WorkerCommand {
+            program: "/nonexistent/praxis-worker".into(),
+            args: Vec::new(),
+        },
+        ws.path().to_path_buf(),
+        ToolLimits::default(),
+    );
+    let err = worker.start().await.unwrap_err();
+    assert!(err.contains("/nonexistent/praxis-worker"), "{err}");
+    let obs = worker
+        .execute("shell", json!({"command": "true"}), None)
+        .await;
+    assert_eq!(obs.status, ExecStatus::Error);
+    assert!(
+        obs.output.contains("could not be started"),
+        "{}",
+        obs.output
+    );
+}
