@@ -54,6 +54,9 @@ impl RunObserver for Progress {
                     self.line(text);
                 }
             }
+            LiveEvent::ModelCall {
+                step: praxis_core::COMPACTION_STEP,
+            } => self.status("compacting: the model summarizes older work".to_string()),
             LiveEvent::ModelCall { step } => {
                 self.status(format!("step {step}: waiting for the model"))
             }
@@ -127,6 +130,16 @@ pub fn describe(e: &Entry, run_id: Option<&str>) -> Option<String> {
                 p["files"].as_object().map_or(0, |f| f.len())
             )
         }
+        "compaction" => format!(
+            "    compacted the conversation ({}): ~{} -> ~{} tokens",
+            p["mode"].as_str().unwrap_or("?"),
+            p["tokens_before"],
+            p["tokens_after"]
+        ),
+        "run_resumed" => format!(
+            "run resumed by a new driver (was waiting for the {})",
+            p["waiting_for"].as_str().unwrap_or("?")
+        ),
         "model_response" => {
             let calls: Vec<String> = p["tool_calls"]
                 .as_array()

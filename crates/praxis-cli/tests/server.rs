@@ -438,45 +438,75 @@ fn sigterm_cancels_running_runs_and_exits_zero() {
     assert!(env.praxis(&["ledger", "verify", &run_id]).status.success());
 }
 
-/// `kill -9` the server while runs sit in a slow tool; restart it. Each run is then
-/// interrupted (until `Runtime::resume` lands: then resumed), every chain verifies, and no
+/// `kill -9` the server while runs sit in a slow tool or wait for approval; restart it.
+/// A run the server can rebuild the cognition of (mock) is resumed by itself; scripted runs
+/// stay interrupted until resumed over HTTP with their script. Every chain verifies, and no
 /// tool ran twice (each command appends one line to a file in the workspace).
 #[test]
-fn crash_and_restart_leaves_verifiable_interrupted_runs_and_no_double_execution() {
+fn crash_and_restart_resumes_or_marks_interrupted_and_no_tool_runs_twice() {
     let env = Env::new();
+    assert!(env.praxis(&["writ", "keygen"]).status.success());
+    let spec = env.file(
+        "gate.toml",
+        "subject = \"agent\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"repo_map\"\n[[tools]]\nname = \"list_files\"\n[[tools]]\nname = \"fs_read\"\npaths = [\"**\"]\n[[tools]]\nname = \"grep\"\n[approvals]\ntools = [\"repo_map\"]\n",
+    );
+    let out = env.praxis(&["writ", "issue", "--spec", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let gate = env.file("gate.writ", &text(&out.stdout));
     let server = env.serve(&[]);
     let url = server.url.clone();
     let tok = token(&env, "ops");
-    let slow = env.script(
-        "mark.json",
-        json!([
-            {"tool_calls": [{"id": "m1", "name": "shell", "arguments": {"command": "echo ran >> marks.txt && sleep 2"}}]},
-            {"content": "marked"},
-        ]),
-    );
-    let runners: Vec<Child> = (0..2)
-        .map(|_| {
-            env.cmd(&env.run_args(&url, &slow))
-                .env("PRAXIS_TOKEN", &tok)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    let ids: Vec<String> = wait_for("both runs in their tool", || {
+    let turns = json!([
+        {"tool_calls": [{"id": "m1", "name": "shell", "arguments": {"command": "echo ran >> marks.txt && sleep 2"}}]},
+        {"content": "marked"},
+    ]);
+    let slow = env.script("mark.json", turns.clone());
+    let spawn = |args: &[&str]| {
+        env.cmd(args)
+            .env("PRAXIS_TOKEN", &tok)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut runners: Vec<Child> = (0..2).map(|_| spawn(&env.run_args(&url, &slow))).collect();
+    let ws = env.ws.path().to_str().unwrap();
+    runners.push(spawn(&[
+        "run",
+        "inspect",
+        "--server",
+        &url,
+        "--workspace",
+        ws,
+        "--provider",
+        "mock",
+        "--writ",
+        gate.to_str().unwrap(),
+        "--json",
+    ]));
+    let runs = || -> Vec<Value> {
         let out = env.praxis_as(&tok, &["runs", "--server", &url, "--json"]);
-        let runs: Value = serde_json::from_slice(&out.stdout).ok()?;
-        let ids: Vec<String> = runs
-            .as_array()?
+        serde_json::from_slice::<Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    };
+    let (scripted, mock): (Vec<String>, String) = wait_for("three runs in place", || {
+        let all = runs();
+        let scripted: Vec<String> = all
             .iter()
+            .filter(|r| r["task"] == "served task")
             .map(|r| r["run_id"].as_str().unwrap().to_string())
             .collect();
-        (ids.len() == 2
-            && ids
+        let mock = all.iter().find(|r| r["task"] == "inspect")?["run_id"]
+            .as_str()?
+            .to_string();
+        let in_tool = scripted.len() == 2
+            && scripted
                 .iter()
-                .all(|id| env.status(&tok, &url, id)["phase"] == "tool"))
-        .then_some(ids)
+                .all(|id| env.status(&tok, &url, id)["phase"] == "tool");
+        let waiting = env.status(&tok, &url, &mock)["status"] == "awaiting_approval";
+        (in_tool && waiting).then_some((scripted, mock))
     });
     // Both commands are past their `echo` (and inside `sleep`).
     wait_for("both marks", || {
@@ -488,36 +518,65 @@ fn crash_and_restart_leaves_verifiable_interrupted_runs_and_no_double_execution(
         let _ = r.kill();
         let _ = r.wait();
     }
-    let marks_before = count_marks(env.ws.path());
+    assert_eq!(
+        count_marks(env.ws.path()),
+        2,
+        "each command ran once before the crash"
+    );
 
     let server = env.serve(&[]);
     let url = server.url.clone();
-    for id in &ids {
+    // Scripted runs: interrupted (scripts are not recorded), saying how to resume them.
+    for id in &scripted {
         let view = env.status(&tok, &url, id);
-        match view["status"].as_str().unwrap() {
-            "interrupted" => assert!(
-                view["recovery"]
-                    .as_str()
-                    .is_some_and(|r| r.contains("interrupted")),
-                "{view}"
-            ),
-            // Once resume exists the run may finish after the restart.
-            "running" | "completed" => {
-                env.wait_status(&tok, &url, id, &["completed"]);
-            }
-            other => panic!("run {id} is {other} after the restart: {view}"),
-        }
-        let out = env.praxis(&["ledger", "verify", id]);
-        assert!(out.status.success(), "{}", text(&out.stdout));
+        assert_eq!(view["status"], "interrupted", "{view}");
+        assert!(
+            view["recovery"].as_str().unwrap().contains("script"),
+            "{view}"
+        );
     }
+    // The mock run was resumed by the server itself and asks again before anything runs.
+    let view = env.status(&tok, &url, &mock);
+    assert!(
+        view["recovery"]
+            .as_str()
+            .is_some_and(|r| r.contains("resumed")),
+        "{view}"
+    );
+    wait_for("the resumed run to settle", || {
+        let status = env.status(&tok, &url, &mock)["status"].clone();
+        if status == "awaiting_approval" {
+            let _ = env.praxis_as(&tok, &["approve", &mock, "--server", &url]);
+        }
+        (status == "completed").then_some(())
+    });
+    // Resume one scripted run over HTTP, refusing to re-run its in-flight command.
+    let client = reqwest::Client::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = rt.block_on(async {
+        let r = client
+            .post(format!("{url}/v1/runs/{}/resume", scripted[0]))
+            .bearer_auth(&tok)
+            .json(&json!({"script": {"turns": turns}, "approve": "never"}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(status, 202, "{body}");
+    let view = env.wait_status(&tok, &url, &scripted[0], &["completed", "failed"]);
+    assert_eq!(view["final_answer"], "marked", "{view}");
+    assert_eq!(
+        env.status(&tok, &url, &scripted[1])["status"],
+        "interrupted"
+    );
+
     let out = env.praxis(&["ledger", "verify", "--all"]);
     assert!(out.status.success(), "{}", text(&out.stdout));
-    assert_eq!(
-        marks_before,
-        ids.len(),
-        "each command ran exactly once before the crash"
-    );
-    assert_eq!(count_marks(env.ws.path()), ids.len(), "no tool ran twice");
+    assert_eq!(count_marks(env.ws.path()), 2, "no tool ran twice");
     drop(server);
 }
 

@@ -154,6 +154,22 @@ pub struct ModelRequest {
     pub tools: Arc<Vec<ToolSpec>>,
 }
 
+/// The `step` of a request that asks the model to summarize older conversation for context
+/// compaction (run steps count from 1); providers answer it like any other request.
+pub const COMPACTION_STEP: u32 = 0;
+
+impl ModelRequest {
+    /// Whether this request asks for a compaction summary rather than the run's next step.
+    pub fn is_compaction(&self) -> bool {
+        self.step == COMPACTION_STEP
+    }
+}
+
+/// Local token estimate where no tokenizer is at hand: ceil(characters / 4).
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
 /// One complete (assembled) model reply.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ModelResponse {

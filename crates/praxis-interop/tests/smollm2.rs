@@ -8,8 +8,9 @@
 mod common;
 
 use common::*;
-use praxis_core::{Effect, ToolSpec};
+use praxis_core::{Effect, Message, ModelRequest, Role, ToolCall, ToolSpec};
 use praxis_models::{ToolChoice, provider_from_spec};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Hang guards, far above what the model needs (~56 tokens/s on 2 cores).
@@ -108,6 +109,60 @@ async fn smollm2_named_tool_choice_is_streamed() {
 async fn smollm2_required_tool_call_is_streamed() {
     let test = forced_tool_call(ToolChoice::Required);
     hang_guard(CALL_GUARD, "SmolLM2 required tool_choice", test).await;
+}
+
+/// The second step of a run: the history holds the model's tool-only reply and the tool's
+/// result. The server must accept that history (llama-cpp-python validates each message:
+/// an assistant `content` must be a string or absent, never null) and answer.
+#[tokio::test]
+#[ignore = "needs the interop servers: run .ci/interop"]
+async fn smollm2_accepts_a_tool_call_history() {
+    hang_guard(CALL_GUARD, "SmolLM2 second step", second_step()).await;
+}
+
+async fn second_step() {
+    let base = server_url("PRAXIS_LLAMA_URL");
+    let mut settings = settings_for(&base);
+    settings.max_output_tokens = 64;
+    settings.request_timeout = Duration::from_secs(240);
+    settings.idle_timeout = Duration::from_secs(120);
+    let provider = provider_from_spec("openai:smollm2", &settings, None)
+        .unwrap_or_else(|e| panic!("provider_from_spec(openai:smollm2): {e}"));
+    let call = ToolCall {
+        id: "call_1".into(),
+        name: "list_files".into(),
+        arguments: serde_json::json!({"path": "."}),
+    };
+    let mut assistant = Message::new(Role::Assistant, "");
+    assistant.tool_calls = vec![call];
+    let req = ModelRequest {
+        step: 2,
+        messages: Arc::new(vec![
+            Message::new(Role::System, "You are a careful assistant."),
+            Message::new(Role::User, "List the files, then say what the project is."),
+            assistant,
+            Message::tool_result("call_1", "README.md\nsrc/main.rs\n"),
+        ]),
+        tools: Arc::new(vec![list_files_tool()]),
+    };
+    let sink = Recorder::default();
+    let reply = provider.complete(&req, &sink).await.unwrap_or_else(|e| {
+        panic!(
+            "SmolLM2 rejected a history with a tool call and its result: {e}{}",
+            if e.to_string().contains("validation error") {
+                "\n(llama-cpp-python requires an assistant message's content to be a string or \
+                 absent; a tool-only reply sent with \"content\": null is rejected)"
+            } else {
+                ""
+            }
+        )
+    });
+    // Whatever the model says, it was streamed and assembled.
+    assert!(
+        !reply.content.is_empty() || !reply.tool_calls.is_empty(),
+        "an empty reply: {reply:?}"
+    );
+    assert_eq!(sink.texts().concat(), reply.content);
 }
 
 /// A whole governed run on the real model: it must finish (completed or max_steps), with at

@@ -344,8 +344,21 @@ pub fn provider_from_spec(
 }
 
 /// Local token estimate for providers that report no usage: ceil(chars / 4).
-pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
+pub use praxis_core::estimate_tokens;
+
+/// The deterministic answer of the keyless providers (mock, scripted) to a compaction
+/// request: the tool calls of the transcript, one per line, so nothing is invented.
+pub(crate) fn extractive_summary(request: &ModelRequest) -> String {
+    let transcript = request.messages.last().map_or("", |m| m.content.as_str());
+    let calls: Vec<&str> = transcript
+        .lines()
+        .filter_map(|l| l.strip_prefix("[tool call] "))
+        .collect();
+    format!(
+        "Earlier work ({} transcript lines) made these tool calls:\n{}",
+        transcript.lines().count(),
+        calls.join("\n")
+    )
 }
 
 /// Estimated usage of a call: input from every message of the request (text plus any tool

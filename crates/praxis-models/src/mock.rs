@@ -79,7 +79,11 @@ impl Provider for MockProvider {
         deltas: &'a dyn DeltaSink,
     ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
         Box::pin(async move {
-            let (content, tool_calls) = next_reply(request);
+            let (content, tool_calls) = if request.is_compaction() {
+                (crate::extractive_summary(request), Vec::new())
+            } else {
+                next_reply(request)
+            };
             // Quoted workspace text must never turn into a shell intent: the kernel runs any
             // `<cmd>` block found in a reply without tool calls.
             let content = content

@@ -6,7 +6,7 @@
 //! one; that keeps the provider stateless, so replay and branching pick the right turn.
 
 use crate::{BoxFuture, DeltaSink, ModelError, Provider, estimate_usage, stream_words};
-use praxis_core::{ModelRequest, ModelResponse, Role, ToolCall};
+use praxis_core::{ModelRequest, ModelResponse, ToolCall};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -192,11 +192,17 @@ impl Provider for ScriptedProvider {
         deltas: &'a dyn DeltaSink,
     ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
         Box::pin(async move {
-            let answered = request
-                .messages
-                .iter()
-                .filter(|m| m.role == Role::Assistant)
-                .count();
+            if request.is_compaction() {
+                let content = crate::extractive_summary(request);
+                return Ok(ModelResponse {
+                    usage: estimate_usage(request, &content, &[]),
+                    content,
+                    model: self.model.clone(),
+                    ..Default::default()
+                });
+            }
+            // Turn N answers model call N: the conversation itself may have been compacted.
+            let answered = request.step.saturating_sub(1) as usize;
             let call = answered + 1;
             let Some(turn) = self.turns.get(answered) else {
                 return Err(ModelError::ScriptExhausted {

@@ -270,6 +270,7 @@ fn drive_recorded(
                         ));
                     };
                     next = Some(match entry.kind.as_str() {
+                        kinds::COMPACTION if request.is_compaction() => summarized(r, entry)?,
                         kinds::MODEL_RESPONSE => model_replied(r, entry)?,
                         kinds::MODEL_ERROR => Event::ModelFailed {
                             now: r.field(entry, "now")?,
@@ -535,6 +536,23 @@ fn is_cancel(entry: &Entry) -> bool {
 }
 
 // Events rebuilt from recorded payloads; errors name the entry and field that cannot be.
+
+/// The answer to a compaction summary request, from the `compaction` entry it produced.
+fn summarized(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
+    let now = r.field(entry, "now")?;
+    if let Some(error) = r.optional::<Option<String>>(entry, "summary_error")? {
+        return Ok(Event::ModelFailed { now, error });
+    }
+    Ok(Event::ModelReplied {
+        now,
+        response: ModelResponse {
+            content: r.field(entry, "summary")?,
+            usage: r.field(entry, "usage")?,
+            model: r.field(entry, "model")?,
+            ..Default::default()
+        },
+    })
+}
 
 fn resumed(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
     Ok(Event::Resume {

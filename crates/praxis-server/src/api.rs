@@ -2,7 +2,7 @@
 
 use crate::config::{AuthSetting, ServerConfig};
 use crate::metrics::Metrics;
-use crate::runs::{Admission, Counters, Ghost, Known, Manager, row_of};
+use crate::runs::{Admission, Counters, Ghost, Job, Known, Manager, row_of};
 use crate::sse::Feed;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, MatchedPath, Path, Query, Request, State};
@@ -256,6 +256,27 @@ pub struct LimitsBody {
     pub max_invalid_replies: Option<u32>,
 }
 
+/// `POST /v1/runs/{id}/resume` (every field optional; the body may be left out).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeRun {
+    /// Default: the provider the run was started with.
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Needed for scripted runs: scripts are not recorded.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub script: Option<Value>,
+    /// A writ to act under from now on (default: the writ recorded at run start).
+    #[serde(default)]
+    pub writ: Option<String>,
+    /// Who approves re-running a tool call that was in flight (anything but a read).
+    #[serde(default)]
+    pub approve: ApproveMode,
+}
+
 /// `201` answer to `POST /v1/runs`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Created {
@@ -446,6 +467,7 @@ pub struct WritVerdict {
     components(schemas(
         CreateRun,
         LimitsBody,
+        ResumeRun,
         Created,
         RunView,
         RunList,
@@ -678,7 +700,7 @@ async fn create_run(
     let options = blocking(move || shared.build_options(&id, request)).await?;
     let admission = state
         .manager
-        .submit(run_id.clone(), tenant.0.clone(), options)?;
+        .submit(run_id.clone(), tenant.0.clone(), options, Job::Start)?;
     let created = match admission {
         Admission::Started => Created {
             id: run_id.clone(),
@@ -744,31 +766,11 @@ impl Shared {
                 "`max_steps` must be at least 1",
             ));
         }
-        let (provider_name, provider) = match (&req.script, req.provider.as_deref()) {
-            (Some(script), None | Some("scripted")) => {
-                let provider = praxis_models::ScriptedProvider::from_json_str(
-                    &script.to_string(),
-                    "inline script",
-                )
-                .map_err(|e| ApiError::invalid("script", e.to_string()))?;
-                let provider: Arc<dyn praxis_models::Provider> = Arc::new(provider);
-                ("scripted".to_string(), provider)
-            }
-            (Some(_), Some(other)) => {
-                return Err(ApiError::invalid(
-                    "provider",
-                    format!(
-                        "provider `{other}` does not use a script; use `scripted` or leave `provider` out"
-                    ),
-                ));
-            }
-            (None, name) => {
-                let name = name.unwrap_or("mock");
-                let provider = praxis_models::provider_from_name(name, None)
-                    .map_err(|e| ApiError::invalid("provider", e.to_string()))?;
-                (name.to_string(), provider)
-            }
-        };
+        let (provider_name, provider) = self.cognition(
+            req.provider.as_deref(),
+            req.model.as_deref(),
+            req.script.as_ref(),
+        )?;
         let workspace = match &req.workspace {
             Some(dir) => {
                 let path = std::fs::canonicalize(dir).map_err(|e| {
@@ -841,7 +843,114 @@ impl Shared {
         options.writ = writ;
         options.prices = self.config.prices.clone();
         options.checkpoint_key = self.config.checkpoint_key.clone();
-        options.approver = match req.approve {
+        options.approver = self.approver(req.approve)?;
+        Ok(options)
+    }
+
+    /// The cognition a run gets: an inline script (scripted), else the provider named (or
+    /// the server's configured default) through the same layered configuration as
+    /// `praxis run` (`$PRAXIS_HOME/config.toml`, environment, API keys of the server).
+    pub fn cognition(
+        &self,
+        provider: Option<&str>,
+        model: Option<&str>,
+        script: Option<&Value>,
+    ) -> Result<(String, Arc<dyn praxis_models::Provider>), ApiError> {
+        if let Some(script) = script {
+            if let Some(other) = provider.filter(|p| *p != "scripted") {
+                return Err(ApiError::invalid(
+                    "provider",
+                    format!(
+                        "provider `{other}` does not use a script; use `scripted` or leave `provider` out"
+                    ),
+                ));
+            }
+            let provider = praxis_models::ScriptedProvider::from_json_str(
+                &script.to_string(),
+                "inline script",
+            )
+            .map_err(|e| ApiError::invalid("script", e.to_string()))?;
+            return Ok(("scripted".into(), Arc::new(provider)));
+        }
+        let selection = match (provider, model) {
+            (Some(p), Some(m)) if !p.contains(':') => Some(format!("{p}:{m}")),
+            (Some(p), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "model",
+                    format!("provider `{p}` already names its model; leave `model` out"),
+                ));
+            }
+            (Some(p), None) => Some(p.to_string()),
+            (None, Some(m)) => {
+                return Err(ApiError::invalid(
+                    "model",
+                    format!("`model` {m:?} needs a `provider`"),
+                ));
+            }
+            (None, None) => None,
+        };
+        if selection.as_deref().is_some_and(|s| s == "scripted") {
+            return Err(ApiError::invalid(
+                "script",
+                "provider `scripted` needs an inline `script`",
+            ));
+        }
+        let flags: Vec<praxis_runtime::config::Override> = selection
+            .map(|s| praxis_runtime::config::Override::flag("model.provider", s, "provider"))
+            .into_iter()
+            .collect();
+        let layered = praxis_runtime::config::load(&self.config.home, None, &flags, &|k| {
+            std::env::var(k).ok()
+        })
+        .map_err(|e| ApiError::invalid("provider", e.to_string()))?;
+        let provider = layered
+            .provider(None)
+            .map_err(|e| ApiError::invalid("provider", e.to_string()))?;
+        Ok((layered.config.model.provider.clone(), provider))
+    }
+
+    /// Options to resume an interrupted run with its recorded spec: the recorded provider
+    /// (unless the request names one or sends a script), the server's approver, key, prices.
+    pub fn resume_options(
+        &self,
+        spec: &praxis_core::RunSpec,
+        req: &ResumeRun,
+    ) -> Result<RunOptions, ApiError> {
+        let recorded =
+            (req.provider.is_none() && req.script.is_none()).then_some(spec.provider.as_str());
+        if recorded == Some("scripted") {
+            return Err(ApiError::invalid(
+                "script",
+                "the run used the scripted provider and scripts are not recorded: send the `script` again (or another `provider`)",
+            ));
+        }
+        let (_, provider) = self.cognition(
+            req.provider.as_deref().or(recorded),
+            req.model.as_deref(),
+            req.script.as_ref(),
+        )?;
+        let mut options = RunOptions::new(spec.clone(), provider);
+        if let Some(token) = &req.writ {
+            let source = self.config.writs.as_ref().ok_or_else(|| {
+                ApiError::invalid("writ", "this server has no writ trust anchor configured")
+            })?;
+            let grant =
+                source(Some(token)).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
+            praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
+                .map_err(|e| ApiError::invalid("writ", format!("writ refused: {e}")))?;
+            options.writ = Some(grant);
+        }
+        options.prices = self.config.prices.clone();
+        options.checkpoint_key = self.config.checkpoint_key.clone();
+        options.approver = self.approver(req.approve)?;
+        Ok(options)
+    }
+
+    fn approver(
+        &self,
+        mode: ApproveMode,
+    ) -> Result<Arc<dyn praxis_runtime::approval::Approver>, ApiError> {
+        Ok(match mode {
             ApproveMode::Wait => Arc::new(StoreApprover::new(self.approvals.clone())),
             ApproveMode::Never => Arc::new(FixedDecision::never()),
             ApproveMode::Auto if self.config.production => {
@@ -851,8 +960,7 @@ impl Shared {
                 ));
             }
             ApproveMode::Auto => Arc::new(FixedDecision::auto()),
-        };
-        Ok(options)
+        })
     }
 
     /// The view of a run, from the ledger plus what this process knows live.
@@ -887,7 +995,11 @@ impl Shared {
                 recovery: None,
             }),
             Known::Ghost(ghost) => Ok(ghost_view(id, ghost, self.manager.ledger.entries(id, 0)?)),
-            Known::Active { tenant, hub } => {
+            Known::Active {
+                tenant,
+                hub,
+                recovered,
+            } => {
                 let entries = self.manager.ledger.entries(id, 0)?;
                 let state = hub.state();
                 let mut view = match row_of(&entries) {
@@ -915,6 +1027,7 @@ impl Shared {
                 };
                 view.phase = Some(state.phase.to_string());
                 view.active_tool = state.active_tool;
+                view.recovery = recovered;
                 Ok(view)
             }
             Known::Unknown { recovered } => {
@@ -1204,25 +1317,83 @@ async fn cancel_run(
     .await
 }
 
-#[utoipa::path(post, path = "/v1/runs/{id}/resume", params(("id" = String, Path)), security(("bearer" = [])),
-    responses((status = 409, description = "Resume is not available yet", body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/runs/{id}/resume", params(("id" = String, Path)), request_body = ResumeRun,
+    security(("bearer" = [])),
+    responses((status = 202, description = "Resuming (or queued)", body = Created), (status = 404, body = ErrorBody),
+        (status = 409, description = "Not interrupted", body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 async fn resume_run(
     State(state): State<AppState>,
     Extension(tenant): Extension<Tenant>,
     Path(id): Path<String>,
+    http: Request,
 ) -> Result<Response, ApiError> {
-    blocking(move || {
-        let (id, known) = state.visible(&tenant, &id)?;
-        let view = state.view(&id, known)?;
-        Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!(
-                "run {id} ({}) cannot be resumed: resuming runs is not available in this version yet",
-                view.status
-            ),
-        ))
+    // The body is optional: no body (or an empty one) means every default.
+    let empty = http
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_none_or(|len| len.as_bytes() == b"0")
+        && !http.headers().contains_key(header::TRANSFER_ENCODING);
+    let request = if empty {
+        ResumeRun::default()
+    } else {
+        JsonBody::<ResumeRun>::from_request(http, &()).await?.0
+    };
+    let shared = state.clone();
+    let (id, owner, options) = blocking(move || {
+        let (id, known) = shared.visible(&tenant, &id)?;
+        let view = shared.view(&id, known)?;
+        if view.status != RunStatus::Interrupted.as_str() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "run {id} is {}: only an interrupted run (its driver is gone) can be resumed",
+                    view.status
+                ),
+            ));
+        }
+        let entries = shared.manager.ledger.entries(&id, 0)?;
+        let spec: praxis_core::RunSpec = entries
+            .first()
+            .and_then(|e| serde_json::from_value(e.payload["spec"].clone()).ok())
+            .ok_or_else(|| {
+                ApiError::internal(format!("run {id}: its recorded spec is unreadable"))
+            })?;
+        let options = shared.resume_options(&spec, &request)?;
+        Ok((id, view.tenant, options))
     })
-    .await
+    .await?;
+    let status = match state
+        .manager
+        .submit(id.clone(), owner, options, Job::Resume)?
+    {
+        Admission::Started => "resuming",
+        Admission::Queued { .. } => "queued",
+        Admission::Full => {
+            return Err(ApiError {
+                retry_after: Some(state.config.retry_after_secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "every run slot is busy and the queue is full; retry later",
+                )
+            });
+        }
+        Admission::ShuttingDown => {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+            ));
+        }
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Created {
+            id,
+            status: status.into(),
+            queue_position: None,
+        }),
+    )
+        .into_response())
 }
 
 // ---------------------------------------------------------------------------------------

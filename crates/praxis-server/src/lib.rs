@@ -24,8 +24,8 @@ mod sse;
 
 pub use api::{
     ApprovalList, ApprovalView, ApproveMode, CancelAnswer, CreateRun, Created, DEFAULT_TENANT,
-    DecideApproval, DecisionAnswer, DecisionKind, ErrorBody, LimitsBody, RunList, RunView,
-    ToolList, ToolView, UsageView, VerifyWrit, WritVerdict, openapi_json,
+    DecideApproval, DecisionAnswer, DecisionKind, ErrorBody, LimitsBody, ResumeRun, RunList,
+    RunView, ToolList, ToolView, UsageView, VerifyWrit, WritVerdict, openapi_json,
 };
 pub use config::{AuthSetting, DEFAULT_BIND, ServerConfig, WritSource, parse_bind, parse_origins};
 
@@ -97,10 +97,6 @@ pub async fn serve(
             follower_buffer: config.follower_buffer,
         },
     );
-    let recovery = manager.clone();
-    tokio::task::spawn_blocking(move || runs::recover_interrupted(&recovery))
-        .await
-        .map_err(|e| ServerError::Task(e.to_string()))??;
     let grace = config.shutdown_grace;
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = Arc::new(api::Shared {
@@ -111,6 +107,16 @@ pub async fn serve(
         config,
         shutdown: stop_rx.clone(),
     });
+    let scan = manager.clone();
+    let interrupted = tokio::task::spawn_blocking(move || runs::interrupted_runs(&scan))
+        .await
+        .map_err(|e| ServerError::Task(e.to_string()))??;
+    for row in &interrupted {
+        // Resumed runs wait for a person before re-running anything in flight.
+        runs::recover_run(&manager, row, &|spec| {
+            state.resume_options(spec, &api::ResumeRun::default()).ok()
+        });
+    }
     let app = api::router(state);
     let mut stopped = stop_rx.clone();
     let server = axum::serve(listener, app)

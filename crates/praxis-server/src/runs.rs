@@ -152,6 +152,7 @@ pub(crate) enum Known {
     Active {
         tenant: String,
         hub: Arc<Hub>,
+        recovered: Option<String>,
     },
     Ghost(Ghost),
     Unknown {
@@ -392,6 +393,7 @@ impl Manager {
             return Known::Active {
                 tenant: active.tenant.clone(),
                 hub: active.hub.clone(),
+                recovered: inner.recovered.get(run_id).cloned(),
             };
         }
         if let Some((position, q)) = inner

@@ -327,8 +327,7 @@ pub async fn praxis(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output 
     }
 }
 
-/// A finished `praxis run --json`: its summary, its ledger entries, and whether
-/// `praxis ledger verify` accepted the chain.
+/// A finished `praxis run --json` whose ledger verified: its summary and its entries.
 pub struct RunRecord {
     pub summary: Value,
     pub entries: Vec<Value>,
