@@ -261,6 +261,16 @@ fn run_path(run: &str) -> Result<String> {
 /// remote run and waits for it to record its end.
 pub async fn run(args: RunArgs, server: &str) -> Result<ExitCode> {
     let remote = Remote::new(server)?;
+    // The server's own configuration decides these; ignoring them silently would mislead.
+    for (given, flag) in [
+        (args.protocol.is_some(), "--protocol"),
+        (args.tool_choice.is_some(), "--tool-choice"),
+        (args.fabric.is_some(), "--fabric"),
+    ] {
+        if given {
+            bail!("{flag} cannot be used with --server: the server's configuration decides it");
+        }
+    }
     let workspace = match &args.workspace {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("reading the current directory")?,
@@ -290,6 +300,7 @@ pub async fn run(args: RunArgs, server: &str) -> Result<ExitCode> {
         "task": args.task,
         "workspace": workspace.display().to_string(),
         "provider": args.provider,
+        "model": args.model,
         "script": script,
         "writ": writ,
         "max_steps": args.max_steps,

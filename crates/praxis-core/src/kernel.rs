@@ -552,12 +552,12 @@ impl Kernel {
         if tokens_before <= limit {
             return false;
         }
-        if compaction.mode == CompactionMode::Summarize {
-            if let Some(cut) = self.summary_cut(compaction.keep_recent) {
-                out.push(Command::CallModel(self.summary_request(cut)));
-                self.phase = Phase::AwaitingSummary { cut, tokens_before };
-                return true;
-            }
+        if compaction.mode == CompactionMode::Summarize
+            && let Some(cut) = self.summary_cut(compaction.keep_recent)
+        {
+            out.push(Command::CallModel(self.summary_request(cut)));
+            self.phase = Phase::AwaitingSummary { cut, tokens_before };
+            return true;
         }
         self.truncate(now, tokens_before, limit, compaction.keep_recent, None, out);
         false

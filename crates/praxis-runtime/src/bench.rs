@@ -364,7 +364,7 @@ pub async fn run_benchmarks(dir: &Path, options: &BenchOptions) -> anyhow::Resul
     Ok(report)
 }
 
-/// 5. A sandboxed `shell` call (Landlock, seccomp, user+net namespaces, rlimits, pids
+/// Step 5: a sandboxed `shell` call (Landlock, seccomp, user+net namespaces, rlimits, pids
 /// cgroup) against a bare spawn of the same command, interleaved in the same run.
 async fn sandbox_bench(
     report: &mut BenchReport,

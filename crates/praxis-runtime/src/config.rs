@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub const CONFIG_FILE: &str = "praxis.toml";
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub model: ModelConfig,
@@ -141,19 +141,6 @@ impl Default for CompactionConfig {
             mode: "truncate".into(),
             threshold_percent: 80,
             keep_recent: 4,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            model: ModelConfig::default(),
-            models: BTreeMap::new(),
-            providers: ProvidersConfig::default(),
-            prices: PriceTable::default(),
-            limits: LimitsConfig::default(),
-            compaction: CompactionConfig::default(),
         }
     }
 }
@@ -557,8 +544,8 @@ mod tests {
             "env OPENAI_BASE_URL"
         );
         assert_eq!(layered.source_of("model.max_output_tokens"), "default");
-        assert_eq!(layered.keys["OPENAI_API_KEY"], true);
-        assert_eq!(layered.keys["ANTHROPIC_API_KEY"], false);
+        assert!(layered.keys["OPENAI_API_KEY"]);
+        assert!(!layered.keys["ANTHROPIC_API_KEY"]);
         let settings = layered.provider_settings().unwrap();
         assert_eq!(settings.retry.max_attempts, 5);
         assert_eq!(settings.openai_api_key.as_deref(), Some("sk"));

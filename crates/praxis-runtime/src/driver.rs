@@ -28,7 +28,10 @@ pub enum RuntimeError {
     },
     /// Nothing may run without its record being durable, so a ledger failure stops the run.
     #[error("ledger write failed for run {run_id}; the run was stopped: {source}")]
-    Ledger { run_id: String, source: LedgerError },
+    Ledger {
+        run_id: String,
+        source: Box<LedgerError>,
+    },
     #[error("internal error in run {run_id}: {source}")]
     Kernel { run_id: String, source: KernelError },
     #[error("writ refused: {0}")]
@@ -37,7 +40,7 @@ pub enum RuntimeError {
     Capture(String),
     /// The recorded run cannot be re-driven (missing, unreadable, or refused by the kernel).
     #[error(transparent)]
-    Restore(#[from] ReplayError),
+    Restore(Box<ReplayError>),
     #[error("run {run_id} cannot be resumed: {why}")]
     NotResumable { run_id: String, why: String },
     #[error("cannot branch run {run_id} at seq {at}: {why}")]
@@ -46,6 +49,12 @@ pub enum RuntimeError {
         at: u64,
         why: String,
     },
+}
+
+impl From<ReplayError> for RuntimeError {
+    fn from(error: ReplayError) -> Self {
+        RuntimeError::Restore(Box::new(error))
+    }
 }
 
 /// What observers see while a run goes on.
@@ -251,7 +260,7 @@ impl Runtime {
             .runs()
             .map_err(|source| RuntimeError::Ledger {
                 run_id: run_id.to_string(),
-                source,
+                source: Box::new(source),
             })?
             .into_iter()
             .find(|r| r.run_id == run_id)
@@ -794,7 +803,7 @@ async fn settle(
     for append in pending {
         let entries = append.await.map_err(|source| RuntimeError::Ledger {
             run_id: run_id.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         for entry in &entries {
             observer.on_event(run_id, LiveEvent::Entry(entry));

@@ -34,7 +34,14 @@ pub fn overview(row: &RunRow) -> RunOverview {
                 .map_or(&row.started["environment"], |r| &r["environment"]),
         ) =>
         {
-            if row.last_kind == "approval_requested" {
+            // A run resumed while it waited for a decision asks for it again without a new
+            // `approval_requested` entry.
+            let resumed_waiting = row.last_kind == praxis_ledger::RUN_RESUMED_KIND
+                && row
+                    .resumed
+                    .as_ref()
+                    .is_some_and(|r| r["waiting_for"] == "approval");
+            if row.last_kind == "approval_requested" || resumed_waiting {
                 RunStatus::AwaitingApproval
             } else {
                 RunStatus::Running

@@ -2,6 +2,7 @@
 //! child only makes raw system calls on that data (no allocation, no locks).
 
 use crate::ResourceLimits;
+use crate::namespaces::{self, SharedNetwork};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -10,9 +11,21 @@ type Resource = libc::__rlimit_resource_t;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 type Resource = libc::c_int;
 
+/// How a command gets its namespaces.
+#[derive(Debug)]
+pub(crate) enum Namespaces {
+    /// None (the host refuses user namespaces).
+    Keep,
+    /// `unshare` these flags (with the id maps when CLONE_NEWUSER is among them).
+    Unshare(libc::c_int),
+    /// Join the sandbox's user and empty network namespace, then unshare a user namespace
+    /// of its own (see `namespaces`).
+    Join(SharedNetwork),
+}
+
 #[derive(Debug)]
 pub(crate) struct ChildPlan {
-    unshare_flags: libc::c_int,
+    namespaces: Namespaces,
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
     rlimits: Vec<(Resource, libc::rlimit)>,
@@ -84,19 +97,28 @@ fn processes_of_uid() -> u64 {
 }
 
 impl ChildPlan {
+    /// The id maps that keep the ids as they are, so files keep their owners and `id`
+    /// prints what it printed outside.
+    pub(crate) fn id_maps() -> (Vec<u8>, Vec<u8>) {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        (
+            format!("{uid} {uid} 1\n").into_bytes(),
+            format!("{gid} {gid} 1\n").into_bytes(),
+        )
+    }
+
     pub(crate) fn new(
-        unshare_flags: libc::c_int,
+        namespaces: Namespaces,
         rlimits: Vec<(Resource, libc::rlimit)>,
         landlock: Option<OwnedFd>,
         seccomp: Vec<Vec<libc::sock_filter>>,
     ) -> Self {
-        // SAFETY: getuid/getgid cannot fail. The maps keep the ids as they are, so files
-        // keep their owners and `id` prints what it printed outside.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid_map, gid_map) = Self::id_maps();
         ChildPlan {
-            unshare_flags,
-            uid_map: format!("{uid} {uid} 1\n").into_bytes(),
-            gid_map: format!("{gid} {gid} 1\n").into_bytes(),
+            namespaces,
+            uid_map,
+            gid_map,
             rlimits,
             landlock,
             seccomp,
@@ -115,19 +137,17 @@ impl ChildPlan {
             {
                 return Err(io::Error::last_os_error());
             }
-            if self.unshare_flags != 0 {
-                if libc::unshare(self.unshare_flags) != 0 {
-                    return Err(io::Error::last_os_error());
+            match &self.namespaces {
+                Namespaces::Keep => {}
+                Namespaces::Unshare(flags) => {
+                    namespaces::enter_new(*flags, &self.uid_map, &self.gid_map)?;
                 }
-                if self.unshare_flags & libc::CLONE_NEWUSER != 0 {
-                    // Older kernels have no setgroups file; the gid map then needs none.
-                    match write_file(c"/proc/self/setgroups", b"deny") {
-                        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
-                        _ => {}
-                    }
-                    write_file(c"/proc/self/uid_map", &self.uid_map)?;
-                    write_file(c"/proc/self/gid_map", &self.gid_map)?;
-                }
+                Namespaces::Join(shared) => namespaces::join(
+                    shared.user.as_raw_fd(),
+                    shared.net.as_raw_fd(),
+                    &self.uid_map,
+                    &self.gid_map,
+                )?,
             }
             for (resource, limit) in &self.rlimits {
                 if libc::setrlimit(*resource, limit) != 0 {
@@ -162,20 +182,105 @@ impl ChildPlan {
     }
 }
 
-/// open + write + close with raw calls.
-unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> io::Result<()> {
-    unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
+#[cfg(test)]
+impl ChildPlan {
+    pub(crate) fn seccomp_lengths(&self) -> Vec<usize> {
+        self.seccomp.iter().map(Vec::len).collect()
+    }
+
+    /// One layer at a time, for `layer_bench` (bits as documented there).
+    pub(crate) unsafe fn apply_parts(
+        &self,
+        bits: u32,
+        cgroup_procs: Option<RawFd>,
+    ) -> io::Result<()> {
+        unsafe {
+            if bits & 2 != 0
+                && let Some(fd) = cgroup_procs
+                && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if bits & 4 != 0 {
+                let flags = if bits & 8 != 0 {
+                    libc::CLONE_NEWUSER | libc::CLONE_NEWNET
+                } else {
+                    libc::CLONE_NEWUSER
+                };
+                namespaces::enter_new(flags, &self.uid_map, &self.gid_map)?;
+            }
+            if bits & 1024 != 0
+                && let Namespaces::Join(shared) = &self.namespaces
+            {
+                namespaces::join(
+                    shared.user.as_raw_fd(),
+                    shared.net.as_raw_fd(),
+                    &self.uid_map,
+                    &self.gid_map,
+                )?;
+            }
+            if bits & 16 != 0 {
+                for (resource, limit) in &self.rlimits {
+                    if libc::setrlimit(*resource, limit) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+            }
+            if bits & (32 | 64 | 256 | 512) != 0
+                && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if bits & 32 != 0
+                && let Some(ruleset) = &self.landlock
+                && libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if bits & 256 != 0 {
+                let mut insn = libc::sock_filter {
+                    code: (libc::BPF_RET | libc::BPF_K) as u16,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ALLOW,
+                };
+                let prog = libc::sock_fprog {
+                    len: 1,
+                    filter: &mut insn,
+                };
+                if libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0u32,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if bits & (64 | 512) != 0 {
+                let count = if bits & 512 != 0 {
+                    1
+                } else {
+                    self.seccomp.len()
+                };
+                for program in &self.seccomp[..count] {
+                    let fprog = libc::sock_fprog {
+                        len: program.len() as libc::c_ushort,
+                        filter: program.as_ptr().cast_mut(),
+                    };
+                    if libc::syscall(
+                        libc::SYS_seccomp,
+                        libc::SECCOMP_SET_MODE_FILTER,
+                        0u32,
+                        &fprog as *const libc::sock_fprog,
+                    ) != 0
+                    {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+            }
         }
-        let written = libc::write(fd, data.as_ptr().cast(), data.len());
-        let result = if written == data.len() as isize {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        };
-        libc::close(fd);
-        result
+        Ok(())
     }
 }

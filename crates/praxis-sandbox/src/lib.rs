@@ -15,6 +15,9 @@
 mod cgroup;
 mod child;
 mod landlock_rules;
+#[cfg(test)]
+mod layer_bench;
+mod namespaces;
 pub mod probe;
 mod seccomp;
 pub mod ssrf;
@@ -258,26 +261,37 @@ impl Sandbox {
         };
 
         // Namespaces.
-        let mut unshare_flags = 0;
-        if host.user_namespaces {
-            unshare_flags |= libc::CLONE_NEWUSER;
-            if !policy.allow_network {
-                unshare_flags |= libc::CLONE_NEWNET;
-            }
+        let namespaces = if host.user_namespaces {
+            let mut netns_detail = "not applied: network allowed for this run".to_string();
+            let namespaces = if policy.allow_network {
+                child::Namespaces::Unshare(libc::CLONE_NEWUSER)
+            } else {
+                match namespaces::shared_network() {
+                    Ok(shared) => {
+                        netns_detail = "an empty network namespace (no interfaces) made once \
+                                        for this sandbox; each command joins it from a user \
+                                        namespace of its own, without capabilities over it"
+                            .into();
+                        child::Namespaces::Join(shared)
+                    }
+                    Err(why) => {
+                        // Correct but slower: a new network namespace per command.
+                        netns_detail = format!(
+                            "new network namespace without interfaces per command (a shared \
+                             one could not be set up: {why})"
+                        );
+                        child::Namespaces::Unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET)
+                    }
+                }
+            };
             report.push(
                 "user_namespace",
                 true,
-                "new user namespace (own uid/gid mapped to themselves, setgroups denied)",
+                "new user namespace per command (own uid/gid mapped to themselves, setgroups \
+                 denied)",
             );
-            report.push(
-                "network_namespace",
-                !policy.allow_network,
-                if policy.allow_network {
-                    "not applied: network allowed for this run"
-                } else {
-                    "new network namespace without interfaces"
-                },
-            );
+            report.push("network_namespace", !policy.allow_network, netns_detail);
+            namespaces
         } else {
             let why = host
                 .user_namespaces_why
@@ -285,7 +299,8 @@ impl Sandbox {
                 .unwrap_or_else(|| "unavailable".into());
             report.push("user_namespace", false, why.clone());
             report.push("network_namespace", false, why);
-        }
+            child::Namespaces::Keep
+        };
 
         // Seccomp.
         let seccomp = if host.seccomp {
@@ -366,7 +381,7 @@ impl Sandbox {
             ),
         );
 
-        let plan = child::ChildPlan::new(unshare_flags, rlimits, landlock_fd, seccomp);
+        let plan = child::ChildPlan::new(namespaces, rlimits, landlock_fd, seccomp);
         Ok(Sandbox {
             plan: Arc::new(plan),
             home,

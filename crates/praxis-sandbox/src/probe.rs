@@ -94,7 +94,7 @@ fn probe_now() -> HostSupport {
 
 /// Runs `test` in a forked child and returns what it answered (None if fork failed).
 /// `test` must only make raw system calls (the parent may be multi-threaded).
-fn in_child(test: impl Fn() -> bool) -> Option<bool> {
+pub(crate) fn in_child(test: impl Fn() -> bool) -> Option<bool> {
     // SAFETY: the child runs `test` (raw syscalls only) and `_exit`s; it never returns into
     // Rust code that could touch locks held by other threads of the parent.
     unsafe {

@@ -75,18 +75,18 @@ impl ApiError {
         }
     }
 
-    fn invalid(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError {
             field: Some(field.to_string()),
             ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
         }
     }
 
-    fn not_found(what: impl std::fmt::Display) -> Self {
+    pub(crate) fn not_found(what: impl std::fmt::Display) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, format!("no {what}"))
     }
 
-    fn internal(error: impl std::fmt::Display) -> Self {
+    pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
     }
 }
@@ -629,7 +629,7 @@ impl Shared {
 
     /// The run `id` if `tenant` may see it; 404 otherwise (another tenant's run is
     /// indistinguishable from a missing one).
-    fn visible(&self, tenant: &Tenant, id: &str) -> Result<(String, Known), ApiError> {
+    pub(crate) fn visible(&self, tenant: &Tenant, id: &str) -> Result<(String, Known), ApiError> {
         let missing = || ApiError::not_found(format_args!("run {id}"));
         if id.is_empty()
             || id.len() > 128
@@ -671,7 +671,7 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -701,32 +701,11 @@ async fn create_run(
     let admission = state
         .manager
         .submit(run_id.clone(), tenant.0.clone(), options, Job::Start)?;
-    let created = match admission {
-        Admission::Started => Created {
-            id: run_id.clone(),
-            status: "running".into(),
-            queue_position: None,
-        },
-        Admission::Queued { position } => Created {
-            id: run_id.clone(),
-            status: "queued".into(),
-            queue_position: Some(position),
-        },
-        Admission::Full => {
-            return Err(ApiError {
-                retry_after: Some(state.config.retry_after_secs),
-                ..ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "every run slot is busy and the queue is full; retry later",
-                )
-            });
-        }
-        Admission::ShuttingDown => {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is shutting down",
-            ));
-        }
+    let (status, queue_position) = state.admitted(admission)?;
+    let created = Created {
+        id: run_id.clone(),
+        status,
+        queue_position,
     };
     let mut response = (StatusCode::CREATED, Json(created)).into_response();
     if let Ok(location) = HeaderValue::from_str(&format!("/v1/runs/{run_id}")) {
@@ -736,6 +715,41 @@ async fn create_run(
 }
 
 impl Shared {
+    /// `running` or `queued` (with the queue position) for a new run; 429 with
+    /// Retry-After when every slot is busy and the queue is full; 503 when shutting down.
+    pub(crate) fn admitted(
+        &self,
+        admission: Admission,
+    ) -> Result<(String, Option<usize>), ApiError> {
+        match admission {
+            Admission::Started => Ok(("running".into(), None)),
+            Admission::Queued { position } => Ok(("queued".into(), Some(position))),
+            Admission::Full => Err(ApiError {
+                retry_after: Some(self.config.retry_after_secs),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "every run slot is busy and the queue is full; retry later",
+                )
+            }),
+            Admission::ShuttingDown => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the server is shutting down",
+            )),
+        }
+    }
+
+    /// A writ sent by a client, checked against the server's trust anchor now (so a bad
+    /// one is refused with a clear answer rather than after the run was accepted).
+    pub(crate) fn grant(&self, token: &str) -> Result<praxis_runtime::WritGrant, ApiError> {
+        let source = self.config.writs.as_ref().ok_or_else(|| {
+            ApiError::invalid("writ", "this server has no writ trust anchor configured")
+        })?;
+        let grant = source(Some(token)).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
+        praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
+            .map_err(|e| ApiError::invalid("writ", format!("writ refused: {e}")))?;
+        Ok(grant)
+    }
+
     /// Everything a run needs, from a request; each problem names its field.
     fn build_options(&self, run_id: &str, req: CreateRun) -> Result<RunOptions, ApiError> {
         let task = req.task.trim();
@@ -931,14 +945,7 @@ impl Shared {
         )?;
         let mut options = RunOptions::new(spec.clone(), provider);
         if let Some(token) = &req.writ {
-            let source = self.config.writs.as_ref().ok_or_else(|| {
-                ApiError::invalid("writ", "this server has no writ trust anchor configured")
-            })?;
-            let grant =
-                source(Some(token)).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
-            praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
-                .map_err(|e| ApiError::invalid("writ", format!("writ refused: {e}")))?;
-            options.writ = Some(grant);
+            options.writ = Some(self.grant(token)?);
         }
         options.prices = self.config.prices.clone();
         options.checkpoint_key = self.config.checkpoint_key.clone();
@@ -946,7 +953,7 @@ impl Shared {
         Ok(options)
     }
 
-    fn approver(
+    pub(crate) fn approver(
         &self,
         mode: ApproveMode,
     ) -> Result<Arc<dyn praxis_runtime::approval::Approver>, ApiError> {
@@ -1025,6 +1032,11 @@ impl Shared {
                         recovery: None,
                     },
                 };
+                // The ledger's last entry is not always the request (a resumed run waits
+                // again after `run_resumed`); the live phase knows.
+                if state.phase == "awaiting_approval" && view.status == "running" {
+                    view.status = RunStatus::AwaitingApproval.as_str().into();
+                }
                 view.phase = Some(state.phase.to_string());
                 view.active_tool = state.active_tool;
                 view.recovery = recovered;
@@ -1177,6 +1189,9 @@ async fn list_runs(
             let mut view = ledger_view(&row, &[], owner.to_string());
             if let Known::Active { hub, .. } = shared.manager.known(&row.run_id) {
                 let live = hub.state();
+                if live.phase == "awaiting_approval" && view.status == "running" {
+                    view.status = RunStatus::AwaitingApproval.as_str().into();
+                }
                 view.phase = Some(live.phase.to_string());
                 view.active_tool = live.active_tool;
             }

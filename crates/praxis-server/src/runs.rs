@@ -8,7 +8,7 @@ use praxis_core::RunStatus;
 use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Entry, Ledger, SqliteLedger};
 use praxis_runtime::{
-    Cancel, LiveEvent, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
+    BranchFrom, Cancel, LiveEvent, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
 };
 use serde_json::Value;
 use std::collections::{HashMap, VecDeque};
@@ -108,12 +108,14 @@ pub(crate) struct Queued {
 }
 
 /// What a slot is used for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Job {
     /// A new run (`Runtime::run`).
     Start,
     /// An interrupted run taken over (`Runtime::resume`).
     Resume,
+    /// A new run continuing another's history (`Runtime::branch`).
+    Branch(Box<BranchFrom>),
 }
 
 #[derive(Default)]
@@ -238,7 +240,8 @@ impl Manager {
         if !can_start && !recovering && inner.queue.len() >= self.limits.queue_capacity {
             return Ok(Admission::Full);
         }
-        if job == Job::Start {
+        // A resumed run keeps the owner it has; new runs (branches too) get theirs now.
+        if !matches!(job, Job::Resume) {
             self.tokens.set_run_tenant(&run_id, &tenant)?;
         }
         inner.ghosts.remove(&run_id);
@@ -307,6 +310,20 @@ impl Manager {
             let result = match job {
                 Job::Start => manager.runtime.run(options, &observer).await,
                 Job::Resume => manager.runtime.resume(&run_id, options, &observer).await,
+                Job::Branch(from) => manager
+                    .runtime
+                    .branch(*from, options, &observer)
+                    .await
+                    .map(|(report, point)| {
+                        if !point.missing.is_empty() {
+                            eprintln!(
+                                "praxis serve: branch {run_id}: {} file(s) of the origin's world had no recorded content and are missing from its workspace: {}",
+                                point.missing.len(),
+                                point.missing.join(", ")
+                            );
+                        }
+                        report
+                    }),
             };
             manager.finish(&run_id, &tenant, &spec, result);
         });

@@ -1,0 +1,82 @@
+//! What each layer costs a spawn: `cargo test -p praxis-sandbox --release layer_costs --
+//! --ignored --nocapture`. Prints medians; asserts only that every variant spawned.
+
+use crate::{Sandbox, SandboxPolicy, probe};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn layer_costs() {
+    let host = probe();
+    let ws = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(SandboxPolicy::new(ws.path())).unwrap();
+    let plan = sandbox.plan.clone();
+    let n = std::env::var("LAYER_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    type Variant = (&'static str, u32);
+    // Bits: 1 fork (noop pre_exec), 2 cgroup, 4 userns, 8 netns, 16 rlimits, 32 landlock,
+    // 64 seccomp, 128 whole child_hook with its cgroup.
+    eprintln!("seccomp program lengths: {:?}", plan.seccomp_lengths());
+    let variants: [Variant; 12] = [
+        ("posix_spawn (no hook)", 0),
+        ("fork (noop pre_exec)", 1),
+        ("+ cgroup create/attach/remove", 1 | 2),
+        ("+ unshare(USER)+maps", 1 | 4),
+        ("+ unshare(USER|NET)+maps", 1 | 4 | 8),
+        ("+ join shared user+net, own userns", 1 | 1024),
+        ("+ rlimits", 1 | 16),
+        ("+ no_new_privs+landlock", 1 | 32),
+        ("+ no_new_privs+seccomp", 1 | 64),
+        ("+ nnp + 1-instruction allow filter", 1 | 256),
+        ("+ nnp + first seccomp program only", 1 | 512),
+        ("full child_hook + cgroup", 1 | 128),
+    ];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    for _ in 0..n {
+        for (i, (_, bits)) in variants.iter().enumerate() {
+            let bits = *bits;
+            let t = Instant::now();
+            let cgroup = if bits & (2 | 128) != 0 {
+                sandbox.spawn_cgroup().unwrap()
+            } else {
+                None
+            };
+            let mut cmd = Command::new("/bin/true");
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            if bits & 128 != 0 {
+                unsafe { cmd.pre_exec(sandbox.child_hook(cgroup.as_ref())) };
+            } else if bits != 0 {
+                let plan = plan.clone();
+                let cg = cgroup
+                    .as_ref()
+                    .map(|c| std::os::fd::AsRawFd::as_raw_fd(&c.procs_fd()));
+                unsafe {
+                    cmd.pre_exec(move || plan.apply_parts(bits, cg));
+                }
+            }
+            let status = cmd.status().unwrap();
+            if let Some(mut cg) = cgroup
+                && !cg.try_finish_now()
+            {
+                cg.finish();
+            }
+            samples[i].push(t.elapsed());
+            assert!(status.success(), "{}", variants[i].0);
+        }
+    }
+    eprintln!("host: {host:?}");
+    for ((name, _), s) in variants.iter().zip(samples) {
+        eprintln!("{name:<36} {:>8.0} µs", median(s).as_secs_f64() * 1e6);
+    }
+}
