@@ -6,6 +6,7 @@ mod history;
 mod launch;
 mod present;
 mod remote;
+mod shell;
 mod writs;
 
 use anyhow::{Context, Result};
@@ -111,6 +112,12 @@ enum Cmd {
     /// Show a run's status, phase and counters (locally, or through --server).
     #[command(after_help = "Examples:\n  praxis status 01jd --json")]
     Status(remote::StatusArgs),
+    /// An interactive session: run, follow, runs, status, approvals, approve, deny, cancel
+    /// (against --server, or locally).
+    #[command(
+        after_help = "Examples:\n  praxis shell --server http://127.0.0.1:3001\n  praxis shell < commands.txt      # one command per line; exit 1 if any failed\n\nHistory is kept in $PRAXIS_HOME/shell_history; Tab completes commands and recent run ids."
+    )]
+    Shell(shell::ShellArgs),
     /// Cancel a run on a server (it records run_finished with status cancelled).
     #[command(after_help = "Examples:\n  praxis cancel 01JD... --server http://127.0.0.1:3001")]
     Cancel(remote::CancelArgs),
@@ -487,6 +494,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Token(cmd) => remote::token(&home, cmd),
         Cmd::Follow(args) => remote::follow(&home, args).await,
         Cmd::Status(args) => remote::status(&home, args).await,
+        Cmd::Shell(args) => shell::shell(&home, args).await,
         Cmd::Cancel(args) => remote::cancel(args).await,
         Cmd::Approvals {
             json,

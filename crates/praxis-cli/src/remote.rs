@@ -242,7 +242,7 @@ impl Remote {
     }
 }
 
-fn run_path(run: &str) -> Result<String> {
+pub(crate) fn run_path(run: &str) -> Result<String> {
     if run.is_empty()
         || !run
             .chars()
@@ -261,63 +261,7 @@ fn run_path(run: &str) -> Result<String> {
 /// remote run and waits for it to record its end.
 pub async fn run(args: RunArgs, server: &str) -> Result<ExitCode> {
     let remote = Remote::new(server)?;
-    // The server's own configuration decides these; ignoring them silently would mislead.
-    for (given, flag) in [
-        (args.protocol.is_some(), "--protocol"),
-        (args.tool_choice.is_some(), "--tool-choice"),
-        (args.fabric.is_some(), "--fabric"),
-    ] {
-        if given {
-            bail!("{flag} cannot be used with --server: the server's configuration decides it");
-        }
-    }
-    let workspace = match &args.workspace {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().context("reading the current directory")?,
-    };
-    let workspace = std::fs::canonicalize(&workspace).with_context(|| {
-        format!(
-            "--workspace {}: not an accessible directory",
-            workspace.display()
-        )
-    })?;
-    let script = match &args.script {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading --script {}", path.display()))?;
-            Some(
-                serde_json::from_str::<Value>(&text)
-                    .with_context(|| format!("--script {}: not valid JSON", path.display()))?,
-            )
-        }
-        None => None,
-    };
-    let writ = match &args.writ {
-        Some(path) => Some(writs::read_token(&path.display().to_string())?),
-        None => None,
-    };
-    let body = json!({
-        "task": args.task,
-        "workspace": workspace.display().to_string(),
-        "provider": args.provider,
-        "model": args.model,
-        "script": script,
-        "writ": writ,
-        "max_steps": args.max_steps,
-        "max_seconds": args.max_seconds,
-        "read_only": args.read_only,
-        "tools": args.tools,
-        "approve": match args.approve {
-            ApproveMode::Ask => "wait",
-            ApproveMode::Auto => "auto",
-            ApproveMode::Never => "never",
-        },
-    });
-    let created = remote.post("/v1/runs", &body).await?;
-    let run_id = created["id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server answered without a run id: {created}"))?
-        .to_string();
+    let (run_id, created) = submit(&remote, &args).await?;
     eprintln!(
         "praxis: run {run_id} submitted to {} ({})",
         remote.base,
@@ -389,6 +333,69 @@ pub async fn run(args: RunArgs, server: &str) -> Result<ExitCode> {
     }
 }
 
+/// `praxis run ARGS` as a `POST /v1/runs` (the files the flags name are read here);
+/// returns the new run's id and the server's answer.
+pub async fn submit(remote: &Remote, args: &RunArgs) -> Result<(String, Value)> {
+    // The server's own configuration decides these; ignoring them silently would mislead.
+    for (given, flag) in [
+        (args.protocol.is_some(), "--protocol"),
+        (args.tool_choice.is_some(), "--tool-choice"),
+        (args.fabric.is_some(), "--fabric"),
+    ] {
+        if given {
+            bail!("{flag} cannot be used with --server: the server's configuration decides it");
+        }
+    }
+    let workspace = match &args.workspace {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let workspace = std::fs::canonicalize(&workspace).with_context(|| {
+        format!(
+            "--workspace {}: not an accessible directory",
+            workspace.display()
+        )
+    })?;
+    let script = match &args.script {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --script {}", path.display()))?;
+            Some(
+                serde_json::from_str::<Value>(&text)
+                    .with_context(|| format!("--script {}: not valid JSON", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let writ = match &args.writ {
+        Some(path) => Some(writs::read_token(&path.display().to_string())?),
+        None => None,
+    };
+    let body = json!({
+        "task": args.task,
+        "workspace": workspace.display().to_string(),
+        "provider": args.provider,
+        "model": args.model,
+        "script": script,
+        "writ": writ,
+        "max_steps": args.max_steps,
+        "max_seconds": args.max_seconds,
+        "read_only": args.read_only,
+        "tools": args.tools,
+        "approve": match args.approve {
+            ApproveMode::Ask => "wait",
+            ApproveMode::Auto => "auto",
+            ApproveMode::Never => "never",
+        },
+    });
+    let created = remote.post("/v1/runs", &body).await?;
+    let run_id = created["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server answered without a run id: {created}"))?
+        .to_string();
+    Ok((run_id, created))
+}
+
 // ---------------------------------------------------------------------------------------
 // follow, status, cancel, runs, approvals
 
@@ -419,7 +426,11 @@ pub async fn follow(home: &DataHome, args: FollowArgs) -> Result<ExitCode> {
 }
 
 /// Tails a run in the local ledger until it finishes or its driver is gone.
-async fn follow_local(home: &DataHome, run: &str, mut on_entry: impl FnMut(&Entry)) -> Result<()> {
+pub(crate) async fn follow_local(
+    home: &DataHome,
+    run: &str,
+    mut on_entry: impl FnMut(&Entry),
+) -> Result<()> {
     let ledger = crate::open_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let mut last = 0;
@@ -471,14 +482,24 @@ fn overview_of(view: &Value) -> RunOverview {
 }
 
 pub async fn status(home: &DataHome, args: StatusArgs) -> Result<ExitCode> {
-    let (overview, raw) = match &args.server {
+    show_status(home, &args.run, args.server.as_deref(), args.json).await
+}
+
+/// `praxis status`: through `server`, or from the local ledger.
+pub async fn show_status(
+    home: &DataHome,
+    run: &str,
+    server: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let (overview, raw) = match server {
         Some(server) => {
-            let view = Remote::new(server)?.get(&run_path(&args.run)?).await?;
+            let view = Remote::new(server)?.get(&run_path(run)?).await?;
             (overview_of(&view), view)
         }
         None => {
             let ledger = crate::open_ledger(home)?;
-            let run_id = ledger.find_run(&args.run)?;
+            let run_id = ledger.find_run(run)?;
             let row = ledger
                 .runs()?
                 .into_iter()
@@ -489,7 +510,7 @@ pub async fn status(home: &DataHome, args: StatusArgs) -> Result<ExitCode> {
             (overview, raw)
         }
     };
-    if args.json {
+    if json {
         println!("{raw}");
     } else {
         println!("run {}  {}", overview.run_id, overview.status.as_str());
@@ -522,17 +543,22 @@ pub async fn status(home: &DataHome, args: StatusArgs) -> Result<ExitCode> {
 }
 
 pub async fn cancel(args: CancelArgs) -> Result<ExitCode> {
-    let Some(server) = &args.server else {
+    cancel_run(args.server.as_deref(), &args.run).await
+}
+
+/// `praxis cancel`: only through a server.
+pub async fn cancel_run(server: Option<&str>, run: &str) -> Result<ExitCode> {
+    let Some(server) = server else {
         bail!(
             "cancel needs --server URL (or PRAXIS_SERVER): a local run is cancelled with ctrl-c (or SIGTERM) in the terminal that runs it"
         );
     };
     let answer = Remote::new(server)?
-        .post(&format!("{}/cancel", run_path(&args.run)?), &json!({}))
+        .post(&format!("{}/cancel", run_path(run)?), &json!({}))
         .await?;
     println!(
         "run {} {}",
-        answer["id"].as_str().unwrap_or(&args.run),
+        answer["id"].as_str().unwrap_or(run),
         answer["status"].as_str().unwrap_or("cancelling")
     );
     Ok(ExitCode::SUCCESS)

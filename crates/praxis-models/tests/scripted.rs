@@ -24,8 +24,8 @@ const SCRIPT: &str = r#"{"turns": [
   {"content": "All done: the README says hello."}
 ]}"#;
 
-/// A request whose history holds `answered` assistant replies. `step` is deliberately
-/// unrelated, to show the turn comes from the history alone.
+/// The request of model call `answered + 1`, whose history holds `answered` assistant
+/// replies. The turn follows the step (a compacted history may hold fewer replies).
 fn request(answered: usize) -> ModelRequest {
     let mut messages = vec![
         Message::new(
@@ -49,7 +49,7 @@ fn request(answered: usize) -> ModelRequest {
         messages.push(Message::tool_result(format!("x{i}"), "contents"));
     }
     ModelRequest {
-        step: 99,
+        step: answered as u32 + 1,
         messages: messages.into(),
         tools: Default::default(),
     }
@@ -68,7 +68,7 @@ fn invalid(text: &str) -> String {
 }
 
 #[tokio::test]
-async fn turn_is_chosen_by_assistant_count() {
+async fn turn_is_chosen_by_step() {
     let p = ScriptedProvider::from_json_str(SCRIPT, "demo").unwrap();
     assert_eq!((p.name(), p.model(), p.turns()), ("scripted", "demo", 3));
 
@@ -262,5 +262,25 @@ async fn scripts_load_from_files() {
     assert!(
         err.contains("bad.json") && err.contains("found a number"),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_compaction_request_is_answered_without_using_a_turn() {
+    let p = ScriptedProvider::from_json_str(SCRIPT, "demo").unwrap();
+    let mut summary_request = request(1);
+    summary_request.step = praxis_core::COMPACTION_STEP;
+    summary_request.messages = vec![Message::new(
+        Role::User,
+        "Task: t\n\nTranscript:\n[assistant] x\n[tool call] fs_read {\"path\":\"a\"}\n",
+    )]
+    .into();
+    let summary = p.complete(&summary_request, &NoDeltas).await.unwrap();
+    assert!(summary.content.contains("fs_read"), "{}", summary.content);
+    assert!(summary.tool_calls.is_empty());
+    // The script's turns are untouched: call 2 still gets turn 2.
+    assert_eq!(
+        reply(&p, 1).await.unwrap().content,
+        "Now a command: <cmd>cargo test -q</cmd>"
     );
 }

@@ -5,7 +5,7 @@ use crate::driver::RuntimeError;
 use crate::recorded;
 use crate::world::{WorldError, world_at};
 use praxis_core::kernel::kinds;
-use praxis_ledger::Ledger;
+use praxis_ledger::{Entry, Ledger};
 use serde::Serialize;
 use std::path::{Component, Path, PathBuf};
 
@@ -34,22 +34,32 @@ pub struct BranchPoint {
     pub missing: Vec<String>,
 }
 
-/// The branch point for `from.at`: the last entry before the latest model reply (or model
-/// error) at or before `at + 1`, i.e. a point where the run waited for the model. A run that
-/// ran out of entries while waiting for the model can also branch from its end.
+/// The branch point for `from.at` in the origin's ledger (see [`branch_seq`]).
 pub(crate) fn branch_point(
     ledger: &dyn Ledger,
     from: &BranchFrom,
 ) -> Result<BranchPoint, RuntimeError> {
     let entries = recorded::load(ledger, &from.run_id).map_err(crate::replay::ReplayError::from)?;
-    let error = |why: String| RuntimeError::Branch {
+    let seq = branch_seq(&entries, from.at).map_err(|why| RuntimeError::Branch {
         run_id: from.run_id.clone(),
         at: from.at,
         why,
-    };
+    })?;
+    Ok(BranchPoint {
+        seq,
+        missing: Vec::new(),
+    })
+}
+
+/// Where a branch of a run with these `entries` at `at` starts: the last entry before the
+/// latest model reply (or model error) at or before `at + 1`, i.e. a point where the run
+/// waited for the model (a kernel step's batch of entries cannot be split). A run that ran
+/// out of entries while waiting for the model can also branch from its end. The error says
+/// why `at` cannot be a branch point.
+pub fn branch_seq(entries: &[Entry], at: u64) -> Result<u64, String> {
     let last = entries.last().map_or(0, |e| e.seq);
-    if from.at == 0 || from.at > last {
-        return Err(error(format!("the run's entries are seq 1 to {last}")));
+    if at == 0 || at > last {
+        return Err(format!("the run's entries are seq 1 to {last}"));
     }
     let answers: Vec<u64> = entries
         .iter()
@@ -63,22 +73,16 @@ pub(crate) fn branch_point(
             .rev()
             .find(|e| e.kind != praxis_ledger::checkpoint::CHECKPOINT_KIND)
             .is_some_and(|e| !answers.contains(&e.seq) && e.kind != kinds::PROPOSAL);
-    if waits_at_end && from.at >= last {
-        return Ok(BranchPoint {
-            seq: last,
-            missing: Vec::new(),
-        });
+    if waits_at_end && at >= last {
+        return Ok(last);
     }
-    match answers.iter().rev().find(|&&seq| seq <= from.at + 1) {
-        Some(&answer) => Ok(BranchPoint {
-            seq: answer - 1,
-            missing: Vec::new(),
-        }),
-        None => Err(error(format!(
+    match answers.iter().rev().find(|&&seq| seq <= at + 1) {
+        Some(&answer) => Ok(answer - 1),
+        None => Err(format!(
             "a branch starts where the run waited for the model; the earliest such point is \
              seq {}",
             answers.first().map_or(last, |s| s - 1)
-        ))),
+        )),
     }
 }
 

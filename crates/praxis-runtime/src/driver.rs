@@ -533,6 +533,8 @@ impl Drive<'_> {
                                     context.approval_timeout,
                                 );
                                 next = Some(tokio::select! {
+                                    biased;
+                                    reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
                                     outcome = decision => Event::ApprovalDecided {
                                         now: now_millis(),
                                         call_id: proposal.call_id.clone(),
@@ -540,7 +542,6 @@ impl Drive<'_> {
                                         by: outcome.by,
                                         reason: outcome.reason,
                                     },
-                                    reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
                                 });
                             }
                             Command::Finish(result) => {
@@ -625,11 +626,12 @@ impl Drive<'_> {
         let started = Instant::now();
         let delegating = request.tool == delegate::NAME;
         let mut observation = tokio::select! {
+            biased;
+            // Dropping the tool future kills its process group.
+            reason = Cancel::cancelled(cancel.0.subscribe()) => return Ok(Event::Cancel { now: now_millis(), reason }),
             // A sub-run shares the cancel handle and stops by itself.
             observation = delegate(&self.run_id, self.observer, &request, context), if delegating => observation,
             observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()), if !delegating => observation,
-            // Dropping the tool future kills its process group.
-            reason = Cancel::cancelled(cancel.0.subscribe()) => return Ok(Event::Cancel { now: now_millis(), reason }),
         };
         if observation.duration_ms == 0 {
             observation.duration_ms = started.elapsed().as_millis() as u64;
@@ -686,12 +688,14 @@ async fn call_model(
     cancel: &Cancel,
 ) -> Event {
     let sink = ObserverDeltas { run_id, observer };
+    // Biased towards the cancel: a run cancelled before the call starts never makes it.
     tokio::select! {
+        biased;
+        reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
         reply = provider.complete(request, &sink) => match reply {
             Ok(response) => Event::ModelReplied { now: now_millis(), response },
             Err(error) => Event::ModelFailed { now: now_millis(), error: error.to_string() },
         },
-        reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
     }
 }
 

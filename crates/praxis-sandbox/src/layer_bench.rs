@@ -6,9 +6,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn median(mut v: Vec<Duration>) -> Duration {
+/// The given quantile (0..=1) of `v`, in µs.
+fn quantile(v: &mut [Duration], q: f64) -> f64 {
     v.sort();
-    v[v.len() / 2]
+    v[((v.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6
 }
 
 #[test]
@@ -60,7 +61,8 @@ fn layer_costs() {
                 let plan = plan.clone();
                 let cg = cgroup
                     .as_ref()
-                    .map(|c| std::os::fd::AsRawFd::as_raw_fd(&c.procs_fd()));
+                    .and_then(|c| c.procs_fd())
+                    .map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd));
                 unsafe {
                     cmd.pre_exec(move || plan.apply_parts(bits, cg));
                 }
@@ -76,7 +78,12 @@ fn layer_costs() {
         }
     }
     eprintln!("host: {host:?}");
-    for ((name, _), s) in variants.iter().zip(samples) {
-        eprintln!("{name:<36} {:>8.0} µs", median(s).as_secs_f64() * 1e6);
+    eprintln!("{:<36} {:>8} {:>8}", "variant (µs)", "p10", "median");
+    for ((name, _), mut s) in variants.iter().zip(samples) {
+        eprintln!(
+            "{name:<36} {:>8.0} {:>8.0}",
+            quantile(&mut s, 0.1),
+            quantile(&mut s, 0.5)
+        );
     }
 }

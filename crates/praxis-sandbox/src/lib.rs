@@ -199,7 +199,7 @@ pub struct Sandbox {
     home: PathBuf,
     policy: SandboxPolicy,
     report: SandboxReport,
-    cgroup_base: Option<PathBuf>,
+    cgroups: Option<Arc<cgroup::CgroupPool>>,
 }
 
 impl Drop for Sandbox {
@@ -381,13 +381,15 @@ impl Sandbox {
             ),
         );
 
+        let cgroups =
+            cgroup_base.map(|base| cgroup::CgroupPool::new(base, policy.limits.processes));
         let plan = child::ChildPlan::new(namespaces, rlimits, landlock_fd, seccomp);
         Ok(Sandbox {
             plan: Arc::new(plan),
             home,
             policy,
             report,
-            cgroup_base,
+            cgroups,
         })
     }
 
@@ -426,14 +428,12 @@ impl Sandbox {
         env
     }
 
-    /// Creates this spawn's pids cgroup when the host offers one (None otherwise). Keep it
-    /// alive until the command and everything it started are gone, then call
+    /// This spawn's pids cgroup when the host offers one (None otherwise): an empty one the
+    /// sandbox kept from an earlier command, or a new one. Keep it alive until the command
+    /// and everything it started are gone, then call [`SpawnCgroup::try_finish_now`] or
     /// [`SpawnCgroup::finish`].
     pub fn spawn_cgroup(&self) -> Result<Option<SpawnCgroup>, SandboxError> {
-        match &self.cgroup_base {
-            Some(base) => SpawnCgroup::create(base, self.policy.limits.processes).map(Some),
-            None => Ok(None),
-        }
+        self.cgroups.as_ref().map(|pool| pool.take()).transpose()
     }
 
     /// The `pre_exec` hook confining the child. Install it on the `Command` of every
@@ -447,7 +447,7 @@ impl Sandbox {
         cgroup: Option<&SpawnCgroup>,
     ) -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
         let plan = self.plan.clone();
-        let cgroup_fd = cgroup.map(|c| c.procs_fd().as_raw_fd());
+        let cgroup_fd = cgroup.and_then(|c| c.procs_fd()).map(|fd| fd.as_raw_fd());
         move || {
             // SAFETY: see `ChildPlan::apply`; the cgroup fd is kept open by the caller
             // until the spawn returned.

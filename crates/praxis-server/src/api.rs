@@ -82,6 +82,12 @@ impl ApiError {
         }
     }
 
+    /// Names the input to blame in the body's `field`.
+    pub(crate) fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
+        self
+    }
+
     pub(crate) fn not_found(what: impl std::fmt::Display) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, format!("no {what}"))
     }
@@ -446,7 +452,7 @@ pub struct WritVerdict {
 #[openapi(
     info(
         title = "Praxis API",
-        description = "Governed agent runs: create, follow (SSE), approve, cancel, export."
+        description = "Governed agent runs: create, follow (SSE), approve, cancel, export; replayable history: world, diff, replay, branch."
     ),
     paths(
         create_run,
@@ -456,6 +462,10 @@ pub struct WritVerdict {
         export_ledger,
         cancel_run,
         resume_run,
+        crate::history::world,
+        crate::history::run_diff,
+        crate::history::replay_run,
+        crate::history::branch_run,
         list_approvals,
         decide_approval,
         list_tools,
@@ -469,6 +479,16 @@ pub struct WritVerdict {
         LimitsBody,
         ResumeRun,
         Created,
+        crate::history::WorldView,
+        crate::history::WorldDiff,
+        crate::history::BranchRun,
+        crate::history::Branched,
+        crate::history::RunDiff,
+        crate::history::Divergence,
+        crate::history::Step,
+        crate::history::StepCall,
+        crate::history::FileDifference,
+        crate::history::Replayed,
         RunView,
         RunList,
         UsageView,
@@ -518,6 +538,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/runs/{id}/ledger", get(export_ledger))
         .route("/v1/runs/{id}/cancel", post(cancel_run))
         .route("/v1/runs/{id}/resume", post(resume_run))
+        .route("/v1/runs/{id}/world", get(crate::history::world))
+        .route("/v1/runs/{id}/diff/{other}", get(crate::history::run_diff))
+        .route("/v1/runs/{id}/replay", post(crate::history::replay_run))
+        .route("/v1/runs/{id}/branch", post(crate::history::branch_run))
         .route("/v1/approvals", get(list_approvals))
         .route("/v1/approvals/{id}", post(decide_approval))
         .route("/v1/tools", get(list_tools))

@@ -18,6 +18,7 @@
 
 mod api;
 mod config;
+mod history;
 mod metrics;
 mod runs;
 mod sse;
@@ -28,6 +29,7 @@ pub use api::{
     RunView, ToolList, ToolView, UsageView, VerifyWrit, WritVerdict, openapi_json,
 };
 pub use config::{AuthSetting, DEFAULT_BIND, ServerConfig, WritSource, parse_bind, parse_origins};
+pub use history::{BranchRun, Branched, WorldDiff, WorldView};
 
 use praxis_ledger::SqliteLedger;
 use praxis_ledger::approvals::ApprovalStore;
