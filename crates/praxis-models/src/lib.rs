@@ -153,8 +153,13 @@ pub enum ModelError {
         example: &'static str,
     },
     #[error(
-        "provider `{provider}` needs an API key for {url}: set {variable} (a key is only \
-         optional for a server on this machine: 127.0.0.1, localhost or ::1)"
+        "provider `{provider}` needs an API key for {url}: set {variable}{}",
+        if *variable == "OPENAI_API_KEY" {
+            " (a key is only optional for an OpenAI-compatible server on this machine: \
+             127.0.0.1, localhost or ::1)"
+        } else {
+            ""
+        }
     )]
     MissingKey {
         provider: String,

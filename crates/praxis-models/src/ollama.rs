@@ -151,8 +151,11 @@ impl OllamaProvider {
             }
             if value.get("done").and_then(Value::as_bool) == Some(true) {
                 let count = |k: &str| value.get(k).and_then(Value::as_u64);
+                // 0/0 means the server did not count (some Ollama-compatible servers send
+                // zeros): estimated locally then, like an absent count.
                 if let (Some(input), Some(output)) =
                     (count("prompt_eval_count"), count("eval_count"))
+                    && input + output > 0
                 {
                     usage = Some(Usage {
                         input_tokens: input,

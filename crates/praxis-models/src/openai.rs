@@ -93,6 +93,12 @@ impl OpenAiProvider {
                 .collect();
             body["tools"] = Value::Array(tools);
             match forced_choice(request, settings)? {
+                // With one tool on offer "required" means that tool; the named form is also
+                // the one servers with grammar-constrained calling (llama-cpp-python) accept.
+                Some(ToolChoice::Required) if request.tools.len() == 1 => {
+                    let name = &request.tools[0].name;
+                    body["tool_choice"] = json!({"type": "function", "function": {"name": name}});
+                }
                 Some(ToolChoice::Required) => body["tool_choice"] = json!("required"),
                 Some(ToolChoice::Tool(name)) => {
                     body["tool_choice"] = json!({"type": "function", "function": {"name": name}});
@@ -186,13 +192,9 @@ fn wire_message(m: &Message) -> Value {
         Role::Assistant => {
             let mut out = Map::new();
             out.insert("role".into(), json!("assistant"));
-            // A reply that only called tools has null content, as OpenAI itself returns it.
-            let content = if m.content.is_empty() && !m.tool_calls.is_empty() {
-                Value::Null
-            } else {
-                json!(m.content)
-            };
-            out.insert("content".into(), content);
+            // A reply that only called tools goes back with empty text rather than null:
+            // OpenAI accepts both, and some compatible servers (llama-cpp-python) reject null.
+            out.insert("content".into(), json!(m.content));
             if !m.tool_calls.is_empty() {
                 let calls: Vec<Value> = m
                     .tool_calls

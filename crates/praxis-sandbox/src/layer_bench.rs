@@ -78,6 +78,7 @@ fn layer_costs() {
         }
     }
     eprintln!("host: {host:?}");
+    eprintln!("landlock: {:?}", sandbox.report().layer("landlock"));
     eprintln!("{:<36} {:>8} {:>8}", "variant (µs)", "p10", "median");
     for ((name, _), mut s) in variants.iter().zip(samples) {
         eprintln!(

@@ -719,5 +719,21 @@ async fn system_messages_and_empty_assistant_content() {
     };
     openai(&server).complete(&request, &NoDeltas).await.unwrap();
     let body = server.requests()[0].json();
-    assert_eq!(body["messages"][2]["content"], Value::Null);
+    // Empty text, not null: compatible servers such as llama-cpp-python reject null.
+    assert_eq!(body["messages"][2]["content"], "");
+}
+
+#[tokio::test]
+async fn required_with_a_single_tool_names_that_tool() {
+    let server = TestServer::start(vec![Canned::sse(&text_reply("a"))]).await;
+    let required = openai_with(&server, |s| s.tool_choice = ToolChoice::Required);
+    let mut request = first_request();
+    request.tools = Arc::new(request.tools[..1].to_vec());
+    required.complete(&request, &NoDeltas).await.unwrap();
+    let body = server.requests()[0].json();
+    let name = request.tools[0].name.clone();
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "function", "function": {"name": name}})
+    );
 }
