@@ -11,6 +11,8 @@ use std::time::Duration;
 /// terminal (no spinner when stderr is a pipe or file).
 pub struct Progress {
     spinner: Option<ProgressBar>,
+    /// What the model has streamed in the current call (text, or a tool call's arguments).
+    streamed: std::sync::Mutex<String>,
 }
 
 impl Progress {
@@ -23,7 +25,25 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
-        Progress { spinner }
+        Progress {
+            spinner,
+            streamed: Default::default(),
+        }
+    }
+
+    /// Appends a streamed fragment and shows the end of what arrived so far.
+    fn stream(&self, prefix: &str, fragment: &str) {
+        if self.spinner.is_none() {
+            return;
+        }
+        let mut streamed = self.streamed.lock().unwrap_or_else(|e| e.into_inner());
+        streamed.push_str(fragment);
+        let flat = one_line(&streamed, usize::MAX);
+        let tail: String = {
+            let chars: Vec<char> = flat.chars().collect();
+            chars[chars.len().saturating_sub(60)..].iter().collect()
+        };
+        self.status(format!("{prefix}{tail}"));
     }
 
     fn line(&self, text: String) {
@@ -54,11 +74,16 @@ impl RunObserver for Progress {
                     self.line(text);
                 }
             }
-            LiveEvent::ModelCall {
-                step: praxis_core::COMPACTION_STEP,
-            } => self.status("compacting: the model summarizes older work".to_string()),
             LiveEvent::ModelCall { step } => {
-                self.status(format!("step {step}: waiting for the model"))
+                self.streamed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
+                if step == praxis_core::COMPACTION_STEP {
+                    self.status("compacting: the model summarizes older work".to_string());
+                } else {
+                    self.status(format!("step {step}: waiting for the model"));
+                }
             }
             LiveEvent::ToolStarted { tool, .. } => self.status(format!("running {tool}")),
             LiveEvent::AwaitingApproval { proposal } => {
@@ -73,7 +98,10 @@ impl RunObserver for Progress {
                     proposal.verdict.reason()
                 ));
             }
-            LiveEvent::Delta { .. } => {}
+            LiveEvent::Delta { text } => self.stream("model: …", text),
+            LiveEvent::ToolArgumentsDelta { name, fragment, .. } => {
+                self.stream(&format!("model writes {name}: …"), fragment)
+            }
         }
     }
 }

@@ -365,7 +365,9 @@ pub async fn run_benchmarks(dir: &Path, options: &BenchOptions) -> anyhow::Resul
 }
 
 /// Step 5: a sandboxed `shell` call (Landlock, seccomp, user+net namespaces, rlimits, pids
-/// cgroup) against a bare spawn of the same command, interleaved in the same run.
+/// cgroup) against a bare spawn of the same command and against the same `shell` call
+/// unsandboxed, all three interleaved in the same run (three times the iterations of the
+/// other spawn rows: ratios of a few hundred microseconds are noisy on a busy host).
 async fn sandbox_bench(
     report: &mut BenchReport,
     registry: &Registry,
@@ -386,8 +388,9 @@ async fn sandbox_bench(
             return Ok(());
         }
     }
-    let (mut confined, mut bare) = (Vec::new(), Vec::new());
-    for _ in 0..iterations {
+    let plain_ctx = ExecContext::new(workspace.clone());
+    let (mut confined, mut plain, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..iterations * 3 {
         let t = Instant::now();
         let observation = registry
             .execute(&ctx, "shell", json!({"command": "true"}))
@@ -399,6 +402,16 @@ async fn sandbox_bench(
             observation.output
         );
         let t = Instant::now();
+        let observation = registry
+            .execute(&plain_ctx, "shell", json!({"command": "true"}))
+            .await;
+        plain.push(t.elapsed());
+        anyhow::ensure!(
+            observation.status == praxis_core::ExecStatus::Ok,
+            "unsandboxed shell failed: {}",
+            observation.output
+        );
+        let t = Instant::now();
         let status = tokio::process::Command::new("bash")
             .args(["-c", "true"])
             .output()
@@ -407,7 +420,7 @@ async fn sandbox_bench(
         bare.push(t.elapsed());
         anyhow::ensure!(status.success(), "bare spawn failed");
     }
-    let (confined, bare) = (median(confined), median(bare));
+    let (confined, plain, bare) = (median(confined), median(plain), median(bare));
     let layers: Vec<String> = ctx
         .sandbox
         .as_ref()
@@ -433,6 +446,15 @@ async fn sandbox_bench(
         format!(
             "target < 1.3; bare spawn {:.0} µs (median, same run)",
             micros(bare)
+        ),
+    );
+    report.push(
+        "sandboxed / unsandboxed shell tool",
+        confined.as_secs_f64() / plain.as_secs_f64(),
+        "ratio",
+        format!(
+            "what the sandbox adds to the same step; unsandboxed {:.0} µs (median, same run)",
+            micros(plain)
         ),
     );
     Ok(())

@@ -66,6 +66,12 @@ pub enum LiveEvent<'a> {
     ModelCall { step: u32 },
     /// Streamed model text (not ledgered; the assembled response is).
     Delta { text: &'a str },
+    /// A streamed fragment of tool call `index`'s argument JSON (not ledgered either).
+    ToolArgumentsDelta {
+        index: usize,
+        name: &'a str,
+        fragment: &'a str,
+    },
     /// A tool started executing.
     ToolStarted { call_id: &'a str, tool: &'a str },
     /// The run is suspended until `proposal` is approved or denied.
@@ -831,6 +837,16 @@ impl DeltaSink for ObserverDeltas<'_> {
     fn text(&self, delta: &str) {
         self.observer
             .on_event(self.run_id, LiveEvent::Delta { text: delta });
+    }
+    fn tool_arguments(&self, index: usize, name: &str, fragment: &str) {
+        self.observer.on_event(
+            self.run_id,
+            LiveEvent::ToolArgumentsDelta {
+                index,
+                name,
+                fragment,
+            },
+        );
     }
 }
 

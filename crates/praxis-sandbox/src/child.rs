@@ -188,6 +188,69 @@ impl ChildPlan {
         self.seccomp.iter().map(Vec::len).collect()
     }
 
+    /// The whole confinement with a CLOCK_MONOTONIC stamp (ns) after each step written to
+    /// `stamps` (12 slots: start, cgroup, setns user, setns net, unshare, setgroups,
+    /// uid_map, gid_map, rlimits, nnp, landlock, seccomp), for `layer_bench`.
+    pub(crate) unsafe fn apply_timed(
+        &self,
+        cgroup_procs: Option<RawFd>,
+        stamps: *mut u64,
+    ) -> io::Result<()> {
+        unsafe {
+            let mut i = 0;
+            let mut stamp = || {
+                let mut t = std::mem::zeroed::<libc::timespec>();
+                libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t);
+                *stamps.add(i) = t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64;
+                i += 1;
+            };
+            stamp();
+            if let Some(fd) = cgroup_procs {
+                libc::write(fd, b"0".as_ptr().cast(), 1);
+            }
+            stamp();
+            let Namespaces::Join(shared) = &self.namespaces else {
+                return Err(io::Error::other("not joining"));
+            };
+            libc::setns(shared.user.as_raw_fd(), libc::CLONE_NEWUSER);
+            stamp();
+            libc::setns(shared.net.as_raw_fd(), libc::CLONE_NEWNET);
+            stamp();
+            libc::unshare(libc::CLONE_NEWUSER);
+            stamp();
+            namespaces::write_file(c"/proc/self/setgroups", b"deny")?;
+            stamp();
+            namespaces::write_file(c"/proc/self/uid_map", &self.uid_map)?;
+            stamp();
+            namespaces::write_file(c"/proc/self/gid_map", &self.gid_map)?;
+            stamp();
+            for (resource, limit) in &self.rlimits {
+                libc::setrlimit(*resource, limit);
+            }
+            stamp();
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+            stamp();
+            if let Some(ruleset) = &self.landlock {
+                libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0u32);
+            }
+            stamp();
+            for program in &self.seccomp {
+                let fprog = libc::sock_fprog {
+                    len: program.len() as libc::c_ushort,
+                    filter: program.as_ptr().cast_mut(),
+                };
+                libc::syscall(
+                    libc::SYS_seccomp,
+                    libc::SECCOMP_SET_MODE_FILTER,
+                    0u32,
+                    &fprog,
+                );
+            }
+            stamp();
+        }
+        Ok(())
+    }
+
     /// One layer at a time, for `layer_bench` (bits as documented there).
     pub(crate) unsafe fn apply_parts(
         &self,

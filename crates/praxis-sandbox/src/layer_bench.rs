@@ -23,6 +23,8 @@ fn layer_costs() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
+    // LAYER_BASH=1: `bash -c true` (what the runtime's bench spawns) instead of /bin/true.
+    let bash = std::env::var_os("LAYER_BASH").is_some();
     type Variant = (&'static str, u32);
     // Bits: 1 fork (noop pre_exec), 2 cgroup, 4 userns, 8 netns, 16 rlimits, 32 landlock,
     // 64 seccomp, 128 whole child_hook with its cgroup.
@@ -51,7 +53,13 @@ fn layer_costs() {
             } else {
                 None
             };
-            let mut cmd = Command::new("/bin/true");
+            let mut cmd = if bash {
+                let mut c = Command::new("/bin/bash");
+                c.args(["-c", "true"]);
+                c
+            } else {
+                Command::new("/bin/true")
+            };
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -83,6 +91,68 @@ fn layer_costs() {
     for ((name, _), mut s) in variants.iter().zip(samples) {
         eprintln!(
             "{name:<36} {:>8.0} {:>8.0}",
+            quantile(&mut s, 0.1),
+            quantile(&mut s, 0.5)
+        );
+    }
+}
+
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn child_step_costs() {
+    let ws = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(SandboxPolicy::new(ws.path())).unwrap();
+    let names = [
+        "cgroup write",
+        "setns user",
+        "setns net",
+        "unshare user",
+        "setgroups",
+        "uid_map",
+        "gid_map",
+        "rlimits",
+        "no_new_privs",
+        "landlock",
+        "seccomp",
+    ];
+    // Shared with the forked child, which writes its stamps here.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    } as *mut u64;
+    assert!(!page.is_null());
+    let stamps = page as usize;
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    for _ in 0..300 {
+        let cgroup = sandbox.spawn_cgroup().unwrap();
+        let plan = sandbox.plan.clone();
+        let cg = cgroup
+            .as_ref()
+            .and_then(|c| c.procs_fd())
+            .map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd));
+        let mut cmd = Command::new("/bin/true");
+        unsafe { cmd.pre_exec(move || plan.apply_timed(cg, stamps as *mut u64)) };
+        assert!(cmd.status().unwrap().success());
+        if let Some(mut cg) = cgroup
+            && !cg.try_finish_now()
+        {
+            cg.finish();
+        }
+        for (i, s) in samples.iter_mut().enumerate() {
+            let (a, b) = unsafe { (*page.add(i), *page.add(i + 1)) };
+            s.push(Duration::from_nanos(b - a));
+        }
+    }
+    eprintln!("{:<16} {:>8} {:>8}", "step (µs)", "p10", "median");
+    for (name, mut s) in names.iter().zip(samples) {
+        eprintln!(
+            "{name:<16} {:>8.1} {:>8.1}",
             quantile(&mut s, 0.1),
             quantile(&mut s, 0.5)
         );

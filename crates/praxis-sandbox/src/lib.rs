@@ -4,10 +4,12 @@
 //! Landlock ruleset (a file descriptor), the seccomp programs (BPF), the rlimits, the
 //! namespace setup and a private HOME/TMPDIR. Each spawn then only installs a `pre_exec`
 //! hook ([`Sandbox::child_hook`]) that makes raw system calls in the forked child, in this
-//! order: join a per-spawn pids cgroup, `unshare(CLONE_NEWUSER | CLONE_NEWNET)` and write
-//! the id maps, `setrlimit`, `PR_SET_NO_NEW_PRIVS`, `landlock_restrict_self`, and the
-//! seccomp filters last (they forbid `unshare`). Nothing in the child allocates or locks:
-//! the parent is multi-threaded and the child is a copy of one of its threads.
+//! order: join a per-spawn pids cgroup (kept by the sandbox for reuse once empty), join the
+//! sandbox's empty network namespace (see `namespaces`) and unshare a user namespace of its
+//! own with the id maps, `setrlimit`, `PR_SET_NO_NEW_PRIVS`, `landlock_restrict_self`, and
+//! the seccomp filter last (it forbids `unshare` and `setns`). Nothing in the child
+//! allocates or locks: the parent is multi-threaded and the child is a copy of one of its
+//! threads.
 //!
 //! Layers that the host lacks are reported (see [`SandboxReport`]), never faked. The
 //! [`ssrf`] module holds the address guard of the `http` tool.

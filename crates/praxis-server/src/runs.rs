@@ -608,6 +608,8 @@ impl RunObserver for HubObserver {
                 self.hub.send(Live::Entry(Arc::new(entry.clone())));
             }
             LiveEvent::Delta { text } => self.hub.send(Live::Delta(Arc::from(text))),
+            // The feed carries text deltas; the call itself arrives as its proposal entry.
+            LiveEvent::ToolArgumentsDelta { .. } => {}
             LiveEvent::ModelCall { .. } => self.hub.set("model", None),
             LiveEvent::ToolStarted { tool, .. } => self.hub.set("tool", Some(tool.to_string())),
             LiveEvent::AwaitingApproval { proposal } => self
