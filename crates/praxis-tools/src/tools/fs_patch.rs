@@ -123,7 +123,7 @@ fn patch(ws: &Workspace, args: &FsPatchArgs, max_bytes: usize) -> Observation {
         },
     };
     let rel = ws.relative(&real);
-    if let Err(e) = write_no_follow(&real, patched.as_bytes()) {
+    if let Err(e) = write_no_follow(ws, &real, patched.as_bytes()) {
         return Observation::error(format!("cannot write `{rel}`: {e}"));
     }
     let (removed, added) = line_delta(&original, &patched);

@@ -81,7 +81,7 @@ fn write(ws: &Workspace, args: &FsWriteArgs) -> Observation {
             ));
         }
     }
-    match write_no_follow(&target, args.content.as_bytes()) {
+    match write_no_follow(ws, &target, args.content.as_bytes()) {
         Ok(()) => Observation::ok(format!(
             "wrote {} bytes to {rel} ({})",
             args.content.len(),
@@ -91,17 +91,80 @@ fn write(ws: &Workspace, args: &FsWriteArgs) -> Observation {
     }
 }
 
-/// Writes `bytes` to `path` without following a symlink at the final component: the path
-/// came from `resolve_for_write`, so a link appearing there now is a swap, not the user's.
-pub(crate) fn write_no_follow(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
+/// Writes `bytes` to `path` (from `resolve_for_write`, so inside `ws`) without letting a
+/// concurrent swap send the write elsewhere: the file is opened with `openat2` relative to
+/// the workspace root with `RESOLVE_BENEATH`, so the kernel refuses any resolution that
+/// leaves the workspace (a parent directory replaced by a symlink pointing out, `..`), and
+/// `O_NOFOLLOW` refuses a symlink planted at the final component. Kernels without `openat2`
+/// (before 5.6) get the `O_NOFOLLOW` open of the checked path alone.
+pub(crate) fn write_no_follow(ws: &Workspace, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = match path.strip_prefix(ws.root()) {
+        Ok(relative) => match open_beneath(ws.root(), relative)? {
+            Some(file) => file,
+            None => open_no_follow(path)?,
+        },
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{} is outside the workspace", path.display()),
+            ));
+        }
+    };
+    file.write_all(bytes)?;
+    file.flush()
+}
+
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.flush()
+        .open(path)
+}
+
+/// `openat2(root, relative, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW, RESOLVE_BENEATH |
+/// RESOLVE_NO_MAGICLINKS)`; None when the kernel has no `openat2`.
+fn open_beneath(root: &Path, relative: &Path) -> std::io::Result<Option<std::fs::File>> {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::fs::File::open(root)?;
+    let name = CString::new(relative.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: open_how is plain data; zeroed is a valid value that is then filled in.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags =
+        (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            as u64;
+    how.mode = 0o666;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: valid fd, NUL-terminated path and a pointer to a live open_how of the size given.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        let error = std::io::Error::last_os_error();
+        return match error.raw_os_error() {
+            Some(libc::ENOSYS) => Ok(None),
+            Some(libc::EXDEV) => Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} resolves outside the workspace (a component was swapped for a link)",
+                    relative.display()
+                ),
+            )),
+            _ => Err(error),
+        };
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(Some(unsafe { std::fs::File::from_raw_fd(fd as i32) }))
 }
 
 #[cfg(test)]
@@ -214,5 +277,24 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("unknown field `mode`"), "{err}");
+    }
+
+    /// The race `resolve_for_write` alone cannot close: a checked parent directory is
+    /// swapped for a symlink pointing out before the open. The kernel refuses the open.
+    #[test]
+    fn a_parent_swapped_for_a_link_after_the_check_is_refused() {
+        let (dir, ctx) = fixture();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let ws = &ctx.workspace;
+        let target = ws.resolve_for_write("sub/file.txt").unwrap();
+        // Control: unswapped, the write lands inside.
+        write_no_follow(ws, &target, b"inside").unwrap();
+        assert_eq!(fs::read_to_string(&target).unwrap(), "inside");
+        fs::remove_dir_all(dir.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("sub")).unwrap();
+        let err = write_no_follow(ws, &target, b"escaped").unwrap_err();
+        assert!(err.to_string().contains("outside the workspace"), "{err}");
+        assert!(!outside.path().join("file.txt").exists());
     }
 }
