@@ -51,8 +51,9 @@ impl SharedNetwork {
                         Err(e) => e.raw_os_error().unwrap_or(libc::EIO).clamp(1, 255) as u8,
                     };
                 libc::write(report.write_fd(), (&status as *const u8).cast(), 1);
-                // Stay alive until the parent has opened the namespace files (it then
-                // closes its end of `hold` and this read returns).
+                // Stay alive until the parent has opened the namespace files and says so
+                // with a byte on `hold` (not by closing it: a helper forked at the same
+                // time by another thread holds a copy of that end, so EOF might never come).
                 let mut byte = 0u8;
                 libc::read(hold.read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1);
                 libc::_exit(0);
@@ -84,6 +85,9 @@ impl SharedNetwork {
                 })
             })
         };
+        let go = 1u8;
+        // SAFETY: writes one byte from a live local to our own pipe.
+        unsafe { libc::write(hold.write_fd(), (&go as *const u8).cast(), 1) };
         drop(hold);
         drop(report);
         reap(pid);
