@@ -851,7 +851,8 @@ impl Kernel {
 
     fn on_reply(&mut self, now: Millis, response: ModelResponse, out: &mut Vec<Command>) {
         self.usage.add(response.usage);
-        self.usd_micros += self.prices.cost_micros(&response.model, response.usage);
+        let cost = self.prices.cost_micros(&response.model, response.usage);
+        self.usd_micros += cost;
         let mut payload = json!({
             "step": self.steps,
             "model": response.model,
@@ -862,6 +863,10 @@ impl Kernel {
         });
         if !response.reasoning.is_empty() {
             payload["reasoning"] = json!(response.reasoning);
+        }
+        // What the call cost by the run's price table (absent for unpriced models).
+        if cost > 0 {
+            payload["cost_usd_micros"] = json!(cost);
         }
         record(out, kinds::MODEL_RESPONSE, payload);
         self.push_message(Message {

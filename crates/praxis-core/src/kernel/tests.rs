@@ -987,7 +987,17 @@ fn bytes_written_and_money_are_counted() {
         model: "m".into(),
         ..Default::default()
     };
-    k.handle(Event::ModelReplied { now: 2, response }).unwrap();
+    let cmds = k.handle(Event::ModelReplied { now: 2, response }).unwrap();
+    // Each priced call records its cost; unpriced ones carry no cost field.
+    assert_eq!(records(&cmds, "model_response")[0]["cost_usd_micros"], 3000);
+    let mut unpriced = kernel_with(spec());
+    start(&mut unpriced);
+    let cmds = unpriced.handle(reply("done", vec![])).unwrap();
+    assert!(
+        records(&cmds, "model_response")[0]
+            .get("cost_usd_micros")
+            .is_none()
+    );
     let change = FileChange {
         path: "x".into(),
         before: None,

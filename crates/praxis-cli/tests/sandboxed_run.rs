@@ -1,0 +1,124 @@
+//! The sandbox through whole runs: a scripted agent attempts escapes with `shell`; each
+//! attempt is blocked by the operating system, recorded, and the run goes on. The same
+//! actions inside the workspace succeed (so each check can fail).
+
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "outside-secret").unwrap();
+    std::fs::write(ws.path().join("mine.txt"), "inside-content").unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path().join("door")).unwrap();
+    let out_dir = outside.path().display().to_string();
+    let attempts = [
+        ("shadow", "cat /etc/shadow".to_string()),
+        ("read-out", format!("cat {out_dir}/secret.txt")),
+        ("write-out", format!("echo pwned > {out_dir}/pwned.txt")),
+        ("symlink", "cat door/secret.txt".to_string()),
+        (
+            "metadata",
+            "python3 -c \"import socket; socket.create_connection(('169.254.169.254', 80), 3)\""
+                .to_string(),
+        ),
+        (
+            "env",
+            "echo \"secret=[$PRAXIS_TEST_PARENT_SECRET]\"".to_string(),
+        ),
+        ("control-read", "cat mine.txt".to_string()),
+        ("control-write", "echo made > made.txt".to_string()),
+    ];
+    let mut turns: Vec<Value> = attempts
+        .iter()
+        .map(|(id, cmd)| json!({"tool_calls": [{"id": id, "name": "shell", "arguments": {"command": cmd}}]}))
+        .collect();
+    turns.push(json!({"content": "tried everything"}));
+    let script = home.path().join("attacks.json");
+    std::fs::write(&script, json!({ "turns": turns }).to_string()).unwrap();
+    let max_steps = (turns.len() + 1).to_string();
+    let run = Command::new(env!("CARGO_BIN_EXE_praxis"))
+        .args(["run", "escape", "-w", ws.path().to_str().unwrap()])
+        .args([
+            "--script",
+            script.to_str().unwrap(),
+            "--max-steps",
+            &max_steps,
+            "--json",
+        ])
+        .env("PRAXIS_HOME", home.path())
+        .env("PRAXIS_TEST_PARENT_SECRET", "hunter2")
+        .env_remove("PRAXIS_FABRIC")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(summary["final_answer"], "tried everything");
+    let run_id = summary["run_id"].as_str().unwrap();
+    let export = Command::new(env!("CARGO_BIN_EXE_praxis"))
+        .args(["ledger", "export", run_id])
+        .env("PRAXIS_HOME", home.path())
+        .output()
+        .unwrap();
+    let entries: Vec<Value> = text(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    // The run recorded which layers confined it; a host without them fails here in CI.
+    let sandbox = &entries[0]["payload"]["environment"]["sandbox"];
+    let active: Vec<&str> = sandbox["layers"]
+        .as_array()
+        .map(|layers| {
+            layers
+                .iter()
+                .filter(|l| l["active"] == true)
+                .filter_map(|l| l["name"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    for layer in ["landlock", "seccomp", "network_namespace"] {
+        if !active.contains(&layer) {
+            let message = format!("sandbox layer {layer} is not active on this host: {sandbox}");
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{message}");
+            }
+            eprintln!("skipping: {message}");
+            return;
+        }
+    }
+
+    let execution = |id: &str| -> Value {
+        entries
+            .iter()
+            .find(|e| e["kind"] == "execution" && e["payload"]["call_id"] == id)
+            .unwrap_or_else(|| panic!("no execution recorded for {id}"))["payload"]
+            .clone()
+    };
+    for id in ["shadow", "read-out", "write-out", "symlink", "metadata"] {
+        let e = execution(id);
+        assert_ne!(e["exit_code"], 0, "{id} was not blocked: {e}");
+        let output = e["output"].as_str().unwrap_or_default();
+        assert!(!output.contains("outside-secret"), "{id} leaked: {e}");
+        assert!(!output.contains("root:"), "{id} leaked /etc/shadow: {e}");
+    }
+    assert!(!outside.path().join("pwned.txt").exists());
+    let env = execution("env");
+    assert_eq!(env["output"].as_str().unwrap().trim(), "secret=[]", "{env}");
+    // Controls: the same kinds of action inside the workspace work.
+    let read = execution("control-read");
+    assert_eq!(read["exit_code"], 0, "{read}");
+    assert!(read["output"].as_str().unwrap().contains("inside-content"));
+    assert_eq!(execution("control-write")["exit_code"], 0);
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("made.txt")).unwrap(),
+        "made\n"
+    );
+}
