@@ -735,11 +735,13 @@ pub fn token(home: &DataHome, cmd: TokenCmd) -> Result<ExitCode> {
 // ---------------------------------------------------------------------------------------
 // praxis bench --server
 
-/// Load bench on loopback: `runs` concurrent mock runs through an in-process server, each
-/// with `followers` SSE followers; against a baseline of the same runs driven in-process
-/// without HTTP.
+/// Load bench on loopback: `runs` mock runs through an in-process server, `CONCURRENCY` at
+/// a time, each with `followers` SSE followers; against a baseline of the same runs driven
+/// in-process without HTTP. Resident memory is sampled after the first tenth of the server
+/// runs and at the end, so growth per run shows whether memory stays flat.
 pub async fn bench(dir: PathBuf, runs: usize, followers: usize) -> Result<Value> {
-    let runs = runs.clamp(1, 500);
+    const CONCURRENCY: usize = 8;
+    let runs = runs.clamp(1, 100_000);
     let followers = followers.clamp(0, 32);
     let stamp = praxis_runtime::new_run_id();
     let root = dir.join(format!("server-bench-{stamp}"));
@@ -758,21 +760,27 @@ pub async fn bench(dir: PathBuf, runs: usize, followers: usize) -> Result<Value>
     )?);
     let runtime = praxis_runtime::Runtime::new(ledger, Arc::new(praxis_tools::Registry::builtin()));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..runs {
-        let runtime = runtime.clone();
-        let spec: praxis_core::RunSpec = serde_json::from_value(json!({
-            "task": format!("bench run {i}"), "workspace": workspace.display().to_string(),
-            "provider": "mock",
-        }))?;
-        tasks.push(tokio::spawn(async move {
-            let options =
-                praxis_runtime::RunOptions::new(spec, Arc::new(praxis_models::MockProvider::new()));
-            runtime.run(options, &praxis_runtime::NoObserver).await
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (runtime, next, workspace) = (runtime.clone(), next.clone(), workspace.clone());
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < runs {
+                let spec: praxis_core::RunSpec = serde_json::from_value(json!({
+                    "task": "bench run", "workspace": workspace.display().to_string(),
+                    "provider": "mock",
+                }))?;
+                let options = praxis_runtime::RunOptions::new(
+                    spec,
+                    Arc::new(praxis_models::MockProvider::new()),
+                );
+                runtime.run(options, &praxis_runtime::NoObserver).await?;
+            }
+            anyhow::Ok(())
         }));
     }
-    for t in tasks {
-        t.await??;
+    for w in workers {
+        w.await??;
     }
     let direct_secs = started.elapsed().as_secs_f64();
 
@@ -781,41 +789,53 @@ pub async fn bench(dir: PathBuf, runs: usize, followers: usize) -> Result<Value>
     let server = praxis_server::Server::start(listener, config).await?;
     let remote = Arc::new(Remote::new(&server.url())?.with_token(None));
     let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let warm_rss = Arc::new(std::sync::Mutex::new(None::<u64>));
     let mut tasks = Vec::new();
-    for i in 0..runs {
-        let remote = remote.clone();
-        let body = json!({ "task": format!("bench run {i}"), "workspace": workspace.display().to_string() });
+    for _ in 0..CONCURRENCY {
+        let (remote, next, warm_rss) = (remote.clone(), next.clone(), warm_rss.clone());
+        let body = json!({ "task": "bench run", "workspace": workspace.display().to_string() });
         tasks.push(tokio::spawn(async move {
-            let created = remote.post("/v1/runs", &body).await?;
-            let id = created["id"].as_str().unwrap_or_default().to_string();
-            let mut follows = Vec::new();
-            for _ in 0..followers.max(1) {
-                let remote = remote.clone();
-                let id = id.clone();
-                follows.push(tokio::spawn(async move {
-                    let connected = SystemTime::now();
-                    let mut latencies = Vec::new();
-                    remote
-                        .follow(
-                            &id,
-                            |entry| {
-                                // Only entries written after this follower connected are live.
-                                if let Ok(at) = humantime::parse_rfc3339(&entry.at)
-                                    && at >= connected
-                                    && let Ok(lag) = SystemTime::now().duration_since(at)
-                                {
-                                    latencies.push(lag.as_secs_f64() * 1000.0);
-                                }
-                            },
-                            |_| {},
-                        )
-                        .await?;
-                    anyhow::Ok(latencies)
-                }));
-            }
             let mut all = Vec::new();
-            for f in follows {
-                all.extend(f.await??);
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= runs {
+                    break;
+                }
+                if i == runs / 10 {
+                    *warm_rss.lock().unwrap_or_else(|e| e.into_inner()) = resident_kib("VmRSS:");
+                }
+                let remote = remote.clone();
+                let created = remote.post("/v1/runs", &body).await?;
+                let id = created["id"].as_str().unwrap_or_default().to_string();
+                let mut follows = Vec::new();
+                for _ in 0..followers.max(1) {
+                    let remote = remote.clone();
+                    let id = id.clone();
+                    follows.push(tokio::spawn(async move {
+                        let connected = SystemTime::now();
+                        let mut latencies = Vec::new();
+                        remote
+                            .follow(
+                                &id,
+                                |entry| {
+                                    // Only entries written after this follower connected are live.
+                                    if let Ok(at) = humantime::parse_rfc3339(&entry.at)
+                                        && at >= connected
+                                        && let Ok(lag) = SystemTime::now().duration_since(at)
+                                    {
+                                        latencies.push(lag.as_secs_f64() * 1000.0);
+                                    }
+                                },
+                                |_| {},
+                            )
+                            .await?;
+                        anyhow::Ok(latencies)
+                    }));
+                }
+                for f in follows {
+                    all.extend(f.await??);
+                }
             }
             anyhow::Ok(all)
         }));
@@ -834,13 +854,17 @@ pub async fn bench(dir: PathBuf, runs: usize, followers: usize) -> Result<Value>
         let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
         (latencies[i] * 100.0).round() / 100.0
     };
-    let peak_rss_kib = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        });
+    let peak_rss_kib = resident_kib("VmHWM:");
+    let end_rss = resident_kib("VmRSS:");
+    let warm_rss = *warm_rss.lock().unwrap_or_else(|e| e.into_inner());
+    // Growth between the first tenth of the runs and the end, per run after the first tenth.
+    let growth_per_run = match (warm_rss, end_rss) {
+        (Some(warm), Some(end)) if runs >= 10 => {
+            let per_run = (end as f64 - warm as f64) / (runs - runs / 10) as f64;
+            Some((per_run * 100.0).round() / 100.0)
+        }
+        _ => None,
+    };
     let _ = std::fs::remove_dir_all(&root);
     let round = |x: f64| (x * 100.0).round() / 100.0;
     Ok(json!({
@@ -852,6 +876,21 @@ pub async fn bench(dir: PathBuf, runs: usize, followers: usize) -> Result<Value>
         "live_events_measured": latencies.len(),
         "delivery_latency_ms_p50": pct(0.50),
         "delivery_latency_ms_p99": pct(0.99),
+        "concurrency": CONCURRENCY,
         "peak_rss_kib": peak_rss_kib,
+        "rss_after_first_tenth_kib": warm_rss,
+        "rss_at_end_kib": end_rss,
+        "rss_growth_kib_per_run": growth_per_run,
     }))
+}
+
+/// A `/proc/self/status` memory figure (`VmRSS:`, `VmHWM:`) in KiB.
+fn resident_kib(field: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
 }
