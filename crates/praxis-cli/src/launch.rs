@@ -96,17 +96,13 @@ fn cognition_flags(
     model: Option<&str>,
     script: Option<&Path>,
 ) -> Result<Vec<Override>> {
-    let selection = match (provider, model, script) {
-        (Some(p), Some(m), _) if !p.contains(':') => format!("{p}:{m}"),
-        (Some(p), Some(_), _) => {
-            anyhow::bail!("--provider {p} already names its model; drop --model")
-        }
-        (Some(p), None, _) => p.to_string(),
-        (None, Some(m), _) => {
-            anyhow::bail!("--model {m} needs --provider (e.g. --provider openai --model {m})")
-        }
-        (None, None, Some(_)) => "scripted".into(),
-        (None, None, None) => return Ok(Vec::new()),
+    let selection = match (
+        config::provider_selection(provider, model).map_err(|(_, why)| anyhow::anyhow!(why))?,
+        script,
+    ) {
+        (Some(selection), _) => selection,
+        (None, Some(_)) => "scripted".into(),
+        (None, None) => return Ok(Vec::new()),
     };
     if script.is_some() && selection != "scripted" {
         anyhow::bail!("--script is only used by --provider scripted, not {selection}");
@@ -186,19 +182,9 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
         note: args.task,
         max_steps: args.max_steps,
     };
-    // The spec is the origin's, adjusted by the runtime; the placeholder is never used.
-    let placeholder = RunSpec {
-        protocol: Default::default(),
-        compaction: None,
-        task: String::new(),
-        workspace: String::new(),
-        provider: provider.name().to_string(),
-        model: String::new(),
-        tools: None,
-        read_only: false,
-        limits: Limits::default(),
-    };
-    let mut options = equip(home, RunOptions::new(placeholder, provider), args.approve)?;
+    // The runtime adjusts the origin's spec (workspace, provider, limits) for the branch.
+    let spec = recorded_spec(&runtime, &origin)?;
+    let mut options = equip(home, RunOptions::new(spec, provider), args.approve)?;
     options.run_id = Some(run_id);
     // Without --writ the branch keeps acting under the origin's writ as recorded.
     if let Some(path) = &args.writ {

@@ -220,6 +220,28 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("OLLAMA_HOST", "providers.ollama.host"),
 ];
 
+/// A `provider` + `model` pair as one `model.provider` selection: `--model` completes a
+/// provider given without one (`openai` + `gpt-4.1-mini` -> `openai:gpt-4.1-mini`). The
+/// error names the offending field (`model`) and says why.
+pub fn provider_selection(
+    provider: Option<&str>,
+    model: Option<&str>,
+) -> Result<Option<String>, (&'static str, String)> {
+    match (provider, model) {
+        (Some(p), Some(m)) if !p.contains(':') => Ok(Some(format!("{p}:{m}"))),
+        (Some(p), Some(_)) => Err((
+            "model",
+            format!("provider `{p}` already names its model; leave the model out"),
+        )),
+        (Some(p), None) => Ok(Some(p.to_string())),
+        (None, Some(m)) => Err((
+            "model",
+            format!("model `{m}` needs a provider (e.g. `openai` with model `{m}`)"),
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Loads every layer. `env` reads environment variables (tests pass their own).
 pub fn load(
     home: &DataHome,

@@ -134,8 +134,8 @@ pub(crate) fn restore(
             (kernel, start)
         }
         Some(origin) => {
-            let (mut kernel, origin) = restore_origin(ledger, contracts, r, first, origin)?;
-            kernel.set_authority(None);
+            // The origin's writ is replaced by the branch's below.
+            let (kernel, origin) = restore_origin(ledger, contracts, r, first, origin)?;
             let branch = Event::Branch {
                 now,
                 spec: r.field(first, "spec")?,

@@ -910,23 +910,8 @@ impl Shared {
             .map_err(|e| ApiError::invalid("script", e.to_string()))?;
             return Ok(("scripted".into(), Arc::new(provider)));
         }
-        let selection = match (provider, model) {
-            (Some(p), Some(m)) if !p.contains(':') => Some(format!("{p}:{m}")),
-            (Some(p), Some(_)) => {
-                return Err(ApiError::invalid(
-                    "model",
-                    format!("provider `{p}` already names its model; leave `model` out"),
-                ));
-            }
-            (Some(p), None) => Some(p.to_string()),
-            (None, Some(m)) => {
-                return Err(ApiError::invalid(
-                    "model",
-                    format!("`model` {m:?} needs a `provider`"),
-                ));
-            }
-            (None, None) => None,
-        };
+        let selection = praxis_runtime::config::provider_selection(provider, model)
+            .map_err(|(field, message)| ApiError::invalid(field, message))?;
         if selection.as_deref().is_some_and(|s| s == "scripted") {
             return Err(ApiError::invalid(
                 "script",
