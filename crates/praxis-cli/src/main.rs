@@ -449,10 +449,14 @@ enum ApproveMode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The worker serves one run's calls: a single-threaded runtime saves it the cross-thread
+    // wake-ups of a work-stealing pool on every frame (commands still run in parallel).
+    let mut builder = if matches!(cli.command, Cmd::Worker) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("praxis: cannot start the async runtime: {e}");

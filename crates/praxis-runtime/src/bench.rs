@@ -389,8 +389,39 @@ async fn sandbox_bench(
         }
     }
     let plain_ctx = ExecContext::new(workspace.clone());
+    // The production path: the same call through the sandboxed `praxis worker` process.
+    let worker_ctx = match praxis_tools::WorkerCommand::discover() {
+        Some(command) => {
+            let client = praxis_tools::worker::WorkerClient::new(
+                command,
+                workspace.root().to_path_buf(),
+                ctx.limits.clone(),
+            );
+            client
+                .start()
+                .await
+                .map_err(|e| anyhow::anyhow!("worker: {e}"))?;
+            let mut worker_ctx = ExecContext::new(workspace.clone());
+            worker_ctx.fabric = praxis_tools::Fabric::Worker(Arc::new(client));
+            Some(worker_ctx)
+        }
+        None => None,
+    };
     let (mut confined, mut plain, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    let mut via_worker = Vec::new();
     for _ in 0..iterations * 3 {
+        if let Some(worker_ctx) = &worker_ctx {
+            let t = Instant::now();
+            let observation = registry
+                .execute(worker_ctx, "shell", json!({"command": "true"}))
+                .await;
+            via_worker.push(t.elapsed());
+            anyhow::ensure!(
+                observation.status == praxis_core::ExecStatus::Ok,
+                "shell through the worker failed: {}",
+                observation.output
+            );
+        }
         let t = Instant::now();
         let observation = registry
             .execute(&ctx, "shell", json!({"command": "true"}))
@@ -448,6 +479,18 @@ async fn sandbox_bench(
             micros(bare)
         ),
     );
+    if !via_worker.is_empty() {
+        let via_worker = median(via_worker);
+        report.push(
+            "sandboxed shell via worker / bare spawn",
+            via_worker.as_secs_f64() / bare.as_secs_f64(),
+            "ratio",
+            format!(
+                "the production path (framed call to `praxis worker`, which spawns confined); {:.0} µs (median)",
+                micros(via_worker)
+            ),
+        );
+    }
     report.push(
         "sandboxed / unsandboxed shell tool",
         confined.as_secs_f64() / plain.as_secs_f64(),

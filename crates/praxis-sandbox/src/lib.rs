@@ -2,14 +2,15 @@
 //!
 //! A [`Sandbox`] is prepared once per run, in the parent, from a [`SandboxPolicy`]: the
 //! Landlock ruleset (a file descriptor), the seccomp programs (BPF), the rlimits, the
-//! namespace setup and a private HOME/TMPDIR. Each spawn then only installs a `pre_exec`
-//! hook ([`Sandbox::child_hook`]) that makes raw system calls in the forked child, in this
-//! order: join a per-spawn pids cgroup (kept by the sandbox for reuse once empty), join the
-//! sandbox's empty network namespace (see `namespaces`) and unshare a user namespace of its
-//! own with the id maps, `setrlimit`, `PR_SET_NO_NEW_PRIVS`, `landlock_restrict_self`, and
-//! the seccomp filter last (it forbids `unshare` and `setns`). Nothing in the child
-//! allocates or locks: the parent is multi-threaded and the child is a copy of one of its
-//! threads.
+//! namespace setup and a private HOME/TMPDIR. The layers are applied with raw system calls,
+//! in this order: join the sandbox's empty network namespace (see `namespaces`) and unshare
+//! a user namespace with the id maps, `setrlimit`, `PR_SET_NO_NEW_PRIVS`,
+//! `landlock_restrict_self`, and the seccomp filter last (it forbids `unshare` and `setns`).
+//! They are applied once, to the sandbox's spawner (see `spawner`), whose commands inherit
+//! them; without a spawner, each command applies them itself ([`Sandbox::launch`]; the same
+//! steps are available as a `pre_exec` hook, [`Sandbox::child_hook`]). Every command first
+//! joins a pids cgroup of its own (kept by the sandbox for reuse once empty). Nothing in a
+//! child allocates or locks: the parent is multi-threaded.
 //!
 //! Layers that the host lacks are reported (see [`SandboxReport`]), never faked. The
 //! [`ssrf`] module holds the address guard of the `http` tool.
@@ -17,11 +18,13 @@
 mod cgroup;
 mod child;
 mod landlock_rules;
+mod launch;
 #[cfg(test)]
 mod layer_bench;
 mod namespaces;
 pub mod probe;
 mod seccomp;
+mod spawner;
 pub mod ssrf;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use cgroup::SpawnCgroup;
+pub use launch::{Launch, Launched, launch};
 pub use probe::{HostSupport, probe};
 
 #[derive(Debug, thiserror::Error)]
@@ -168,6 +172,10 @@ pub struct SandboxReport {
     /// Grants dropped because they covered a deny path (e.g. a PATH entry of `~`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dropped_grants: Vec<String>,
+    /// How commands are started: by the sandbox's spawner (the layers are applied once and
+    /// inherited) or directly (the layers are applied in each command), and why.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub launcher: String,
 }
 
 impl SandboxReport {
@@ -202,6 +210,8 @@ pub struct Sandbox {
     policy: SandboxPolicy,
     report: SandboxReport,
     cgroups: Option<Arc<cgroup::CgroupPool>>,
+    /// Starts commands with the layers already applied (None: each command applies them).
+    spawner: Option<spawner::Spawner>,
 }
 
 impl Drop for Sandbox {
@@ -385,13 +395,48 @@ impl Sandbox {
 
         let cgroups =
             cgroup_base.map(|base| cgroup::CgroupPool::new(base, policy.limits.processes));
-        let plan = child::ChildPlan::new(namespaces, rlimits, landlock_fd, seccomp);
+        let plan = Arc::new(child::ChildPlan::new(
+            namespaces,
+            rlimits,
+            landlock_fd,
+            seccomp,
+        ));
+        let spawner = match spawner::Spawner::start(plan.clone()) {
+            Ok(spawner) => {
+                report.launcher = format!(
+                    "spawner (pid {}): the layers are applied once, in a process that starts \
+                     every command and that commands inherit them from; commands of this \
+                     sandbox share its user namespace and Landlock domain",
+                    spawner.pid()
+                );
+                Some(spawner)
+            }
+            Err(why) => {
+                report.launcher = format!(
+                    "direct: each command applies the layers itself (the spawner could not \
+                     start: {why})"
+                );
+                None
+            }
+        };
+        if spawner.is_some()
+            && let Some(layer) = report
+                .layers
+                .iter_mut()
+                .find(|l| l.name == "user_namespace")
+            && layer.active
+        {
+            layer.detail = "a user namespace of the sandbox's own (ids mapped to themselves, \
+                            setgroups denied), shared by its commands"
+                .into();
+        }
         Ok(Sandbox {
-            plan: Arc::new(plan),
+            plan,
             home,
             policy,
             report,
             cgroups,
+            spawner,
         })
     }
 
@@ -436,6 +481,37 @@ impl Sandbox {
     /// [`SpawnCgroup::finish`].
     pub fn spawn_cgroup(&self) -> Result<Option<SpawnCgroup>, SandboxError> {
         self.cgroups.as_ref().map(|pool| pool.take()).transpose()
+    }
+
+    /// The pid of the spawner that starts this sandbox's commands, if one runs.
+    pub fn spawner_pid(&self) -> Option<i32> {
+        self.spawner
+            .as_ref()
+            .filter(|s| s.is_alive())
+            .map(|s| s.pid())
+    }
+
+    /// Starts a confined command: through the spawner while it runs, else directly, with
+    /// every layer applied in the child. `cgroup` is this command's (see
+    /// [`Sandbox::spawn_cgroup`]); the command joins it before exec.
+    pub fn launch(
+        &self,
+        launch: &Launch<'_>,
+        cgroup: Option<&SpawnCgroup>,
+    ) -> std::io::Result<Launched> {
+        let procs = cgroup.and_then(|c| c.procs_fd());
+        if let Some(spawner) = &self.spawner {
+            match spawner.launch(launch, procs) {
+                Ok(launched) => return Ok(launched),
+                Err(spawner::SpawnerError::Failed(e)) => return Err(e),
+                // Gone or too large a request: the direct path applies the same layers.
+                Err(spawner::SpawnerError::Unavailable) => {}
+            }
+        }
+        let plan = &self.plan;
+        // SAFETY: runs in the launched child before exec; raw system calls only.
+        let confine = || unsafe { plan.apply(None) };
+        launch::launch_direct(launch, procs.map(|fd| fd.as_raw_fd()), Some(&confine))
     }
 
     /// The `pre_exec` hook confining the child. Install it on the `Command` of every

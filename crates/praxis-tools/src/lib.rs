@@ -5,6 +5,7 @@
 pub mod fabric;
 pub mod process;
 pub mod registry;
+mod spawn;
 pub mod tools;
 pub mod tracker;
 pub mod worker;

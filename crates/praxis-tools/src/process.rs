@@ -3,17 +3,16 @@
 //! (not on timeout, not when the main child exits early, not when the caller gives up).
 //! The sandboxed worker wraps this same function.
 
+use crate::spawn;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use praxis_sandbox::Sandbox;
 use std::collections::VecDeque;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::process::Command;
 
 /// How long the readers may still drain the pipes once the main child is gone and its
 /// group was killed. Only a process that left the group (e.g. via `setsid`) while holding
@@ -257,8 +256,7 @@ impl Drop for GroupGuard {
 
 /// Copies a pipe into a capper until EOF or a read error (the error ends the stream; what
 /// was read is kept).
-async fn pump<R: AsyncRead + Unpin>(reader: Option<R>, capper: &mut Capper) {
-    let Some(mut reader) = reader else { return };
+async fn pump<R: AsyncRead + Unpin>(mut reader: R, capper: &mut Capper) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match reader.read(&mut buf).await {
@@ -297,50 +295,20 @@ pub async fn run_process(spec: &ProcessSpec) -> ProcessOutcome {
         }
         None => None,
     };
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .current_dir(&spec.cwd)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Own group: a timeout or cancellation can kill everything the command started.
-        .process_group(0)
-        .kill_on_drop(false);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            // If the runtime dies (even by SIGKILL), the kernel kills the child. The death
-            // signal fires when the spawning *thread* exits; tokio's worker threads live as
-            // long as the runtime, which is what we want.
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl: then nobody would kill us.
-            if libc::getppid() != parent {
-                libc::_exit(137);
-            }
-            Ok(())
-        });
-        if let Some(sandbox) = &spec.sandbox {
-            // SAFETY: the hook makes raw system calls on data prepared by the sandbox in
-            // this (parent) process; it neither allocates nor locks.
-            cmd.pre_exec(sandbox.child_hook(cgroup.as_ref()));
-        }
-    }
-
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
+    let launch = praxis_sandbox::Launch {
+        program: &spec.program,
+        args: &spec.args,
+        env: &env,
+        cwd: &spec.cwd,
+        default_path: DEFAULT_PATH,
+    };
+    let launched = match &spec.sandbox {
+        Some(sandbox) => sandbox.launch(&launch, cgroup.as_ref()),
+        None => praxis_sandbox::launch(&launch),
+    };
+    let spawned = launched.and_then(spawn::adopt);
+    let (mut child, stdout_pipe, stderr_pipe) = match spawned {
+        Ok(spawned) => spawned,
         Err(e) => {
             let confined = if spec.sandbox.is_some() {
                 " (confined: the sandbox setup in the child failed or the program is not \
@@ -356,12 +324,11 @@ pub async fn run_process(spec: &ProcessSpec) -> ProcessOutcome {
         }
     };
     let mut guard = GroupGuard {
-        pgid: child.id().map(|id| Pid::from_raw(id as i32)),
+        pgid: Some(Pid::from_raw(child.id())),
     };
 
     let mut out = Capper::new(spec.output_cap);
     let mut err = Capper::new(spec.output_cap);
-    let (stdout_pipe, stderr_pipe) = (child.stdout.take(), child.stderr.take());
     let mut timed_out = false;
     let status;
     {

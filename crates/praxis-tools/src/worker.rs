@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -74,8 +75,11 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
             bytes.len()
         )));
     }
-    out.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
-    out.write_all(&bytes).await?;
+    // One write per frame: the reader wakes once, with the whole frame.
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    out.write_all(&frame).await?;
     out.flush().await
 }
 
@@ -105,7 +109,24 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
 
 /// `praxis worker`: serves the protocol on this process's stdin/stdout until stdin closes.
 pub async fn serve_stdio() -> io::Result<()> {
-    serve(tokio::io::stdin(), tokio::io::stdout()).await
+    // The runtime connects pipes: drive them from the reactor. tokio's `stdin()`/`stdout()`
+    // hand every read and write to a blocking thread, which costs a thread hop per frame.
+    match (stdio_pipe_in(), stdio_pipe_out()) {
+        (Some(input), Some(output)) => serve(tokio::io::BufReader::new(input), output).await,
+        _ => serve(tokio::io::stdin(), tokio::io::stdout()).await,
+    }
+}
+
+/// A reactor-driven copy of this process's stdin, if it is a pipe.
+fn stdio_pipe_in() -> Option<tokio::net::unix::pipe::Receiver> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
+}
+
+/// A reactor-driven copy of this process's stdout, if it is a pipe.
+fn stdio_pipe_out() -> Option<tokio::net::unix::pipe::Sender> {
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok()
 }
 
 /// The worker loop over any pair of streams.

@@ -1,0 +1,693 @@
+//! The sandbox's spawner: a small process, forked once per sandbox, that applies every layer
+//! of the sandbox to itself (namespaces, rlimits, no_new_privs, Landlock, seccomp) and then
+//! starts each command by `clone(CLONE_VM | CLONE_VFORK | CLONE_PARENT)`. The commands
+//! inherit the layers instead of building them again, which is most of a confined spawn's
+//! cost (installing a seccomp filter alone costs tens of microseconds), and with
+//! CLONE_PARENT they are children of the runtime, which waits for them as for any other.
+//!
+//! Protocol over a SOCK_SEQPACKET pair: a request is one message of three u32 counts
+//! (candidates, argv, envp) and then NUL-terminated strings (the working directory, then
+//! those three lists), with the command's stdin, stdout, stderr and optionally its
+//! `cgroup.procs` passed as SCM_RIGHTS; the reply is three i32: the pid (or -1), the failed
+//! stage and its errno.
+//!
+//! The spawner is a fork of a multi-threaded process, so it never allocates: its buffers
+//! are made before the fork. It is not dumpable (a command cannot read its memory, which
+//! is a copy of the runtime's), holds no descriptor but its socket, and exits when the
+//! runtime closes the socket. A command may still kill it (they share a Landlock domain);
+//! the sandbox then starts commands directly, with the same layers applied per command.
+
+use crate::child::ChildPlan;
+use crate::launch::{self, ChildContext, ChildStack, ExecStrings, Launch, Launched, Stage, Stdio};
+use std::ffi::{c_char, c_int};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+/// The largest request the spawner takes (a SOCK_SEQPACKET message must fit the socket's
+/// send buffer); a larger command is started directly.
+const REQUEST_CAP: usize = 160 * 1024;
+/// The most strings (candidates + argv + envp) a request may hold.
+const MAX_STRINGS: usize = 8192;
+/// The spawner's socket once it has set itself up.
+const SOCKET_FD: RawFd = 3;
+/// Room for up to four descriptors in one SCM_RIGHTS message (u64 for alignment).
+const CONTROL_WORDS: usize = 8;
+
+/// Why a command did not start through the spawner.
+#[derive(Debug)]
+pub(crate) enum SpawnerError {
+    /// The spawner cannot take this request (gone, or the request is too large): start
+    /// the command directly instead.
+    Unavailable,
+    /// The command itself could not be started (that is the answer).
+    Failed(io::Error),
+}
+
+/// The runtime's side of a spawner.
+#[derive(Debug)]
+pub(crate) struct Spawner {
+    socket: Mutex<OwnedFd>,
+    alive: AtomicBool,
+    pid: libc::pid_t,
+    /// Dropped with the spawner: lets the keeper thread end.
+    _stop: mpsc::Sender<()>,
+}
+
+/// What the forked spawner works with, all allocated before the fork.
+struct SpawnerMemory {
+    buffer: Vec<u8>,
+    pointers: Vec<*const c_char>,
+    stack: ChildStack,
+    plan: Arc<ChildPlan>,
+    runtime: libc::pid_t,
+    socket: RawFd,
+    dev_null: RawFd,
+}
+
+// SAFETY: the raw pointers are scratch space filled only in the forked spawner.
+unsafe impl Send for SpawnerMemory {}
+
+impl Spawner {
+    /// Forks the spawner (from a keeper thread that lives as long as this `Spawner`: the
+    /// commands' parent-death signal is tied to it) and waits until it is confined.
+    pub(crate) fn start(plan: Arc<ChildPlan>) -> io::Result<Spawner> {
+        let (ours, theirs) = socket_pair()?;
+        let dev_null = launch::dev_null()?;
+        let memory = SpawnerMemory {
+            buffer: vec![0; REQUEST_CAP],
+            pointers: vec![std::ptr::null(); MAX_STRINGS + 3],
+            stack: ChildStack::map()?,
+            plan,
+            // SAFETY: getpid cannot fail.
+            runtime: unsafe { libc::getpid() },
+            socket: theirs.as_raw_fd(),
+            dev_null: dev_null.as_raw_fd(),
+        };
+        let (forked_tx, forked_rx) = mpsc::channel::<io::Result<libc::pid_t>>();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("praxis-spawner".into())
+            .spawn(move || {
+                let mut memory = memory;
+                // SAFETY: the child only makes raw system calls on memory prepared above
+                // (see `spawner_main`) and never returns into Rust code.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    unsafe { spawner_main(&mut memory) }
+                }
+                drop((theirs, dev_null));
+                if pid < 0 {
+                    let _ = forked_tx.send(Err(io::Error::last_os_error()));
+                    return;
+                }
+                let _ = forked_tx.send(Ok(pid));
+                launch::reap(pid);
+                // Commands started by the spawner are killed when this thread ends: stay
+                // until the sandbox is gone, even if the spawner was killed.
+                let _ = stop_rx.recv();
+            })?;
+        let pid = forked_rx
+            .recv()
+            .map_err(|_| io::Error::other("the spawner keeper thread ended"))??;
+        let spawner = Spawner {
+            socket: Mutex::new(ours),
+            alive: AtomicBool::new(true),
+            pid,
+            _stop: stop_tx,
+        };
+        let mut ready = [0i32; 3];
+        recv_reply(&spawner.socket.lock().expect("fresh mutex"), &mut ready)?;
+        if ready[1] != Stage::None as i32 {
+            return Err(Stage::from_i32(ready[1]).error(ready[2]));
+        }
+        Ok(spawner)
+    }
+
+    pub(crate) fn pid(&self) -> libc::pid_t {
+        self.pid
+    }
+
+    pub(crate) fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
+    /// Starts `launch` through the spawner.
+    pub(crate) fn launch(
+        &self,
+        launch: &Launch<'_>,
+        cgroup_procs: Option<BorrowedFd<'_>>,
+    ) -> Result<Launched, SpawnerError> {
+        if !self.alive.load(Ordering::Acquire) {
+            return Err(SpawnerError::Unavailable);
+        }
+        let strings = ExecStrings::new(launch).map_err(SpawnerError::Failed)?;
+        let request = encode(&strings).ok_or(SpawnerError::Unavailable)?;
+        let stdio = Stdio::new().map_err(SpawnerError::Failed)?;
+        let mut fds = vec![
+            stdio.stdin.as_raw_fd(),
+            stdio.stdout_write.as_raw_fd(),
+            stdio.stderr_write.as_raw_fd(),
+        ];
+        fds.extend(cgroup_procs.map(|fd| fd.as_raw_fd()));
+        let mut reply = [0i32; 3];
+        let socket = self
+            .socket
+            .lock()
+            .map_err(|_| SpawnerError::Failed(io::Error::other("the spawner lock is poisoned")))?;
+        if send_request(&socket, &request, &fds).is_err() {
+            // Gone before it got the request: nothing started, so the caller may start the
+            // command directly.
+            self.alive.store(false, Ordering::Release);
+            return Err(SpawnerError::Unavailable);
+        }
+        let replied = recv_reply(&socket, &mut reply);
+        drop(socket);
+        drop(stdio.stdin);
+        drop(stdio.stdout_write);
+        drop(stdio.stderr_write);
+        if let Err(e) = replied {
+            // Gone after it got the request (a command of this sandbox may kill it): the
+            // command may have started, so it must not be started again.
+            self.alive.store(false, Ordering::Release);
+            return Err(SpawnerError::Failed(io::Error::other(format!(
+                "the sandbox's spawner stopped while starting the command ({e}); it may have \
+                 started and was not retried"
+            ))));
+        }
+        let [pid, stage, errno] = reply;
+        if pid < 0 {
+            return Err(SpawnerError::Failed(io::Error::from_raw_os_error(errno)));
+        }
+        if stage != Stage::None as i32 {
+            launch::reap(pid);
+            return Err(SpawnerError::Failed(Stage::from_i32(stage).error(errno)));
+        }
+        // The command is our child (CLONE_PARENT) and nobody else reaps it, so its pid is
+        // still its own here, even if it has already exited.
+        // SAFETY: pidfd_open returns a new descriptor or -1.
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
+        if pidfd < 0 {
+            let e = io::Error::last_os_error();
+            // SAFETY: our own unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            launch::reap(pid);
+            return Err(SpawnerError::Failed(e));
+        }
+        Ok(Launched {
+            pid,
+            // SAFETY: a fresh descriptor owned by nobody else.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+            stdout: stdio.stdout_read,
+            stderr: stdio.stderr_read,
+        })
+    }
+}
+
+fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: socketpair writes two descriptors into the array.
+    if unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The request bytes, or None if they exceed what the spawner takes.
+fn encode(strings: &ExecStrings) -> Option<Vec<u8>> {
+    let count = strings.candidates.len() + strings.argv.len() + strings.envp.len();
+    if count > MAX_STRINGS {
+        return None;
+    }
+    let mut request = Vec::with_capacity(4096);
+    for list in [&strings.candidates, &strings.argv, &strings.envp] {
+        request.extend_from_slice(&(list.len() as u32).to_ne_bytes());
+    }
+    request.extend_from_slice(strings.cwd.as_bytes_with_nul());
+    for list in [&strings.candidates, &strings.argv, &strings.envp] {
+        for s in list {
+            request.extend_from_slice(s.as_bytes_with_nul());
+        }
+    }
+    (request.len() <= REQUEST_CAP).then_some(request)
+}
+
+/// Where the parts of a decoded request start in the pointer array.
+#[derive(Debug, PartialEq, Eq)]
+struct Decoded {
+    cwd: usize,
+    argv: usize,
+    envp: usize,
+}
+
+/// Fills `pointers` with: the candidates, null, argv, null, envp, null (each pointing into
+/// `request`), and says where argv and envp start and where the cwd is in `request`.
+/// Allocation-free (it runs in the spawner). EINVAL for a malformed request.
+fn decode(request: &[u8], pointers: &mut [*const c_char]) -> Result<Decoded, c_int> {
+    if request.len() < 12 {
+        return Err(libc::EINVAL);
+    }
+    let count = |i: usize| {
+        u32::from_ne_bytes([
+            request[4 * i],
+            request[4 * i + 1],
+            request[4 * i + 2],
+            request[4 * i + 3],
+        ]) as usize
+    };
+    let counts = [count(0), count(1), count(2)];
+    let total = counts[0]
+        .saturating_add(counts[1])
+        .saturating_add(counts[2]);
+    if total.saturating_add(3) > pointers.len() {
+        return Err(libc::E2BIG);
+    }
+    let cwd = 12;
+    let mut at = match request[cwd..].iter().position(|&b| b == 0) {
+        Some(end) => cwd + end + 1,
+        None => return Err(libc::EINVAL),
+    };
+    let mut slot = 0;
+    let mut starts = [0usize; 3];
+    for (part, &n) in counts.iter().enumerate() {
+        starts[part] = slot;
+        for _ in 0..n {
+            let Some(end) = request
+                .get(at..)
+                .and_then(|rest| rest.iter().position(|&b| b == 0))
+            else {
+                return Err(libc::EINVAL);
+            };
+            pointers[slot] = request[at..].as_ptr().cast();
+            slot += 1;
+            at += end + 1;
+        }
+        pointers[slot] = std::ptr::null();
+        slot += 1;
+    }
+    if at != request.len() || counts[1] == 0 {
+        return Err(libc::EINVAL);
+    }
+    Ok(Decoded {
+        cwd,
+        argv: starts[1],
+        envp: starts[2],
+    })
+}
+
+fn send_request(socket: &OwnedFd, request: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let mut control = [0u64; CONTROL_WORDS];
+    let fd_bytes = std::mem::size_of_val(fds) as u32;
+    // SAFETY: the control buffer has room for CMSG_SPACE(4 fds); we fill one header.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: request.as_ptr().cast_mut().cast(),
+            iov_len: request.len(),
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(fd_bytes) as _;
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+        std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(header).cast(), fds.len());
+        loop {
+            let sent = libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
+            if sent == request.len() as isize {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if sent >= 0 || e.kind() != io::ErrorKind::Interrupted {
+                return Err(if sent >= 0 {
+                    io::Error::other("short send")
+                } else {
+                    e
+                });
+            }
+        }
+    }
+}
+
+fn recv_reply(socket: &OwnedFd, reply: &mut [i32; 3]) -> io::Result<()> {
+    loop {
+        // SAFETY: reads at most the reply's size into it.
+        let got = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                reply.as_mut_ptr().cast(),
+                std::mem::size_of_val(reply),
+                0,
+            )
+        };
+        if got == std::mem::size_of_val(reply) as isize {
+            return Ok(());
+        }
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the spawner exited",
+            ));
+        }
+        let e = io::Error::last_os_error();
+        if got > 0 || e.kind() != io::ErrorKind::Interrupted {
+            return Err(if got > 0 {
+                io::Error::other("short reply")
+            } else {
+                e
+            });
+        }
+    }
+}
+
+/// The spawner's reply, from inside it (raw send).
+unsafe fn reply(pid: libc::pid_t, stage: Stage, errno: c_int) {
+    let words = [pid, stage as i32, errno];
+    // SAFETY: sends the 12 bytes of `words`.
+    unsafe {
+        libc::send(
+            SOCKET_FD,
+            words.as_ptr().cast(),
+            std::mem::size_of_val(&words),
+            libc::MSG_NOSIGNAL,
+        )
+    };
+}
+
+/// The forked spawner: set itself up, confine itself, then serve requests until the
+/// runtime closes the socket.
+///
+/// # Safety
+/// Only in the child of `fork`: raw system calls on `memory`, never returns.
+unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        launch::reset_signal_handlers();
+        // Its memory is a copy of the runtime's: no command may read it.
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        // Confined first: the plan uses descriptors (the Landlock ruleset, the namespaces).
+        let confined = memory.plan.apply(None);
+        // Then nothing of the runtime's stays open: stdio to /dev/null, the socket at 3,
+        // and every other descriptor closed.
+        for fd in 0..3 {
+            libc::dup2(memory.dev_null, fd);
+        }
+        if libc::dup3(memory.socket, SOCKET_FD, libc::O_CLOEXEC) != SOCKET_FD {
+            libc::_exit(1);
+        }
+        libc::syscall(libc::SYS_close_range, SOCKET_FD + 1, u32::MAX, 0u32);
+        if let Err(e) = confined {
+            reply(
+                -1,
+                Stage::Confinement,
+                e.raw_os_error().unwrap_or(libc::EINVAL),
+            );
+            libc::_exit(1);
+        }
+        reply(0, Stage::None, 0);
+        loop {
+            serve_one(memory);
+        }
+    }
+}
+
+/// Receives one request, starts its command, replies, and closes what it received.
+unsafe fn serve_one(memory: &mut SpawnerMemory) {
+    unsafe {
+        let mut control = [0u64; CONTROL_WORDS];
+        let mut iov = libc::iovec {
+            iov_base: memory.buffer.as_mut_ptr().cast(),
+            iov_len: memory.buffer.len(),
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let got = libc::recvmsg(SOCKET_FD, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if got == 0 {
+            libc::_exit(0);
+        }
+        if got < 0 {
+            if *libc::__errno_location() == libc::EINTR {
+                return;
+            }
+            libc::_exit(1);
+        }
+        let mut fds = [-1 as RawFd; 4];
+        let mut received = 0;
+        let mut header = libc::CMSG_FIRSTHDR(&msg);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(header).cast::<RawFd>();
+                let n = ((*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                for i in 0..n {
+                    let fd = *data.add(i);
+                    if received < fds.len() {
+                        fds[received] = fd;
+                        received += 1;
+                    } else {
+                        libc::close(fd);
+                    }
+                }
+            }
+            header = libc::CMSG_NXTHDR(&msg, header);
+        }
+        let truncated = msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+        let request = &memory.buffer[..got as usize];
+        match decode(request, &mut memory.pointers) {
+            _ if truncated => reply(-1, Stage::None, libc::E2BIG),
+            _ if received < 3 => reply(-1, Stage::None, libc::EINVAL),
+            Err(errno) => reply(-1, Stage::None, errno),
+            Ok(decoded) => {
+                let pointers = memory.pointers.as_ptr();
+                let mut context = ChildContext {
+                    candidates: pointers,
+                    argv: pointers.add(decoded.argv),
+                    envp: pointers.add(decoded.envp),
+                    cwd: request[decoded.cwd..].as_ptr().cast(),
+                    stdin: fds[0],
+                    stdout: fds[1],
+                    stderr: fds[2],
+                    cgroup_procs: fds[3],
+                    parent: memory.runtime,
+                    confine: None,
+                    failed_stage: AtomicI32::new(Stage::None as i32),
+                    failed_errno: AtomicI32::new(0),
+                };
+                match launch::clone_child(
+                    &mut context,
+                    &memory.stack,
+                    libc::CLONE_PARENT,
+                    std::ptr::null_mut(),
+                ) {
+                    Err(e) => reply(-1, Stage::None, e.raw_os_error().unwrap_or(libc::EINVAL)),
+                    Ok(pid) => match context.failure() {
+                        Some((stage, errno)) => reply(pid, stage, errno),
+                        None => reply(pid, Stage::None, 0),
+                    },
+                }
+            }
+        }
+        for fd in fds.into_iter().take(received) {
+            libc::close(fd);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CStr;
+    use std::path::Path;
+
+    fn strings(args: &[&str]) -> ExecStrings {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let env = vec![("PATH".to_string(), "/a:/b".to_string())];
+        ExecStrings::new(&Launch {
+            program: Path::new("prog"),
+            args: &args,
+            env: &env,
+            cwd: Path::new("/work"),
+            default_path: "/x",
+        })
+        .unwrap()
+    }
+
+    fn text(p: *const c_char) -> String {
+        // SAFETY: decode points into the live request.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_request_decodes_to_what_was_encoded() {
+        let request = encode(&strings(&["-c", "echo hi", ""])).unwrap();
+        let mut pointers = vec![std::ptr::null(); 64];
+        let decoded = decode(&request, &mut pointers).unwrap();
+        assert_eq!(text(request[decoded.cwd..].as_ptr().cast()), "/work");
+        let list = |from: usize| {
+            pointers[from..]
+                .iter()
+                .take_while(|p| !p.is_null())
+                .map(|&p| text(p))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(list(0), ["/a/prog", "/b/prog"]);
+        assert_eq!(list(decoded.argv), ["prog", "-c", "echo hi", ""]);
+        assert_eq!(list(decoded.envp), ["PATH=/a:/b"]);
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_not_trusted() {
+        let good = encode(&strings(&["x"])).unwrap();
+        let mut pointers = vec![std::ptr::null(); 64];
+        // Cut anywhere: a missing NUL or a missing string.
+        for cut in 0..good.len() {
+            assert!(
+                decode(&good[..cut], &mut pointers).is_err(),
+                "prefix of {cut} bytes accepted"
+            );
+        }
+        // Trailing bytes, and counts larger than the pointer space.
+        let mut longer = good.clone();
+        longer.push(b'x');
+        assert_eq!(decode(&longer, &mut pointers), Err(libc::EINVAL));
+        let mut huge = good.clone();
+        huge[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert_eq!(decode(&huge, &mut pointers), Err(libc::E2BIG));
+        assert_eq!(decode(&good, &mut pointers[..3]), Err(libc::E2BIG));
+    }
+
+    /// Runs `script` with bash in `sandbox`: (exit status, stdout + stderr).
+    fn run(sandbox: &crate::Sandbox, script: &str) -> (i32, String) {
+        try_run(sandbox, script).unwrap()
+    }
+
+    fn try_run(sandbox: &crate::Sandbox, script: &str) -> io::Result<(i32, String)> {
+        use std::io::Read;
+        let args = vec!["-c".to_string(), script.to_string()];
+        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
+        let launched = sandbox.launch(
+            &Launch {
+                program: Path::new("bash"),
+                args: &args,
+                env: &env,
+                cwd: &sandbox.policy().workspace,
+                default_path: "/usr/bin:/bin",
+            },
+            None,
+        )?;
+        let mut out = String::new();
+        std::fs::File::from(launched.stdout)
+            .read_to_string(&mut out)
+            .unwrap();
+        std::fs::File::from(launched.stderr)
+            .read_to_string(&mut out)
+            .unwrap();
+        let mut status = 0;
+        // SAFETY: our own child (the spawner starts commands as children of this process).
+        assert_eq!(
+            unsafe { libc::waitpid(launched.pid, &mut status, 0) },
+            launched.pid
+        );
+        Ok((libc::WEXITSTATUS(status), out))
+    }
+
+    /// On a host with the layers (CI's), commands go through the spawner; elsewhere the
+    /// spawner tests have nothing to test.
+    fn sandbox_with_spawner(ws: &Path) -> Option<crate::Sandbox> {
+        let sandbox = crate::Sandbox::new(crate::SandboxPolicy::new(ws)).unwrap();
+        if sandbox.spawner_pid().is_none() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no spawner in CI: {}",
+                sandbox.report().launcher
+            );
+            return None;
+        }
+        Some(sandbox)
+    }
+
+    #[test]
+    fn the_spawner_holds_nothing_of_the_runtime_and_cannot_be_read() {
+        let ws = tempfile::tempdir().unwrap();
+        let Some(sandbox) = sandbox_with_spawner(ws.path()) else {
+            return;
+        };
+        let pid = sandbox.spawner_pid().unwrap();
+        // Only /dev/null on 0-2 and its socket: no ledger, key or listening socket.
+        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+            .collect();
+        fds.sort();
+        assert_eq!(fds, [0, 1, 2, 3]);
+        // A command may read its own environment (control) but not the spawner's, whose
+        // memory is a copy of the runtime's.
+        let (status, out) = run(&sandbox, "head -c 4 /proc/self/environ");
+        assert_eq!(status, 0, "{out}");
+        let (status, out) = run(&sandbox, &format!("head -c 4 /proc/{pid}/environ"));
+        assert_ne!(status, 0, "read the spawner's environment: {out}");
+        let (status, out) = run(&sandbox, &format!("head -c 4 /proc/{pid}/mem"));
+        assert_ne!(status, 0, "read the spawner's memory: {out}");
+    }
+
+    #[test]
+    fn commands_inherit_every_layer_and_outlive_a_killed_spawner() {
+        let ws = tempfile::tempdir().unwrap();
+        let Some(sandbox) = sandbox_with_spawner(ws.path()) else {
+            return;
+        };
+        let layers = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
+                      cat /etc/shadow >/dev/null 2>&1 || echo shadow-denied";
+        let (status, before) = run(&sandbox, layers);
+        assert_eq!(status, 0, "{before}");
+        assert!(before.contains("NoNewPrivs:\t1"), "{before}");
+        assert!(before.contains("Seccomp:\t2"), "{before}");
+        assert!(before.contains("shadow-denied"), "{before}");
+        // Commands share the spawner's Landlock domain, so one can kill it; the next
+        // command is then started directly, with the same layers.
+        let pid = sandbox.spawner_pid().unwrap();
+        let marker = sandbox.policy().workspace.join("killed");
+        let kill = format!("echo x >> {}; kill -9 {pid}", marker.display());
+        // The spawner may die before it replies: then the launch reports that the command
+        // may have started, and does not start it a second time.
+        if let Err(e) = try_run(&sandbox, &kill) {
+            assert!(e.to_string().contains("may have started"), "{e}");
+        }
+        for _ in 0..100 {
+            if std::fs::read_to_string(&marker).is_ok_and(|m| m == "x\n")
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "x\n", "ran once");
+        let (status, after) = run(&sandbox, layers);
+        assert_eq!(status, 0, "{after}");
+        assert_eq!(after, before);
+    }
+
+    #[test]
+    fn oversized_commands_are_left_to_the_direct_path() {
+        let big = "x".repeat(REQUEST_CAP);
+        assert!(encode(&strings(&[&big])).is_none());
+        assert!(encode(&strings(&["small"])).is_some());
+    }
+}
