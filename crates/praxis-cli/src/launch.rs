@@ -17,17 +17,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
-    let workspace = match &args.workspace {
-        Some(dir) => dir.clone(),
+/// `--workspace` (default: the current directory), canonical.
+pub fn workspace_dir(given: Option<&Path>) -> Result<PathBuf> {
+    let workspace = match given {
+        Some(dir) => dir.to_path_buf(),
         None => std::env::current_dir().context("reading the current directory")?,
     };
-    let workspace = std::fs::canonicalize(&workspace).with_context(|| {
+    std::fs::canonicalize(&workspace).with_context(|| {
         format!(
             "--workspace {}: not an accessible directory",
             workspace.display()
         )
-    })?;
+    })
+}
+
+pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
+    let workspace = workspace_dir(args.workspace.as_deref())?;
     let mut flags = cognition_flags(
         args.provider.as_deref(),
         args.model.as_deref(),
@@ -153,16 +158,37 @@ pub fn show_config(home: &DataHome, workspace: Option<&Path>, json: bool) -> Res
 }
 
 /// `praxis branch RUN --at SEQ`: continue a run's history in a new workspace.
+#[derive(clap::Args)]
 pub struct BranchArgs {
+    /// Run id (or a unique prefix) to branch from.
     pub run: String,
+    /// The last entry of the origin's history to keep (see `praxis show RUN`).
+    #[arg(long)]
     pub at: u64,
+    /// Cognition for the branch (default: mock, or scripted with --script).
+    #[arg(long, short = 'p')]
     pub provider: Option<String>,
+    /// Script file for the scripted provider; its turns answer the branch's model calls.
+    #[arg(long)]
     pub script: Option<PathBuf>,
+    /// An extra instruction for the model at the branch point.
+    #[arg(long)]
     pub task: Option<String>,
+    /// Writ token file the branch acts under (default: the origin's writ as recorded).
+    #[arg(long)]
     pub writ: Option<PathBuf>,
+    /// Directory for the branch's workspace (created; must be empty if it exists).
+    #[arg(long, short = 'w')]
     pub workspace: Option<PathBuf>,
+    /// Maximum model calls, counting the history's (default: the origin's limit).
+    #[arg(long)]
     pub max_steps: Option<u32>,
+    /// Who answers proposals that need approval (as for `praxis run`).
+    #[arg(long, value_enum, default_value_t = ApproveMode::Ask)]
     pub approve: ApproveMode,
+    /// Print one JSON object (as `praxis run --json`, plus branch_of, branched_at,
+    /// workspace, missing_files).
+    #[arg(long)]
     pub json: bool,
 }
 

@@ -160,38 +160,7 @@ enum Cmd {
     #[command(
         after_help = "Examples:\n  praxis branch 01jd --at 12 --script other.json --json\n  praxis branch 01jd --at 12 --provider mock --task \"Try a smaller change\"\n  praxis branch 01jd --at 12 --writ stricter.writ --workspace /tmp/try2\n\nThe new run's history is the origin's up to the last model call at or before entry SEQ\n(linked by seq and hash, not copied); its workspace is the origin's world at that point,\nwritten into --workspace (default: $PRAXIS_HOME/branches/RUN_ID). The interrupted model\ncall is asked again of the branch's provider, with --task as an extra instruction.\nWithout --writ the branch acts under the origin's writ as recorded."
     )]
-    Branch {
-        /// Run id (or a unique prefix) to branch from.
-        run: String,
-        /// The last entry of the origin's history to keep (see `praxis show RUN`).
-        #[arg(long)]
-        at: u64,
-        /// Cognition for the branch (default: mock, or scripted with --script).
-        #[arg(long, short = 'p')]
-        provider: Option<String>,
-        /// Script file for the scripted provider; its turns answer the branch's model calls.
-        #[arg(long)]
-        script: Option<PathBuf>,
-        /// An extra instruction for the model at the branch point.
-        #[arg(long)]
-        task: Option<String>,
-        /// Writ token file the branch acts under (default: the origin's writ as recorded).
-        #[arg(long)]
-        writ: Option<PathBuf>,
-        /// Directory for the branch's workspace (created; must be empty if it exists).
-        #[arg(long, short = 'w')]
-        workspace: Option<PathBuf>,
-        /// Maximum model calls, counting the history's (default: the origin's limit).
-        #[arg(long)]
-        max_steps: Option<u32>,
-        /// Who answers proposals that need approval (as for `praxis run`).
-        #[arg(long, value_enum, default_value_t = ApproveMode::Ask)]
-        approve: ApproveMode,
-        /// Print one JSON object (as `praxis run --json`, plus branch_of, branched_at,
-        /// workspace, missing_files).
-        #[arg(long)]
-        json: bool,
-    },
+    Branch(launch::BranchArgs),
     /// Take over a run whose process died (crash, kill -9) and continue it.
     #[command(
         after_help = "Examples:\n  praxis resume 01jd\n  praxis resume 01jd --script turns.json --approve never\n\nThe kernel is restored by replaying the run's record, then the run goes on in the same\nchain. A model call that was in flight is asked again. A tool call that was in flight is\nmarked interrupted and is NOT re-run silently: read-only tools run again, any other tool\nneeds approval (--approve). Only runs whose driver is gone (status `interrupted`) can be\nresumed."
@@ -537,32 +506,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Show { run, json } => show(&home, &run, json),
         Cmd::Replay { run, json } => history::replay(&home, &run, json),
         Cmd::Config { workspace, json } => launch::show_config(&home, workspace.as_deref(), json),
-        Cmd::Branch {
-            run,
-            at,
-            provider,
-            script,
-            task,
-            writ,
-            workspace,
-            max_steps,
-            approve,
-            json,
-        } => {
-            let args = launch::BranchArgs {
-                run,
-                at,
-                provider,
-                script,
-                task,
-                writ,
-                workspace,
-                max_steps,
-                approve,
-                json,
-            };
-            launch::branch(&home, args).await
-        }
+        Cmd::Branch(args) => launch::branch(&home, args).await,
         Cmd::Resume {
             run,
             provider,

@@ -346,16 +346,7 @@ pub async fn submit(remote: &Remote, args: &RunArgs) -> Result<(String, Value)> 
             bail!("{flag} cannot be used with --server: the server's configuration decides it");
         }
     }
-    let workspace = match &args.workspace {
-        Some(dir) => dir.clone(),
-        None => std::env::current_dir().context("reading the current directory")?,
-    };
-    let workspace = std::fs::canonicalize(&workspace).with_context(|| {
-        format!(
-            "--workspace {}: not an accessible directory",
-            workspace.display()
-        )
-    })?;
+    let workspace = crate::launch::workspace_dir(args.workspace.as_deref())?;
     let script = match &args.script {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -1,38 +1,30 @@
 //! End-to-end tests of the `praxis` binary: real processes, real SQLite files, real tools.
 
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+mod common;
+use common::{Praxis, text};
+
 struct Env {
-    home: TempDir,
+    base: Praxis,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Praxis;
+    fn deref(&self) -> &Praxis {
+        &self.base
+    }
 }
 
 impl Env {
     fn new() -> Self {
         Env {
-            home: tempfile::tempdir().unwrap(),
+            base: Praxis::new(),
         }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_praxis"));
-        cmd.args(args)
-            .env("PRAXIS_HOME", self.home.path())
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn praxis(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("praxis runs")
-    }
-
-    fn script(&self, name: &str, script: Value) -> PathBuf {
-        let path = self.home.path().join(name);
-        std::fs::write(&path, script.to_string()).unwrap();
-        path
     }
 
     /// Runs a script in `workspace` with --json; returns (exit ok, summary).
@@ -56,19 +48,6 @@ impl Env {
         });
         (out.status.success(), summary)
     }
-
-    fn export(&self, run_id: &str) -> Vec<Value> {
-        let out = self.praxis(&["ledger", "export", run_id]);
-        assert!(out.status.success(), "export failed: {}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -192,7 +171,7 @@ fn scripted_run_records_the_whole_pipeline_and_file_changes() {
         "step two\n"
     );
 
-    let entries = env.export(summary["run_id"].as_str().unwrap());
+    let entries = env.entries(summary["run_id"].as_str().unwrap());
     for e in &entries {
         for key in [
             "run_id",
@@ -293,7 +272,7 @@ fn escapes_and_bad_calls_are_rejected_recorded_and_the_run_recovers() {
     ]});
     let (ok, summary) = env.run_script(ws.path(), script);
     assert!(ok, "{summary}");
-    let entries = env.export(summary["run_id"].as_str().unwrap());
+    let entries = env.entries(summary["run_id"].as_str().unwrap());
     let all = serde_json::to_string(&entries).unwrap();
     assert!(!all.contains("TOP SECRET"), "secret leaked into the ledger");
     let proposals = of_kind(&entries, "proposal");
@@ -400,7 +379,7 @@ fn shell_timeouts_and_huge_outputs_are_capped_and_recorded() {
         started.elapsed() < Duration::from_secs(20),
         "the timeout did not stop the sleep"
     );
-    let entries = env.export(summary["run_id"].as_str().unwrap());
+    let entries = env.entries(summary["run_id"].as_str().unwrap());
     let executions = of_kind(&entries, "execution");
     assert_eq!(executions[0]["payload"]["status"], "timeout");
     let big = &executions[1]["payload"];
@@ -499,7 +478,7 @@ fn killing_praxis_during_a_shell_call_leaves_a_durable_proposal_and_an_unfinishe
     let run = &runs[0];
     assert_eq!(run["status"], "interrupted", "{run}");
     let run_id = run["run_id"].as_str().unwrap();
-    let entries = env.export(run_id);
+    let entries = env.entries(run_id);
     let proposal = of_kind(&entries, "proposal")[0];
     assert_eq!(proposal["payload"]["tool"], "shell");
     assert_eq!(proposal["payload"]["verdict"], "allow");

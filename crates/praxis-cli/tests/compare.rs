@@ -1,44 +1,30 @@
 //! `praxis policy check` and `praxis diff` through the real `praxis` binary.
 
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use tempfile::TempDir;
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+use common::{Praxis, text};
 
 struct Env {
-    home: TempDir,
+    base: Praxis,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Praxis;
+    fn deref(&self) -> &Praxis {
+        &self.base
+    }
 }
 
 impl Env {
     fn new() -> Self {
         let env = Env {
-            home: tempfile::tempdir().unwrap(),
+            base: Praxis::new(),
         };
         assert!(env.praxis(&["writ", "keygen"]).status.success());
         env
-    }
-
-    fn praxis(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_praxis"))
-            .args(args)
-            .env("PRAXIS_HOME", self.home.path())
-            .env_remove("PRAXIS_TRUST_ANCHOR")
-            .stdin(Stdio::null())
-            .output()
-            .expect("praxis runs")
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.home.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn issue(&self, name: &str, spec: &str) -> PathBuf {
-        let spec_file = self.file(&format!("{name}.toml"), spec);
-        let out = self.praxis(&["writ", "issue", "--spec", spec_file.to_str().unwrap()]);
-        assert!(out.status.success(), "issue failed: {}", text(&out.stderr));
-        self.file(&format!("{name}.writ"), &text(&out.stdout))
     }
 
     /// Runs `script` in a fresh workspace under `writ`; returns the run id.
@@ -70,10 +56,6 @@ impl Env {
             .map(|e| e["seq"].as_u64().unwrap())
             .collect()
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn call(id: &str, tool: &str, arguments: Value) -> Value {

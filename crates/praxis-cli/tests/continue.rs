@@ -3,56 +3,28 @@
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
+
+mod common;
+use common::{Praxis, text};
 
 struct Env {
-    home: TempDir,
+    base: Praxis,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Praxis;
+    fn deref(&self) -> &Praxis {
+        &self.base
+    }
 }
 
 impl Env {
     fn new() -> Self {
         Env {
-            home: tempfile::tempdir().unwrap(),
+            base: Praxis::new(),
         }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_praxis"));
-        cmd.args(args)
-            .env("PRAXIS_HOME", self.home.path())
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn praxis(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("praxis runs")
-    }
-
-    fn script(&self, name: &str, script: Value) -> PathBuf {
-        let file = self.home.path().join(name);
-        std::fs::write(&file, script.to_string()).unwrap();
-        file
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.praxis(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            text(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn entries(&self, run_id: &str) -> Vec<Value> {
-        let out = self.praxis(&["ledger", "export", run_id]);
-        assert!(out.status.success(), "export failed: {}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
     }
 
     fn assert_verifies_and_replays(&self, run_id: &str) {
@@ -66,10 +38,6 @@ impl Env {
             text(&out.stderr)
         );
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn kinds(entries: &[Value]) -> Vec<&str> {
@@ -242,7 +210,7 @@ fn branch_refuses_points_it_cannot_start_from() {
 /// call's proposal is durable, and returns the run id.
 fn killed_during_a_slow_tool(env: &Env, ws: &Path, script: &Path) -> String {
     let mut child = env
-        .command(&[
+        .cmd(&[
             "run",
             "slow",
             "-w",

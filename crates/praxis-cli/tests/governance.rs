@@ -1,52 +1,36 @@
 //! Writs, budgets, approvals and delegation through the real `praxis` binary.
 
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+mod common;
+use common::{Praxis, text};
+
 struct Env {
-    home: TempDir,
+    base: Praxis,
     ws: TempDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Praxis;
+    fn deref(&self) -> &Praxis {
+        &self.base
+    }
 }
 
 impl Env {
     fn new() -> Self {
         let env = Env {
-            home: tempfile::tempdir().unwrap(),
+            base: Praxis::new(),
             ws: tempfile::tempdir().unwrap(),
         };
         std::fs::write(env.ws.path().join("README.md"), "# Governed\n").unwrap();
         std::fs::create_dir(env.ws.path().join("src")).unwrap();
         assert!(env.praxis(&["writ", "keygen"]).status.success());
         env
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_praxis"));
-        cmd.args(args)
-            .env("PRAXIS_HOME", self.home.path())
-            .env_remove("PRAXIS_TRUST_ANCHOR")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn praxis(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("praxis runs")
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.home.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
-    fn issue(&self, name: &str, spec: &str) -> PathBuf {
-        let spec_file = self.file(&format!("{name}.toml"), spec);
-        let out = self.praxis(&["writ", "issue", "--spec", spec_file.to_str().unwrap()]);
-        assert!(out.status.success(), "issue failed: {}", text(&out.stderr));
-        self.file(&format!("{name}.writ"), &text(&out.stdout))
     }
 
     fn run_args(&self, writ: &Path, script: Value) -> Vec<String> {
@@ -75,18 +59,6 @@ impl Env {
         let summary = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         (out, summary)
     }
-
-    fn entries(&self, run_id: &str) -> Vec<Value> {
-        let out = self.praxis(&["ledger", "export", run_id]);
-        text(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn proposals(entries: &[Value]) -> Vec<&Value> {

@@ -2,27 +2,26 @@
 
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use tempfile::TempDir;
+
+mod common;
+use common::{Praxis, text};
 
 struct Env {
-    home: TempDir,
+    base: Praxis,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Praxis;
+    fn deref(&self) -> &Praxis {
+        &self.base
+    }
 }
 
 impl Env {
     fn new() -> Self {
         Env {
-            home: tempfile::tempdir().unwrap(),
+            base: Praxis::new(),
         }
-    }
-
-    fn praxis(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_praxis"))
-            .args(args)
-            .env("PRAXIS_HOME", self.home.path())
-            .stdin(Stdio::null())
-            .output()
-            .expect("praxis runs")
     }
 
     /// Runs a script in `workspace`; returns the run id.
@@ -42,19 +41,6 @@ impl Env {
         let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
         summary["run_id"].as_str().unwrap().to_string()
     }
-
-    fn entries(&self, run_id: &str) -> Vec<Value> {
-        let out = self.praxis(&["ledger", "export", run_id]);
-        assert!(out.status.success(), "export failed: {}", text(&out.stderr));
-        text(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn editing_script() -> Value {

@@ -5,15 +5,25 @@
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+mod common;
+use common::{Praxis, text};
+
 struct Env {
-    home: TempDir,
+    base: Praxis,
     ws: TempDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Praxis;
+    fn deref(&self) -> &Praxis {
+        &self.base
+    }
 }
 
 struct Served {
@@ -59,28 +69,11 @@ impl Drop for Served {
 impl Env {
     fn new() -> Self {
         let env = Env {
-            home: tempfile::tempdir().unwrap(),
+            base: Praxis::new(),
             ws: tempfile::tempdir().unwrap(),
         };
         std::fs::write(env.ws.path().join("README.md"), "# Served\n").unwrap();
         env
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_praxis"));
-        cmd.args(args)
-            .env("PRAXIS_HOME", self.home.path())
-            .env_remove("PRAXIS_TRUST_ANCHOR")
-            .env_remove("PRAXIS_SERVER")
-            .env_remove("PRAXIS_TOKEN")
-            .env_remove("PRAXIS_MODE")
-            .env_remove("PRAXIS_AUTH")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn praxis(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("praxis runs")
     }
 
     fn praxis_as(&self, token: &str, args: &[&str]) -> Output {
@@ -128,12 +121,6 @@ impl Env {
         }
     }
 
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.home.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-
     fn script(&self, name: &str, turns: Value) -> String {
         self.file(name, &json!({ "turns": turns }).to_string())
             .to_str()
@@ -169,10 +156,6 @@ impl Env {
                 .then_some(v)
         })
     }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {

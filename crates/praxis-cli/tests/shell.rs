@@ -3,14 +3,24 @@
 
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+mod common;
+use common::{Praxis, text};
+
 struct Env {
-    home: TempDir,
+    base: Praxis,
     ws: TempDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Praxis;
+    fn deref(&self) -> &Praxis {
+        &self.base
+    }
 }
 
 /// A `praxis serve` child, killed when dropped.
@@ -29,28 +39,11 @@ impl Drop for Served {
 impl Env {
     fn new() -> Self {
         let env = Env {
-            home: tempfile::tempdir().unwrap(),
+            base: Praxis::new(),
             ws: tempfile::tempdir().unwrap(),
         };
         std::fs::write(env.ws.path().join("README.md"), "# Served\n").unwrap();
         env
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_praxis"));
-        cmd.args(args)
-            .env("PRAXIS_HOME", self.home.path())
-            .env_remove("PRAXIS_TRUST_ANCHOR")
-            .env_remove("PRAXIS_SERVER")
-            .env_remove("PRAXIS_TOKEN")
-            .env_remove("PRAXIS_MODE")
-            .env_remove("PRAXIS_AUTH")
-            .stdin(Stdio::null());
-        cmd
-    }
-
-    fn praxis(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("praxis runs")
     }
 
     fn serve(&self) -> Served {
@@ -79,12 +72,6 @@ impl Env {
         // Keep draining the log so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines.by_ref() {});
         Served { child, url }
-    }
-
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.home.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
     }
 
     fn script(&self, name: &str, turns: Value) -> String {
@@ -128,10 +115,6 @@ impl Env {
 
 fn path_str(path: &Path) -> String {
     path.to_str().unwrap().to_string()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn answer_turns(answer: &str) -> Value {

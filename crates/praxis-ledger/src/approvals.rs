@@ -4,11 +4,10 @@
 //! only carries the request and the answer between processes.
 
 use crate::LedgerError;
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::side_db::SideDb;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::Path;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ApprovalRequest {
@@ -31,89 +30,53 @@ pub struct Decision {
 }
 
 pub struct ApprovalStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    db: SideDb,
 }
+
+const APPROVALS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS approvals (
+    run_id TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    expires_at_ms INTEGER,
+    approved INTEGER,
+    decided_by TEXT,
+    decision_reason TEXT,
+    decided_at TEXT,
+    PRIMARY KEY (run_id, call_id)
+);";
 
 impl ApprovalStore {
     /// Opens the approvals table in the ledger file at `path` (created if missing).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let sql = |context: &str, source| LedgerError::Sqlite {
-            path: path.to_path_buf(),
-            context: context.into(),
-            source,
-        };
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(path).map_err(|source| LedgerError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| sql("setting busy timeout", e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS approvals (
-                 run_id TEXT NOT NULL,
-                 call_id TEXT NOT NULL,
-                 tool TEXT NOT NULL,
-                 arguments TEXT NOT NULL,
-                 reason TEXT NOT NULL,
-                 requested_at TEXT NOT NULL,
-                 expires_at_ms INTEGER,
-                 approved INTEGER,
-                 decided_by TEXT,
-                 decision_reason TEXT,
-                 decided_at TEXT,
-                 PRIMARY KEY (run_id, call_id)
-             );",
-        )
-        .map_err(|e| sql("creating the approvals table", e))?;
         Ok(ApprovalStore {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            db: SideDb::open(path, APPROVALS_SCHEMA, "approvals table")?,
         })
-    }
-
-    fn err(&self, context: &str, source: rusqlite::Error) -> LedgerError {
-        LedgerError::Sqlite {
-            path: self.path.clone(),
-            context: context.into(),
-            source,
-        }
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Files a request (idempotent for the same run and call).
     pub fn request(&self, r: &ApprovalRequest) -> Result<(), LedgerError> {
-        self.conn()
+        self.db.conn()
             .execute(
                 "INSERT OR IGNORE INTO approvals (run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![r.run_id, r.call_id, r.tool, r.arguments, r.reason, r.requested_at, r.expires_at_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))],
             )
             .map(drop)
-            .map_err(|e| self.err("filing an approval request", e))
+            .map_err(|e| self.db.err("filing an approval request", e))
     }
 
     /// Requests still waiting for a decision, oldest first.
     pub fn pending(&self) -> Result<Vec<ApprovalRequest>, LedgerError> {
-        let conn = self.conn();
+        let conn = self.db.conn();
         let mut stmt = conn
             .prepare(
                 "SELECT run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms FROM approvals
                  WHERE approved IS NULL ORDER BY requested_at, rowid",
             )
-            .map_err(|e| self.err("listing approvals", e))?;
+            .map_err(|e| self.db.err("listing approvals", e))?;
         let rows = stmt
             .query_map([], |row| {
                 Ok(ApprovalRequest {
@@ -127,7 +90,7 @@ impl ApprovalStore {
                 })
             })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.err("listing approvals", e))?;
+            .map_err(|e| self.db.err("listing approvals", e))?;
         Ok(rows)
     }
 
@@ -168,13 +131,14 @@ impl ApprovalStore {
             }
         };
         let changed = self
+            .db
             .conn()
             .execute(
                 "UPDATE approvals SET approved = ?1, decided_by = ?2, decision_reason = ?3, decided_at = ?4
                  WHERE run_id = ?5 AND call_id = ?6 AND approved IS NULL",
                 params![approved, by, reason, crate::now_rfc3339(), run_id, call],
             )
-            .map_err(|e| self.err("recording a decision", e))?;
+            .map_err(|e| self.db.err("recording a decision", e))?;
         if changed == 0 {
             return Err(ApprovalError::NotPending {
                 run_id: run_id.into(),
@@ -186,7 +150,8 @@ impl ApprovalStore {
 
     /// The decision on a request, if one was made.
     pub fn decision(&self, run_id: &str, call_id: &str) -> Result<Option<Decision>, LedgerError> {
-        self.conn()
+        self.db
+            .conn()
             .query_row(
                 "SELECT approved, decided_by, decision_reason, decided_at FROM approvals
                  WHERE run_id = ?1 AND call_id = ?2 AND approved IS NOT NULL",
@@ -201,7 +166,7 @@ impl ApprovalStore {
                 },
             )
             .optional()
-            .map_err(|e| self.err("reading a decision", e))
+            .map_err(|e| self.db.err("reading a decision", e))
     }
 }
 

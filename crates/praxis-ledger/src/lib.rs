@@ -11,6 +11,7 @@
 pub mod approvals;
 pub mod checkpoint;
 mod error;
+mod side_db;
 mod sqlite;
 pub mod tokens;
 

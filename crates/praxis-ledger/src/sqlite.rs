@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 /// How long a connection waits for another connection (possibly another process) to release
 /// the database lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most requests committed in one transaction; bounds the latency of the first in a group.
 const MAX_GROUP: usize = 1024;
 const MAX_RUN_ID_LEN: usize = 128;
@@ -615,28 +615,13 @@ impl Ledger for SqliteLedger {
                 };
                 let started = serde_json::from_str(&r.started)
                     .map_err(|e| corrupt(1, format!("payload is not valid JSON: {e}")))?;
-                let finished = r
-                    .finished
-                    .as_deref()
-                    .map(serde_json::from_str)
-                    .transpose()
-                    .map_err(|e| {
-                        corrupt(
-                            r.last_seq,
-                            format!("run_finished payload is not valid JSON: {e}"),
-                        )
-                    })?;
-                let resumed = r
-                    .resumed
-                    .as_deref()
-                    .map(serde_json::from_str)
-                    .transpose()
-                    .map_err(|e| {
-                        corrupt(
-                            r.last_seq,
-                            format!("run_resumed payload is not valid JSON: {e}"),
-                        )
-                    })?;
+                let payload = |text: Option<&str>, kind: &str| {
+                    text.map(serde_json::from_str).transpose().map_err(|e| {
+                        corrupt(r.last_seq, format!("{kind} payload is not valid JSON: {e}"))
+                    })
+                };
+                let finished = payload(r.finished.as_deref(), "run_finished")?;
+                let resumed = payload(r.resumed.as_deref(), "run_resumed")?;
                 let last_seq = u64::try_from(r.last_seq)
                     .map_err(|_| corrupt(r.last_seq, "negative seq".into()))?;
                 Ok(RunRow {

@@ -7,12 +7,11 @@
 //! stays about what happened, not about who may read it).
 
 use crate::LedgerError;
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::side_db::SideDb;
+use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::Path;
 
 /// Every new token starts with this, so a leaked one is recognisable (secret scanners).
 pub const TOKEN_PREFIX: &str = "prx_";
@@ -20,8 +19,7 @@ pub const TOKEN_PREFIX: &str = "prx_";
 pub const MAX_TENANT_LEN: usize = 64;
 
 pub struct TokenStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    db: SideDb,
 }
 
 /// A token as listed (never the token itself: only its hash is kept).
@@ -59,57 +57,22 @@ pub fn valid_tenant(tenant: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+const TOKEN_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS api_tokens (
+    token_sha256 TEXT PRIMARY KEY NOT NULL CHECK (length(token_sha256) = 64),
+    tenant TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_tenants (
+    run_id TEXT PRIMARY KEY NOT NULL,
+    tenant TEXT NOT NULL
+);";
+
 impl TokenStore {
     /// Opens the token tables in the ledger file at `path` (created if missing).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let sql = |context: &str, source| LedgerError::Sqlite {
-            path: path.to_path_buf(),
-            context: context.into(),
-            source,
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(path).map_err(|source| LedgerError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| sql("setting busy timeout", e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS api_tokens (
-                 token_sha256 TEXT PRIMARY KEY NOT NULL CHECK (length(token_sha256) = 64),
-                 tenant TEXT NOT NULL,
-                 created_at TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS run_tenants (
-                 run_id TEXT PRIMARY KEY NOT NULL,
-                 tenant TEXT NOT NULL
-             );",
-        )
-        .map_err(|e| sql("creating the token tables", e))?;
         Ok(TokenStore {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            db: SideDb::open(path, TOKEN_SCHEMA, "token tables")?,
         })
-    }
-
-    fn err(&self, context: &str, source: rusqlite::Error) -> LedgerError {
-        LedgerError::Sqlite {
-            path: self.path.clone(),
-            context: context.into(),
-            source,
-        }
-    }
-
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Creates a token for `tenant` and returns it; this is the only time it is seen.
@@ -122,41 +85,44 @@ impl TokenStore {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).map_err(|e| TokenError::Random(e.to_string()))?;
         let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
-        self.conn()
+        self.db
+            .conn()
             .execute(
                 "INSERT INTO api_tokens (token_sha256, tenant, created_at) VALUES (?1, ?2, ?3)",
                 params![token_hash(&token), tenant, crate::now_rfc3339()],
             )
-            .map_err(|e| self.err("storing a new API token", e))?;
+            .map_err(|e| self.db.err("storing a new API token", e))?;
         Ok(token)
     }
 
     /// The tenant a token belongs to, or None for an unknown token.
     pub fn tenant_for(&self, token: &str) -> Result<Option<String>, LedgerError> {
-        self.conn()
+        self.db
+            .conn()
             .query_row(
                 "SELECT tenant FROM api_tokens WHERE token_sha256 = ?1",
                 params![token_hash(token)],
                 |row| row.get(0),
             )
             .optional()
-            .map_err(|e| self.err("looking up an API token", e))
+            .map_err(|e| self.db.err("looking up an API token", e))
     }
 
     /// Whether any token exists (the server turns authentication on when one does).
     pub fn any(&self) -> Result<bool, LedgerError> {
-        self.conn()
+        self.db
+            .conn()
             .query_row("SELECT EXISTS (SELECT 1 FROM api_tokens)", [], |row| {
                 row.get(0)
             })
-            .map_err(|e| self.err("counting API tokens", e))
+            .map_err(|e| self.db.err("counting API tokens", e))
     }
 
     pub fn list(&self) -> Result<Vec<TokenInfo>, LedgerError> {
-        let conn = self.conn();
+        let conn = self.db.conn();
         let mut stmt = conn
             .prepare("SELECT token_sha256, tenant, created_at FROM api_tokens ORDER BY created_at, rowid")
-            .map_err(|e| self.err("listing API tokens", e))?;
+            .map_err(|e| self.db.err("listing API tokens", e))?;
         stmt.query_map([], |row| {
             let hash: String = row.get(0)?;
             Ok(TokenInfo {
@@ -166,7 +132,7 @@ impl TokenStore {
             })
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| self.err("listing API tokens", e))
+        .map_err(|e| self.db.err("listing API tokens", e))
     }
 
     /// Revokes every token whose id (hash prefix, at least 8 hex digits) matches; returns
@@ -175,45 +141,48 @@ impl TokenStore {
         if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Ok(0);
         }
-        self.conn()
+        self.db
+            .conn()
             .execute(
                 "DELETE FROM api_tokens WHERE substr(token_sha256, 1, length(?1)) = lower(?1)",
                 params![id],
             )
-            .map_err(|e| self.err("revoking an API token", e))
+            .map_err(|e| self.db.err("revoking an API token", e))
     }
 
     /// Records that `tenant` owns `run_id` (before the run's first entry is written).
     pub fn set_run_tenant(&self, run_id: &str, tenant: &str) -> Result<(), LedgerError> {
-        self.conn()
+        self.db
+            .conn()
             .execute(
                 "INSERT OR REPLACE INTO run_tenants (run_id, tenant) VALUES (?1, ?2)",
                 params![run_id, tenant],
             )
             .map(drop)
-            .map_err(|e| self.err("recording a run's tenant", e))
+            .map_err(|e| self.db.err("recording a run's tenant", e))
     }
 
     pub fn run_tenant(&self, run_id: &str) -> Result<Option<String>, LedgerError> {
-        self.conn()
+        self.db
+            .conn()
             .query_row(
                 "SELECT tenant FROM run_tenants WHERE run_id = ?1",
                 params![run_id],
                 |row| row.get(0),
             )
             .optional()
-            .map_err(|e| self.err("reading a run's tenant", e))
+            .map_err(|e| self.db.err("reading a run's tenant", e))
     }
 
     /// Every recorded run owner, by run id.
     pub fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError> {
-        let conn = self.conn();
+        let conn = self.db.conn();
         let mut stmt = conn
             .prepare("SELECT run_id, tenant FROM run_tenants")
-            .map_err(|e| self.err("listing run tenants", e))?;
+            .map_err(|e| self.db.err("listing run tenants", e))?;
         stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
             .and_then(|rows| rows.collect::<Result<HashMap<_, _>, _>>())
-            .map_err(|e| self.err("listing run tenants", e))
+            .map_err(|e| self.db.err("listing run tenants", e))
     }
 }
 

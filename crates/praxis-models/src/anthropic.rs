@@ -10,10 +10,8 @@
 //! role are merged into one message, and empty text is left out (the API rejects both).
 
 use crate::convert::{arguments_object, forced_choice, history, parse_arguments, sends_tools};
-use crate::http::{Endpoint, SizeCap, SseReader, client, parse_url, post_json, with_retry};
-use crate::{
-    BoxFuture, DeltaSink, ModelError, Provider, ProviderSettings, ToolChoice, estimate_usage,
-};
+use crate::http::{Endpoint, SizeCap, SseReader, client, parse_url, post_json};
+use crate::{DeltaSink, ModelError, ProviderSettings, ToolChoice, estimate_usage};
 use praxis_core::{Message, ModelRequest, ModelResponse, Reasoning, Role, ToolCall, Usage};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -139,37 +137,7 @@ impl AnthropicProvider {
     }
 }
 
-impl Provider for AnthropicProvider {
-    fn name(&self) -> &str {
-        "anthropic"
-    }
-
-    fn model(&self) -> &str {
-        &self.model
-    }
-
-    fn context_window(&self) -> Option<u64> {
-        self.settings.context_window
-    }
-
-    fn for_delegate(&self, _task: &str) -> Result<Arc<dyn Provider>, ModelError> {
-        Ok(Arc::new(self.clone()))
-    }
-
-    fn complete<'a>(
-        &'a self,
-        request: &'a ModelRequest,
-        deltas: &'a dyn DeltaSink,
-    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
-        Box::pin(async move {
-            let body = self.body(request)?;
-            with_retry(&self.label, &self.settings.retry, || {
-                self.attempt(request, &body, deltas)
-            })
-            .await
-        })
-    }
-}
+http_provider!(AnthropicProvider, "anthropic");
 
 /// The `system` string and the `messages` array of a history.
 fn wire_messages(messages: &[Message]) -> (Option<String>, Vec<Value>) {

@@ -10,6 +10,48 @@
 //! [`ModelResponse`]; [`failover`] chains providers and [`complete_structured`] asks for a
 //! reply matching a JSON Schema.
 
+/// The [`Provider`] impl of an HTTP dialect: the type has `model`, `settings` and `label`
+/// fields, `body(&request) -> Result<Value, ModelError>` and one streamed `attempt`, which
+/// is retried (and the body built once) here.
+macro_rules! http_provider {
+    ($type:ty, $name:literal) => {
+        impl $crate::Provider for $type {
+            fn name(&self) -> &str {
+                $name
+            }
+
+            fn model(&self) -> &str {
+                &self.model
+            }
+
+            fn context_window(&self) -> Option<u64> {
+                self.settings.context_window
+            }
+
+            fn for_delegate(
+                &self,
+                _task: &str,
+            ) -> Result<std::sync::Arc<dyn $crate::Provider>, $crate::ModelError> {
+                Ok(std::sync::Arc::new(self.clone()))
+            }
+
+            fn complete<'a>(
+                &'a self,
+                request: &'a praxis_core::ModelRequest,
+                deltas: &'a dyn $crate::DeltaSink,
+            ) -> $crate::BoxFuture<'a, Result<praxis_core::ModelResponse, $crate::ModelError>> {
+                Box::pin(async move {
+                    let body = self.body(request)?;
+                    $crate::http::with_retry(&self.label, &self.settings.retry, || {
+                        self.attempt(request, &body, deltas)
+                    })
+                    .await
+                })
+            }
+        }
+    };
+}
+
 mod anthropic;
 mod convert;
 mod failover;

@@ -8,8 +8,8 @@
 //! configured context window in `options.num_ctx` (Ollama's own default is small).
 
 use crate::convert::{arguments_object, arguments_text, history, parse_arguments, sends_tools};
-use crate::http::{Endpoint, LineReader, SizeCap, client, parse_url, post_json, with_retry};
-use crate::{BoxFuture, DeltaSink, ModelError, Provider, ProviderSettings, estimate_usage};
+use crate::http::{Endpoint, LineReader, SizeCap, client, parse_url, post_json};
+use crate::{DeltaSink, ModelError, ProviderSettings, estimate_usage};
 use praxis_core::{Message, ModelRequest, ModelResponse, Reasoning, Role, ToolCall, Usage};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -53,7 +53,7 @@ impl OllamaProvider {
         })
     }
 
-    fn body(&self, request: &ModelRequest) -> Value {
+    fn body(&self, request: &ModelRequest) -> Result<Value, ModelError> {
         let settings = &self.settings;
         let mut options = json!({"num_predict": settings.max_output_tokens});
         if let Some(window) = settings.context_window {
@@ -77,7 +77,7 @@ impl OllamaProvider {
                 .collect();
             body["tools"] = Value::Array(tools);
         }
-        body
+        Ok(body)
     }
 
     async fn attempt(
@@ -266,37 +266,7 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
         .collect()
 }
 
-impl Provider for OllamaProvider {
-    fn name(&self) -> &str {
-        "ollama"
-    }
-
-    fn model(&self) -> &str {
-        &self.model
-    }
-
-    fn context_window(&self) -> Option<u64> {
-        self.settings.context_window
-    }
-
-    fn for_delegate(&self, _task: &str) -> Result<Arc<dyn Provider>, ModelError> {
-        Ok(Arc::new(self.clone()))
-    }
-
-    fn complete<'a>(
-        &'a self,
-        request: &'a ModelRequest,
-        deltas: &'a dyn DeltaSink,
-    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
-        Box::pin(async move {
-            let body = self.body(request);
-            with_retry(&self.label, &self.settings.retry, || {
-                self.attempt(request, &body, deltas)
-            })
-            .await
-        })
-    }
-}
+http_provider!(OllamaProvider, "ollama");
 
 #[cfg(test)]
 mod tests {

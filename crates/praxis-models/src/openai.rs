@@ -8,12 +8,8 @@
 //! (DeepSeek, vLLM, llama.cpp) is kept as an unsigned reasoning block.
 
 use crate::convert::{arguments_text, forced_choice, history, parse_arguments, sends_tools};
-use crate::http::{
-    Endpoint, SizeCap, SseReader, client, is_loopback, parse_url, post_json, with_retry,
-};
-use crate::{
-    BoxFuture, DeltaSink, ModelError, Provider, ProviderSettings, ToolChoice, estimate_usage,
-};
+use crate::http::{Endpoint, SizeCap, SseReader, client, is_loopback, parse_url, post_json};
+use crate::{DeltaSink, ModelError, ProviderSettings, ToolChoice, estimate_usage};
 use praxis_core::{Message, ModelRequest, ModelResponse, Reasoning, Role, ToolCall, Usage};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -148,37 +144,7 @@ impl OpenAiProvider {
     }
 }
 
-impl Provider for OpenAiProvider {
-    fn name(&self) -> &str {
-        "openai"
-    }
-
-    fn model(&self) -> &str {
-        &self.model
-    }
-
-    fn context_window(&self) -> Option<u64> {
-        self.settings.context_window
-    }
-
-    fn for_delegate(&self, _task: &str) -> Result<Arc<dyn Provider>, ModelError> {
-        Ok(Arc::new(self.clone()))
-    }
-
-    fn complete<'a>(
-        &'a self,
-        request: &'a ModelRequest,
-        deltas: &'a dyn DeltaSink,
-    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
-        Box::pin(async move {
-            let body = self.body(request)?;
-            with_retry(&self.label, &self.settings.retry, || {
-                self.attempt(request, &body, deltas)
-            })
-            .await
-        })
-    }
-}
+http_provider!(OpenAiProvider, "openai");
 
 fn wire_message(m: &Message) -> Value {
     match m.role {

@@ -319,24 +319,8 @@ pub async fn run_benchmarks(dir: &Path, options: &BenchOptions) -> anyhow::Resul
     let iterations = 20 * scale;
     let (mut tool, mut bare) = (Vec::new(), Vec::new());
     for _ in 0..iterations {
-        let t = Instant::now();
-        let observation = registry
-            .execute(&ctx, "shell", json!({"command": "true"}))
-            .await;
-        tool.push(t.elapsed());
-        anyhow::ensure!(
-            observation.status == praxis_core::ExecStatus::Ok,
-            "shell tool failed: {}",
-            observation.output
-        );
-        let t = Instant::now();
-        let status = tokio::process::Command::new("bash")
-            .args(["-c", "true"])
-            .output()
-            .await?
-            .status;
-        bare.push(t.elapsed());
-        anyhow::ensure!(status.success(), "bare spawn failed");
+        tool.push(timed_shell_true(&registry, &ctx, "shell tool").await?);
+        bare.push(timed_bare_spawn().await?);
     }
     let (tool, bare) = (median(tool), median(bare));
     report.push(
@@ -411,45 +395,12 @@ async fn sandbox_bench(
     let mut via_worker = Vec::new();
     for _ in 0..iterations * 3 {
         if let Some(worker_ctx) = &worker_ctx {
-            let t = Instant::now();
-            let observation = registry
-                .execute(worker_ctx, "shell", json!({"command": "true"}))
-                .await;
-            via_worker.push(t.elapsed());
-            anyhow::ensure!(
-                observation.status == praxis_core::ExecStatus::Ok,
-                "shell through the worker failed: {}",
-                observation.output
-            );
+            via_worker
+                .push(timed_shell_true(registry, worker_ctx, "shell through the worker").await?);
         }
-        let t = Instant::now();
-        let observation = registry
-            .execute(&ctx, "shell", json!({"command": "true"}))
-            .await;
-        confined.push(t.elapsed());
-        anyhow::ensure!(
-            observation.status == praxis_core::ExecStatus::Ok,
-            "sandboxed shell failed: {}",
-            observation.output
-        );
-        let t = Instant::now();
-        let observation = registry
-            .execute(&plain_ctx, "shell", json!({"command": "true"}))
-            .await;
-        plain.push(t.elapsed());
-        anyhow::ensure!(
-            observation.status == praxis_core::ExecStatus::Ok,
-            "unsandboxed shell failed: {}",
-            observation.output
-        );
-        let t = Instant::now();
-        let status = tokio::process::Command::new("bash")
-            .args(["-c", "true"])
-            .output()
-            .await?
-            .status;
-        bare.push(t.elapsed());
-        anyhow::ensure!(status.success(), "bare spawn failed");
+        confined.push(timed_shell_true(registry, &ctx, "sandboxed shell").await?);
+        plain.push(timed_shell_true(registry, &plain_ctx, "unsandboxed shell").await?);
+        bare.push(timed_bare_spawn().await?);
     }
     let (confined, plain, bare) = (median(confined), median(plain), median(bare));
     let layers: Vec<String> = ctx
@@ -501,6 +452,38 @@ async fn sandbox_bench(
         ),
     );
     Ok(())
+}
+
+/// How long one `shell` call running `true` takes in `ctx` (an error if it did not succeed).
+async fn timed_shell_true(
+    registry: &Registry,
+    ctx: &ExecContext,
+    what: &str,
+) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let observation = registry
+        .execute(ctx, "shell", json!({"command": "true"}))
+        .await;
+    let took = t.elapsed();
+    anyhow::ensure!(
+        observation.status == praxis_core::ExecStatus::Ok,
+        "{what} failed: {}",
+        observation.output
+    );
+    Ok(took)
+}
+
+/// How long a bare spawn of `bash -c true` takes (the baseline of the spawn rows).
+async fn timed_bare_spawn() -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let status = tokio::process::Command::new("bash")
+        .args(["-c", "true"])
+        .output()
+        .await?
+        .status;
+    let took = t.elapsed();
+    anyhow::ensure!(status.success(), "bare spawn failed");
+    Ok(took)
 }
 
 fn entry(i: u32) -> NewEntry {

@@ -4,7 +4,9 @@
 use crate::ResourceLimits;
 use crate::namespaces::{self, SharedNetwork};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+#[cfg(test)]
+use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 type Resource = libc::__rlimit_resource_t;
@@ -130,13 +132,8 @@ impl ChildPlan {
     /// # Safety
     /// Call only in a freshly forked child before exec. Makes raw system calls on data owned
     /// by `self`, allocates nothing and takes no lock.
-    pub(crate) unsafe fn apply(&self, cgroup_procs: Option<RawFd>) -> io::Result<()> {
+    pub(crate) unsafe fn apply(&self) -> io::Result<()> {
         unsafe {
-            if let Some(fd) = cgroup_procs
-                && libc::write(fd, b"0".as_ptr().cast(), 1) != 1
-            {
-                return Err(io::Error::last_os_error());
-            }
             match &self.namespaces {
                 Namespaces::Keep => {}
                 Namespaces::Unshare(flags) => {

@@ -43,6 +43,42 @@ pub struct Launched {
     pub stderr: OwnedFd,
 }
 
+impl Launched {
+    /// Blocks until the command has exited, collecting its whole stdout and stderr (both
+    /// read at once, so neither pipe can fill up and stall it). For callers without an
+    /// async runtime: tools, tests and measurements.
+    pub fn wait_with_output(self) -> io::Result<(std::process::ExitStatus, Vec<u8>, Vec<u8>)> {
+        use std::io::Read;
+        use std::os::unix::process::ExitStatusExt;
+        let Launched {
+            pid,
+            pidfd,
+            stdout,
+            stderr,
+        } = self;
+        let (out, err) = std::thread::scope(|scope| {
+            let err = scope.spawn(move || {
+                let mut err = Vec::new();
+                std::fs::File::from(stderr)
+                    .read_to_end(&mut err)
+                    .map(|_| err)
+            });
+            let mut out = Vec::new();
+            let out = std::fs::File::from(stdout)
+                .read_to_end(&mut out)
+                .map(|_| out);
+            (
+                out,
+                err.join()
+                    .unwrap_or_else(|_| Err(io::Error::other("reader panicked"))),
+            )
+        });
+        let status = reap(pid);
+        drop(pidfd);
+        Ok((std::process::ExitStatus::from_raw(status), out?, err?))
+    }
+}
+
 /// The step of the child's setup that failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(i32)]
@@ -240,9 +276,8 @@ pub(crate) fn dev_null() -> io::Result<OwnedFd> {
     above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// The child's ends of its standard streams, and the parent's ends of stdout and stderr.
+/// The output pipes of a command: the child's write ends and the parent's read ends.
 pub(crate) struct Stdio {
-    pub stdin: OwnedFd,
     pub stdout_write: OwnedFd,
     pub stderr_write: OwnedFd,
     pub stdout_read: OwnedFd,
@@ -254,7 +289,6 @@ impl Stdio {
         let (stdout_read, stdout_write) = pipe()?;
         let (stderr_read, stderr_write) = pipe()?;
         Ok(Stdio {
-            stdin: dev_null()?,
             stdout_write,
             stderr_write,
             stdout_read,
@@ -349,13 +383,15 @@ pub(crate) unsafe fn clone_child(
     }
 }
 
-/// Reaps a child that reported a failed setup (it `_exit`s right after reporting).
-pub(crate) fn reap(pid: libc::pid_t) {
+/// Waits for our own child `pid` to exit and returns its raw wait status (0 if it was
+/// already reaped).
+pub fn reap(pid: libc::pid_t) -> c_int {
     let mut status = 0;
     // SAFETY: waits for our own child.
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
         && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
     {}
+    status
 }
 
 /// Starts `launch` from this process: `confine` (the sandbox's layers) runs in the child
@@ -372,12 +408,13 @@ pub(crate) fn launch_direct(
         null_terminated(&strings.envp),
     );
     let stdio = Stdio::new()?;
+    let stdin = dev_null()?;
     let mut context = ChildContext {
         candidates: candidates.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         cwd: strings.cwd.as_ptr(),
-        stdin: stdio.stdin.as_raw_fd(),
+        stdin: stdin.as_raw_fd(),
         stdout: stdio.stdout_write.as_raw_fd(),
         stderr: stdio.stderr_write.as_raw_fd(),
         cgroup_procs: cgroup_procs.unwrap_or(-1),
@@ -399,7 +436,6 @@ pub(crate) fn launch_direct(
         unsafe { clone_child(&mut context, stack, libc::CLONE_PIDFD, &mut pidfd) }
     });
     let Stdio {
-        stdin,
         stdout_write,
         stderr_write,
         stdout_read,
@@ -500,8 +536,9 @@ unsafe fn setup_and_exec(context: &ChildContext<'_>) -> (Stage, c_int) {
             return (Stage::Cgroup, errno());
         }
         for (from, to) in [(context.stdin, 0), (context.stdout, 1), (context.stderr, 2)] {
-            // The sources are all >= 3 (see `above_stdio`), so none is overwritten here, and
-            // dup2's copy is not close-on-exec.
+            // The pipes are >= 3 (see `above_stdio`), so none is overwritten here, and dup2's
+            // copy is not close-on-exec. Under the spawner, stdin is already its fd 0 (its
+            // /dev/null, not close-on-exec): dup2 onto itself leaves it as it is.
             if libc::dup2(from, to) != to {
                 return (Stage::Stdio, errno());
             }

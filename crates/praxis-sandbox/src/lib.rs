@@ -7,9 +7,8 @@
 //! a user namespace with the id maps, `setrlimit`, `PR_SET_NO_NEW_PRIVS`,
 //! `landlock_restrict_self`, and the seccomp filter last (it forbids `unshare` and `setns`).
 //! They are applied once, to the sandbox's spawner (see `spawner`), whose commands inherit
-//! them; without a spawner, each command applies them itself ([`Sandbox::launch`]; the same
-//! steps are available as a `pre_exec` hook, [`Sandbox::child_hook`]). Every command first
-//! joins a pids cgroup of its own (kept by the sandbox for reuse once empty). Nothing in a
+//! them; without a spawner, each command applies them itself ([`Sandbox::launch`]). Every
+//! command first joins a pids cgroup of its own (kept by the sandbox for reuse once empty). Nothing in a
 //! child allocates or locks: the parent is multi-threaded.
 //!
 //! Layers that the host lacks are reported (see [`SandboxReport`]), never faked. The
@@ -33,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use cgroup::SpawnCgroup;
-pub use launch::{Launch, Launched, launch};
+pub use launch::{Launch, Launched, launch, reap};
 pub use probe::{HostSupport, probe};
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +211,9 @@ pub struct Sandbox {
     cgroups: Option<Arc<cgroup::CgroupPool>>,
     /// Starts commands with the layers already applied (None: each command applies them).
     spawner: Option<spawner::Spawner>,
+    /// The toolchain homes found when the sandbox was made, then HOME and TMPDIR: what
+    /// [`Sandbox::environment`] sets (looked up once, not on every spawn).
+    pinned_env: Vec<(String, String)>,
 }
 
 impl Drop for Sandbox {
@@ -430,6 +432,15 @@ impl Sandbox {
                             setgroups denied), shared by its commands"
                 .into();
         }
+        let mut pinned_env: Vec<(String, String)> = landlock_rules::TOOLCHAIN_HOMES
+            .iter()
+            .filter_map(|(name, default)| {
+                landlock_rules::toolchain_home(name, default)
+                    .map(|dir| (name.to_string(), dir.display().to_string()))
+            })
+            .collect();
+        pinned_env.push(("HOME".into(), home.display().to_string()));
+        pinned_env.push(("TMPDIR".into(), home.join("tmp").display().to_string()));
         Ok(Sandbox {
             plan,
             home,
@@ -437,6 +448,7 @@ impl Sandbox {
             report,
             cgroups,
             spawner,
+            pinned_env,
         })
     }
 
@@ -462,16 +474,12 @@ impl Sandbox {
             .filter(|(k, _)| k != "HOME" && k != "TMPDIR")
             .cloned()
             .collect();
-        for (name, default) in landlock_rules::TOOLCHAIN_HOMES {
-            if env.iter().any(|(k, _)| k == name) {
-                continue;
-            }
-            if let Some(dir) = landlock_rules::toolchain_home(name, default) {
-                env.push((name.to_string(), dir.display().to_string()));
+        for (name, value) in &self.pinned_env {
+            // A toolchain home the caller set wins; HOME and TMPDIR were filtered out above.
+            if !env.iter().any(|(k, _)| k == name) {
+                env.push((name.clone(), value.clone()));
             }
         }
-        env.push(("HOME".into(), self.home.display().to_string()));
-        env.push(("TMPDIR".into(), self.home.join("tmp").display().to_string()));
         env
     }
 
@@ -510,27 +518,8 @@ impl Sandbox {
         }
         let plan = &self.plan;
         // SAFETY: runs in the launched child before exec; raw system calls only.
-        let confine = || unsafe { plan.apply(None) };
+        let confine = || unsafe { plan.apply() };
         launch::launch_direct(launch, procs.map(|fd| fd.as_raw_fd()), Some(&confine))
-    }
-
-    /// The `pre_exec` hook confining the child. Install it on the `Command` of every
-    /// spawn (it runs after fork, before exec) together with `spawn_cgroup`'s cgroup.
-    ///
-    /// # Safety contract of the returned closure
-    /// It only makes raw system calls on data prepared here; it allocates nothing and takes
-    /// no lock, so it is sound to run in the child of a multi-threaded parent.
-    pub fn child_hook(
-        &self,
-        cgroup: Option<&SpawnCgroup>,
-    ) -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
-        let plan = self.plan.clone();
-        let cgroup_fd = cgroup.and_then(|c| c.procs_fd()).map(|fd| fd.as_raw_fd());
-        move || {
-            // SAFETY: see `ChildPlan::apply`; the cgroup fd is kept open by the caller
-            // until the spawn returned.
-            unsafe { plan.apply(cgroup_fd) }
-        }
     }
 }
 

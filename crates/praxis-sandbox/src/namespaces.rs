@@ -90,7 +90,7 @@ impl SharedNetwork {
         unsafe { libc::write(hold.write_fd(), (&go as *const u8).cast(), 1) };
         drop(hold);
         drop(report);
-        reap(pid);
+        crate::launch::reap(pid);
         result
     }
 }
@@ -184,14 +184,6 @@ fn open_ns(pid: libc::pid_t, kind: &std::ffi::CStr) -> io::Result<OwnedFd> {
     let file = std::fs::File::open(&path)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open `{path}`: {e}")))?;
     Ok(file.into())
-}
-
-fn reap(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: plain waitpid on our own child; retried on EINTR only.
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0
-        && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-    {}
 }
 
 /// A close-on-exec pipe; either end is closed when dropped.

@@ -7,8 +7,8 @@
 //!
 //! Protocol over a SOCK_SEQPACKET pair: a request is one message of three u32 counts
 //! (candidates, argv, envp) and then NUL-terminated strings (the working directory, then
-//! those three lists), with the command's stdin, stdout, stderr and optionally its
-//! `cgroup.procs` passed as SCM_RIGHTS; the reply is three i32: the pid (or -1), the failed
+//! those three lists), with the command's stdout, stderr and optionally its `cgroup.procs`
+//! passed as SCM_RIGHTS (its stdin is the spawner's own /dev/null); the reply is three i32: the pid (or -1), the failed
 //! stage and its errno.
 //!
 //! The spawner is a fork of a multi-threaded process, so it never allocates: its buffers
@@ -146,7 +146,6 @@ impl Spawner {
         let request = encode(&strings).ok_or(SpawnerError::Unavailable)?;
         let stdio = Stdio::new().map_err(SpawnerError::Failed)?;
         let mut fds = vec![
-            stdio.stdin.as_raw_fd(),
             stdio.stdout_write.as_raw_fd(),
             stdio.stderr_write.as_raw_fd(),
         ];
@@ -164,7 +163,6 @@ impl Spawner {
         }
         let replied = recv_reply(&socket, &mut reply);
         drop(socket);
-        drop(stdio.stdin);
         drop(stdio.stdout_write);
         drop(stdio.stderr_write);
         if let Err(e) = replied {
@@ -400,7 +398,7 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         // Its memory is a copy of the runtime's: no command may read it.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // Confined first: the plan uses descriptors (the Landlock ruleset, the namespaces).
-        let confined = memory.plan.apply(None);
+        let confined = memory.plan.apply();
         // Then nothing of the runtime's stays open: stdio to /dev/null, the socket at 3,
         // and every other descriptor closed.
         for fd in 0..3 {
@@ -448,7 +446,8 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
             }
             libc::_exit(1);
         }
-        let mut fds = [-1 as RawFd; 4];
+        // stdout, stderr and optionally cgroup.procs.
+        let mut fds = [-1 as RawFd; 3];
         let mut received = 0;
         let mut header = libc::CMSG_FIRSTHDR(&msg);
         while !header.is_null() {
@@ -472,7 +471,7 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
         let request = &memory.buffer[..got as usize];
         match decode(request, &mut memory.pointers) {
             _ if truncated => reply(-1, Stage::None, libc::E2BIG),
-            _ if received < 3 => reply(-1, Stage::None, libc::EINVAL),
+            _ if received < 2 => reply(-1, Stage::None, libc::EINVAL),
             Err(errno) => reply(-1, Stage::None, errno),
             Ok(decoded) => {
                 let pointers = memory.pointers.as_ptr();
@@ -481,10 +480,11 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
                     argv: pointers.add(decoded.argv),
                     envp: pointers.add(decoded.envp),
                     cwd: request[decoded.cwd..].as_ptr().cast(),
-                    stdin: fds[0],
-                    stdout: fds[1],
-                    stderr: fds[2],
-                    cgroup_procs: fds[3],
+                    // Its own /dev/null (see `spawner_main`).
+                    stdin: 0,
+                    stdout: fds[0],
+                    stderr: fds[1],
+                    cgroup_procs: fds[2],
                     parent: memory.runtime,
                     confine: None,
                     failed_stage: AtomicI32::new(Stage::None as i32),
@@ -579,33 +579,18 @@ mod tests {
     }
 
     fn try_run(sandbox: &crate::Sandbox, script: &str) -> io::Result<(i32, String)> {
-        use std::io::Read;
         let args = vec!["-c".to_string(), script.to_string()];
         let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        let launched = sandbox.launch(
-            &Launch {
-                program: Path::new("bash"),
-                args: &args,
-                env: &env,
-                cwd: &sandbox.policy().workspace,
-                default_path: "/usr/bin:/bin",
-            },
-            None,
-        )?;
-        let mut out = String::new();
-        std::fs::File::from(launched.stdout)
-            .read_to_string(&mut out)
-            .unwrap();
-        std::fs::File::from(launched.stderr)
-            .read_to_string(&mut out)
-            .unwrap();
-        let mut status = 0;
-        // SAFETY: our own child (the spawner starts commands as children of this process).
-        assert_eq!(
-            unsafe { libc::waitpid(launched.pid, &mut status, 0) },
-            launched.pid
-        );
-        Ok((libc::WEXITSTATUS(status), out))
+        let launch = Launch {
+            program: Path::new("bash"),
+            args: &args,
+            env: &env,
+            cwd: &sandbox.policy().workspace,
+            default_path: "/usr/bin:/bin",
+        };
+        let (status, out, err) = sandbox.launch(&launch, None)?.wait_with_output()?;
+        let text = String::from_utf8_lossy(&[out, err].concat()).into_owned();
+        Ok((status.code().unwrap_or(-1), text))
     }
 
     /// On a host with the layers (CI's), commands go through the spawner; elsewhere the
@@ -641,6 +626,9 @@ mod tests {
         // memory is a copy of the runtime's.
         let (status, out) = run(&sandbox, "head -c 4 /proc/self/environ");
         assert_eq!(status, 0, "{out}");
+        // Its stdin is the spawner's /dev/null.
+        let (status, out) = run(&sandbox, "readlink /proc/self/fd/0");
+        assert_eq!((status, out.as_str()), (0, "/dev/null\n"));
         let (status, out) = run(&sandbox, &format!("head -c 4 /proc/{pid}/environ"));
         assert_ne!(status, 0, "read the spawner's environment: {out}");
         let (status, out) = run(&sandbox, &format!("head -c 4 /proc/{pid}/mem"));

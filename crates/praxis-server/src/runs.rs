@@ -498,17 +498,7 @@ impl Manager {
         }
         if let Some(index) = inner.queue.iter().position(|q| q.run_id == run_id) {
             if let Some(q) = inner.queue.remove(index) {
-                q.hub.send(Live::Done);
-                let ghost = Ghost {
-                    tenant: q.tenant,
-                    status: RunStatus::Cancelled,
-                    error: Some(reason.to_string()),
-                    task: q.options.spec.task.clone(),
-                    workspace: q.options.spec.workspace.clone(),
-                    provider: q.options.spec.provider.clone(),
-                    created_at: q.created_at,
-                };
-                remember_ghost(&mut inner, run_id, ghost);
+                cancel_queued(&mut inner, q, reason);
                 self.metrics.set_queue_depth(inner.queue.len());
             }
             return true;
@@ -530,17 +520,7 @@ impl Manager {
             inner.accepting = false;
             let queued: Vec<Queued> = inner.queue.drain(..).collect();
             for q in queued {
-                q.hub.send(Live::Done);
-                let ghost = Ghost {
-                    tenant: q.tenant,
-                    status: RunStatus::Cancelled,
-                    error: Some(reason.to_string()),
-                    task: q.options.spec.task.clone(),
-                    workspace: q.options.spec.workspace.clone(),
-                    provider: q.options.spec.provider.clone(),
-                    created_at: q.created_at,
-                };
-                remember_ghost(&mut inner, &q.run_id, ghost);
+                cancel_queued(&mut inner, q, reason);
             }
             for active in inner.active.values() {
                 active.cancel.cancel(reason);
@@ -560,6 +540,22 @@ impl Manager {
             }
         }
     }
+}
+
+/// A queued run that will never start: its followers are told it is done, and it is
+/// remembered as cancelled with `reason`.
+fn cancel_queued(inner: &mut Inner, q: Queued, reason: &str) {
+    q.hub.send(Live::Done);
+    let ghost = Ghost {
+        tenant: q.tenant,
+        status: RunStatus::Cancelled,
+        error: Some(reason.to_string()),
+        task: q.options.spec.task.clone(),
+        workspace: q.options.spec.workspace.clone(),
+        provider: q.options.spec.provider.clone(),
+        created_at: q.created_at,
+    };
+    remember_ghost(inner, &q.run_id, ghost);
 }
 
 fn remember_ghost(inner: &mut Inner, run_id: &str, ghost: Ghost) {

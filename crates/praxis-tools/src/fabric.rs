@@ -203,20 +203,35 @@ impl Fabric {
 
 /// Builds a confined in-process sandbox per `limits`, or the reason there is none.
 pub fn local_sandbox(workspace: &Workspace, limits: &ToolLimits) -> Result<Arc<Sandbox>, String> {
-    let settings = &limits.sandbox;
-    if !settings.confine {
-        return Err("confinement switched off for this run (confine = false)".into());
+    if let Some(why) = sandbox_refusal(limits) {
+        return Err(why);
     }
-    let host = probe();
-    if !host.sandbox_available() {
-        return Err(format!(
-            "this host lacks Landlock or seccomp (landlock ABI {:?}, seccomp {})",
-            host.landlock_abi, host.seccomp
-        ));
-    }
-    Sandbox::new(settings.policy(workspace.root()))
+    Sandbox::new(limits.sandbox.policy(workspace.root()))
         .map(Arc::new)
         .map_err(|e| format!("sandbox could not be prepared: {e}"))
+}
+
+/// Gives `ctx` its own sandbox, or records why it has none.
+pub(crate) fn confine_locally(ctx: &mut ExecContext) {
+    match local_sandbox(&ctx.workspace, &ctx.limits) {
+        Ok(sandbox) => ctx.sandbox = Some(sandbox),
+        Err(why) => ctx.unconfined_because = Some(why),
+    }
+}
+
+/// Why `limits` on this host rule out a sandbox (None: one can be built). Cheap: nothing is
+/// built.
+fn sandbox_refusal(limits: &ToolLimits) -> Option<String> {
+    if !limits.sandbox.confine {
+        return Some("confinement switched off for this run (confine = false)".into());
+    }
+    let host = probe();
+    (!host.sandbox_available()).then(|| {
+        format!(
+            "this host lacks Landlock or seccomp (landlock ABI {:?}, seccomp {})",
+            host.landlock_abi, host.seccomp
+        )
+    })
 }
 
 pub(crate) async fn for_run(workspace: Workspace, limits: ToolLimits) -> ExecContext {
@@ -251,7 +266,7 @@ pub(crate) async fn for_run(workspace: Workspace, limits: ToolLimits) -> ExecCon
         Ok(client) => ctx.fabric = Fabric::Worker(client),
         Err(reason) => {
             ctx.fabric = Fabric::InProcess { reason };
-            ctx.sandbox = local_sandbox(&workspace, &ctx.limits).ok();
+            confine_locally(&mut ctx);
         }
     }
     ctx
@@ -263,8 +278,11 @@ pub(crate) fn local_layers(ctx: &ExecContext) -> Value {
     match &ctx.sandbox {
         Some(sandbox) => json!(sandbox.report().layers),
         None => {
-            let why = local_sandbox(&ctx.workspace, &ctx.limits)
-                .err()
+            // Not built here just to learn why: that would start a spawner for nothing.
+            let why = ctx
+                .unconfined_because
+                .clone()
+                .or_else(|| sandbox_refusal(&ctx.limits))
                 .unwrap_or_else(|| "not prepared for this context".into());
             json!([{
                 "name": "sandbox",

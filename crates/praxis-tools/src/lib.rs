@@ -85,6 +85,8 @@ pub struct ExecContext {
     pub deadline: Option<Instant>,
     /// Confinement of the commands `shell` and `test_run` start here (None: unconfined).
     pub sandbox: Option<Arc<Sandbox>>,
+    /// Why `sandbox` is None when one was asked for and could not be had.
+    pub unconfined_because: Option<String>,
     /// Where side-effecting tools run: here, or in the sandboxed worker process.
     pub fabric: Fabric,
 }
@@ -97,6 +99,7 @@ impl ExecContext {
             limits: ToolLimits::default(),
             deadline: None,
             sandbox: None,
+            unconfined_because: None,
             fabric: Fabric::InProcess {
                 reason: "unconfined context (tests and baselines)".into(),
             },

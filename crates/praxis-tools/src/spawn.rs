@@ -106,11 +106,7 @@ impl Drop for ChildProcess {
         }
         let pid = self.pid;
         let reap = move || {
-            let mut raw = 0;
-            // SAFETY: blocks until our own, killed child is gone.
-            while unsafe { libc::waitpid(pid, &mut raw, 0) } < 0
-                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
-            {}
+            praxis_sandbox::reap(pid);
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(reap)),

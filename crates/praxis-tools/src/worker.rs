@@ -156,7 +156,7 @@ where
     ctx.fabric = Fabric::InProcess {
         reason: "inside the worker".into(),
     };
-    ctx.sandbox = fabric::local_sandbox(&workspace, &ctx.limits).ok();
+    fabric::confine_locally(&mut ctx);
     let layers = fabric::local_layers(&ctx);
     write_frame(
         &mut output,

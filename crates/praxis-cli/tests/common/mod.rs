@@ -1,0 +1,85 @@
+//! What the end-to-end tests of the `praxis` binary share: a fresh praxis home, and the
+//! binary run in it with nothing of the developer's environment that would redirect it
+//! (a server, a token, a trust anchor, a mode).
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use tempfile::TempDir;
+
+pub struct Praxis {
+    pub home: TempDir,
+}
+
+impl Praxis {
+    pub fn new() -> Self {
+        Praxis {
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// `praxis ARGS` in this home, stdin closed.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_praxis"));
+        cmd.args(args)
+            .env("PRAXIS_HOME", self.home.path())
+            .env_remove("PRAXIS_TRUST_ANCHOR")
+            .env_remove("PRAXIS_SERVER")
+            .env_remove("PRAXIS_TOKEN")
+            .env_remove("PRAXIS_MODE")
+            .env_remove("PRAXIS_AUTH")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn praxis(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("praxis runs")
+    }
+
+    /// Writes `text` to `name` in the home.
+    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.home.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Writes a script (or any JSON) to `name` in the home.
+    pub fn script(&self, name: &str, script: Value) -> PathBuf {
+        self.file(name, &script.to_string())
+    }
+
+    /// The JSON a successful `praxis ARGS` prints.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.praxis(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            text(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A run's entries, as `praxis ledger export` prints them.
+    pub fn entries(&self, run_id: &str) -> Vec<Value> {
+        let out = self.praxis(&["ledger", "export", run_id]);
+        assert!(out.status.success(), "export failed: {}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// A writ issued from the TOML `spec` (needs `praxis writ keygen` first), as a file.
+    pub fn issue(&self, name: &str, spec: &str) -> PathBuf {
+        let spec_file = self.file(&format!("{name}.toml"), spec);
+        let out = self.praxis(&["writ", "issue", "--spec", spec_file.to_str().unwrap()]);
+        assert!(out.status.success(), "issue failed: {}", text(&out.stderr));
+        self.file(&format!("{name}.writ"), &text(&out.stdout))
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
