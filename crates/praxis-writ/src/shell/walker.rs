@@ -1,8 +1,8 @@
 //! The walk over a parsed shell line: every command it can run, in the order bash starts them.
 
 use brush_parser::ast::{
-    AndOrList, AssignmentValue, CaseClauseCommand, Command, CommandPrefixOrSuffixItem,
-    CompoundCommand, CompoundList, ExtendedTestExpr, IoFileRedirectTarget, IoRedirect, Pipeline,
+    AndOrList, AssignmentName, AssignmentValue, CaseClauseCommand, Command, CommandPrefixOrSuffixItem,
+    CompoundCommand, CompoundList, ExtendedTestExpr, IoFileRedirectKind, IoFileRedirectTarget, IoRedirect, Pipeline,
     RedirectList, SimpleCommand,
 };
 use brush_parser::word::{WordPiece, WordPieceWithSource};
@@ -14,7 +14,7 @@ use super::wrappers::wrapper_spec;
 const SHELLS: &[&str] = &["bash", "sh", "zsh", "dash", "ksh", "ash", "mksh"];
 
 /// One word after quote removal.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub(super) struct WordInfo {
     /// Quote-removed text; expansions keep their source text.
     pub(super) text: String,
@@ -24,9 +24,24 @@ pub(super) struct WordInfo {
     pub(super) glob: bool,
 }
 
+/// A file a redirection opens: `> out` (write), `< in` (read).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Redirection {
+    pub(super) target: WordInfo,
+    pub(super) write: bool,
+}
+
 #[derive(Default)]
 pub(super) struct Walker {
     pub(super) out: Vec<String>,
+    /// Variables the line may assign (`X=1 cmd`, `export X=1`, `env X=1 cmd`, `for X in`,
+    /// `read X`, `${X:=v}`, `(( X=1 ))`, ...), for the environment rule.
+    pub(super) assigned: Vec<String>,
+    /// File redirection targets, with whether they are written.
+    pub(super) redirects: Vec<Redirection>,
+    /// The line changes its working directory (`cd`, `pushd`, `popd`), so relative
+    /// redirection targets cannot be placed.
+    pub(super) changes_dir: bool,
     /// Command substitutions seen so far, to check that a `$(` in raw text was understood.
     substitutions: usize,
 }
@@ -96,12 +111,16 @@ impl Walker {
 
     fn compound(&mut self, compound: &CompoundCommand, depth: usize) -> Result<(), String> {
         match compound {
-            CompoundCommand::Arithmetic(a) => self.raw_text(&a.expr.value, depth),
+            CompoundCommand::Arithmetic(a) => {
+                self.arithmetic(&a.expr.value);
+                self.raw_text(&a.expr.value, depth)
+            }
             CompoundCommand::ArithmeticForClause(f) => {
                 for expr in [&f.initializer, &f.condition, &f.updater]
                     .into_iter()
                     .flatten()
                 {
+                    self.arithmetic(&expr.value);
                     self.raw_text(&expr.value, depth)?;
                 }
                 self.list(&f.body.list, depth)
@@ -109,6 +128,7 @@ impl Walker {
             CompoundCommand::BraceGroup(g) => self.list(&g.list, depth),
             CompoundCommand::Subshell(s) => self.list(&s.list, depth),
             CompoundCommand::ForClause(f) => {
+                self.assigned.push(f.variable_name.clone());
                 for value in f.values.iter().flatten() {
                     self.word(&value.value, depth)?;
                 }
@@ -158,6 +178,9 @@ impl Walker {
             }
             ExtendedTestExpr::UnaryTest(_, w) => self.word(&w.value, depth).map(|_| ()),
             ExtendedTestExpr::BinaryTest(_, a, b) => {
+                // `-eq` and friends evaluate both operands as arithmetic.
+                self.arithmetic(&a.value);
+                self.arithmetic(&b.value);
                 self.word(&a.value, depth)?;
                 self.word(&b.value, depth).map(|_| ())
             }
@@ -179,9 +202,25 @@ impl Walker {
     /// or here-string, for shells that read their script from it.
     fn redirect(&mut self, redirect: &IoRedirect, depth: usize) -> Result<Option<String>, String> {
         match redirect {
-            IoRedirect::File(_, _, target) => match target {
-                IoFileRedirectTarget::Filename(w) | IoFileRedirectTarget::Duplicate(w) => {
-                    self.word(&w.value, depth)?;
+            IoRedirect::File(_, kind, target) => match target {
+                IoFileRedirectTarget::Filename(w) => {
+                    let target = self.word(&w.value, depth)?;
+                    let write = !matches!(kind, IoFileRedirectKind::Read);
+                    self.redirects.push(Redirection { target, write });
+                    Ok(None)
+                }
+                IoFileRedirectTarget::Duplicate(w) => {
+                    // `>&2`, `<&0`, `>&-`, `>&3-` duplicate or close descriptors; any other
+                    // word (`>&file`) names a file that stdout and stderr are written to.
+                    let target = self.word(&w.value, depth)?;
+                    let digits = target.text.trim_end_matches('-');
+                    let descriptor = !target.dynamic
+                        && (target.text == "-"
+                            || (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())));
+                    if !descriptor {
+                        let write = !matches!(kind, IoFileRedirectKind::DuplicateInput);
+                        self.redirects.push(Redirection { target, write });
+                    }
                     Ok(None)
                 }
                 IoFileRedirectTarget::Fd(_) => Ok(None),
@@ -204,7 +243,11 @@ impl Walker {
             }
             IoRedirect::HereString(_, w) => Ok(Some(self.word(&w.value, depth)?.text)),
             IoRedirect::OutputAndError(w, _) => {
-                self.word(&w.value, depth)?;
+                let target = self.word(&w.value, depth)?;
+                self.redirects.push(Redirection {
+                    target,
+                    write: true,
+                });
                 Ok(None)
             }
         }
@@ -217,8 +260,17 @@ impl Walker {
             match item {
                 CommandPrefixOrSuffixItem::AssignmentWord(assignment, _) => {
                     // Assignments are not part of the command text, their substitutions run.
+                    match &assignment.name {
+                        AssignmentName::VariableName(name) => self.assigned.push(name.clone()),
+                        AssignmentName::ArrayElementName(name, index) => {
+                            self.assigned.push(name.clone());
+                            self.arithmetic(index);
+                        }
+                    }
                     match &assignment.value {
                         AssignmentValue::Scalar(w) => {
+                            // A value may be evaluated as arithmetic (`declare -i`).
+                            self.arithmetic(&w.value);
                             self.word(&w.value, depth)?;
                         }
                         AssignmentValue::Array(elements) => {
@@ -322,12 +374,120 @@ impl Walker {
             self.shell(base, args, stdin_texts, depth)?;
         } else if base == "find" {
             self.find_exec(args, depth)?;
-        } else if let Some(spec) = wrapper_spec(base)
-            && let Some(start) = spec.inner_start(base, args)?
-        {
-            self.invocation(&args[start..], stdin_texts, depth)?;
+        } else if let Some(spec) = wrapper_spec(base) {
+            let start = spec.inner_start(base, args)?;
+            if spec.assignments {
+                // `env NAME=VALUE cmd`: every word with `=` before the command is assigned.
+                for arg in &args[..start.unwrap_or(args.len())] {
+                    if !arg.text.starts_with('-')
+                        && let Some((name, _)) = arg.text.split_once('=')
+                    {
+                        self.assigned.push(name.to_string());
+                    }
+                }
+            }
+            if let Some(start) = start {
+                self.invocation(&args[start..], stdin_texts, depth)?;
+            }
+        } else {
+            self.builtin_effects(base, args);
         }
         Ok(())
+    }
+
+    /// What builtins do to the shell itself: change directory, or assign variables by name
+    /// (`export X=1`, `declare -n r=X`, `read X`, `printf -v X`, `let X=1`, `unset X`).
+    fn builtin_effects(&mut self, base: &str, args: &[WordInfo]) {
+        match base {
+            "cd" | "pushd" | "popd" => self.changes_dir = true,
+            "export" | "declare" | "typeset" | "local" | "readonly" => {
+                let nameref = args
+                    .iter()
+                    .any(|a| a.text.starts_with('-') && a.text.contains('n'));
+                for arg in args.iter().filter(|a| !a.text.starts_with(['-', '+'])) {
+                    let (name, value) = match arg.text.split_once('=') {
+                        Some((name, value)) => (name.trim_end_matches('+'), Some(value)),
+                        None => (arg.text.as_str(), None),
+                    };
+                    self.assigned.push(leading_name(name).to_string());
+                    if let Some(value) = value {
+                        self.arithmetic(value);
+                        // `declare -n r=PATH`: assigning `r` assigns PATH.
+                        if nameref {
+                            self.assigned.push(leading_name(value).to_string());
+                        }
+                    }
+                }
+            }
+            "read" | "mapfile" | "readarray" | "getopts" | "unset" => {
+                for arg in args.iter().filter(|a| !a.text.starts_with('-')) {
+                    self.assigned.push(leading_name(&arg.text).to_string());
+                }
+            }
+            "printf" => {
+                for pair in args.windows(2) {
+                    if pair[0].text == "-v" {
+                        self.assigned.push(leading_name(&pair[1].text).to_string());
+                    }
+                }
+            }
+            "let" => {
+                for arg in args {
+                    self.arithmetic(&arg.text);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Variables an arithmetic text may assign: a name followed by `=` (not `==`), an
+    /// operator-assignment (`+=`, `<<=`, ...) or next to `++`/`--`. Names held in variables
+    /// (`$X=1`) are not known.
+    pub(super) fn arithmetic(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let c = bytes[i];
+            if !(c.is_ascii_alphabetic() || c == b'_') {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                i += 1;
+            }
+            let name = &text[start..i];
+            let before = text[..start].trim_end();
+            let mut rest = text[i..].trim_start();
+            if rest.starts_with('[')
+                && let Some(close) = rest.find(']')
+            {
+                rest = rest[close + 1..].trim_start();
+            }
+            let assigns = before.ends_with("++")
+                || before.ends_with("--")
+                || rest.starts_with("++")
+                || rest.starts_with("--")
+                || (rest.starts_with('=') && !rest.starts_with("=="))
+                || ["+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="]
+                    .iter()
+                    .any(|op| rest.starts_with(op));
+            // A digit-led run (`0x1F`) is a number, not a name; `$X` is a value.
+            let is_value = before.ends_with('$');
+            if assigns && !is_value {
+                self.assigned.push(name.to_string());
+            }
+        }
+    }
+
+    /// `${X:=v}` and `${X=v}` assign X; subscripts and offsets are arithmetic.
+    fn parameter(&mut self, inner: &str) {
+        let name = leading_name(inner);
+        let rest = &inner[name.len()..];
+        if rest.starts_with(":=") || rest.starts_with('=') {
+            self.assigned.push(name.to_string());
+        }
+        self.arithmetic(rest);
     }
 
     /// `bash [opts] -c SCRIPT ...` parses SCRIPT; `bash [opts]` with no script file reads
@@ -472,6 +632,9 @@ impl Walker {
                         .strip_prefix("${")
                         .and_then(|s| s.strip_suffix('}'))
                         .unwrap_or(source);
+                    if source.starts_with("${") {
+                        self.parameter(inner);
+                    }
                     self.raw_text(inner, depth)?;
                 }
                 WordPiece::CommandSubstitution(script) => {
@@ -497,6 +660,7 @@ impl Walker {
                 WordPiece::ArithmeticExpression(expr) => {
                     info.dynamic = true;
                     info.text.push_str(source);
+                    self.arithmetic(&expr.value);
                     self.raw_text(&expr.value, depth)?;
                 }
             }
@@ -541,4 +705,12 @@ fn is_glob(text: &str) -> bool {
         }
     }
     false
+}
+
+/// The shell name at the start of `text` (`PATH` in `PATH[0]`, `PATH+`, `PATH}`).
+fn leading_name(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(text.len());
+    &text[..end]
 }

@@ -15,7 +15,7 @@ pub(super) struct WrapperSpec {
     /// Operands between the options and the command (`timeout DURATION`).
     operands: usize,
     /// `NAME=VALUE` words may precede the command (`env`, `sudo`).
-    assignments: bool,
+    pub(super) assignments: bool,
     /// `-N` numeric options (`nice -10`).
     numeric: bool,
 }
@@ -206,7 +206,11 @@ impl WrapperSpec {
             i += consumed;
         }
         if self.assignments {
-            while args.get(i).is_some_and(|a| is_assignment(&a.text)) {
+            // `env` and `sudo` take every word with `=` before the command as an assignment.
+            while args
+                .get(i)
+                .is_some_and(|a| !a.text.starts_with('-') && a.text.contains('='))
+            {
                 i += 1;
             }
         }
@@ -223,17 +227,5 @@ impl WrapperSpec {
             }
         }
         Ok((i < args.len()).then_some(i))
-    }
-}
-
-/// `NAME=VALUE` with a valid shell variable name.
-pub(super) fn is_assignment(text: &str) -> bool {
-    match text.split_once('=') {
-        Some((name, _)) => {
-            !name.is_empty()
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        }
-        None => false,
     }
 }
