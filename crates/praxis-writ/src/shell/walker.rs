@@ -390,15 +390,52 @@ impl Walker {
                 self.invocation(&args[start..], stdin_texts, depth)?;
             }
         } else {
-            self.builtin_effects(base, args);
+            self.builtin_effects(base, args, depth)?;
         }
         Ok(())
     }
 
     /// What builtins do to the shell itself: change directory, or assign variables by name
     /// (`export X=1`, `declare -n r=X`, `read X`, `printf -v X`, `let X=1`, `unset X`).
-    fn builtin_effects(&mut self, base: &str, args: &[WordInfo]) {
+    /// Also: `alias n='...'` and `trap '...' SIG` run their text later, so it is parsed as
+    /// a script now; `hash -p FILE NAME` and `enable -f LIB NAME` make a name run other code,
+    /// which cannot be judged.
+    fn builtin_effects(
+        &mut self,
+        base: &str,
+        args: &[WordInfo],
+        depth: usize,
+    ) -> Result<(), String> {
+        let flag = |f: char| {
+            args.iter()
+                .any(|a| a.text.starts_with('-') && a.text.contains(f))
+        };
         match base {
+            "hash" if flag('p') => {
+                return Err("`hash -p` makes a command name run another program".into());
+            }
+            "enable" if flag('f') => {
+                return Err("`enable -f` loads a builtin from a shared object".into());
+            }
+            "alias" => {
+                for arg in args {
+                    if let Some((_, body)) = arg.text.split_once('=') {
+                        if arg.dynamic {
+                            return Err(format!("alias `{}` is computed at run time", arg.text));
+                        }
+                        self.script(body, depth + 1)?;
+                    }
+                }
+            }
+            "trap" => {
+                let action = args.iter().find(|a| !a.text.starts_with('-'));
+                if let Some(action) = action {
+                    if action.dynamic {
+                        return Err(format!("trap action `{}` is computed at run time", action.text));
+                    }
+                    self.script(&action.text, depth + 1)?;
+                }
+            }
             "cd" | "pushd" | "popd" => self.changes_dir = true,
             "export" | "declare" | "typeset" | "local" | "readonly" => {
                 let nameref = args
@@ -438,6 +475,7 @@ impl Walker {
             }
             _ => {}
         }
+        Ok(())
     }
 
     /// Variables an arithmetic text may assign: a name followed by `=` (not `==`), an
