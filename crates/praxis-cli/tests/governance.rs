@@ -551,9 +551,7 @@ name = "delegate"
         {"tool_calls": [{"id": "r3", "name": "fs_read", "arguments": {"path": "README.md"}}]},
         {"content": "read it"}
     ]});
-    let delegate = |id: &str, task: &str| {
-        json!({"tool_calls": [{"id": id, "name": "delegate", "arguments": {"task": task, "writ": child_writ}}]})
-    };
+    let delegate = |id: &str, task: &str| json!({"tool_calls": [{"id": id, "name": "delegate", "arguments": {"task": task, "writ": child_writ}}]});
     let (out, summary) = env.run(
         &writ,
         json!({
@@ -589,7 +587,10 @@ name = "delegate"
         .unwrap();
     let granted = &child[0]["payload"]["writ"]["blocks"][1]["budget"];
     assert_eq!(
-        (granted["tool_calls"].as_u64(), granted["model_calls"].as_u64()),
+        (
+            granted["tool_calls"].as_u64(),
+            granted["model_calls"].as_u64()
+        ),
         (Some(2), Some(5)),
         "{granted}"
     );

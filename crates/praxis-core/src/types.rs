@@ -304,7 +304,7 @@ pub struct Observation {
     /// and money): it counts against the delegating run's budgets. Absent on every other call
     /// and in records made before delegation was charged (they count as nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub child_spent: Option<crate::authority::Spent>,
+    pub child_spent: Option<Box<crate::authority::Spent>>,
 }
 
 impl Observation {

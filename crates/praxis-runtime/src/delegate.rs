@@ -103,14 +103,13 @@ pub(crate) async fn delegate(
             } else {
                 Observation::error(output)
             };
-            observation.child_spent = Some(report.spent);
+            observation.child_spent = Some(Box::new(report.spent));
             observation
         }
         Err(e) => {
             // How far it got is unknown: it is charged everything it was granted.
-            let mut observation =
-                Observation::error(format!("the sub-run could not run: {e}"));
-            observation.child_spent = Some(granted(&child_spec.budget));
+            let mut observation = Observation::error(format!("the sub-run could not run: {e}"));
+            observation.child_spent = Some(Box::new(granted(&child_spec.budget)));
             observation
         }
     }

@@ -132,7 +132,8 @@ fn spend(root: &Node, tool_calls: u64, model_calls: u64) -> (usize, usize, usize
         ScriptedProvider::from_json_str(
             &script(root, "root", (tool_calls, model_calls)).to_string(),
             "tree",
-        ).unwrap(),
+        )
+        .unwrap(),
     );
     let run_spec = RunSpec {
         protocol: Default::default(),

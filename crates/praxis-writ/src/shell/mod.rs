@@ -63,7 +63,6 @@
 //! commands from their arguments (`git -c core.pager=...`) are reported only as themselves,
 //! so a writ should not allow such programs with `*` when that matters.
 
-
 mod walker;
 mod wrappers;
 
@@ -96,21 +95,77 @@ fn walk(line: &str) -> Result<Walker, String> {
 /// any run of characters). Assigning one is denied unless the writ's `allow_env` allows it.
 pub const SENSITIVE_ENV: &[&str] = &[
     // The dynamic loader and libc.
-    "LD_*", "DYLD_*", "GCONV_PATH", "GLIBC_TUNABLES", "LOCPATH", "NLSPATH", "HOSTALIASES",
-    "RESOLV_HOST_CONF", "MALLOC_*",
+    "LD_*",
+    "DYLD_*",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "LOCPATH",
+    "NLSPATH",
+    "HOSTALIASES",
+    "RESOLV_HOST_CONF",
+    "MALLOC_*",
     // Command lookup and shells.
-    "PATH", "IFS", "ENV", "BASH_ENV", "BASH_FUNC_*", "BASHOPTS", "SHELLOPTS", "PS4",
-    "PROMPT_COMMAND", "SHELL", "CDPATH", "FPATH", "ZDOTDIR", "HOME", "XDG_*",
+    "PATH",
+    "IFS",
+    "ENV",
+    "BASH_ENV",
+    "BASH_FUNC_*",
+    "BASHOPTS",
+    "SHELLOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "SHELL",
+    "CDPATH",
+    "FPATH",
+    "ZDOTDIR",
+    "HOME",
+    "XDG_*",
     // Interpreters.
-    "PYTHON*", "PERL*", "RUBY*", "GEM_*", "BUNDLE_*", "NODE_*", "NPM_CONFIG_*",
-    "npm_config_*", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH",
-    "LUA_*", "PHPRC", "PHP_INI_SCAN_DIR", "TCLLIBPATH",
+    "PYTHON*",
+    "PERL*",
+    "RUBY*",
+    "GEM_*",
+    "BUNDLE_*",
+    "NODE_*",
+    "NPM_CONFIG_*",
+    "npm_config_*",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "LUA_*",
+    "PHPRC",
+    "PHP_INI_SCAN_DIR",
+    "TCLLIBPATH",
     // Toolchains and build tools.
-    "GIT_*", "CARGO*", "RUSTC*", "RUSTDOC*", "RUSTFLAGS", "RUSTUP_*", "GO*", "CGO_*", "CC",
-    "CXX", "CPP", "LD", "AR", "AS", "MAKE", "MAKEFLAGS", "MFLAGS",
+    "GIT_*",
+    "CARGO*",
+    "RUSTC*",
+    "RUSTDOC*",
+    "RUSTFLAGS",
+    "RUSTUP_*",
+    "GO*",
+    "CGO_*",
+    "CC",
+    "CXX",
+    "CPP",
+    "LD",
+    "AR",
+    "AS",
+    "MAKE",
+    "MAKEFLAGS",
+    "MFLAGS",
     // Programs that start other programs.
-    "EDITOR", "VISUAL", "PAGER", "MANPAGER", "LESSOPEN", "LESSCLOSE", "BROWSER",
-    "SSH_ASKPASS", "SUDO_ASKPASS", "TERMINFO*",
+    "EDITOR",
+    "VISUAL",
+    "PAGER",
+    "MANPAGER",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "BROWSER",
+    "SSH_ASKPASS",
+    "SUDO_ASKPASS",
+    "TERMINFO*",
 ];
 
 /// The part of a writ tool grant that judges shell lines.
@@ -158,11 +213,9 @@ pub fn check_command(
     }
     for redirect in &walked.redirects {
         let target = &redirect.target;
-        match redirect_path(target, cwd, walked.changes_dir)? {
-            Some(resolved) => path(&resolved, redirect.write).map_err(|why| {
-                format!("redirection to `{}`: {why}", target.text)
-            })?,
-            None => {}
+        if let Some(resolved) = redirect_path(target, cwd, walked.changes_dir)? {
+            path(&resolved, redirect.write)
+                .map_err(|why| format!("redirection to `{}`: {why}", target.text))?;
         }
     }
     for command in commands {
@@ -233,9 +286,7 @@ fn redirect_path(
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(format!(
-                        "redirection to `{text}` leaves the workspace"
-                    ));
+                    return Err(format!("redirection to `{text}` leaves the workspace"));
                 }
             }
             other => parts.push(other),

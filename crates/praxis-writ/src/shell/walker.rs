@@ -1,14 +1,14 @@
 //! The walk over a parsed shell line: every command it can run, in the order bash starts them.
 
+use super::MAX_DEPTH;
+use super::wrappers::wrapper_spec;
 use brush_parser::ast::{
-    AndOrList, AssignmentName, AssignmentValue, CaseClauseCommand, Command, CommandPrefixOrSuffixItem,
-    CompoundCommand, CompoundList, ExtendedTestExpr, IoFileRedirectKind, IoFileRedirectTarget, IoRedirect, Pipeline,
-    RedirectList, SimpleCommand,
+    AndOrList, AssignmentName, AssignmentValue, CaseClauseCommand, Command,
+    CommandPrefixOrSuffixItem, CompoundCommand, CompoundList, ExtendedTestExpr, IoFileRedirectKind,
+    IoFileRedirectTarget, IoRedirect, Pipeline, RedirectList, SimpleCommand,
 };
 use brush_parser::word::{WordPiece, WordPieceWithSource};
 use brush_parser::{Parser, ParserOptions};
-use super::MAX_DEPTH;
-use super::wrappers::wrapper_spec;
 
 /// Shells whose `-c` argument (or stdin here-doc) is parsed as a script.
 const SHELLS: &[&str] = &["bash", "sh", "zsh", "dash", "ksh", "ash", "mksh"];
@@ -431,7 +431,10 @@ impl Walker {
                 let action = args.iter().find(|a| !a.text.starts_with('-'));
                 if let Some(action) = action {
                     if action.dynamic {
-                        return Err(format!("trap action `{}` is computed at run time", action.text));
+                        return Err(format!(
+                            "trap action `{}` is computed at run time",
+                            action.text
+                        ));
                     }
                     self.script(&action.text, depth + 1)?;
                 }

@@ -142,7 +142,11 @@ impl WrapperSpec {
     /// Index in `args` of the wrapped command, None when the wrapper runs none
     /// (`exec >f`, `sudo -i`). Errors when an option is unknown or computed at run time,
     /// because misreading it could mistake an argument for the command or hide the command.
-    pub(super) fn inner_start(&self, name: &str, args: &[WordInfo]) -> Result<Option<usize>, String> {
+    pub(super) fn inner_start(
+        &self,
+        name: &str,
+        args: &[WordInfo],
+    ) -> Result<Option<usize>, String> {
         let unknown =
             |opt: &str| format!("unknown `{name}` option `{opt}`: cannot find the command it runs");
         let mut i = 0;
