@@ -63,6 +63,7 @@
 //! commands from their arguments (`git -c core.pager=...`) are reported only as themselves,
 //! so a writ should not allow such programs with `*` when that matters.
 
+mod effects;
 mod walker;
 mod wrappers;
 
