@@ -122,7 +122,7 @@ fn granted(budget: &Budget) -> Spent {
         model_calls: budget.model_calls.unwrap_or(0),
         model_tokens: budget.model_tokens.unwrap_or(0),
         wall_ms: 0,
-        usd_micros: budget.usd.map_or(0, |usd| (usd * 1e6).round() as u64),
+        usd_micros: budget.usd_micros().unwrap_or(0),
         bytes_written: 0,
     }
 }

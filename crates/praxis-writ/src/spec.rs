@@ -111,7 +111,7 @@ impl Budget {
     }
 
     /// The money limit in millionths of a dollar (how `Spent` counts it).
-    pub(crate) fn usd_micros(&self) -> Option<u64> {
+    pub fn usd_micros(&self) -> Option<u64> {
         self.usd.map(|usd| (usd * 1e6).round() as u64)
     }
 }
