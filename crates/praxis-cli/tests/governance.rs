@@ -492,3 +492,147 @@ fn a_writ_can_send_budget_overruns_to_a_person_instead_of_stopping() {
         );
     }
 }
+
+/// Every run started under `root` (itself and its sub-runs, found through the `sub-run ID`
+/// answers of its `delegate` executions), with its entries.
+fn run_tree(env: &Env, root: &str) -> Vec<(String, Vec<Value>)> {
+    let mut runs = Vec::new();
+    let mut queue = vec![root.to_string()];
+    while let Some(id) = queue.pop() {
+        let entries = env.entries(&id);
+        for e in entries.iter().filter(|e| e["kind"] == "execution") {
+            if let Some(child) = e["payload"]["output"]
+                .as_str()
+                .and_then(|o| o.strip_prefix("sub-run "))
+                .and_then(|o| o.split_whitespace().next())
+            {
+                queue.push(child.to_string());
+            }
+        }
+        runs.push((id, entries));
+    }
+    runs
+}
+
+fn count(runs: &[(String, Vec<Value>)], kind: &str) -> usize {
+    runs.iter()
+        .map(|(_, entries)| entries.iter().filter(|e| e["kind"] == kind).count())
+        .sum()
+}
+
+/// Issue 12, finding 5: three delegates under `tool_calls = 3, model_calls = 6` made 12 tool
+/// calls and 16 model calls, because every sub-run started its budget at zero. A child now
+/// gets at most what its parent has left, and its spending counts against the parent.
+#[test]
+fn delegates_cannot_spend_more_than_their_parents_budget() {
+    let env = Env::new();
+    let parent_spec = r#"
+subject = "agent-1"
+tenant = "default"
+expires_in = "1h"
+effect_ceiling = "read"
+[budget]
+tool_calls = 3
+model_calls = 6
+[[tools]]
+name = "fs_read"
+paths = ["**"]
+[[tools]]
+name = "delegate"
+"#;
+    let writ = env.issue("tight", parent_spec);
+    // Each child asks for the parent's whole budget, as the attack did.
+    let child_writ = json!({"subject": "agent-1/helper", "tenant": "default",
+        "effect_ceiling": "read", "budget": {"tool_calls": 3, "model_calls": 6},
+        "tools": [{"name": "fs_read", "paths": ["**"]}]});
+    let reader = json!({"turns": [
+        {"tool_calls": [{"id": "r1", "name": "fs_read", "arguments": {"path": "README.md"}}]},
+        {"tool_calls": [{"id": "r2", "name": "fs_read", "arguments": {"path": "README.md"}}]},
+        {"tool_calls": [{"id": "r3", "name": "fs_read", "arguments": {"path": "README.md"}}]},
+        {"content": "read it"}
+    ]});
+    let delegate = |id: &str, task: &str| json!({"tool_calls": [{"id": id, "name": "delegate", "arguments": {"task": task, "writ": child_writ}}]});
+    let (out, summary) = env.run(
+        &writ,
+        json!({
+            "turns": [delegate("d1", "one"), delegate("d2", "two"), delegate("d3", "three"), {"content": "done"}],
+            "delegates": {"one": reader, "two": reader, "three": reader}
+        }),
+    );
+    // The run ends `budget_exhausted`, which exits non-zero.
+    let parent_id = summary["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no summary: {}", text(&out.stderr)));
+    let runs = run_tree(&env, parent_id);
+    let tool_calls = count(&runs, "execution");
+    let model_calls = count(&runs, "model_response");
+    assert!(
+        tool_calls <= 3 && model_calls <= 6,
+        "{tool_calls} tool calls and {model_calls} model calls under budgets of 3 and 6 ({} runs)",
+        runs.len()
+    );
+    // The first child was granted only what was left, and the parent was charged for it.
+    let first = &runs[0].1;
+    let execution = first
+        .iter()
+        .find(|e| e["kind"] == "execution")
+        .map(|e| &e["payload"])
+        .unwrap();
+    assert_eq!(execution["child_spent"]["tool_calls"], 2, "{execution}");
+    assert_eq!(summary["stop_reason"], "budget_exhausted", "{summary}");
+    let child = runs
+        .iter()
+        .find(|(id, _)| id != parent_id)
+        .map(|(_, entries)| entries)
+        .unwrap();
+    let granted = &child[0]["payload"]["writ"]["blocks"][1]["budget"];
+    assert_eq!(
+        (
+            granted["tool_calls"].as_u64(),
+            granted["model_calls"].as_u64()
+        ),
+        (Some(2), Some(5)),
+        "{granted}"
+    );
+    // Replay reproduces the parent's charged spending exactly.
+    let replay = env.praxis(&["replay", parent_id, "--json"]);
+    assert!(replay.status.success(), "{}", text(&replay.stderr));
+    let report: Value = serde_json::from_slice(&replay.stdout).unwrap();
+    assert_eq!(report["status"], "matched", "{report}");
+}
+
+/// `praxis writ attenuate` refuses a child that would let a person approve going over the
+/// parent's hard budgets (with `--approve auto`, 9 tool calls ran under `tool_calls = 5`).
+#[test]
+fn attenuate_refuses_to_turn_hard_budgets_into_approvals() {
+    let env = Env::new();
+    let writ = env.issue("hard", &BASE.replace("tool_calls = 20", "tool_calls = 5"));
+    let child = env.file(
+        "soft.toml",
+        r#"
+subject = "agent-1/soft"
+tenant = "default"
+effect_ceiling = "read"
+[budget]
+tool_calls = 5
+[[tools]]
+name = "fs_read"
+paths = ["**"]
+[approvals]
+budgets = true
+"#,
+    );
+    let out = env.praxis(&[
+        "writ",
+        "attenuate",
+        writ.to_str().unwrap(),
+        "--spec",
+        child.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("approvals.budgets") && stderr.contains("widen"),
+        "{stderr}"
+    );
+}

@@ -21,7 +21,10 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
     let attempts = [
         ("shadow", "cat /etc/shadow".to_string()),
         ("read-out", format!("cat {out_dir}/secret.txt")),
-        ("write-out", format!("echo pwned > {out_dir}/pwned.txt")),
+        // The writ already refuses a redirection outside the workspace (see below), so the
+        // sandbox is tested with a program that opens the path itself.
+        ("write-out", format!("echo pwned | tee {out_dir}/pwned.txt")),
+        ("redirect-out", format!("echo pwned > {out_dir}/pwned.txt")),
         ("symlink", "cat door/secret.txt".to_string()),
         (
             "metadata",
@@ -71,6 +74,17 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // The writ judges redirection targets as paths: this one is refused before it runs.
+    let refused = entries
+        .iter()
+        .find(|e| e["kind"] == "proposal" && e["payload"]["call_id"] == "redirect-out")
+        .unwrap()["payload"]
+        .clone();
+    assert_eq!(
+        (refused["verdict"].as_str(), refused["rule"].as_str()),
+        (Some("deny"), Some("writ.commands")),
+        "{refused}"
+    );
 
     // The run recorded which layers confined it; a host without them fails here in CI.
     let sandbox = &entries[0]["payload"]["environment"]["sandbox"];

@@ -195,6 +195,8 @@ pub struct Kernel {
     prices: PriceTable,
     usd_micros: u64,
     bytes_written: u64,
+    /// What sub-runs started by `delegate` consumed (recorded with their executions).
+    delegated: Spent,
 }
 
 impl Kernel {
@@ -224,6 +226,7 @@ impl Kernel {
             prices: PriceTable::default(),
             usd_micros: 0,
             bytes_written: 0,
+            delegated: Spent::default(),
         }
     }
 
@@ -254,14 +257,17 @@ impl Kernel {
         self.phase == Phase::AwaitingModel
     }
 
-    /// What the run has consumed as of `now`.
+    /// What the run has consumed as of `now`, its delegated sub-runs' calls, tokens and
+    /// money included. (A sub-run's wall time is the parent's own, and the files it changed
+    /// are in the parent's `delegate` execution, so neither is added twice.)
     pub fn spent(&self, now: Millis) -> Spent {
+        let d = &self.delegated;
         Spent {
-            tool_calls: u64::from(self.tool_calls),
-            model_calls: u64::from(self.steps),
-            model_tokens: self.usage.total(),
+            tool_calls: u64::from(self.tool_calls).saturating_add(d.tool_calls),
+            model_calls: u64::from(self.steps).saturating_add(d.model_calls),
+            model_tokens: self.usage.total().saturating_add(d.model_tokens),
             wall_ms: now.saturating_sub(self.started),
-            usd_micros: self.usd_micros,
+            usd_micros: self.usd_micros.saturating_add(d.usd_micros),
             bytes_written: self.bytes_written,
         }
     }
@@ -370,6 +376,13 @@ impl Kernel {
                     .iter()
                     .filter_map(|c| c.size)
                     .sum::<u64>();
+                if let Some(child) = &observation.child_spent {
+                    let d = &mut self.delegated;
+                    d.tool_calls = d.tool_calls.saturating_add(child.tool_calls);
+                    d.model_calls = d.model_calls.saturating_add(child.model_calls);
+                    d.model_tokens = d.model_tokens.saturating_add(child.model_tokens);
+                    d.usd_micros = d.usd_micros.saturating_add(child.usd_micros);
+                }
                 record(
                     &mut out,
                     kinds::EXECUTION,

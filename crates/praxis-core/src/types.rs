@@ -300,6 +300,11 @@ pub struct Observation {
     pub duration_ms: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files_changed: Vec<FileChange>,
+    /// What a sub-run started by `delegate` consumed (its own and its sub-runs' calls, tokens
+    /// and money): it counts against the delegating run's budgets. Absent on every other call
+    /// and in records made before delegation was charged (they count as nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_spent: Option<Box<crate::authority::Spent>>,
 }
 
 impl Observation {
@@ -311,6 +316,7 @@ impl Observation {
             truncated_bytes: 0,
             duration_ms: 0,
             files_changed: Vec::new(),
+            child_spent: None,
         }
     }
     pub fn error(output: impl Into<String>) -> Self {

@@ -6,14 +6,14 @@ use crate::branch::{BranchFrom, BranchPoint, branch_point, materialise};
 use crate::replay::{self, ReplayError, ReplayReport, Until};
 use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
-    PriceTable, RunResult, RunSpec,
+    PriceTable, RunResult, RunSpec, Spent,
 };
 use praxis_ledger::checkpoint::{CHECKPOINT_KIND, CheckpointKey, checkpoint_payload};
 use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
 use praxis_models::{DeltaSink, Provider};
-use praxis_tools::tools::delegate::{self, DelegateArgs};
+use praxis_tools::tools::delegate;
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
-use praxis_writ::{TrustAnchor, WritSpec};
+use praxis_writ::TrustAnchor;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -182,6 +182,9 @@ pub struct RunReport {
     pub run_id: String,
     #[serde(flatten)]
     pub result: RunResult,
+    /// What the run consumed, its sub-runs included: what a delegating parent is charged.
+    #[serde(skip)]
+    pub spent: Spent,
 }
 
 /// The runtime: one ledger and one tool registry shared by any number of runs.
@@ -205,7 +208,7 @@ impl Runtime {
     }
 
     /// `run`, boxed: a sub-run started by `delegate` runs inside its parent's run.
-    fn run_boxed<'a>(
+    pub(crate) fn run_boxed<'a>(
         &'a self,
         options: RunOptions,
         observer: &'a dyn RunObserver,
@@ -444,10 +447,10 @@ fn verify_writ(options: &RunOptions) -> Result<Option<Arc<dyn Authority>>, Runti
 }
 
 /// What one run is driven with, besides its kernel and ledger.
-struct RunContext<'a> {
-    runtime: &'a Runtime,
-    options: &'a RunOptions,
-    provider: &'a dyn Provider,
+pub(crate) struct RunContext<'a> {
+    pub(crate) runtime: &'a Runtime,
+    pub(crate) options: &'a RunOptions,
+    pub(crate) provider: &'a dyn Provider,
     approver: &'a dyn Approver,
     approval_timeout: Option<Duration>,
     cancel: &'a Cancel,
@@ -524,7 +527,8 @@ impl Drive<'_> {
                         }
                         match other {
                             Command::Execute(request) => {
-                                next = Some(self.execute(request, context).await?)
+                                let spent = kernel.spent(now_millis());
+                                next = Some(self.execute(request, spent, context).await?)
                             }
                             Command::AwaitApproval(proposal) => {
                                 self.observer.on_event(
@@ -554,6 +558,7 @@ impl Drive<'_> {
                                 return Ok(RunReport {
                                     run_id: self.run_id.clone(),
                                     result,
+                                    spent: kernel.spent(now_millis()),
                                 });
                             }
                             Command::Record(_) | Command::CallModel(_) => {
@@ -615,9 +620,12 @@ impl Drive<'_> {
             .push(self.ledger.append(&self.run_id, batch, blobs));
     }
 
+    /// Runs one call; `spent` is what the run has consumed so far (a `delegate` gives its
+    /// sub-run at most what is left).
     async fn execute(
         &mut self,
         request: ExecRequest,
+        spent: Spent,
         context: &RunContext<'_>,
     ) -> Result<Event, RuntimeError> {
         let cancel = context.cancel;
@@ -636,7 +644,7 @@ impl Drive<'_> {
             // Dropping the tool future kills its process group.
             reason = Cancel::cancelled(cancel.0.subscribe()) => return Ok(Event::Cancel { now: now_millis(), reason }),
             // A sub-run shares the cancel handle and stops by itself.
-            observation = delegate(&self.run_id, self.observer, &request, context), if delegating => observation,
+            observation = crate::delegate::delegate(&self.run_id, self.observer, &request, spent, context), if delegating => observation,
             observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()), if !delegating => observation,
         };
         if observation.duration_ms == 0 {
@@ -702,95 +710,6 @@ async fn call_model(
             Ok(response) => Event::ModelReplied { now: now_millis(), response },
             Err(error) => Event::ModelFailed { now: now_millis(), error: error.to_string() },
         },
-    }
-}
-
-/// Runs `delegate`: attenuates this run's writ with the child's spec (refused if it would
-/// widen), then drives the sub-run to its end; its answer is the observation.
-async fn delegate(
-    run_id: &str,
-    observer: &dyn RunObserver,
-    request: &ExecRequest,
-    context: &RunContext<'_>,
-) -> Observation {
-    let args: DelegateArgs = match serde_json::from_value(request.arguments.clone()) {
-        Ok(args) => args,
-        Err(e) => return Observation::error(format!("invalid delegate arguments: {e}")),
-    };
-    let Some(grant) = &context.options.writ else {
-        return Observation::error(
-            "delegate needs a run under a writ: there is nothing to attenuate",
-        );
-    };
-    let child_spec = match WritSpec::from_json_str(&args.writ.to_string()) {
-        Ok(spec) => spec,
-        Err(e) => return Observation::error(format!("the sub-agent's writ spec is invalid: {e}")),
-    };
-    let token =
-        match praxis_writ::attenuate(&grant.token, &grant.anchor, &child_spec, SystemTime::now()) {
-            Ok(token) => token,
-            Err(e) => return Observation::error(format!("delegation refused: {e}")),
-        };
-    let provider = match context.provider.for_delegate(&args.task) {
-        Ok(provider) => provider,
-        Err(e) => return Observation::error(format!("no cognition for the sub-agent: {e}")),
-    };
-    let parent = &context.options.spec;
-    let remaining = request
-        .deadline
-        .map(|d| d.saturating_sub(now_millis()) / 1000);
-    let spec = RunSpec {
-        protocol: parent.protocol,
-        compaction: parent.compaction.clone(),
-        task: args.task,
-        workspace: parent.workspace.clone(),
-        provider: parent.provider.clone(),
-        model: String::new(),
-        tools: parent.tools.clone(),
-        read_only: parent.read_only,
-        limits: praxis_core::Limits {
-            max_steps: args.max_steps.unwrap_or(10),
-            max_seconds: remaining.or(parent.limits.max_seconds),
-            ..parent.limits.clone()
-        },
-    };
-    let child = RunOptions {
-        writ: Some(WritGrant {
-            token,
-            anchor: grant.anchor.clone(),
-        }),
-        approver: context.options.approver.clone(),
-        prices: context.options.prices.clone(),
-        tool_limits: context.options.tool_limits.clone(),
-        capture: context.options.capture.clone(),
-        cancel: context.options.cancel.clone(),
-        checkpoint_key: context.options.checkpoint_key.clone(),
-        parent: Some(ParentLink {
-            run_id: run_id.to_string(),
-            call_id: request.call_id.clone(),
-        }),
-        ..RunOptions::new(spec, provider)
-    };
-    match context.runtime.run_boxed(child, observer).await {
-        Ok(report) => {
-            let r = &report.result;
-            let detail = r
-                .final_answer
-                .as_deref()
-                .or(r.error.as_deref())
-                .unwrap_or("");
-            let output = format!(
-                "sub-run {} {}: {detail}",
-                report.run_id,
-                r.stop_reason.as_str()
-            );
-            if r.status == praxis_core::RunStatus::Completed {
-                Observation::ok(output)
-            } else {
-                Observation::error(output)
-            }
-        }
-        Err(e) => Observation::error(format!("the sub-run could not run: {e}")),
     }
 }
 

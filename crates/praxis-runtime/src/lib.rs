@@ -8,6 +8,7 @@ pub mod bench;
 pub mod branch;
 pub mod compare;
 pub mod config;
+mod delegate;
 pub mod doctor;
 mod driver;
 pub mod home;

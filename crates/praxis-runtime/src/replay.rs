@@ -620,6 +620,7 @@ fn tool_event(r: Reader<'_>, entry: &Entry, after: Option<&Entry>) -> Result<Eve
             truncated_bytes: r.field(entry, "truncated_bytes")?,
             duration_ms: r.field(entry, "duration_ms")?,
             files_changed: r.optional::<Vec<FileChange>>(entry, "files_changed")?,
+            child_spent: r.optional::<Option<Box<praxis_core::Spent>>>(entry, "child_spent")?,
         },
     })
 }

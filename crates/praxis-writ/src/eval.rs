@@ -3,7 +3,8 @@
 //! (however it got into the token) can only narrow what the others allow.
 
 use crate::error::WritError;
-use crate::spec::{ToolGrant, ToolMode, WritSpec, compile_glob, format_millis};
+use crate::shell::ShellRules;
+use crate::spec::{Budget, ToolGrant, ToolMode, WritSpec, compile_glob, format_millis};
 use globset::GlobMatcher;
 use praxis_core::{AccessMode, Authorization, AuthzRequest, Millis, Resource, Spent, Verdict};
 
@@ -133,18 +134,25 @@ impl Rules {
                 return Authorization::Verdict(v);
             }
         }
-        let budgets_need_approval = self.blocks.iter().any(|b| b.spec.approvals.budgets);
+        // A block's budget is soft only if that block itself lets a person approve going
+        // over it; a budget hard in any block stops the call, whatever other blocks say.
+        let mut soft = None;
         for (index, block) in self.blocks.iter().enumerate() {
             match block.tool_budgets(index, req.spent) {
-                Some(Authorization::Exhausted { rule, reason }) if budgets_need_approval => {
-                    return Authorization::Verdict(Verdict::NeedsApproval {
+                Some(Authorization::Exhausted { rule, reason }) if block.spec.approvals.budgets => {
+                    soft.get_or_insert(Verdict::NeedsApproval {
                         rule,
-                        reason: format!("{reason}; the writ lets a person approve going over it"),
+                        reason: format!(
+                            "{reason}; writ block {index} lets a person approve going over it"
+                        ),
                     });
                 }
                 Some(exhausted) => return exhausted,
                 None => {}
             }
+        }
+        if let Some(verdict) = soft {
+            return Authorization::Verdict(verdict);
         }
         for (index, block) in self.blocks.iter().enumerate() {
             let approvals = &block.spec.approvals;
@@ -192,6 +200,29 @@ impl Rules {
         Authorization::Verdict(Verdict::allow(rules::ALLOW))
     }
 
+    /// What the writ still allows after `spent`: for each budget, the least that any block
+    /// has left (None: no block limits it). Model calls and tool calls count one per call,
+    /// so a remaining 0 allows none.
+    pub fn remaining(&self, spent: &Spent) -> Budget {
+        let least = |limits: &mut dyn Iterator<Item = Option<u64>>, used: u64| {
+            limits.flatten().map(|l| l.saturating_sub(used)).min()
+        };
+        let budgets = || self.blocks.iter().map(|b| &b.spec.budget);
+        Budget {
+            tool_calls: least(&mut budgets().map(|b| b.tool_calls), spent.tool_calls),
+            model_calls: least(&mut budgets().map(|b| b.model_calls), spent.model_calls),
+            model_tokens: least(&mut budgets().map(|b| b.model_tokens), spent.model_tokens),
+            wall_seconds: least(
+                &mut budgets().map(|b| b.wall_seconds.map(|s| s.saturating_mul(1000))),
+                spent.wall_ms,
+            )
+            .map(|ms| ms / 1000),
+            usd: least(&mut budgets().map(|b| b.usd_micros()), spent.usd_micros)
+                .map(|micros| micros as f64 / 1e6),
+            bytes_written: least(&mut budgets().map(|b| b.bytes_written), spent.bytes_written),
+        }
+    }
+
     /// The smallest approval timeout over all blocks.
     pub fn approval_timeout_ms(&self) -> Option<u64> {
         self.blocks
@@ -235,9 +266,30 @@ impl Block {
                         .map(|why| Verdict::deny(rules::PATHS, why))
                 }
                 Resource::Command { command } => {
-                    let allow = tool.allow_commands.as_deref().unwrap_or(&[]);
-                    let deny = tool.deny_commands.as_deref().unwrap_or(&[]);
-                    crate::shell::check_command(command, allow, deny)
+                    let rules = ShellRules {
+                        allow: tool.allow_commands.as_deref().unwrap_or(&[]),
+                        deny: tool.deny_commands.as_deref().unwrap_or(&[]),
+                        allow_env: tool.allow_env.as_deref().unwrap_or(&[]),
+                    };
+                    // A command tool names its working directory as its first path.
+                    let cwd = req
+                        .resources
+                        .iter()
+                        .find_map(|r| match r {
+                            Resource::Path { path, .. } => Some(path.as_str()),
+                            _ => None,
+                        })
+                        .unwrap_or(".");
+                    let globs = self.globs[pos].as_deref();
+                    let judge_path = |path: &str, write: bool| {
+                        let mode = if write {
+                            AccessMode::Write
+                        } else {
+                            AccessMode::Read
+                        };
+                        path_denial(tool, globs, path, mode, index).map_or(Ok(()), Err)
+                    };
+                    crate::shell::check_command(command, &rules, cwd, &judge_path)
                         .err()
                         .map(|why| {
                             Verdict::deny(

@@ -168,6 +168,26 @@ pub(crate) fn check(parent: &WritSpec, index: usize, child: &WritSpec) -> Result
                 ));
             }
         }
+        let parent_env = pt.allow_env.as_deref().unwrap_or_default();
+        for (j, pattern) in ct.allow_env.iter().flatten().enumerate() {
+            if !parent_env.contains(pattern) && !parent_env.iter().any(|p| p == "*") {
+                return Err(WritError::widening(
+                    field(&format!("allow_env[{j}]")),
+                    if parent_env.is_empty() {
+                        format!(
+                            "`{pattern}`, but {of} lets `{}` assign no sensitive variable",
+                            ct.name
+                        )
+                    } else {
+                        format!(
+                            "`{pattern}` is not among the variables {of} lets `{}` assign ({})",
+                            ct.name,
+                            parent_env.join(", ")
+                        )
+                    },
+                ));
+            }
+        }
         let parent_hosts = pt.hosts.as_deref().unwrap_or_default();
         for (j, host) in ct.hosts.iter().flatten().enumerate() {
             if !parent_hosts.iter().any(|p| host_covered(host, p)) {
@@ -187,6 +207,13 @@ pub(crate) fn check(parent: &WritSpec, index: usize, child: &WritSpec) -> Result
         }
     }
 
+    // Under hard budgets, letting a person approve going over them is more, not less.
+    if child.approvals.budgets && !parent.approvals.budgets && !parent.budget.is_empty() {
+        return Err(WritError::widening(
+            "approvals.budgets",
+            format!("true, but the budgets of {of} are hard (it does not set it)"),
+        ));
+    }
     for tool in &parent.approvals.tools {
         if child.tool(tool).is_some() && !child.approvals.tools.contains(tool) {
             return Err(WritError::widening(

@@ -77,6 +77,28 @@ impl Budget {
         *self == Budget::default()
     }
 
+    /// Each limit lowered to `cap`'s where `cap` has one (a limit `self` lacks is taken
+    /// from `cap`): the budget that fits within both.
+    pub fn within(&self, cap: &Budget) -> Budget {
+        fn min(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        Budget {
+            tool_calls: min(self.tool_calls, cap.tool_calls),
+            model_calls: min(self.model_calls, cap.model_calls),
+            model_tokens: min(self.model_tokens, cap.model_tokens),
+            wall_seconds: min(self.wall_seconds, cap.wall_seconds),
+            usd: match (self.usd, cap.usd) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            bytes_written: min(self.bytes_written, cap.bytes_written),
+        }
+    }
+
     /// The integer budgets by name, for checks that treat them alike.
     pub(crate) fn integers(&self) -> [(&'static str, Option<u64>); 5] {
         [
@@ -89,7 +111,7 @@ impl Budget {
     }
 
     /// The money limit in millionths of a dollar (how `Spent` counts it).
-    pub(crate) fn usd_micros(&self) -> Option<u64> {
+    pub fn usd_micros(&self) -> Option<u64> {
         self.usd.map(|usd| (usd * 1e6).round() as u64)
     }
 }
@@ -117,6 +139,10 @@ pub struct ToolGrant {
     pub allow_commands: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deny_commands: Option<Vec<String>>,
+    /// Variable names (`*` globs) a shell line may assign although they decide what runs
+    /// (`PATH`, `LD_*`, ...: see `shell::SENSITIVE_ENV`); absent: none of those.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_env: Option<Vec<String>>,
     /// Exact host names or `*.example.com`; absent: no host at all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<Vec<String>>,
@@ -130,6 +156,7 @@ impl ToolGrant {
             mode: None,
             allow_commands: None,
             deny_commands: None,
+            allow_env: None,
             hosts: None,
         }
     }
@@ -417,6 +444,7 @@ fn validate_tool(i: usize, tool: &ToolGrant, before: &[ToolGrant]) -> Result<(),
     for (list, key) in [
         (&tool.allow_commands, "allow_commands"),
         (&tool.deny_commands, "deny_commands"),
+        (&tool.allow_env, "allow_env"),
     ] {
         for (j, pattern) in list.iter().flatten().enumerate() {
             if pattern.trim().is_empty() {

@@ -6,7 +6,7 @@ mod common;
 use biscuit_auth::builder::{fact, string};
 use biscuit_auth::{Biscuit, BlockBuilder};
 use common::*;
-use praxis_core::{AccessMode, Effect, Resource, Spent};
+use praxis_core::{AccessMode, Authorization, Effect, Resource, Spent, Verdict};
 use praxis_writ::{
     Approvals, Budget, IssuerKey, Rules, ToolGrant, ToolMode, WritSpec, attenuate, issue, verify,
 };
@@ -25,6 +25,7 @@ const GLOBS: [&str; 6] = [
 const ALLOW: [&str; 3] = ["ls *", "cat *", "cargo *"];
 const DENY: [&str; 2] = ["rm *", "cargo publish *"];
 const HOSTS: [&str; 3] = ["api.example.com", "*.example.com", "a.example.com"];
+const ENV: [&str; 3] = ["PATH", "LD_*", "*"];
 const PATHS: [&str; 7] = [
     "src/a.rs",
     "src/a/b.rs",
@@ -34,13 +35,17 @@ const PATHS: [&str; 7] = [
     "Cargo.toml",
     "src/x/y.txt",
 ];
-const COMMANDS: [&str; 6] = [
+const COMMANDS: [&str; 10] = [
     "ls -la",
     "cargo test",
     "rm -rf x",
     "cat a | rm b",
     "echo hi",
     "cargo publish --dry",
+    "PATH=. ls",
+    "LD_PRELOAD=./x.so cat a",
+    "ls > README.md",
+    "cat < src/a.rs",
 ];
 const REQ_HOSTS: [&str; 3] = ["api.example.com", "b.example.com", "evil.com"];
 
@@ -66,14 +71,16 @@ fn grant(name: String) -> impl Strategy<Value = ToolGrant> {
         strings(&ALLOW),
         strings(&DENY),
         strings(&HOSTS),
+        strings(&ENV),
     )
         .prop_map(
-            move |(paths, mode, allow_commands, deny_commands, hosts)| ToolGrant {
+            move |(paths, mode, allow_commands, deny_commands, hosts, allow_env)| ToolGrant {
                 name: name.clone(),
                 paths: paths.map(|v| v.into_iter().map(String::from).collect()),
                 mode,
                 allow_commands,
                 deny_commands,
+                allow_env,
                 hosts,
             },
         )
@@ -97,12 +104,13 @@ fn approvals() -> impl Strategy<Value = Approvals> {
     (
         subsequence(&TOOLS[..], 0..=2),
         subsequence(vec![Effect::Write, Effect::Exec], 0..=2),
+        prop::bool::weighted(0.3),
     )
-        .prop_map(|(tools, effects)| Approvals {
+        .prop_map(|(tools, effects, budgets)| Approvals {
             tools: tools.into_iter().map(String::from).collect(),
             effects,
             timeout_seconds: None,
-            budgets: false,
+            budgets,
         })
 }
 
@@ -248,15 +256,29 @@ fn request() -> impl Strategy<Value = Req> {
         })
 }
 
-fn allows(rules: &Rules, r: &Req) -> bool {
-    is_allow(&ask_at(
+fn answer(rules: &Rules, r: &Req) -> Authorization {
+    ask_at(
         rules,
         r.tool,
         r.effect,
         &r.resources,
         &r.spent,
         now_ms() + r.offset_ms,
-    ))
+    )
+}
+
+fn allows(rules: &Rules, r: &Req) -> bool {
+    is_allow(&answer(rules, r))
+}
+
+/// A budget the parent enforces hard stays hard: the child stops (or denies) too, it never
+/// turns the overrun into a question for a person.
+fn keeps_hard_stop(parent: &Rules, child: &Rules, r: &Req) -> bool {
+    !matches!(answer(parent, r), Authorization::Exhausted { .. })
+        || matches!(
+            answer(child, r),
+            Authorization::Exhausted { .. } | Authorization::Verdict(Verdict::Deny { .. })
+        )
 }
 
 /// Every request the pools can form with nothing spent, at the start of the window: random
@@ -321,6 +343,8 @@ proptest! {
                 let p = allows(parent_writ.rules(), r);
                 prop_assert!(!allows(child_writ.rules(), r) || p, "child token allows {r:?}");
                 prop_assert!(!allows(&alone, r) || p, "child block allows {r:?}\nchild {:?}", child_writ.blocks()[1]);
+                prop_assert!(keeps_hard_stop(parent_writ.rules(), child_writ.rules(), r), "child softens a hard budget for {r:?}");
+                prop_assert!(keeps_hard_stop(parent_writ.rules(), &alone, r), "child block softens a hard budget for {r:?}");
             }
         }
     }
@@ -370,6 +394,7 @@ proptest! {
         let writ = verify(&bypass, &anchor, now()).unwrap();
         for r in &requests {
             prop_assert!(!allows(writ.rules(), r) || allows(parent_writ.rules(), r), "{r:?}");
+            prop_assert!(keeps_hard_stop(parent_writ.rules(), writ.rules(), r), "softened: {r:?}");
         }
     }
 }

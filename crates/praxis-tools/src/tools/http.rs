@@ -364,5 +364,6 @@ async fn render(
         truncated_bytes,
         duration_ms: 0,
         files_changed: Vec::new(),
+        child_spent: None,
     }
 }

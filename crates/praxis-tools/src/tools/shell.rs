@@ -130,6 +130,7 @@ fn observe(outcome: &ProcessOutcome, cap: usize, timeout: Duration) -> Observati
         truncated_bytes,
         duration_ms,
         files_changed: Vec::new(),
+        child_spent: None,
     }
 }
 

@@ -500,6 +500,7 @@ impl ToolContract for TestRunTool {
                 truncated_bytes,
                 duration_ms,
                 files_changed: Vec::new(),
+                child_spent: None,
             }
         })
     }
