@@ -3,9 +3,8 @@
 
 use super::shell::{bash_spec, call_timeout, fmt_secs, push_line, render_streams, resolve_dir};
 use crate::process::run_process;
-use crate::registry::{parse_args, tool_spec};
-use crate::{BoxFuture, ExecContext, ToolContract};
-use praxis_core::{AccessMode, Effect, ExecStatus, Observation, Resource, ToolSpec};
+use crate::{BoxFuture, ExecContext, Tool};
+use praxis_core::{AccessMode, Effect, ExecStatus, Observation, Resource};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -390,26 +389,19 @@ pub fn format_summary(summary: Option<&TestSummary>, exit_code: Option<i32>) -> 
 #[derive(Default)]
 pub struct TestRunTool;
 
-impl ToolContract for TestRunTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<TestRunArgs>(
-            "test_run",
-            "Run the project's tests (cargo, pytest, npm, go or make; detected from the project \
+impl Tool for TestRunTool {
+    type Args = TestRunArgs;
+    const NAME: &'static str = "test_run";
+    const DESCRIPTION: &'static str = "Run the project's tests (cargo, pytest, npm, go or make; detected from the project \
              files unless `framework` is given). Returns a summary (counts and failing test \
-             names) followed by the capped raw output.",
-            Effect::Exec,
-        )
-    }
+             names) followed by the capped raw output.";
+    const EFFECT: Effect = Effect::Exec;
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        let path = args.get("path").and_then(Value::as_str).unwrap_or(".");
-        let extra = args.get("args").and_then(Value::as_str);
-        let framework = args
-            .get("framework")
-            .and_then(|f| serde_json::from_value::<Framework>(f.clone()).ok());
+    fn touches(&self, args: &TestRunArgs) -> Vec<Resource> {
+        let extra = args.args.as_deref();
         // Detection reads files, which this function must not do: without an explicit
         // framework the command is named as what it is, an auto-detected one.
-        let command = match framework {
+        let command = match args.framework {
             Some(framework) => framework.command_with(extra),
             None => match extra.map(str::trim).filter(|a| !a.is_empty()) {
                 Some(extra) => format!("auto-detected test command {extra}"),
@@ -419,18 +411,14 @@ impl ToolContract for TestRunTool {
         vec![
             Resource::Command { command },
             Resource::Path {
-                path: path.to_string(),
+                path: args.path.clone().unwrap_or_else(|| ".".to_string()),
                 mode: AccessMode::Write,
             },
         ]
     }
 
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: TestRunArgs) -> BoxFuture<'a, Observation> {
         Box::pin(async move {
-            let args: TestRunArgs = match parse_args("test_run", args) {
-                Ok(args) => args,
-                Err(obs) => return obs,
-            };
             let rel = args.path.as_deref().unwrap_or(".");
             let dir = match resolve_dir(ctx, rel, "path") {
                 Ok(dir) => dir,
@@ -508,7 +496,7 @@ impl ToolContract for TestRunTool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Workspace;
+    use crate::{ToolContract, Workspace};
     use serde_json::json;
 
     /// Captured from `cargo test --no-fail-fast` on a small crate (stdout then stderr;
