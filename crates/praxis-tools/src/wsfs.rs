@@ -380,6 +380,32 @@ impl Workspace {
         Ok((fd, true))
     }
 
+    /// The content of the regular file `rel` if it exists and holds at most `max` bytes
+    /// (opened like [`Workspace::open_file`]: never blocking, never outside).
+    pub fn read_capped(&self, rel: &str, max: u64) -> Option<Vec<u8>> {
+        let opened = self.open_file(rel, Access::Read).ok()?;
+        let mut bytes = Vec::new();
+        opened.file.take(max + 1).read_to_end(&mut bytes).ok()?;
+        (bytes.len() as u64 <= max).then_some(bytes)
+    }
+
+    /// The names of the entries of directory `rel` (any kind, sorted), read from its
+    /// descriptor opened beneath the root.
+    pub fn list_dir(&self, rel: &str) -> Result<Vec<String>, WorkspaceError> {
+        let lexical = self.normalize(rel)?;
+        let io = |e: io::Error| self.resolve_error(rel, &lexical, e);
+        let path = cstring(&lexical).map_err(io)?;
+        let dir = openat2(
+            self.root_fd(),
+            &path,
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            FOLLOW_BENEATH,
+        )
+        .map_err(io)?;
+        let entries = read_entries(dir.as_fd()).map_err(io)?;
+        Ok(entries.iter().map(|(name, _, _)| component(name)).collect())
+    }
+
     /// The workspace-relative name the kernel gives an open descriptor, for messages only.
     fn display_name(&self, file: &File) -> Option<String> {
         let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()?;
