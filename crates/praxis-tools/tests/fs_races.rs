@@ -65,20 +65,25 @@ struct Tally {
     in_flight: AtomicUsize,
     swaps_in_calls: AtomicUsize,
     leaks: AtomicUsize,
-    calls: [AtomicUsize; 5],
+    calls: [AtomicUsize; 6],
 }
 
-const CALLS: [(&str, &str); 5] = [
+const CALLS: [(&str, &str); 6] = [
     ("grep", r#"{"pattern": ".", "path": "d"}"#),
     ("list_files", r#"{}"#),
     ("repo_map", r#"{}"#),
     ("fs_read", r#"{"path": "d/secret.rs"}"#),
     ("fs_write", r#"{"path": "d/x/y/z", "content": "w"}"#),
+    (
+        "fs_patch",
+        r#"{"path": "d/secret.rs", "edits": [{"search": "TOPSECRET_7f3a", "replace": "PWNED"}]}"#,
+    ),
 ];
 
 fn leaked(tool: &str, o: &Observation) -> bool {
     let text = &o.output;
-    // fs_read and fs_write name the requested path in their errors; only content counts.
+    // The fs_ tools name the requested path in their errors; only content counts (and the
+    // outside file must still hold the secret at the end: fs_patch did not rewrite it).
     text.contains(SECRET) || (!tool.starts_with("fs_") && text.contains(SECRET_NAME))
 }
 
