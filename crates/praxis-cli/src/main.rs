@@ -7,6 +7,7 @@ mod launch;
 mod present;
 mod remote;
 mod shell;
+mod tools;
 mod writs;
 
 use anyhow::{Context, Result};
@@ -223,6 +224,15 @@ enum Cmd {
     /// Check the data directory, the ledger, and what sandboxing this host offers.
     #[command(after_help = "Examples:\n  praxis doctor\n  PRAXIS_HOME=/tmp/p praxis doctor --json")]
     Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tools a run can call: effect, source and argument schema.
+    #[command(
+        after_help = "Examples:\n  praxis tools\n  praxis tools --json | jq '.[] | select(.effect == \"write\") | .name'"
+    )]
+    Tools {
+        /// Print a JSON array of {name, effect, source, description, input_schema}.
         #[arg(long)]
         json: bool,
     },
@@ -546,6 +556,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             println!("{}", runtime_key(&home)?.public_hex());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Tools { json } => tools::tools(json),
         Cmd::Doctor { json } => {
             let report = doctor::report(&home);
             if json {

@@ -537,6 +537,7 @@ fn every_command_has_help_with_examples() {
         vec!["ledger", "export", "--help"],
         vec!["ledger", "verify", "--help"],
         vec!["doctor", "--help"],
+        vec!["tools", "--help"],
         vec!["bench", "--help"],
         vec!["replay", "--help"],
         vec!["world", "--help"],
@@ -577,4 +578,73 @@ fn unknown_run_ids_and_bad_workspaces_are_clear_errors() {
     let out = env.praxis(&["run", "x", "--provider", "gpt-9"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("gpt-9"));
+}
+
+#[test]
+fn tools_lists_every_tool_with_effect_source_and_schema() {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Listed {
+        name: String,
+        effect: String,
+        source: String,
+        description: String,
+        input_schema: Value,
+    }
+    let env = Env::new();
+    let out = env.praxis(&["tools", "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listed: Vec<Listed> = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listed.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "delegate",
+            "fs_patch",
+            "fs_read",
+            "fs_write",
+            "grep",
+            "http",
+            "list_files",
+            "repo_map",
+            "shell",
+            "test_run"
+        ]
+    );
+    let write = listed.iter().find(|t| t.name == "fs_write").unwrap();
+    assert_eq!(
+        (write.effect.as_str(), write.source.as_str()),
+        ("write", "built-in")
+    );
+    assert!(!write.description.is_empty());
+    let schema: praxis_core::ToolSpec = serde_json::from_value(json!({
+        "name": write.name, "description": write.description, "effect": "write",
+        "parameters": write.input_schema,
+    }))
+    .unwrap();
+    assert_eq!(
+        schema.parameters,
+        praxis_tools::ToolContract::spec(
+            praxis_tools::Registry::builtin()
+                .get("fs_write")
+                .unwrap()
+                .as_ref()
+        )
+        .parameters
+    );
+
+    let out = env.praxis(&["tools"]);
+    assert!(out.status.success());
+    let table = text(&out.stdout);
+    assert!(table.starts_with("NAME"), "{table}");
+    for name in names {
+        assert!(
+            table.contains(&format!("\n{name} ")),
+            "{name} missing: {table}"
+        );
+    }
+    assert!(
+        table.contains("fs_write    write    built-in  content*: string"),
+        "{table}"
+    );
 }

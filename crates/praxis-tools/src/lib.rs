@@ -10,6 +10,7 @@ pub mod tools;
 pub mod tracker;
 pub mod worker;
 pub mod workspace;
+pub mod wsfs;
 
 use praxis_core::{Observation, Resource, ToolSpec};
 use serde_json::Value;
@@ -25,6 +26,7 @@ pub use praxis_sandbox::{ResourceLimits, Sandbox, SandboxPolicy, SandboxReport};
 pub use registry::{Registry, RegistryError};
 pub use tracker::{CaptureLimits, WorkspaceTracker};
 pub use workspace::{Workspace, WorkspaceError};
+pub use wsfs::{Access, WalkEntry, WsFile};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -42,6 +44,46 @@ pub trait ToolContract: Send + Sync {
     /// `Observation` with status `error` (never a panic). Dropping the future cancels the
     /// call and kills any process it started.
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation>;
+}
+
+/// A tool whose arguments are one struct, parsed once at the door: the blanket
+/// [`ToolContract`] impl generates the spec's schema from `Args` (schemars), deserializes the
+/// JSON arguments into `Args` once, and hands the typed value to [`Tool::touches`] and
+/// [`Tool::run`]; no tool reads its arguments by string key.
+pub trait Tool: Send + Sync {
+    /// The arguments; unknown fields must be refused (`#[serde(deny_unknown_fields)]`).
+    type Args: serde::de::DeserializeOwned + schemars::JsonSchema + Send + 'static;
+    const NAME: &'static str;
+    const DESCRIPTION: &'static str;
+    const EFFECT: praxis_core::Effect;
+
+    /// The resources the call would touch. Must be pure: no I/O.
+    fn touches(&self, args: &Self::Args) -> Vec<Resource>;
+
+    /// Runs the call (see [`ToolContract::execute`]).
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: Self::Args) -> BoxFuture<'a, Observation>;
+}
+
+impl<T: Tool> ToolContract for T {
+    fn spec(&self) -> ToolSpec {
+        registry::tool_spec::<T::Args>(T::NAME, T::DESCRIPTION, T::EFFECT)
+    }
+
+    fn resources(&self, args: &Value) -> Vec<Resource> {
+        // The registry validated `args` against the schema generated from `Args`, so this
+        // parse succeeds; anything else names no resource (and will not run).
+        match <T::Args as serde::Deserialize>::deserialize(args) {
+            Ok(args) => self.touches(&args),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+        match registry::parse_args::<T::Args>(T::NAME, args) {
+            Ok(args) => self.run(ctx, args),
+            Err(observation) => Box::pin(async move { observation }),
+        }
+    }
 }
 
 /// Caps applied to every tool call, and the sandbox the run's tools execute in.

@@ -264,42 +264,26 @@ pub fn parse_args<A: DeserializeOwned>(tool: &str, args: Value) -> Result<A, Obs
         .map_err(|e| Observation::error(format!("invalid arguments for `{tool}`: {e}")))
 }
 
-/// The `path` argument of a schema-valid call, or "." when absent (used by `resources()`).
-/// The single resource of a tool whose `path` argument (default ".") names what it touches.
-pub fn path_resource(args: &Value, mode: AccessMode) -> Vec<Resource> {
+/// The single resource of a tool whose `path` argument names what it touches.
+pub fn path_resource(path: &str, mode: AccessMode) -> Vec<Resource> {
     vec![Resource::Path {
-        path: path_arg(args),
+        path: path.to_string(),
         mode,
     }]
 }
 
-/// Parses a tool's arguments and runs its body, blocking file system work, off the async
-/// threads. Bad arguments and a panicking body both become error observations.
-pub fn run_blocking<A, F>(
-    tool: &'static str,
-    args: Value,
-    body: F,
-) -> BoxFuture<'static, Observation>
+/// Runs a tool's body, blocking file system work, off the async threads. A panicking body
+/// becomes an error observation.
+pub fn run_blocking<A, F>(tool: &'static str, args: A, body: F) -> BoxFuture<'static, Observation>
 where
-    A: DeserializeOwned + Send + 'static,
+    A: Send + 'static,
     F: FnOnce(A) -> Observation + Send + 'static,
 {
     Box::pin(async move {
-        let args: A = match parse_args(tool, args) {
-            Ok(args) => args,
-            Err(observation) => return observation,
-        };
         tokio::task::spawn_blocking(move || body(args))
             .await
             .unwrap_or_else(|e| Observation::error(format!("{tool} failed: {e}")))
     })
-}
-
-pub fn path_arg(args: &Value) -> String {
-    args.get("path")
-        .and_then(Value::as_str)
-        .unwrap_or(".")
-        .to_string()
 }
 
 /// Caps `text` at `limit` bytes (cut on a character boundary). Returns the text, with a final

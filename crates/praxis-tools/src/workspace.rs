@@ -1,23 +1,24 @@
 //! The workspace root and the one way tools turn a model-given path into a real one.
 //!
 //! Confinement happens twice: lexically with `praxis_core::policy::confine` (the same
-//! function the policy uses, so there is one definition of "inside"), then physically by
-//! resolving symlinks and checking the real path is still under the canonical root. Reads
-//! re-check the opened descriptor itself, so swapping a path for a symlink between the check
-//! and the open does not leak a file from outside.
+//! function the policy uses, so there is one definition of "inside"), then physically: every
+//! open resolves beneath the root's descriptor with `openat2(RESOLVE_BENEATH)` (see
+//! [`crate::wsfs`], which holds every file access). `resolve` (a real path, by
+//! `canonicalize`) remains for naming things and for command working directories; nothing
+//! opens a file by the path it returns.
 
-use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
-
-/// How many symlinks `resolve_for_write` follows through dangling links before giving up
-/// (the same bound the kernel uses for path resolution).
-const MAX_LINK_HOPS: usize = 40;
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub struct Workspace {
     /// Canonical, absolute, no symlinks.
     root: PathBuf,
+    /// The root directory, opened once: every file access resolves beneath this descriptor
+    /// (see [`crate::wsfs`]), never by a path string.
+    pub(crate) root_dir: Arc<OwnedFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,13 @@ pub enum WorkspaceError {
     },
     #[error("`{path}` does not exist in the workspace")]
     NotFound { path: String },
+    #[error("`{path}` is a directory")]
+    IsDirectory { path: String },
+    /// A FIFO, socket or device: refused before any open that could block.
+    #[error("`{path}` is {kind}, not a regular file; file tools only open regular files")]
+    NotRegular { path: String, kind: &'static str },
+    #[error("directory `{path}` does not exist (pass create_dirs: true to create it)")]
+    MissingDirectory { path: String },
     #[error("cannot access `{path}`: {source}")]
     Io {
         path: String,
@@ -47,7 +55,7 @@ pub enum WorkspaceError {
 }
 
 impl WorkspaceError {
-    fn io(path: &str, source: io::Error) -> Self {
+    pub(crate) fn io(path: &str, source: io::Error) -> Self {
         if source.kind() == io::ErrorKind::NotFound {
             WorkspaceError::NotFound {
                 path: path.to_string(),
@@ -72,7 +80,14 @@ impl Workspace {
         if !root.is_dir() {
             return Err(WorkspaceError::NotADirectory { path: root });
         }
-        Ok(Workspace { root })
+        let dir = std::fs::File::open(&root).map_err(|source| WorkspaceError::Io {
+            path: root.display().to_string(),
+            source,
+        })?;
+        Ok(Workspace {
+            root,
+            root_dir: Arc::new(OwnedFd::from(dir)),
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -110,101 +125,6 @@ impl Workspace {
         }
     }
 
-    /// The real path to write `rel` to, for a file that may not exist yet. The deepest
-    /// existing ancestor is resolved and must be inside; if `rel` itself is a symlink, its
-    /// target must be inside too (the returned path is the target, so the write does not go
-    /// through the link).
-    pub fn resolve_for_write(&self, rel: &str) -> Result<PathBuf, WorkspaceError> {
-        let lexical = self.normalize(rel)?;
-        if lexical == "." {
-            return Err(WorkspaceError::Outside {
-                path: rel.to_string(),
-                reason: format!("`{rel}` is the workspace root, not a file"),
-            });
-        }
-        let mut candidate = self.join(&lexical);
-        for _ in 0..MAX_LINK_HOPS {
-            let (base, rest) = split_existing(&candidate);
-            let real_base = base
-                .canonicalize()
-                .map_err(|e| WorkspaceError::io(rel, e))?;
-            if !real_base.starts_with(&self.root) {
-                return Err(self.escape_error(rel, &lexical, &real_base));
-            }
-            let Some((first, tail)) = rest.split_first() else {
-                // Exists completely: `canonicalize` already followed every link.
-                return Ok(real_base);
-            };
-            let next = real_base.join(first);
-            match next.symlink_metadata() {
-                // The first missing component is a dangling symlink: writing would create
-                // its target, so follow it and check that target instead.
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    if !tail.is_empty() {
-                        return Err(WorkspaceError::Outside {
-                            path: rel.to_string(),
-                            reason: format!(
-                                "path `{rel}` goes through `{}`, a symlink to a missing target",
-                                self.relative(&next)
-                            ),
-                        });
-                    }
-                    let target =
-                        std::fs::read_link(&next).map_err(|e| WorkspaceError::io(rel, e))?;
-                    // Normalised lexically so the write lands exactly where this check looked
-                    // (the ancestors are canonicalised again on the next round).
-                    let target_abs = lexical_normalize(&real_base.join(&target));
-                    if !target_abs.starts_with(&self.root) {
-                        return Err(WorkspaceError::SymlinkEscape {
-                            path: rel.to_string(),
-                            link: self.relative(&next),
-                            target,
-                        });
-                    }
-                    candidate = target_abs;
-                }
-                Ok(_) => {
-                    // Present but unreadable (e.g. permissions): report why.
-                    let source = next.metadata().err().unwrap_or_else(|| {
-                        io::Error::other("the path changed while being checked")
-                    });
-                    return Err(WorkspaceError::io(rel, source));
-                }
-                Err(_) => {
-                    let mut out = next;
-                    for part in tail {
-                        out.push(part);
-                    }
-                    return Ok(out);
-                }
-            }
-        }
-        Err(WorkspaceError::Outside {
-            path: rel.to_string(),
-            reason: format!("path `{rel}` goes through too many symlinks"),
-        })
-    }
-
-    /// Opens an existing file for reading and re-checks, on the open descriptor, that the
-    /// file really is inside the workspace. Returns the file and its real path. (Without a
-    /// `/proc` file system the re-check is skipped and the resolved path is trusted.)
-    pub fn open_read(&self, rel: &str) -> Result<(File, PathBuf), WorkspaceError> {
-        let real = self.resolve(rel)?;
-        let file = File::open(&real).map_err(|e| WorkspaceError::io(rel, e))?;
-        let opened = opened_path(&file).unwrap_or_else(|| real.clone());
-        if !opened.starts_with(&self.root) {
-            return Err(WorkspaceError::Outside {
-                path: rel.to_string(),
-                reason: format!(
-                    "path `{rel}` was replaced while being opened and now points to `{}`, \
-                     outside the workspace",
-                    opened.display()
-                ),
-            });
-        }
-        Ok((file, opened))
-    }
-
     /// `abs` relative to the root with forward slashes ("." for the root itself); a path
     /// outside the root is returned whole.
     pub fn relative(&self, abs: &Path) -> String {
@@ -222,62 +142,6 @@ impl Workspace {
             }
             Err(_) => abs.display().to_string(),
         }
-    }
-
-    /// Walks the workspace below `start` (a real path inside the root, e.g. from `resolve`):
-    /// `.gitignore`/`.ignore` rules apply even outside a git repository, hidden files are
-    /// included, `.git` is skipped, symlinks are not followed. The root's ignore files apply
-    /// to subdirectories too; ignore files above the root do not (the workspace is the whole
-    /// world, and the result must not depend on where it sits). A `start` that is itself
-    /// ignored is walked anyway (as ripgrep does with a path named explicitly), with the
-    /// ignore files found inside it.
-    pub fn walk(&self, start: &Path) -> ignore::Walk {
-        if start != self.root && !self.reachable(start) {
-            return self.builder(start).build();
-        }
-        let start = start.to_path_buf();
-        let mut builder = self.builder(&self.root);
-        builder.filter_entry(move |entry| {
-            let path = entry.path();
-            entry.file_name() != ".git" && (path.starts_with(&start) || start.starts_with(path))
-        });
-        builder.build()
-    }
-
-    /// The regular files (not symlinks) below `start` (or `start` itself if it is a file),
-    /// sorted by path.
-    pub fn files_under(&self, start: &Path) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self
-            .walk(start)
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_some_and(|t| t.is_file()) && e.path().starts_with(start))
-            .map(ignore::DirEntry::into_path)
-            .collect();
-        files.sort();
-        files
-    }
-
-    fn builder(&self, start: &Path) -> ignore::WalkBuilder {
-        let mut builder = ignore::WalkBuilder::new(start);
-        builder
-            .hidden(false)
-            .require_git(false)
-            .parents(false)
-            .git_global(false)
-            .follow_links(false)
-            .filter_entry(|entry| entry.file_name() != ".git");
-        builder
-    }
-
-    /// Whether a walk from the root reaches `start` (false: it or an ancestor is ignored).
-    fn reachable(&self, start: &Path) -> bool {
-        let target = start.to_path_buf();
-        let mut builder = self.builder(&self.root);
-        builder.filter_entry(move |entry| target.starts_with(entry.path()));
-        builder
-            .build()
-            .filter_map(Result::ok)
-            .any(|e| e.path() == start)
     }
 
     fn join(&self, lexical: &str) -> PathBuf {
@@ -307,7 +171,7 @@ impl Workspace {
 
     /// The first symlink along `lexical` whose resolution leaves the workspace (or cannot be
     /// resolved while pointing outside), with its literal target.
-    fn escaping_link(&self, lexical: &str) -> Option<(String, PathBuf)> {
+    pub(crate) fn escaping_link(&self, lexical: &str) -> Option<(String, PathBuf)> {
         let mut prefix = self.root.clone();
         for part in lexical.split('/').filter(|p| *p != "." && !p.is_empty()) {
             prefix.push(part);
@@ -331,24 +195,6 @@ impl Workspace {
     }
 }
 
-/// Splits `path` into its deepest existing ancestor (following symlinks) and the missing
-/// components after it.
-fn split_existing(path: &Path) -> (PathBuf, Vec<std::ffi::OsString>) {
-    let mut base = path.to_path_buf();
-    let mut rest = Vec::new();
-    while base.metadata().is_err() {
-        match (base.file_name(), base.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name.to_os_string());
-                base = parent.to_path_buf();
-            }
-            _ => break,
-        }
-    }
-    rest.reverse();
-    (base, rest)
-}
-
 /// `path` with `.` and `..` applied lexically (no file system access).
 fn lexical_normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -364,15 +210,10 @@ fn lexical_normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// The path the kernel says an open descriptor refers to (Linux `/proc/self/fd/N`).
-fn opened_path(file: &File) -> Option<PathBuf> {
-    use std::os::fd::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wsfs::Access;
     use std::os::unix::fs::symlink;
 
     fn setup() -> (tempfile::TempDir, tempfile::TempDir, Workspace) {
@@ -414,8 +255,8 @@ mod tests {
         assert!(err.to_string().contains("outside the workspace"), "{err}");
         let err = ws.resolve("/proc/self/environ").unwrap_err();
         assert!(err.to_string().contains("outside the workspace"), "{err}");
-        assert!(ws.open_read("/proc/self/environ").is_err());
-        let err = ws.resolve_for_write("../new.txt").unwrap_err();
+        assert!(ws.open_file("/proc/self/environ", Access::Read).is_err());
+        let err = ws.create_file("../new.txt", true).unwrap_err();
         assert!(matches!(err, WorkspaceError::Outside { .. }), "{err}");
     }
 
@@ -446,8 +287,8 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(err.to_string().contains("symlink `leak`"), "{err}");
-        assert!(ws.open_read("leak").is_err());
-        let err = ws.resolve_for_write("leak").unwrap_err();
+        assert!(ws.open_file("leak", Access::Read).is_err());
+        let err = ws.create_file("leak", true).unwrap_err();
         assert!(matches!(err, WorkspaceError::SymlinkEscape { .. }), "{err}");
         // Nothing outside was touched.
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "secret");
@@ -462,13 +303,13 @@ mod tests {
             matches!(err, WorkspaceError::SymlinkEscape { ref link, .. } if link == "out"),
             "{err}"
         );
-        let err = ws.resolve_for_write("out/new.txt").unwrap_err();
+        let err = ws.create_file("out/new.txt", true).unwrap_err();
         assert!(
             err.to_string().contains("outside the workspace")
                 || err.to_string().contains("symlink"),
             "{err}"
         );
-        let err = ws.resolve_for_write("out/deeper/new.txt").unwrap_err();
+        let err = ws.create_file("out/deeper/new.txt", true).unwrap_err();
         assert!(err.to_string().contains("symlink `out`"), "{err}");
         // A missing file behind an escaping link is an escape, not "not found".
         let err = ws.resolve("out/missing").unwrap_err();
@@ -479,10 +320,10 @@ mod tests {
     fn symlink_to_proc_is_refused() {
         let (dir, _o, ws) = setup();
         symlink("/proc/self/environ", dir.path().join("env")).unwrap();
-        let err = ws.open_read("env").unwrap_err();
+        let err = ws.open_file("env", Access::Read).unwrap_err();
         assert!(matches!(err, WorkspaceError::SymlinkEscape { .. }), "{err}");
         symlink("/proc/self", dir.path().join("me")).unwrap();
-        assert!(ws.open_read("me/environ").is_err());
+        assert!(ws.open_file("me/environ", Access::Read).is_err());
     }
 
     #[test]
@@ -490,7 +331,7 @@ mod tests {
         let (dir, outside, ws) = setup();
         let target = outside.path().join("created.txt");
         symlink(&target, dir.path().join("dangling")).unwrap();
-        let err = ws.resolve_for_write("dangling").unwrap_err();
+        let err = ws.create_file("dangling", true).unwrap_err();
         assert!(matches!(err, WorkspaceError::SymlinkEscape { .. }), "{err}");
         assert!(!target.exists());
     }
@@ -506,26 +347,21 @@ mod tests {
             ws.resolve("srcdir/a.txt").unwrap(),
             ws.root().join("src/a.txt")
         );
-        let (mut file, real) = ws.open_read("alias").unwrap();
+        let mut opened = ws.open_file("alias", Access::Read).unwrap();
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut file, &mut text).unwrap();
+        std::io::Read::read_to_string(&mut opened.file, &mut text).unwrap();
         assert_eq!(
-            (text.as_str(), real),
-            ("hello", ws.root().join("src/a.txt"))
+            (text.as_str(), opened.display.as_str()),
+            ("hello", "src/a.txt")
         );
-        assert_eq!(
-            ws.resolve_for_write("alias").unwrap(),
-            ws.root().join("src/a.txt")
-        );
-        assert_eq!(
-            ws.resolve_for_write("srcdir/b/c.txt").unwrap(),
-            ws.root().join("src/b/c.txt")
-        );
+        let (w, existed) = ws.create_file("alias", true).unwrap();
+        assert_eq!((w.display.as_str(), existed), ("src/a.txt", true));
+        let (w, existed) = ws.create_file("srcdir/b/c.txt", true).unwrap();
+        assert_eq!((w.display.as_str(), existed), ("src/b/c.txt", false));
+        assert!(ws.root().join("src/b/c.txt").is_file());
         // A dangling link inside, to a place inside, writes to its target.
-        assert_eq!(
-            ws.resolve_for_write("future").unwrap(),
-            ws.root().join("src/new.txt")
-        );
+        let (w, existed) = ws.create_file("future", true).unwrap();
+        assert_eq!((w.display.as_str(), existed), ("src/new.txt", false));
     }
 
     #[test]

@@ -2,9 +2,8 @@
 //! so the kernel and policy judge it like any tool; the sub-run itself is driven by the
 //! runtime (it needs cognition, the ledger and the parent's writ, which tools never see).
 
-use crate::registry::tool_spec;
-use crate::{BoxFuture, ExecContext, ToolContract};
-use praxis_core::{Effect, Observation, Resource, ToolSpec};
+use crate::{BoxFuture, ExecContext, Tool};
+use praxis_core::{Effect, Observation, Resource};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
@@ -29,23 +28,20 @@ pub struct DelegateArgs {
 #[derive(Default)]
 pub struct DelegateTool;
 
-impl ToolContract for DelegateTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<DelegateArgs>(
-            NAME,
-            "Start a sub-agent on a task under a narrower writ; its final answer comes back as \
-             this call's result.",
-            // What the sub-agent may do is bounded by its own (attenuated) writ, checked on
-            // each of its steps; starting it touches nothing.
-            Effect::Read,
-        )
-    }
+impl Tool for DelegateTool {
+    type Args = DelegateArgs;
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "Start a sub-agent on a task under a narrower writ; its final answer comes back as \
+             this call's result.";
+    // What the sub-agent may do is bounded by its own (attenuated) writ, checked on each of
+    // its steps; starting it touches nothing.
+    const EFFECT: Effect = Effect::Read;
 
-    fn resources(&self, _: &Value) -> Vec<Resource> {
+    fn touches(&self, _: &DelegateArgs) -> Vec<Resource> {
         Vec::new()
     }
 
-    fn execute<'a>(&'a self, _: &'a ExecContext, _: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, _: &'a ExecContext, _: DelegateArgs) -> BoxFuture<'a, Observation> {
         Box::pin(async {
             Observation::error(
                 "delegate starts a sub-run and is executed by the runtime driver, which was not \

@@ -1,14 +1,12 @@
 //! `fs_patch`: change part of an existing file, by search/replace edits or a unified diff.
 //! All or nothing: the file is written only if every edit (or hunk) applies.
 
-use crate::registry::{path_resource, run_blocking, tool_spec};
-use crate::tools::fs_write::write_no_follow;
-use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
-use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
+use crate::registry::{path_resource, run_blocking};
+use crate::{Access, BoxFuture, ExecContext, Tool, Workspace, WorkspaceError};
+use praxis_core::{AccessMode, Effect, Observation, Resource};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom, Write};
 
 pub const NAME: &str = "fs_patch";
 
@@ -43,22 +41,19 @@ pub struct Edit {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsPatchTool;
 
-impl ToolContract for FsPatchTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<FsPatchArgs>(
-            NAME,
-            "Change an existing file of the workspace: give either `edits` (exact search/replace \
-             pairs, applied in order) or `diff` (a unified diff of that file), not both. Nothing \
-             is written unless every edit or hunk applies.",
-            Effect::Write,
-        )
+impl Tool for FsPatchTool {
+    type Args = FsPatchArgs;
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "Change an existing file of the workspace: give either \
+         `edits` (exact search/replace pairs, applied in order) or `diff` (a unified diff of \
+         that file), not both. Nothing is written unless every edit or hunk applies.";
+    const EFFECT: Effect = Effect::Write;
+
+    fn touches(&self, args: &FsPatchArgs) -> Vec<Resource> {
+        path_resource(&args.path, AccessMode::Write)
     }
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        path_resource(args, AccessMode::Write)
-    }
-
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: FsPatchArgs) -> BoxFuture<'a, Observation> {
         let ws = ctx.workspace.clone();
         let max_bytes = ctx.limits.read_bytes.max(4 * 1024 * 1024);
         run_blocking(NAME, args, move |args: FsPatchArgs| {
@@ -88,13 +83,15 @@ fn patch(ws: &Workspace, args: &FsPatchArgs, max_bytes: usize) -> Observation {
             Change::Edits(edits)
         }
     };
-    let (mut file, real) = match ws.open_read(path) {
+    // One descriptor for the read and the write back: the file is never opened twice.
+    let opened = match ws.open_file(path, Access::ReadWrite) {
         Ok(f) => f,
+        Err(WorkspaceError::IsDirectory { .. }) => {
+            return Observation::error(format!("`{path}` is a directory, not a file"));
+        }
         Err(e) => return Observation::error(e.to_string()),
     };
-    if real.is_dir() {
-        return Observation::error(format!("`{path}` is a directory, not a file"));
-    }
+    let mut file = opened.file;
     let mut bytes = Vec::new();
     if let Err(e) = (&mut file)
         .take(max_bytes as u64 + 1)
@@ -122,14 +119,22 @@ fn patch(ws: &Workspace, args: &FsPatchArgs, max_bytes: usize) -> Observation {
             Err(e) => return Observation::error(format!("`{path}` was not changed: {e}")),
         },
     };
-    let rel = ws.relative(&real);
-    if let Err(e) = write_no_follow(ws, &real, patched.as_bytes()) {
+    let rel = opened.display;
+    if let Err(e) = rewrite(&mut file, patched.as_bytes()) {
         return Observation::error(format!("cannot write `{rel}`: {e}"));
     }
     let (removed, added) = line_delta(&original, &patched);
     Observation::ok(format!(
         "patched {rel}: {summary} (-{removed} +{added} lines)"
     ))
+}
+
+/// Replaces the whole content of `file` (open for reading and writing) with `bytes`.
+fn rewrite(file: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(bytes)?;
+    file.set_len(bytes.len() as u64)?;
+    file.flush()
 }
 
 enum Change<'a> {
@@ -359,8 +364,9 @@ fn line_delta(before: &str, after: &str) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Registry;
+    use crate::{Registry, ToolContract};
     use praxis_core::{Contracts, ExecStatus};
+    use serde_json::Value;
     use serde_json::json;
     use std::fs;
 

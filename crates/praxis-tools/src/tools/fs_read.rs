@@ -1,12 +1,11 @@
 //! `fs_read`: the raw text of a file, or of a range of its lines.
 
-use crate::registry::{path_resource, run_blocking, tool_spec};
-use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
-use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
+use crate::registry::{path_resource, run_blocking};
+use crate::{Access, BoxFuture, ExecContext, Tool, Workspace, WorkspaceError};
+use praxis_core::{AccessMode, Effect, Observation, Resource};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 
 pub const NAME: &str = "fs_read";
 
@@ -35,21 +34,18 @@ pub struct FsReadArgs {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsReadTool;
 
-impl ToolContract for FsReadTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<FsReadArgs>(
-            NAME,
-            "Read a text file of the workspace, optionally only lines start_line..=end_line \
-             (1-based). Returns the raw text without line numbers.",
-            Effect::Read,
-        )
+impl Tool for FsReadTool {
+    type Args = FsReadArgs;
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "Read a text file of the workspace, optionally only lines \
+         start_line..=end_line (1-based). Returns the raw text without line numbers.";
+    const EFFECT: Effect = Effect::Read;
+
+    fn touches(&self, args: &FsReadArgs) -> Vec<Resource> {
+        path_resource(&args.path, AccessMode::Read)
     }
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        path_resource(args, AccessMode::Read)
-    }
-
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: FsReadArgs) -> BoxFuture<'a, Observation> {
         let ws = ctx.workspace.clone();
         let read_limit = ctx.limits.read_bytes.min(ctx.limits.output_bytes);
         run_blocking(NAME, args, move |args: FsReadArgs| {
@@ -69,17 +65,18 @@ fn read(ws: &Workspace, args: &FsReadArgs, limit: usize) -> Observation {
     {
         return Observation::error(format!("end_line {end} is before start_line {start}"));
     }
-    let (file, real) = match ws.open_read(&args.path) {
+    let opened = match ws.open_file(&args.path, Access::Read) {
         Ok(f) => f,
+        Err(WorkspaceError::IsDirectory { .. }) => {
+            return Observation::error(format!(
+                "`{}` is a directory; use list_files to see its contents",
+                args.path
+            ));
+        }
         Err(e) => return Observation::error(e.to_string()),
     };
-    if real.is_dir() {
-        return Observation::error(format!(
-            "`{}` is a directory; use list_files to see its contents",
-            args.path
-        ));
-    }
-    let mut reader = BufReader::new(file);
+    let size = opened.file.metadata().ok().map(|m| m.len());
+    let mut reader = BufReader::with_capacity(64 * 1024, opened.file);
     let io_error =
         |e: std::io::Error| Observation::error(format!("cannot read `{}`: {e}", args.path));
     match reader.fill_buf() {
@@ -94,60 +91,19 @@ fn read(ws: &Workspace, args: &FsReadArgs, limit: usize) -> Observation {
         }
         Err(e) => return io_error(e),
     }
-
-    // Stream the lines: keep the selected ones up to `limit` bytes, count the rest.
-    let mut kept: Vec<u8> = Vec::new();
-    let mut dropped: u64 = 0;
-    let mut line = Vec::new();
-    let mut number = 0usize;
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => return io_error(e),
-        }
-        number += 1;
-        if number < start {
-            continue;
-        }
-        if args.end_line.is_some_and(|end| number > end) {
-            break;
-        }
-        let room = limit.saturating_sub(kept.len());
-        if line.len() <= room && dropped == 0 {
-            kept.extend_from_slice(&line);
-        } else {
-            if dropped == 0 {
-                let cut = char_boundary(&line, room);
-                kept.extend_from_slice(&line[..cut]);
-                dropped += (line.len() - cut) as u64;
-            } else {
-                dropped += line.len() as u64;
-            }
-            if args.end_line.is_none() {
-                // The rest of the file is selected: count it without reading it line by line.
-                let mut rest = 0u64;
-                let mut buf = [0u8; 64 * 1024];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => rest += n as u64,
-                        Err(e) => return io_error(e),
-                    }
-                }
-                dropped += rest;
-                break;
-            }
-        }
-    }
+    let selected = match select_lines(&mut reader, size, start, args.end_line, limit) {
+        Ok(s) => s,
+        Err(e) => return io_error(e),
+    };
+    let number = selected.lines;
     if number < start && !(number == 0 && start == 1) {
         return Observation::error(format!(
             "start_line {start} is past the end of `{}`, which has {number} lines",
             args.path
         ));
     }
-    let mut text = String::from_utf8_lossy(&kept).into_owned();
+    let dropped = selected.dropped;
+    let mut text = String::from_utf8_lossy(&selected.kept).into_owned();
     if dropped > 0 {
         if !text.is_empty() && !text.ends_with('\n') {
             text.push('\n');
@@ -158,6 +114,92 @@ fn read(ws: &Workspace, args: &FsReadArgs, limit: usize) -> Observation {
         truncated_bytes: dropped,
         ..Observation::ok(text)
     }
+}
+
+/// Lines `start..=end` of a stream, at most `limit` bytes of them kept.
+#[derive(Debug, PartialEq, Eq)]
+struct Selected {
+    kept: Vec<u8>,
+    /// Selected bytes not kept.
+    dropped: u64,
+    /// Lines seen (all of them when the stream was read to its end).
+    lines: usize,
+}
+
+/// Streams `reader` chunk by chunk, never holding more than `limit` bytes plus one buffer:
+/// a line is never buffered whole (a 3 GB line costs no more memory than a short one).
+/// When the selection runs to the end of the file and `size` (the file's length) is known,
+/// the rest is counted from it instead of being read.
+fn select_lines(
+    reader: &mut impl BufRead,
+    size: Option<u64>,
+    start: usize,
+    end: Option<usize>,
+    limit: usize,
+) -> std::io::Result<Selected> {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut dropped: u64 = 0;
+    let mut lines = 0usize;
+    let mut at_line_start = true;
+    let mut consumed: u64 = 0;
+    loop {
+        let chunk = reader.fill_buf()?;
+        if chunk.is_empty() {
+            break;
+        }
+        let mut at = 0;
+        let mut done = false;
+        while at < chunk.len() {
+            if at_line_start {
+                lines += 1;
+                at_line_start = false;
+                if end.is_some_and(|end| lines > end) {
+                    lines -= 1;
+                    done = true;
+                    break;
+                }
+            }
+            let (until, ends_line) = match chunk[at..].iter().position(|&b| b == b'\n') {
+                Some(i) => (at + i + 1, true),
+                None => (chunk.len(), false),
+            };
+            let piece = &chunk[at..until];
+            if lines >= start {
+                let room = limit.saturating_sub(kept.len());
+                if dropped == 0 && piece.len() <= room {
+                    kept.extend_from_slice(piece);
+                } else if dropped == 0 {
+                    let cut = char_boundary(piece, room);
+                    kept.extend_from_slice(&piece[..cut]);
+                    dropped += (piece.len() - cut) as u64;
+                } else {
+                    dropped += piece.len() as u64;
+                }
+                if dropped > 0
+                    && end.is_none()
+                    && let Some(size) = size
+                {
+                    // Everything after this piece is selected and dropped.
+                    dropped += size.saturating_sub(consumed + until as u64);
+                    at = until;
+                    done = true;
+                    break;
+                }
+            }
+            at_line_start = ends_line;
+            at = until;
+        }
+        consumed += at as u64;
+        reader.consume(at);
+        if done {
+            break;
+        }
+    }
+    Ok(Selected {
+        kept,
+        dropped,
+        lines,
+    })
 }
 
 /// The largest index <= `at` that does not split a UTF-8 character in `bytes`.
@@ -172,10 +214,12 @@ fn char_boundary(bytes: &[u8], at: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Registry;
+    use crate::{Registry, ToolContract};
     use praxis_core::{Contracts, ExecStatus};
+    use serde_json::Value;
     use serde_json::json;
     use std::fs;
+    use std::io::Read;
 
     fn fixture() -> (tempfile::TempDir, ExecContext) {
         let dir = tempfile::tempdir().unwrap();
@@ -279,6 +323,96 @@ mod tests {
         }
         let o = run(&ctx, json!({"path": "link"})).await;
         assert!(o.output.contains("symlink `link`"), "{}", o.output);
+    }
+
+    /// Finding 7: a FIFO in the workspace is refused before any open that could block
+    /// (opening it for reading would wait for a writer forever).
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let (dir, ctx) = fixture();
+        let fifo = std::ffi::CString::new(
+            dir.path()
+                .join("pipe")
+                .as_os_str()
+                .as_encoded_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let read = rt.block_on(run(&ctx, json!({"path": "pipe"})));
+            let patch = rt.block_on(crate::tools::fs_patch::FsPatchTool.execute(
+                &ctx,
+                json!({"path": "pipe", "edits": [{"search": "a", "replace": "b"}]}),
+            ));
+            let write = rt.block_on(
+                crate::tools::fs_write::FsWriteTool
+                    .execute(&ctx, json!({"path": "pipe", "content": "x"})),
+            );
+            tx.send((read, patch, write)).unwrap();
+        });
+        // A hang is the failure this test exists for: wait long, then say so.
+        let (read, patch, write) = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("a file tool blocked on a FIFO");
+        for o in [read, patch, write] {
+            assert_eq!(o.status, ExecStatus::Error, "{}", o.output);
+            assert!(
+                o.output.contains("is a FIFO, not a regular file"),
+                "{}",
+                o.output
+            );
+        }
+    }
+
+    /// Finding 9: a huge one-line file is not buffered. The file is sparse, 64 GiB long: an
+    /// implementation that reads the line into memory cannot answer.
+    #[tokio::test]
+    async fn a_huge_single_line_is_capped_without_reading_it() {
+        let (dir, ctx) = fixture();
+        let path = dir.path().join("huge.txt");
+        let file = fs::File::create(&path).unwrap();
+        std::io::Write::write_all(&mut &file, &[b'a'; 16 * 1024]).unwrap();
+        const SIZE: u64 = 64 << 30;
+        file.set_len(SIZE).unwrap();
+        let o = run(&ctx, json!({"path": "huge.txt", "max_bytes": 100})).await;
+        assert_eq!(o.status, ExecStatus::Ok, "{}", o.output);
+        assert_eq!(o.truncated_bytes, SIZE - 100);
+        assert_eq!(
+            o.output,
+            format!(
+                "{}\n[... truncated: {} more bytes ...]",
+                "a".repeat(100),
+                SIZE - 100
+            )
+        );
+    }
+
+    /// The scanner keeps at most `limit` bytes of a long line, with or without an end line
+    /// and without knowing the size (it then counts the rest chunk by chunk).
+    #[test]
+    fn select_lines_streams_long_lines() {
+        let long = std::io::repeat(b'x').take(8 << 20);
+        let tail = std::io::Cursor::new(b"\nsecond\nthird\n".to_vec());
+        let mut reader = BufReader::with_capacity(4096, long.chain(tail));
+        let s = select_lines(&mut reader, None, 1, Some(2), 10).unwrap();
+        assert_eq!(s.kept, b"xxxxxxxxxx");
+        assert_eq!(s.dropped, (8 << 20) - 10 + 1 + 7);
+        assert_eq!(s.lines, 2);
+        assert!(s.kept.capacity() < 4096, "{}", s.kept.capacity());
+        let mut reader =
+            BufReader::with_capacity(4096, std::io::Cursor::new(b"one\ntwo\nthree".to_vec()));
+        let s = select_lines(&mut reader, None, 2, None, 5).unwrap();
+        assert_eq!(
+            (s.kept.as_slice(), s.dropped, s.lines),
+            (&b"two\nt"[..], 4, 3)
+        );
     }
 
     #[test]

@@ -1,14 +1,11 @@
 //! `fs_write`: create or overwrite a file inside the workspace.
 
-use crate::registry::{path_resource, run_blocking, tool_spec};
-use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
-use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
+use crate::registry::{path_resource, run_blocking};
+use crate::{BoxFuture, ExecContext, Tool, Workspace, WorkspaceError};
+use praxis_core::{AccessMode, Effect, Observation, Resource};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
 
 pub const NAME: &str = "fs_write";
 
@@ -32,56 +29,44 @@ fn yes() -> bool {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsWriteTool;
 
-impl ToolContract for FsWriteTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<FsWriteArgs>(
-            NAME,
-            "Write a file of the workspace with the given content (creating it, or replacing \
-             its whole content). For small changes to an existing file prefer fs_patch.",
-            Effect::Write,
-        )
+impl Tool for FsWriteTool {
+    type Args = FsWriteArgs;
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "Write a file of the workspace with the given content \
+         (creating it, or replacing its whole content). For small changes to an existing file \
+         prefer fs_patch.";
+    const EFFECT: Effect = Effect::Write;
+
+    fn touches(&self, args: &FsWriteArgs) -> Vec<Resource> {
+        path_resource(&args.path, AccessMode::Write)
     }
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        path_resource(args, AccessMode::Write)
-    }
-
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: FsWriteArgs) -> BoxFuture<'a, Observation> {
         let ws = ctx.workspace.clone();
         run_blocking(NAME, args, move |args: FsWriteArgs| write(&ws, &args))
     }
 }
 
+/// Creates or truncates the file through [`Workspace::create_file`] (parents made with
+/// `mkdirat` relative to their parent's descriptor, the file opened beneath the root) and
+/// writes the content to that descriptor.
 fn write(ws: &Workspace, args: &FsWriteArgs) -> Observation {
-    let target = match ws.resolve_for_write(&args.path) {
-        Ok(t) => t,
-        Err(e) => return Observation::error(e.to_string()),
-    };
-    let rel = ws.relative(&target);
-    let existed = match target.symlink_metadata() {
-        Ok(meta) if meta.is_dir() => {
+    let (mut opened, existed) = match ws.create_file(&args.path, args.create_dirs) {
+        Ok(f) => f,
+        Err(WorkspaceError::IsDirectory { .. }) => {
+            let rel = ws
+                .normalize(&args.path)
+                .unwrap_or_else(|_| args.path.clone());
             return Observation::error(format!("`{rel}` is a directory, not a file"));
         }
-        Ok(_) => true,
-        Err(_) => false,
+        Err(e) => return Observation::error(e.to_string()),
     };
-    if let Some(parent) = target.parent()
-        && !parent.is_dir()
+    let rel = opened.display.clone();
+    match opened
+        .file
+        .write_all(args.content.as_bytes())
+        .and_then(|()| opened.file.flush())
     {
-        if !args.create_dirs {
-            return Observation::error(format!(
-                "directory `{}` does not exist (pass create_dirs: true to create it)",
-                ws.relative(parent)
-            ));
-        }
-        if let Err(e) = std::fs::create_dir_all(parent) {
-            return Observation::error(format!(
-                "cannot create directory `{}`: {e}",
-                ws.relative(parent)
-            ));
-        }
-    }
-    match write_no_follow(ws, &target, args.content.as_bytes()) {
         Ok(()) => Observation::ok(format!(
             "wrote {} bytes to {rel} ({})",
             args.content.len(),
@@ -91,87 +76,12 @@ fn write(ws: &Workspace, args: &FsWriteArgs) -> Observation {
     }
 }
 
-/// Writes `bytes` to `path` (from `resolve_for_write`, so inside `ws`) without letting a
-/// concurrent swap send the write elsewhere: the file is opened with `openat2` relative to
-/// the workspace root with `RESOLVE_BENEATH`, so the kernel refuses any resolution that
-/// leaves the workspace (a parent directory replaced by a symlink pointing out, `..`), and
-/// `O_NOFOLLOW` refuses a symlink planted at the final component. Kernels without `openat2`
-/// (before 5.6) get the `O_NOFOLLOW` open of the checked path alone.
-pub(crate) fn write_no_follow(ws: &Workspace, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = match path.strip_prefix(ws.root()) {
-        Ok(relative) => match open_beneath(ws.root(), relative)? {
-            Some(file) => file,
-            None => open_no_follow(path)?,
-        },
-        Err(_) => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!("{} is outside the workspace", path.display()),
-            ));
-        }
-    };
-    file.write_all(bytes)?;
-    file.flush()
-}
-
-fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
-/// `openat2(root, relative, O_WRONLY|O_CREAT|O_TRUNC|O_NOFOLLOW, RESOLVE_BENEATH |
-/// RESOLVE_NO_MAGICLINKS)`; None when the kernel has no `openat2`.
-fn open_beneath(root: &Path, relative: &Path) -> std::io::Result<Option<std::fs::File>> {
-    use std::ffi::CString;
-    use std::os::fd::{AsRawFd, FromRawFd};
-    use std::os::unix::ffi::OsStrExt;
-    let dir = std::fs::File::open(root)?;
-    let name = CString::new(relative.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: open_how is plain data; zeroed is a valid value that is then filled in.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags =
-        (libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            as u64;
-    how.mode = 0o666;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: valid fd, NUL-terminated path and a pointer to a live open_how of the size given.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        let error = std::io::Error::last_os_error();
-        return match error.raw_os_error() {
-            Some(libc::ENOSYS) => Ok(None),
-            Some(libc::EXDEV) => Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} resolves outside the workspace (a component was swapped for a link)",
-                    relative.display()
-                ),
-            )),
-            _ => Err(error),
-        };
-    }
-    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
-    Ok(Some(unsafe { std::fs::File::from_raw_fd(fd as i32) }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Registry;
+    use crate::{Registry, ToolContract};
     use praxis_core::{Contracts, ExecStatus};
+    use serde_json::Value;
     use serde_json::json;
     use std::fs;
 
@@ -279,22 +189,23 @@ mod tests {
         assert!(err.contains("unknown field `mode`"), "{err}");
     }
 
-    /// The race `resolve_for_write` alone cannot close: a checked parent directory is
-    /// swapped for a symlink pointing out before the open. The kernel refuses the open.
-    #[test]
-    fn a_parent_swapped_for_a_link_after_the_check_is_refused() {
+    /// A checked parent directory swapped for a symlink pointing out: the open resolves
+    /// beneath the root's descriptor, so the kernel refuses it and nothing is created
+    /// outside (not the file, not a parent directory).
+    #[tokio::test]
+    async fn a_parent_that_is_a_link_out_is_refused_and_nothing_is_created_outside() {
         let (dir, ctx) = fixture();
         let outside = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("sub")).unwrap();
-        let ws = &ctx.workspace;
-        let target = ws.resolve_for_write("sub/file.txt").unwrap();
-        // Control: unswapped, the write lands inside.
-        write_no_follow(ws, &target, b"inside").unwrap();
-        assert_eq!(fs::read_to_string(&target).unwrap(), "inside");
+        // Control: a real directory, the write lands inside.
+        let o = run(&ctx, json!({"path": "sub/x/file.txt", "content": "in"})).await;
+        assert_eq!(o.status, ExecStatus::Ok, "{}", o.output);
         fs::remove_dir_all(dir.path().join("sub")).unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("sub")).unwrap();
-        let err = write_no_follow(ws, &target, b"escaped").unwrap_err();
-        assert!(err.to_string().contains("outside the workspace"), "{err}");
-        assert!(!outside.path().join("file.txt").exists());
+        for path in ["sub/file.txt", "sub/x/file.txt", "sub/x/y/file.txt"] {
+            let o = run(&ctx, json!({"path": path, "content": "out"})).await;
+            assert_eq!(o.status, ExecStatus::Error, "{path}: {}", o.output);
+        }
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
     }
 }

@@ -1,20 +1,22 @@
 //! `grep`: regex search over the workspace with ripgrep's own crates.
 
-use crate::registry::{capped_ok, path_resource, run_blocking, tool_spec};
+use crate::registry::{capped_ok, path_resource, run_blocking};
 use crate::tools::list_files::{compile_glob, glob_matches};
-use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
+use crate::{BoxFuture, ExecContext, Tool, Workspace};
 use grep_regex::RegexMatcherBuilder;
 use grep_searcher::{BinaryDetection, SearcherBuilder, sinks::Lossy};
-use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
+use praxis_core::{AccessMode, Effect, Observation, Resource};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
+use std::ops::ControlFlow;
 
 pub const NAME: &str = "grep";
 
 /// A matching line longer than this is shortened in the output (minified files would
 /// otherwise flood it).
 const MAX_LINE_CHARS: usize = 500;
+/// The most memory the searcher may hold for one file's lines.
+const MAX_LINE_BUFFER: usize = 8 * 1024 * 1024;
 
 /// Arguments of `grep`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -47,22 +49,19 @@ fn default_max_matches() -> usize {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrepTool;
 
-impl ToolContract for GrepTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<GrepArgs>(
-            NAME,
-            "Search the workspace for lines matching a regular expression. Output: one \
-             `path:line:text` per matching line, sorted by path then line. Honours .gitignore; \
-             skips binary files.",
-            Effect::Read,
-        )
+impl Tool for GrepTool {
+    type Args = GrepArgs;
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "Search the workspace for lines matching a regular \
+         expression. Output: one `path:line:text` per matching line, sorted by path then \
+         line. Honours .gitignore; skips binary files.";
+    const EFFECT: Effect = Effect::Read;
+
+    fn touches(&self, args: &GrepArgs) -> Vec<Resource> {
+        path_resource(&args.path, AccessMode::Read)
     }
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        path_resource(args, AccessMode::Read)
-    }
-
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: GrepArgs) -> BoxFuture<'a, Observation> {
         let (ws, limit) = (ctx.workspace.clone(), ctx.limits.output_bytes);
         run_blocking(NAME, args, move |args: GrepArgs| search(&ws, &args, limit))
     }
@@ -84,39 +83,46 @@ fn search(ws: &Workspace, args: &GrepArgs, limit: usize) -> Observation {
         Ok(g) => g,
         Err(e) => return Observation::error(e),
     };
-    let start = match ws.resolve(&args.path) {
+    let start = match ws.normalize(&args.path) {
         Ok(p) => p,
         Err(e) => return Observation::error(e.to_string()),
     };
     let mut searcher = SearcherBuilder::new()
         .line_number(true)
         .binary_detection(BinaryDetection::quit(0))
+        // A line longer than this is an error for that file, not a buffer of its size.
+        .heap_limit(Some(MAX_LINE_BUFFER))
         .build();
     let mut shown: Vec<String> = Vec::new();
     let mut total = 0usize;
     let mut unreadable = Vec::new();
-    for file in ws.files_under(&start) {
-        let rel = ws.relative(&file);
-        if glob
-            .as_ref()
-            .is_some_and(|g| !glob_matches(g, &rel, &file, &start))
-        {
-            continue;
+    // Each file is searched through the descriptor the walk opened, relative to its
+    // directory's descriptor: never by path.
+    let walked = ws.walk(&args.path, |entry| {
+        let rel = entry.rel;
+        if glob.as_ref().is_some_and(|g| !glob_matches(g, rel, &start)) {
+            return ControlFlow::Continue(());
         }
-        let result = searcher.search_path(
-            &matcher,
-            &file,
-            Lossy(|line, text| {
-                total += 1;
-                if shown.len() < args.max_matches {
-                    shown.push(format!("{rel}:{line}:{}", shorten(text)));
-                }
-                Ok(true)
-            }),
-        );
+        let result = entry.open().and_then(|file| {
+            searcher.search_file(
+                &matcher,
+                &file,
+                Lossy(|line, text| {
+                    total += 1;
+                    if shown.len() < args.max_matches {
+                        shown.push(format!("{rel}:{line}:{}", shorten(text)));
+                    }
+                    Ok(true)
+                }),
+            )
+        });
         if result.is_err() {
-            unreadable.push(rel);
+            unreadable.push(rel.to_string());
         }
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = walked {
+        return Observation::error(e.to_string());
     }
     let mut text = String::new();
     for line in &shown {
@@ -150,8 +156,9 @@ fn shorten(line: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Registry;
+    use crate::{Registry, ToolContract};
     use praxis_core::{Contracts, ExecStatus};
+    use serde_json::Value;
     use serde_json::json;
     use std::fs;
 

@@ -7,15 +7,13 @@
 //! not that one). Body size and time are capped.
 
 use super::shell::{call_timeout, push_line};
-use crate::registry::{parse_args, tool_spec};
-use crate::{BoxFuture, ExecContext, ToolContract};
-use praxis_core::{Effect, ExecStatus, Observation, Resource, ToolSpec};
+use crate::{BoxFuture, ExecContext, Tool};
+use praxis_core::{Effect, ExecStatus, Observation, Resource};
 use praxis_sandbox::ssrf::AddressGuard;
 use reqwest::Url;
 use reqwest::header::{HeaderName, HeaderValue, LOCATION};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -83,32 +81,24 @@ pub fn host_of(url: &Url) -> Option<String> {
     }
 }
 
-impl ToolContract for HttpTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<HttpArgs>(
-            NAME,
-            "Make one HTTP(S) request to a public host. Returns the status line, response \
+impl Tool for HttpTool {
+    type Args = HttpArgs;
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "Make one HTTP(S) request to a public host. Returns the status line, response \
              headers and the body (capped). Private, loopback and metadata addresses are \
-             refused; redirects to another host are returned, not followed.",
-            Effect::Network,
-        )
-    }
+             refused; redirects to another host are returned, not followed.";
+    const EFFECT: Effect = Effect::Network;
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        let raw = args.get("url").and_then(Value::as_str).unwrap_or_default();
-        let host = Url::parse(raw)
+    fn touches(&self, args: &HttpArgs) -> Vec<Resource> {
+        let host = Url::parse(&args.url)
             .ok()
             .and_then(|u| host_of(&u))
-            .unwrap_or_else(|| raw.to_string());
+            .unwrap_or_else(|| args.url.clone());
         vec![Resource::Host { host }]
     }
 
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: HttpArgs) -> BoxFuture<'a, Observation> {
         Box::pin(async move {
-            let args: HttpArgs = match parse_args(NAME, args) {
-                Ok(args) => args,
-                Err(obs) => return obs,
-            };
             let started = Instant::now();
             let mut observation = request(ctx, args).await.unwrap_or_else(|o| o);
             observation.duration_ms = started.elapsed().as_millis() as u64;

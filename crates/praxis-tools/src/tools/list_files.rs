@@ -1,12 +1,12 @@
 //! `list_files`: the files under a directory, honouring ignore rules.
 
-use crate::registry::{capped_ok, path_resource, run_blocking, tool_spec};
-use crate::{BoxFuture, ExecContext, ToolContract};
+use crate::registry::{capped_ok, path_resource, run_blocking};
+use crate::{BoxFuture, ExecContext, Tool};
 use globset::{Glob, GlobMatcher};
-use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
+use praxis_core::{AccessMode, Effect, Observation, Resource};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
+use std::ops::ControlFlow;
 use std::path::Path;
 
 pub const NAME: &str = "list_files";
@@ -45,30 +45,32 @@ pub(crate) fn compile_glob(glob: Option<&str>) -> Result<Option<GlobMatcher>, St
     .transpose()
 }
 
-/// Whether `file` matches `glob`, tried on its workspace-relative path and on its path
-/// relative to the listed directory (so "*.rs" and "sub/*.rs" both work from anywhere).
-pub(crate) fn glob_matches(glob: &GlobMatcher, rel: &str, file: &Path, dir: &Path) -> bool {
-    glob.is_match(rel) || file.strip_prefix(dir).is_ok_and(|p| glob.is_match(p))
+/// Whether the file `rel` (workspace-relative) matches `glob`, tried on that path and on its
+/// path relative to the listed directory `dir` (so "*.rs" and "sub/*.rs" both work from
+/// anywhere).
+pub(crate) fn glob_matches(glob: &GlobMatcher, rel: &str, dir: &str) -> bool {
+    glob.is_match(rel)
+        || Path::new(rel)
+            .strip_prefix(dir)
+            .is_ok_and(|p| !p.as_os_str().is_empty() && glob.is_match(p))
 }
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ListFilesTool;
 
-impl ToolContract for ListFilesTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<ListFilesArgs>(
-            NAME,
-            "List the files under a directory of the workspace (recursively, sorted, one \
-             path per line relative to the workspace root). Honours .gitignore; skips .git.",
-            Effect::Read,
-        )
+impl Tool for ListFilesTool {
+    type Args = ListFilesArgs;
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "List the files under a directory of the workspace \
+         (recursively, sorted, one path per line relative to the workspace root). Honours \
+         .gitignore; skips .git.";
+    const EFFECT: Effect = Effect::Read;
+
+    fn touches(&self, args: &ListFilesArgs) -> Vec<Resource> {
+        path_resource(&args.path, AccessMode::Read)
     }
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        path_resource(args, AccessMode::Read)
-    }
-
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: ListFilesArgs) -> BoxFuture<'a, Observation> {
         let limit = ctx.limits.output_bytes;
         let ws = ctx.workspace.clone();
         run_blocking(NAME, args, move |args: ListFilesArgs| {
@@ -78,28 +80,30 @@ impl ToolContract for ListFilesTool {
 }
 
 fn list(ws: &crate::Workspace, args: &ListFilesArgs, limit: usize) -> Observation {
-    let dir = match ws.resolve(&args.path) {
-        Ok(d) => d,
-        Err(e) => return Observation::error(e.to_string()),
-    };
     let glob = match compile_glob(args.glob.as_deref()) {
         Ok(g) => g,
         Err(e) => return Observation::error(e),
     };
+    let dir = match ws.normalize(&args.path) {
+        Ok(d) => d,
+        Err(e) => return Observation::error(e.to_string()),
+    };
     let mut listed = Vec::new();
     let mut total = 0usize;
-    for file in ws.files_under(&dir) {
-        let rel = ws.relative(&file);
+    let walked = ws.walk(&args.path, |file| {
         if glob
             .as_ref()
-            .is_some_and(|g| !glob_matches(g, &rel, &file, &dir))
+            .is_none_or(|g| glob_matches(g, file.rel, &dir))
         {
-            continue;
+            total += 1;
+            if listed.len() < args.max_entries {
+                listed.push(file.rel.to_string());
+            }
         }
-        total += 1;
-        if listed.len() < args.max_entries {
-            listed.push(rel);
-        }
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = walked {
+        return Observation::error(e.to_string());
     }
     let mut text = String::new();
     for rel in &listed {
@@ -121,8 +125,9 @@ fn list(ws: &crate::Workspace, args: &ListFilesArgs, limit: usize) -> Observatio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Registry, Workspace};
+    use crate::{Registry, ToolContract, Workspace};
     use praxis_core::ExecStatus;
+    use serde_json::Value;
     use serde_json::json;
     use std::fs;
 

@@ -5,13 +5,13 @@
 //! literals is parsed, and unusual formatting can be missed. It is a map for orientation,
 //! not a parser.
 
-use crate::registry::{capped_ok, path_resource, run_blocking, tool_spec};
-use crate::{BoxFuture, ExecContext, ToolContract, Workspace};
-use praxis_core::{AccessMode, Effect, Observation, Resource, ToolSpec};
+use crate::registry::{capped_ok, path_resource, run_blocking};
+use crate::{BoxFuture, ExecContext, Tool, WalkEntry, Workspace};
+use praxis_core::{AccessMode, Effect, Observation, Resource};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::LazyLock;
 
@@ -43,46 +43,55 @@ fn default_max_files() -> usize {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RepoMapTool;
 
-impl ToolContract for RepoMapTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<RepoMapArgs>(
-            NAME,
-            "Map the workspace: every file (sorted, relative to the workspace root) and, for \
-             Rust, Python, JavaScript/TypeScript and Go sources, their top-level symbols, each \
-             on its own line as `  KIND NAME`. First line: `# N files under PATH`.",
-            Effect::Read,
-        )
+impl Tool for RepoMapTool {
+    type Args = RepoMapArgs;
+    const NAME: &'static str = NAME;
+    const DESCRIPTION: &'static str = "Map the workspace: every file (sorted, relative to the \
+         workspace root) and, for Rust, Python, JavaScript/TypeScript and Go sources, their \
+         top-level symbols, each on its own line as `  KIND NAME`. First line: `# N files \
+         under PATH`.";
+    const EFFECT: Effect = Effect::Read;
+
+    fn touches(&self, args: &RepoMapArgs) -> Vec<Resource> {
+        path_resource(&args.path, AccessMode::Read)
     }
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        path_resource(args, AccessMode::Read)
-    }
-
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: RepoMapArgs) -> BoxFuture<'a, Observation> {
         let (ws, limit) = (ctx.workspace.clone(), ctx.limits.output_bytes);
         run_blocking(NAME, args, move |args: RepoMapArgs| map(&ws, &args, limit))
     }
 }
 
 fn map(ws: &Workspace, args: &RepoMapArgs, limit: usize) -> Observation {
-    let start = match ws.resolve(&args.path) {
+    let start = match ws.normalize(&args.path) {
         Ok(p) => p,
         Err(e) => return Observation::error(e.to_string()),
     };
-    let files = ws.files_under(&start);
-    let shown = files.len().min(args.max_files);
-    let mut text = format!("# {} files under {}", files.len(), ws.relative(&start));
-    if shown < files.len() {
+    // The walk visits every file (to count them); the first `max_files` are read through
+    // the descriptor the walk opens.
+    let mut count = 0usize;
+    let mut body = String::new();
+    let walked = ws.walk(&args.path, |entry| {
+        count += 1;
+        if count <= args.max_files {
+            body.push_str(entry.rel);
+            body.push('\n');
+            for (kind, name) in file_symbols(entry) {
+                body.push_str(&format!("  {kind} {name}\n"));
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = walked {
+        return Observation::error(e.to_string());
+    }
+    let shown = count.min(args.max_files);
+    let mut text = format!("# {count} files under {start}");
+    if shown < count {
         text.push_str(&format!(", showing first {shown}"));
     }
     text.push('\n');
-    for file in &files[..shown] {
-        text.push_str(&ws.relative(file));
-        text.push('\n');
-        for (kind, name) in file_symbols(file) {
-            text.push_str(&format!("  {kind} {name}\n"));
-        }
-    }
+    text.push_str(&body);
     capped_ok(limit, text)
 }
 
@@ -105,16 +114,13 @@ fn lang_of(path: &Path) -> Option<Lang> {
 }
 
 /// The top-level symbols of a source file (empty for other files, files over 1 MiB,
-/// binary or unreadable files).
-fn file_symbols(path: &Path) -> Vec<(String, String)> {
-    let Some(lang) = lang_of(path) else {
+/// binary or unreadable files), read through the walk's descriptors.
+fn file_symbols(entry: &WalkEntry<'_>) -> Vec<(String, String)> {
+    let Some(lang) = lang_of(Path::new(entry.rel)) else {
         return Vec::new();
     };
-    if path.metadata().map_or(true, |m| m.len() > MAX_SOURCE_BYTES) {
-        return Vec::new();
-    }
-    match std::fs::read(path) {
-        Ok(bytes) if !bytes.contains(&0) => symbols(lang, &String::from_utf8_lossy(&bytes)),
+    match entry.read_capped(MAX_SOURCE_BYTES) {
+        Some(bytes) if !bytes.contains(&0) => symbols(lang, &String::from_utf8_lossy(&bytes)),
         _ => Vec::new(),
     }
 }
@@ -308,7 +314,7 @@ fn rust_impl_target(line: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Registry;
+    use crate::{Registry, ToolContract};
     use praxis_core::{Contracts, ExecStatus};
     use serde_json::json;
     use std::fs;

@@ -2,12 +2,10 @@
 //! capped output. Also the helpers `test_run` shares (bash spec, output rendering, timeouts).
 
 use crate::process::{CappedOutput, ProcessOutcome, ProcessSpec, clean_env, fit_pair, run_process};
-use crate::registry::{parse_args, tool_spec};
-use crate::{BoxFuture, ExecContext, ToolContract};
-use praxis_core::{AccessMode, Effect, ExecStatus, Observation, Resource, ToolSpec};
+use crate::{BoxFuture, ExecContext, Tool};
+use praxis_core::{AccessMode, Effect, ExecStatus, Observation, Resource};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,40 +28,28 @@ pub struct ShellArgs {
 #[derive(Default)]
 pub struct ShellTool;
 
-impl ToolContract for ShellTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<ShellArgs>(
-            "shell",
-            "Run a bash command (`bash -c`) in the workspace. Returns stdout, then stderr after \
+impl Tool for ShellTool {
+    type Args = ShellArgs;
+    const NAME: &'static str = "shell";
+    const DESCRIPTION: &'static str = "Run a bash command (`bash -c`) in the workspace. Returns stdout, then stderr after \
              a `[stderr]` line; long output keeps its head and tail. The command gets a minimal \
-             environment and is killed, with everything it started, on timeout.",
-            Effect::Exec,
-        )
-    }
+             environment and is killed, with everything it started, on timeout.";
+    const EFFECT: Effect = Effect::Exec;
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        let command = args
-            .get("command")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let cwd = args.get("cwd").and_then(Value::as_str).unwrap_or(".");
+    fn touches(&self, args: &ShellArgs) -> Vec<Resource> {
         vec![
             Resource::Command {
-                command: command.to_string(),
+                command: args.command.clone(),
             },
             Resource::Path {
-                path: cwd.to_string(),
+                path: args.cwd.clone().unwrap_or_else(|| ".".to_string()),
                 mode: AccessMode::Write,
             },
         ]
     }
 
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: ShellArgs) -> BoxFuture<'a, Observation> {
         Box::pin(async move {
-            let args: ShellArgs = match parse_args("shell", args) {
-                Ok(args) => args,
-                Err(obs) => return obs,
-            };
             let cwd_rel = args.cwd.as_deref().unwrap_or(".");
             let cwd = match resolve_dir(ctx, cwd_rel, "cwd") {
                 Ok(dir) => dir,
@@ -233,7 +219,7 @@ pub(crate) fn fmt_secs(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ToolLimits, Workspace};
+    use crate::{ToolContract, ToolLimits, Workspace};
     use serde_json::json;
 
     fn ctx(dir: &std::path::Path) -> ExecContext {

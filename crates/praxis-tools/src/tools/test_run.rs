@@ -3,14 +3,11 @@
 
 use super::shell::{bash_spec, call_timeout, fmt_secs, push_line, render_streams, resolve_dir};
 use crate::process::run_process;
-use crate::registry::{parse_args, tool_spec};
-use crate::{BoxFuture, ExecContext, ToolContract};
-use praxis_core::{AccessMode, Effect, ExecStatus, Observation, Resource, ToolSpec};
+use crate::{Access, BoxFuture, ExecContext, Tool, Workspace};
+use praxis_core::{AccessMode, Effect, ExecStatus, Observation, Resource};
 use regex::Regex;
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::Value;
-use std::path::Path;
 use std::sync::LazyLock;
 
 /// Bytes kept per stream for parsing. Larger than the display cap so that the summary and
@@ -79,24 +76,62 @@ const LOOKED_FOR: &str = "Cargo.toml (cargo test); go.mod (go test ./...); packa
     [tool:pytest] in setup.cfg, or test_*.py files here or in tests/ or test/ (pytest); a \
     Makefile with a `test:` target (make test)";
 
-/// Detects the test framework of the project in `dir`; returns it with the file that gave it
-/// away. Unreadable or malformed files count as absent.
-pub fn detect(dir: &Path) -> Option<(Framework, String)> {
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
-    if dir.join("Cargo.toml").is_file() {
+/// The most of a marker file detection reads.
+const MAX_MARKER_BYTES: u64 = 1024 * 1024;
+
+/// Detects the test framework of the project in the workspace directory `dir`; returns it
+/// with the file that gave it away. Unreadable, oversized, special (a FIFO) or malformed
+/// files count as absent; everything is read through the workspace's descriptors.
+pub fn detect(ws: &Workspace, dir: &str) -> Option<(Framework, String)> {
+    let path = |name: &str| match dir {
+        "." | "" => name.to_string(),
+        _ => format!("{dir}/{name}"),
+    };
+    let read = |name: &str| {
+        ws.read_capped(&path(name), MAX_MARKER_BYTES)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let is_file = |name: &str| ws.open_file(&path(name), Access::Read).is_ok();
+    if is_file("Cargo.toml") {
         return Some((Framework::Cargo, "Cargo.toml".into()));
     }
-    if dir.join("go.mod").is_file() {
+    if is_file("go.mod") {
         return Some((Framework::Go, "go.mod".into()));
     }
     if let Some(text) = read("package.json")
-        && let Ok(json) = serde_json::from_str::<Value>(&text)
-        && json["scripts"]["test"].is_string()
+        && serde_json::from_str::<PackageJson>(&text).is_ok_and(|p| p.scripts.test.is_some())
     {
         return Some((Framework::Npm, "package.json".into()));
     }
-    if let Some(marker) = pytest_marker(dir) {
-        return Some((Framework::Pytest, marker));
+    for name in ["pytest.ini", "conftest.py"] {
+        if is_file(name) {
+            return Some((Framework::Pytest, name.into()));
+        }
+    }
+    let contains = |name: &str, needle: &str| read(name).is_some_and(|text| text.contains(needle));
+    if contains("pyproject.toml", "[tool.pytest") {
+        return Some((Framework::Pytest, "pyproject.toml".into()));
+    }
+    if contains("setup.cfg", "[tool:pytest]") {
+        return Some((Framework::Pytest, "setup.cfg".into()));
+    }
+    for sub in [".", "tests", "test"] {
+        let Ok(names) = ws.list_dir(&path(sub)) else {
+            continue;
+        };
+        let found = names.into_iter().find(|name| {
+            name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py"))
+        });
+        if let Some(name) = found {
+            return Some((
+                Framework::Pytest,
+                if sub == "." {
+                    name
+                } else {
+                    format!("{sub}/{name}")
+                },
+            ));
+        }
     }
     for name in ["GNUmakefile", "makefile", "Makefile"] {
         if let Some(text) = read(name)
@@ -108,40 +143,17 @@ pub fn detect(dir: &Path) -> Option<(Framework, String)> {
     None
 }
 
-fn pytest_marker(dir: &Path) -> Option<String> {
-    for name in ["pytest.ini", "conftest.py"] {
-        if dir.join(name).is_file() {
-            return Some(name.into());
-        }
-    }
-    let contains = |name: &str, needle: &str| {
-        std::fs::read_to_string(dir.join(name)).is_ok_and(|text| text.contains(needle))
-    };
-    if contains("pyproject.toml", "[tool.pytest") {
-        return Some("pyproject.toml".into());
-    }
-    if contains("setup.cfg", "[tool:pytest]") {
-        return Some("setup.cfg".into());
-    }
-    for sub in [".", "tests", "test"] {
-        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else {
-            continue;
-        };
-        let found = entries.flatten().find_map(|entry| {
-            let name = entry.file_name().into_string().ok()?;
-            let is_test =
-                name.ends_with(".py") && (name.starts_with("test_") || name.ends_with("_test.py"));
-            is_test.then_some(name)
-        });
-        if let Some(name) = found {
-            return Some(if sub == "." {
-                name
-            } else {
-                format!("{sub}/{name}")
-            });
-        }
-    }
-    None
+/// The part of a package.json detection looks at: a string `scripts.test`.
+#[derive(Deserialize)]
+struct PackageJson {
+    #[serde(default)]
+    scripts: Scripts,
+}
+
+#[derive(Default, Deserialize)]
+struct Scripts {
+    #[serde(default)]
+    test: Option<String>,
 }
 
 /// Whether a Makefile declares a `test` target (alone or among others on one rule line);
@@ -390,26 +402,19 @@ pub fn format_summary(summary: Option<&TestSummary>, exit_code: Option<i32>) -> 
 #[derive(Default)]
 pub struct TestRunTool;
 
-impl ToolContract for TestRunTool {
-    fn spec(&self) -> ToolSpec {
-        tool_spec::<TestRunArgs>(
-            "test_run",
-            "Run the project's tests (cargo, pytest, npm, go or make; detected from the project \
+impl Tool for TestRunTool {
+    type Args = TestRunArgs;
+    const NAME: &'static str = "test_run";
+    const DESCRIPTION: &'static str = "Run the project's tests (cargo, pytest, npm, go or make; detected from the project \
              files unless `framework` is given). Returns a summary (counts and failing test \
-             names) followed by the capped raw output.",
-            Effect::Exec,
-        )
-    }
+             names) followed by the capped raw output.";
+    const EFFECT: Effect = Effect::Exec;
 
-    fn resources(&self, args: &Value) -> Vec<Resource> {
-        let path = args.get("path").and_then(Value::as_str).unwrap_or(".");
-        let extra = args.get("args").and_then(Value::as_str);
-        let framework = args
-            .get("framework")
-            .and_then(|f| serde_json::from_value::<Framework>(f.clone()).ok());
+    fn touches(&self, args: &TestRunArgs) -> Vec<Resource> {
+        let extra = args.args.as_deref();
         // Detection reads files, which this function must not do: without an explicit
         // framework the command is named as what it is, an auto-detected one.
-        let command = match framework {
+        let command = match args.framework {
             Some(framework) => framework.command_with(extra),
             None => match extra.map(str::trim).filter(|a| !a.is_empty()) {
                 Some(extra) => format!("auto-detected test command {extra}"),
@@ -419,18 +424,14 @@ impl ToolContract for TestRunTool {
         vec![
             Resource::Command { command },
             Resource::Path {
-                path: path.to_string(),
+                path: args.path.clone().unwrap_or_else(|| ".".to_string()),
                 mode: AccessMode::Write,
             },
         ]
     }
 
-    fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation> {
+    fn run<'a>(&'a self, ctx: &'a ExecContext, args: TestRunArgs) -> BoxFuture<'a, Observation> {
         Box::pin(async move {
-            let args: TestRunArgs = match parse_args("test_run", args) {
-                Ok(args) => args,
-                Err(obs) => return obs,
-            };
             let rel = args.path.as_deref().unwrap_or(".");
             let dir = match resolve_dir(ctx, rel, "path") {
                 Ok(dir) => dir,
@@ -438,7 +439,7 @@ impl ToolContract for TestRunTool {
             };
             let (framework, origin) = match args.framework {
                 Some(framework) => (framework, "framework requested".to_string()),
-                None => match detect(&dir) {
+                None => match detect(&ctx.workspace, rel) {
                     Some((framework, marker)) => (framework, format!("detected from {marker}")),
                     None => {
                         return Observation::error(format!(
@@ -509,8 +510,9 @@ impl ToolContract for TestRunTool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Workspace;
+    use crate::{ToolContract, Workspace};
     use serde_json::json;
+    use std::path::Path;
 
     /// Captured from `cargo test --no-fail-fast` on a small crate (stdout then stderr;
     /// backtraces shortened).
@@ -747,40 +749,83 @@ not ok 2 - fails badly
     fn detection_order_and_markers() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
-        assert_eq!(detect(p), None);
+        assert_eq!(detect(&Workspace::new(p).unwrap(), "."), None);
         std::fs::write(p.join("Makefile"), "test:\n\ttrue\n").unwrap();
-        assert_eq!(detect(p), Some((Framework::Make, "Makefile".into())));
+        assert_eq!(
+            detect(&Workspace::new(p).unwrap(), "."),
+            Some((Framework::Make, "Makefile".into()))
+        );
         std::fs::create_dir(p.join("tests")).unwrap();
         std::fs::write(p.join("tests/test_a.py"), "").unwrap();
         assert_eq!(
-            detect(p),
+            detect(&Workspace::new(p).unwrap(), "."),
             Some((Framework::Pytest, "tests/test_a.py".into()))
         );
         std::fs::write(p.join("setup.cfg"), "[tool:pytest]\n").unwrap();
-        assert_eq!(detect(p), Some((Framework::Pytest, "setup.cfg".into())));
+        assert_eq!(
+            detect(&Workspace::new(p).unwrap(), "."),
+            Some((Framework::Pytest, "setup.cfg".into()))
+        );
         // A package.json without a test script does not claim the project.
         std::fs::write(p.join("package.json"), r#"{"scripts":{"build":"tsc"}}"#).unwrap();
-        assert_eq!(detect(p).map(|d| d.0), Some(Framework::Pytest));
+        assert_eq!(
+            detect(&Workspace::new(p).unwrap(), ".").map(|d| d.0),
+            Some(Framework::Pytest)
+        );
         std::fs::write(p.join("package.json"), r#"{"scripts":{"test":"jest"}}"#).unwrap();
-        assert_eq!(detect(p), Some((Framework::Npm, "package.json".into())));
+        assert_eq!(
+            detect(&Workspace::new(p).unwrap(), "."),
+            Some((Framework::Npm, "package.json".into()))
+        );
         std::fs::write(p.join("go.mod"), "module x\n").unwrap();
-        assert_eq!(detect(p), Some((Framework::Go, "go.mod".into())));
+        assert_eq!(
+            detect(&Workspace::new(p).unwrap(), "."),
+            Some((Framework::Go, "go.mod".into()))
+        );
         std::fs::write(p.join("Cargo.toml"), "[package]\n").unwrap();
-        assert_eq!(detect(p), Some((Framework::Cargo, "Cargo.toml".into())));
+        assert_eq!(
+            detect(&Workspace::new(p).unwrap(), "."),
+            Some((Framework::Cargo, "Cargo.toml".into()))
+        );
+    }
+
+    /// Detection reads marker files: a FIFO under a marker's name is skipped, not waited on.
+    #[test]
+    fn detection_skips_fifos_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["package.json", "pyproject.toml", "Makefile"] {
+            let path = std::ffi::CString::new(
+                dir.path()
+                    .join(name)
+                    .as_os_str()
+                    .as_encoded_bytes()
+                    .to_vec(),
+            )
+            .unwrap();
+            // SAFETY: a NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+        }
+        let ws = Workspace::new(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(detect(&ws, ".")).unwrap());
+        let found = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("detection blocked on a FIFO");
+        assert_eq!(found, None);
     }
 
     #[test]
     fn pyproject_marker() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pyproject.toml"), "[project]\nname='x'\n").unwrap();
-        assert_eq!(detect(dir.path()), None);
+        assert_eq!(detect(&Workspace::new(dir.path()).unwrap(), "."), None);
         std::fs::write(
             dir.path().join("pyproject.toml"),
             "[tool.pytest.ini_options]\naddopts='-q'\n",
         )
         .unwrap();
         assert_eq!(
-            detect(dir.path()),
+            detect(&Workspace::new(dir.path()).unwrap(), "."),
             Some((Framework::Pytest, "pyproject.toml".into()))
         );
     }

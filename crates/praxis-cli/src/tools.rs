@@ -1,0 +1,166 @@
+//! `praxis tools`: every tool a run can call, with its effect, where it comes from and the
+//! JSON Schema of its arguments. A table by default, JSON with `--json`.
+
+use anyhow::Result;
+use praxis_core::{Contracts, Effect, ToolSpec};
+use praxis_tools::Registry;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+/// Where a tool comes from. Only the built-in tools exist today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    BuiltIn,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::BuiltIn => "built-in",
+        }
+    }
+}
+
+/// One line of the listing (and one object of `--json`).
+#[derive(Debug, Serialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub effect: Effect,
+    pub source: Source,
+    pub description: String,
+    pub input_schema: Value,
+}
+
+/// The part of an argument schema the table shows: the properties and which are required.
+#[derive(Debug, Default, Deserialize)]
+struct ObjectSchema {
+    #[serde(default)]
+    properties: BTreeMap<String, PropertySchema>,
+    #[serde(default)]
+    required: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PropertySchema {
+    #[serde(rename = "type", default)]
+    kind: Option<Kind>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Kind {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Kind {
+    /// "string", "integer?" for an optional (nullable) integer.
+    fn label(&self) -> String {
+        match self {
+            Kind::One(kind) => kind.clone(),
+            Kind::Many(kinds) => {
+                let real: Vec<&str> = kinds
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|k| *k != "null")
+                    .collect();
+                let nullable = real.len() < kinds.len();
+                format!("{}{}", real.join("|"), if nullable { "?" } else { "" })
+            }
+        }
+    }
+}
+
+/// Every tool of the registry a run uses, sorted by name.
+pub fn catalogue() -> Vec<ToolInfo> {
+    Registry::builtin()
+        .specs()
+        .into_iter()
+        .map(|spec: ToolSpec| ToolInfo {
+            name: spec.name,
+            effect: spec.effect,
+            source: Source::BuiltIn,
+            description: spec.description,
+            input_schema: spec.parameters,
+        })
+        .collect()
+}
+
+/// `name: type` for each argument, required ones marked with `*`.
+fn arguments(schema: &Value) -> String {
+    let schema = ObjectSchema::deserialize(schema).unwrap_or_default();
+    schema
+        .properties
+        .iter()
+        .map(|(name, property)| {
+            let mark = if schema.required.contains(name) {
+                "*"
+            } else {
+                ""
+            };
+            match &property.kind {
+                Some(kind) => format!("{name}{mark}: {}", kind.label()),
+                None => format!("{name}{mark}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The table: one row per tool (name, effect, source, arguments), then its description.
+pub fn render(tools: &[ToolInfo]) -> String {
+    let width = tools.iter().map(|t| t.name.len()).max().unwrap_or(4).max(4);
+    let mut out = format!(
+        "{:<width$}  {:<7}  {:<8}  ARGUMENTS (* required)\n",
+        "NAME", "EFFECT", "SOURCE"
+    );
+    for tool in tools {
+        out.push_str(&format!(
+            "{:<width$}  {:<7}  {:<8}  {}\n{:<width$}  {}\n",
+            tool.name,
+            tool.effect.as_str(),
+            tool.source.as_str(),
+            arguments(&tool.input_schema),
+            "",
+            tool.description,
+        ));
+    }
+    out
+}
+
+pub fn tools(json: bool) -> Result<ExitCode> {
+    let tools = catalogue();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&tools)?);
+    } else {
+        print!("{}", render(&tools));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_tool_is_listed_with_its_schema() {
+        let tools = catalogue();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, Registry::builtin().names());
+        let read = tools.iter().find(|t| t.name == "fs_read").unwrap();
+        assert_eq!((read.effect, read.source), (Effect::Read, Source::BuiltIn));
+        assert_eq!(
+            arguments(&read.input_schema),
+            "end_line: integer?, max_bytes: integer?, path*: string, start_line: integer?"
+        );
+        let table = render(&tools);
+        assert!(table.starts_with("NAME "), "{table}");
+        assert!(
+            table.contains("shell       exec     built-in  command*: string, cwd: string?"),
+            "{table}"
+        );
+    }
+}
