@@ -15,6 +15,8 @@ use praxis_tools::tools::delegate::{self, DelegateArgs};
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
 use praxis_writ::{TrustAnchor, WritSpec};
 use serde_json::{Value, json};
+use crate::home::{DataHome, WorkspaceOrigin};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -34,6 +36,8 @@ pub enum RuntimeError {
     },
     #[error("internal error in run {run_id}: {source}")]
     Kernel { run_id: String, source: KernelError },
+    #[error("workspace {0}")]
+    WorkspaceRefused(crate::home::WorkspaceRefused),
     #[error("writ refused: {0}")]
     Writ(praxis_writ::WritError),
     #[error("workspace capture failed: {0}")]
@@ -189,11 +193,35 @@ pub struct RunReport {
 pub struct Runtime {
     ledger: Arc<dyn Ledger>,
     registry: Arc<Registry>,
+    /// The data dir no run may reach (see [`DataHome::admit_workspace`]).
+    home: Option<DataHome>,
 }
 
 impl Runtime {
     pub fn new(ledger: Arc<dyn Ledger>, registry: Arc<Registry>) -> Self {
-        Runtime { ledger, registry }
+        Runtime {
+            ledger,
+            registry,
+            home: None,
+        }
+    }
+
+    /// A runtime that refuses any workspace reaching `home`, the data dir it keeps its
+    /// ledger and keys in (workspaces it made under `home/workspaces/` excepted).
+    pub fn with_home(mut self, home: DataHome) -> Self {
+        self.home = Some(home);
+        self
+    }
+
+    /// Refuses a workspace that reaches the data dir.
+    fn admit(&self, workspace: &Path) -> Result<(), RuntimeError> {
+        match &self.home {
+            Some(home) => home
+                .admit_new_workspace(workspace, WorkspaceOrigin::RuntimeMade)
+                .map(drop)
+                .map_err(RuntimeError::WorkspaceRefused),
+            None => Ok(()),
+        }
     }
 
     pub fn ledger(&self) -> &Arc<dyn Ledger> {
@@ -219,6 +247,7 @@ impl Runtime {
         mut options: RunOptions,
         observer: &dyn RunObserver,
     ) -> Result<RunReport, RuntimeError> {
+        self.admit(Path::new(&options.spec.workspace))?;
         let workspace = open_workspace(&options.spec.workspace)?;
         options.spec.workspace = workspace.root().display().to_string();
         let authority = verify_writ(&options)?;
@@ -289,6 +318,7 @@ impl Runtime {
         }
         let mut kernel = restored.kernel;
         options.spec = kernel.spec().clone();
+        self.admit(Path::new(&options.spec.workspace))?;
         let workspace = open_workspace(&options.spec.workspace)?;
         if options.writ.is_some() {
             kernel.set_authority(verify_writ(&options)?);
@@ -345,6 +375,7 @@ impl Runtime {
                 ))
             })?;
         let mut point = point;
+        self.admit(&from.workspace)?;
         point.missing = materialise(&*self.ledger, &from, link.seq, &from.workspace)?;
         let workspace = open_workspace(&from.workspace.display().to_string())?;
         let mut spec = kernel.spec().clone();

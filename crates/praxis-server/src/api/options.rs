@@ -1,12 +1,13 @@
 //! Run options from requests: provider, workspace, writ, limits, approver.
 
 use crate::api::dto::*;
-use crate::api::{ApiError, Shared};
+use crate::api::{ApiError, Shared, Tenant};
 use crate::runs::Admission;
 use axum::http::StatusCode;
 use praxis_core::Limits;
 use praxis_runtime::RunOptions;
 use praxis_runtime::approval::{FixedDecision, StoreApprover};
+use praxis_runtime::home::WorkspaceOrigin;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -35,22 +36,62 @@ impl Shared {
         }
     }
 
-    /// A writ sent by a client, checked against the server's trust anchor now (so a bad
-    /// one is refused with a clear answer rather than after the run was accepted).
-    pub(crate) fn grant(&self, token: &str) -> Result<praxis_runtime::WritGrant, ApiError> {
+    /// A writ sent by a client for `tenant`, checked against the server's trust anchor now
+    /// (so a bad one is refused with a clear answer rather than after the run was
+    /// accepted), and refused when it was issued for another tenant.
+    pub(crate) fn grant(
+        &self,
+        token: &str,
+        tenant: &Tenant,
+    ) -> Result<praxis_runtime::WritGrant, ApiError> {
         let source = self.config.writs.as_ref().ok_or_else(|| {
             ApiError::invalid("writ", "this server has no writ trust anchor configured")
         })?;
         let grant = source(Some(token)).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
-        praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
+        let writ = praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
             .map_err(|e| ApiError::invalid("writ", format!("writ refused: {e}")))?;
+        if writ.tenant() != tenant.0 {
+            return Err(ApiError::invalid(
+                "writ",
+                format!(
+                    "writ refused: it was issued for tenant `{}`, but this API token acts for tenant `{}`",
+                    writ.tenant(),
+                    tenant.0
+                ),
+            ));
+        }
         Ok(grant)
+    }
+
+    /// A client's `workspace`: a directory under one of the tenant's workspace roots that
+    /// does not reach the data dir (canonical, symlinks resolved); 422 naming `workspace`.
+    pub(crate) fn client_workspace(
+        &self,
+        dir: &str,
+        tenant: &Tenant,
+    ) -> Result<std::path::PathBuf, ApiError> {
+        let path = self
+            .config
+            .home
+            .admit_workspace(std::path::Path::new(dir), WorkspaceOrigin::Given)
+            .map_err(|e| ApiError::invalid("workspace", format!("workspace {e}")))?;
+        if !self.config.workspace_roots.admits(&tenant.0, &path) {
+            return Err(ApiError::invalid(
+                "workspace",
+                format!(
+                    "workspace `{dir}` is outside the directories this server accepts workspaces under ({}; see PRAXIS_WORKSPACE_ROOTS)",
+                    self.config.workspace_roots.describe()
+                ),
+            ));
+        }
+        Ok(path)
     }
 
     /// Everything a run needs, from a request; each problem names its field.
     pub(crate) fn build_options(
         &self,
         run_id: &str,
+        tenant: &Tenant,
         req: CreateRun,
     ) -> Result<RunOptions, ApiError> {
         let task = req.task.trim();
@@ -87,20 +128,9 @@ impl Shared {
             req.script.as_ref(),
         )?;
         let workspace = match &req.workspace {
-            Some(dir) => {
-                let path = std::fs::canonicalize(dir).map_err(|e| {
-                    ApiError::invalid("workspace", format!("workspace `{dir}`: {e}"))
-                })?;
-                if !path.is_dir() {
-                    return Err(ApiError::invalid(
-                        "workspace",
-                        format!("workspace `{dir}` is not a directory"),
-                    ));
-                }
-                path
-            }
+            Some(dir) => self.client_workspace(dir, tenant)?,
             None => {
-                let dir = self.config.home.root().join("workspaces").join(run_id);
+                let dir = self.config.home.runtime_workspace(run_id);
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     ApiError::internal(format!("creating workspace {}: {e}", dir.display()))
                 })?;
@@ -121,9 +151,10 @@ impl Shared {
                     "production mode requires a writ (the development writ is disabled)",
                 ));
             }
-            (Some(source), token) => {
+            (Some(_), Some(token)) => Some(self.grant(token, tenant)?),
+            (Some(source), None) => {
                 let grant =
-                    source(token).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
+                    source(None).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
                 // Refused now, with a clear answer, rather than after the 201.
                 praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
                     .map_err(|e| ApiError::invalid("writ", format!("writ refused: {e}")))?;
@@ -214,6 +245,7 @@ impl Shared {
     pub fn resume_options(
         &self,
         spec: &praxis_core::RunSpec,
+        tenant: &Tenant,
         req: &ResumeRun,
     ) -> Result<RunOptions, ApiError> {
         let recorded =
@@ -231,7 +263,7 @@ impl Shared {
         )?;
         let mut options = RunOptions::new(spec.clone(), provider);
         if let Some(token) = &req.writ {
-            options.writ = Some(self.grant(token)?);
+            options.writ = Some(self.grant(token, tenant)?);
         }
         options.prices = self.config.prices.clone();
         options.checkpoint_key = self.config.checkpoint_key.clone();
