@@ -10,6 +10,7 @@ use praxis_core::{Limits, RunSpec, RunStatus};
 use praxis_ledger::SqliteLedger;
 use praxis_runtime::approval::{Approver, FixedDecision, StoreApprover};
 use praxis_runtime::config::{self, Override};
+use praxis_runtime::home::WorkspaceOrigin;
 use praxis_runtime::{BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant};
 use praxis_tools::Registry;
 use std::io::IsTerminal;
@@ -31,8 +32,19 @@ pub fn workspace_dir(given: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
+/// `--workspace` (default: the current directory) for a local run: canonical, and refused
+/// when it is, lies inside or contains the data dir.
+pub fn local_workspace(home: &DataHome, given: Option<&Path>) -> Result<PathBuf> {
+    let workspace = match given {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    home.admit_workspace(&workspace, WorkspaceOrigin::Given)
+        .map_err(|e| anyhow::anyhow!("--workspace {e}"))
+}
+
 pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
-    let workspace = workspace_dir(args.workspace.as_deref())?;
+    let workspace = local_workspace(home, args.workspace.as_deref())?;
     let mut flags = cognition_flags(
         args.provider.as_deref(),
         args.model.as_deref(),
@@ -198,9 +210,12 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
     let (runtime, ledger) = local_runtime(home)?;
     let origin = ledger.find_run(&args.run)?;
     let run_id = praxis_runtime::new_run_id();
-    let workspace = args
-        .workspace
-        .unwrap_or_else(|| home.root().join("branches").join(&run_id));
+    let workspace = match &args.workspace {
+        Some(dir) => home
+            .admit_new_workspace(dir, WorkspaceOrigin::Given)
+            .map_err(|e| anyhow::anyhow!("--workspace {e}"))?,
+        None => home.runtime_workspace(&run_id),
+    };
     let from = BranchFrom {
         run_id: origin.clone(),
         at: args.at,
@@ -301,7 +316,7 @@ fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
 fn local_runtime(home: &DataHome) -> Result<(Runtime, Arc<SqliteLedger>)> {
     let ledger = open_ledger(home)?;
     Ok((
-        Runtime::new(ledger.clone(), Arc::new(Registry::builtin())),
+        Runtime::new(ledger.clone(), Arc::new(Registry::builtin())).with_home(home.clone()),
         ledger,
     ))
 }

@@ -158,7 +158,7 @@ enum Cmd {
     /// Start a new run from a past run's history at an entry, in a new workspace holding the
     /// files as they were then, and continue it live.
     #[command(
-        after_help = "Examples:\n  praxis branch 01jd --at 12 --script other.json --json\n  praxis branch 01jd --at 12 --provider mock --task \"Try a smaller change\"\n  praxis branch 01jd --at 12 --writ stricter.writ --workspace /tmp/try2\n\nThe new run's history is the origin's up to the last model call at or before entry SEQ\n(linked by seq and hash, not copied); its workspace is the origin's world at that point,\nwritten into --workspace (default: $PRAXIS_HOME/branches/RUN_ID). The interrupted model\ncall is asked again of the branch's provider, with --task as an extra instruction.\nWithout --writ the branch acts under the origin's writ as recorded."
+        after_help = "Examples:\n  praxis branch 01jd --at 12 --script other.json --json\n  praxis branch 01jd --at 12 --provider mock --task \"Try a smaller change\"\n  praxis branch 01jd --at 12 --writ stricter.writ --workspace /tmp/try2\n\nThe new run's history is the origin's up to the last model call at or before entry SEQ\n(linked by seq and hash, not copied); its workspace is the origin's world at that point,\nwritten into --workspace (default: $PRAXIS_HOME/workspaces/RUN_ID). The interrupted model\ncall is asked again of the branch's provider, with --task as an extra instruction.\nWithout --writ the branch acts under the origin's writ as recorded."
     )]
     Branch(launch::BranchArgs),
     /// Take over a run whose process died (crash, kill -9) and continue it.

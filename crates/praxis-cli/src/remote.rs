@@ -691,6 +691,15 @@ pub async fn serve(home: &DataHome, args: ServeArgs) -> Result<ExitCode> {
             ""
         }
     );
+    eprintln!(
+        "praxis serve: workspaces accepted under {}{}",
+        config.workspace_roots.describe(),
+        if config.workspace_roots.explicit {
+            ""
+        } else {
+            " (the directory the server was started in; set PRAXIS_WORKSPACE_ROOTS to choose)"
+        }
+    );
     praxis_server::serve(listener, config, praxis_server::stop_signal()).await?;
     eprintln!("praxis serve: stopped");
     Ok(ExitCode::SUCCESS)

@@ -85,6 +85,7 @@ impl Env {
         args.extend_from_slice(extra);
         let mut child = self
             .cmd(&args)
+            .env("PRAXIS_WORKSPACE_ROOTS", self.ws.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -278,7 +279,7 @@ fn approve_and_cancel_from_other_terminals() {
     assert!(env.praxis(&["writ", "keygen"]).status.success());
     let spec = env.file(
         "approve.toml",
-        "subject = \"agent\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"fs_write\"\npaths = [\"**\"]\n[[tools]]\nname = \"shell\"\n[approvals]\ntools = [\"fs_write\"]\n",
+        "subject = \"agent\"\ntenant = \"ops\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"fs_write\"\npaths = [\"**\"]\n[[tools]]\nname = \"shell\"\n[approvals]\ntools = [\"fs_write\"]\n",
     );
     let out = env.praxis(&["writ", "issue", "--spec", spec.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -431,7 +432,7 @@ fn crash_and_restart_resumes_or_marks_interrupted_and_no_tool_runs_twice() {
     assert!(env.praxis(&["writ", "keygen"]).status.success());
     let spec = env.file(
         "gate.toml",
-        "subject = \"agent\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"repo_map\"\n[[tools]]\nname = \"list_files\"\n[[tools]]\nname = \"fs_read\"\npaths = [\"**\"]\n[[tools]]\nname = \"grep\"\n[approvals]\ntools = [\"repo_map\"]\n",
+        "subject = \"agent\"\ntenant = \"ops\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"repo_map\"\n[[tools]]\nname = \"list_files\"\n[[tools]]\nname = \"fs_read\"\npaths = [\"**\"]\n[[tools]]\nname = \"grep\"\n[approvals]\ntools = [\"repo_map\"]\n",
     );
     let out = env.praxis(&["writ", "issue", "--spec", spec.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -586,6 +587,7 @@ fn production_mode_refuses_to_start_naming_each_setting() {
         "PRAXIS_HOME",
         "PRAXIS_MAX_RUNS ",
         "PRAXIS_MAX_RUNS_PER_TENANT",
+        "PRAXIS_WORKSPACE_ROOTS",
     ] {
         assert!(stderr.contains(setting), "{setting} not named:\n{stderr}");
     }

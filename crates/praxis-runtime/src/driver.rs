@@ -3,6 +3,7 @@
 
 use crate::approval::{Approver, FixedDecision};
 use crate::branch::{BranchFrom, BranchPoint, branch_point, materialise};
+use crate::home::{DataHome, WorkspaceOrigin};
 use crate::replay::{self, ReplayError, ReplayReport, Until};
 use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
@@ -15,7 +16,6 @@ use praxis_tools::tools::delegate::{self, DelegateArgs};
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
 use praxis_writ::{TrustAnchor, WritSpec};
 use serde_json::{Value, json};
-use crate::home::{DataHome, WorkspaceOrigin};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
