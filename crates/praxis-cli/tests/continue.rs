@@ -83,7 +83,6 @@ fn a_branch_continues_from_the_world_at_that_entry_and_links_its_history() {
     let branch_script = env.script(
         "branch.json",
         json!({"turns": [
-            {"content": "unused: turn 1 was answered in the origin"},
             {"tool_calls": [{"id": "r1", "name": "fs_read", "arguments": {"path": "a.txt"}}]},
             {"content": "branch done"}
         ]}),

@@ -374,6 +374,10 @@ impl Runtime {
                     point.seq
                 ))
             })?;
+        // A branch's script answers the branch's first new model call with its first turn.
+        if let Some(provider) = options.provider.for_branch(kernel.steps()) {
+            options.provider = provider;
+        }
         let mut point = point;
         self.admit(&from.workspace)?;
         point.missing = materialise(&*self.ledger, &from, link.seq, &from.workspace)?;
