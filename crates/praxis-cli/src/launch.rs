@@ -141,6 +141,9 @@ pub fn load_config(
     for warning in &layered.warnings {
         eprintln!("praxis: warning: {warning}");
     }
+    for note in &layered.notes {
+        eprintln!("praxis: {note}");
+    }
     Ok(layered)
 }
 
