@@ -672,7 +672,7 @@ pub async fn serve(home: &DataHome, args: ServeArgs) -> Result<ExitCode> {
         }),
     }));
     config.checkpoint_key = Some(Arc::new(crate::runtime_key(home)?));
-    config.prices = crate::load_prices(home)?;
+    config.prices = home.prices()?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

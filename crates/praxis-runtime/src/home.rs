@@ -32,6 +32,80 @@ impl DataHome {
     }
 }
 
+/// A data-dir file that cannot be read or made.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("price table {path}: {message}")]
+    Prices { path: PathBuf, message: String },
+    #[error("opening ledger {path}: {source}")]
+    Ledger {
+        path: PathBuf,
+        source: praxis_ledger::LedgerError,
+    },
+    #[error("the runtime checkpoint key in {dir}: {source}")]
+    CheckpointKey {
+        dir: PathBuf,
+        source: praxis_ledger::checkpoint::CheckpointError,
+    },
+}
+
+impl DataHome {
+    /// `$PRAXIS_HOME/keys`: the writ issuer key and the runtime checkpoint key.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// The ledger, opened (and created) at [`DataHome::ledger_path`].
+    pub fn open_ledger(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
+        let path = self.ledger_path();
+        praxis_ledger::SqliteLedger::open(&path)
+            .map(std::sync::Arc::new)
+            .map_err(|source| HomeError::Ledger { path, source })
+    }
+
+    /// `$PRAXIS_HOME/prices.toml`: `[MODEL] input_per_mtok = 3.0, output_per_mtok = 15.0`
+    /// (USD); empty when there is none.
+    pub fn prices(&self) -> Result<praxis_core::PriceTable, HomeError> {
+        let path = self.root.join("prices.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| HomeError::Prices {
+                path,
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(source) => Err(HomeError::Read { path, source }),
+        }
+    }
+
+    /// The runtime checkpoint key in [`DataHome::keys_dir`], generated on first use; the
+    /// flag says whether it was generated now.
+    pub fn checkpoint_key(
+        &self,
+    ) -> Result<(praxis_ledger::checkpoint::CheckpointKey, bool), HomeError> {
+        use praxis_ledger::checkpoint::{self, CheckpointError, CheckpointKey};
+        let dir = self.keys_dir();
+        let error = |source| HomeError::CheckpointKey {
+            dir: dir.clone(),
+            source,
+        };
+        if !dir.join(checkpoint::PRIVATE_KEY_FILE).exists() {
+            let key = CheckpointKey::generate().map_err(error)?;
+            match key.save(&dir) {
+                Ok(()) => return Ok((key, true)),
+                // Another praxis generated it first: use theirs.
+                Err(CheckpointError::KeyExists { .. }) => {}
+                Err(e) => return Err(error(e)),
+            }
+        }
+        CheckpointKey::load(&dir).map(|k| (k, false)).map_err(error)
+    }
+}
+
 /// The directory under the data dir that holds the workspaces the runtime makes itself
 /// (branches, server runs without a workspace), one per run, and nothing else.
 pub const WORKSPACES_DIR: &str = "workspaces";

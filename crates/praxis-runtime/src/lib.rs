@@ -13,6 +13,7 @@ mod driver;
 pub mod home;
 pub mod recorded;
 pub mod replay;
+pub mod run_request;
 pub mod status;
 pub mod whatif;
 pub mod world;
@@ -23,4 +24,5 @@ pub use driver::{
     RuntimeError, WritGrant, new_run_id,
 };
 pub use home::DataHome;
+pub use run_request::{Asked, CognitionRequest, RequestError, RunRequest, Script};
 pub use status::{RunOverview, overview};

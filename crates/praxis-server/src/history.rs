@@ -396,10 +396,10 @@ pub(crate) async fn branch_run(
                 "`max_steps` must be at least 1",
             ));
         }
-        let (provider_name, provider) = shared.cognition(
-            request.provider.as_deref(),
-            request.model.as_deref(),
-            request.script.as_ref(),
+        let (provider_name, provider, prices) = shared.cognition(
+            request.provider.clone(),
+            request.model.clone(),
+            request.script.clone(),
         )?;
         let workspace = shared.config.home.runtime_workspace(&new_id);
         // The runtime takes the origin's spec (with the branch's workspace and provider);
@@ -417,7 +417,7 @@ pub(crate) async fn branch_run(
         if let Some(token) = &request.writ {
             options.writ = Some(shared.grant(token, &caller)?);
         }
-        options.prices = shared.config.prices.clone();
+        options.prices = prices;
         options.checkpoint_key = shared.config.checkpoint_key.clone();
         options.approver = shared.approver(request.approve)?;
         let from = BranchFrom {
