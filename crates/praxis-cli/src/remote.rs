@@ -337,14 +337,8 @@ pub async fn run(args: RunArgs, server: &str) -> Result<ExitCode> {
 /// returns the new run's id and the server's answer.
 pub async fn submit(remote: &Remote, args: &RunArgs) -> Result<(String, Value)> {
     // The server's own configuration decides these; ignoring them silently would mislead.
-    for (given, flag) in [
-        (args.protocol.is_some(), "--protocol"),
-        (args.tool_choice.is_some(), "--tool-choice"),
-        (args.fabric.is_some(), "--fabric"),
-    ] {
-        if given {
-            bail!("{flag} cannot be used with --server: the server's configuration decides it");
-        }
+    if args.fabric.is_some() {
+        bail!("--fabric cannot be used with --server: the server's configuration decides it");
     }
     let workspace = crate::launch::workspace_dir(args.workspace.as_deref())?;
     let script = match &args.script {
@@ -369,6 +363,8 @@ pub async fn submit(remote: &Remote, args: &RunArgs) -> Result<(String, Value)> 
         "model": args.model,
         "script": script,
         "writ": writ,
+        "protocol": args.protocol,
+        "tool_choice": args.tool_choice,
         "max_steps": args.max_steps,
         "max_seconds": args.max_seconds,
         "read_only": args.read_only,
