@@ -4,6 +4,9 @@
 use crate::approval::{Approver, FixedDecision};
 use crate::branch::{BranchFrom, BranchPoint, branch_point, materialise};
 use crate::home::{DataHome, WorkspaceOrigin};
+use crate::host::environment;
+use crate::observer::ObserverDeltas;
+pub use crate::observer::{LiveEvent, NoObserver, RunObserver};
 use crate::replay::{self, ReplayError, ReplayReport, Until};
 use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
@@ -11,7 +14,7 @@ use praxis_core::{
 };
 use praxis_ledger::checkpoint::{CHECKPOINT_KIND, CheckpointKey, checkpoint_payload};
 use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
-use praxis_models::{DeltaSink, Provider};
+use praxis_models::Provider;
 use praxis_tools::tools::delegate::{self, DelegateArgs};
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
 use praxis_writ::{TrustAnchor, WritSpec};
@@ -59,36 +62,6 @@ impl From<ReplayError> for RuntimeError {
     fn from(error: ReplayError) -> Self {
         RuntimeError::Restore(Box::new(error))
     }
-}
-
-/// What observers see while a run goes on.
-#[derive(Debug)]
-pub enum LiveEvent<'a> {
-    /// An entry that is now durable in the ledger.
-    Entry(&'a Entry),
-    /// The runtime is waiting for model call `step`.
-    ModelCall { step: u32 },
-    /// Streamed model text (not ledgered; the assembled response is).
-    Delta { text: &'a str },
-    /// A streamed fragment of tool call `index`'s argument JSON (not ledgered either).
-    ToolArgumentsDelta {
-        index: usize,
-        name: &'a str,
-        fragment: &'a str,
-    },
-    /// A tool started executing.
-    ToolStarted { call_id: &'a str, tool: &'a str },
-    /// The run is suspended until `proposal` is approved or denied.
-    AwaitingApproval { proposal: &'a praxis_core::Proposal },
-}
-
-pub trait RunObserver: Send + Sync {
-    fn on_event(&self, run_id: &str, event: LiveEvent<'_>);
-}
-
-pub struct NoObserver;
-impl RunObserver for NoObserver {
-    fn on_event(&self, _: &str, _: LiveEvent<'_>) {}
 }
 
 /// Cancellation handle: `cancel(reason)` stops the run at the next await point, killing a
@@ -863,28 +836,6 @@ async fn settle(
 
 type AppendFuture = praxis_ledger::BoxFuture<'static, Result<Vec<Entry>, LedgerError>>;
 
-struct ObserverDeltas<'a> {
-    run_id: &'a str,
-    observer: &'a dyn RunObserver,
-}
-
-impl DeltaSink for ObserverDeltas<'_> {
-    fn text(&self, delta: &str) {
-        self.observer
-            .on_event(self.run_id, LiveEvent::Delta { text: delta });
-    }
-    fn tool_arguments(&self, index: usize, name: &str, fragment: &str) {
-        self.observer.on_event(
-            self.run_id,
-            LiveEvent::ToolArgumentsDelta {
-                index,
-                name,
-                fragment,
-            },
-        );
-    }
-}
-
 pub(crate) fn now_millis() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -899,49 +850,4 @@ fn instant_of(at: Millis) -> Instant {
     } else {
         Instant::now()
     }
-}
-
-/// Facts about the host recorded at run start (and used to tell a live run from an
-/// interrupted one).
-/// The host and process a run starts in, and what its tools run within: the fabric and
-/// each sandbox layer, active or unavailable with why (`ctx.sandbox_report()`).
-fn environment(ctx: &ExecContext) -> Value {
-    let pid = std::process::id();
-    let sandbox = ctx.sandbox_report();
-    json!({
-        "praxis_version": env!("CARGO_PKG_VERSION"),
-        "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
-        "host": hostname(),
-        "pid": pid,
-        "pid_start_ticks": process_start_ticks(pid as i32),
-        "boot_id": boot_id(),
-        "tool_fabric": sandbox["fabric"].clone(),
-        "sandbox": sandbox,
-    })
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-pub(crate) fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
-pub(crate) fn process_start_ticks(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces: fields after it follow the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after.split_whitespace();
-    // A zombie (state Z) or dead (X) process has exited: it drives nothing any more.
-    if matches!(fields.next(), Some("Z" | "X")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
 }

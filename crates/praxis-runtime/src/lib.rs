@@ -11,6 +11,8 @@ pub mod config;
 pub mod doctor;
 mod driver;
 pub mod home;
+mod host;
+mod observer;
 pub mod recorded;
 pub mod replay;
 pub mod run_request;
