@@ -45,7 +45,7 @@ pub enum HomeError {
     #[error("opening ledger {path}: {source}")]
     Ledger {
         path: PathBuf,
-        source: praxis_ledger::LedgerError,
+        source: Box<praxis_ledger::LedgerError>,
     },
     #[error("the runtime checkpoint key in {dir}: {source}")]
     CheckpointKey {
@@ -65,7 +65,10 @@ impl DataHome {
         let path = self.ledger_path();
         praxis_ledger::SqliteLedger::open(&path)
             .map(std::sync::Arc::new)
-            .map_err(|source| HomeError::Ledger { path, source })
+            .map_err(|source| HomeError::Ledger {
+                path,
+                source: Box::new(source),
+            })
     }
 
     /// `$PRAXIS_HOME/prices.toml`: `[MODEL] input_per_mtok = 3.0, output_per_mtok = 15.0`
