@@ -569,7 +569,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => {
             let dir = dir.unwrap_or_else(|| home.root().join("bench"));
             eprintln!("praxis bench --server: {runs} runs, {followers} followers each (loopback)");
-            let report = remote::bench(dir, runs, followers).await?;
+            let report =
+                serde_json::to_value(praxis_server::bench::bench(&dir, runs, followers).await?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if let Some(map) = report.as_object() {

@@ -47,6 +47,11 @@ pub enum HomeError {
         path: PathBuf,
         source: Box<praxis_ledger::LedgerError>,
     },
+    #[error("{context}: {source}")]
+    Writ {
+        context: String,
+        source: praxis_writ::WritError,
+    },
     #[error("the runtime checkpoint key in {dir}: {source}")]
     CheckpointKey {
         dir: PathBuf,
@@ -106,6 +111,108 @@ impl DataHome {
             }
         }
         CheckpointKey::load(&dir).map(|k| (k, false)).map_err(error)
+    }
+}
+
+/// The writ source: the issuer key in [`DataHome::keys_dir`] (development writs) and the
+/// trust anchor writs must chain to.
+impl DataHome {
+    /// The trust anchor: `PRAXIS_TRUST_ANCHOR` as `env` gives it (a public key in hex, or a
+    /// file holding one), else the local issuer's public key.
+    pub fn trust_anchor(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<praxis_writ::TrustAnchor, HomeError> {
+        use praxis_writ::TrustAnchor;
+        if let Some(value) = env("PRAXIS_TRUST_ANCHOR").filter(|v| !v.is_empty()) {
+            let path = Path::new(&value);
+            return if path.is_file() {
+                TrustAnchor::from_file(path).map_err(|source| HomeError::Writ {
+                    context: format!("PRAXIS_TRUST_ANCHOR file {value}"),
+                    source,
+                })
+            } else {
+                TrustAnchor::from_hex(&value).map_err(|source| HomeError::Writ {
+                    context: "PRAXIS_TRUST_ANCHOR (expected a public key in hex or a file)".into(),
+                    source,
+                })
+            };
+        }
+        self.local_anchor().map_err(|e| match e {
+            HomeError::Writ { source, .. } => HomeError::Writ {
+                context: format!(
+                    "no trust anchor: {} is missing (run `praxis writ keygen`, or set PRAXIS_TRUST_ANCHOR)",
+                    self.keys_dir().join("issuer.pub").display()
+                ),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// The local issuer's public key (what development writs chain to).
+    pub fn local_anchor(&self) -> Result<praxis_writ::TrustAnchor, HomeError> {
+        let file = self.keys_dir().join("issuer.pub");
+        praxis_writ::TrustAnchor::from_file(&file).map_err(|source| HomeError::Writ {
+            context: format!("reading {}", file.display()),
+            source,
+        })
+    }
+
+    /// The local issuer key, generated on first use; the flag says whether it was now.
+    pub fn issuer_key(&self) -> Result<(praxis_writ::IssuerKey, bool), HomeError> {
+        use praxis_writ::IssuerKey;
+        let dir = self.keys_dir();
+        if dir.join("issuer.key").exists() {
+            return IssuerKey::load(&dir)
+                .map(|k| (k, false))
+                .map_err(|source| HomeError::Writ {
+                    context: format!("loading the issuer key from {}", dir.display()),
+                    source,
+                });
+        }
+        let key = IssuerKey::generate();
+        key.save(&dir, false).map_err(|source| HomeError::Writ {
+            context: format!("saving a new issuer key in {}", dir.display()),
+            source,
+        })?;
+        Ok((key, true))
+    }
+
+    /// A development writ (workspace read-write, exec allowed, network denied, modest
+    /// budgets) for `developer@HOST`, issued now with the local key; the flag says whether
+    /// the key was generated for it.
+    pub fn development_writ(&self) -> Result<(String, bool), HomeError> {
+        let (key, generated) = self.issuer_key()?;
+        let token = praxis_writ::issue(
+            &praxis_writ::WritSpec::development(&crate::host::hostname()),
+            &key,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|source| HomeError::Writ {
+            context: "issuing the development writ".into(),
+            source,
+        })?;
+        Ok((token, generated))
+    }
+
+    /// The writ a run acts under: `token` (a client's or `--writ`'s), paired with the
+    /// configured trust anchor; without one, a development writ paired with the local key.
+    pub fn writ_grant(
+        &self,
+        token: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::WritGrant, HomeError> {
+        Ok(match token {
+            Some(token) => crate::WritGrant {
+                token: token.trim().to_string(),
+                anchor: self.trust_anchor(env)?,
+            },
+            None => crate::WritGrant {
+                token: self.development_writ()?.0,
+                anchor: self.local_anchor()?,
+            },
+        })
     }
 }
 

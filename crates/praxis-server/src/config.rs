@@ -186,6 +186,22 @@ impl ServerConfig {
         }
     }
 
+    /// The server `praxis serve` runs for `home`: the environment applied (see
+    /// [`ServerConfig::apply_env`]), writs from the home's writ source (a client's writ
+    /// checked against the configured trust anchor; without one, a development writ of the
+    /// local key), the home's checkpoint key and price table.
+    pub fn from_home(home: DataHome) -> Result<Self, crate::ServerError> {
+        let mut config = ServerConfig::new(home.clone());
+        config.apply_env().map_err(crate::ServerError::Config)?;
+        let writ_home = home.clone();
+        config.writs = Some(Arc::new(move |token: Option<&str>| {
+            Ok(writ_home.writ_grant(token, &|k| std::env::var(k).ok())?)
+        }));
+        config.checkpoint_key = Some(Arc::new(home.checkpoint_key()?.0));
+        config.prices = home.prices()?;
+        Ok(config)
+    }
+
     /// Applies the environment: `PRAXIS_AUTH`, `PRAXIS_ALLOWED_ORIGINS`, `PRAXIS_MODE`,
     /// `PRAXIS_MAX_RUNS`, `PRAXIS_MAX_RUNS_PER_TENANT`, `PRAXIS_QUEUE`,
     /// `PRAXIS_TRUST_ANCHOR` (presence only). Command-line flags are applied after this.

@@ -17,6 +17,7 @@
 //! ```
 
 mod api;
+pub mod bench;
 mod config;
 mod history;
 mod metrics;
@@ -53,6 +54,10 @@ pub enum ServerError {
     Ledger(#[from] praxis_ledger::LedgerError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Home(#[from] praxis_runtime::home::HomeError),
     #[error("the server task failed: {0}")]
     Task(String),
 }
