@@ -805,6 +805,16 @@ async fn bad_input_gets_clear_status_codes_and_json_errors() {
             Some("workspace"),
         ),
         (
+            json!({"task": "t", "workspace": ws, "protocol": "xml"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("protocol"),
+        ),
+        (
+            json!({"task": "t", "workspace": ws, "limits": {"max_steps": 0}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("limits.max_steps"),
+        ),
+        (
             json!({"task": "t", "script": {"turns": "no"}}),
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("script"),
