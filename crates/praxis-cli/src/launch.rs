@@ -79,11 +79,12 @@ fn cognition_request(
     model: Option<String>,
     script: Option<PathBuf>,
 ) -> CognitionRequest {
-    CognitionRequest {
-        provider: provider.map(|p| Asked::new(p, "--provider")),
-        model: model.map(|m| Asked::new(m, "--model")),
-        script: script.map(|s| Asked::new(Script::File(s), "--script")),
-    }
+    CognitionRequest::named(
+        provider,
+        model,
+        script.map(Script::File),
+        ["--provider", "--model", "--script"],
+    )
 }
 
 /// A refused request, naming its flag.

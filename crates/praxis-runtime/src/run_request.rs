@@ -48,6 +48,23 @@ pub struct CognitionRequest {
     pub script: Option<Asked<Script>>,
 }
 
+impl CognitionRequest {
+    /// A surface's provider, model and script, with the names it knows them by
+    /// (`[provider, model, script]`).
+    pub fn named(
+        provider: Option<String>,
+        model: Option<String>,
+        script: Option<Script>,
+        [provider_name, model_name, script_name]: [&'static str; 3],
+    ) -> Self {
+        CognitionRequest {
+            provider: provider.map(|p| Asked::new(p, provider_name)),
+            model: model.map(|m| Asked::new(m, model_name)),
+            script: script.map(|s| Asked::new(s, script_name)),
+        }
+    }
+}
+
 /// What a surface asks a new run to be.
 #[derive(Clone, Debug)]
 pub struct RunRequest {

@@ -271,11 +271,12 @@ fn cognition_request(
     model: Option<String>,
     script: Option<Value>,
 ) -> CognitionRequest {
-    CognitionRequest {
-        provider: provider.map(|p| Asked::new(p, "provider")),
-        model: model.map(|m| Asked::new(m, "model")),
-        script: script.map(|s| Asked::new(Script::Inline(s.to_string()), "script")),
-    }
+    CognitionRequest::named(
+        provider,
+        model,
+        script.map(|s| Script::Inline(s.to_string())),
+        ["provider", "model", "script"],
+    )
 }
 
 /// A refused request: 422 naming the field, or 500 when the server's own configuration is
