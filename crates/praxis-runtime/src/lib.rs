@@ -12,8 +12,11 @@ mod delegate;
 pub mod doctor;
 mod driver;
 pub mod home;
+mod host;
+mod observer;
 pub mod recorded;
 pub mod replay;
+pub mod run_request;
 pub mod status;
 pub mod whatif;
 pub mod world;
@@ -24,4 +27,5 @@ pub use driver::{
     RuntimeError, WritGrant, new_run_id,
 };
 pub use home::DataHome;
+pub use run_request::{Asked, CognitionRequest, RequestError, RunRequest, Script};
 pub use status::{RunOverview, overview};

@@ -67,7 +67,7 @@ pub fn overview(row: &RunRow) -> RunOverview {
 /// Whether the process that drives an unfinished run still exists on this host. A run
 /// without a `run_finished` entry whose driver is gone was interrupted (crash, kill).
 fn driver_alive(environment: &Value) -> bool {
-    let same_host = environment["host"].as_str() == Some(crate::driver::hostname().as_str());
+    let same_host = environment["host"].as_str() == Some(crate::host::hostname().as_str());
     let Some(pid) = environment["pid"]
         .as_i64()
         .and_then(|p| i32::try_from(p).ok())
@@ -76,10 +76,10 @@ fn driver_alive(environment: &Value) -> bool {
     };
     // A pid can be reused: the process start time (since boot) and the boot id tell a
     // live driver from an unrelated process that got the same pid later.
-    let boot_matches = environment["boot_id"].as_str() == crate::driver::boot_id().as_deref();
+    let boot_matches = environment["boot_id"].as_str() == crate::host::boot_id().as_deref();
     let started = environment["pid_start_ticks"].as_u64();
     same_host
         && boot_matches
         && started.is_some()
-        && crate::driver::process_start_ticks(pid) == started
+        && crate::host::process_start_ticks(pid) == started
 }
