@@ -11,26 +11,16 @@ use crate::authority::{Authority, Authorization, AuthzRequest, Spent};
 use crate::cmd;
 use crate::contract::{CompileError, Contracts};
 use crate::policy::{Policy, rules};
+pub use crate::record::{Record, RunResult, kinds};
+use crate::record::{
+    ApprovalDecided, ApprovalRequested, BranchOrigin, CompactionRecord, DroppedObservation,
+    Execution, InvalidOutput, Manifest, ModelError, ModelResponseRecord, ProposalRecord,
+    RunFinished, RunResumed, RunStarted, WaitingFor, WorkspaceSnapshot,
+};
 use crate::types::*;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::Arc;
-
-/// Ledger entry kinds the kernel records.
-pub mod kinds {
-    pub const RUN_STARTED: &str = "run_started";
-    pub const WORKSPACE_SNAPSHOT: &str = "workspace_snapshot";
-    pub const MODEL_RESPONSE: &str = "model_response";
-    pub const MODEL_ERROR: &str = "model_error";
-    pub const INVALID_OUTPUT: &str = "invalid_output";
-    pub const PROPOSAL: &str = "proposal";
-    pub const EXECUTION: &str = "execution";
-    pub const APPROVAL_REQUESTED: &str = "approval_requested";
-    pub const APPROVAL_DECIDED: &str = "approval_decided";
-    pub const RUN_FINISHED: &str = "run_finished";
-    pub const RUN_RESUMED: &str = "run_resumed";
-    pub const COMPACTION: &str = "compaction";
-}
 
 /// Rule names of the kernel's own decisions (besides the policy's).
 pub mod kernel_rules {
@@ -42,11 +32,11 @@ pub mod kernel_rules {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// `environment` describes the host (recorded as is); `workspace_files` is the start
-    /// state manifest (recorded as a `workspace_snapshot` entry when not null).
+    /// state manifest (recorded as a `workspace_snapshot` entry when present).
     Start {
         now: Millis,
         environment: Value,
-        workspace_files: Value,
+        workspace_files: Option<Manifest>,
     },
     ModelReplied {
         now: Millis,
@@ -87,17 +77,10 @@ pub enum Event {
         now: Millis,
         spec: RunSpec,
         environment: Value,
-        origin: Value,
+        origin: BranchOrigin,
         note: Option<String>,
-        workspace_files: Value,
+        workspace_files: Option<Manifest>,
     },
-}
-
-/// A ledger entry to append (the ledger adds run id, sequence, time and hashes).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record {
-    pub kind: &'static str,
-    pub payload: Value,
 }
 
 /// An allowed proposal, ready for the tool fabric.
@@ -110,17 +93,6 @@ pub struct ExecRequest {
     pub resources: Vec<Resource>,
     /// The run's wall-clock deadline: tools must not run past it.
     pub deadline: Option<Millis>,
-}
-
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct RunResult {
-    pub status: RunStatus,
-    pub stop_reason: StopReason,
-    pub final_answer: Option<String>,
-    pub error: Option<String>,
-    pub steps: u32,
-    pub tool_calls: u32,
-    pub usage: Usage,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -297,24 +269,7 @@ impl Kernel {
                 Phase::NotStarted,
             ) => {
                 self.started = now;
-                record(
-                    &mut out,
-                    kinds::RUN_STARTED,
-                    json!({
-                        "spec": self.spec,
-                        "environment": environment,
-                        "writ": self.authority.as_ref().map(|a| a.describe()),
-                        "prices": self.prices,
-                        "now": now,
-                    }),
-                );
-                if !workspace_files.is_null() {
-                    record(
-                        &mut out,
-                        kinds::WORKSPACE_SNAPSHOT,
-                        json!({ "files": workspace_files }),
-                    );
-                }
+                self.record_start(now, environment, None, workspace_files, &mut out);
                 let system = system_prompt(&self.spec, &self.offered, now);
                 self.push_message(Message::new(Role::System, system));
                 self.push_message(Message::new(Role::User, self.spec.task.clone()));
@@ -335,8 +290,11 @@ impl Kernel {
             (Event::ModelFailed { now, error }, Phase::AwaitingModel) => {
                 record(
                     &mut out,
-                    kinds::MODEL_ERROR,
-                    json!({ "step": self.steps, "error": error, "now": now }),
+                    Record::ModelError(ModelError {
+                        step: self.steps,
+                        error: error.clone(),
+                        now,
+                    }),
                 );
                 self.finish(
                     now,
@@ -370,12 +328,17 @@ impl Kernel {
                     .iter()
                     .filter_map(|c| c.size)
                     .sum::<u64>();
+                let text = render_observation(&observation);
                 record(
                     &mut out,
-                    kinds::EXECUTION,
-                    execution_payload(&proposal, &observation, now),
+                    Record::Execution(Execution::new(
+                        &proposal.call_id,
+                        &proposal.tool,
+                        observation,
+                        now,
+                    )),
                 );
-                self.observe(&proposal.call_id, source, render_observation(&observation));
+                self.observe(&proposal.call_id, source, text);
                 if let Err(reason) = self.policy.within_deadline(self.started, now) {
                     self.finish(now, reason, None, None, &mut out);
                 } else {
@@ -405,8 +368,13 @@ impl Kernel {
                 };
                 record(
                     &mut out,
-                    kinds::APPROVAL_DECIDED,
-                    json!({ "call_id": call_id, "approved": approved, "by": by, "reason": reason, "now": now }),
+                    Record::ApprovalDecided(ApprovalDecided {
+                        call_id: call_id.clone(),
+                        approved,
+                        by: by.clone(),
+                        reason: reason.clone(),
+                        now,
+                    }),
                 );
                 if approved {
                     // Time passed while a human decided: the writ may have expired or the
@@ -448,8 +416,12 @@ impl Kernel {
                     };
                     record(
                         &mut out,
-                        kinds::EXECUTION,
-                        execution_payload(proposal, &observation, now),
+                        Record::Execution(Execution::new(
+                            &proposal.call_id,
+                            &proposal.tool,
+                            observation,
+                            now,
+                        )),
                     );
                 }
                 self.finish(now, StopReason::Cancelled, None, Some(reason), &mut out);
@@ -594,20 +566,27 @@ impl Kernel {
             let call_id = message.tool_call_id.clone();
             tokens = tokens - estimate_tokens(&message.content) + estimate_tokens(&stub);
             Arc::make_mut(&mut self.messages)[index].content = stub;
-            dropped.push(json!({ "message": index, "call_id": call_id, "bytes": bytes }));
+            dropped.push(DroppedObservation {
+                message: index,
+                call_id,
+                bytes,
+            });
         }
         if dropped.is_empty() && error.is_none() {
             return;
         }
-        let mut payload = json!({
-            "step": self.steps, "mode": "truncate", "dropped": dropped,
-            "tokens_before": tokens_before, "tokens_after": tokens, "now": now,
-        });
-        if let Some(error) = error {
-            // Why the summary failed (so truncation happened instead), as the driver said it.
-            payload["summary_error"] = json!(error);
-        }
-        record(out, kinds::COMPACTION, payload);
+        record(
+            out,
+            Record::Compaction(CompactionRecord::Truncate {
+                step: self.steps,
+                dropped,
+                tokens_before,
+                tokens_after: tokens,
+                // Why the summary failed (so truncation happened instead), as the driver said it.
+                summary_error: error,
+                now,
+            }),
+        );
     }
 
     /// Where a summary ends: the start of the turn holding the `keep_recent`-th latest
@@ -693,12 +672,15 @@ impl Kernel {
                 let tokens_after = self.conversation_tokens();
                 record(
                     out,
-                    kinds::COMPACTION,
-                    json!({
-                        "step": self.steps, "mode": "summarize", "replaced_messages": cut - 2,
-                        "summary": response.content, "model": response.model,
-                        "usage": response.usage, "tokens_before": tokens_before,
-                        "tokens_after": tokens_after, "now": now,
+                    Record::Compaction(CompactionRecord::Summarize {
+                        step: self.steps,
+                        replaced_messages: cut - 2,
+                        summary: response.content,
+                        model: response.model,
+                        usage: response.usage,
+                        tokens_before,
+                        tokens_after,
+                        now,
                     }),
                 );
             }
@@ -722,16 +704,20 @@ impl Kernel {
     /// (it changed nothing); a tool call in flight is marked interrupted and re-run only if it
     /// is read-only, otherwise only after approval; a pending approval is asked for again.
     fn resume(&mut self, now: Millis, environment: Value, out: &mut Vec<Command>) {
-        let (waiting, call_id) = match &self.phase {
-            Phase::AwaitingModel | Phase::AwaitingSummary { .. } => ("model", None),
-            Phase::AwaitingTool(p, _) => ("tool", Some(p.call_id.clone())),
-            Phase::AwaitingApproval(p, _) => ("approval", Some(p.call_id.clone())),
+        let (waiting_for, interrupted_call) = match &self.phase {
+            Phase::AwaitingModel | Phase::AwaitingSummary { .. } => (WaitingFor::Model, None),
+            Phase::AwaitingTool(p, _) => (WaitingFor::Tool, Some(p.call_id.clone())),
+            Phase::AwaitingApproval(p, _) => (WaitingFor::Approval, Some(p.call_id.clone())),
             Phase::NotStarted | Phase::Finished => unreachable!("guarded by the caller"),
         };
         record(
             out,
-            kinds::RUN_RESUMED,
-            json!({ "now": now, "environment": environment, "waiting_for": waiting, "interrupted_call": call_id }),
+            Record::RunResumed(RunResumed {
+                environment,
+                waiting_for,
+                interrupted_call,
+                now,
+            }),
         );
         if let Err(reason) = self.policy.within_deadline(self.started, now) {
             return self.finish(now, reason, None, None, out);
@@ -753,8 +739,11 @@ impl Kernel {
                 );
                 record(
                     out,
-                    kinds::APPROVAL_REQUESTED,
-                    json!({ "call_id": proposal.call_id, "rule": kernel_rules::RESUME_INTERRUPTED_CALL, "reason": reason }),
+                    Record::ApprovalRequested(ApprovalRequested {
+                        call_id: proposal.call_id.clone(),
+                        rule: Some(kernel_rules::RESUME_INTERRUPTED_CALL.into()),
+                        reason: Some(reason.clone()),
+                    }),
                 );
                 let suspended = Proposal {
                     verdict: Verdict::NeedsApproval {
@@ -783,46 +772,51 @@ impl Kernel {
         now: Millis,
         spec: RunSpec,
         environment: Value,
-        origin: Value,
+        origin: BranchOrigin,
         note: Option<String>,
-        workspace_files: Value,
+        workspace_files: Option<Manifest>,
         out: &mut Vec<Command>,
     ) {
         self.policy = Policy::for_run(&spec);
         self.spec = spec;
         self.started = now;
-        record(
-            out,
-            kinds::RUN_STARTED,
-            json!({
-                "spec": self.spec,
-                "environment": environment,
-                "writ": self.authority.as_ref().map(|a| a.describe()),
-                "prices": self.prices,
-                "branch": origin,
-                "now": now,
-            }),
-        );
-        if !workspace_files.is_null() {
-            record(
-                out,
-                kinds::WORKSPACE_SNAPSHOT,
-                json!({ "files": workspace_files }),
-            );
-        }
         let mut text = format!(
             "[praxis] This run continues run {} from entry {} as a branch. The workspace is now {} \
              (its files are as they were at that point).",
-            origin["run_id"].as_str().unwrap_or("?"),
-            origin["seq"],
-            self.spec.workspace
+            origin.run_id, origin.seq, self.spec.workspace
         );
+        self.record_start(now, environment, Some(origin), workspace_files, out);
         if let Some(note) = note {
             text.push_str("\n\n");
             text.push_str(&note);
         }
         self.push_message(Message::new(Role::User, text));
         out.push(Command::CallModel(self.current_request()));
+    }
+
+    /// `run_started` (and the start manifest) of a run or a branch.
+    fn record_start(
+        &self,
+        now: Millis,
+        environment: Value,
+        branch: Option<BranchOrigin>,
+        workspace_files: Option<Manifest>,
+        out: &mut Vec<Command>,
+    ) {
+        record(
+            out,
+            Record::RunStarted(RunStarted {
+                spec: self.spec.clone(),
+                environment,
+                writ: self.authority.as_ref().map(|a| a.describe()),
+                prices: self.prices.clone(),
+                branch,
+                now,
+            }),
+        );
+        if let Some(files) = workspace_files {
+            record(out, Record::WorkspaceSnapshot(WorkspaceSnapshot { files }));
+        }
     }
 
     fn next_step(&mut self, now: Millis, out: &mut Vec<Command>) {
@@ -853,22 +847,20 @@ impl Kernel {
         self.usage.add(response.usage);
         let cost = self.prices.cost_micros(&response.model, response.usage);
         self.usd_micros += cost;
-        let mut payload = json!({
-            "step": self.steps,
-            "model": response.model,
-            "content": response.content,
-            "tool_calls": response.tool_calls,
-            "usage": response.usage,
-            "now": now,
-        });
-        if !response.reasoning.is_empty() {
-            payload["reasoning"] = json!(response.reasoning);
-        }
-        // What the call cost by the run's price table (absent for unpriced models).
-        if cost > 0 {
-            payload["cost_usd_micros"] = json!(cost);
-        }
-        record(out, kinds::MODEL_RESPONSE, payload);
+        record(
+            out,
+            Record::ModelResponse(ModelResponseRecord {
+                step: self.steps,
+                model: response.model.clone(),
+                content: response.content.clone(),
+                tool_calls: response.tool_calls.clone(),
+                usage: response.usage,
+                reasoning: response.reasoning.clone(),
+                // What the call cost by the run's price table (absent for unpriced models).
+                cost_usd_micros: (cost > 0).then_some(cost),
+                now,
+            }),
+        );
         self.push_message(Message {
             role: Role::Assistant,
             content: response.content.clone(),
@@ -912,12 +904,11 @@ impl Kernel {
                     let reason = error.to_string();
                     record(
                         out,
-                        kinds::PROPOSAL,
-                        json!({
-                            "call_id": intent.call_id, "tool": intent.tool, "arguments": intent.arguments,
-                            "source": intent.source, "verdict": "deny", "rule": rules::CONTRACT,
-                            "reason": reason, "outcome": "rejected",
-                        }),
+                        Record::Proposal(ProposalRecord::contract_rejected(
+                            &intent,
+                            rules::CONTRACT,
+                            reason.clone(),
+                        )),
                     );
                     self.observe(
                         &intent.call_id,
@@ -952,9 +943,15 @@ impl Kernel {
                             resources: compiled.resources,
                             verdict: Verdict::deny(&rule, reason.clone()),
                         };
-                        let mut payload = proposal_payload(&denied, intent.source, now, &spent);
-                        payload["outcome"] = json!("rejected");
-                        record(out, kinds::PROPOSAL, payload);
+                        record(
+                            out,
+                            Record::Proposal(ProposalRecord::judged(
+                                &denied,
+                                intent.source,
+                                now,
+                                spent,
+                            )),
+                        );
                         let error = format!("{rule}: {reason}");
                         return self.finish(
                             now,
@@ -974,15 +971,13 @@ impl Kernel {
                 resources: compiled.resources,
                 verdict,
             };
-            let mut payload = proposal_payload(&proposal, intent.source, now, &spent);
+            let payload = ProposalRecord::judged(&proposal, intent.source, now, spent);
+            record(out, Record::Proposal(payload));
             match &proposal.verdict {
                 Verdict::Allow { .. } => {
-                    record(out, kinds::PROPOSAL, payload);
                     return self.execute(now, proposal, intent.source, out);
                 }
                 Verdict::Deny { rule, reason } => {
-                    payload["outcome"] = json!("rejected");
-                    record(out, kinds::PROPOSAL, payload);
                     self.observe(
                         &proposal.call_id,
                         intent.source,
@@ -990,12 +985,13 @@ impl Kernel {
                     );
                 }
                 Verdict::NeedsApproval { .. } => {
-                    payload["outcome"] = json!("suspended");
-                    record(out, kinds::PROPOSAL, payload);
                     record(
                         out,
-                        kinds::APPROVAL_REQUESTED,
-                        json!({ "call_id": proposal.call_id }),
+                        Record::ApprovalRequested(ApprovalRequested {
+                            call_id: proposal.call_id.clone(),
+                            rule: None,
+                            reason: None,
+                        }),
                     );
                     out.push(Command::AwaitApproval(proposal.clone()));
                     self.phase = Phase::AwaitingApproval(proposal, intent.source);
@@ -1057,8 +1053,11 @@ impl Kernel {
         self.invalid_in_row += 1;
         record(
             out,
-            kinds::INVALID_OUTPUT,
-            json!({ "step": self.steps, "reason": why, "in_a_row": self.invalid_in_row }),
+            Record::InvalidOutput(InvalidOutput {
+                step: self.steps,
+                reason: why.clone(),
+                in_a_row: self.invalid_in_row,
+            }),
         );
         if self.invalid_in_row >= self.spec.limits.max_invalid_replies {
             let error = format!(
@@ -1102,9 +1101,13 @@ impl Kernel {
             tool_calls: self.tool_calls,
             usage: self.usage,
         };
-        let mut payload = serde_json::to_value(&result).expect("plain data serialises");
-        payload["now"] = json!(now);
-        record(out, kinds::RUN_FINISHED, payload);
+        record(
+            out,
+            Record::RunFinished(RunFinished {
+                result: result.clone(),
+                now,
+            }),
+        );
         self.phase = Phase::Finished;
         self.pending.clear();
         out.push(Command::Finish(result));
@@ -1164,31 +1167,8 @@ fn intents_of(step: u32, response: &ModelResponse) -> Reply {
     }
 }
 
-fn record(out: &mut Vec<Command>, kind: &'static str, payload: Value) {
-    out.push(Command::Record(Record { kind, payload }));
-}
-
-fn proposal_payload(p: &Proposal, source: IntentSource, now: Millis, spent: &Spent) -> Value {
-    json!({
-        "call_id": p.call_id, "tool": p.tool, "arguments": p.arguments, "source": source,
-        "effect": p.effect, "resources": p.resources,
-        "verdict": p.verdict.kind(), "rule": p.verdict.rule(), "reason": p.verdict.reason(),
-        "now": now, "spent": spent,
-    })
-}
-
-fn execution_payload(p: &Proposal, o: &Observation, now: Millis) -> Value {
-    let outcome = if o.status == ExecStatus::Ok {
-        "committed"
-    } else {
-        "failed"
-    };
-    let mut payload = serde_json::to_value(o).expect("plain data serialises");
-    payload["call_id"] = json!(p.call_id);
-    payload["tool"] = json!(p.tool);
-    payload["outcome"] = json!(outcome);
-    payload["now"] = json!(now);
-    payload
+fn record(out: &mut Vec<Command>, record: Record) {
+    out.push(Command::Record(record));
 }
 
 /// What the model reads back after a tool ran.

@@ -6,11 +6,13 @@ pub mod cmd;
 pub mod contract;
 pub mod kernel;
 pub mod policy;
+pub mod record;
 pub mod types;
 
 pub use authority::{Authority, Authorization, AuthzRequest, Spent};
 pub use contract::{CompileError, Compiled, Contracts};
-pub use kernel::{Command, Event, ExecRequest, Kernel, KernelError, Record, RunResult};
+pub use kernel::{Command, Event, ExecRequest, Kernel, KernelError};
+pub use record::{Record, RunResult};
 pub use policy::Policy;
 pub use types::*;
 
