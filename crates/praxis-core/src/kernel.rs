@@ -8,8 +8,9 @@
 //! acts on a later command.
 
 use crate::authority::{Authority, Authorization, AuthzRequest, Spent};
+pub use judge::{Judgement, judge};
 use crate::cmd;
-use crate::contract::{CompileError, Contracts};
+use crate::contract::Contracts;
 use crate::policy::{Policy, rules};
 pub use crate::record::{Record, RunResult, kinds};
 use crate::record::{
@@ -887,20 +888,19 @@ impl Kernel {
     /// Handles pending intents until one needs the outside world or none are left.
     fn advance(&mut self, now: Millis, out: &mut Vec<Command>) {
         while let Some(intent) = self.pending.pop_front() {
-            let compiled = if intent.arguments.is_object() {
-                self.contracts.compile(&intent.tool, &intent.arguments)
-            } else {
-                Err(CompileError::InvalidArguments {
-                    tool: intent.tool.clone(),
-                    problems: vec![format!(
-                        "arguments must be a JSON object, got {}",
-                        intent.arguments
-                    )],
-                })
-            };
-            let compiled = match compiled {
-                Ok(compiled) => compiled,
-                Err(error) => {
+            // What the proposal is judged with is recorded with it (audits, what-if checks).
+            let spent = self.spent(now);
+            let judgement = judge(
+                &*self.contracts,
+                &self.policy,
+                self.authority.as_deref(),
+                &intent.tool,
+                &intent.arguments,
+                now,
+                &spent,
+            );
+            let (compiled, verdict) = match judgement {
+                Judgement::Rejected(error) => {
                     let reason = error.to_string();
                     record(
                         out,
@@ -917,52 +917,35 @@ impl Kernel {
                     );
                     continue;
                 }
+                Judgement::Judged { compiled, verdict } => (compiled, verdict),
+                Judgement::Exhausted {
+                    compiled,
+                    rule,
+                    reason,
+                } => {
+                    self.reply_usable = true;
+                    let denied = Proposal {
+                        call_id: intent.call_id,
+                        tool: intent.tool,
+                        arguments: intent.arguments,
+                        effect: compiled.effect,
+                        resources: compiled.resources,
+                        verdict: Verdict::deny(&rule, reason.clone()),
+                    };
+                    record(
+                        out,
+                        Record::Proposal(ProposalRecord::judged(
+                            &denied,
+                            intent.source,
+                            now,
+                            spent,
+                        )),
+                    );
+                    let error = format!("{rule}: {reason}");
+                    return self.finish(now, StopReason::BudgetExhausted, None, Some(error), out);
+                }
             };
             self.reply_usable = true;
-            // What the proposal is judged with is recorded with it (audits, what-if checks).
-            let spent = self.spent(now);
-            let mut verdict = self.policy.evaluate(&intent.tool, &compiled);
-            if let (Verdict::Allow { .. }, Some(authority)) = (&verdict, &self.authority) {
-                let resources = self.policy.normalized(&compiled.resources);
-                let request = AuthzRequest {
-                    tool: &intent.tool,
-                    arguments: &intent.arguments,
-                    effect: compiled.effect,
-                    resources: &resources,
-                    now,
-                    spent: &spent,
-                };
-                match authority.authorize(&request) {
-                    Authorization::Verdict(v) => verdict = v,
-                    Authorization::Exhausted { rule, reason } => {
-                        let denied = Proposal {
-                            call_id: intent.call_id,
-                            tool: intent.tool,
-                            arguments: intent.arguments,
-                            effect: compiled.effect,
-                            resources: compiled.resources,
-                            verdict: Verdict::deny(&rule, reason.clone()),
-                        };
-                        record(
-                            out,
-                            Record::Proposal(ProposalRecord::judged(
-                                &denied,
-                                intent.source,
-                                now,
-                                spent,
-                            )),
-                        );
-                        let error = format!("{rule}: {reason}");
-                        return self.finish(
-                            now,
-                            StopReason::BudgetExhausted,
-                            None,
-                            Some(error),
-                            out,
-                        );
-                    }
-                }
-            }
             let proposal = Proposal {
                 call_id: intent.call_id,
                 tool: intent.tool,
@@ -1255,6 +1238,8 @@ fn civil_date(ms: Millis) -> String {
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!("{year:04}-{month:02}-{day:02}")
 }
+
+mod judge;
 
 #[cfg(test)]
 mod tests;

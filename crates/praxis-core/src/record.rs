@@ -171,7 +171,8 @@ pub struct RunStarted {
     pub environment: Value,
     /// What the writ the run acts under says of itself (see [`WritSummary`]), or null.
     pub writ: Option<Value>,
-    /// The price table in force.
+    /// The price table in force (runs recorded before prices were had none).
+    #[serde(default)]
     pub prices: PriceTable,
     /// A branch names the run and entry its history comes from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,11 +188,28 @@ impl RunStarted {
             .and_then(|w| WritSummary::deserialize(w).ok())
     }
 
-    /// A string host fact recorded at start (`environment.<name>`), if present.
-    pub fn environment_str(&self, name: &str) -> Option<&str> {
-        self.environment.get(name).and_then(Value::as_str)
+    /// The process that drove the run from its start.
+    pub fn driver(&self) -> DriverProcess {
+        DriverProcess::of(&self.environment)
     }
 }
+
+/// The driver process named by a record's host facts (`environment`), as far as recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct DriverProcess {
+    pub host: Option<String>,
+    pub pid: Option<i64>,
+    pub boot_id: Option<String>,
+    /// Start time of the process since boot (tells a live driver from a reused pid).
+    pub pid_start_ticks: Option<u64>,
+}
+
+impl DriverProcess {
+    fn of(environment: &Value) -> Self {
+        DriverProcess::deserialize(environment).unwrap_or_default()
+    }
+}
+
 
 /// A signed writ as recorded in `run_started.writ`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -540,6 +558,13 @@ pub struct RunResumed {
     /// The tool call that was in flight (or awaiting approval), if any.
     pub interrupted_call: Option<String>,
     pub now: Millis,
+}
+
+impl RunResumed {
+    /// The process that took the run over.
+    pub fn driver(&self) -> DriverProcess {
+        DriverProcess::of(&self.environment)
+    }
 }
 
 /// How a run ended.

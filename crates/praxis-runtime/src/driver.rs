@@ -14,6 +14,7 @@ use praxis_models::{DeltaSink, Provider};
 use praxis_tools::tools::delegate::{self, DelegateArgs};
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
 use praxis_writ::{TrustAnchor, WritSpec};
+use praxis_core::record::{BranchOrigin, Manifest};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -239,7 +240,7 @@ impl Runtime {
         let start = Event::Start {
             now: now_millis(),
             environment,
-            workspace_files: manifest,
+            workspace_files: Some(manifest),
         };
         let context = self.context(&options, &kernel);
         drive.run(&mut kernel, start, &context).await
@@ -366,9 +367,13 @@ impl Runtime {
             now: now_millis(),
             spec,
             environment: environment(&drive.ctx),
-            origin: json!({ "run_id": from.run_id, "seq": link.seq, "hash": link.hash }),
+            origin: BranchOrigin {
+                run_id: from.run_id.clone(),
+                seq: link.seq,
+                hash: link.hash.clone(),
+            },
             note: from.note.clone(),
-            workspace_files: manifest,
+            workspace_files: Some(manifest),
         };
         let context = self.context(&options, &kernel);
         let report = drive.run(&mut kernel, branch, &context).await?;
@@ -383,7 +388,7 @@ impl Runtime {
         workspace: &Workspace,
         options: &RunOptions,
         observer: &'o dyn RunObserver,
-    ) -> Result<(Drive<'o>, Value), RuntimeError> {
+    ) -> Result<(Drive<'o>, Manifest), RuntimeError> {
         let mut drive = Drive {
             run_id,
             ledger: self.ledger.clone(),
@@ -492,8 +497,8 @@ impl Drive<'_> {
             for command in commands {
                 match command {
                     Command::Record(record) => batch.push(NewEntry {
-                        kind: record.kind.to_string(),
-                        payload: record.payload,
+                        kind: record.kind().to_string(),
+                        payload: record.to_payload(),
                         at: now_rfc3339(),
                     }),
                     // A model call changes nothing in the world, so the records before it are
