@@ -1086,10 +1086,7 @@ impl Kernel {
         };
         record(
             out,
-            Record::RunFinished(RunFinished {
-                result: result.clone(),
-                now,
-            }),
+            Record::RunFinished(RunFinished::new(result.clone(), now)),
         );
         self.phase = Phase::Finished;
         self.pending.clear();

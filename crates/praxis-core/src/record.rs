@@ -39,8 +39,13 @@ pub mod kinds {
 pub enum RecordError {
     #[error("unknown record kind `{0}`")]
     UnknownKind(String),
-    #[error("malformed `{kind}` payload: {reason}")]
-    Malformed { kind: String, reason: String },
+    #[error("malformed `{kind}` payload: `{field}`: {reason}")]
+    Malformed {
+        kind: String,
+        /// The path of the offending field (`.` for the payload itself).
+        field: String,
+        reason: String,
+    },
 }
 
 /// One ledger record: the entry kind (serialized as `kind`) and its payload.
@@ -107,9 +112,10 @@ impl Record {
     /// Reads a ledger entry's kind and payload back into a record.
     pub fn from_entry(kind: &str, payload: &Value) -> Result<Record, RecordError> {
         fn p<T: serde::de::DeserializeOwned>(kind: &str, payload: &Value) -> Result<T, RecordError> {
-            T::deserialize(payload).map_err(|e| RecordError::Malformed {
+            serde_path_to_error::deserialize(payload).map_err(|e| RecordError::Malformed {
                 kind: kind.to_string(),
-                reason: e.to_string(),
+                field: e.path().to_string(),
+                reason: e.into_inner().to_string(),
             })
         }
         Ok(match kind {
@@ -444,14 +450,21 @@ pub enum ExecOutcome {
     Failed,
 }
 
-/// `execution`: what a tool call returned (the observation, flattened).
+/// `execution`: what a tool call returned (its observation's fields, and the call).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Execution {
     pub call_id: String,
     pub tool: String,
     pub outcome: ExecOutcome,
-    #[serde(flatten)]
-    pub observation: Observation,
+    pub status: ExecStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub output: String,
+    /// Bytes of output dropped by the cap (0: nothing was cut).
+    pub truncated_bytes: u64,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files_changed: Vec<FileChange>,
     pub now: Millis,
 }
 
@@ -462,12 +475,37 @@ impl Execution {
         } else {
             ExecOutcome::Failed
         };
+        let Observation {
+            status,
+            exit_code,
+            output,
+            truncated_bytes,
+            duration_ms,
+            files_changed,
+        } = observation;
         Execution {
             call_id: call_id.to_string(),
             tool: tool.to_string(),
             outcome,
-            observation,
+            status,
+            exit_code,
+            output,
+            truncated_bytes,
+            duration_ms,
+            files_changed,
             now,
+        }
+    }
+
+    /// The observation the tool returned.
+    pub fn observation(&self) -> Observation {
+        Observation {
+            status: self.status,
+            exit_code: self.exit_code,
+            output: self.output.clone(),
+            truncated_bytes: self.truncated_bytes,
+            duration_ms: self.duration_ms,
+            files_changed: self.files_changed.clone(),
         }
     }
 }
@@ -582,9 +620,51 @@ pub struct RunResult {
 /// `run_finished`: the result, and when.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunFinished {
-    #[serde(flatten)]
-    pub result: RunResult,
+    pub status: RunStatus,
+    pub stop_reason: StopReason,
+    pub final_answer: Option<String>,
+    pub error: Option<String>,
+    pub steps: u32,
+    pub tool_calls: u32,
+    pub usage: Usage,
     pub now: Millis,
+}
+
+impl RunFinished {
+    pub fn new(result: RunResult, now: Millis) -> Self {
+        let RunResult {
+            status,
+            stop_reason,
+            final_answer,
+            error,
+            steps,
+            tool_calls,
+            usage,
+        } = result;
+        RunFinished {
+            status,
+            stop_reason,
+            final_answer,
+            error,
+            steps,
+            tool_calls,
+            usage,
+            now,
+        }
+    }
+
+    /// The run's result.
+    pub fn result(&self) -> RunResult {
+        RunResult {
+            status: self.status,
+            stop_reason: self.stop_reason,
+            final_answer: self.final_answer.clone(),
+            error: self.error.clone(),
+            steps: self.steps,
+            tool_calls: self.tool_calls,
+            usage: self.usage,
+        }
+    }
 }
 
 /// `checkpoint`: an Ed25519 signature by the runtime key over the entry before it.

@@ -202,11 +202,11 @@ fn trajectory(
                         )
                     })?;
                 if let Some(call) = steps.last_mut().and_then(|s| s.calls.get_mut(index)) {
-                    call.status = Some(execution.observation.status.as_str().to_string());
+                    call.status = Some(execution.status.as_str().to_string());
                 }
             }
             Record::RunFinished(finished) => {
-                end = Some(finished.result.stop_reason.as_str().to_string())
+                end = Some(finished.stop_reason.as_str().to_string())
             }
             _ => {}
         }

@@ -64,8 +64,8 @@ impl Reader<'_> {
             praxis_core::record::RecordError::UnknownKind(kind) => {
                 self.malformed(entry, "kind", format!("unknown record kind `{kind}`"))
             }
-            praxis_core::record::RecordError::Malformed { reason, .. } => {
-                self.malformed(entry, "payload", reason)
+            praxis_core::record::RecordError::Malformed { field, reason, .. } => {
+                self.malformed(entry, &field, reason)
             }
         })
     }

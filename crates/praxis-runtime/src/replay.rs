@@ -561,7 +561,7 @@ fn unexpected(entry: &Entry, got: Value, what: String) -> ReplayReport {
 }
 
 fn is_cancel(finished: &RunFinished) -> bool {
-    finished.result.stop_reason == StopReason::Cancelled
+    finished.stop_reason == StopReason::Cancelled
 }
 
 // Events rebuilt from recorded records.
@@ -597,21 +597,21 @@ fn summarized(compaction: CompactionRecord) -> Event {
 fn cancel(finished: &RunFinished) -> Event {
     Event::Cancel {
         now: finished.now,
-        reason: finished.result.error.clone().unwrap_or_default(),
+        reason: finished.error.clone().unwrap_or_default(),
     }
 }
 
 /// The event answering an `Execute`, from its `execution` entry and the record after it,
 /// which tells a cancel during the call from a tool that reported `cancelled` itself.
 fn tool_event(execution: Execution, after: Option<&Record>) -> Event {
-    if execution.observation.status == ExecStatus::Cancelled
+    if execution.status == ExecStatus::Cancelled
         && let Some(Record::RunFinished(finished)) = after
         && is_cancel(finished)
     {
-        let reason = finished.result.error.clone().unwrap_or_default();
+        let reason = finished.error.clone().unwrap_or_default();
         // The kernel itself records exactly this observation for a cancel during the call.
         if finished.now == execution.now
-            && execution.observation.output == format!("cancelled: {reason}")
+            && execution.output == format!("cancelled: {reason}")
         {
             return Event::Cancel {
                 now: finished.now,
@@ -621,8 +621,8 @@ fn tool_event(execution: Execution, after: Option<&Record>) -> Event {
     }
     Event::ToolFinished {
         now: execution.now,
+        observation: execution.observation(),
         call_id: execution.call_id,
-        observation: execution.observation,
     }
 }
 

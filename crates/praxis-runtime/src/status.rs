@@ -28,7 +28,7 @@ pub fn overview(row: &RunRow) -> RunOverview {
         .finished
         .as_ref()
         .and_then(|f| RunFinished::deserialize(f).ok())
-        .map(|f| f.result);
+        ;
     let resumed = row
         .resumed
         .as_ref()

@@ -79,7 +79,7 @@ pub fn world_at(ledger: &dyn Ledger, run_id: &str, at: Option<u64>) -> Result<Wo
     world.load_manifest(snapshot, start.files)?;
     for entry in entries.iter().filter(|e| e.seq <= at) {
         if let Record::Execution(execution) = read.record(entry)? {
-            world.apply(execution.observation.files_changed);
+            world.apply(execution.files_changed);
         }
     }
     Ok(world)
