@@ -40,6 +40,22 @@ pub fn load(ledger: &dyn Ledger, run_id: &str) -> Result<Vec<Entry>, RecordError
     Ok(entries)
 }
 
+/// The `run_started` record of `run_id` (its spec, host facts, writ and prices).
+pub fn run_started(ledger: &dyn Ledger, run_id: &str) -> Result<RunStarted, RecordError> {
+    let first = ledger
+        .entries(run_id, 0)
+        .map_err(|source| RecordError::Ledger {
+            run_id: run_id.to_string(),
+            source: Box::new(source),
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RecordError::RunNotFound {
+            run_id: run_id.to_string(),
+        })?;
+    Reader { run_id }.run_started(&first)
+}
+
 /// Typed access to the payload fields of one run's entries; errors name run, seq and field.
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
