@@ -1,5 +1,5 @@
 use super::*;
-use crate::contract::Compiled;
+use crate::contract::{CompileError, Compiled};
 use proptest::prelude::*;
 
 /// A small contract catalogue: fs_read (read), fs_write (write), shell (exec).
