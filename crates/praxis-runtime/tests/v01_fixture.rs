@@ -4,6 +4,7 @@
 //! the same canonical JSON (so the same hashes), and the export verifies offline.
 
 use praxis_core::Record;
+use praxis_core::record::FeedEvent;
 use praxis_ledger::checkpoint::{parse_export, verify_export};
 use praxis_ledger::{Ledger, SqliteLedger, VerifyReport, canonical_json, entry_hash};
 use praxis_runtime::replay::{ReplayReport, replay};
@@ -111,4 +112,17 @@ fn v01_payloads_round_trip_through_typed_records() {
     }
     // The fixture covers every kind.
     assert_eq!(kinds.len(), 13, "{kinds:?}");
+}
+
+/// Each export line (the data of a feed entry event) has the shape the published feed
+/// schema describes ([`FeedEvent`]).
+#[test]
+fn v01_export_lines_are_feed_entry_events() {
+    let text = std::fs::read_to_string(fixture().join("export.jsonl")).unwrap();
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        let event: FeedEvent = serde_json::from_value(value.clone()).unwrap();
+        assert!(matches!(event, FeedEvent::Entry(_)), "{line}");
+        assert_eq!(serde_json::to_value(&event).unwrap(), value);
+    }
 }
