@@ -1,0 +1,148 @@
+//! Tools, writs, health, readiness and metrics.
+
+use crate::api::dto::*;
+use crate::api::{ApiError, AppState, ErrorBody, JsonBody, blocking};
+use crate::runs::Known;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use praxis_core::{Contracts, RunStatus};
+use praxis_ledger::Ledger;
+use praxis_runtime::overview;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+#[utoipa::path(get, path = "/v1/tools", security(("bearer" = [])),
+    responses((status = 200, body = ToolList)))]
+pub(crate) async fn list_tools(State(state): State<AppState>) -> Json<ToolList> {
+    let tools = state
+        .config
+        .registry
+        .specs()
+        .into_iter()
+        .map(|spec| ToolView {
+            effect: serde_json::to_value(spec.effect)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            name: spec.name,
+            description: spec.description,
+            parameters: spec.parameters,
+        })
+        .collect();
+    Json(ToolList { tools })
+}
+
+#[utoipa::path(post, path = "/v1/writs/verify", request_body = VerifyWrit, security(("bearer" = [])),
+    responses((status = 200, description = "`valid` says whether the writ verifies against this server's trust anchor now", body = WritVerdict),
+        (status = 422, body = ErrorBody)))]
+pub(crate) async fn verify_writ(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<VerifyWrit>,
+) -> Result<Json<WritVerdict>, ApiError> {
+    let Some(source) = state.config.writs.clone() else {
+        return Err(ApiError::invalid(
+            "writ",
+            "this server has no writ trust anchor configured",
+        ));
+    };
+    blocking(move || {
+        let token = body.writ.trim();
+        if token.is_empty() {
+            return Err(ApiError::invalid("writ", "`writ` must not be empty"));
+        }
+        let grant = source(Some(token)).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
+        Ok(Json(
+            match praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now()) {
+                Ok(writ) => WritVerdict {
+                    valid: true,
+                    error: None,
+                    writ: Some(writ.describe()),
+                },
+                Err(e) => WritVerdict {
+                    valid: false,
+                    error: Some(e.to_string()),
+                    writ: None,
+                },
+            },
+        ))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, description = "The process is up")))]
+pub(crate) async fn health() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[utoipa::path(get, path = "/ready", responses((status = 200, description = "The ledger is healthy"), (status = 503, body = ErrorBody)))]
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+    let ledger = state.manager.ledger.clone();
+    let accepting = !*state.shutdown.borrow();
+    match tokio::task::spawn_blocking(move || ledger.check_health()).await {
+        Ok(Ok(report)) if report.quick_check == "ok" && accepting => {
+            Json(json!({ "status": "ready", "ledger": report })).into_response()
+        }
+        Ok(Ok(report)) if accepting => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("ledger integrity check failed: {}", report.quick_check),
+        )
+        .into_response(),
+        Ok(Ok(_)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        )
+        .into_response(),
+        Ok(Err(e)) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+#[utoipa::path(get, path = "/metrics", security(("bearer" = [])),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let shared = state.clone();
+    let by_status = blocking(move || {
+        let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+        for status in [
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::AwaitingApproval,
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::Interrupted,
+        ] {
+            by_status.insert(status.as_str().into(), 0);
+        }
+        let mut ghosts = std::collections::HashSet::new();
+        for (id, known) in shared.manager.unledgered() {
+            let status = match known {
+                Known::Queued { .. } => RunStatus::Queued,
+                Known::Ghost(g) => g.status,
+                _ => continue,
+            };
+            ghosts.insert(id);
+            *by_status.entry(status.as_str().into()).or_default() += 1;
+        }
+        for row in shared.manager.ledger.runs()? {
+            if !ghosts.contains(&row.run_id) {
+                *by_status
+                    .entry(overview(&row).status.as_str().into())
+                    .or_default() += 1;
+            }
+        }
+        Ok(by_status)
+    })
+    .await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(&by_status),
+    )
+        .into_response())
+}

@@ -1,0 +1,173 @@
+//! The view of a run: the ledger plus what this process knows live.
+
+use crate::api::dto::*;
+use crate::api::{ApiError, DEFAULT_TENANT, Shared};
+use crate::runs::{Counters, Ghost, Known, row_of};
+use praxis_core::RunStatus;
+use praxis_ledger::{Entry, Ledger};
+use praxis_runtime::overview;
+
+impl Shared {
+    /// The view of a run, from the ledger plus what this process knows live.
+    pub(crate) fn view(&self, id: &str, known: Known) -> Result<RunView, ApiError> {
+        match known {
+            Known::Queued {
+                tenant,
+                task,
+                workspace,
+                provider,
+                created_at,
+                position,
+                ..
+            } => Ok(RunView {
+                id: id.into(),
+                status: RunStatus::Queued.as_str().into(),
+                phase: Some("queued".into()),
+                active_tool: None,
+                stop_reason: None,
+                final_answer: None,
+                error: None,
+                steps: 0,
+                tool_calls: 0,
+                usage: UsageView::default(),
+                task,
+                workspace,
+                provider,
+                started_at: created_at,
+                last_seq: 0,
+                tenant,
+                queue_position: Some(position),
+                recovery: None,
+            }),
+            Known::Ghost(ghost) => Ok(ghost_view(id, ghost, self.manager.ledger.entries(id, 0)?)),
+            Known::Active {
+                tenant,
+                hub,
+                recovered,
+            } => {
+                let entries = self.manager.ledger.entries(id, 0)?;
+                let state = hub.state();
+                let mut view = match row_of(&entries) {
+                    Some(row) => ledger_view(&row, &entries, tenant),
+                    None => RunView {
+                        id: id.into(),
+                        status: RunStatus::Running.as_str().into(),
+                        phase: None,
+                        active_tool: None,
+                        stop_reason: None,
+                        final_answer: None,
+                        error: None,
+                        steps: 0,
+                        tool_calls: 0,
+                        usage: UsageView::default(),
+                        task: String::new(),
+                        workspace: String::new(),
+                        provider: String::new(),
+                        started_at: String::new(),
+                        last_seq: 0,
+                        tenant,
+                        queue_position: None,
+                        recovery: None,
+                    },
+                };
+                // The ledger's last entry is not always the request (a resumed run waits
+                // again after `run_resumed`); the live phase knows.
+                if state.phase == "awaiting_approval" && view.status == "running" {
+                    view.status = RunStatus::AwaitingApproval.as_str().into();
+                }
+                view.phase = Some(state.phase.to_string());
+                view.active_tool = state.active_tool;
+                view.recovery = recovered;
+                Ok(view)
+            }
+            Known::Unknown { recovered } => {
+                let entries = self.manager.ledger.entries(id, 0)?;
+                let row = row_of(&entries)
+                    .ok_or_else(|| ApiError::not_found(format_args!("run {id}")))?;
+                let tenant = self
+                    .tokens
+                    .run_tenant(id)?
+                    .unwrap_or_else(|| DEFAULT_TENANT.into());
+                let mut view = ledger_view(&row, &entries, tenant);
+                view.recovery = recovered;
+                Ok(view)
+            }
+        }
+    }
+}
+
+pub(crate) fn ledger_view(
+    row: &praxis_ledger::RunRow,
+    entries: &[Entry],
+    tenant: String,
+) -> RunView {
+    let o = overview(row);
+    let counters = Counters::from_entries(entries);
+    let finished = row.finished.as_ref();
+    let usage = finished
+        .map(|f| UsageView {
+            input_tokens: f["usage"]["input_tokens"].as_u64().unwrap_or(0),
+            output_tokens: f["usage"]["output_tokens"].as_u64().unwrap_or(0),
+        })
+        .unwrap_or(UsageView {
+            input_tokens: counters.input_tokens,
+            output_tokens: counters.output_tokens,
+        });
+    RunView {
+        id: o.run_id,
+        status: o.status.as_str().into(),
+        phase: None,
+        active_tool: None,
+        stop_reason: o.stop_reason,
+        final_answer: o.final_answer,
+        error: o.error,
+        steps: finished
+            .and_then(|f| f["steps"].as_u64())
+            .unwrap_or(counters.steps),
+        tool_calls: finished
+            .and_then(|f| f["tool_calls"].as_u64())
+            .unwrap_or(counters.tool_calls),
+        usage,
+        task: o.task,
+        workspace: o.workspace,
+        provider: o.provider,
+        started_at: o.started_at,
+        last_seq: o.last_seq,
+        tenant,
+        queue_position: None,
+        recovery: None,
+    }
+}
+
+pub(crate) fn ghost_view(id: &str, ghost: Ghost, entries: Vec<Entry>) -> RunView {
+    let counters = Counters::from_entries(&entries);
+    RunView {
+        id: id.into(),
+        status: ghost.status.as_str().into(),
+        phase: None,
+        active_tool: None,
+        stop_reason: Some(
+            match ghost.status {
+                RunStatus::Cancelled => "cancelled",
+                _ => "failed",
+            }
+            .into(),
+        ),
+        final_answer: None,
+        error: ghost.error,
+        steps: counters.steps,
+        tool_calls: counters.tool_calls,
+        usage: UsageView {
+            input_tokens: counters.input_tokens,
+            output_tokens: counters.output_tokens,
+        },
+        task: ghost.task,
+        workspace: ghost.workspace,
+        provider: ghost.provider,
+        started_at: ghost.created_at,
+        last_seq: entries.last().map_or(0, |e| e.seq),
+        tenant: ghost.tenant,
+        queue_position: None,
+        recovery: None,
+    }
+}
