@@ -111,27 +111,20 @@ impl Record {
 
     /// Reads a ledger entry's kind and payload back into a record.
     pub fn from_entry(kind: &str, payload: &Value) -> Result<Record, RecordError> {
-        fn p<T: serde::de::DeserializeOwned>(kind: &str, payload: &Value) -> Result<T, RecordError> {
-            serde_path_to_error::deserialize(payload).map_err(|e| RecordError::Malformed {
-                kind: kind.to_string(),
-                field: e.path().to_string(),
-                reason: e.into_inner().to_string(),
-            })
-        }
         Ok(match kind {
-            kinds::RUN_STARTED => Record::RunStarted(p(kind, payload)?),
-            kinds::WORKSPACE_SNAPSHOT => Record::WorkspaceSnapshot(p(kind, payload)?),
-            kinds::MODEL_RESPONSE => Record::ModelResponse(p(kind, payload)?),
-            kinds::INVALID_OUTPUT => Record::InvalidOutput(p(kind, payload)?),
-            kinds::MODEL_ERROR => Record::ModelError(p(kind, payload)?),
-            kinds::PROPOSAL => Record::Proposal(p(kind, payload)?),
-            kinds::APPROVAL_REQUESTED => Record::ApprovalRequested(p(kind, payload)?),
-            kinds::APPROVAL_DECIDED => Record::ApprovalDecided(p(kind, payload)?),
-            kinds::EXECUTION => Record::Execution(p(kind, payload)?),
-            kinds::COMPACTION => Record::Compaction(p(kind, payload)?),
-            kinds::RUN_RESUMED => Record::RunResumed(p(kind, payload)?),
-            kinds::RUN_FINISHED => Record::RunFinished(p(kind, payload)?),
-            kinds::CHECKPOINT => Record::Checkpoint(p(kind, payload)?),
+            kinds::RUN_STARTED => Record::RunStarted(parse_payload(kind, payload)?),
+            kinds::WORKSPACE_SNAPSHOT => Record::WorkspaceSnapshot(parse_payload(kind, payload)?),
+            kinds::MODEL_RESPONSE => Record::ModelResponse(parse_payload(kind, payload)?),
+            kinds::INVALID_OUTPUT => Record::InvalidOutput(parse_payload(kind, payload)?),
+            kinds::MODEL_ERROR => Record::ModelError(parse_payload(kind, payload)?),
+            kinds::PROPOSAL => Record::Proposal(parse_payload(kind, payload)?),
+            kinds::APPROVAL_REQUESTED => Record::ApprovalRequested(parse_payload(kind, payload)?),
+            kinds::APPROVAL_DECIDED => Record::ApprovalDecided(parse_payload(kind, payload)?),
+            kinds::EXECUTION => Record::Execution(parse_payload(kind, payload)?),
+            kinds::COMPACTION => Record::Compaction(parse_payload(kind, payload)?),
+            kinds::RUN_RESUMED => Record::RunResumed(parse_payload(kind, payload)?),
+            kinds::RUN_FINISHED => Record::RunFinished(parse_payload(kind, payload)?),
+            kinds::CHECKPOINT => Record::Checkpoint(parse_payload(kind, payload)?),
             other => return Err(RecordError::UnknownKind(other.to_string())),
         })
     }
@@ -167,6 +160,19 @@ impl Record {
             _ => None,
         }
     }
+}
+
+/// One payload of `kind` as its record struct (`RunStarted`, `RunFinished`, ...); errors
+/// name the offending field.
+pub fn parse_payload<T: serde::de::DeserializeOwned>(
+    kind: &str,
+    payload: &Value,
+) -> Result<T, RecordError> {
+    serde_path_to_error::deserialize(payload).map_err(|e| RecordError::Malformed {
+        kind: kind.to_string(),
+        field: e.path().to_string(),
+        reason: e.into_inner().to_string(),
+    })
 }
 
 /// `run_started`: the run's spec and the context it was judged in.

@@ -3,6 +3,7 @@
 //! `praxis diff`, `praxis replay` and `praxis branch` present, with the tenant checks of
 //! every other run route.
 
+use praxis_core::record::{RunStarted, kinds, parse_payload};
 use crate::api::{ApiError, AppState, ApproveMode, ErrorBody, Tenant, blocking};
 use crate::runs::Job;
 use axum::extract::{Path, Query, State};
@@ -406,7 +407,8 @@ pub(crate) async fn branch_run(
         // this one is what the run shows while it waits in the queue.
         let mut spec: praxis_core::RunSpec = entries
             .first()
-            .and_then(|e| serde_json::from_value(e.payload["spec"].clone()).ok())
+            .and_then(|e| parse_payload::<RunStarted>(kinds::RUN_STARTED, &e.payload).ok())
+            .map(|started| started.spec)
             .ok_or_else(|| {
                 ApiError::internal(format!("run {origin}: its recorded spec is unreadable"))
             })?;

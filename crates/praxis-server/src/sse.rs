@@ -9,6 +9,7 @@
 //! Runs driven by another process (a local `praxis run` on the same data directory) are
 //! followed by polling the ledger.
 
+use praxis_core::record::Delta;
 use crate::metrics::{Metrics, SseClient};
 use crate::runs::{Live, Manager};
 use axum::response::sse::Event;
@@ -143,7 +144,12 @@ impl Feed {
                             return Some(
                                 Event::default()
                                     .event("delta")
-                                    .data(serde_json::json!({ "text": &*text }).to_string()),
+                                    .data(
+                                        serde_json::to_string(&Delta {
+                                            text: text.to_string(),
+                                        })
+                                        .unwrap_or_default(),
+                                    ),
                             );
                         }
                         Ok(Live::Done) | Err(broadcast::error::RecvError::Closed) => {

@@ -1,5 +1,6 @@
 //! `/v1/runs`: create, list, get, events, ledger, cancel, resume.
 
+use praxis_core::record::{RunStarted, kinds, parse_payload};
 use crate::api::dto::*;
 use crate::api::views::ledger_view;
 use crate::api::{ApiError, AppState, DEFAULT_TENANT, ErrorBody, JsonBody, Tenant, blocking};
@@ -287,7 +288,8 @@ pub(crate) async fn resume_run(
         let entries = shared.manager.ledger.entries(&id, 0)?;
         let spec: praxis_core::RunSpec = entries
             .first()
-            .and_then(|e| serde_json::from_value(e.payload["spec"].clone()).ok())
+            .and_then(|e| parse_payload::<RunStarted>(kinds::RUN_STARTED, &e.payload).ok())
+            .map(|started| started.spec)
             .ok_or_else(|| {
                 ApiError::internal(format!("run {id}: its recorded spec is unreadable"))
             })?;
