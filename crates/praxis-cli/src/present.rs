@@ -208,7 +208,11 @@ pub fn describe_record(record: &Record, run_id: Option<&str>) -> Option<String> 
         }
         Record::Execution(p) => {
             let status = p.status.as_str();
-            let mark = if p.status == ExecStatus::Ok { "✓" } else { "✗" };
+            let mark = if p.status == ExecStatus::Ok {
+                "✓"
+            } else {
+                "✗"
+            };
             let exit = p
                 .exit_code
                 .map(|c| format!(" exit {c}"))

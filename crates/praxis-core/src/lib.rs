@@ -12,8 +12,8 @@ pub mod types;
 pub use authority::{Authority, Authorization, AuthzRequest, Spent};
 pub use contract::{CompileError, Compiled, Contracts};
 pub use kernel::{Command, Event, ExecRequest, Kernel, KernelError};
-pub use record::{Record, RunResult};
 pub use policy::Policy;
+pub use record::{Record, RunResult};
 pub use types::*;
 
 /// The content address of a blob: lowercase hex SHA-256 of its bytes. The tool fabric names

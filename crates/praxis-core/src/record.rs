@@ -222,7 +222,6 @@ impl DriverProcess {
     }
 }
 
-
 /// A signed writ as recorded in `run_started.writ`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct WritSummary {

@@ -22,7 +22,10 @@ const PATTERNS: &[&str] = &[
 /// Files allowed to look inside payloads by key: the record module (the one place that knows
 /// their shape) and the ledger's canonical-JSON and hashing code (which treats payloads as
 /// opaque JSON).
-const ALLOWED: &[&str] = &["crates/praxis-core/src/record.rs", "crates/praxis-ledger/src/lib.rs"];
+const ALLOWED: &[&str] = &[
+    "crates/praxis-core/src/record.rs",
+    "crates/praxis-ledger/src/lib.rs",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -46,7 +49,11 @@ fn offending_reads(root: &Path) -> Vec<String> {
     }
     let mut found = Vec::new();
     for file in files {
-        let relative = file.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let relative = file
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         if ALLOWED.contains(&relative.as_str()) || relative.ends_with("/tests.rs") {
             continue;
         }

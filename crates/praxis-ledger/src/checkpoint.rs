@@ -10,9 +10,9 @@
 
 use crate::{Entry, VerifyReport, verify_entries};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use serde::Serialize;
 use praxis_core::Record;
 use praxis_core::record::Checkpoint;
+use serde::Serialize;
 use serde_json::Value;
 use std::fs;
 use std::io::Write;

@@ -205,9 +205,7 @@ fn trajectory(
                     call.status = Some(execution.status.as_str().to_string());
                 }
             }
-            Record::RunFinished(finished) => {
-                end = Some(finished.stop_reason.as_str().to_string())
-            }
+            Record::RunFinished(finished) => end = Some(finished.stop_reason.as_str().to_string()),
             _ => {}
         }
     }

@@ -4,6 +4,7 @@
 use crate::approval::{Approver, FixedDecision};
 use crate::branch::{BranchFrom, BranchPoint, branch_point, materialise};
 use crate::replay::{self, ReplayError, ReplayReport, Until};
+use praxis_core::record::{BranchOrigin, Manifest};
 use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
     PriceTable, RunResult, RunSpec,
@@ -14,7 +15,6 @@ use praxis_models::{DeltaSink, Provider};
 use praxis_tools::tools::delegate::{self, DelegateArgs};
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
 use praxis_writ::{TrustAnchor, WritSpec};
-use praxis_core::record::{BranchOrigin, Manifest};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -1,9 +1,9 @@
 //! A run as recorded: its entries read back from the ledger, as typed records
 //! ([`praxis_core::record`]). Replay, world reconstruction, what-if checks and run diffs all read runs this way.
 
-use praxis_ledger::{Entry, Ledger, LedgerError};
 use praxis_core::Record;
 use praxis_core::record::RunStarted;
+use praxis_ledger::{Entry, Ledger, LedgerError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {

@@ -217,9 +217,7 @@ fn recorded_writ(
 ) -> Result<Option<Arc<dyn praxis_core::Authority>>, ReplayError> {
     match (&started.writ, started.writ_summary()) {
         (None, _) => Ok(None),
-        (Some(_), None) => Err(r
-            .malformed(first, "writ", "not a writ description")
-            .into()),
+        (Some(_), None) => Err(r.malformed(first, "writ", "not a writ description").into()),
         (Some(recorded), Some(summary)) => {
             let blocks: Vec<praxis_writ::WritSpec> = serde_json::from_value(summary.blocks)
                 .map_err(|e| r.malformed(first, "writ.blocks", e.to_string()))?;
@@ -610,9 +608,7 @@ fn tool_event(execution: Execution, after: Option<&Record>) -> Event {
     {
         let reason = finished.error.clone().unwrap_or_default();
         // The kernel itself records exactly this observation for a cancel during the call.
-        if finished.now == execution.now
-            && execution.output == format!("cancelled: {reason}")
-        {
+        if finished.now == execution.now && execution.output == format!("cancelled: {reason}") {
             return Event::Cancel {
                 now: finished.now,
                 reason,

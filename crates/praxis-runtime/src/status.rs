@@ -27,8 +27,7 @@ pub fn overview(row: &RunRow) -> RunOverview {
     let finished = row
         .finished
         .as_ref()
-        .and_then(|f| RunFinished::deserialize(f).ok())
-        ;
+        .and_then(|f| RunFinished::deserialize(f).ok());
     let resumed = row
         .resumed
         .as_ref()
@@ -65,7 +64,9 @@ pub fn overview(row: &RunRow) -> RunOverview {
         task: spec_text(|s| &s.task),
         workspace: spec_text(|s| &s.workspace),
         provider: spec_text(|s| &s.provider),
-        stop_reason: finished.as_ref().map(|f| f.stop_reason.as_str().to_string()),
+        stop_reason: finished
+            .as_ref()
+            .map(|f| f.stop_reason.as_str().to_string()),
         final_answer: finished.as_ref().and_then(|f| f.final_answer.clone()),
         error: finished.as_ref().and_then(|f| f.error.clone()),
         steps: finished.as_ref().map_or(0, |f| u64::from(f.steps)),

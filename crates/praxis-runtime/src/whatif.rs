@@ -8,11 +8,11 @@
 //! it judged each proposal with, so nothing here re-derives its accounting.
 
 use crate::recorded::{self, Reader, RecordError};
-use praxis_ledger::Ledger;
-use serde::Serialize;
 use praxis_core::kernel::{Judgement, judge};
 use praxis_core::record::{ProposalRecord, VerdictKind};
 use praxis_core::{Authority, Contracts, Policy, Record};
+use praxis_ledger::Ledger;
+use serde::Serialize;
 use std::sync::Arc;
 
 /// A recorded proposal whose verdict the new writ would change.
@@ -73,9 +73,10 @@ pub fn check(
 fn compare(seq: u64, recorded: &ProposalRecord, judgement: Judgement) -> Option<ChangedVerdict> {
     let (after, reason) = match judgement {
         Judgement::Rejected(error) => (VerdictKind::Deny, format!("contract: {error}")),
-        Judgement::Exhausted { rule, reason, .. } => {
-            (VerdictKind::Deny, format!("{rule}: budget exhausted: {reason}"))
-        }
+        Judgement::Exhausted { rule, reason, .. } => (
+            VerdictKind::Deny,
+            format!("{rule}: budget exhausted: {reason}"),
+        ),
         Judgement::Judged { verdict, .. } => {
             let reason = match verdict.reason() {
                 "" => verdict.rule().to_string(),

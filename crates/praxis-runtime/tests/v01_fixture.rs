@@ -38,7 +38,12 @@ fn ledger() -> (tempfile::TempDir, SqliteLedger) {
 }
 
 fn run_ids(ledger: &SqliteLedger) -> Vec<String> {
-    let mut ids: Vec<String> = ledger.runs().unwrap().into_iter().map(|r| r.run_id).collect();
+    let mut ids: Vec<String> = ledger
+        .runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
     ids.sort();
     ids
 }
@@ -47,11 +52,18 @@ fn run_ids(ledger: &SqliteLedger) -> Vec<String> {
 fn v01_chains_verify_and_export_byte_for_byte() {
     let (_dir, ledger) = ledger();
     let ids = run_ids(&ledger);
-    assert_eq!(ids.len(), 11, "the fixture holds 10 runs and one delegated child");
+    assert_eq!(
+        ids.len(),
+        11,
+        "the fixture holds 10 runs and one delegated child"
+    );
     let mut export = Vec::new();
     for run_id in &ids {
         assert!(
-            matches!(ledger.verify_run(run_id).unwrap(), VerifyReport::Intact { .. }),
+            matches!(
+                ledger.verify_run(run_id).unwrap(),
+                VerifyReport::Intact { .. }
+            ),
             "{run_id}"
         );
         // `praxis ledger export RUN`: one serialized entry per line.

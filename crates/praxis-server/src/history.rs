@@ -3,13 +3,13 @@
 //! `praxis diff`, `praxis replay` and `praxis branch` present, with the tenant checks of
 //! every other run route.
 
-use praxis_core::record::{RunStarted, kinds, parse_payload};
 use crate::api::{ApiError, AppState, ApproveMode, ErrorBody, Tenant, blocking};
 use crate::runs::Job;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::Ledger;
 use praxis_runtime::compare::{CompareError, diff_runs};
 use praxis_runtime::recorded::RecordError;

@@ -3,10 +3,10 @@
 //! start, and draining at shutdown. Everything durable is in the ledger; this is only what a
 //! live process knows on top of it.
 
-use praxis_core::Record;
-use praxis_core::record::{RunStarted, kinds, parse_payload};
 use crate::metrics::Metrics;
+use praxis_core::Record;
 use praxis_core::RunStatus;
+use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Entry, Ledger, SqliteLedger};
 use praxis_runtime::{

@@ -9,11 +9,11 @@
 //! Runs driven by another process (a local `praxis run` on the same data directory) are
 //! followed by polling the ledger.
 
-use praxis_core::record::Delta;
 use crate::metrics::{Metrics, SseClient};
 use crate::runs::{Live, Manager};
 use axum::response::sse::Event;
 use praxis_core::RunStatus;
+use praxis_core::record::Delta;
 use praxis_ledger::{Entry, Ledger, RUN_FINISHED_KIND};
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -142,14 +142,12 @@ impl Feed {
                         }
                         Ok(Live::Delta(text)) => {
                             return Some(
-                                Event::default()
-                                    .event("delta")
-                                    .data(
-                                        serde_json::to_string(&Delta {
-                                            text: text.to_string(),
-                                        })
-                                        .unwrap_or_default(),
-                                    ),
+                                Event::default().event("delta").data(
+                                    serde_json::to_string(&Delta {
+                                        text: text.to_string(),
+                                    })
+                                    .unwrap_or_default(),
+                                ),
                             );
                         }
                         Ok(Live::Done) | Err(broadcast::error::RecvError::Closed) => {

@@ -365,8 +365,11 @@ async fn run_lifecycle_with_an_inline_script() {
     ] {
         let (status, schema) = h.get(route).await;
         assert_eq!(status, StatusCode::OK, "{route}");
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schema").join(file);
-        let committed: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../schema")
+            .join(file);
+        let committed: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(schema, committed, "{route}");
     }
     let (status, ready) = h.get("/ready").await;

@@ -1,6 +1,7 @@
 use super::*;
 use crate::contract::{CompileError, Compiled};
 use proptest::prelude::*;
+use serde_json::{Value, json};
 
 /// A small contract catalogue: fs_read (read), fs_write (write), shell (exec).
 struct FakeContracts;

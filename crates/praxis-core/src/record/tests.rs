@@ -192,8 +192,8 @@ fn v01_payloads() -> Vec<(&'static str, Value)> {
 #[test]
 fn v01_payloads_round_trip_unchanged() {
     for (kind, payload) in v01_payloads() {
-        let record = Record::from_entry(kind, &payload)
-            .unwrap_or_else(|e| panic!("{kind} {payload}: {e}"));
+        let record =
+            Record::from_entry(kind, &payload).unwrap_or_else(|e| panic!("{kind} {payload}: {e}"));
         assert_eq!(record.kind(), kind);
         let again = record.to_payload();
         assert_eq!(again, payload, "{kind} changed in a round trip");

@@ -5,9 +5,9 @@ use crate::api::{ApiError, DEFAULT_TENANT, Shared};
 use crate::runs::{Counters, Ghost, Known, row_of};
 use praxis_core::RunStatus;
 use praxis_core::record::RunFinished;
-use serde::Deserialize;
 use praxis_ledger::{Entry, Ledger};
 use praxis_runtime::overview;
+use serde::Deserialize;
 
 impl Shared {
     /// The view of a run, from the ledger plus what this process knows live.

@@ -1,6 +1,5 @@
 //! `/v1/runs`: create, list, get, events, ledger, cancel, resume.
 
-use praxis_core::record::{RunStarted, kinds, parse_payload};
 use crate::api::dto::*;
 use crate::api::views::ledger_view;
 use crate::api::{ApiError, AppState, DEFAULT_TENANT, ErrorBody, JsonBody, Tenant, blocking};
@@ -12,6 +11,7 @@ use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use praxis_core::RunStatus;
+use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::Ledger;
 use praxis_runtime::new_run_id;
 use serde_json::json;
