@@ -293,6 +293,7 @@ impl WorkspaceTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::fs;
 
     // The runtime moves the tracker into `spawn_blocking`.
@@ -484,7 +485,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("dirlink")).unwrap();
         let (mut tracker, manifest, _b) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
-        assert!(manifest.get("link").is_none());
+        assert!(!manifest.contains_key("link"));
         let hints = ["link".to_string(), "dirlink/secret".to_string()];
         assert_eq!(tracker.refresh(&hints), (vec![], vec![]));
     }
