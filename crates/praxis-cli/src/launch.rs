@@ -2,14 +2,16 @@
 //! is equipped (writ, approver, prices, checkpoint key, cancel on a signal) and how its end
 //! is reported.
 
-use crate::{
-    ApproveMode, RunArgs, governance, load_prices, open_ledger, present, runtime_key, writs,
-};
+use crate::{ApproveMode, RunArgs, governance, open_ledger, present, runtime_key, writs};
 use anyhow::{Context, Result};
-use praxis_core::{Limits, RunSpec, RunStatus};
+use praxis_core::{RunSpec, RunStatus};
 use praxis_ledger::SqliteLedger;
 use praxis_runtime::approval::{Approver, FixedDecision, StoreApprover};
 use praxis_runtime::config::{self, Override};
+use praxis_runtime::home::WorkspaceOrigin;
+use praxis_runtime::run_request::{
+    self, Asked, CognitionRequest, RequestError, RunRequest, Script,
+};
 use praxis_runtime::{BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant};
 use praxis_tools::Registry;
 use std::io::IsTerminal;
@@ -31,59 +33,36 @@ pub fn workspace_dir(given: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
+/// `--workspace` (default: the current directory) for a local run: canonical, and refused
+/// when it is, lies inside or contains the data dir.
+pub fn local_workspace(home: &DataHome, given: Option<&Path>) -> Result<PathBuf> {
+    let workspace = match given {
+        Some(dir) => dir.to_path_buf(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    home.admit_workspace(&workspace, WorkspaceOrigin::Given)
+        .map_err(|e| anyhow::anyhow!("--workspace {e}"))
+}
+
 pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
-    let workspace = workspace_dir(args.workspace.as_deref())?;
-    let mut flags = cognition_flags(
-        args.provider.as_deref(),
-        args.model.as_deref(),
-        args.script.as_deref(),
-    )?;
-    if let Some(protocol) = &args.protocol {
-        flags.push(Override::flag(
-            "model.protocol",
-            protocol.as_str(),
-            "--protocol",
-        ));
-    }
-    if let Some(choice) = &args.tool_choice {
-        flags.push(Override::flag(
-            "model.tool_choice",
-            choice.as_str(),
-            "--tool-choice",
-        ));
-    }
-    if let Some(steps) = args.max_steps {
-        flags.push(Override::flag(
-            "limits.max_steps",
-            i64::from(steps),
-            "--max-steps",
-        ));
-    }
-    if let Some(secs) = args.max_seconds {
-        let secs = i64::try_from(secs).context("--max-seconds is too large")?;
-        flags.push(Override::flag("limits.max_seconds", secs, "--max-seconds"));
-    }
-    let layered = load_config(home, Some(&workspace), &flags)?;
-    let provider = layered.provider(args.script.as_deref())?;
-    let config = &layered.config;
-    let spec = RunSpec {
-        protocol: config.model.protocol,
-        compaction: layered.compaction(&*provider)?,
-        task: args.task,
-        workspace: workspace.display().to_string(),
-        provider: config.model.provider.clone(),
-        model: String::new(),
+    let workspace = local_workspace(home, args.workspace.as_deref())?;
+    let request = RunRequest {
+        task: Asked::new(args.task, "TASK"),
+        workspace,
+        cognition: cognition_request(args.provider, args.model, args.script),
+        protocol: args.protocol.map(|p| Asked::new(p, "--protocol")),
+        tool_choice: args.tool_choice.map(|c| Asked::new(c, "--tool-choice")),
+        max_steps: args.max_steps.map(|n| Asked::new(n, "--max-steps")),
+        max_seconds: args.max_seconds.map(|n| Asked::new(n, "--max-seconds")),
+        max_invalid_replies: None,
         tools: args.tools,
         read_only: args.read_only,
-        limits: Limits {
-            max_steps: config.limits.max_steps,
-            max_seconds: Some(config.limits.max_seconds),
-            ..Limits::default()
-        },
     };
+    let resolved =
+        run_request::resolve(home, request, &|k| std::env::var(k).ok()).map_err(flagged)?;
+    say(&resolved.warnings, &resolved.notes);
     let (runtime, _) = local_runtime(home)?;
-    let mut options = equip(home, RunOptions::new(spec, provider), args.approve)?;
-    options.prices.0.extend(config.prices.0.clone());
+    let mut options = equip(home, resolved.options, args.approve)?;
     options.writ = Some(WritGrant {
         token: writs::for_run(home, args.writ.as_deref())?,
         anchor: writs::anchor_for_run(home, args.writ.is_some())?,
@@ -94,29 +73,48 @@ pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
     conclude(&report?, args.json, None)
 }
 
-/// The `model.provider` flag for `--provider`/`--model`/`--script` (scripted when only a
-/// script is given; `--model` completes a provider given without one).
-fn cognition_flags(
-    provider: Option<&str>,
-    model: Option<&str>,
-    script: Option<&Path>,
-) -> Result<Vec<Override>> {
-    let selection = match (
-        config::provider_selection(provider, model).map_err(|(_, why)| anyhow::anyhow!(why))?,
-        script,
-    ) {
-        (Some(selection), _) => selection,
-        (None, Some(_)) => "scripted".into(),
-        (None, None) => return Ok(Vec::new()),
-    };
-    if script.is_some() && selection != "scripted" {
-        anyhow::bail!("--script is only used by --provider scripted, not {selection}");
+/// `--provider`/`--model`/`--script` as the resolver's cognition request.
+fn cognition_request(
+    provider: Option<String>,
+    model: Option<String>,
+    script: Option<PathBuf>,
+) -> CognitionRequest {
+    CognitionRequest {
+        provider: provider.map(|p| Asked::new(p, "--provider")),
+        model: model.map(|m| Asked::new(m, "--model")),
+        script: script.map(|s| Asked::new(Script::File(s), "--script")),
     }
-    Ok(vec![Override::flag(
-        "model.provider",
-        selection,
-        "--provider",
-    )])
+}
+
+/// A refused request, naming its flag.
+fn flagged(error: RequestError) -> anyhow::Error {
+    match error.field {
+        Some(flag) if !error.message.contains(flag) => anyhow::anyhow!("{flag}: {}", error.message),
+        _ => anyhow::anyhow!(error.message),
+    }
+}
+
+/// The configuration's warnings, and what a workspace `praxis.toml` set, on stderr.
+fn say(warnings: &[String], notes: &[String]) {
+    for warning in warnings {
+        eprintln!("praxis: warning: {warning}");
+    }
+    for note in notes {
+        eprintln!("praxis: {note}");
+    }
+}
+
+/// The cognition for a resume or a branch (the run's workspace config does not apply:
+/// the spec is the recorded one), and the price table in force.
+fn resolve_cognition(
+    home: &DataHome,
+    request: CognitionRequest,
+) -> Result<(Arc<dyn praxis_models::Provider>, praxis_core::PriceTable)> {
+    let cognition = run_request::cognition(home, None, &request, &[], &|k| std::env::var(k).ok())
+        .map_err(flagged)?;
+    say(&cognition.layered.warnings, &cognition.layered.notes);
+    let prices = run_request::prices(home, &cognition.layered).map_err(flagged)?;
+    Ok((cognition.provider, prices))
 }
 
 /// The layered configuration (see `praxis config`), with its warnings shown.
@@ -126,9 +124,7 @@ pub fn load_config(
     flags: &[Override],
 ) -> Result<config::Layered> {
     let layered = config::load(home, workspace, flags, &|k| std::env::var(k).ok())?;
-    for warning in &layered.warnings {
-        eprintln!("praxis: warning: {warning}");
-    }
+    say(&layered.warnings, &layered.notes);
     Ok(layered)
 }
 
@@ -193,14 +189,19 @@ pub struct BranchArgs {
 }
 
 pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
-    let flags = cognition_flags(args.provider.as_deref(), None, args.script.as_deref())?;
-    let provider = load_config(home, None, &flags)?.provider(args.script.as_deref())?;
+    let (provider, prices) = resolve_cognition(
+        home,
+        cognition_request(args.provider.clone(), None, args.script.clone()),
+    )?;
     let (runtime, ledger) = local_runtime(home)?;
     let origin = ledger.find_run(&args.run)?;
     let run_id = praxis_runtime::new_run_id();
-    let workspace = args
-        .workspace
-        .unwrap_or_else(|| home.root().join("branches").join(&run_id));
+    let workspace = match &args.workspace {
+        Some(dir) => home
+            .admit_new_workspace(dir, WorkspaceOrigin::Given)
+            .map_err(|e| anyhow::anyhow!("--workspace {e}"))?,
+        None => home.runtime_workspace(&run_id),
+    };
     let from = BranchFrom {
         run_id: origin.clone(),
         at: args.at,
@@ -210,7 +211,9 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
     };
     // The runtime adjusts the origin's spec (workspace, provider, limits) for the branch.
     let spec = recorded_spec(&runtime, &origin)?;
-    let mut options = equip(home, RunOptions::new(spec, provider), args.approve)?;
+    let mut options = RunOptions::new(spec, provider);
+    options.prices = prices;
+    let mut options = equip(home, options, args.approve)?;
     options.run_id = Some(run_id);
     // Without --writ the branch keeps acting under the origin's writ as recorded.
     if let Some(path) = &args.writ {
@@ -270,9 +273,11 @@ pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
              script again with --script FILE (or another --provider)"
         );
     }
-    let flags = cognition_flags(name.as_deref(), None, args.script.as_deref())?;
-    let provider = load_config(home, None, &flags)?.provider(args.script.as_deref())?;
-    let mut options = equip(home, RunOptions::new(recorded, provider), args.approve)?;
+    let (provider, prices) =
+        resolve_cognition(home, cognition_request(name, None, args.script.clone()))?;
+    let mut options = RunOptions::new(recorded, provider);
+    options.prices = prices;
+    let mut options = equip(home, options, args.approve)?;
     if let Some(path) = &args.writ {
         options.writ = Some(WritGrant {
             token: writs::for_run(home, Some(path))?,
@@ -294,14 +299,13 @@ fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
 fn local_runtime(home: &DataHome) -> Result<(Runtime, Arc<SqliteLedger>)> {
     let ledger = open_ledger(home)?;
     Ok((
-        Runtime::new(ledger.clone(), Arc::new(Registry::builtin())),
+        Runtime::new(ledger.clone(), Arc::new(Registry::builtin())).with_home(home.clone()),
         ledger,
     ))
 }
 
-/// Prices, checkpoint key, approver and cancel-on-signal: what every local run gets.
+/// Checkpoint key, approver and cancel-on-signal: what every local run gets.
 fn equip(home: &DataHome, mut options: RunOptions, approve: ApproveMode) -> Result<RunOptions> {
-    options.prices = load_prices(home)?;
     options.checkpoint_key = Some(Arc::new(runtime_key(home)?));
     options.approver = approver(home, approve)?;
     let cancel = Cancel::default();

@@ -158,7 +158,7 @@ enum Cmd {
     /// Start a new run from a past run's history at an entry, in a new workspace holding the
     /// files as they were then, and continue it live.
     #[command(
-        after_help = "Examples:\n  praxis branch 01jd --at 12 --script other.json --json\n  praxis branch 01jd --at 12 --provider mock --task \"Try a smaller change\"\n  praxis branch 01jd --at 12 --writ stricter.writ --workspace /tmp/try2\n\nThe new run's history is the origin's up to the last model call at or before entry SEQ\n(linked by seq and hash, not copied); its workspace is the origin's world at that point,\nwritten into --workspace (default: $PRAXIS_HOME/branches/RUN_ID). The interrupted model\ncall is asked again of the branch's provider, with --task as an extra instruction.\nWithout --writ the branch acts under the origin's writ as recorded."
+        after_help = "Examples:\n  praxis branch 01jd --at 12 --script other.json --json\n  praxis branch 01jd --at 12 --provider mock --task \"Try a smaller change\"\n  praxis branch 01jd --at 12 --writ stricter.writ --workspace /tmp/try2\n\nThe new run's history is the origin's up to the last model call at or before entry SEQ\n(linked by seq and hash, not copied); its workspace is the origin's world at that point,\nwritten into --workspace (default: $PRAXIS_HOME/workspaces/RUN_ID). The interrupted model\ncall is asked again of the branch's provider, with --task as an extra instruction.\nWithout --writ the branch acts under the origin's writ as recorded."
     )]
     Branch(launch::BranchArgs),
     /// Take over a run whose process died (crash, kill -9) and continue it.
@@ -569,7 +569,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => {
             let dir = dir.unwrap_or_else(|| home.root().join("bench"));
             eprintln!("praxis bench --server: {runs} runs, {followers} followers each (loopback)");
-            let report = remote::bench(dir, runs, followers).await?;
+            let report =
+                serde_json::to_value(praxis_server::bench::bench(&dir, runs, followers).await?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else if let Some(map) = report.as_object() {
@@ -602,22 +603,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 fn open_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
-    let path = home.ledger_path();
-    let ledger =
-        SqliteLedger::open(&path).with_context(|| format!("opening ledger {}", path.display()))?;
-    Ok(Arc::new(ledger))
-}
-
-/// `$PRAXIS_HOME/prices.toml`: `[MODEL] input_per_mtok = 3.0, output_per_mtok = 15.0` (USD).
-fn load_prices(home: &DataHome) -> Result<praxis_core::PriceTable> {
-    let path = home.root().join("prices.toml");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            toml::from_str(&text).with_context(|| format!("price table {}", path.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
+    Ok(home.open_ledger()?)
 }
 
 async fn wait_for_stop_signal() -> String {
@@ -711,27 +697,14 @@ fn verify(home: &DataHome, run: Option<&str>, all: bool) -> Result<ExitCode> {
 /// The runtime's checkpoint signing key: `$PRAXIS_HOME/keys/runtime.key`, generated (with
 /// `runtime.pub`) on first use.
 fn runtime_key(home: &DataHome) -> Result<CheckpointKey> {
-    let dir = writs::keys_dir(home);
-    if !dir.join(checkpoint::PRIVATE_KEY_FILE).exists() {
-        let key = CheckpointKey::generate()?;
-        match key.save(&dir) {
-            Ok(()) => {
-                eprintln!(
-                    "praxis: generated the runtime checkpoint key in {} (runtime.pub verifies exports: `praxis ledger key`)",
-                    dir.display()
-                );
-                return Ok(key);
-            }
-            // Another praxis generated it first: use theirs.
-            Err(checkpoint::CheckpointError::KeyExists { .. }) => {}
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("saving a new runtime key in {}", dir.display()));
-            }
-        }
+    let (key, generated) = home.checkpoint_key()?;
+    if generated {
+        eprintln!(
+            "praxis: generated the runtime checkpoint key in {} (runtime.pub verifies exports: `praxis ledger key`)",
+            home.keys_dir().display()
+        );
     }
-    CheckpointKey::load(&dir)
-        .with_context(|| format!("loading the runtime checkpoint key from {}", dir.display()))
+    Ok(key)
 }
 
 /// `ledger verify --export FILE --key PUB`: needs nothing but the file and the public key.

@@ -1,6 +1,6 @@
 //! The CLI against a server (`--server URL` / `PRAXIS_SERVER`, token from `PRAXIS_TOKEN`),
-//! `praxis serve` and `praxis token`, `follow`/`status`/`cancel` (remote or local), and the
-//! server load benchmark. The server itself is praxis-server; this is parsing, HTTP client
+//! `praxis serve` and `praxis token`, `follow`/`status`/`cancel` (remote or local). The
+//! server itself (and its load benchmark) is praxis-server; this is parsing, HTTP client
 //! and presentation.
 
 use crate::{ApproveMode, RunArgs, present, writs};
@@ -12,14 +12,12 @@ use praxis_core::record::RunFinished;
 use praxis_core::{Record, RunStatus};
 use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Entry, Ledger};
-use praxis_runtime::{DataHome, RunOverview, WritGrant};
+use praxis_runtime::{DataHome, RunOverview};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 // ---------------------------------------------------------------------------------------
 // Arguments (used by main.rs)
@@ -111,11 +109,6 @@ impl Remote {
             .build()
             .context("building the HTTP client")?;
         Ok(Remote { base, token, http })
-    }
-
-    fn with_token(mut self, token: Option<String>) -> Self {
-        self.token = token;
-        self
     }
 
     fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -355,14 +348,8 @@ struct RunEnd {
 /// returns the new run's id and the server's answer.
 pub async fn submit(remote: &Remote, args: &RunArgs) -> Result<(String, Value)> {
     // The server's own configuration decides these; ignoring them silently would mislead.
-    for (given, flag) in [
-        (args.protocol.is_some(), "--protocol"),
-        (args.tool_choice.is_some(), "--tool-choice"),
-        (args.fabric.is_some(), "--fabric"),
-    ] {
-        if given {
-            bail!("{flag} cannot be used with --server: the server's configuration decides it");
-        }
+    if args.fabric.is_some() {
+        bail!("--fabric cannot be used with --server: the server's configuration decides it");
     }
     let workspace = crate::launch::workspace_dir(args.workspace.as_deref())?;
     let script = match &args.script {
@@ -387,6 +374,8 @@ pub async fn submit(remote: &Remote, args: &RunArgs) -> Result<(String, Value)> 
         "model": args.model,
         "script": script,
         "writ": writ,
+        "protocol": args.protocol,
+        "tool_choice": args.tool_choice,
         "max_steps": args.max_steps,
         "max_seconds": args.max_seconds,
         "read_only": args.read_only,
@@ -656,8 +645,7 @@ pub async fn decide(
 // praxis serve, praxis token
 
 pub async fn serve(home: &DataHome, args: ServeArgs) -> Result<ExitCode> {
-    let mut config = praxis_server::ServerConfig::new(home.clone());
-    config.apply_env().map_err(|e| anyhow!(e))?;
+    let mut config = praxis_server::ServerConfig::from_home(home.clone())?;
     if let Some(n) = args.max_runs {
         config.max_runs = Some(n).filter(|n| *n > 0);
     }
@@ -676,21 +664,6 @@ pub async fn serve(home: &DataHome, args: ServeArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
-    // The same writs as `praxis run`: a writ sent by the client is checked against the
-    // configured trust anchor; without one, the development writ of the local key.
-    let writ_home = home.clone();
-    config.writs = Some(Arc::new(move |token: Option<&str>| match token {
-        Some(token) => Ok(WritGrant {
-            token: token.trim().to_string(),
-            anchor: writs::anchor(&writ_home)?,
-        }),
-        None => Ok(WritGrant {
-            token: writs::for_run(&writ_home, None)?,
-            anchor: writs::anchor_for_run(&writ_home, false)?,
-        }),
-    }));
-    config.checkpoint_key = Some(Arc::new(crate::runtime_key(home)?));
-    config.prices = crate::load_prices(home)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -707,6 +680,15 @@ pub async fn serve(home: &DataHome, args: ServeArgs) -> Result<ExitCode> {
             ", production"
         } else {
             ""
+        }
+    );
+    eprintln!(
+        "praxis serve: workspaces accepted under {}{}",
+        config.workspace_roots.describe(),
+        if config.workspace_roots.explicit {
+            ""
+        } else {
+            " (the directory the server was started in; set PRAXIS_WORKSPACE_ROOTS to choose)"
         }
     );
     praxis_server::serve(listener, config, praxis_server::stop_signal()).await?;
@@ -739,167 +721,4 @@ pub fn token(home: &DataHome, cmd: TokenCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-// ---------------------------------------------------------------------------------------
-// praxis bench --server
-
-/// Load bench on loopback: `runs` mock runs through an in-process server, `CONCURRENCY` at
-/// a time, each with `followers` SSE followers; against a baseline of the same runs driven
-/// in-process without HTTP. Resident memory is sampled after the first tenth of the server
-/// runs and at the end, so growth per run shows whether memory stays flat.
-pub async fn bench(dir: PathBuf, runs: usize, followers: usize) -> Result<Value> {
-    const CONCURRENCY: usize = 8;
-    let runs = runs.clamp(1, 100_000);
-    let followers = followers.clamp(0, 32);
-    let stamp = praxis_runtime::new_run_id();
-    let root = dir.join(format!("server-bench-{stamp}"));
-    let workspace = root.join("workspace");
-    std::fs::create_dir_all(workspace.join("src"))
-        .with_context(|| format!("creating {}", workspace.display()))?;
-    std::fs::write(workspace.join("README.md"), "# Bench\n\nA small project.\n")?;
-    std::fs::write(
-        workspace.join("src/lib.rs"),
-        "pub fn add(a: u32, b: u32) -> u32 { a + b }\n",
-    )?;
-
-    // Baseline: the same runs, same kind of ledger, no HTTP.
-    let ledger = Arc::new(praxis_ledger::SqliteLedger::open(
-        &root.join("direct/ledger.db"),
-    )?);
-    let runtime = praxis_runtime::Runtime::new(ledger, Arc::new(praxis_tools::Registry::builtin()));
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (runtime, next, workspace) = (runtime.clone(), next.clone(), workspace.clone());
-        workers.push(tokio::spawn(async move {
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < runs {
-                let spec: praxis_core::RunSpec = serde_json::from_value(json!({
-                    "task": "bench run", "workspace": workspace.display().to_string(),
-                    "provider": "mock",
-                }))?;
-                let options = praxis_runtime::RunOptions::new(
-                    spec,
-                    Arc::new(praxis_models::MockProvider::new()),
-                );
-                runtime.run(options, &praxis_runtime::NoObserver).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for w in workers {
-        w.await??;
-    }
-    let direct_secs = started.elapsed().as_secs_f64();
-
-    let config = praxis_server::ServerConfig::new(DataHome::at(root.join("server")));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = praxis_server::Server::start(listener, config).await?;
-    let remote = Arc::new(Remote::new(&server.url())?.with_token(None));
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let warm_rss = Arc::new(std::sync::Mutex::new(None::<u64>));
-    let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
-        let (remote, next, warm_rss) = (remote.clone(), next.clone(), warm_rss.clone());
-        let body = json!({ "task": "bench run", "workspace": workspace.display().to_string() });
-        tasks.push(tokio::spawn(async move {
-            let mut all = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= runs {
-                    break;
-                }
-                if i == runs / 10 {
-                    *warm_rss.lock().unwrap_or_else(|e| e.into_inner()) = resident_kib("VmRSS:");
-                }
-                let remote = remote.clone();
-                let created = remote.post("/v1/runs", &body).await?;
-                let id = created["id"].as_str().unwrap_or_default().to_string();
-                let mut follows = Vec::new();
-                for _ in 0..followers.max(1) {
-                    let remote = remote.clone();
-                    let id = id.clone();
-                    follows.push(tokio::spawn(async move {
-                        let connected = SystemTime::now();
-                        let mut latencies = Vec::new();
-                        remote
-                            .follow(
-                                &id,
-                                |entry| {
-                                    // Only entries written after this follower connected are live.
-                                    if let Ok(at) = humantime::parse_rfc3339(&entry.at)
-                                        && at >= connected
-                                        && let Ok(lag) = SystemTime::now().duration_since(at)
-                                    {
-                                        latencies.push(lag.as_secs_f64() * 1000.0);
-                                    }
-                                },
-                                |_| {},
-                            )
-                            .await?;
-                        anyhow::Ok(latencies)
-                    }));
-                }
-                for f in follows {
-                    all.extend(f.await??);
-                }
-            }
-            anyhow::Ok(all)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for t in tasks {
-        latencies.extend(t.await??);
-    }
-    let server_secs = started.elapsed().as_secs_f64();
-    server.shutdown().await?;
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        (latencies[i] * 100.0).round() / 100.0
-    };
-    let peak_rss_kib = resident_kib("VmHWM:");
-    let end_rss = resident_kib("VmRSS:");
-    let warm_rss = *warm_rss.lock().unwrap_or_else(|e| e.into_inner());
-    // Growth between the first tenth of the runs and the end, per run after the first tenth.
-    let growth_per_run = match (warm_rss, end_rss) {
-        (Some(warm), Some(end)) if runs >= 10 => {
-            let per_run = (end as f64 - warm as f64) / (runs - runs / 10) as f64;
-            Some((per_run * 100.0).round() / 100.0)
-        }
-        _ => None,
-    };
-    let _ = std::fs::remove_dir_all(&root);
-    let round = |x: f64| (x * 100.0).round() / 100.0;
-    Ok(json!({
-        "runs": runs,
-        "followers_per_run": followers.max(1),
-        "direct_runs_per_s": round(runs as f64 / direct_secs),
-        "server_runs_per_s": round(runs as f64 / server_secs),
-        "server_vs_direct": round(direct_secs / server_secs),
-        "live_events_measured": latencies.len(),
-        "delivery_latency_ms_p50": pct(0.50),
-        "delivery_latency_ms_p99": pct(0.99),
-        "concurrency": CONCURRENCY,
-        "peak_rss_kib": peak_rss_kib,
-        "rss_after_first_tenth_kib": warm_rss,
-        "rss_at_end_kib": end_rss,
-        "rss_growth_kib_per_run": growth_per_run,
-    }))
-}
-
-/// A `/proc/self/status` memory figure (`VmRSS:`, `VmHWM:`) in KiB.
-fn resident_kib(field: &str) -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
 }

@@ -159,6 +159,7 @@ pub async fn shell(home: &DataHome, args: ShellArgs) -> Result<ExitCode> {
         if words.is_empty() || words[0].starts_with('#') {
             continue;
         }
+        let words = join_task_words(words);
         let command = match Line::try_parse_from(&words) {
             Ok(line) => line.command,
             Err(e) => {
@@ -308,6 +309,57 @@ fn complete(line: &str, pos: usize, recent: &[String]) -> (usize, Vec<String>) {
 
 /// Splits a command line into words: whitespace separates, '...' is literal, "..." allows
 /// \" and \\, a backslash outside quotes escapes the next character.
+/// `run Fix the failing test --provider mock` -> `run "Fix the failing test" --provider mock`:
+/// the words of a `run` line that are neither flags nor their values form the task.
+fn join_task_words(words: Vec<String>) -> Vec<String> {
+    if words.first().map(String::as_str) != Some("run") {
+        return words;
+    }
+    let command = <Line as clap::CommandFactory>::command();
+    let Some(run) = command.find_subcommand("run") else {
+        return words;
+    };
+    let takes_value = |word: &str| {
+        if word.contains('=') {
+            return false;
+        }
+        run.get_arguments().any(|arg| {
+            let named = match word.strip_prefix("--") {
+                Some(long) => arg.get_long() == Some(long),
+                None => {
+                    let mut chars = word[1..].chars();
+                    chars.next().is_some_and(|c| arg.get_short() == Some(c))
+                        && chars.as_str().is_empty()
+                }
+            };
+            named && arg.get_action().takes_values()
+        })
+    };
+    let mut out = vec![words[0].clone()];
+    let mut task: Vec<String> = Vec::new();
+    let mut task_at = None;
+    let mut rest = words.into_iter().skip(1);
+    while let Some(word) = rest.next() {
+        if word == "--" {
+            task_at.get_or_insert(out.len());
+            task.extend(rest.by_ref());
+            break;
+        }
+        if word.len() > 1 && word.starts_with('-') {
+            let value = takes_value(&word).then(|| rest.next()).flatten();
+            out.push(word);
+            out.extend(value);
+        } else {
+            task_at.get_or_insert(out.len());
+            task.push(word);
+        }
+    }
+    if let Some(at) = task_at {
+        out.insert(at, task.join(" "));
+    }
+    out
+}
+
 fn split_words(line: &str) -> Result<Vec<String>> {
     let mut words = Vec::new();
     let mut word: Option<String> = None;
@@ -686,7 +738,7 @@ mod tests {
 
     #[test]
     fn lines_parse_as_commands() {
-        let parse = |line: &str| Line::try_parse_from(split_words(line).unwrap());
+        let parse = |line: &str| Line::try_parse_from(join_task_words(split_words(line).unwrap()));
         assert!(matches!(
             parse("approve 01jd looks fine").unwrap().command,
             Command::Approve { run, reason } if run == "01jd" && reason == ["looks", "fine"]
@@ -694,6 +746,26 @@ mod tests {
         assert!(matches!(
             parse("run -d 'a task' --provider mock").unwrap().command,
             Command::Run { detach: true, args } if args.task == "a task" && args.provider.as_deref() == Some("mock")
+        ));
+        // The rest of the line is the task, quoted or not, around the flags.
+        for line in [
+            "run Fix the failing test",
+            "run Fix the failing test --provider mock -d",
+            "run --provider mock Fix the failing test",
+            "run -p mock Fix the --max-steps 3 failing test",
+            "run -d -- Fix the failing test",
+        ] {
+            let command = parse(line)
+                .unwrap_or_else(|e| panic!("{line}: {e}"))
+                .command;
+            assert!(
+                matches!(&command, Command::Run { args, .. } if args.task == "Fix the failing test"),
+                "{line}"
+            );
+        }
+        assert!(matches!(
+            parse("run -p mock Fix it --max-steps 3").unwrap().command,
+            Command::Run { args, .. } if args.max_steps == Some(3) && args.provider.as_deref() == Some("mock")
         ));
         assert!(matches!(parse("quit").unwrap().command, Command::Exit));
         let error = parse("deny 01jd").err().unwrap();

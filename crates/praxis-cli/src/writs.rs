@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 pub fn keys_dir(home: &DataHome) -> PathBuf {
-    home.root().join("keys")
+    home.keys_dir()
 }
 
 /// A token given on the command line: a file holding it, or the token text itself
@@ -29,40 +29,7 @@ pub fn read_token(arg: &str) -> Result<String> {
 /// The trust anchor: `$PRAXIS_TRUST_ANCHOR` (a public key in hex, or a file holding one),
 /// else the local issuer's public key.
 pub fn anchor(home: &DataHome) -> Result<TrustAnchor> {
-    if let Some(value) = std::env::var_os("PRAXIS_TRUST_ANCHOR").filter(|v| !v.is_empty()) {
-        let value = value.to_string_lossy().to_string();
-        let path = Path::new(&value);
-        return if path.is_file() {
-            TrustAnchor::from_file(path)
-                .with_context(|| format!("PRAXIS_TRUST_ANCHOR file {value}"))
-        } else {
-            TrustAnchor::from_hex(&value)
-                .with_context(|| "PRAXIS_TRUST_ANCHOR (expected a public key in hex or a file)")
-        };
-    }
-    let file = keys_dir(home).join("issuer.pub");
-    TrustAnchor::from_file(&file).with_context(|| {
-        format!(
-            "no trust anchor: {} is missing (run `praxis writ keygen`, or set PRAXIS_TRUST_ANCHOR)",
-            file.display()
-        )
-    })
-}
-
-fn load_or_generate_key(home: &DataHome) -> Result<IssuerKey> {
-    let dir = keys_dir(home);
-    if dir.join("issuer.key").exists() {
-        return IssuerKey::load(&dir)
-            .with_context(|| format!("loading the issuer key from {}", dir.display()));
-    }
-    let key = IssuerKey::generate();
-    key.save(&dir, false)
-        .with_context(|| format!("saving a new issuer key in {}", dir.display()))?;
-    eprintln!(
-        "praxis: generated a development signing key in {} (for production, issue writs with a key you manage)",
-        dir.display()
-    );
-    Ok(key)
+    Ok(home.trust_anchor(&|k| std::env::var(k).ok())?)
 }
 
 pub fn keygen(home: &DataHome, force: bool) -> Result<ExitCode> {
@@ -129,12 +96,13 @@ pub fn for_run(home: &DataHome, writ: Option<&Path>) -> Result<String> {
     if let Some(path) = writ {
         return read_token(&path.display().to_string());
     }
-    let key = load_or_generate_key(home)?;
-    let token = praxis_writ::issue(
-        &WritSpec::development(&workspace_label()),
-        &key,
-        SystemTime::now(),
-    )?;
+    let (token, generated) = home.development_writ()?;
+    if generated {
+        eprintln!(
+            "praxis: generated a development signing key in {} (for production, issue writs with a key you manage)",
+            home.keys_dir().display()
+        );
+    }
     eprintln!(
         "praxis: no --writ given: running under a development writ issued with the local key \
          (workspace read-write, exec allowed, network denied, modest budgets)"
@@ -148,14 +116,6 @@ pub fn anchor_for_run(home: &DataHome, explicit_writ: bool) -> Result<TrustAncho
     if explicit_writ {
         anchor(home)
     } else {
-        let file = keys_dir(home).join("issuer.pub");
-        TrustAnchor::from_file(&file).with_context(|| format!("reading {}", file.display()))
+        Ok(home.local_anchor()?)
     }
-}
-
-/// The host name, for the development writ's subject (`developer@HOST`).
-fn workspace_label() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }

@@ -93,6 +93,58 @@ fn python_repo() -> TempDir {
     dir
 }
 
+/// A run must not reach the data dir (signing keys, ledger) through `--workspace`.
+#[test]
+fn a_workspace_reaching_the_data_dir_is_refused() {
+    let env = Env::new();
+    let home = env.home.path().to_path_buf();
+    // Makes the keys, so there is something to steal.
+    let out = env.praxis(&["writ", "keygen"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let link = elsewhere.path().join("link");
+    std::os::unix::fs::symlink(&home, &link).unwrap();
+    let home_name = home.file_name().unwrap().to_str().unwrap();
+    let script = env.script(
+        "steal.json",
+        json!({"turns": [
+            {"content": "", "tool_calls": [{"id": "c1", "name": "fs_read", "arguments": {"path": "keys/issuer.key"}}]},
+            {"content": "done"},
+        ]}),
+    );
+    for workspace in [
+        home.clone(),
+        home.join("keys"),
+        home.parent().unwrap().to_path_buf(),
+        link.clone(),
+        elsewhere.path().join("..").join(home_name),
+    ] {
+        let out = env.praxis(&[
+            "run",
+            "read the key",
+            "--workspace",
+            workspace.to_str().unwrap(),
+            "--script",
+            script.to_str().unwrap(),
+            "--json",
+        ]);
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{}: ran", workspace.display());
+        assert!(
+            stderr.contains("--workspace") && stderr.contains("praxis data directory"),
+            "{}: {stderr}",
+            workspace.display()
+        );
+    }
+    // Nothing ran: the ledger holds no run.
+    let out = env.praxis(&["runs", "--json"]);
+    assert!(
+        !text(&out.stdout).contains("read the key"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn mock_run_summarizes_what_it_actually_read_and_differs_between_repos() {
     let env = Env::new();

@@ -131,3 +131,46 @@ fn a_run_over_its_context_budget_is_compacted_by_a_summary_and_still_replays() {
     let replay = praxis(home.path(), &["replay", run_id], &[]);
     assert!(replay.status.success(), "{}", text(&replay.stdout));
 }
+
+/// A repository's praxis.toml may only narrow the home configuration, and says what it set.
+#[test]
+fn a_workspace_config_cannot_switch_to_a_paid_model_or_raise_limits() {
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("praxis.toml"), "[limits]\nmax_steps = 5\n").unwrap();
+    std::fs::write(
+        ws.path().join("praxis.toml"),
+        "[model]\nprovider = \"openai:gpt-4.1\"\nprotocol = \"cmd\"\n[limits]\nmax_steps = 50\n",
+    )
+    .unwrap();
+    let out = praxis(
+        home.path(),
+        &[
+            "run",
+            "Summarize this repository",
+            "--workspace",
+            ws.path().to_str().unwrap(),
+            "--json",
+        ],
+        &[("OPENAI_API_KEY", "sk-test")],
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("ignored model.provider") && stderr.contains("limits.max_steps = 50"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("praxis.toml sets ") && stderr.contains("model.protocol = \"cmd\""),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = summary["run_id"].as_str().unwrap();
+    let export = praxis(home.path(), &["ledger", "export", run], &[]);
+    let first: Value = serde_json::from_str(text(&export.stdout).lines().next().unwrap()).unwrap();
+    let spec = &first["payload"]["spec"];
+    // The keyless mock stays; the limit is the home's; narrowing (protocol) applies.
+    assert_eq!(spec["provider"], "mock");
+    assert_eq!(spec["limits"]["max_steps"], 5);
+    assert_eq!(spec["protocol"], "cmd");
+}

@@ -83,12 +83,12 @@ fn a_branch_continues_from_the_world_at_that_entry_and_links_its_history() {
     let branch_script = env.script(
         "branch.json",
         json!({"turns": [
-            {"content": "unused: turn 1 was answered in the origin"},
             {"tool_calls": [{"id": "r1", "name": "fs_read", "arguments": {"path": "a.txt"}}]},
             {"content": "branch done"}
         ]}),
     );
-    let branch_ws = env.home.path().join("branch-ws");
+    let spare = tempfile::tempdir().unwrap();
+    let branch_ws = spare.path().join("branch-ws");
     let branch = env.json(&[
         "branch",
         &origin_id[..12],
@@ -171,7 +171,8 @@ fn branch_refuses_points_it_cannot_start_from() {
             "--json",
         ])
     };
-    let fresh = env.home.path().join("w1");
+    let spare = tempfile::tempdir().unwrap();
+    let fresh = spare.path().join("w1");
     // Entry 1 is run_started: the run had not asked the model yet.
     let out = branch("1", &fresh);
     assert!(!out.status.success());
@@ -201,6 +202,17 @@ fn branch_refuses_points_it_cannot_start_from() {
         std::fs::read_to_string(busy.path().join("mine.txt")).unwrap(),
         "keep"
     );
+    // The data dir is out of reach: the branch's world is never written into it.
+    for inside in [env.home.path().join("w2"), env.home.path().join("keys/w3")] {
+        let out = branch("2", &inside);
+        assert!(!out.status.success());
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("--workspace") && stderr.contains("praxis data directory"),
+            "{stderr}"
+        );
+        assert!(!inside.exists());
+    }
     // Entry 2 works.
     let out = branch("2", &fresh);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -85,6 +85,7 @@ impl Env {
         args.extend_from_slice(extra);
         let mut child = self
             .cmd(&args)
+            .env("PRAXIS_WORKSPACE_ROOTS", self.ws.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -278,7 +279,7 @@ fn approve_and_cancel_from_other_terminals() {
     assert!(env.praxis(&["writ", "keygen"]).status.success());
     let spec = env.file(
         "approve.toml",
-        "subject = \"agent\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"fs_write\"\npaths = [\"**\"]\n[[tools]]\nname = \"shell\"\n[approvals]\ntools = [\"fs_write\"]\n",
+        "subject = \"agent\"\ntenant = \"ops\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"fs_write\"\npaths = [\"**\"]\n[[tools]]\nname = \"shell\"\n[approvals]\ntools = [\"fs_write\"]\n",
     );
     let out = env.praxis(&["writ", "issue", "--spec", spec.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -431,7 +432,7 @@ fn crash_and_restart_resumes_or_marks_interrupted_and_no_tool_runs_twice() {
     assert!(env.praxis(&["writ", "keygen"]).status.success());
     let spec = env.file(
         "gate.toml",
-        "subject = \"agent\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"repo_map\"\n[[tools]]\nname = \"list_files\"\n[[tools]]\nname = \"fs_read\"\npaths = [\"**\"]\n[[tools]]\nname = \"grep\"\n[approvals]\ntools = [\"repo_map\"]\n",
+        "subject = \"agent\"\ntenant = \"ops\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"repo_map\"\n[[tools]]\nname = \"list_files\"\n[[tools]]\nname = \"fs_read\"\npaths = [\"**\"]\n[[tools]]\nname = \"grep\"\n[approvals]\ntools = [\"repo_map\"]\n",
     );
     let out = env.praxis(&["writ", "issue", "--spec", spec.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -586,6 +587,7 @@ fn production_mode_refuses_to_start_naming_each_setting() {
         "PRAXIS_HOME",
         "PRAXIS_MAX_RUNS ",
         "PRAXIS_MAX_RUNS_PER_TENANT",
+        "PRAXIS_WORKSPACE_ROOTS",
     ] {
         assert!(stderr.contains(setting), "{setting} not named:\n{stderr}");
     }
@@ -611,4 +613,66 @@ fn production_mode_refuses_to_start_naming_each_setting() {
         assert!(!stderr.contains(fixed), "{fixed} still named:\n{stderr}");
     }
     assert!(stderr.contains("PRAXIS_TRUST_ANCHOR"));
+}
+
+/// The same request through `praxis run` and over HTTP starts the same run: the two
+/// `run_started` payloads differ only in ids, times and host facts. In particular the
+/// home's `[compaction]`, `[prices]` and `[limits]`, and the request's protocol, tool
+/// choice and time limit, apply over HTTP as they do locally.
+#[test]
+fn the_same_request_locally_and_over_http_starts_the_same_run() {
+    let env = Env::new();
+    env.file(
+        "praxis.toml",
+        "[model]\ncontext_window = 64000\n[compaction]\nmode = \"truncate\"\nthreshold_percent = 60\n[limits]\nmax_steps = 12\n[prices.mock]\ninput_per_mtok = 1.0\noutput_per_mtok = 2.0\n",
+    );
+    assert!(env.praxis(&["writ", "keygen"]).status.success());
+    let ws = env.ws.path().to_str().unwrap().to_string();
+    let args = vec![
+        "run",
+        "Summarize this repository",
+        "--workspace",
+        &ws,
+        "--provider",
+        "mock",
+        "--protocol",
+        "cmd",
+        "--tool-choice",
+        "auto",
+        "--max-seconds",
+        "120",
+        "--approve",
+        "never",
+        "--json",
+    ];
+    let local = env.json(&args);
+    let server = env.serve(&[]);
+    let mut remote_args = args.clone();
+    remote_args.extend(["--server", server.url.as_str()]);
+    let remote = env.json(&remote_args);
+    let started = |summary: &Value| {
+        let id = summary["run_id"].as_str().unwrap();
+        let entries = env.entries(id);
+        assert_eq!(entries[0]["kind"], "run_started");
+        let mut payload = entries[0]["payload"].clone();
+        let object = payload.as_object_mut().unwrap();
+        // Times and host facts.
+        object.remove("now");
+        object.remove("environment");
+        // The development writ is issued per run: its id and times differ.
+        if let Some(writ) = object.get_mut("writ").and_then(Value::as_object_mut) {
+            for field in ["id", "issued_at", "expires_at", "revocation_ids"] {
+                writ.remove(field);
+            }
+        }
+        payload
+    };
+    let (local, remote) = (started(&local), started(&remote));
+    assert_eq!(local, remote);
+    // What the configuration set is there, on both.
+    assert_eq!(local["spec"]["protocol"], "cmd");
+    assert_eq!(local["spec"]["limits"]["max_steps"], 12);
+    assert_eq!(local["spec"]["limits"]["max_seconds"], 120);
+    assert_eq!(local["spec"]["compaction"]["context_window"], 64000);
+    assert_eq!(local["prices"]["mock"]["input_per_mtok"], 1.0);
 }

@@ -49,6 +49,7 @@ impl Env {
     fn serve(&self) -> Served {
         let mut child = self
             .cmd(&["serve", "--bind", "127.0.0.1:0"])
+            .env("PRAXIS_WORKSPACE_ROOTS", self.ws.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -139,7 +140,7 @@ fn a_scripted_session_against_a_server() {
     assert!(env.praxis(&["writ", "keygen"]).status.success());
     let spec = env.file(
         "approve.toml",
-        "subject = \"agent\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"fs_read\"\npaths = [\"**\"]\n[[tools]]\nname = \"fs_write\"\npaths = [\"**\"]\n[approvals]\ntools = [\"fs_write\"]\n",
+        "subject = \"agent\"\ntenant = \"ops\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"fs_read\"\npaths = [\"**\"]\n[[tools]]\nname = \"fs_write\"\npaths = [\"**\"]\n[approvals]\ntools = [\"fs_write\"]\n",
     );
     let out = env.praxis(&["writ", "issue", "--spec", &path_str(&spec)]);
     assert!(out.status.success(), "{}", text(&out.stderr));

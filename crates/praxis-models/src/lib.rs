@@ -120,6 +120,12 @@ pub trait Provider: Send + Sync {
     /// The cognition for a sub-agent that `delegate` starts with `task`. Stateless providers
     /// hand out a fresh instance; the scripted provider plays the script's `delegates[task]`.
     fn for_delegate(&self, task: &str) -> Result<Arc<dyn Provider>, ModelError>;
+    /// The cognition for a branch whose first new model call is the run's call
+    /// `first_step` (the history's calls count). The scripted provider answers it with its
+    /// first turn; the others stay as they are (None).
+    fn for_branch(&self, _first_step: u32) -> Option<Arc<dyn Provider>> {
+        None
+    }
     /// The model's context window in tokens, when known (from the settings).
     fn context_window(&self) -> Option<u64> {
         None

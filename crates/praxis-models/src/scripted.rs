@@ -53,6 +53,8 @@ pub struct ScriptedProvider {
     model: String,
     turns: Vec<ModelResponse>,
     delegates: BTreeMap<String, Arc<ScriptedProvider>>,
+    /// The run's model call the first turn answers (1, except in a branch).
+    first_step: u32,
 }
 
 impl ScriptedProvider {
@@ -158,6 +160,7 @@ impl ScriptedProvider {
             model: source_name.to_string(),
             turns,
             delegates,
+            first_step: 1,
         })
     }
 
@@ -174,6 +177,15 @@ impl Provider for ScriptedProvider {
 
     fn model(&self) -> &str {
         &self.model
+    }
+
+    fn for_branch(&self, first_step: u32) -> Option<Arc<dyn Provider>> {
+        Some(Arc::new(ScriptedProvider {
+            model: self.model.clone(),
+            turns: self.turns.clone(),
+            delegates: self.delegates.clone(),
+            first_step: first_step.max(1),
+        }))
     }
 
     fn for_delegate(&self, task: &str) -> Result<Arc<dyn Provider>, ModelError> {
@@ -201,8 +213,9 @@ impl Provider for ScriptedProvider {
                     ..Default::default()
                 });
             }
-            // Turn N answers model call N: the conversation itself may have been compacted.
-            let answered = request.step.saturating_sub(1) as usize;
+            // Turn N answers model call N (counted from the branch point in a branch): the
+            // conversation itself may have been compacted.
+            let answered = request.step.saturating_sub(self.first_step) as usize;
             let call = answered + 1;
             let Some(turn) = self.turns.get(answered) else {
                 return Err(ModelError::ScriptExhausted {

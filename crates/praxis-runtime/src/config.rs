@@ -206,6 +206,9 @@ pub struct Layered {
     pub config: Config,
     pub sources: BTreeMap<String, Source>,
     pub warnings: Vec<String>,
+    /// What a workspace `praxis.toml` set (to be said, so a repository changes nothing
+    /// silently).
+    pub notes: Vec<String>,
     /// Environment variables holding API keys: name -> whether it is set.
     pub keys: BTreeMap<String, bool>,
     settings_env: ProviderSettings,
@@ -252,6 +255,7 @@ pub fn load(
     let mut merged = toml::Table::new();
     let mut sources = BTreeMap::new();
     let mut warnings = Vec::new();
+    let mut notes = Vec::new();
     let defaults = toml::Table::try_from(Config::default()).map_err(|e| ConfigError::Invalid {
         source_name: "built-in defaults".into(),
         message: e.to_string(),
@@ -266,6 +270,14 @@ pub fn load(
             continue;
         };
         if in_workspace {
+            let home_config =
+                Config::deserialize(toml::Value::Table(merged.clone())).map_err(|e| {
+                    ConfigError::Invalid {
+                        source_name: "the home configuration".into(),
+                        message: e.to_string(),
+                    }
+                })?;
+            narrow(&mut table, &home_config, &path, &mut warnings, &mut notes);
             for section in ["providers", "prices"] {
                 if table.remove(section).is_some() {
                     warnings.push(format!(
@@ -308,9 +320,110 @@ pub fn load(
         config,
         sources,
         warnings,
+        notes,
         keys,
         settings_env: ProviderSettings::from_vars(env),
     })
+}
+
+/// The provider kinds a selection stands for: `openai:gpt-4.1` -> openai; a tier -> the
+/// kinds of its models.
+fn provider_kinds(selection: &str, tiers: &BTreeMap<String, Vec<String>>) -> Vec<String> {
+    let kind = |spec: &str| spec.trim().split(':').next().unwrap_or("").to_string();
+    match tiers.get(selection.trim()) {
+        Some(tier) => tier.iter().map(|s| kind(s)).collect(),
+        None => selection.split(',').map(kind).collect(),
+    }
+}
+
+/// A workspace file may only narrow the home configuration: it cannot switch to another
+/// provider kind (nor define tiers), and a limit above the home's is clamped to it. Each
+/// refusal is a warning; each value it does set is a note.
+fn narrow(
+    table: &mut toml::Table,
+    home: &Config,
+    path: &Path,
+    warnings: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) {
+    let file = path.display();
+    if table.remove("models").is_some() {
+        warnings.push(format!(
+            "ignored [models] in {file}: model tiers may only be defined in the home praxis.toml or the environment"
+        ));
+    }
+    if let Some(toml::Value::Table(model)) = table.get_mut("model") {
+        if let Some(selection) = model.get("provider").and_then(|v| v.as_str()) {
+            let allowed = provider_kinds(&home.model.provider, &home.models);
+            let asked = provider_kinds(selection, &home.models);
+            if asked.iter().any(|k| !allowed.contains(k)) {
+                warnings.push(format!(
+                    "ignored model.provider = {selection:?} in {file}: a workspace may not switch from the {} provider to another kind (set it in the home praxis.toml or with --provider)",
+                    allowed.join("/")
+                ));
+                model.remove("provider");
+            }
+        }
+        let ceilings: [(&str, Option<u64>); 3] = [
+            (
+                "max_output_tokens",
+                Some(u64::from(home.model.max_output_tokens)),
+            ),
+            ("max_attempts", Some(u64::from(home.model.max_attempts))),
+            ("thinking_budget", home.model.thinking_budget.map(u64::from)),
+        ];
+        clamp(model, "model", &ceilings, &file.to_string(), warnings);
+    }
+    if let Some(toml::Value::Table(limits)) = table.get_mut("limits") {
+        let ceilings = [
+            ("max_steps", Some(u64::from(home.limits.max_steps))),
+            ("max_seconds", Some(home.limits.max_seconds)),
+        ];
+        clamp(limits, "limits", &ceilings, &file.to_string(), warnings);
+    }
+    let mut set = Vec::new();
+    flatten(table, "", &mut |key, value| {
+        if !matches!(key.split('.').next(), Some("providers" | "prices")) {
+            set.push(format!("{key} = {value}"));
+        }
+    });
+    if !set.is_empty() {
+        notes.push(format!("{file} sets {}", set.join(", ")));
+    }
+}
+
+/// Clamps each numeric key of `table` to its ceiling (None: the home sets none, so the
+/// workspace may not set one either).
+fn clamp(
+    table: &mut toml::Table,
+    section: &str,
+    ceilings: &[(&str, Option<u64>)],
+    file: &str,
+    warnings: &mut Vec<String>,
+) {
+    for (key, ceiling) in ceilings {
+        let Some(asked) = table.get(*key).and_then(|v| v.as_integer()) else {
+            continue;
+        };
+        match ceiling {
+            Some(max) if u64::try_from(asked).is_ok_and(|a| a > *max) => {
+                warnings.push(format!(
+                    "{section}.{key} = {asked} in {file} is above the home configuration's {max}: using {max} (a workspace may only narrow limits)"
+                ));
+                table.insert(
+                    key.to_string(),
+                    toml::Value::Integer(i64::try_from(*max).unwrap_or(i64::MAX)),
+                );
+            }
+            None => {
+                warnings.push(format!(
+                    "ignored {section}.{key} = {asked} in {file}: the home configuration sets none, and a workspace may only narrow limits"
+                ));
+                table.remove(*key);
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// A config file as a table, validated against the schema so a typo names its file.
@@ -546,12 +659,13 @@ mod tests {
         let c = &layered.config;
         assert_eq!(c.model.provider, "openai:gpt-4.1-mini");
         assert_eq!(c.model.max_attempts, 5);
-        assert_eq!(c.limits.max_steps, 9);
+        // The workspace may only narrow: 9 steps is above the home's 7.
+        assert_eq!(c.limits.max_steps, 7);
         assert_eq!(c.model.protocol, Protocol::Cmd);
         // The workspace cannot redirect endpoints or set prices; the environment can.
         assert_eq!(c.providers.openai.base_url, "http://127.0.0.1:9/v1");
         assert!(c.prices.0.is_empty());
-        assert_eq!(layered.warnings.len(), 2, "{:?}", layered.warnings);
+        assert_eq!(layered.warnings.len(), 3, "{:?}", layered.warnings);
         assert_eq!(
             layered.source_of("model.provider"),
             format!("file {}", dir.path().join(CONFIG_FILE).display())
@@ -577,6 +691,67 @@ mod tests {
                 .iter()
                 .any(|(k, v, _)| k == "models.fast" && v.as_array().is_some_and(|a| a.len() == 2))
         );
+    }
+
+    #[test]
+    fn a_workspace_file_may_only_narrow() {
+        let (dir, home) = home();
+        let ws = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[limits]\nmax_steps = 10\nmax_seconds = 300\n",
+        )
+        .unwrap();
+        // Switching the keyless mock to a paid model, and raising limits: refused.
+        std::fs::write(
+            ws.path().join(CONFIG_FILE),
+            "[model]\nprovider = \"openai:gpt-4.1\"\nmax_output_tokens = 999999\nthinking_budget = 5000\n[limits]\nmax_steps = 500\nmax_seconds = 60\n[models]\nmock = [\"openai:gpt-4.1\"]\n",
+        )
+        .unwrap();
+        let layered = load(&home, Some(ws.path()), &[], &env(&[])).unwrap();
+        let c = &layered.config;
+        assert_eq!(c.model.provider, "mock");
+        assert_eq!(c.limits.max_steps, 10);
+        assert_eq!(
+            c.model.max_output_tokens,
+            Config::default().model.max_output_tokens
+        );
+        assert_eq!(c.model.thinking_budget, None);
+        assert!(c.models.is_empty());
+        // Narrowing works.
+        assert_eq!(c.limits.max_seconds, 60);
+        let warnings = layered.warnings.join("\n");
+        for said in [
+            "model.provider",
+            "limits.max_steps = 500",
+            "max_output_tokens",
+            "thinking_budget",
+            "[models]",
+        ] {
+            assert!(warnings.contains(said), "{said} not said in:\n{warnings}");
+        }
+        assert!(
+            layered
+                .notes
+                .iter()
+                .any(|n| n.contains("limits.max_seconds = 60")),
+            "{:?}",
+            layered.notes
+        );
+        // The same provider kind with another model is a narrowing choice, not a switch.
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[model]\nprovider = \"openai:gpt-4.1\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            ws.path().join(CONFIG_FILE),
+            "[model]\nprovider = \"openai:gpt-4.1-mini\"\n",
+        )
+        .unwrap();
+        let layered = load(&home, Some(ws.path()), &[], &env(&[])).unwrap();
+        assert_eq!(layered.config.model.provider, "openai:gpt-4.1-mini");
+        assert!(layered.warnings.is_empty(), "{:?}", layered.warnings);
     }
 
     #[test]

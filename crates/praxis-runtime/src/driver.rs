@@ -3,6 +3,10 @@
 
 use crate::approval::{Approver, FixedDecision};
 use crate::branch::{BranchFrom, BranchPoint, branch_point, materialise};
+use crate::home::{DataHome, WorkspaceOrigin};
+use crate::host::environment;
+use crate::observer::ObserverDeltas;
+pub use crate::observer::{LiveEvent, NoObserver, RunObserver};
 use crate::replay::{self, ReplayError, ReplayReport, Until};
 use praxis_core::record::{BranchOrigin, Manifest};
 use praxis_core::{
@@ -11,11 +15,12 @@ use praxis_core::{
 };
 use praxis_ledger::checkpoint::{CHECKPOINT_KIND, CheckpointKey, checkpoint_payload};
 use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
-use praxis_models::{DeltaSink, Provider};
+use praxis_models::Provider;
 use praxis_tools::tools::delegate::{self, DelegateArgs};
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
 use praxis_writ::{TrustAnchor, WritSpec};
-use serde_json::{Value, json};
+use serde_json::json;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -35,6 +40,8 @@ pub enum RuntimeError {
     },
     #[error("internal error in run {run_id}: {source}")]
     Kernel { run_id: String, source: KernelError },
+    #[error("workspace {0}")]
+    WorkspaceRefused(crate::home::WorkspaceRefused),
     #[error("writ refused: {0}")]
     Writ(praxis_writ::WritError),
     #[error("workspace capture failed: {0}")]
@@ -56,36 +63,6 @@ impl From<ReplayError> for RuntimeError {
     fn from(error: ReplayError) -> Self {
         RuntimeError::Restore(Box::new(error))
     }
-}
-
-/// What observers see while a run goes on.
-#[derive(Debug)]
-pub enum LiveEvent<'a> {
-    /// An entry that is now durable in the ledger.
-    Entry(&'a Entry),
-    /// The runtime is waiting for model call `step`.
-    ModelCall { step: u32 },
-    /// Streamed model text (not ledgered; the assembled response is).
-    Delta { text: &'a str },
-    /// A streamed fragment of tool call `index`'s argument JSON (not ledgered either).
-    ToolArgumentsDelta {
-        index: usize,
-        name: &'a str,
-        fragment: &'a str,
-    },
-    /// A tool started executing.
-    ToolStarted { call_id: &'a str, tool: &'a str },
-    /// The run is suspended until `proposal` is approved or denied.
-    AwaitingApproval { proposal: &'a praxis_core::Proposal },
-}
-
-pub trait RunObserver: Send + Sync {
-    fn on_event(&self, run_id: &str, event: LiveEvent<'_>);
-}
-
-pub struct NoObserver;
-impl RunObserver for NoObserver {
-    fn on_event(&self, _: &str, _: LiveEvent<'_>) {}
 }
 
 /// Cancellation handle: `cancel(reason)` stops the run at the next await point, killing a
@@ -190,11 +167,35 @@ pub struct RunReport {
 pub struct Runtime {
     ledger: Arc<dyn Ledger>,
     registry: Arc<Registry>,
+    /// The data dir no run may reach (see [`DataHome::admit_workspace`]).
+    home: Option<DataHome>,
 }
 
 impl Runtime {
     pub fn new(ledger: Arc<dyn Ledger>, registry: Arc<Registry>) -> Self {
-        Runtime { ledger, registry }
+        Runtime {
+            ledger,
+            registry,
+            home: None,
+        }
+    }
+
+    /// A runtime that refuses any workspace reaching `home`, the data dir it keeps its
+    /// ledger and keys in (workspaces it made under `home/workspaces/` excepted).
+    pub fn with_home(mut self, home: DataHome) -> Self {
+        self.home = Some(home);
+        self
+    }
+
+    /// Refuses a workspace that reaches the data dir.
+    fn admit(&self, workspace: &Path) -> Result<(), RuntimeError> {
+        match &self.home {
+            Some(home) => home
+                .admit_new_workspace(workspace, WorkspaceOrigin::RuntimeMade)
+                .map(drop)
+                .map_err(RuntimeError::WorkspaceRefused),
+            None => Ok(()),
+        }
     }
 
     pub fn ledger(&self) -> &Arc<dyn Ledger> {
@@ -220,6 +221,7 @@ impl Runtime {
         mut options: RunOptions,
         observer: &dyn RunObserver,
     ) -> Result<RunReport, RuntimeError> {
+        self.admit(Path::new(&options.spec.workspace))?;
         let workspace = open_workspace(&options.spec.workspace)?;
         options.spec.workspace = workspace.root().display().to_string();
         let authority = verify_writ(&options)?;
@@ -290,6 +292,7 @@ impl Runtime {
         }
         let mut kernel = restored.kernel;
         options.spec = kernel.spec().clone();
+        self.admit(Path::new(&options.spec.workspace))?;
         let workspace = open_workspace(&options.spec.workspace)?;
         if options.writ.is_some() {
             kernel.set_authority(verify_writ(&options)?);
@@ -345,7 +348,12 @@ impl Runtime {
                     point.seq
                 ))
             })?;
+        // A branch's script answers the branch's first new model call with its first turn.
+        if let Some(provider) = options.provider.for_branch(kernel.steps()) {
+            options.provider = provider;
+        }
         let mut point = point;
+        self.admit(&from.workspace)?;
         point.missing = materialise(&*self.ledger, &from, link.seq, &from.workspace)?;
         let workspace = open_workspace(&from.workspace.display().to_string())?;
         let mut spec = kernel.spec().clone();
@@ -833,28 +841,6 @@ async fn settle(
 
 type AppendFuture = praxis_ledger::BoxFuture<'static, Result<Vec<Entry>, LedgerError>>;
 
-struct ObserverDeltas<'a> {
-    run_id: &'a str,
-    observer: &'a dyn RunObserver,
-}
-
-impl DeltaSink for ObserverDeltas<'_> {
-    fn text(&self, delta: &str) {
-        self.observer
-            .on_event(self.run_id, LiveEvent::Delta { text: delta });
-    }
-    fn tool_arguments(&self, index: usize, name: &str, fragment: &str) {
-        self.observer.on_event(
-            self.run_id,
-            LiveEvent::ToolArgumentsDelta {
-                index,
-                name,
-                fragment,
-            },
-        );
-    }
-}
-
 pub(crate) fn now_millis() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -869,49 +855,4 @@ fn instant_of(at: Millis) -> Instant {
     } else {
         Instant::now()
     }
-}
-
-/// Facts about the host recorded at run start (and used to tell a live run from an
-/// interrupted one).
-/// The host and process a run starts in, and what its tools run within: the fabric and
-/// each sandbox layer, active or unavailable with why (`ctx.sandbox_report()`).
-fn environment(ctx: &ExecContext) -> Value {
-    let pid = std::process::id();
-    let sandbox = ctx.sandbox_report();
-    json!({
-        "praxis_version": env!("CARGO_PKG_VERSION"),
-        "os": std::env::consts::OS,
-        "arch": std::env::consts::ARCH,
-        "host": hostname(),
-        "pid": pid,
-        "pid_start_ticks": process_start_ticks(pid as i32),
-        "boot_id": boot_id(),
-        "tool_fabric": sandbox["fabric"].clone(),
-        "sandbox": sandbox,
-    })
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-pub(crate) fn boot_id() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .map(|s| s.trim().to_string())
-}
-
-/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
-pub(crate) fn process_start_ticks(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces: fields after it follow the last ')'.
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after.split_whitespace();
-    // A zombie (state Z) or dead (X) process has exited: it drives nothing any more.
-    if matches!(fields.next(), Some("Z" | "X")) {
-        return None;
-    }
-    fields.nth(18)?.parse().ok()
 }

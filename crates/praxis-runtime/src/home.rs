@@ -31,3 +31,365 @@ impl DataHome {
         self.root.join("ledger.db")
     }
 }
+
+/// A data-dir file that cannot be read or made.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("price table {path}: {message}")]
+    Prices { path: PathBuf, message: String },
+    #[error("opening ledger {path}: {source}")]
+    Ledger {
+        path: PathBuf,
+        source: Box<praxis_ledger::LedgerError>,
+    },
+    #[error("{context}: {source}")]
+    Writ {
+        context: String,
+        source: praxis_writ::WritError,
+    },
+    #[error("the runtime checkpoint key in {dir}: {source}")]
+    CheckpointKey {
+        dir: PathBuf,
+        source: praxis_ledger::checkpoint::CheckpointError,
+    },
+}
+
+impl DataHome {
+    /// `$PRAXIS_HOME/keys`: the writ issuer key and the runtime checkpoint key.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.root.join("keys")
+    }
+
+    /// The ledger, opened (and created) at [`DataHome::ledger_path`].
+    pub fn open_ledger(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
+        let path = self.ledger_path();
+        praxis_ledger::SqliteLedger::open(&path)
+            .map(std::sync::Arc::new)
+            .map_err(|source| HomeError::Ledger {
+                path,
+                source: Box::new(source),
+            })
+    }
+
+    /// `$PRAXIS_HOME/prices.toml`: `[MODEL] input_per_mtok = 3.0, output_per_mtok = 15.0`
+    /// (USD); empty when there is none.
+    pub fn prices(&self) -> Result<praxis_core::PriceTable, HomeError> {
+        let path = self.root.join("prices.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| HomeError::Prices {
+                path,
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(source) => Err(HomeError::Read { path, source }),
+        }
+    }
+
+    /// The runtime checkpoint key in [`DataHome::keys_dir`], generated on first use; the
+    /// flag says whether it was generated now.
+    pub fn checkpoint_key(
+        &self,
+    ) -> Result<(praxis_ledger::checkpoint::CheckpointKey, bool), HomeError> {
+        use praxis_ledger::checkpoint::{self, CheckpointError, CheckpointKey};
+        let dir = self.keys_dir();
+        let error = |source| HomeError::CheckpointKey {
+            dir: dir.clone(),
+            source,
+        };
+        if !dir.join(checkpoint::PRIVATE_KEY_FILE).exists() {
+            let key = CheckpointKey::generate().map_err(error)?;
+            match key.save(&dir) {
+                Ok(()) => return Ok((key, true)),
+                // Another praxis generated it first: use theirs.
+                Err(CheckpointError::KeyExists { .. }) => {}
+                Err(e) => return Err(error(e)),
+            }
+        }
+        CheckpointKey::load(&dir).map(|k| (k, false)).map_err(error)
+    }
+}
+
+/// The writ source: the issuer key in [`DataHome::keys_dir`] (development writs) and the
+/// trust anchor writs must chain to.
+impl DataHome {
+    /// The trust anchor: `PRAXIS_TRUST_ANCHOR` as `env` gives it (a public key in hex, or a
+    /// file holding one), else the local issuer's public key.
+    pub fn trust_anchor(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<praxis_writ::TrustAnchor, HomeError> {
+        use praxis_writ::TrustAnchor;
+        if let Some(value) = env("PRAXIS_TRUST_ANCHOR").filter(|v| !v.is_empty()) {
+            let path = Path::new(&value);
+            return if path.is_file() {
+                TrustAnchor::from_file(path).map_err(|source| HomeError::Writ {
+                    context: format!("PRAXIS_TRUST_ANCHOR file {value}"),
+                    source,
+                })
+            } else {
+                TrustAnchor::from_hex(&value).map_err(|source| HomeError::Writ {
+                    context: "PRAXIS_TRUST_ANCHOR (expected a public key in hex or a file)".into(),
+                    source,
+                })
+            };
+        }
+        self.local_anchor().map_err(|e| match e {
+            HomeError::Writ { source, .. } => HomeError::Writ {
+                context: format!(
+                    "no trust anchor: {} is missing (run `praxis writ keygen`, or set PRAXIS_TRUST_ANCHOR)",
+                    self.keys_dir().join("issuer.pub").display()
+                ),
+                source,
+            },
+            other => other,
+        })
+    }
+
+    /// The local issuer's public key (what development writs chain to).
+    pub fn local_anchor(&self) -> Result<praxis_writ::TrustAnchor, HomeError> {
+        let file = self.keys_dir().join("issuer.pub");
+        praxis_writ::TrustAnchor::from_file(&file).map_err(|source| HomeError::Writ {
+            context: format!("reading {}", file.display()),
+            source,
+        })
+    }
+
+    /// The local issuer key, generated on first use; the flag says whether it was now.
+    pub fn issuer_key(&self) -> Result<(praxis_writ::IssuerKey, bool), HomeError> {
+        use praxis_writ::IssuerKey;
+        let dir = self.keys_dir();
+        if dir.join("issuer.key").exists() {
+            return IssuerKey::load(&dir)
+                .map(|k| (k, false))
+                .map_err(|source| HomeError::Writ {
+                    context: format!("loading the issuer key from {}", dir.display()),
+                    source,
+                });
+        }
+        let key = IssuerKey::generate();
+        key.save(&dir, false).map_err(|source| HomeError::Writ {
+            context: format!("saving a new issuer key in {}", dir.display()),
+            source,
+        })?;
+        Ok((key, true))
+    }
+
+    /// A development writ (workspace read-write, exec allowed, network denied, modest
+    /// budgets) for `developer@HOST`, issued now with the local key; the flag says whether
+    /// the key was generated for it.
+    pub fn development_writ(&self) -> Result<(String, bool), HomeError> {
+        let (key, generated) = self.issuer_key()?;
+        let token = praxis_writ::issue(
+            &praxis_writ::WritSpec::development(&crate::host::hostname()),
+            &key,
+            std::time::SystemTime::now(),
+        )
+        .map_err(|source| HomeError::Writ {
+            context: "issuing the development writ".into(),
+            source,
+        })?;
+        Ok((token, generated))
+    }
+
+    /// The writ a run acts under: `token` (a client's or `--writ`'s), paired with the
+    /// configured trust anchor; without one, a development writ paired with the local key.
+    pub fn writ_grant(
+        &self,
+        token: Option<&str>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::WritGrant, HomeError> {
+        Ok(match token {
+            Some(token) => crate::WritGrant {
+                token: token.trim().to_string(),
+                anchor: self.trust_anchor(env)?,
+            },
+            None => crate::WritGrant {
+                token: self.development_writ()?.0,
+                anchor: self.local_anchor()?,
+            },
+        })
+    }
+}
+
+/// The directory under the data dir that holds the workspaces the runtime makes itself
+/// (branches, server runs without a workspace), one per run, and nothing else.
+pub const WORKSPACES_DIR: &str = "workspaces";
+
+/// Why a directory may not be a run's workspace.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceRefused {
+    #[error("`{path}` is not an accessible directory: {source}")]
+    Inaccessible {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("`{path}` is not a directory")]
+    NotADirectory { path: String },
+    #[error(
+        "`{path}` {relation} the praxis data directory {home} (it holds the signing keys and the ledger); choose a directory outside it"
+    )]
+    DataDir {
+        path: String,
+        relation: &'static str,
+        home: String,
+    },
+}
+
+/// Whether a workspace was named by a caller, or made by the runtime under
+/// [`WORKSPACES_DIR`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkspaceOrigin {
+    /// Given by a user or client: nothing of the data dir may be reachable from it.
+    Given,
+    /// Made by the runtime: `$PRAXIS_HOME/workspaces/NAME` is allowed too.
+    RuntimeMade,
+}
+
+impl DataHome {
+    /// `$PRAXIS_HOME/workspaces`: the runtime's own workspaces, and nothing else.
+    pub fn workspaces_dir(&self) -> PathBuf {
+        self.root.join(WORKSPACES_DIR)
+    }
+
+    /// A fresh workspace `$PRAXIS_HOME/workspaces/NAME` for run `name` (not created).
+    pub fn runtime_workspace(&self, name: &str) -> PathBuf {
+        self.workspaces_dir().join(name)
+    }
+
+    /// `workspace`, canonical (symlinks resolved), if a run may work in it: a directory
+    /// that is not the data dir, does not lie inside it and does not contain it. A
+    /// runtime-made workspace may be one directory directly under
+    /// `$PRAXIS_HOME/workspaces/`.
+    pub fn admit_workspace(
+        &self,
+        workspace: &Path,
+        origin: WorkspaceOrigin,
+    ) -> Result<PathBuf, WorkspaceRefused> {
+        let shown = workspace.display().to_string();
+        let path =
+            std::fs::canonicalize(workspace).map_err(|source| WorkspaceRefused::Inaccessible {
+                path: shown.clone(),
+                source,
+            })?;
+        if !path.is_dir() {
+            return Err(WorkspaceRefused::NotADirectory { path: shown });
+        }
+        self.outside_data_dir(&path, &shown, origin)?;
+        Ok(path)
+    }
+
+    /// The canonical path `workspace` will have once created (it may not exist yet), if a
+    /// run may work there (see [`DataHome::admit_workspace`]); nothing is created.
+    pub fn admit_new_workspace(
+        &self,
+        workspace: &Path,
+        origin: WorkspaceOrigin,
+    ) -> Result<PathBuf, WorkspaceRefused> {
+        let shown = workspace.display().to_string();
+        let mut existing = workspace;
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => break,
+            }
+        }
+        let mut path =
+            std::fs::canonicalize(existing).map_err(|source| WorkspaceRefused::Inaccessible {
+                path: shown.clone(),
+                source,
+            })?;
+        for name in rest.into_iter().rev() {
+            path.push(name);
+        }
+        self.outside_data_dir(&path, &shown, origin)?;
+        Ok(path)
+    }
+
+    /// Refuses a canonical `path` that is, lies inside or contains the data dir (a data dir
+    /// that does not exist yet cannot be reached).
+    fn outside_data_dir(
+        &self,
+        path: &Path,
+        shown: &str,
+        origin: WorkspaceOrigin,
+    ) -> Result<(), WorkspaceRefused> {
+        let Ok(home) = std::fs::canonicalize(&self.root) else {
+            return Ok(());
+        };
+        let refuse = |relation| {
+            Err(WorkspaceRefused::DataDir {
+                path: shown.to_string(),
+                relation,
+                home: home.display().to_string(),
+            })
+        };
+        if path == home {
+            return refuse("is");
+        }
+        if home.starts_with(path) {
+            return refuse("contains");
+        }
+        if path.starts_with(&home) {
+            let runtime_made = origin == WorkspaceOrigin::RuntimeMade
+                && path.parent() == Some(home.join(WORKSPACES_DIR).as_path());
+            if !runtime_made {
+                return refuse("lies inside");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_dir_is_out_of_reach() {
+        let base = tempfile::tempdir().unwrap();
+        let home_dir = base.path().join("home");
+        std::fs::create_dir_all(home_dir.join("keys")).unwrap();
+        let home = DataHome::at(&home_dir);
+        let outside = base.path().join("ws");
+        std::fs::create_dir(&outside).unwrap();
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&home_dir, &link).unwrap();
+        let made = home.runtime_workspace("01run");
+        std::fs::create_dir_all(&made).unwrap();
+        let given = WorkspaceOrigin::Given;
+        for refused in [
+            home_dir.clone(),
+            home_dir.join("keys"),
+            base.path().to_path_buf(),
+            link.clone(),
+            home_dir.join("keys/../keys"),
+            outside.join("../home"),
+            made.clone(),
+        ] {
+            let e = home.admit_workspace(&refused, given).unwrap_err();
+            assert!(
+                matches!(e, WorkspaceRefused::DataDir { .. }),
+                "{} was admitted: {e}",
+                refused.display()
+            );
+        }
+        assert!(home.admit_workspace(&outside, given).is_ok());
+        assert!(
+            home.admit_workspace(&made, WorkspaceOrigin::RuntimeMade)
+                .is_ok()
+        );
+        assert!(
+            home.admit_workspace(&home.workspaces_dir(), WorkspaceOrigin::RuntimeMade)
+                .is_err()
+        );
+    }
+}

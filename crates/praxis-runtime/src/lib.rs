@@ -11,8 +11,11 @@ pub mod config;
 pub mod doctor;
 mod driver;
 pub mod home;
+mod host;
+mod observer;
 pub mod recorded;
 pub mod replay;
+pub mod run_request;
 pub mod status;
 pub mod whatif;
 pub mod world;
@@ -23,4 +26,5 @@ pub use driver::{
     RuntimeError, WritGrant, new_run_id,
 };
 pub use home::DataHome;
+pub use run_request::{Asked, CognitionRequest, RequestError, RunRequest, Script};
 pub use status::{RunOverview, overview};

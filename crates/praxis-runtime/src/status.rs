@@ -77,16 +77,16 @@ pub fn overview(row: &RunRow) -> RunOverview {
 /// Whether the process that drives an unfinished run still exists on this host. A run
 /// without a `run_finished` entry whose driver is gone was interrupted (crash, kill).
 fn driver_alive(driver: &DriverProcess) -> bool {
-    let same_host = driver.host.as_deref() == Some(crate::driver::hostname().as_str());
+    let same_host = driver.host.as_deref() == Some(crate::host::hostname().as_str());
     let Some(pid) = driver.pid.and_then(|p| i32::try_from(p).ok()) else {
         return false;
     };
     // A pid can be reused: the process start time (since boot) and the boot id tell a
     // live driver from an unrelated process that got the same pid later.
-    let boot_matches = driver.boot_id.as_deref() == crate::driver::boot_id().as_deref();
+    let boot_matches = driver.boot_id.as_deref() == crate::host::boot_id().as_deref();
     let started = driver.pid_start_ticks;
     same_host
         && boot_matches
         && started.is_some()
-        && crate::driver::process_start_ticks(pid) == started
+        && crate::host::process_start_ticks(pid) == started
 }

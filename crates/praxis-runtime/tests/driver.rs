@@ -186,3 +186,38 @@ async fn start_state_and_changed_files_are_stored_as_blobs() {
         assert!(e.payload["now"].as_u64().is_some(), "{} lacks now", e.kind);
     }
 }
+
+/// A library user's runtime that knows its data dir refuses a run whose workspace reaches
+/// it (is it, lies inside it, contains it), before anything is recorded or runs.
+#[tokio::test]
+async fn a_runtime_with_a_home_refuses_workspaces_reaching_it() {
+    let base = tempfile::tempdir().unwrap();
+    let home_dir = base.path().join("home");
+    std::fs::create_dir_all(home_dir.join("keys")).unwrap();
+    let home = praxis_runtime::DataHome::at(&home_dir);
+    let ledger = Arc::new(SqliteLedger::open(&home.ledger_path()).unwrap());
+    let runtime = Runtime::new(ledger.clone(), Arc::new(Registry::builtin())).with_home(home);
+    for workspace in [
+        home_dir.clone(),
+        home_dir.join("keys"),
+        base.path().to_path_buf(),
+    ] {
+        let script = json!({"turns": [{"content": "done"}]});
+        let result = runtime
+            .run(
+                RunOptions::new(spec(&workspace), provider(script)),
+                &NoObserver,
+            )
+            .await;
+        assert!(
+            matches!(result, Err(RuntimeError::WorkspaceRefused(_))),
+            "{}: {:?}",
+            workspace.display(),
+            result.map(|r| r.result)
+        );
+    }
+    assert!(
+        ledger.runs().unwrap().is_empty(),
+        "a refused run was recorded"
+    );
+}

@@ -39,8 +39,92 @@ impl AuthSetting {
     }
 }
 
+/// `PRAXIS_WORKSPACE_ROOTS`: the directories under which clients' workspaces may lie, a
+/// list separated by `:`. An entry `TENANT=PATH` is a root of that tenant only; a plain
+/// `PATH` is a root of every tenant. Without the setting, a development server accepts
+/// workspaces under the directory it was started in (production mode requires it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkspaceRoots {
+    /// Roots of every tenant.
+    pub shared: Vec<PathBuf>,
+    /// Roots of one tenant each.
+    pub tenants: std::collections::BTreeMap<String, Vec<PathBuf>>,
+    /// Whether `PRAXIS_WORKSPACE_ROOTS` set them (rather than the development default).
+    pub explicit: bool,
+}
+
+impl WorkspaceRoots {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut roots = WorkspaceRoots {
+            explicit: true,
+            ..WorkspaceRoots::default()
+        };
+        for entry in value.split(':').map(str::trim).filter(|e| !e.is_empty()) {
+            let (tenant, path) = match entry.split_once('=') {
+                Some((tenant, path)) => (Some(tenant.trim()), path.trim()),
+                None => (None, entry),
+            };
+            if !Path::new(path).is_absolute() {
+                return Err(format!(
+                    "PRAXIS_WORKSPACE_ROOTS: `{entry}`: a root must be an absolute path"
+                ));
+            }
+            match tenant {
+                Some("") => {
+                    return Err(format!(
+                        "PRAXIS_WORKSPACE_ROOTS: `{entry}`: empty tenant before `=`"
+                    ));
+                }
+                Some(tenant) => roots
+                    .tenants
+                    .entry(tenant.to_string())
+                    .or_default()
+                    .push(PathBuf::from(path)),
+                None => roots.shared.push(PathBuf::from(path)),
+            }
+        }
+        if roots.shared.is_empty() && roots.tenants.is_empty() {
+            return Err("PRAXIS_WORKSPACE_ROOTS: no root given".into());
+        }
+        Ok(roots)
+    }
+
+    /// The development default: the directory the server was started in.
+    pub fn current_dir() -> Self {
+        WorkspaceRoots {
+            shared: std::env::current_dir().into_iter().collect(),
+            ..WorkspaceRoots::default()
+        }
+    }
+
+    /// Whether the canonical `path` lies under (or is) one of `tenant`'s roots (roots
+    /// are canonicalized too; a missing root admits nothing).
+    pub fn admits(&self, tenant: &str, path: &Path) -> bool {
+        self.shared
+            .iter()
+            .chain(self.tenants.get(tenant).into_iter().flatten())
+            .filter_map(|root| std::fs::canonicalize(root).ok())
+            .any(|root| path.starts_with(root))
+    }
+
+    /// `a, b, acme=c` for messages.
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self
+            .shared
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        for (tenant, paths) in &self.tenants {
+            parts.extend(paths.iter().map(|p| format!("{tenant}={}", p.display())));
+        }
+        parts.join(", ")
+    }
+}
+
 pub struct ServerConfig {
     pub home: DataHome,
+    /// Where clients' workspaces may lie (`PRAXIS_WORKSPACE_ROOTS`).
+    pub workspace_roots: WorkspaceRoots,
     pub auth: AuthSetting,
     /// Browser origins allowed by CORS (`PRAXIS_ALLOWED_ORIGINS`, comma-separated); empty:
     /// no cross-origin access.
@@ -81,6 +165,7 @@ impl ServerConfig {
     pub fn new(home: DataHome) -> Self {
         ServerConfig {
             home,
+            workspace_roots: WorkspaceRoots::current_dir(),
             auth: AuthSetting::Auto,
             allowed_origins: Vec::new(),
             max_runs: None,
@@ -99,6 +184,22 @@ impl ServerConfig {
             prices: PriceTable::default(),
             registry: Arc::new(Registry::builtin()),
         }
+    }
+
+    /// The server `praxis serve` runs for `home`: the environment applied (see
+    /// [`ServerConfig::apply_env`]), writs from the home's writ source (a client's writ
+    /// checked against the configured trust anchor; without one, a development writ of the
+    /// local key), the home's checkpoint key and price table.
+    pub fn from_home(home: DataHome) -> Result<Self, crate::ServerError> {
+        let mut config = ServerConfig::new(home.clone());
+        config.apply_env().map_err(crate::ServerError::Config)?;
+        let writ_home = home.clone();
+        config.writs = Some(Arc::new(move |token: Option<&str>| {
+            Ok(writ_home.writ_grant(token, &|k| std::env::var(k).ok())?)
+        }));
+        config.checkpoint_key = Some(Arc::new(home.checkpoint_key()?.0));
+        config.prices = home.prices()?;
+        Ok(config)
     }
 
     /// Applies the environment: `PRAXIS_AUTH`, `PRAXIS_ALLOWED_ORIGINS`, `PRAXIS_MODE`,
@@ -139,6 +240,9 @@ impl ServerConfig {
             self.queue_capacity = count("PRAXIS_QUEUE", v)?;
         }
         self.explicit_trust_anchor = var("PRAXIS_TRUST_ANCHOR").is_some();
+        if let Some(v) = var("PRAXIS_WORKSPACE_ROOTS") {
+            self.workspace_roots = WorkspaceRoots::parse(&v)?;
+        }
         Ok(())
     }
 
@@ -171,6 +275,11 @@ impl ServerConfig {
                 ledger.display(),
                 tmp.display()
             ));
+        }
+        if !self.workspace_roots.explicit {
+            problems.push(
+                "PRAXIS_WORKSPACE_ROOTS: unset, so clients' workspaces would be accepted anywhere under the directory the server was started in; list the directories workspaces may lie under (`:`-separated, `TENANT=PATH` for one tenant's)".into(),
+            );
         }
         if self.max_runs.is_none() {
             problems
@@ -304,6 +413,7 @@ mod tests {
             "PRAXIS_HOME",
             "PRAXIS_MAX_RUNS ",
             "PRAXIS_MAX_RUNS_PER_TENANT",
+            "PRAXIS_WORKSPACE_ROOTS",
         ] {
             assert!(
                 problems.contains(setting),
@@ -314,10 +424,25 @@ mod tests {
         config.max_runs = Some(4);
         config.max_runs_per_tenant = Some(2);
         config.explicit_trust_anchor = true;
+        config.workspace_roots = WorkspaceRoots::parse("/srv/ws:acme=/srv/acme").unwrap();
         let sandbox = json!({"in_use": "worker: …", "default_fabric": "worker", "landlock_abi": 7, "user_namespaces": true, "seccomp": true});
         let left = config.production_problems(true, &sandbox);
         assert_eq!(left.len(), 1, "{left:?}");
         assert!(left[0].starts_with("PRAXIS_HOME"));
+    }
+
+    #[test]
+    fn workspace_roots_parse() {
+        let roots = WorkspaceRoots::parse("/srv/a: acme=/srv/acme :/srv/b").unwrap();
+        assert_eq!(
+            roots.shared,
+            vec![PathBuf::from("/srv/a"), PathBuf::from("/srv/b")]
+        );
+        assert_eq!(roots.tenants["acme"], vec![PathBuf::from("/srv/acme")]);
+        assert!(roots.explicit);
+        assert!(WorkspaceRoots::parse("relative").is_err());
+        assert!(WorkspaceRoots::parse("=/x").is_err());
+        assert!(WorkspaceRoots::parse(" : ").is_err());
     }
 
     #[test]

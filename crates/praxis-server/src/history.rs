@@ -397,12 +397,12 @@ pub(crate) async fn branch_run(
                 "`max_steps` must be at least 1",
             ));
         }
-        let (provider_name, provider) = shared.cognition(
-            request.provider.as_deref(),
-            request.model.as_deref(),
-            request.script.as_ref(),
+        let (provider_name, provider, prices) = shared.cognition(
+            request.provider.clone(),
+            request.model.clone(),
+            request.script.clone(),
         )?;
-        let workspace = shared.config.home.root().join("branches").join(&new_id);
+        let workspace = shared.config.home.runtime_workspace(&new_id);
         // The runtime takes the origin's spec (with the branch's workspace and provider);
         // this one is what the run shows while it waits in the queue.
         let mut spec: praxis_core::RunSpec = entries
@@ -417,9 +417,9 @@ pub(crate) async fn branch_run(
         let mut options = RunOptions::new(spec, provider);
         // Without a writ the branch keeps acting under the origin's writ as recorded.
         if let Some(token) = &request.writ {
-            options.writ = Some(shared.grant(token)?);
+            options.writ = Some(shared.grant(token, &caller)?);
         }
-        options.prices = shared.config.prices.clone();
+        options.prices = prices;
         options.checkpoint_key = shared.config.checkpoint_key.clone();
         options.approver = shared.approver(request.approve)?;
         let from = BranchFrom {

@@ -17,6 +17,7 @@
 //! ```
 
 mod api;
+pub mod bench;
 mod config;
 mod history;
 mod metrics;
@@ -28,7 +29,9 @@ pub use api::{
     DecideApproval, DecisionAnswer, DecisionKind, ErrorBody, LimitsBody, ResumeRun, RunList,
     RunView, ToolList, ToolView, UsageView, VerifyWrit, WritVerdict, openapi_json,
 };
-pub use config::{AuthSetting, DEFAULT_BIND, ServerConfig, WritSource, parse_bind, parse_origins};
+pub use config::{
+    AuthSetting, DEFAULT_BIND, ServerConfig, WorkspaceRoots, WritSource, parse_bind, parse_origins,
+};
 pub use history::{BranchRun, Branched, WorldDiff, WorldView};
 
 use praxis_ledger::SqliteLedger;
@@ -51,6 +54,10 @@ pub enum ServerError {
     Ledger(#[from] praxis_ledger::LedgerError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Home(#[from] praxis_runtime::home::HomeError),
     #[error("the server task failed: {0}")]
     Task(String),
 }
@@ -89,6 +96,7 @@ pub async fn serve(
     let metrics = Arc::new(metrics::Metrics::default());
     let manager = runs::Manager::new(
         ledger,
+        config.home.clone(),
         tokens.clone(),
         config.registry.clone(),
         metrics.clone(),
@@ -115,8 +123,12 @@ pub async fn serve(
         .map_err(|e| ServerError::Task(e.to_string()))??;
     for row in &interrupted {
         // Resumed runs wait for a person before re-running anything in flight.
+        // No writ is sent, so the tenant is not consulted.
+        let owner = api::Tenant(DEFAULT_TENANT.into());
         runs::recover_run(&manager, row, &|spec| {
-            state.resume_options(spec, &api::ResumeRun::default()).ok()
+            state
+                .resume_options(spec, &owner, &api::ResumeRun::default())
+                .ok()
         });
     }
     let app = api::router(state);

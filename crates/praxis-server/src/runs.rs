@@ -184,13 +184,14 @@ pub(crate) struct Manager {
 impl Manager {
     pub fn new(
         ledger: Arc<SqliteLedger>,
+        home: praxis_runtime::DataHome,
         tokens: Arc<TokenStore>,
         registry: Arc<praxis_tools::Registry>,
         metrics: Arc<Metrics>,
         limits: Limits,
     ) -> Arc<Self> {
         Arc::new(Manager {
-            runtime: Runtime::new(ledger.clone(), registry),
+            runtime: Runtime::new(ledger.clone(), registry).with_home(home),
             ledger,
             tokens,
             metrics,

@@ -9,7 +9,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use praxis_ledger::tokens::TokenStore;
 use praxis_runtime::{DataHome, WritGrant};
-use praxis_server::{Server, ServerConfig, ServerError};
+use praxis_server::{Server, ServerConfig, ServerError, WorkspaceRoots};
 use praxis_writ::{IssuerKey, WritSpec};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -34,6 +34,7 @@ impl Harness {
         std::fs::write(ws.path().join("README.md"), "# Served\n").unwrap();
         let key = Arc::new(IssuerKey::generate());
         let mut config = ServerConfig::new(DataHome::at(home.path()));
+        config.workspace_roots = WorkspaceRoots::parse(ws.path().to_str().unwrap()).unwrap();
         let writ_key = key.clone();
         config.writs = Some(Arc::new(move |token: Option<&str>| {
             let token = match token {
@@ -236,6 +237,13 @@ fn write_script() -> Value {
 fn approval_writ_spec() -> WritSpec {
     let mut spec = WritSpec::development("test");
     spec.approvals.tools = vec!["fs_write".into()];
+    spec
+}
+
+/// The same writ, issued for `tenant`.
+fn approval_writ_for(tenant: &str) -> WritSpec {
+    let mut spec = approval_writ_spec();
+    spec.tenant = tenant.into();
     spec
 }
 
@@ -596,7 +604,7 @@ async fn auth_401_and_tenant_isolation_on_every_run_route() {
 
     // Tenant A: one run waiting for approval, one finished.
     h.token = Some(a.clone());
-    let writ = h.writ(&approval_writ_spec());
+    let writ = h.writ(&approval_writ_for("acme"));
     let waiting = h.create(write_script(), json!({"writ": writ})).await;
     h.wait_approval(&waiting).await;
     let done = h.create(answer_script("done"), json!({})).await;
@@ -812,6 +820,16 @@ async fn bad_input_gets_clear_status_codes_and_json_errors() {
             Some("workspace"),
         ),
         (
+            json!({"task": "t", "workspace": ws, "protocol": "xml"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("protocol"),
+        ),
+        (
+            json!({"task": "t", "workspace": ws, "limits": {"max_steps": 0}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("limits.max_steps"),
+        ),
+        (
             json!({"task": "t", "script": {"turns": "no"}}),
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("script"),
@@ -1011,7 +1029,7 @@ async fn per_tenant_limit_lets_other_tenants_through() {
     .await;
     let a = h.tokens().create("acme").unwrap();
     let b = h.tokens().create("globex").unwrap();
-    let writ = h.writ(&approval_writ_spec());
+    let writ = h.writ(&approval_writ_for("acme"));
     h.token = Some(a.clone());
     let held = h.create(write_script(), json!({"writ": writ})).await;
     h.wait_approval(&held).await;
@@ -1053,6 +1071,94 @@ async fn shutdown_cancels_running_runs_with_a_reason() {
             .unwrap()
             .contains(praxis_server::SHUTDOWN_REASON)
     );
+}
+
+/// A tenant must not reach the data dir (the issuer key, the ledger) through its workspace,
+/// nor work outside the workspace roots.
+#[tokio::test]
+async fn workspaces_reaching_the_data_dir_or_outside_the_roots_are_refused() {
+    let h = Harness::start(|_| {}).await;
+    let home = h.home.path().to_path_buf();
+    std::fs::create_dir_all(home.join("keys")).unwrap();
+    let home_name = home.file_name().unwrap().to_str().unwrap().to_string();
+    // A symlink inside the accepted root, pointing at the data dir.
+    let link = h.ws.path().join("link-to-home");
+    std::os::unix::fs::symlink(&home, &link).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cases = [
+        (home.clone(), "the praxis data directory"),
+        (home.join("keys"), "the praxis data directory"),
+        (home.join("workspaces/x"), "the praxis data directory"),
+        (
+            home.parent().unwrap().to_path_buf(),
+            "the praxis data directory",
+        ),
+        (link.clone(), "the praxis data directory"),
+        (link.join("keys"), "the praxis data directory"),
+        (
+            h.ws.path().join("..").join(&home_name),
+            "the praxis data directory",
+        ),
+        (elsewhere.path().to_path_buf(), "PRAXIS_WORKSPACE_ROOTS"),
+        (
+            h.ws.path()
+                .join("..")
+                .join(elsewhere.path().file_name().unwrap()),
+            "PRAXIS_WORKSPACE_ROOTS",
+        ),
+    ];
+    std::fs::create_dir_all(home.join("workspaces/x")).unwrap();
+    for (workspace, why) in cases {
+        let body = json!({"task": "read the key", "workspace": workspace.to_str().unwrap(),
+            "script": {"turns": [{"content": "done"}]}});
+        let (status, err) = h.post("/v1/runs", body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}: {err}",
+            workspace.display()
+        );
+        assert_eq!(err["field"], "workspace", "{err}");
+        assert!(
+            err["error"].as_str().unwrap().contains(why),
+            "{}: {err}",
+            workspace.display()
+        );
+    }
+    // The accepted root still works.
+    let id = h.create(answer_script("ok"), json!({})).await;
+    assert_eq!(
+        h.wait_status(&id, &["completed"]).await["status"],
+        "completed"
+    );
+    h.stop().await;
+}
+
+/// A writ issued for one tenant does not start runs for another tenant's token.
+#[tokio::test]
+async fn a_writ_for_another_tenant_is_refused_naming_both() {
+    let mut h = Harness::start(|_| {}).await;
+    let acme = h.tokens().create("acme").unwrap();
+    h.token = Some(acme);
+    let foreign = h.writ(&approval_writ_for("globex"));
+    let body = json!({"task": "t", "workspace": h.ws.path().to_str().unwrap(),
+        "script": answer_script("ok"), "writ": foreign});
+    let (status, err) = h.post("/v1/runs", body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["field"], "writ");
+    let message = err["error"].as_str().unwrap();
+    assert!(
+        message.contains("`globex`") && message.contains("`acme`"),
+        "{message}"
+    );
+    // Its own tenant's writ is accepted.
+    let own = h.writ(&approval_writ_for("acme"));
+    let id = h.create(answer_script("ok"), json!({"writ": own})).await;
+    assert_eq!(
+        h.wait_status(&id, &["completed"]).await["status"],
+        "completed"
+    );
+    h.stop().await;
 }
 
 #[tokio::test]
@@ -1308,7 +1414,7 @@ async fn world_diff_replay_and_branch_over_http() {
     assert_eq!(view["final_answer"], "wrote another out.txt");
     assert_eq!(view["tenant"], "default");
     let workspace = std::path::PathBuf::from(branched["workspace"].as_str().unwrap());
-    assert!(workspace.starts_with(h.home.path().join("branches")));
+    assert!(workspace.starts_with(h.home.path().join("workspaces")));
     assert_eq!(
         std::fs::read_to_string(workspace.join("out.txt")).unwrap(),
         "branched\n"

@@ -30,6 +30,7 @@ impl Praxis {
             .env_remove("PRAXIS_TOKEN")
             .env_remove("PRAXIS_MODE")
             .env_remove("PRAXIS_AUTH")
+            .env_remove("PRAXIS_WORKSPACE_ROOTS")
             .stdin(Stdio::null());
         cmd
     }

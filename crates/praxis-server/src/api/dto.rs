@@ -35,6 +35,13 @@ pub struct CreateRun {
     /// A writ token (its text) the run acts under; default: the development writ.
     #[serde(default)]
     pub writ: Option<String>,
+    /// How the model acts: `tools` (native tool calls) or `cmd` (`<cmd>` blocks, for
+    /// models without tool calling); default: the server's configuration.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// `auto`, `required` or a tool name: force a tool call in the first model call.
+    #[serde(default)]
+    pub tool_choice: Option<String>,
     #[serde(default)]
     pub max_steps: Option<u32>,
     #[serde(default)]

@@ -1,13 +1,17 @@
 //! Run options from requests: provider, workspace, writ, limits, approver.
 
 use crate::api::dto::*;
-use crate::api::{ApiError, Shared};
+use crate::api::{ApiError, Shared, Tenant};
 use crate::runs::Admission;
 use axum::http::StatusCode;
-use praxis_core::Limits;
+use praxis_core::PriceTable;
 use praxis_runtime::RunOptions;
 use praxis_runtime::approval::{FixedDecision, StoreApprover};
-use serde_json::{Value, json};
+use praxis_runtime::home::WorkspaceOrigin;
+use praxis_runtime::run_request::{
+    self, Asked, CognitionRequest, RequestError, RunRequest, Script,
+};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -35,178 +39,181 @@ impl Shared {
         }
     }
 
-    /// A writ sent by a client, checked against the server's trust anchor now (so a bad
-    /// one is refused with a clear answer rather than after the run was accepted).
-    pub(crate) fn grant(&self, token: &str) -> Result<praxis_runtime::WritGrant, ApiError> {
+    /// A writ sent by a client for `tenant`, checked against the server's trust anchor now
+    /// (so a bad one is refused with a clear answer rather than after the run was
+    /// accepted), and refused when it was issued for another tenant.
+    pub(crate) fn grant(
+        &self,
+        token: &str,
+        tenant: &Tenant,
+    ) -> Result<praxis_runtime::WritGrant, ApiError> {
         let source = self.config.writs.as_ref().ok_or_else(|| {
             ApiError::invalid("writ", "this server has no writ trust anchor configured")
         })?;
         let grant = source(Some(token)).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
-        praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
+        let writ = praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
             .map_err(|e| ApiError::invalid("writ", format!("writ refused: {e}")))?;
+        if writ.tenant() != tenant.0 {
+            return Err(ApiError::invalid(
+                "writ",
+                format!(
+                    "writ refused: it was issued for tenant `{}`, but this API token acts for tenant `{}`",
+                    writ.tenant(),
+                    tenant.0
+                ),
+            ));
+        }
         Ok(grant)
     }
 
-    /// Everything a run needs, from a request; each problem names its field.
+    /// A client's `workspace`: a directory under one of the tenant's workspace roots that
+    /// does not reach the data dir (canonical, symlinks resolved); 422 naming `workspace`.
+    pub(crate) fn client_workspace(
+        &self,
+        dir: &str,
+        tenant: &Tenant,
+    ) -> Result<std::path::PathBuf, ApiError> {
+        let path = self
+            .config
+            .home
+            .admit_workspace(std::path::Path::new(dir), WorkspaceOrigin::Given)
+            .map_err(|e| ApiError::invalid("workspace", format!("workspace {e}")))?;
+        if !self.config.workspace_roots.admits(&tenant.0, &path) {
+            return Err(ApiError::invalid(
+                "workspace",
+                format!(
+                    "workspace `{dir}` is outside the directories this server accepts workspaces under ({}; see PRAXIS_WORKSPACE_ROOTS)",
+                    self.config.workspace_roots.describe()
+                ),
+            ));
+        }
+        Ok(path)
+    }
+
+    /// Everything a run needs, from a request, through the same resolver as `praxis run`;
+    /// each problem names its field.
     pub(crate) fn build_options(
         &self,
         run_id: &str,
+        tenant: &Tenant,
         req: CreateRun,
     ) -> Result<RunOptions, ApiError> {
-        let task = req.task.trim();
-        if task.is_empty() {
+        let nested = req.limits.as_ref();
+        let either = |top: Option<u64>, inner: Option<u64>, name: &'static str| match (top, inner) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                name,
+                format!("give `{name}` or `limits.{name}`, not both"),
+            )),
+            (Some(v), None) => Ok(Some(Asked::new(v, name))),
+            (None, Some(v)) => Ok(Some(Asked::new(
+                v,
+                if name == "max_steps" {
+                    "limits.max_steps"
+                } else {
+                    "limits.max_seconds"
+                },
+            ))),
+            (None, None) => Ok(None),
+        };
+        let max_steps = either(
+            req.max_steps.map(u64::from),
+            nested.and_then(|l| l.max_steps).map(u64::from),
+            "max_steps",
+        )?
+        .map(|a| Asked::new(u32::try_from(a.value).unwrap_or(u32::MAX), a.name));
+        let max_seconds = either(
+            req.max_seconds,
+            nested.and_then(|l| l.max_seconds),
+            "max_seconds",
+        )?;
+        if req.task.trim().is_empty() {
             return Err(ApiError::invalid("task", "`task` must not be empty"));
         }
-        let nested = req.limits.as_ref();
-        if nested.is_some_and(|l| l.max_steps.is_some()) && req.max_steps.is_some() {
-            return Err(ApiError::invalid(
-                "max_steps",
-                "give `max_steps` or `limits.max_steps`, not both",
-            ));
-        }
-        if nested.is_some_and(|l| l.max_seconds.is_some()) && req.max_seconds.is_some() {
-            return Err(ApiError::invalid(
-                "max_seconds",
-                "give `max_seconds` or `limits.max_seconds`, not both",
-            ));
-        }
-        let defaults = Limits::default();
-        let max_steps = req
-            .max_steps
-            .or(nested.and_then(|l| l.max_steps))
-            .unwrap_or(defaults.max_steps);
-        if max_steps == 0 {
-            return Err(ApiError::invalid(
-                "max_steps",
-                "`max_steps` must be at least 1",
-            ));
-        }
-        let (provider_name, provider) = self.cognition(
-            req.provider.as_deref(),
-            req.model.as_deref(),
-            req.script.as_ref(),
-        )?;
+        let writ = self.writ_for(req.writ.as_deref(), tenant)?;
+        let approver = self.approver(req.approve)?;
         let workspace = match &req.workspace {
-            Some(dir) => {
-                let path = std::fs::canonicalize(dir).map_err(|e| {
-                    ApiError::invalid("workspace", format!("workspace `{dir}`: {e}"))
-                })?;
-                if !path.is_dir() {
-                    return Err(ApiError::invalid(
-                        "workspace",
-                        format!("workspace `{dir}` is not a directory"),
-                    ));
-                }
-                path
-            }
+            Some(dir) => self.client_workspace(dir, tenant)?,
             None => {
-                let dir = self.config.home.root().join("workspaces").join(run_id);
+                let dir = self.config.home.runtime_workspace(run_id);
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     ApiError::internal(format!("creating workspace {}: {e}", dir.display()))
                 })?;
                 dir
             }
         };
-        let writ = match (&self.config.writs, req.writ.as_deref()) {
-            (None, None) => None,
-            (None, Some(_)) => {
-                return Err(ApiError::invalid(
-                    "writ",
-                    "this server has no writ trust anchor configured",
-                ));
-            }
-            (Some(_), None) if self.config.production => {
-                return Err(ApiError::invalid(
-                    "writ",
-                    "production mode requires a writ (the development writ is disabled)",
-                ));
-            }
-            (Some(source), token) => {
-                let grant =
-                    source(token).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
-                // Refused now, with a clear answer, rather than after the 201.
-                praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
-                    .map_err(|e| ApiError::invalid("writ", format!("writ refused: {e}")))?;
-                Some(grant)
-            }
-        };
-        // Limits fields added later keep their defaults.
-        #[allow(clippy::needless_update)]
-        let limits = Limits {
+        let request = RunRequest {
+            task: Asked::new(req.task, "task"),
+            workspace,
+            cognition: cognition_request(req.provider, req.model, req.script),
+            protocol: req.protocol.map(|p| Asked::new(p, "protocol")),
+            tool_choice: req.tool_choice.map(|c| Asked::new(c, "tool_choice")),
             max_steps,
-            max_seconds: req
-                .max_seconds
-                .or(nested.and_then(|l| l.max_seconds))
-                .or(defaults.max_seconds),
+            max_seconds,
             max_invalid_replies: nested
                 .and_then(|l| l.max_invalid_replies)
-                .unwrap_or(defaults.max_invalid_replies),
-            ..defaults
+                .map(|n| Asked::new(n, "limits.max_invalid_replies")),
+            tools: req.tools,
+            read_only: req.read_only,
         };
-        // Through serde, so fields added to RunSpec later take their defaults here.
-        let spec: praxis_core::RunSpec = serde_json::from_value(json!({
-            "task": task,
-            "workspace": workspace.display().to_string(),
-            "provider": provider_name,
-            "model": req.model.clone().unwrap_or_default(),
-            "tools": req.tools,
-            "read_only": req.read_only,
-            "limits": limits,
-        }))
-        .map_err(ApiError::internal)?;
-        let mut options = RunOptions::new(spec, provider);
+        let resolved = run_request::resolve(&self.config.home, request, &|k| std::env::var(k).ok())
+            .map_err(refused)?;
+        log_config(&resolved.warnings, &resolved.notes);
+        let mut options = resolved.options;
+        options.prices.0.extend(self.config.prices.0.clone());
         options.writ = writ;
-        options.prices = self.config.prices.clone();
         options.checkpoint_key = self.config.checkpoint_key.clone();
-        options.approver = self.approver(req.approve)?;
+        options.approver = approver;
         Ok(options)
     }
 
-    /// The cognition a run gets: an inline script (scripted), else the provider named (or
-    /// the server's configured default) through the same layered configuration as
-    /// `praxis run` (`$PRAXIS_HOME/config.toml`, environment, API keys of the server).
+    /// The writ a new run acts under: the client's (verified, of the caller's tenant), or
+    /// the development writ outside production mode.
+    fn writ_for(
+        &self,
+        token: Option<&str>,
+        tenant: &Tenant,
+    ) -> Result<Option<praxis_runtime::WritGrant>, ApiError> {
+        match (&self.config.writs, token) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(ApiError::invalid(
+                "writ",
+                "this server has no writ trust anchor configured",
+            )),
+            (Some(_), None) if self.config.production => Err(ApiError::invalid(
+                "writ",
+                "production mode requires a writ (the development writ is disabled)",
+            )),
+            (Some(_), Some(token)) => Ok(Some(self.grant(token, tenant)?)),
+            (Some(source), None) => {
+                let grant =
+                    source(None).map_err(|e| ApiError::invalid("writ", format!("{e:#}")))?;
+                // Refused now, with a clear answer, rather than after the 201.
+                praxis_writ::verify(&grant.token, &grant.anchor, SystemTime::now())
+                    .map_err(|e| ApiError::invalid("writ", format!("writ refused: {e}")))?;
+                Ok(Some(grant))
+            }
+        }
+    }
+
+    /// The cognition a resumed or branched run gets (an inline script, else the provider
+    /// named, or the server's configured default) and the price table in force, through
+    /// the same resolver as `praxis run`.
     pub fn cognition(
         &self,
-        provider: Option<&str>,
-        model: Option<&str>,
-        script: Option<&Value>,
-    ) -> Result<(String, Arc<dyn praxis_models::Provider>), ApiError> {
-        if let Some(script) = script {
-            if let Some(other) = provider.filter(|p| *p != "scripted") {
-                return Err(ApiError::invalid(
-                    "provider",
-                    format!(
-                        "provider `{other}` does not use a script; use `scripted` or leave `provider` out"
-                    ),
-                ));
-            }
-            let provider = praxis_models::ScriptedProvider::from_json_str(
-                &script.to_string(),
-                "inline script",
-            )
-            .map_err(|e| ApiError::invalid("script", e.to_string()))?;
-            return Ok(("scripted".into(), Arc::new(provider)));
-        }
-        let selection = praxis_runtime::config::provider_selection(provider, model)
-            .map_err(|(field, message)| ApiError::invalid(field, message))?;
-        if selection.as_deref().is_some_and(|s| s == "scripted") {
-            return Err(ApiError::invalid(
-                "script",
-                "provider `scripted` needs an inline `script`",
-            ));
-        }
-        let flags: Vec<praxis_runtime::config::Override> = selection
-            .map(|s| praxis_runtime::config::Override::flag("model.provider", s, "provider"))
-            .into_iter()
-            .collect();
-        let layered = praxis_runtime::config::load(&self.config.home, None, &flags, &|k| {
+        provider: Option<String>,
+        model: Option<String>,
+        script: Option<Value>,
+    ) -> Result<(String, Arc<dyn praxis_models::Provider>, PriceTable), ApiError> {
+        let request = cognition_request(provider, model, script);
+        let cognition = run_request::cognition(&self.config.home, None, &request, &[], &|k| {
             std::env::var(k).ok()
         })
-        .map_err(|e| ApiError::invalid("provider", e.to_string()))?;
-        let provider = layered
-            .provider(None)
-            .map_err(|e| ApiError::invalid("provider", e.to_string()))?;
-        Ok((layered.config.model.provider.clone(), provider))
+        .map_err(refused)?;
+        log_config(&cognition.layered.warnings, &cognition.layered.notes);
+        let mut prices =
+            run_request::prices(&self.config.home, &cognition.layered).map_err(refused)?;
+        prices.0.extend(self.config.prices.0.clone());
+        Ok((cognition.name, cognition.provider, prices))
     }
 
     /// Options to resume an interrupted run with its recorded spec: the recorded provider
@@ -214,26 +221,27 @@ impl Shared {
     pub fn resume_options(
         &self,
         spec: &praxis_core::RunSpec,
+        tenant: &Tenant,
         req: &ResumeRun,
     ) -> Result<RunOptions, ApiError> {
         let recorded =
-            (req.provider.is_none() && req.script.is_none()).then_some(spec.provider.as_str());
-        if recorded == Some("scripted") {
+            (req.provider.is_none() && req.script.is_none()).then(|| spec.provider.clone());
+        if recorded.as_deref() == Some("scripted") {
             return Err(ApiError::invalid(
                 "script",
                 "the run used the scripted provider and scripts are not recorded: send the `script` again (or another `provider`)",
             ));
         }
-        let (_, provider) = self.cognition(
-            req.provider.as_deref().or(recorded),
-            req.model.as_deref(),
-            req.script.as_ref(),
+        let (_, provider, prices) = self.cognition(
+            req.provider.clone().or(recorded),
+            req.model.clone(),
+            req.script.clone(),
         )?;
         let mut options = RunOptions::new(spec.clone(), provider);
         if let Some(token) = &req.writ {
-            options.writ = Some(self.grant(token)?);
+            options.writ = Some(self.grant(token, tenant)?);
         }
-        options.prices = self.config.prices.clone();
+        options.prices = prices;
         options.checkpoint_key = self.config.checkpoint_key.clone();
         options.approver = self.approver(req.approve)?;
         Ok(options)
@@ -254,5 +262,38 @@ impl Shared {
             }
             ApproveMode::Auto => Arc::new(FixedDecision::auto()),
         })
+    }
+}
+
+/// The cognition fields of a request, as the resolver takes them.
+fn cognition_request(
+    provider: Option<String>,
+    model: Option<String>,
+    script: Option<Value>,
+) -> CognitionRequest {
+    CognitionRequest {
+        provider: provider.map(|p| Asked::new(p, "provider")),
+        model: model.map(|m| Asked::new(m, "model")),
+        script: script.map(|s| Asked::new(Script::Inline(s.to_string()), "script")),
+    }
+}
+
+/// A refused request: 422 naming the field, or 500 when the server's own configuration is
+/// at fault.
+fn refused(error: RequestError) -> ApiError {
+    match error.field {
+        Some(field) => ApiError::invalid(field, error.message),
+        None => ApiError::internal(error.message),
+    }
+}
+
+/// What the configuration said about a request (warnings, what a workspace `praxis.toml`
+/// set), in the server's log.
+fn log_config(warnings: &[String], notes: &[String]) {
+    for warning in warnings {
+        eprintln!("praxis serve: warning: {warning}");
+    }
+    for note in notes {
+        eprintln!("praxis serve: {note}");
     }
 }

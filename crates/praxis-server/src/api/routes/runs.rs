@@ -31,7 +31,8 @@ pub(crate) async fn create_run(
     let run_id = new_run_id();
     let shared = state.clone();
     let id = run_id.clone();
-    let options = blocking(move || shared.build_options(&id, request)).await?;
+    let caller = tenant.clone();
+    let options = blocking(move || shared.build_options(&id, &caller, request)).await?;
     let admission = state
         .manager
         .submit(run_id.clone(), tenant.0.clone(), options, Job::Start)?;
@@ -293,7 +294,7 @@ pub(crate) async fn resume_run(
             .ok_or_else(|| {
                 ApiError::internal(format!("run {id}: its recorded spec is unreadable"))
             })?;
-        let options = shared.resume_options(&spec, &request)?;
+        let options = shared.resume_options(&spec, &tenant, &request)?;
         Ok((id, view.tenant, options))
     })
     .await?;

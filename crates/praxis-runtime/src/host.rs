@@ -1,0 +1,48 @@
+//! Facts about the host and process a run starts in, recorded in `run_started` (and used
+//! to tell a live run from an interrupted one).
+
+use praxis_tools::ExecContext;
+use serde_json::{Value, json};
+
+/// The host and process a run starts in, and what its tools run within: the fabric and
+/// each sandbox layer, active or unavailable with why (`ctx.sandbox_report()`).
+pub(crate) fn environment(ctx: &ExecContext) -> Value {
+    let pid = std::process::id();
+    let sandbox = ctx.sandbox_report();
+    json!({
+        "praxis_version": env!("CARGO_PKG_VERSION"),
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "host": hostname(),
+        "pid": pid,
+        "pid_start_ticks": process_start_ticks(pid as i32),
+        "boot_id": boot_id(),
+        "tool_fabric": sandbox["fabric"].clone(),
+        "sandbox": sandbox,
+    })
+}
+
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+pub(crate) fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
+pub(crate) fn process_start_ticks(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces: fields after it follow the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after.split_whitespace();
+    // A zombie (state Z) or dead (X) process has exited: it drives nothing any more.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
