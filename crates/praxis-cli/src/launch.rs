@@ -293,14 +293,7 @@ pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
 }
 
 fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
-    let first = runtime
-        .ledger()
-        .entries(run_id, 0)?
-        .into_iter()
-        .next()
-        .with_context(|| format!("run {run_id} has no entries"))?;
-    serde_json::from_value(first.payload["spec"].clone())
-        .with_context(|| format!("run {run_id}: reading the recorded spec"))
+    Ok(praxis_runtime::recorded::run_started(&**runtime.ledger(), run_id)?.spec)
 }
 
 /// The local runtime, and its ledger (for finding runs by id prefix).

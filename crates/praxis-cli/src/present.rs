@@ -1,6 +1,8 @@
 //! Presentation: live progress, tables and trajectories for people.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use praxis_core::record::{RecordError, VerdictKind, WaitingFor};
+use praxis_core::{CompactionMode, ExecStatus, Record};
 use praxis_ledger::Entry;
 use praxis_runtime::doctor::DoctorReport;
 use praxis_runtime::{LiveEvent, RunObserver, RunOverview};
@@ -138,114 +140,114 @@ fn compact(value: &Value, max: usize) -> String {
 
 /// A one-line description of an entry, or None for entries not worth a line.
 pub fn describe(e: &Entry, run_id: Option<&str>) -> Option<String> {
-    let p = &e.payload;
-    let s = |k: &str| p[k].as_str().unwrap_or("").to_string();
-    Some(match e.kind.as_str() {
-        "run_started" => match run_id {
+    match Record::from_entry(&e.kind, &e.payload) {
+        Ok(record) => describe_record(&record, run_id),
+        Err(RecordError::UnknownKind(_)) => None,
+        Err(error) => Some(format!("    ✗ {error}")),
+    }
+}
+
+/// A one-line description of a record, or None for records not worth a line.
+pub fn describe_record(record: &Record, run_id: Option<&str>) -> Option<String> {
+    Some(match record {
+        Record::RunStarted(p) => match run_id {
             Some(id) => format!(
                 "run {id} · workspace {} · provider {}",
-                p["spec"]["workspace"].as_str().unwrap_or("?"),
-                p["spec"]["provider"].as_str().unwrap_or("?")
+                p.spec.workspace, p.spec.provider
             ),
-            None => format!(
-                "run started: {}",
-                one_line(p["spec"]["task"].as_str().unwrap_or(""), 80)
-            ),
+            None => format!("run started: {}", one_line(&p.spec.task, 80)),
         },
-        "workspace_snapshot" => {
-            format!(
-                "workspace captured: {} files",
-                p["files"].as_object().map_or(0, |f| f.len())
-            )
+        Record::WorkspaceSnapshot(p) => {
+            format!("workspace captured: {} files", p.files.len())
         }
-        "compaction" => format!(
-            "    compacted the conversation ({}): ~{} -> ~{} tokens",
-            p["mode"].as_str().unwrap_or("?"),
-            p["tokens_before"],
-            p["tokens_after"]
-        ),
-        "run_resumed" => format!(
+        Record::Compaction(p) => {
+            let (before, after) = p.tokens();
+            let mode = match p.mode() {
+                CompactionMode::Truncate => "truncate",
+                CompactionMode::Summarize => "summarize",
+            };
+            format!("    compacted the conversation ({mode}): ~{before} -> ~{after} tokens")
+        }
+        Record::RunResumed(p) => format!(
             "run resumed by a new driver (was waiting for the {})",
-            p["waiting_for"].as_str().unwrap_or("?")
+            match p.waiting_for {
+                WaitingFor::Model => "model",
+                WaitingFor::Tool => "tool",
+                WaitingFor::Approval => "approval",
+            }
         ),
-        "model_response" => {
-            let calls: Vec<String> = p["tool_calls"]
-                .as_array()
-                .map(|calls| {
-                    calls
-                        .iter()
-                        .map(|c| c["name"].as_str().unwrap_or("?").to_string())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let text = one_line(&s("content"), 70);
+        Record::ModelResponse(p) => {
+            let calls: Vec<&str> = p.tool_calls.iter().map(|c| c.name.as_str()).collect();
+            let text = one_line(&p.content, 70);
+            let step = p.step;
             match (calls.is_empty(), text.is_empty()) {
-                (true, _) => format!("[{}] model: {text}", p["step"]),
-                (false, true) => format!("[{}] model calls {}", p["step"], calls.join(", ")),
+                (true, _) => format!("[{step}] model: {text}"),
+                (false, true) => format!("[{step}] model calls {}", calls.join(", ")),
                 (false, false) => {
-                    format!("[{}] model: {text} → calls {}", p["step"], calls.join(", "))
+                    format!("[{step}] model: {text} → calls {}", calls.join(", "))
                 }
             }
         }
-        "proposal" => {
-            let verdict = s("verdict");
-            let mark = if verdict == "allow" {
-                "→ allow"
-            } else {
-                "✗"
-            };
+        Record::Proposal(p) => {
+            let allowed = p.verdict == VerdictKind::Allow;
+            let mark = if allowed { "→ allow" } else { "✗" };
             let mut line = format!(
                 "    {} {} {mark} ({})",
-                s("tool"),
-                compact(&p["arguments"], 60),
-                s("rule")
+                p.tool,
+                compact(&p.arguments, 60),
+                p.rule
             );
-            if verdict != "allow" {
-                line.push_str(&format!(" {verdict}: {}", one_line(&s("reason"), 100)));
+            if !allowed {
+                line.push_str(&format!(
+                    " {}: {}",
+                    p.verdict.as_str(),
+                    one_line(&p.reason, 100)
+                ));
             }
             line
         }
-        "execution" => {
-            let status = s("status");
-            let mark = if status == "ok" { "✓" } else { "✗" };
-            let exit = p["exit_code"]
-                .as_i64()
+        Record::Execution(p) => {
+            let status = p.status.as_str();
+            let mark = if p.status == ExecStatus::Ok {
+                "✓"
+            } else {
+                "✗"
+            };
+            let exit = p
+                .exit_code
                 .map(|c| format!(" exit {c}"))
                 .unwrap_or_default();
-            let files = p["files_changed"].as_array().map(|f| f.len()).unwrap_or(0);
-            let files = if files > 0 {
-                format!(" · {files} file(s) changed")
-            } else {
+            let files = if p.files_changed.is_empty() {
                 String::new()
+            } else {
+                format!(" · {} file(s) changed", p.files_changed.len())
             };
             format!(
                 "    {mark} {} {status}{exit} {}ms{files} · {}",
-                s("tool"),
-                p["duration_ms"],
-                one_line(&s("output"), 70)
+                p.tool,
+                p.duration_ms,
+                one_line(&p.output, 70)
             )
         }
-        "invalid_output" => format!(
+        Record::InvalidOutput(p) => format!(
             "    ✗ unusable reply ({} in a row): {}",
-            p["in_a_row"],
-            s("reason")
+            p.in_a_row, p.reason
         ),
-        "model_error" => format!("    ✗ model error: {}", s("error")),
-        "approval_requested" => format!("    … approval requested for {}", s("call_id")),
-        "approval_decided" => format!("    approval for {}: {}", s("call_id"), p["approved"]),
-        "run_finished" => format!(
+        Record::ModelError(p) => format!("    ✗ model error: {}", p.error),
+        Record::ApprovalRequested(p) => format!("    … approval requested for {}", p.call_id),
+        Record::ApprovalDecided(p) => format!("    approval for {}: {}", p.call_id, p.approved),
+        Record::RunFinished(p) => format!(
             "finished: {} after {} steps, {} tool calls, {} tokens{}",
-            s("stop_reason"),
-            p["steps"],
-            p["tool_calls"],
-            p["usage"]["input_tokens"].as_u64().unwrap_or(0)
-                + p["usage"]["output_tokens"].as_u64().unwrap_or(0),
-            p["error"]
-                .as_str()
+            p.stop_reason.as_str(),
+            p.steps,
+            p.tool_calls,
+            p.usage.total(),
+            p.error
+                .as_deref()
                 .map(|e| format!(" · {e}"))
                 .unwrap_or_default()
         ),
-        _ => return None,
+        Record::Checkpoint(_) => return None,
     })
 }
 
@@ -286,22 +288,26 @@ pub fn show(run: &RunOverview, entries: &[Entry]) {
         }
     }
     // A proposal allowed but never executed was in flight when the driver stopped.
-    let executed: Vec<&str> = entries
+    let records: Vec<(u64, Record)> = entries
         .iter()
-        .filter(|e| e.kind == "execution")
-        .filter_map(|e| e.payload["call_id"].as_str())
+        .filter_map(|e| Some((e.seq, Record::from_entry(&e.kind, &e.payload).ok()?)))
         .collect();
-    for e in entries
+    let executed: Vec<&str> = records
         .iter()
-        .filter(|e| e.kind == "proposal" && e.payload["verdict"] == "allow")
-    {
-        let call = e.payload["call_id"].as_str().unwrap_or("");
-        if !executed.contains(&call) {
+        .filter_map(|(_, r)| match r {
+            Record::Execution(x) => Some(x.call_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    for (seq, record) in &records {
+        let Record::Proposal(p) = record else {
+            continue;
+        };
+        if p.verdict == VerdictKind::Allow && !executed.contains(&p.call_id.as_str()) {
             println!(
-                "\nIN FLIGHT: proposal #{} ({} {}) was allowed and durable, but no execution was recorded.",
-                e.seq,
-                e.payload["tool"].as_str().unwrap_or("?"),
-                compact(&e.payload["arguments"], 80)
+                "\nIN FLIGHT: proposal #{seq} ({} {}) was allowed and durable, but no execution was recorded.",
+                p.tool,
+                compact(&p.arguments, 80)
             );
         }
     }

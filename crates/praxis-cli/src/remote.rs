@@ -8,10 +8,12 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use praxis_core::RunStatus;
+use praxis_core::record::RunFinished;
+use praxis_core::{Record, RunStatus};
 use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Entry, Ledger};
 use praxis_runtime::{DataHome, RunOverview};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::process::ExitCode;
@@ -261,10 +263,10 @@ pub async fn run(args: RunArgs, server: &str) -> Result<ExitCode> {
         created["status"].as_str().unwrap_or("?")
     );
     // Progress lines on stderr, as a local run prints them without a terminal.
-    let mut finished: Option<Value> = None;
+    let mut finished: Option<RunFinished> = None;
     let print = |entry: &Entry| {
-        if entry.kind == "run_finished" {
-            finished = Some(entry.payload.clone());
+        if let Ok(Record::RunFinished(end)) = Record::from_entry(&entry.kind, &entry.payload) {
+            finished = Some(end);
         }
         if let Some(line) = present::describe(entry, Some(&entry.run_id)) {
             eprintln!("{line}");
@@ -291,39 +293,55 @@ pub async fn run(args: RunArgs, server: &str) -> Result<ExitCode> {
     // The run's own record says how it ended; ask the server only when there is none (a
     // run refused before it recorded anything).
     let view = match finished {
-        Some(view) => view,
+        Some(end) => serde_json::to_value(end)?,
         None => remote.get(&format!("/v1/runs/{run_id}")).await?,
     };
-    let status = view["status"].as_str().unwrap_or("");
+    let end = RunEnd::deserialize(&view).context("reading how the run ended")?;
     if args.json {
         println!(
             "{}",
             json!({
                 "run_id": run_id,
-                "status": view["status"],
-                "stop_reason": view["stop_reason"],
-                "final_answer": view["final_answer"],
-                "error": view["error"],
-                "steps": view["steps"],
-                "tool_calls": view["tool_calls"],
-                "usage": view["usage"],
+                "status": end.status,
+                "stop_reason": end.stop_reason,
+                "final_answer": end.final_answer,
+                "error": end.error,
+                "steps": end.steps,
+                "tool_calls": end.tool_calls,
+                "usage": end.usage,
             })
         );
-    } else if let Some(answer) = view["final_answer"].as_str() {
+    } else if let Some(answer) = &end.final_answer {
         println!("{answer}");
     }
-    if status == "completed" {
+    if end.status == "completed" {
         Ok(ExitCode::SUCCESS)
     } else {
         if !args.json {
             eprintln!(
                 "praxis: run {run_id} ended: {} {}",
-                view["stop_reason"].as_str().unwrap_or(status),
-                view["error"].as_str().unwrap_or("")
+                end.stop_reason.as_deref().unwrap_or(&end.status),
+                end.error.as_deref().unwrap_or("")
             );
         }
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// How a run ended: its `run_finished` record, or the server's view of a run that recorded
+/// none (the two share these fields).
+#[derive(serde::Deserialize)]
+struct RunEnd {
+    status: String,
+    stop_reason: Option<String>,
+    final_answer: Option<String>,
+    error: Option<String>,
+    #[serde(default)]
+    steps: Value,
+    #[serde(default)]
+    tool_calls: Value,
+    #[serde(default)]
+    usage: Value,
 }
 
 /// `praxis run ARGS` as a `POST /v1/runs` (the files the flags name are read here);

@@ -11,6 +11,8 @@ use crate::remote::{self, Remote};
 use crate::{RunArgs, governance, launch, present};
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use praxis_core::Record;
+use praxis_core::record::RunFinished;
 use praxis_ledger::{Entry, Ledger};
 use praxis_runtime::DataHome;
 use rustyline::completion::Completer;
@@ -18,7 +20,6 @@ use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
 use rustyline::hint::Hinter;
 use rustyline::validate::Validator;
-use serde_json::Value;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -421,7 +422,7 @@ struct Session {
 
 /// How following a run ended.
 enum Followed {
-    Finished(Value),
+    Finished(Box<RunFinished>),
     AwaitsApproval,
     Detached,
     /// The feed ended without `run_finished` (the run was refused, or its driver is gone).
@@ -568,14 +569,14 @@ impl Session {
     async fn follow(&self, id: &str) -> Result<()> {
         self.remember(id);
         let (approvals, mut asked) = mpsc::unbounded_channel::<u64>();
-        let mut finished: Option<Value> = None;
+        let mut finished: Option<RunFinished> = None;
         let print = |entry: &Entry| {
             if let Some(line) = present::describe(entry, None) {
                 println!("#{:<4} {line}", entry.seq);
             }
-            match entry.kind.as_str() {
-                "run_finished" => finished = Some(entry.payload.clone()),
-                "approval_requested" => {
+            match Record::from_entry(&entry.kind, &entry.payload) {
+                Ok(Record::RunFinished(end)) => finished = Some(end),
+                Ok(Record::ApprovalRequested(_)) => {
                     let _ = approvals.send(entry.seq);
                 }
                 _ => {}
@@ -616,20 +617,20 @@ impl Session {
             }
         };
         let outcome = match (outcome, finished) {
-            (Followed::Ended, Some(payload)) => Followed::Finished(payload),
+            (Followed::Ended, Some(end)) => Followed::Finished(Box::new(end)),
             (outcome, _) => outcome,
         };
         match outcome {
             Followed::Finished(end) => {
-                let status = end["status"].as_str().unwrap_or("?");
-                match end["stop_reason"].as_str().filter(|r| *r != status) {
+                let status = end.status.as_str();
+                match Some(end.stop_reason.as_str()).filter(|r| *r != status) {
                     Some(reason) => println!("run {id} {status} ({reason})"),
                     None => println!("run {id} {status}"),
                 }
-                if let Some(answer) = end["final_answer"].as_str() {
+                if let Some(answer) = &end.final_answer {
                     println!("{answer}");
                 }
-                if let Some(error) = end["error"].as_str() {
+                if let Some(error) = &end.error {
                     println!("error: {error}");
                 }
             }

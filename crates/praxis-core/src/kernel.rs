@@ -9,138 +9,28 @@
 
 use crate::authority::{Authority, Authorization, AuthzRequest, Spent};
 use crate::cmd;
-use crate::contract::{CompileError, Contracts};
+use crate::contract::Contracts;
 use crate::policy::{Policy, rules};
+use crate::record::{
+    ApprovalDecided, ApprovalRequested, Execution, InvalidOutput, ModelError, ModelResponseRecord,
+    ProposalRecord, RunFinished,
+};
+pub use crate::record::{Record, RunResult, kinds};
 use crate::types::*;
-use serde_json::{Value, json};
+use intents::{Reply, intents_of};
+pub use io::{Command, Event, ExecRequest, KernelError};
+pub use judge::{Judgement, judge};
+#[cfg(test)]
+use prompt::civil_date;
+use prompt::system_prompt;
 use std::collections::VecDeque;
 use std::sync::Arc;
-
-/// Ledger entry kinds the kernel records.
-pub mod kinds {
-    pub const RUN_STARTED: &str = "run_started";
-    pub const WORKSPACE_SNAPSHOT: &str = "workspace_snapshot";
-    pub const MODEL_RESPONSE: &str = "model_response";
-    pub const MODEL_ERROR: &str = "model_error";
-    pub const INVALID_OUTPUT: &str = "invalid_output";
-    pub const PROPOSAL: &str = "proposal";
-    pub const EXECUTION: &str = "execution";
-    pub const APPROVAL_REQUESTED: &str = "approval_requested";
-    pub const APPROVAL_DECIDED: &str = "approval_decided";
-    pub const RUN_FINISHED: &str = "run_finished";
-    pub const RUN_RESUMED: &str = "run_resumed";
-    pub const COMPACTION: &str = "compaction";
-}
 
 /// Rule names of the kernel's own decisions (besides the policy's).
 pub mod kernel_rules {
     /// A call that was in flight when the previous driver died may have run partly: it is not
     /// re-run unless someone approves (read-only calls are re-run without asking).
     pub const RESUME_INTERRUPTED_CALL: &str = "resume.interrupted_call";
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// `environment` describes the host (recorded as is); `workspace_files` is the start
-    /// state manifest (recorded as a `workspace_snapshot` entry when not null).
-    Start {
-        now: Millis,
-        environment: Value,
-        workspace_files: Value,
-    },
-    ModelReplied {
-        now: Millis,
-        response: ModelResponse,
-    },
-    ModelFailed {
-        now: Millis,
-        error: String,
-    },
-    ToolFinished {
-        now: Millis,
-        call_id: String,
-        observation: Observation,
-    },
-    ApprovalDecided {
-        now: Millis,
-        call_id: String,
-        approved: bool,
-        by: String,
-        reason: String,
-    },
-    Cancel {
-        now: Millis,
-        reason: String,
-    },
-    /// A new driver takes over a run whose driver died (crash recovery); valid while the
-    /// kernel waits for the model, a tool or an approval. `environment` describes the new
-    /// driver's host and process.
-    Resume {
-        now: Millis,
-        environment: Value,
-    },
-    /// This kernel, restored to a point where it waits for the model, continues as a new run
-    /// (a branch): `spec` is the new run's (its own workspace, provider, limits), `origin`
-    /// names the run and entry the history is taken from, `note` is an extra instruction for
-    /// the model, and `workspace_files` the new workspace's start manifest.
-    Branch {
-        now: Millis,
-        spec: RunSpec,
-        environment: Value,
-        origin: Value,
-        note: Option<String>,
-        workspace_files: Value,
-    },
-}
-
-/// A ledger entry to append (the ledger adds run id, sequence, time and hashes).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record {
-    pub kind: &'static str,
-    pub payload: Value,
-}
-
-/// An allowed proposal, ready for the tool fabric.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ExecRequest {
-    pub call_id: String,
-    pub tool: String,
-    pub arguments: Value,
-    pub effect: Effect,
-    pub resources: Vec<Resource>,
-    /// The run's wall-clock deadline: tools must not run past it.
-    pub deadline: Option<Millis>,
-}
-
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct RunResult {
-    pub status: RunStatus,
-    pub stop_reason: StopReason,
-    pub final_answer: Option<String>,
-    pub error: Option<String>,
-    pub steps: u32,
-    pub tool_calls: u32,
-    pub usage: Usage,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    Record(Record),
-    CallModel(ModelRequest),
-    Execute(ExecRequest),
-    AwaitApproval(Proposal),
-    Finish(RunResult),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum KernelError {
-    #[error("event {event} is not expected while the kernel is {phase}")]
-    UnexpectedEvent {
-        event: &'static str,
-        phase: &'static str,
-    },
-    #[error("tool result for call `{got}` but call `{expected}` is in flight")]
-    WrongCall { expected: String, got: String },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -303,24 +193,7 @@ impl Kernel {
                 Phase::NotStarted,
             ) => {
                 self.started = now;
-                record(
-                    &mut out,
-                    kinds::RUN_STARTED,
-                    json!({
-                        "spec": self.spec,
-                        "environment": environment,
-                        "writ": self.authority.as_ref().map(|a| a.describe()),
-                        "prices": self.prices,
-                        "now": now,
-                    }),
-                );
-                if !workspace_files.is_null() {
-                    record(
-                        &mut out,
-                        kinds::WORKSPACE_SNAPSHOT,
-                        json!({ "files": workspace_files }),
-                    );
-                }
+                self.record_start(now, environment, None, workspace_files, &mut out);
                 let system = system_prompt(&self.spec, &self.offered, now);
                 self.push_message(Message::new(Role::System, system));
                 self.push_message(Message::new(Role::User, self.spec.task.clone()));
@@ -341,8 +214,11 @@ impl Kernel {
             (Event::ModelFailed { now, error }, Phase::AwaitingModel) => {
                 record(
                     &mut out,
-                    kinds::MODEL_ERROR,
-                    json!({ "step": self.steps, "error": error, "now": now }),
+                    Record::ModelError(ModelError {
+                        step: self.steps,
+                        error: error.clone(),
+                        now,
+                    }),
                 );
                 self.finish(
                     now,
@@ -383,12 +259,17 @@ impl Kernel {
                     d.model_tokens = d.model_tokens.saturating_add(child.model_tokens);
                     d.usd_micros = d.usd_micros.saturating_add(child.usd_micros);
                 }
+                let text = render_observation(&observation);
                 record(
                     &mut out,
-                    kinds::EXECUTION,
-                    execution_payload(&proposal, &observation, now),
+                    Record::Execution(Execution::new(
+                        &proposal.call_id,
+                        &proposal.tool,
+                        observation,
+                        now,
+                    )),
                 );
-                self.observe(&proposal.call_id, source, render_observation(&observation));
+                self.observe(&proposal.call_id, source, text);
                 if let Err(reason) = self.policy.within_deadline(self.started, now) {
                     self.finish(now, reason, None, None, &mut out);
                 } else {
@@ -418,8 +299,13 @@ impl Kernel {
                 };
                 record(
                     &mut out,
-                    kinds::APPROVAL_DECIDED,
-                    json!({ "call_id": call_id, "approved": approved, "by": by, "reason": reason, "now": now }),
+                    Record::ApprovalDecided(ApprovalDecided {
+                        call_id: call_id.clone(),
+                        approved,
+                        by: by.clone(),
+                        reason: reason.clone(),
+                        now,
+                    }),
                 );
                 if approved {
                     // Time passed while a human decided: the writ may have expired or the
@@ -461,8 +347,12 @@ impl Kernel {
                     };
                     record(
                         &mut out,
-                        kinds::EXECUTION,
-                        execution_payload(proposal, &observation, now),
+                        Record::Execution(Execution::new(
+                            &proposal.call_id,
+                            &proposal.tool,
+                            observation,
+                            now,
+                        )),
                     );
                 }
                 self.finish(now, StopReason::Cancelled, None, Some(reason), &mut out);
@@ -512,332 +402,6 @@ impl Kernel {
         }
     }
 
-    /// Estimated tokens of the next request: every message (text, tool calls, reasoning)
-    /// plus the tool schemas offered.
-    fn conversation_tokens(&self) -> u64 {
-        let messages: u64 = self
-            .messages
-            .iter()
-            .map(|m| {
-                estimate_tokens(&m.content)
-                    + m.tool_calls
-                        .iter()
-                        .map(|c| {
-                            estimate_tokens(&c.name) + estimate_tokens(&c.arguments.to_string())
-                        })
-                        .sum::<u64>()
-                    + m.reasoning
-                        .iter()
-                        .map(|r| estimate_tokens(&r.text))
-                        .sum::<u64>()
-            })
-            .sum();
-        let tools: u64 = self
-            .offered
-            .iter()
-            .map(|t| estimate_tokens(&t.description) + estimate_tokens(&t.parameters.to_string()))
-            .sum();
-        messages + tools
-    }
-
-    /// Indices of observation messages (tool results, `<result>` blocks) after the task.
-    fn observations(&self) -> Vec<usize> {
-        self.messages
-            .iter()
-            .enumerate()
-            .skip(2)
-            .filter(|(_, m)| {
-                m.role == Role::Tool || (m.role == Role::User && m.content.starts_with("<result>"))
-            })
-            .map(|(i, _)| i)
-            .collect()
-    }
-
-    /// Before a model call: when the conversation would exceed the configured share of the
-    /// context window, compacts it. Truncation happens at once (recorded); a summary is asked
-    /// of the model first (returns true: the summary request was issued instead of the step).
-    fn compact(&mut self, now: Millis, out: &mut Vec<Command>) -> bool {
-        let Some(compaction) = self.spec.compaction.clone() else {
-            return false;
-        };
-        let limit = compaction.context_window * u64::from(compaction.threshold_percent) / 100;
-        let tokens_before = self.conversation_tokens();
-        if tokens_before <= limit {
-            return false;
-        }
-        if compaction.mode == CompactionMode::Summarize
-            && let Some(cut) = self.summary_cut(compaction.keep_recent)
-        {
-            out.push(Command::CallModel(self.summary_request(cut)));
-            self.phase = Phase::AwaitingSummary { cut, tokens_before };
-            return true;
-        }
-        self.truncate(now, tokens_before, limit, compaction.keep_recent, None, out);
-        false
-    }
-
-    /// Replaces the oldest observations (all but the `keep_recent` latest) by a stub until the
-    /// estimate fits under `limit`, and records what was dropped.
-    fn truncate(
-        &mut self,
-        now: Millis,
-        tokens_before: u64,
-        limit: u64,
-        keep_recent: u32,
-        error: Option<String>,
-        out: &mut Vec<Command>,
-    ) {
-        let observations = self.observations();
-        let droppable = observations.len().saturating_sub(keep_recent as usize);
-        let mut dropped = Vec::new();
-        let mut tokens = tokens_before;
-        for &index in &observations[..droppable] {
-            if tokens <= limit {
-                break;
-            }
-            let message = &self.messages[index];
-            if message.content.starts_with(COMPACTED_MARK) {
-                continue;
-            }
-            let bytes = message.content.len();
-            let stub = format!(
-                "{COMPACTED_MARK} an observation of {bytes} bytes was dropped to fit the context \
-                 window; run the tool again if you need it]"
-            );
-            let call_id = message.tool_call_id.clone();
-            tokens = tokens - estimate_tokens(&message.content) + estimate_tokens(&stub);
-            Arc::make_mut(&mut self.messages)[index].content = stub;
-            dropped.push(json!({ "message": index, "call_id": call_id, "bytes": bytes }));
-        }
-        if dropped.is_empty() && error.is_none() {
-            return;
-        }
-        let mut payload = json!({
-            "step": self.steps, "mode": "truncate", "dropped": dropped,
-            "tokens_before": tokens_before, "tokens_after": tokens, "now": now,
-        });
-        if let Some(error) = error {
-            // Why the summary failed (so truncation happened instead), as the driver said it.
-            payload["summary_error"] = json!(error);
-        }
-        record(out, kinds::COMPACTION, payload);
-    }
-
-    /// Where a summary ends: the start of the turn holding the `keep_recent`-th latest
-    /// observation (an assistant message), so tool calls and their results stay together.
-    fn summary_cut(&self, keep_recent: u32) -> Option<usize> {
-        let observations = self.observations();
-        let first_kept = if keep_recent == 0 {
-            self.messages.len()
-        } else {
-            *observations.iter().rev().nth(keep_recent as usize - 1)?
-        };
-        let cut = (2..first_kept)
-            .rev()
-            .find(|&i| self.messages[i].role == Role::Assistant)?;
-        // Something worth summarizing: at least one whole turn before the cut.
-        (cut > 3).then_some(cut)
-    }
-
-    fn summary_request(&self, cut: usize) -> ModelRequest {
-        let mut transcript = String::new();
-        for m in &self.messages[2..cut] {
-            let role = match m.role {
-                Role::System => "system",
-                Role::User => "user",
-                Role::Assistant => "assistant",
-                Role::Tool => "tool result",
-            };
-            transcript.push_str(&format!("[{role}] {}\n", m.content));
-            for call in &m.tool_calls {
-                transcript.push_str(&format!("[tool call] {} {}\n", call.name, call.arguments));
-            }
-        }
-        ModelRequest {
-            step: COMPACTION_STEP,
-            messages: Arc::new(vec![
-                Message::new(
-                    Role::System,
-                    "You compress a coding agent's working history so it fits its context \
-                     window. Summarize the transcript: progress on the task, files inspected \
-                     and changed, commands run and their key results, errors met, and what \
-                     remains. Be concise and factual; keep paths, names and numbers exact.",
-                ),
-                Message::new(
-                    Role::User,
-                    // The task message carries any earlier summary: it is summarized again.
-                    format!(
-                        "Task: {}\n\nTranscript:\n{transcript}",
-                        self.messages[1].content
-                    ),
-                ),
-            ]),
-            tools: Arc::new(Vec::new()),
-        }
-    }
-
-    /// The summary arrived (or failed: then observations are truncated instead); the run's
-    /// step is asked next.
-    fn summarized(
-        &mut self,
-        now: Millis,
-        cut: usize,
-        tokens_before: u64,
-        reply: Result<ModelResponse, String>,
-        out: &mut Vec<Command>,
-    ) {
-        self.phase = Phase::AwaitingModel;
-        let compaction = self
-            .spec
-            .compaction
-            .clone()
-            .expect("only compaction asks for a summary");
-        match reply {
-            Ok(response) => {
-                self.usage.add(response.usage);
-                self.usd_micros += self.prices.cost_micros(&response.model, response.usage);
-                let messages = Arc::make_mut(&mut self.messages);
-                messages.drain(2..cut);
-                messages[1].content = format!(
-                    "{}\n\n[praxis] Summary of earlier work (compacted to fit the context \
-                     window):\n{}",
-                    self.spec.task, response.content
-                );
-                let tokens_after = self.conversation_tokens();
-                record(
-                    out,
-                    kinds::COMPACTION,
-                    json!({
-                        "step": self.steps, "mode": "summarize", "replaced_messages": cut - 2,
-                        "summary": response.content, "model": response.model,
-                        "usage": response.usage, "tokens_before": tokens_before,
-                        "tokens_after": tokens_after, "now": now,
-                    }),
-                );
-            }
-            Err(error) => {
-                let limit =
-                    compaction.context_window * u64::from(compaction.threshold_percent) / 100;
-                self.truncate(
-                    now,
-                    tokens_before,
-                    limit,
-                    compaction.keep_recent,
-                    Some(error),
-                    out,
-                );
-            }
-        }
-        out.push(Command::CallModel(self.current_request()));
-    }
-
-    /// Takes up a run after its driver died. A model call in flight is simply asked again
-    /// (it changed nothing); a tool call in flight is marked interrupted and re-run only if it
-    /// is read-only, otherwise only after approval; a pending approval is asked for again.
-    fn resume(&mut self, now: Millis, environment: Value, out: &mut Vec<Command>) {
-        let (waiting, call_id) = match &self.phase {
-            Phase::AwaitingModel | Phase::AwaitingSummary { .. } => ("model", None),
-            Phase::AwaitingTool(p, _) => ("tool", Some(p.call_id.clone())),
-            Phase::AwaitingApproval(p, _) => ("approval", Some(p.call_id.clone())),
-            Phase::NotStarted | Phase::Finished => unreachable!("guarded by the caller"),
-        };
-        record(
-            out,
-            kinds::RUN_RESUMED,
-            json!({ "now": now, "environment": environment, "waiting_for": waiting, "interrupted_call": call_id }),
-        );
-        if let Err(reason) = self.policy.within_deadline(self.started, now) {
-            return self.finish(now, reason, None, None, out);
-        }
-        match std::mem::replace(&mut self.phase, Phase::AwaitingModel) {
-            Phase::AwaitingModel => out.push(Command::CallModel(self.current_request())),
-            Phase::AwaitingSummary { cut, tokens_before } => {
-                out.push(Command::CallModel(self.summary_request(cut)));
-                self.phase = Phase::AwaitingSummary { cut, tokens_before };
-            }
-            Phase::AwaitingTool(proposal, source) if proposal.effect == Effect::Read => {
-                self.execute(now, proposal, source, out);
-            }
-            Phase::AwaitingTool(proposal, source) => {
-                let reason = format!(
-                    "the runtime stopped while `{}` ran, so it may have run partly; it is run \
-                     again only if approved",
-                    proposal.tool
-                );
-                record(
-                    out,
-                    kinds::APPROVAL_REQUESTED,
-                    json!({ "call_id": proposal.call_id, "rule": kernel_rules::RESUME_INTERRUPTED_CALL, "reason": reason }),
-                );
-                let suspended = Proposal {
-                    verdict: Verdict::NeedsApproval {
-                        rule: kernel_rules::RESUME_INTERRUPTED_CALL.into(),
-                        reason,
-                    },
-                    ..proposal
-                };
-                out.push(Command::AwaitApproval(suspended.clone()));
-                self.phase = Phase::AwaitingApproval(suspended, source);
-            }
-            Phase::AwaitingApproval(proposal, source) => {
-                out.push(Command::AwaitApproval(proposal.clone()));
-                self.phase = Phase::AwaitingApproval(proposal, source);
-            }
-            Phase::NotStarted | Phase::Finished => unreachable!("guarded by the caller"),
-        }
-    }
-
-    /// Continues this kernel's history as a new run (see [`Event::Branch`]). The new run's
-    /// chain starts with its own `run_started` naming the origin; the interrupted model call
-    /// is asked again of the branch's model. Wall time counts from the branch.
-    #[allow(clippy::too_many_arguments)]
-    fn branch(
-        &mut self,
-        now: Millis,
-        spec: RunSpec,
-        environment: Value,
-        origin: Value,
-        note: Option<String>,
-        workspace_files: Value,
-        out: &mut Vec<Command>,
-    ) {
-        self.policy = Policy::for_run(&spec);
-        self.spec = spec;
-        self.started = now;
-        record(
-            out,
-            kinds::RUN_STARTED,
-            json!({
-                "spec": self.spec,
-                "environment": environment,
-                "writ": self.authority.as_ref().map(|a| a.describe()),
-                "prices": self.prices,
-                "branch": origin,
-                "now": now,
-            }),
-        );
-        if !workspace_files.is_null() {
-            record(
-                out,
-                kinds::WORKSPACE_SNAPSHOT,
-                json!({ "files": workspace_files }),
-            );
-        }
-        let mut text = format!(
-            "[praxis] This run continues run {} from entry {} as a branch. The workspace is now {} \
-             (its files are as they were at that point).",
-            origin["run_id"].as_str().unwrap_or("?"),
-            origin["seq"],
-            self.spec.workspace
-        );
-        if let Some(note) = note {
-            text.push_str("\n\n");
-            text.push_str(&note);
-        }
-        self.push_message(Message::new(Role::User, text));
-        out.push(Command::CallModel(self.current_request()));
-    }
-
     fn next_step(&mut self, now: Millis, out: &mut Vec<Command>) {
         if let Err(reason) = self.policy.before_step(self.steps + 1, self.started, now) {
             return self.finish(now, reason, None, None, out);
@@ -866,22 +430,20 @@ impl Kernel {
         self.usage.add(response.usage);
         let cost = self.prices.cost_micros(&response.model, response.usage);
         self.usd_micros += cost;
-        let mut payload = json!({
-            "step": self.steps,
-            "model": response.model,
-            "content": response.content,
-            "tool_calls": response.tool_calls,
-            "usage": response.usage,
-            "now": now,
-        });
-        if !response.reasoning.is_empty() {
-            payload["reasoning"] = json!(response.reasoning);
-        }
-        // What the call cost by the run's price table (absent for unpriced models).
-        if cost > 0 {
-            payload["cost_usd_micros"] = json!(cost);
-        }
-        record(out, kinds::MODEL_RESPONSE, payload);
+        record(
+            out,
+            Record::ModelResponse(ModelResponseRecord {
+                step: self.steps,
+                model: response.model.clone(),
+                content: response.content.clone(),
+                tool_calls: response.tool_calls.clone(),
+                usage: response.usage,
+                reasoning: response.reasoning.clone(),
+                // What the call cost by the run's price table (absent for unpriced models).
+                cost_usd_micros: (cost > 0).then_some(cost),
+                now,
+            }),
+        );
         self.push_message(Message {
             role: Role::Assistant,
             content: response.content.clone(),
@@ -908,29 +470,27 @@ impl Kernel {
     /// Handles pending intents until one needs the outside world or none are left.
     fn advance(&mut self, now: Millis, out: &mut Vec<Command>) {
         while let Some(intent) = self.pending.pop_front() {
-            let compiled = if intent.arguments.is_object() {
-                self.contracts.compile(&intent.tool, &intent.arguments)
-            } else {
-                Err(CompileError::InvalidArguments {
-                    tool: intent.tool.clone(),
-                    problems: vec![format!(
-                        "arguments must be a JSON object, got {}",
-                        intent.arguments
-                    )],
-                })
-            };
-            let compiled = match compiled {
-                Ok(compiled) => compiled,
-                Err(error) => {
+            // What the proposal is judged with is recorded with it (audits, what-if checks).
+            let spent = self.spent(now);
+            let judgement = judge(
+                &*self.contracts,
+                &self.policy,
+                self.authority.as_deref(),
+                &intent.tool,
+                &intent.arguments,
+                now,
+                &spent,
+            );
+            let (compiled, verdict) = match judgement {
+                Judgement::Rejected(error) => {
                     let reason = error.to_string();
                     record(
                         out,
-                        kinds::PROPOSAL,
-                        json!({
-                            "call_id": intent.call_id, "tool": intent.tool, "arguments": intent.arguments,
-                            "source": intent.source, "verdict": "deny", "rule": rules::CONTRACT,
-                            "reason": reason, "outcome": "rejected",
-                        }),
+                        Record::Proposal(ProposalRecord::contract_rejected(
+                            &intent,
+                            rules::CONTRACT,
+                            reason.clone(),
+                        )),
                     );
                     self.observe(
                         &intent.call_id,
@@ -939,46 +499,35 @@ impl Kernel {
                     );
                     continue;
                 }
+                Judgement::Judged { compiled, verdict } => (compiled, verdict),
+                Judgement::Exhausted {
+                    compiled,
+                    rule,
+                    reason,
+                } => {
+                    self.reply_usable = true;
+                    let denied = Proposal {
+                        call_id: intent.call_id,
+                        tool: intent.tool,
+                        arguments: intent.arguments,
+                        effect: compiled.effect,
+                        resources: compiled.resources,
+                        verdict: Verdict::deny(&rule, reason.clone()),
+                    };
+                    record(
+                        out,
+                        Record::Proposal(ProposalRecord::judged(
+                            &denied,
+                            intent.source,
+                            now,
+                            spent,
+                        )),
+                    );
+                    let error = format!("{rule}: {reason}");
+                    return self.finish(now, StopReason::BudgetExhausted, None, Some(error), out);
+                }
             };
             self.reply_usable = true;
-            // What the proposal is judged with is recorded with it (audits, what-if checks).
-            let spent = self.spent(now);
-            let mut verdict = self.policy.evaluate(&intent.tool, &compiled);
-            if let (Verdict::Allow { .. }, Some(authority)) = (&verdict, &self.authority) {
-                let resources = self.policy.normalized(&compiled.resources);
-                let request = AuthzRequest {
-                    tool: &intent.tool,
-                    arguments: &intent.arguments,
-                    effect: compiled.effect,
-                    resources: &resources,
-                    now,
-                    spent: &spent,
-                };
-                match authority.authorize(&request) {
-                    Authorization::Verdict(v) => verdict = v,
-                    Authorization::Exhausted { rule, reason } => {
-                        let denied = Proposal {
-                            call_id: intent.call_id,
-                            tool: intent.tool,
-                            arguments: intent.arguments,
-                            effect: compiled.effect,
-                            resources: compiled.resources,
-                            verdict: Verdict::deny(&rule, reason.clone()),
-                        };
-                        let mut payload = proposal_payload(&denied, intent.source, now, &spent);
-                        payload["outcome"] = json!("rejected");
-                        record(out, kinds::PROPOSAL, payload);
-                        let error = format!("{rule}: {reason}");
-                        return self.finish(
-                            now,
-                            StopReason::BudgetExhausted,
-                            None,
-                            Some(error),
-                            out,
-                        );
-                    }
-                }
-            }
             let proposal = Proposal {
                 call_id: intent.call_id,
                 tool: intent.tool,
@@ -987,15 +536,13 @@ impl Kernel {
                 resources: compiled.resources,
                 verdict,
             };
-            let mut payload = proposal_payload(&proposal, intent.source, now, &spent);
+            let payload = ProposalRecord::judged(&proposal, intent.source, now, spent);
+            record(out, Record::Proposal(payload));
             match &proposal.verdict {
                 Verdict::Allow { .. } => {
-                    record(out, kinds::PROPOSAL, payload);
                     return self.execute(now, proposal, intent.source, out);
                 }
                 Verdict::Deny { rule, reason } => {
-                    payload["outcome"] = json!("rejected");
-                    record(out, kinds::PROPOSAL, payload);
                     self.observe(
                         &proposal.call_id,
                         intent.source,
@@ -1003,12 +550,13 @@ impl Kernel {
                     );
                 }
                 Verdict::NeedsApproval { .. } => {
-                    payload["outcome"] = json!("suspended");
-                    record(out, kinds::PROPOSAL, payload);
                     record(
                         out,
-                        kinds::APPROVAL_REQUESTED,
-                        json!({ "call_id": proposal.call_id }),
+                        Record::ApprovalRequested(ApprovalRequested {
+                            call_id: proposal.call_id.clone(),
+                            rule: None,
+                            reason: None,
+                        }),
                     );
                     out.push(Command::AwaitApproval(proposal.clone()));
                     self.phase = Phase::AwaitingApproval(proposal, intent.source);
@@ -1070,8 +618,11 @@ impl Kernel {
         self.invalid_in_row += 1;
         record(
             out,
-            kinds::INVALID_OUTPUT,
-            json!({ "step": self.steps, "reason": why, "in_a_row": self.invalid_in_row }),
+            Record::InvalidOutput(InvalidOutput {
+                step: self.steps,
+                reason: why.clone(),
+                in_a_row: self.invalid_in_row,
+            }),
         );
         if self.invalid_in_row >= self.spec.limits.max_invalid_replies {
             let error = format!(
@@ -1115,93 +666,18 @@ impl Kernel {
             tool_calls: self.tool_calls,
             usage: self.usage,
         };
-        let mut payload = serde_json::to_value(&result).expect("plain data serialises");
-        payload["now"] = json!(now);
-        record(out, kinds::RUN_FINISHED, payload);
+        record(
+            out,
+            Record::RunFinished(RunFinished::new(result.clone(), now)),
+        );
         self.phase = Phase::Finished;
         self.pending.clear();
         out.push(Command::Finish(result));
     }
 }
 
-enum Reply {
-    Intents(Vec<Intent>),
-    Final(String),
-    Unusable(String),
-}
-
-/// Native tool calls take precedence; otherwise `<cmd>` blocks; otherwise the text is the answer.
-fn intents_of(step: u32, response: &ModelResponse) -> Reply {
-    if !response.tool_calls.is_empty() {
-        return Reply::Intents(
-            response
-                .tool_calls
-                .iter()
-                .map(|call| Intent {
-                    call_id: call.id.clone(),
-                    tool: call.name.clone(),
-                    arguments: call.arguments.clone(),
-                    source: IntentSource::ToolCall,
-                })
-                .collect(),
-        );
-    }
-    match cmd::parse_cmd_blocks(&response.content) {
-        Err(error) => Reply::Unusable(error.to_string()),
-        Ok(blocks) if blocks.is_empty() => {
-            let answer = response.content.trim();
-            if answer.is_empty() {
-                Reply::Unusable("the reply was empty".into())
-            } else {
-                Reply::Final(answer.into())
-            }
-        }
-        Ok(blocks) => {
-            let intents: Vec<Intent> = blocks
-                .into_iter()
-                .filter(|body| !body.is_empty())
-                .enumerate()
-                .map(|(i, command)| Intent {
-                    call_id: format!("cmd-{step}-{}", i + 1),
-                    tool: "shell".into(),
-                    arguments: json!({ "command": command }),
-                    source: IntentSource::CmdBlock,
-                })
-                .collect();
-            if intents.is_empty() {
-                Reply::Unusable("every <cmd> block was empty".into())
-            } else {
-                Reply::Intents(intents)
-            }
-        }
-    }
-}
-
-fn record(out: &mut Vec<Command>, kind: &'static str, payload: Value) {
-    out.push(Command::Record(Record { kind, payload }));
-}
-
-fn proposal_payload(p: &Proposal, source: IntentSource, now: Millis, spent: &Spent) -> Value {
-    json!({
-        "call_id": p.call_id, "tool": p.tool, "arguments": p.arguments, "source": source,
-        "effect": p.effect, "resources": p.resources,
-        "verdict": p.verdict.kind(), "rule": p.verdict.rule(), "reason": p.verdict.reason(),
-        "now": now, "spent": spent,
-    })
-}
-
-fn execution_payload(p: &Proposal, o: &Observation, now: Millis) -> Value {
-    let outcome = if o.status == ExecStatus::Ok {
-        "committed"
-    } else {
-        "failed"
-    };
-    let mut payload = serde_json::to_value(o).expect("plain data serialises");
-    payload["call_id"] = json!(p.call_id);
-    payload["tool"] = json!(p.tool);
-    payload["outcome"] = json!(outcome);
-    payload["now"] = json!(now);
-    payload
+fn record(out: &mut Vec<Command>, record: Record) {
+    out.push(Command::Record(record));
 }
 
 /// What the model reads back after a tool ran.
@@ -1231,63 +707,12 @@ fn event_name(event: &Event) -> &'static str {
     }
 }
 
-/// How a compacted observation's stub begins (so it is never compacted twice).
-const COMPACTED_MARK: &str = "[compacted:";
-
-/// The built-in system prompt: who the model is working for, where, when, on what platform,
-/// and how it acts under the run's protocol.
-fn system_prompt(spec: &RunSpec, tools: &[ToolSpec], now: Millis) -> String {
-    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-    let how = match spec.protocol {
-        Protocol::Tools => format!(
-            "Tools: {tools}.\nAct by calling these tools (several calls in one reply run in \
-             order); each result comes back as a tool message.",
-            tools = names.join(", "),
-        ),
-        Protocol::Cmd if names.contains(&"shell") => format!(
-            "You act through shell commands only: write one command per {cmd} block (a reply \
-             may hold several blocks; they run in order, each as one `shell` call in the \
-             workspace) and its output comes back in a <result> block. Use standard tools \
-             (ls, cat, grep, sed, patch, your test runner) to inspect, edit and test.",
-            cmd = cmd::format_cmd("..."),
-        ),
-        Protocol::Cmd => "This run offers no shell, so you cannot act: answer from what you \
-                          are told."
-            .to_string(),
-    };
-    format!(
-        "You are a coding agent running under Praxis, a governed runtime: you propose actions, \
-         the runtime checks them against policy, runs the allowed ones and shows you the result.\n\
-         Date: {date}. Platform: {os} {arch}. Workspace: {ws} (all paths are relative to it).{ro}\n\
-         {how}\n\
-         Work in small steps: inspect, edit, test, recover from failures. When the task is done, \
-         reply with the final answer only, without any tool call or command.",
-        date = civil_date(now),
-        os = std::env::consts::OS,
-        arch = std::env::consts::ARCH,
-        ws = spec.workspace,
-        ro = if spec.read_only {
-            " This run is read-only."
-        } else {
-            ""
-        },
-    )
-}
-
-/// `YYYY-MM-DD` (UTC) of a Unix time in milliseconds (Howard Hinnant's civil-from-days).
-fn civil_date(ms: Millis) -> String {
-    let days = (ms / 86_400_000) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
+mod compaction;
+mod intents;
+mod io;
+mod judge;
+mod prompt;
+mod takeover;
 
 #[cfg(test)]
 mod tests;

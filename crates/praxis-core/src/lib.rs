@@ -6,12 +6,14 @@ pub mod cmd;
 pub mod contract;
 pub mod kernel;
 pub mod policy;
+pub mod record;
 pub mod types;
 
 pub use authority::{Authority, Authorization, AuthzRequest, Spent};
 pub use contract::{CompileError, Compiled, Contracts};
-pub use kernel::{Command, Event, ExecRequest, Kernel, KernelError, Record, RunResult};
+pub use kernel::{Command, Event, ExecRequest, Kernel, KernelError};
 pub use policy::Policy;
+pub use record::{Record, RunResult};
 pub use types::*;
 
 /// The content address of a blob: lowercase hex SHA-256 of its bytes. The tool fabric names

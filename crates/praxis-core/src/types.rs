@@ -1,5 +1,6 @@
 //! The vocabulary of a run: what the model asks for, what the runtime decides, what happened.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 pub type Millis = u64;
 
 /// What a tool can do to the world, ordered from least to most powerful.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Effect {
     Read,
@@ -28,7 +31,7 @@ impl Effect {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessMode {
     Read,
@@ -36,7 +39,7 @@ pub enum AccessMode {
 }
 
 /// Something a proposal touches. Paths are as the model gave them; policy normalises them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Resource {
     Path { path: String, mode: AccessMode },
@@ -45,7 +48,7 @@ pub enum Resource {
 }
 
 /// A tool as the model and the policy see it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolSpec {
     pub name: String,
     pub description: String,
@@ -57,7 +60,7 @@ pub struct ToolSpec {
 /// A native tool call from a model. `arguments` should be a JSON object; a provider that
 /// received unparseable argument text passes it on as a JSON string so the kernel can
 /// reject it with a message the model can act on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
@@ -69,7 +72,7 @@ fn empty_object() -> Value {
     Value::Object(Default::default())
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -85,7 +88,7 @@ impl Usage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     System,
@@ -94,7 +97,7 @@ pub enum Role {
     Tool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Message {
     pub role: Role,
     pub content: String,
@@ -113,7 +116,7 @@ pub struct Message {
 /// round-trip unchanged; `redacted_thinking` blocks carry only opaque `data` (kept in `text`
 /// with `redacted = true`). OpenAI-compatible servers that stream `reasoning_content` give
 /// text without a signature.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Reasoning {
     pub text: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,7 +149,7 @@ impl Message {
 /// What the kernel asks cognition for: the whole conversation so far plus the tools on offer.
 /// Both are shared with the kernel rather than copied per step: a request holds them only
 /// while the model call lasts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ModelRequest {
     /// 1-based number of this model call within the run.
     pub step: u32,
@@ -171,7 +174,7 @@ pub fn estimate_tokens(text: &str) -> u64 {
 }
 
 /// One complete (assembled) model reply.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ModelResponse {
     #[serde(default)]
     pub content: String,
@@ -187,7 +190,7 @@ pub struct ModelResponse {
 }
 
 /// Where an intent came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntentSource {
     ToolCall,
@@ -195,7 +198,7 @@ pub enum IntentSource {
 }
 
 /// What the model wants to do next: a tool with arguments (a `<cmd>` block is a `shell` intent).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Intent {
     pub call_id: String,
     pub tool: String,
@@ -204,7 +207,7 @@ pub struct Intent {
 }
 
 /// The policy's decision on a proposal, with the rule that decided it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum Verdict {
     Allow { rule: String },
@@ -245,7 +248,7 @@ impl Verdict {
 }
 
 /// An intent compiled against its tool's contract, plus the policy verdict.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Proposal {
     pub call_id: String,
     pub tool: String,
@@ -255,7 +258,7 @@ pub struct Proposal {
     pub verdict: Verdict,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecStatus {
     Ok,
@@ -276,7 +279,7 @@ impl ExecStatus {
 }
 
 /// A workspace file a tool changed; `before`/`after` are blob hashes (None: did not exist).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FileChange {
     pub path: String,
     pub before: Option<String>,
@@ -287,7 +290,7 @@ pub struct FileChange {
 }
 
 /// What a tool execution returned, already capped.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Observation {
     pub status: ExecStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,7 +331,7 @@ impl Observation {
 }
 
 /// Why a run stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     Completed,
@@ -356,7 +359,7 @@ impl StopReason {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Queued,
@@ -391,7 +394,7 @@ impl RunStatus {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Model calls at most.
@@ -413,7 +416,7 @@ impl Default for Limits {
 }
 
 /// Everything that defines a run before it starts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct RunSpec {
     pub task: String,
     /// Absolute path of the workspace root.
@@ -440,7 +443,7 @@ pub struct RunSpec {
 
 /// Context compaction: before a model call whose conversation is estimated above
 /// `threshold_percent` of `context_window` tokens, older observations are compacted.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Compaction {
     pub mode: CompactionMode,
@@ -452,7 +455,7 @@ pub struct Compaction {
     pub keep_recent: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CompactionMode {
     /// Older observations are replaced by a stub naming what was dropped (deterministic).
@@ -462,7 +465,7 @@ pub enum CompactionMode {
 }
 
 /// The action protocol between model and runtime.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// Native tool calls: tool schemas are sent to the model.
@@ -505,7 +508,7 @@ impl std::str::FromStr for Protocol {
 }
 
 /// Price of a model's tokens, in US dollars per million tokens.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelPrice {
     pub input_per_mtok: f64,
@@ -513,7 +516,7 @@ pub struct ModelPrice {
 }
 
 /// Prices by model name (as providers report it); models not listed cost nothing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct PriceTable(pub std::collections::BTreeMap<String, ModelPrice>);
 

@@ -10,14 +10,16 @@
 
 use crate::{Entry, VerifyReport, verify_entries};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use praxis_core::Record;
+use praxis_core::record::Checkpoint;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Kind of the entry the driver appends to attest the chain head.
-pub const CHECKPOINT_KIND: &str = "checkpoint";
+pub const CHECKPOINT_KIND: &str = praxis_core::record::kinds::CHECKPOINT;
 pub const PRIVATE_KEY_FILE: &str = "runtime.key";
 pub const PUBLIC_KEY_FILE: &str = "runtime.pub";
 /// Domain separation: these signatures can never be mistaken for any other signed message.
@@ -190,12 +192,13 @@ pub fn checkpoint_payload(
     head_seq: u64,
     head_hash: &str,
 ) -> Value {
-    json!({
-        "head_seq": head_seq,
-        "head_hash": head_hash,
-        "key": key.public_hex(),
-        "signature": key.sign(run_id, head_seq, head_hash),
+    Record::Checkpoint(Checkpoint {
+        head_seq,
+        head_hash: head_hash.to_string(),
+        key: key.public_hex(),
+        signature: key.sign(run_id, head_seq, head_hash),
     })
+    .to_payload()
 }
 
 /// Parses a JSON-lines export (the format of `praxis ledger export`); blank lines are skipped.
@@ -317,22 +320,17 @@ fn check_checkpoint(
     let Some(head) = index.checked_sub(1).map(|i| &entries[i]) else {
         return Err("is the first entry: it attests nothing".into());
     };
-    let field = |name: &str| {
-        entry
-            .payload
-            .get(name)
-            .ok_or_else(|| format!("payload has no `{name}`"))
+    let Checkpoint {
+        head_seq,
+        head_hash,
+        key: signer,
+        signature,
+    } = match Record::from_entry(&entry.kind, &entry.payload) {
+        Ok(Record::Checkpoint(checkpoint)) => checkpoint,
+        Ok(other) => return Err(format!("is a `{}` record", other.kind())),
+        Err(e) => return Err(e.to_string()),
     };
-    let head_seq = field("head_seq")?
-        .as_u64()
-        .ok_or("`head_seq` is not a number")?;
-    let head_hash = field("head_hash")?
-        .as_str()
-        .ok_or("`head_hash` is not a string")?;
-    let signer = field("key")?.as_str().ok_or("`key` is not a string")?;
-    let signature = field("signature")?
-        .as_str()
-        .ok_or("`signature` is not a string")?;
+    let (head_hash, signer, signature) = (head_hash.as_str(), signer.as_str(), &signature);
     if head_seq != head.seq || head_hash != head.hash {
         return Err(format!(
             "attests head seq {head_seq} hash {head_hash}, but the previous entry is seq {} hash {}",
@@ -359,6 +357,7 @@ fn check_checkpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn verify_payload(payload: &Value, run_id: &str, public_hex: &str) -> bool {
         let key = parse_public_key(public_hex).unwrap();

@@ -28,9 +28,9 @@ use std::pin::Pin;
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The entry kind whose payload [`RunRow::finished`] reports.
-pub const RUN_FINISHED_KIND: &str = "run_finished";
+pub const RUN_FINISHED_KIND: &str = praxis_core::record::kinds::RUN_FINISHED;
 /// Kind of the entry a new driver records when it takes over a run whose driver died.
-pub const RUN_RESUMED_KIND: &str = "run_resumed";
+pub const RUN_RESUMED_KIND: &str = praxis_core::record::kinds::RUN_RESUMED;
 
 /// An entry to append; the ledger assigns run id, seq and hashes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -510,7 +510,7 @@ async fn completes_a_run_under_the_real_kernel() {
         .handle(Event::Start {
             now: 1,
             environment: json!({}),
-            workspace_files: Value::Null,
+            workspace_files: None,
         })
         .unwrap()
         .into();

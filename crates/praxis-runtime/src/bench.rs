@@ -133,7 +133,7 @@ fn kernel_step_time(contracts: Arc<dyn Contracts>, workspace: &Path, runs: u32) 
             .handle(Event::Start {
                 now: 0,
                 environment: Value::Null,
-                workspace_files: Value::Null,
+                workspace_files: None,
             })
             .expect("start");
         let mut step = 0;

@@ -4,8 +4,8 @@
 
 use crate::recorded::{self, Reader, RecordError};
 use crate::world::{WorldError, world_at};
-use praxis_core::kernel::kinds;
-use praxis_ledger::{Entry, Ledger};
+use praxis_core::Record;
+use praxis_ledger::Ledger;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -163,50 +163,49 @@ fn trajectory(
 ) -> Result<(Vec<Step>, Option<String>), CompareError> {
     let entries = recorded::load(ledger, run_id)?;
     let read = Reader { run_id };
-    let text = |entry: &Entry, field: &str| read.field::<String>(entry, field);
     let mut steps: Vec<Step> = Vec::new();
     // Call ids of the current step's proposals, to attach executions to them.
     let mut call_ids: Vec<String> = Vec::new();
     let mut end = None;
     for entry in &entries {
-        match entry.kind.as_str() {
-            kinds::MODEL_RESPONSE => {
-                let step: u32 = read.field(entry, "step")?;
+        match read.record(entry)? {
+            Record::ModelResponse(response) => {
                 steps.push(Step {
-                    step,
-                    content: text(entry, "content")?,
+                    step: response.step,
+                    content: response.content,
                     calls: Vec::new(),
                 });
                 call_ids.clear();
             }
-            kinds::PROPOSAL => {
+            Record::Proposal(proposal) => {
                 let step = steps.last_mut().ok_or_else(|| {
                     read.malformed(entry, "step", "a proposal before any model reply")
                 })?;
-                call_ids.push(text(entry, "call_id")?);
+                call_ids.push(proposal.call_id);
                 step.calls.push(StepCall {
-                    tool: text(entry, "tool")?,
-                    arguments: entry.payload["arguments"].clone(),
-                    verdict: text(entry, "verdict")?,
-                    rule: text(entry, "rule")?,
+                    tool: proposal.tool,
+                    arguments: proposal.arguments,
+                    verdict: proposal.verdict.as_str().to_string(),
+                    rule: proposal.rule,
                     status: None,
                 });
             }
-            kinds::EXECUTION => {
-                let call_id = text(entry, "call_id")?;
-                let status = text(entry, "status")?;
-                let index = call_ids.iter().position(|c| *c == call_id).ok_or_else(|| {
-                    read.malformed(
-                        entry,
-                        "call_id",
-                        "no proposal of this step has that call id",
-                    )
-                })?;
+            Record::Execution(execution) => {
+                let index = call_ids
+                    .iter()
+                    .position(|c| *c == execution.call_id)
+                    .ok_or_else(|| {
+                        read.malformed(
+                            entry,
+                            "call_id",
+                            "no proposal of this step has that call id",
+                        )
+                    })?;
                 if let Some(call) = steps.last_mut().and_then(|s| s.calls.get_mut(index)) {
-                    call.status = Some(status);
+                    call.status = Some(execution.status.as_str().to_string());
                 }
             }
-            kinds::RUN_FINISHED => end = Some(text(entry, "stop_reason")?),
+            Record::RunFinished(finished) => end = Some(finished.stop_reason.as_str().to_string()),
             _ => {}
         }
     }

@@ -8,6 +8,7 @@ use crate::host::environment;
 use crate::observer::ObserverDeltas;
 pub use crate::observer::{LiveEvent, NoObserver, RunObserver};
 use crate::replay::{self, ReplayError, ReplayReport, Until};
+use praxis_core::record::{BranchOrigin, Manifest};
 use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation,
     PriceTable, RunResult, RunSpec, Spent,
@@ -18,7 +19,7 @@ use praxis_models::Provider;
 use praxis_tools::tools::delegate;
 use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
 use praxis_writ::TrustAnchor;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -244,7 +245,7 @@ impl Runtime {
         let start = Event::Start {
             now: now_millis(),
             environment,
-            workspace_files: manifest,
+            workspace_files: Some(manifest),
         };
         let context = self.context(&options, &kernel);
         drive.run(&mut kernel, start, &context).await
@@ -377,9 +378,13 @@ impl Runtime {
             now: now_millis(),
             spec,
             environment: environment(&drive.ctx),
-            origin: json!({ "run_id": from.run_id, "seq": link.seq, "hash": link.hash }),
+            origin: BranchOrigin {
+                run_id: from.run_id.clone(),
+                seq: link.seq,
+                hash: link.hash.clone(),
+            },
             note: from.note.clone(),
-            workspace_files: manifest,
+            workspace_files: Some(manifest),
         };
         let context = self.context(&options, &kernel);
         let report = drive.run(&mut kernel, branch, &context).await?;
@@ -394,7 +399,7 @@ impl Runtime {
         workspace: &Workspace,
         options: &RunOptions,
         observer: &'o dyn RunObserver,
-    ) -> Result<(Drive<'o>, Value), RuntimeError> {
+    ) -> Result<(Drive<'o>, Manifest), RuntimeError> {
         let mut drive = Drive {
             run_id,
             ledger: self.ledger.clone(),
@@ -503,8 +508,8 @@ impl Drive<'_> {
             for command in commands {
                 match command {
                     Command::Record(record) => batch.push(NewEntry {
-                        kind: record.kind.to_string(),
-                        payload: record.payload,
+                        kind: record.kind().to_string(),
+                        payload: record.to_payload(),
                         at: now_rfc3339(),
                     }),
                     // A model call changes nothing in the world, so the records before it are

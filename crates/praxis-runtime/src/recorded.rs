@@ -1,8 +1,9 @@
-//! A run as recorded: its entries read back from the ledger, with typed access to payload
-//! fields. Replay, world reconstruction, what-if checks and run diffs all read runs this way.
+//! A run as recorded: its entries read back from the ledger, as typed records
+//! ([`praxis_core::record`]). Replay, world reconstruction, what-if checks and run diffs all read runs this way.
 
+use praxis_core::Record;
+use praxis_core::record::RunStarted;
 use praxis_ledger::{Entry, Ledger, LedgerError};
-use serde::de::DeserializeOwned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
@@ -39,6 +40,22 @@ pub fn load(ledger: &dyn Ledger, run_id: &str) -> Result<Vec<Entry>, RecordError
     Ok(entries)
 }
 
+/// The `run_started` record of `run_id` (its spec, host facts, writ and prices).
+pub fn run_started(ledger: &dyn Ledger, run_id: &str) -> Result<RunStarted, RecordError> {
+    let first = ledger
+        .entries(run_id, 0)
+        .map_err(|source| RecordError::Ledger {
+            run_id: run_id.to_string(),
+            source: Box::new(source),
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RecordError::RunNotFound {
+            run_id: run_id.to_string(),
+        })?;
+    Reader { run_id }.run_started(&first)
+}
+
 /// Typed access to the payload fields of one run's entries; errors name run, seq and field.
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
@@ -56,25 +73,28 @@ impl Reader<'_> {
         }
     }
 
-    /// The payload field `name` of `entry`, which must be present and of type `T`.
-    pub fn field<T: DeserializeOwned>(&self, entry: &Entry, name: &str) -> Result<T, RecordError> {
-        let value = entry
-            .payload
-            .get(name)
-            .ok_or_else(|| self.malformed(entry, name, "missing"))?;
-        serde_json::from_value(value.clone())
-            .map_err(|e| self.malformed(entry, name, e.to_string()))
+    /// The entry as a typed record; a payload that does not have its kind's shape is
+    /// malformed.
+    pub fn record(&self, entry: &Entry) -> Result<Record, RecordError> {
+        Record::from_entry(&entry.kind, &entry.payload).map_err(|e| match e {
+            praxis_core::record::RecordError::UnknownKind(kind) => {
+                self.malformed(entry, "kind", format!("unknown record kind `{kind}`"))
+            }
+            praxis_core::record::RecordError::Malformed { field, reason, .. } => {
+                self.malformed(entry, &field, reason)
+            }
+        })
     }
 
-    /// A field the kernel leaves out when it is empty (or that older runs did not record).
-    pub fn optional<T: DeserializeOwned + Default>(
-        &self,
-        entry: &Entry,
-        name: &str,
-    ) -> Result<T, RecordError> {
-        match entry.payload.get(name) {
-            None | Some(serde_json::Value::Null) => Ok(T::default()),
-            Some(_) => self.field(entry, name),
+    /// The `run_started` record a run begins with.
+    pub fn run_started(&self, entry: &Entry) -> Result<RunStarted, RecordError> {
+        match self.record(entry)? {
+            Record::RunStarted(started) => Ok(started),
+            other => Err(self.malformed(
+                entry,
+                "kind",
+                format!("expected `run_started`, got `{}`", other.kind()),
+            )),
         }
     }
 }

@@ -8,10 +8,12 @@
 //! as matched but unfinished, naming what was in flight.
 
 use crate::recorded::{self, Reader, RecordError};
-use praxis_core::kernel::kinds;
+use praxis_core::record::{
+    BranchOrigin, CompactionRecord, Execution, RunFinished, RunStarted, kinds,
+};
 use praxis_core::{
-    Command, Contracts, Event, ExecStatus, FileChange, Kernel, KernelError, Millis, ModelResponse,
-    Observation, PriceTable, RunSpec, ToolCall, Usage,
+    Command, Contracts, Event, ExecStatus, Kernel, KernelError, Millis, ModelResponse, Record,
+    StopReason,
 };
 use praxis_ledger::checkpoint::CHECKPOINT_KIND;
 use praxis_ledger::{Entry, Ledger, entry_hash};
@@ -108,23 +110,23 @@ pub(crate) fn restore(
         }
         .into());
     };
-    if first.kind != kinds::RUN_STARTED {
-        return Err(r
-            .malformed(first, "kind", format!("expected `{}`", kinds::RUN_STARTED))
-            .into());
-    }
-    let environment: Value = r.field(first, "environment")?;
-    let now: Millis = r.field(first, "now")?;
-    let workspace_files = match entries.get(1) {
-        Some(e) if e.kind == kinds::WORKSPACE_SNAPSHOT => r.field(e, "files")?,
-        _ => Value::Null,
+    let started = r.run_started(first)?;
+    let workspace_files = match entries.get(1).map(|e| (e, r.record(e))) {
+        Some((_, Ok(Record::WorkspaceSnapshot(snapshot)))) => Some(snapshot.files),
+        Some((e, Err(error))) if e.kind == kinds::WORKSPACE_SNAPSHOT => return Err(error.into()),
+        _ => None,
     };
-    let authority = recorded_writ(r, first)?;
-    let (mut kernel, event) = match first.payload.get("branch") {
-        None | Some(Value::Null) => {
-            let spec: RunSpec = r.field(first, "spec")?;
-            // Runs recorded before prices were recorded simply had none.
-            let prices: PriceTable = r.optional(first, "prices")?;
+    let authority = recorded_writ(r, first, &started)?;
+    let RunStarted {
+        spec,
+        environment,
+        prices,
+        branch,
+        now,
+        ..
+    } = started;
+    let (mut kernel, event) = match branch {
+        None => {
             let kernel = Kernel::new(spec, contracts).with_prices(prices);
             let start = Event::Start {
                 now,
@@ -135,13 +137,14 @@ pub(crate) fn restore(
         }
         Some(origin) => {
             // The origin's writ is replaced by the branch's below.
-            let (kernel, origin) = restore_origin(ledger, contracts, r, first, origin)?;
+            let kernel = restore_origin(ledger, contracts, r, first, &origin)?;
             let branch = Event::Branch {
                 now,
-                spec: r.field(first, "spec")?,
+                spec,
                 environment,
                 origin,
-                note: r.optional(first, "note")?,
+                // The branch's note is a message to the model, not a record.
+                note: None,
                 workspace_files,
             };
             (kernel, branch)
@@ -172,23 +175,24 @@ fn restore_origin(
     contracts: Arc<dyn Contracts>,
     r: Reader<'_>,
     first: &Entry,
-    origin: &Value,
-) -> Result<(Kernel, Value), ReplayError> {
-    let origin_id: String = serde_json::from_value(origin["run_id"].clone())
-        .map_err(|e| r.malformed(first, "branch.run_id", e.to_string()))?;
-    let seq: u64 = serde_json::from_value(origin["seq"].clone())
-        .map_err(|e| r.malformed(first, "branch.seq", e.to_string()))?;
-    let hash = origin["hash"].as_str().unwrap_or_default();
+    origin: &BranchOrigin,
+) -> Result<Kernel, ReplayError> {
+    let BranchOrigin {
+        run_id: origin_id,
+        seq,
+        hash,
+    } = origin;
+    let seq = *seq;
     let restored = restore(
         ledger,
         contracts,
-        &origin_id,
+        origin_id,
         Until::ModelCallAnsweredAt(seq + 1),
     )?;
     let linked = restored
         .last
         .as_ref()
-        .is_some_and(|e| e.seq == seq && e.hash == hash);
+        .is_some_and(|e| e.seq == seq && e.hash == *hash);
     if !matches!(restored.report, ReplayReport::Matched { .. }) || !linked {
         return Err(r
             .malformed(
@@ -202,20 +206,21 @@ fn restore_origin(
             )
             .into());
     }
-    Ok((restored.kernel, origin.clone()))
+    Ok(restored.kernel)
 }
 
 /// The writ recorded in a `run_started` entry, as an authority that re-evaluates its rules.
 fn recorded_writ(
     r: Reader<'_>,
     first: &Entry,
+    started: &RunStarted,
 ) -> Result<Option<Arc<dyn praxis_core::Authority>>, ReplayError> {
-    match first.payload.get("writ") {
-        Some(Value::Null) | None => Ok(None),
-        Some(recorded) => {
-            let blocks: Vec<praxis_writ::WritSpec> =
-                serde_json::from_value(recorded["blocks"].clone())
-                    .map_err(|e| r.malformed(first, "writ.blocks", e.to_string()))?;
+    match (&started.writ, started.writ_summary()) {
+        (None, _) => Ok(None),
+        (Some(_), None) => Err(r.malformed(first, "writ", "not a writ description").into()),
+        (Some(recorded), Some(summary)) => {
+            let blocks: Vec<praxis_writ::WritSpec> = serde_json::from_value(summary.blocks)
+                .map_err(|e| r.malformed(first, "writ.blocks", e.to_string()))?;
             let rules = praxis_writ::Rules::new(blocks)
                 .map_err(|e| r.malformed(first, "writ.blocks", e.to_string()))?;
             Ok(Some(Arc::new(RecordedWrit {
@@ -249,7 +254,9 @@ fn drive_recorded(
         for command in commands {
             match command {
                 Command::Record(record) => {
-                    if let Some(divergence) = cursor.compare(run_id, record.kind, record.payload) {
+                    if let Some(divergence) =
+                        cursor.compare(run_id, record.kind(), record.to_payload())
+                    {
                         return stopped(&cursor, divergence);
                     }
                 }
@@ -269,15 +276,21 @@ fn drive_recorded(
                             last,
                         ));
                     };
-                    next = Some(match entry.kind.as_str() {
-                        kinds::COMPACTION if request.is_compaction() => summarized(r, entry)?,
-                        kinds::MODEL_RESPONSE => model_replied(r, entry)?,
-                        kinds::MODEL_ERROR => Event::ModelFailed {
-                            now: r.field(entry, "now")?,
-                            error: r.field(entry, "error")?,
+                    next = Some(match r.record(entry)? {
+                        Record::Compaction(c) if request.is_compaction() => summarized(c),
+                        Record::ModelResponse(m) => Event::ModelReplied {
+                            now: m.now,
+                            response: m.response(),
                         },
-                        kinds::RUN_RESUMED => resumed(r, entry)?,
-                        _ if is_cancel(entry) => cancel(r, entry)?,
+                        Record::ModelError(m) => Event::ModelFailed {
+                            now: m.now,
+                            error: m.error,
+                        },
+                        Record::RunResumed(resumed) => Event::Resume {
+                            now: resumed.now,
+                            environment: resumed.environment,
+                        },
+                        Record::RunFinished(f) if is_cancel(&f) => cancel(&f),
                         _ => {
                             return stopped(
                                 &cursor,
@@ -300,10 +313,12 @@ fn drive_recorded(
                             last,
                         ));
                     };
-                    let answers = match entry.kind.as_str() {
-                        kinds::EXECUTION => entry.payload["call_id"] == request.call_id.as_str(),
-                        kinds::RUN_RESUMED => true,
-                        _ => is_cancel(entry),
+                    let record = r.record(entry)?;
+                    let answers = match &record {
+                        Record::Execution(e) => e.call_id == request.call_id,
+                        Record::RunResumed(_) => true,
+                        Record::RunFinished(f) => is_cancel(f),
+                        _ => false,
                     };
                     if !answers {
                         return stopped(
@@ -321,9 +336,18 @@ fn drive_recorded(
                             ),
                         );
                     }
-                    next = Some(match entry.kind.as_str() {
-                        kinds::RUN_RESUMED => resumed(r, entry)?,
-                        _ => tool_event(r, entry, cursor.peek_after())?,
+                    let after = match cursor.peek_after() {
+                        Some(after) => Some(r.record(after)?),
+                        None => None,
+                    };
+                    next = Some(match record {
+                        Record::RunResumed(resumed) => Event::Resume {
+                            now: resumed.now,
+                            environment: resumed.environment,
+                        },
+                        Record::Execution(execution) => tool_event(execution, after.as_ref()),
+                        Record::RunFinished(f) => cancel(&f),
+                        _ => unreachable!("checked above"),
                     });
                 }
                 Command::AwaitApproval(proposal) => {
@@ -336,16 +360,19 @@ fn drive_recorded(
                             last,
                         ));
                     };
-                    next = Some(match entry.kind.as_str() {
-                        kinds::APPROVAL_DECIDED => Event::ApprovalDecided {
-                            now: r.field(entry, "now")?,
-                            call_id: r.field(entry, "call_id")?,
-                            approved: r.field(entry, "approved")?,
-                            by: r.field(entry, "by")?,
-                            reason: r.field(entry, "reason")?,
+                    next = Some(match r.record(entry)? {
+                        Record::ApprovalDecided(d) => Event::ApprovalDecided {
+                            now: d.now,
+                            call_id: d.call_id,
+                            approved: d.approved,
+                            by: d.by,
+                            reason: d.reason,
                         },
-                        kinds::RUN_RESUMED => resumed(r, entry)?,
-                        _ if is_cancel(entry) => cancel(r, entry)?,
+                        Record::RunResumed(resumed) => Event::Resume {
+                            now: resumed.now,
+                            environment: resumed.environment,
+                        },
+                        Record::RunFinished(f) if is_cancel(&f) => cancel(&f),
                         _ => {
                             return stopped(
                                 &cursor,
@@ -531,98 +558,68 @@ fn unexpected(entry: &Entry, got: Value, what: String) -> ReplayReport {
     }
 }
 
-fn is_cancel(entry: &Entry) -> bool {
-    entry.kind == kinds::RUN_FINISHED && entry.payload["stop_reason"] == "cancelled"
+fn is_cancel(finished: &RunFinished) -> bool {
+    finished.stop_reason == StopReason::Cancelled
 }
 
-// Events rebuilt from recorded payloads; errors name the entry and field that cannot be.
+// Events rebuilt from recorded records.
 
 /// The answer to a compaction summary request, from the `compaction` entry it produced.
-fn summarized(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
-    let now = r.field(entry, "now")?;
-    if let Some(error) = r.optional::<Option<String>>(entry, "summary_error")? {
-        return Ok(Event::ModelFailed { now, error });
+fn summarized(compaction: CompactionRecord) -> Event {
+    match compaction {
+        CompactionRecord::Truncate {
+            summary_error, now, ..
+        } => Event::ModelFailed {
+            now,
+            error: summary_error.unwrap_or_default(),
+        },
+        CompactionRecord::Summarize {
+            summary,
+            model,
+            usage,
+            now,
+            ..
+        } => Event::ModelReplied {
+            now,
+            response: ModelResponse {
+                content: summary,
+                usage,
+                model,
+                ..Default::default()
+            },
+        },
     }
-    Ok(Event::ModelReplied {
-        now,
-        response: ModelResponse {
-            content: r.field(entry, "summary")?,
-            usage: r.field(entry, "usage")?,
-            model: r.field(entry, "model")?,
-            ..Default::default()
-        },
-    })
-}
-
-fn resumed(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
-    Ok(Event::Resume {
-        now: r.field(entry, "now")?,
-        environment: r.field(entry, "environment")?,
-    })
-}
-
-fn model_replied(r: Reader<'_>, entry: &Entry) -> Result<Event, RecordError> {
-    Ok(Event::ModelReplied {
-        now: r.field(entry, "now")?,
-        response: ModelResponse {
-            content: r.field(entry, "content")?,
-            tool_calls: r.field::<Vec<ToolCall>>(entry, "tool_calls")?,
-            usage: r.field::<Usage>(entry, "usage")?,
-            model: r.field(entry, "model")?,
-            reasoning: r.optional(entry, "reasoning")?,
-        },
-    })
 }
 
 /// `Cancel` from a `run_finished` entry with stop reason `cancelled`.
-fn cancel(r: Reader<'_>, finished: &Entry) -> Result<Event, RecordError> {
-    Ok(Event::Cancel {
-        now: r.field(finished, "now")?,
-        reason: r
-            .field::<Option<String>>(finished, "error")?
-            .unwrap_or_default(),
-    })
+fn cancel(finished: &RunFinished) -> Event {
+    Event::Cancel {
+        now: finished.now,
+        reason: finished.error.clone().unwrap_or_default(),
+    }
 }
 
-/// The event answering an `Execute`, from the next recorded entry (an `execution` for
-/// the call, or a cancel) and the one after it, which tells a cancel during the call from
-/// a tool that reported `cancelled` itself.
-fn tool_event(r: Reader<'_>, entry: &Entry, after: Option<&Entry>) -> Result<Event, RecordError> {
-    if entry.kind != kinds::EXECUTION {
-        return cancel(r, entry);
-    }
-    let call_id: String = r.field(entry, "call_id")?;
-    let status: ExecStatus = r.field(entry, "status")?;
-    let now: Millis = r.field(entry, "now")?;
-    let output: String = r.field(entry, "output")?;
-    if status == ExecStatus::Cancelled
-        && let Some(finished) = after.filter(|e| is_cancel(e))
+/// The event answering an `Execute`, from its `execution` entry and the record after it,
+/// which tells a cancel during the call from a tool that reported `cancelled` itself.
+fn tool_event(execution: Execution, after: Option<&Record>) -> Event {
+    if execution.status == ExecStatus::Cancelled
+        && let Some(Record::RunFinished(finished)) = after
+        && is_cancel(finished)
     {
-        let cancel_now: Millis = r.field(finished, "now")?;
-        let reason = r
-            .field::<Option<String>>(finished, "error")?
-            .unwrap_or_default();
+        let reason = finished.error.clone().unwrap_or_default();
         // The kernel itself records exactly this observation for a cancel during the call.
-        if cancel_now == now && output == format!("cancelled: {reason}") {
-            return Ok(Event::Cancel {
-                now: cancel_now,
+        if finished.now == execution.now && execution.output == format!("cancelled: {reason}") {
+            return Event::Cancel {
+                now: finished.now,
                 reason,
-            });
+            };
         }
     }
-    Ok(Event::ToolFinished {
-        now,
-        call_id,
-        observation: Observation {
-            status,
-            exit_code: r.optional::<Option<i32>>(entry, "exit_code")?,
-            output,
-            truncated_bytes: r.field(entry, "truncated_bytes")?,
-            duration_ms: r.field(entry, "duration_ms")?,
-            files_changed: r.optional::<Vec<FileChange>>(entry, "files_changed")?,
-            child_spent: r.optional::<Option<Box<praxis_core::Spent>>>(entry, "child_spent")?,
-        },
-    })
+    Event::ToolFinished {
+        now: execution.now,
+        observation: execution.observation(),
+        call_id: execution.call_id,
+    }
 }
 
 /// The first place two JSON values differ, as `path: expected X got Y` (None: equal).

@@ -1,9 +1,9 @@
 //! A run's status, derived from the ledger alone (the ledger is the truth).
 
-use praxis_core::RunStatus;
+use praxis_core::record::{DriverProcess, RunFinished, RunResumed, RunStarted, WaitingFor, kinds};
+use praxis_core::{RunSpec, RunStatus};
 use praxis_ledger::RunRow;
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 /// One run as lists and `show` present it.
 #[derive(Clone, Debug, Serialize)]
@@ -22,26 +22,32 @@ pub struct RunOverview {
 }
 
 pub fn overview(row: &RunRow) -> RunOverview {
-    let spec = &row.started["spec"];
-    let text = |v: &Value| v.as_str().map(str::to_string);
-    let finished = row.finished.as_ref();
-    let status = match finished {
-        Some(f) => serde_json::from_value(f["status"].clone()).unwrap_or(RunStatus::Failed),
+    // A payload that does not parse leaves its fields empty: a list shows what it can.
+    let started = RunStarted::deserialize(&row.started).ok();
+    let finished = row
+        .finished
+        .as_ref()
+        .and_then(|f| RunFinished::deserialize(f).ok());
+    let resumed = row
+        .resumed
+        .as_ref()
+        .and_then(|r| RunResumed::deserialize(r).ok());
+    let status = match &finished {
+        Some(f) => f.status,
         // A run taken over by a new driver (crash recovery) lives as long as that driver.
-        None if driver_alive(
-            row.resumed
-                .as_ref()
-                .map_or(&row.started["environment"], |r| &r["environment"]),
-        ) =>
+        None if driver_alive(&match (&resumed, &started) {
+            (Some(r), _) => r.driver(),
+            (None, Some(s)) => s.driver(),
+            (None, None) => DriverProcess::default(),
+        }) =>
         {
             // A run resumed while it waited for a decision asks for it again without a new
             // `approval_requested` entry.
-            let resumed_waiting = row.last_kind == praxis_ledger::RUN_RESUMED_KIND
-                && row
-                    .resumed
+            let resumed_waiting = row.last_kind == kinds::RUN_RESUMED
+                && resumed
                     .as_ref()
-                    .is_some_and(|r| r["waiting_for"] == "approval");
-            if row.last_kind == "approval_requested" || resumed_waiting {
+                    .is_some_and(|r| r.waiting_for == WaitingFor::Approval);
+            if row.last_kind == kinds::APPROVAL_REQUESTED || resumed_waiting {
                 RunStatus::AwaitingApproval
             } else {
                 RunStatus::Running
@@ -49,35 +55,36 @@ pub fn overview(row: &RunRow) -> RunOverview {
         }
         None => RunStatus::Interrupted,
     };
+    let spec = started.map(|s| s.spec);
+    let spec_text = |f: fn(&RunSpec) -> &String| spec.as_ref().map(f).cloned().unwrap_or_default();
     RunOverview {
         run_id: row.run_id.clone(),
         status,
         started_at: row.started_at.clone(),
-        task: text(&spec["task"]).unwrap_or_default(),
-        workspace: text(&spec["workspace"]).unwrap_or_default(),
-        provider: text(&spec["provider"]).unwrap_or_default(),
-        stop_reason: finished.and_then(|f| text(&f["stop_reason"])),
-        final_answer: finished.and_then(|f| text(&f["final_answer"])),
-        error: finished.and_then(|f| text(&f["error"])),
-        steps: finished.and_then(|f| f["steps"].as_u64()).unwrap_or(0),
+        task: spec_text(|s| &s.task),
+        workspace: spec_text(|s| &s.workspace),
+        provider: spec_text(|s| &s.provider),
+        stop_reason: finished
+            .as_ref()
+            .map(|f| f.stop_reason.as_str().to_string()),
+        final_answer: finished.as_ref().and_then(|f| f.final_answer.clone()),
+        error: finished.as_ref().and_then(|f| f.error.clone()),
+        steps: finished.as_ref().map_or(0, |f| u64::from(f.steps)),
         last_seq: row.last_seq,
     }
 }
 
 /// Whether the process that drives an unfinished run still exists on this host. A run
 /// without a `run_finished` entry whose driver is gone was interrupted (crash, kill).
-fn driver_alive(environment: &Value) -> bool {
-    let same_host = environment["host"].as_str() == Some(crate::host::hostname().as_str());
-    let Some(pid) = environment["pid"]
-        .as_i64()
-        .and_then(|p| i32::try_from(p).ok())
-    else {
+fn driver_alive(driver: &DriverProcess) -> bool {
+    let same_host = driver.host.as_deref() == Some(crate::host::hostname().as_str());
+    let Some(pid) = driver.pid.and_then(|p| i32::try_from(p).ok()) else {
         return false;
     };
     // A pid can be reused: the process start time (since boot) and the boot id tell a
     // live driver from an unrelated process that got the same pid later.
-    let boot_matches = environment["boot_id"].as_str() == crate::host::boot_id().as_deref();
-    let started = environment["pid_start_ticks"].as_u64();
+    let boot_matches = driver.boot_id.as_deref() == crate::host::boot_id().as_deref();
+    let started = driver.pid_start_ticks;
     same_host
         && boot_matches
         && started.is_some()

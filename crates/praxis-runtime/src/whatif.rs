@@ -8,13 +8,11 @@
 //! it judged each proposal with, so nothing here re-derives its accounting.
 
 use crate::recorded::{self, Reader, RecordError};
-use praxis_core::kernel::kinds;
-use praxis_core::{
-    Authority, Authorization, AuthzRequest, Contracts, Millis, Policy, RunSpec, Spent, Verdict,
-};
-use praxis_ledger::{Entry, Ledger};
+use praxis_core::kernel::{Judgement, judge};
+use praxis_core::record::{ProposalRecord, VerdictKind};
+use praxis_core::{Authority, Contracts, Policy, Record};
+use praxis_ledger::Ledger;
 use serde::Serialize;
-use serde_json::Value;
 use std::sync::Arc;
 
 /// A recorded proposal whose verdict the new writ would change.
@@ -43,114 +41,67 @@ pub fn check(
 ) -> Result<Vec<ChangedVerdict>, RecordError> {
     let entries = recorded::load(ledger, run_id)?;
     let read = Reader { run_id };
-    let first = &entries[0];
-    if first.kind != kinds::RUN_STARTED {
-        return Err(read.malformed(first, "kind", format!("expected `{}`", kinds::RUN_STARTED)));
-    }
-    let spec: RunSpec = read.field(first, "spec")?;
+    let spec = read.run_started(&entries[0])?.spec;
     let policy = Policy::for_run(&spec);
-    let judge = Judge {
-        contracts: &*contracts,
-        policy: &policy,
-        authority: new_authority.as_deref(),
-    };
     let mut changed = Vec::new();
-    // Each proposal entry records the time and consumption the kernel judged it with.
-    for entry in entries.iter().filter(|e| e.kind == kinds::PROPOSAL) {
-        let now: Millis = read.field(entry, "now")?;
-        let spent: Spent = read.field(entry, "spent")?;
-        if let Some(change) = judge.proposal(&read, entry, now, &spent)? {
+    for entry in &entries {
+        let Record::Proposal(proposal) = read.record(entry)? else {
+            continue;
+        };
+        // Each proposal records the time and consumption the kernel judged it with; one the
+        // contract rejected was never judged further, and would be rejected again.
+        let (Some(now), Some(spent)) = (proposal.now, proposal.spent) else {
+            continue;
+        };
+        let judgement = judge(
+            &*contracts,
+            &policy,
+            new_authority.as_deref(),
+            &proposal.tool,
+            &proposal.arguments,
+            now,
+            &spent,
+        );
+        if let Some(change) = compare(entry.seq, &proposal, judgement) {
             changed.push(change);
         }
     }
     Ok(changed)
 }
 
-/// Judges one recorded proposal again.
-struct Judge<'a> {
-    contracts: &'a dyn Contracts,
-    policy: &'a Policy,
-    authority: Option<&'a dyn Authority>,
-}
-
-impl Judge<'_> {
-    fn proposal(
-        &self,
-        read: &Reader<'_>,
-        entry: &Entry,
-        now: Millis,
-        spent: &Spent,
-    ) -> Result<Option<ChangedVerdict>, RecordError> {
-        let tool: String = read.field(entry, "tool")?;
-        let arguments: Value = read.field(entry, "arguments")?;
-        let before: String = read.field(entry, "verdict")?;
-        let old_rule: String = read.field(entry, "rule")?;
-        let old_reason: String = read.field(entry, "reason")?;
-        let (after, reason) = self.verdict(&tool, &arguments, now, spent);
-        if after == before {
-            return Ok(None);
-        }
-        let reason = if after == "allow" {
-            if old_reason.is_empty() {
-                format!("was {old_rule}")
-            } else {
-                format!("was {old_rule}: {old_reason}")
-            }
-        } else {
-            reason
-        };
-        Ok(Some(ChangedVerdict {
-            seq: entry.seq,
-            tool,
-            before,
-            after,
-            reason,
-        }))
-    }
-
-    /// The verdict kind and `RULE: REASON`, as the kernel would decide it.
-    fn verdict(
-        &self,
-        tool: &str,
-        arguments: &Value,
-        now: Millis,
-        spent: &Spent,
-    ) -> (String, String) {
-        // The kernel rejects non-object arguments before compiling, as a contract rejection.
-        let compiled = if arguments.is_object() {
-            self.contracts.compile(tool, arguments)
-        } else {
-            return (
-                "deny".into(),
-                format!("contract: arguments must be a JSON object, got {arguments}"),
-            );
-        };
-        let compiled = match compiled {
-            Ok(compiled) => compiled,
-            Err(error) => return ("deny".into(), format!("contract: {error}")),
-        };
-        let mut verdict = self.policy.evaluate(tool, &compiled);
-        if let (Verdict::Allow { .. }, Some(authority)) = (&verdict, self.authority) {
-            let resources = self.policy.normalized(&compiled.resources);
-            let request = AuthzRequest {
-                tool,
-                arguments,
-                effect: compiled.effect,
-                resources: &resources,
-                now,
-                spent,
+/// The change from the recorded verdict to the new judgement, if any.
+fn compare(seq: u64, recorded: &ProposalRecord, judgement: Judgement) -> Option<ChangedVerdict> {
+    let (after, reason) = match judgement {
+        Judgement::Rejected(error) => (VerdictKind::Deny, format!("contract: {error}")),
+        Judgement::Exhausted { rule, reason, .. } => (
+            VerdictKind::Deny,
+            format!("{rule}: budget exhausted: {reason}"),
+        ),
+        Judgement::Judged { verdict, .. } => {
+            let reason = match verdict.reason() {
+                "" => verdict.rule().to_string(),
+                why => format!("{}: {why}", verdict.rule()),
             };
-            match authority.authorize(&request) {
-                Authorization::Verdict(v) => verdict = v,
-                Authorization::Exhausted { rule, reason } => {
-                    return ("deny".into(), format!("{rule}: budget exhausted: {reason}"));
-                }
-            }
+            (VerdictKind::of(&verdict), reason)
         }
-        let reason = match verdict.reason() {
-            "" => verdict.rule().to_string(),
-            why => format!("{}: {why}", verdict.rule()),
-        };
-        (verdict.kind().to_string(), reason)
+    };
+    if after == recorded.verdict {
+        return None;
     }
+    let reason = if after == VerdictKind::Allow {
+        if recorded.reason.is_empty() {
+            format!("was {}", recorded.rule)
+        } else {
+            format!("was {}: {}", recorded.rule, recorded.reason)
+        }
+    } else {
+        reason
+    };
+    Some(ChangedVerdict {
+        seq,
+        tool: recorded.tool.clone(),
+        before: recorded.verdict.as_str().to_string(),
+        after: after.as_str().to_string(),
+        reason,
+    })
 }

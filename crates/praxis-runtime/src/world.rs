@@ -4,10 +4,9 @@
 //! read, so this works after it was changed or deleted.
 
 use crate::recorded::{self, Reader, RecordError};
-use praxis_core::FileChange;
-use praxis_core::kernel::kinds;
+use praxis_core::record::{Manifest, kinds};
+use praxis_core::{FileChange, Record};
 use praxis_ledger::{Entry, Ledger, LedgerError};
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +58,7 @@ pub fn world_at(ledger: &dyn Ledger, run_id: &str, at: Option<u64>) -> Result<Wo
             last,
         });
     }
+    let read = Reader { run_id };
     // The snapshot is the state before anything ran, so it is the base even for `at` = 1.
     let snapshot = entries
         .iter()
@@ -66,6 +66,9 @@ pub fn world_at(ledger: &dyn Ledger, run_id: &str, at: Option<u64>) -> Result<Wo
         .ok_or_else(|| WorldError::NoSnapshot {
             run_id: run_id.to_string(),
         })?;
+    let Record::WorkspaceSnapshot(start) = read.record(snapshot)? else {
+        unreachable!("found by kind")
+    };
     let mut world = World {
         run_id: run_id.to_string(),
         at,
@@ -73,12 +76,11 @@ pub fn world_at(ledger: &dyn Ledger, run_id: &str, at: Option<u64>) -> Result<Wo
         unknown: BTreeMap::new(),
         changed: BTreeSet::new(),
     };
-    world.load_manifest(snapshot)?;
-    for entry in entries
-        .iter()
-        .filter(|e| e.seq <= at && e.kind == kinds::EXECUTION)
-    {
-        world.apply(entry)?;
+    world.load_manifest(snapshot, start.files)?;
+    for entry in entries.iter().filter(|e| e.seq <= at) {
+        if let Record::Execution(execution) = read.record(entry)? {
+            world.apply(execution.files_changed);
+        }
     }
     Ok(world)
 }
@@ -132,28 +134,23 @@ impl World {
         .into()
     }
 
-    /// `{path: {"blob": id, "size": n} | {"size": n, "skipped": why}}`
-    fn load_manifest(&mut self, snapshot: &Entry) -> Result<(), WorldError> {
-        let Some(files) = snapshot.payload.get("files").and_then(Value::as_object) else {
-            return Err(self.malformed(snapshot, "files", "expected an object of paths"));
-        };
-        for (path, file) in files {
-            let field = format!("files.{path}");
-            match (file.get("blob"), file.get("skipped")) {
-                (Some(Value::String(blob)), _) => {
-                    self.files.insert(path.clone(), Some(blob.clone()));
+    /// Each file of the start manifest has a blob, or says why its content was skipped.
+    fn load_manifest(&mut self, snapshot: &Entry, manifest: Manifest) -> Result<(), WorldError> {
+        for (path, file) in manifest {
+            match (file.blob, file.skipped) {
+                (Some(blob), _) => {
+                    self.files.insert(path, Some(blob));
                 }
                 (None, Some(why)) => {
                     self.files.insert(path.clone(), None);
-                    let why = why.as_str().unwrap_or("skipped");
                     self.unknown
-                        .insert(path.clone(), format!("skipped at the start: {why}"));
+                        .insert(path, format!("skipped at the start: {why}"));
                 }
-                _ => {
+                (None, None) => {
                     return Err(self.malformed(
                         snapshot,
-                        &field,
-                        format!("expected {{\"blob\": ID}} or {{\"skipped\": WHY}}, got {file}"),
+                        &format!("files.{path}"),
+                        "expected a blob or why the content was skipped",
                     ));
                 }
             }
@@ -161,11 +158,7 @@ impl World {
         Ok(())
     }
 
-    fn apply(&mut self, execution: &Entry) -> Result<(), WorldError> {
-        let changes: Vec<FileChange> = Reader {
-            run_id: &self.run_id,
-        }
-        .optional(execution, "files_changed")?;
+    fn apply(&mut self, changes: Vec<FileChange>) {
         for change in changes {
             match change.after {
                 Some(blob) => {
@@ -179,7 +172,6 @@ impl World {
             }
             self.changed.insert(change.path);
         }
-        Ok(())
     }
 }
 

@@ -348,3 +348,25 @@ async fn two_runs_sharing_two_steps_diverge_at_the_third() {
     assert_eq!((same.common_prefix, same.divergence), (5, None));
     assert!(same.files.is_empty() && same.rest_a.is_empty());
 }
+
+/// A proposal its tool's contract rejected was never judged (it records no time or
+/// consumption): what-if leaves it alone and still judges the rest, instead of failing on
+/// the fields a contract rejection does not have.
+#[tokio::test]
+async fn what_if_skips_contract_rejections_and_judges_the_rest() {
+    let s = Setup::new();
+    let script = json!({"turns": [
+        call("c1", "no_such_tool", json!({"x": 1})),
+        call("c2", "fs_write", json!({"path": "notes.txt", "content": "n\n"})),
+        {"content": "done"}
+    ]});
+    let run_id = s.run(&writ_spec(LOOSE, ""), script).await;
+    let seqs = s.proposal_seqs(&run_id);
+    assert_eq!(seqs.len(), 2);
+    let changed = s.check(&run_id, Some(&writ_spec(STRICT, "")));
+    let summary: Vec<(u64, &str, &str)> = changed
+        .iter()
+        .map(|c| (c.seq, c.before.as_str(), c.after.as_str()))
+        .collect();
+    assert_eq!(summary, vec![(seqs[1], "allow", "deny")]);
+}

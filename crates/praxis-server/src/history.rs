@@ -9,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::Ledger;
 use praxis_runtime::compare::{CompareError, diff_runs};
 use praxis_runtime::recorded::RecordError;
@@ -406,7 +407,8 @@ pub(crate) async fn branch_run(
         // this one is what the run shows while it waits in the queue.
         let mut spec: praxis_core::RunSpec = entries
             .first()
-            .and_then(|e| serde_json::from_value(e.payload["spec"].clone()).ok())
+            .and_then(|e| parse_payload::<RunStarted>(kinds::RUN_STARTED, &e.payload).ok())
+            .map(|started| started.spec)
             .ok_or_else(|| {
                 ApiError::internal(format!("run {origin}: its recorded spec is unreadable"))
             })?;

@@ -4,7 +4,9 @@
 //! live process knows on top of it.
 
 use crate::metrics::Metrics;
+use praxis_core::Record;
 use praxis_core::RunStatus;
+use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Entry, Ledger, SqliteLedger};
 use praxis_runtime::{
@@ -630,12 +632,16 @@ impl Counters {
         let mut c = Counters::default();
         for e in entries {
             match e.kind.as_str() {
-                "model_response" => {
+                kinds::MODEL_RESPONSE => {
                     c.steps += 1;
-                    c.input_tokens += e.payload["usage"]["input_tokens"].as_u64().unwrap_or(0);
-                    c.output_tokens += e.payload["usage"]["output_tokens"].as_u64().unwrap_or(0);
+                    if let Ok(Record::ModelResponse(response)) =
+                        Record::from_entry(&e.kind, &e.payload)
+                    {
+                        c.input_tokens += response.usage.input_tokens;
+                        c.output_tokens += response.usage.output_tokens;
+                    }
                 }
-                "execution" => c.tool_calls += 1,
+                kinds::EXECUTION => c.tool_calls += 1,
                 _ => {}
             }
         }
@@ -696,8 +702,8 @@ pub(crate) fn recover_run(
     let run_id = &row.run_id;
     let note = match manager.tokens.run_tenant(run_id) {
         Ok(Some(tenant)) => {
-            let spec = serde_json::from_value::<praxis_core::RunSpec>(row.started["spec"].clone());
-            match spec.ok().and_then(|spec| resume(&spec)) {
+            let started = parse_payload::<RunStarted>(kinds::RUN_STARTED, &row.started);
+            match started.ok().and_then(|started| resume(&started.spec)) {
                 Some(options) => match manager.admit(run_id.clone(), tenant, options, Job::Resume, true)
                 {
                     Ok(_) => "resumed after a server restart".to_string(),

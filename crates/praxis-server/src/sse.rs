@@ -13,6 +13,7 @@ use crate::metrics::{Metrics, SseClient};
 use crate::runs::{Live, Manager};
 use axum::response::sse::Event;
 use praxis_core::RunStatus;
+use praxis_core::record::Delta;
 use praxis_ledger::{Entry, Ledger, RUN_FINISHED_KIND};
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -141,9 +142,12 @@ impl Feed {
                         }
                         Ok(Live::Delta(text)) => {
                             return Some(
-                                Event::default()
-                                    .event("delta")
-                                    .data(serde_json::json!({ "text": &*text }).to_string()),
+                                Event::default().event("delta").data(
+                                    serde_json::to_string(&Delta {
+                                        text: text.to_string(),
+                                    })
+                                    .unwrap_or_default(),
+                                ),
                             );
                         }
                         Ok(Live::Done) | Err(broadcast::error::RecvError::Closed) => {

@@ -365,6 +365,21 @@ async fn run_lifecycle_with_an_inline_script() {
         );
     }
     assert!(doc["components"]["schemas"]["CreateRun"].is_object());
+    assert!(doc["paths"]["/v1/schema/records"].is_object());
+    // The published record and feed schemas, as committed in the repository.
+    for (route, file) in [
+        ("/v1/schema/records", "records.schema.json"),
+        ("/v1/schema/feed", "feed.schema.json"),
+    ] {
+        let (status, schema) = h.get(route).await;
+        assert_eq!(status, StatusCode::OK, "{route}");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../schema")
+            .join(file);
+        let committed: Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(schema, committed, "{route}");
+    }
     let (status, ready) = h.get("/ready").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ready["ledger"]["quick_check"], "ok");

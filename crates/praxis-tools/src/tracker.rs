@@ -9,8 +9,8 @@
 //! (`after: None`), like a deletion.
 
 use crate::Workspace;
+use praxis_core::record::{Manifest, ManifestFile};
 use praxis_core::{FileChange, blob_id};
-use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -96,7 +96,7 @@ impl WorkspaceTracker {
     /// Walks and reads the whole workspace. Returns the tracker, the manifest
     /// `{ "rel/path": {"blob": ID, "size": N} | {"size": N, "skipped": WHY}, ... }` and the
     /// distinct blobs.
-    pub fn capture(ws: &Workspace, limits: CaptureLimits) -> (Self, Value, Vec<Vec<u8>>) {
+    pub fn capture(ws: &Workspace, limits: CaptureLimits) -> (Self, Manifest, Vec<Vec<u8>>) {
         let mut tracker = WorkspaceTracker {
             ws: ws.clone(),
             limits,
@@ -104,7 +104,7 @@ impl WorkspaceTracker {
             known_blobs: HashSet::new(),
             truncated: false,
         };
-        let mut manifest = Map::new();
+        let mut manifest = Manifest::new();
         let mut blobs = Vec::new();
         let mut budget = tracker.limits.max_total_bytes;
         for rel in tracker.walk() {
@@ -115,7 +115,14 @@ impl WorkspaceTracker {
             match tracker.read_state(&abs, &meta, &mut budget) {
                 Ok((state, content)) => {
                     let blob = state.blob.clone().unwrap_or_default();
-                    manifest.insert(rel.clone(), json!({"blob": blob, "size": state.size}));
+                    manifest.insert(
+                        rel.clone(),
+                        ManifestFile {
+                            blob: Some(blob.clone()),
+                            size: state.size,
+                            skipped: None,
+                        },
+                    );
                     if let Some(bytes) = content
                         && tracker.known_blobs.insert(blob)
                     {
@@ -126,13 +133,17 @@ impl WorkspaceTracker {
                 Err((state, skip)) => {
                     manifest.insert(
                         rel.clone(),
-                        json!({"size": state.size, "skipped": skip.reason()}),
+                        ManifestFile {
+                            blob: None,
+                            size: state.size,
+                            skipped: Some(skip.reason().to_string()),
+                        },
                     );
                     tracker.files.insert(rel, state);
                 }
             }
         }
-        (tracker, Value::Object(manifest), blobs)
+        (tracker, manifest, blobs)
     }
 
     /// Whether the last walk stopped at `max_files` (files beyond it are not tracked).
@@ -282,6 +293,7 @@ impl WorkspaceTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::fs;
 
     // The runtime moves the tracker into `spawn_blocking`.
@@ -311,7 +323,7 @@ mod tests {
         let (tracker, manifest, blobs) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
         let alpha = blob_id(b"alpha");
         assert_eq!(
-            manifest,
+            serde_json::to_value(&manifest).unwrap(),
             json!({
                 ".gitignore": {"blob": blob_id(b"target/\n"), "size": 8},
                 "src/a.txt": {"blob": alpha, "size": 5},
@@ -335,14 +347,18 @@ mod tests {
         let (_t, manifest, _b) = WorkspaceTracker::capture(&ws, limits);
         assert_eq!(
             manifest["big.txt"],
-            json!({"size": 10, "skipped": "larger than max_file_bytes"})
+            ManifestFile {
+                blob: None,
+                size: 10,
+                skipped: Some("larger than max_file_bytes".into())
+            }
         );
         let limits = CaptureLimits {
             max_files: 2,
             ..CaptureLimits::default()
         };
         let (t, manifest, _b) = WorkspaceTracker::capture(&ws, limits);
-        assert_eq!(manifest.as_object().unwrap().len(), 2);
+        assert_eq!(manifest.len(), 2);
         assert!(t.truncated());
     }
 
@@ -469,7 +485,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
         std::os::unix::fs::symlink(outside.path(), dir.path().join("dirlink")).unwrap();
         let (mut tracker, manifest, _b) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
-        assert!(manifest.get("link").is_none());
+        assert!(!manifest.contains_key("link"));
         let hints = ["link".to_string(), "dirlink/secret".to_string()];
         assert_eq!(tracker.refresh(&hints), (vec![], vec![]));
     }

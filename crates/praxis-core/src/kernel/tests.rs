@@ -1,6 +1,7 @@
 use super::*;
-use crate::contract::Compiled;
+use crate::contract::{CompileError, Compiled};
 use proptest::prelude::*;
+use serde_json::{Value, json};
 
 /// A small contract catalogue: fs_read (read), fs_write (write), shell (exec).
 struct FakeContracts;
@@ -87,7 +88,7 @@ fn start(k: &mut Kernel) -> Vec<Command> {
     k.handle(Event::Start {
         now: 1_000,
         environment: json!({"host": "test"}),
-        workspace_files: json!({"a.txt": {}}),
+        workspace_files: Some(manifest()),
     })
     .unwrap()
 }
@@ -122,7 +123,7 @@ fn finished(id: &str, output: &str) -> Event {
 fn kinds_of(cmds: &[Command]) -> Vec<&'static str> {
     cmds.iter()
         .map(|c| match c {
-            Command::Record(r) => r.kind,
+            Command::Record(r) => r.kind(),
             Command::CallModel(_) => "CALL_MODEL",
             Command::Execute(_) => "EXECUTE",
             Command::AwaitApproval(_) => "AWAIT_APPROVAL",
@@ -131,10 +132,20 @@ fn kinds_of(cmds: &[Command]) -> Vec<&'static str> {
         .collect()
 }
 
-fn records<'a>(cmds: &'a [Command], kind: &str) -> Vec<&'a Value> {
+fn manifest() -> crate::record::Manifest {
+    let file = crate::record::ManifestFile {
+        blob: Some("b".repeat(64)),
+        size: 1,
+        skipped: None,
+    };
+    [("a.txt".to_string(), file)].into()
+}
+
+/// The payloads (as the ledger stores them) of the records of `kind`.
+fn records(cmds: &[Command], kind: &str) -> Vec<Value> {
     cmds.iter()
         .filter_map(|c| match c {
-            Command::Record(r) if r.kind == kind => Some(&r.payload),
+            Command::Record(r) if r.kind() == kind => Some(r.to_payload()),
             _ => None,
         })
         .collect()
@@ -246,7 +257,7 @@ fn allowed_call_is_recorded_before_it_executes_then_observed() {
         kinds_of(&cmds),
         vec!["model_response", "proposal", "EXECUTE"]
     );
-    let p = records(&cmds, "proposal")[0];
+    let p = records(&cmds, "proposal")[0].clone();
     assert_eq!(
         (p["verdict"].as_str(), p["rule"].as_str()),
         (Some("allow"), Some("default_allow"))
@@ -263,7 +274,7 @@ fn allowed_call_is_recorded_before_it_executes_then_observed() {
 
     let cmds = k.handle(finished("c1", "# Title")).unwrap();
     assert_eq!(kinds_of(&cmds), vec!["execution", "CALL_MODEL"]);
-    let e = records(&cmds, "execution")[0];
+    let e = records(&cmds, "execution")[0].clone();
     assert_eq!(
         (e["status"].as_str(), e["outcome"].as_str()),
         (Some("ok"), Some("committed"))
@@ -359,7 +370,7 @@ fn policy_denial_is_recorded_observed_and_the_run_goes_on() {
         kinds_of(&cmds),
         vec!["model_response", "proposal", "CALL_MODEL"]
     );
-    let p = records(&cmds, "proposal")[0];
+    let p = records(&cmds, "proposal")[0].clone();
     assert_eq!(p["verdict"], "deny");
     assert_eq!(p["rule"], "workspace_confinement");
     assert_eq!(p["outcome"], "rejected");
@@ -407,7 +418,7 @@ fn contract_rejections_count_as_unusable_and_three_in_a_row_stop_the_run() {
     let cmds = k
         .handle(reply("", vec![call("c1", "nope", json!({}))]))
         .unwrap();
-    let p = records(&cmds, "proposal")[0];
+    let p = records(&cmds, "proposal")[0].clone();
     assert_eq!(
         (p["verdict"].as_str(), p["rule"].as_str()),
         (Some("deny"), Some("contract"))
@@ -487,7 +498,7 @@ fn cmd_blocks_become_shell_intents_with_results_in_one_message() {
             vec![],
         ))
         .unwrap();
-    let p = records(&cmds, "proposal")[0];
+    let p = records(&cmds, "proposal")[0].clone();
     assert_eq!(
         (p["tool"].as_str(), p["source"].as_str()),
         (Some("shell"), Some("cmd_block"))
@@ -716,15 +727,15 @@ proptest! {
         for (i, c) in cmds.iter().enumerate() {
             if let Command::Execute(x) = c {
                 let recorded = cmds[..i].iter().rev().find_map(|c| match c {
-                    Command::Record(r) if r.kind == kinds::PROPOSAL && r.payload["call_id"] == x.call_id.as_str() => Some(&r.payload),
+                    Command::Record(crate::record::Record::Proposal(p)) if p.call_id == x.call_id => Some(p),
                     _ => None,
                 });
                 let p = recorded.expect("proposal recorded before execution");
-                prop_assert_eq!(p["verdict"].as_str(), Some("allow"));
+                prop_assert_eq!(p.verdict, crate::record::VerdictKind::Allow);
             }
         }
         prop_assert!(matches!(cmds.last(), Some(Command::Finish(_))));
-        prop_assert_eq!(cmds.iter().filter(|c| matches!(c, Command::Record(r) if r.kind == kinds::RUN_FINISHED)).count(), 1);
+        prop_assert_eq!(cmds.iter().filter(|c| matches!(c, Command::Record(r) if r.kind() == kinds::RUN_FINISHED)).count(), 1);
     }
 
     /// The kernel is deterministic: the same events yield the same commands (replay rests on this).
@@ -818,7 +829,7 @@ fn the_writ_is_recorded_and_its_denials_name_the_rule() {
             vec![call("s", "shell", json!({"command": "ls"}))],
         ))
         .unwrap();
-    let p = records(&cmds, "proposal")[0];
+    let p = records(&cmds, "proposal")[0].clone();
     assert_eq!(
         (p["verdict"].as_str(), p["rule"].as_str()),
         (Some("deny"), Some("writ.tools"))
@@ -858,7 +869,7 @@ fn a_proposal_over_budget_is_denied_and_ends_the_run() {
         kinds_of(&cmds),
         vec!["model_response", "proposal", "run_finished", "FINISH"]
     );
-    let p = records(&cmds, "proposal")[0];
+    let p = records(&cmds, "proposal")[0].clone();
     assert_eq!(
         (p["verdict"].as_str(), p["rule"].as_str()),
         (Some("deny"), Some("writ.budget.tool_calls"))
@@ -1132,9 +1143,13 @@ fn branch_event(workspace: &str) -> Event {
             ..spec()
         },
         environment: json!({"host": "b"}),
-        origin: json!({"run_id": "origin", "seq": 2, "hash": "h"}),
+        origin: crate::record::BranchOrigin {
+            run_id: "origin".into(),
+            seq: 2,
+            hash: "h".into(),
+        },
         note: Some("Try a different approach.".into()),
-        workspace_files: json!({"a.txt": {}}),
+        workspace_files: Some(manifest()),
     }
 }
 
@@ -1147,7 +1162,7 @@ fn branch_starts_a_new_chain_and_asks_the_model_again() {
         kinds_of(&cmds),
         vec!["run_started", "workspace_snapshot", "CALL_MODEL"]
     );
-    let started = records(&cmds, "run_started")[0];
+    let started = records(&cmds, "run_started")[0].clone();
     assert_eq!(started["branch"]["run_id"], "origin");
     assert_eq!(started["spec"]["workspace"], "/branch");
     assert_eq!(started["spec"]["provider"], "other");
@@ -1225,7 +1240,7 @@ fn truncation_drops_the_oldest_observations_and_records_them() {
     let cmds = big_reads(&mut k, 4);
     let compactions = records(&cmds, "compaction");
     assert_eq!(compactions.len(), 1, "{cmds:?}");
-    let c = compactions[0];
+    let c = &compactions[0];
     assert_eq!(c["mode"], "truncate");
     assert!(c["tokens_after"].as_u64() < c["tokens_before"].as_u64());
     assert!(c["tokens_after"].as_u64().unwrap() <= 1_600, "{c}");
@@ -1275,7 +1290,7 @@ fn summarize_asks_the_model_then_replaces_older_turns() {
         })
         .unwrap();
     assert_eq!(kinds_of(&cmds), vec!["compaction", "CALL_MODEL"]);
-    let c = records(&cmds, "compaction")[0];
+    let c = records(&cmds, "compaction")[0].clone();
     assert_eq!(c["mode"], "summarize");
     assert_eq!(c["summary"], "read a.txt several times");
     let req = last_request(&cmds);
@@ -1304,7 +1319,7 @@ fn a_failed_summary_falls_back_to_truncation() {
         })
         .unwrap();
     assert_eq!(kinds_of(&cmds), vec!["compaction", "CALL_MODEL"]);
-    let c = records(&cmds, "compaction")[0];
+    let c = records(&cmds, "compaction")[0].clone();
     assert_eq!(c["mode"], "truncate");
     assert_eq!(c["summary_error"], "HTTP 500");
     assert!(!last_request(&cmds).is_compaction());

@@ -63,6 +63,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/approvals", get(list_approvals))
         .route("/v1/approvals/{id}", post(decide_approval))
         .route("/v1/tools", get(list_tools))
+        .route("/v1/schema/records", get(records_schema))
+        .route("/v1/schema/feed", get(feed_schema))
         .route("/v1/writs/verify", post(verify_writ))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))

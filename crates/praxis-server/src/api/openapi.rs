@@ -30,6 +30,8 @@ use utoipa::OpenApi;
         list_approvals,
         decide_approval,
         list_tools,
+        records_schema,
+        feed_schema,
         verify_writ,
         health,
         ready,

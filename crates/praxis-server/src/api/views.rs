@@ -4,8 +4,10 @@ use crate::api::dto::*;
 use crate::api::{ApiError, DEFAULT_TENANT, Shared};
 use crate::runs::{Counters, Ghost, Known, row_of};
 use praxis_core::RunStatus;
+use praxis_core::record::RunFinished;
 use praxis_ledger::{Entry, Ledger};
 use praxis_runtime::overview;
+use serde::Deserialize;
 
 impl Shared {
     /// The view of a run, from the ledger plus what this process knows live.
@@ -103,11 +105,15 @@ pub(crate) fn ledger_view(
 ) -> RunView {
     let o = overview(row);
     let counters = Counters::from_entries(entries);
-    let finished = row.finished.as_ref();
+    let finished = row
+        .finished
+        .as_ref()
+        .and_then(|f| RunFinished::deserialize(f).ok());
+    let finished = finished.as_ref();
     let usage = finished
         .map(|f| UsageView {
-            input_tokens: f["usage"]["input_tokens"].as_u64().unwrap_or(0),
-            output_tokens: f["usage"]["output_tokens"].as_u64().unwrap_or(0),
+            input_tokens: f.usage.input_tokens,
+            output_tokens: f.usage.output_tokens,
         })
         .unwrap_or(UsageView {
             input_tokens: counters.input_tokens,
@@ -121,12 +127,8 @@ pub(crate) fn ledger_view(
         stop_reason: o.stop_reason,
         final_answer: o.final_answer,
         error: o.error,
-        steps: finished
-            .and_then(|f| f["steps"].as_u64())
-            .unwrap_or(counters.steps),
-        tool_calls: finished
-            .and_then(|f| f["tool_calls"].as_u64())
-            .unwrap_or(counters.tool_calls),
+        steps: finished.map_or(counters.steps, |f| u64::from(f.steps)),
+        tool_calls: finished.map_or(counters.tool_calls, |f| u64::from(f.tool_calls)),
         usage,
         task: o.task,
         workspace: o.workspace,

@@ -72,6 +72,20 @@ pub(crate) async fn verify_writ(
     .await
 }
 
+/// The JSON Schema of ledger records (`schema/records.schema.json` in the repository).
+#[utoipa::path(get, path = "/v1/schema/records", security(("bearer" = [])),
+    responses((status = 200, description = "JSON Schema of every ledger record kind")))]
+pub(crate) async fn records_schema() -> Json<Value> {
+    Json(praxis_core::record::record_schema())
+}
+
+/// The JSON Schema of the live feed's event data (`schema/feed.schema.json`).
+#[utoipa::path(get, path = "/v1/schema/feed", security(("bearer" = [])),
+    responses((status = 200, description = "JSON Schema of the events of /v1/runs/{id}/events")))]
+pub(crate) async fn feed_schema() -> Json<Value> {
+    Json(praxis_core::record::feed_schema())
+}
+
 #[utoipa::path(get, path = "/health", responses((status = 200, description = "The process is up")))]
 pub(crate) async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))

@@ -11,6 +11,7 @@ use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use praxis_core::RunStatus;
+use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::Ledger;
 use praxis_runtime::new_run_id;
 use serde_json::json;
@@ -288,7 +289,8 @@ pub(crate) async fn resume_run(
         let entries = shared.manager.ledger.entries(&id, 0)?;
         let spec: praxis_core::RunSpec = entries
             .first()
-            .and_then(|e| serde_json::from_value(e.payload["spec"].clone()).ok())
+            .and_then(|e| parse_payload::<RunStarted>(kinds::RUN_STARTED, &e.payload).ok())
+            .map(|started| started.spec)
             .ok_or_else(|| {
                 ApiError::internal(format!("run {id}: its recorded spec is unreadable"))
             })?;

@@ -1,0 +1,91 @@
+//! What goes into the kernel (events) and what comes out (commands).
+
+use crate::record::{BranchOrigin, Manifest, Record, RunResult};
+use crate::types::*;
+use serde_json::Value;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// `environment` describes the host (recorded as is); `workspace_files` is the start
+    /// state manifest (recorded as a `workspace_snapshot` entry when present).
+    Start {
+        now: Millis,
+        environment: Value,
+        workspace_files: Option<Manifest>,
+    },
+    ModelReplied {
+        now: Millis,
+        response: ModelResponse,
+    },
+    ModelFailed {
+        now: Millis,
+        error: String,
+    },
+    ToolFinished {
+        now: Millis,
+        call_id: String,
+        observation: Observation,
+    },
+    ApprovalDecided {
+        now: Millis,
+        call_id: String,
+        approved: bool,
+        by: String,
+        reason: String,
+    },
+    Cancel {
+        now: Millis,
+        reason: String,
+    },
+    /// A new driver takes over a run whose driver died (crash recovery); valid while the
+    /// kernel waits for the model, a tool or an approval. `environment` describes the new
+    /// driver's host and process.
+    Resume {
+        now: Millis,
+        environment: Value,
+    },
+    /// This kernel, restored to a point where it waits for the model, continues as a new run
+    /// (a branch): `spec` is the new run's (its own workspace, provider, limits), `origin`
+    /// names the run and entry the history is taken from, `note` is an extra instruction for
+    /// the model, and `workspace_files` the new workspace's start manifest.
+    Branch {
+        now: Millis,
+        spec: RunSpec,
+        environment: Value,
+        origin: BranchOrigin,
+        note: Option<String>,
+        workspace_files: Option<Manifest>,
+    },
+}
+
+/// An allowed proposal, ready for the tool fabric.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecRequest {
+    pub call_id: String,
+    pub tool: String,
+    pub arguments: Value,
+    pub effect: Effect,
+    pub resources: Vec<Resource>,
+    /// The run's wall-clock deadline: tools must not run past it.
+    pub deadline: Option<Millis>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    Record(Record),
+    CallModel(ModelRequest),
+    Execute(ExecRequest),
+    AwaitApproval(Proposal),
+    Finish(RunResult),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    #[error("event {event} is not expected while the kernel is {phase}")]
+    UnexpectedEvent {
+        event: &'static str,
+        phase: &'static str,
+    },
+    #[error("tool result for call `{got}` but call `{expected}` is in flight")]
+    WrongCall { expected: String, got: String },
+}
