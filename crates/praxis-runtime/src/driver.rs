@@ -631,13 +631,45 @@ impl Drive<'_> {
         self.ctx.deadline = request.deadline.map(instant_of);
         let started = Instant::now();
         let delegating = request.tool == delegate::NAME;
-        let mut observation = tokio::select! {
+        // The run's deadline holds even while a tool hangs (a read blocked on a FIFO, a
+        // stuck thread): the call is abandoned there and the kernel stops the run.
+        let deadline_at = self.ctx.deadline;
+        let deadline = async move {
+            match deadline_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let ended = tokio::select! {
             biased;
             // Dropping the tool future kills its process group.
-            reason = Cancel::cancelled(cancel.0.subscribe()) => return Ok(Event::Cancel { now: now_millis(), reason }),
+            reason = Cancel::cancelled(cancel.0.subscribe()) => Ended::Cancelled(reason),
+            () = deadline => Ended::Deadline,
             // A sub-run shares the cancel handle and stops by itself.
-            observation = delegate(&self.run_id, self.observer, &request, context), if delegating => observation,
-            observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()), if !delegating => observation,
+            observation = delegate(&self.run_id, self.observer, &request, context), if delegating => Ended::Done(observation),
+            observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()), if !delegating => Ended::Done(observation),
+        };
+        // At or past the deadline when it struck, so the kernel stops the run there.
+        let mut now = now_millis();
+        let mut observation = match ended {
+            Ended::Done(observation) => observation,
+            Ended::Cancelled(reason) => {
+                // A call that does not answer its cancel (blocked in the kernel) dies with
+                // its worker; the next call starts a new one.
+                self.ctx.abandon_calls_in_flight();
+                return Ok(Event::Cancel { now, reason });
+            }
+            Ended::Deadline => {
+                self.ctx.abandon_calls_in_flight();
+                now = now.max(request.deadline.unwrap_or(0));
+                Observation {
+                    status: praxis_core::ExecStatus::Timeout,
+                    ..Observation::error(format!(
+                        "`{}` was stopped at the run's deadline (max_seconds) and abandoned",
+                        request.tool
+                    ))
+                }
+            }
         };
         if observation.duration_ms == 0 {
             observation.duration_ms = started.elapsed().as_millis() as u64;
@@ -646,7 +678,7 @@ impl Drive<'_> {
             self.track_changes(&request, &mut observation).await?;
         }
         Ok(Event::ToolFinished {
-            now: now_millis(),
+            now: now.max(now_millis()),
             call_id: request.call_id,
             observation,
         })
@@ -683,6 +715,14 @@ impl Drive<'_> {
         observation.files_changed = changes;
         Ok(())
     }
+}
+
+/// How a tool call ended in the driver.
+enum Ended {
+    Done(Observation),
+    Cancelled(String),
+    /// The run's deadline struck while the call ran.
+    Deadline,
 }
 
 /// One model call, streaming deltas to the observer; a cancel wins over a slow model.

@@ -21,9 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering as AtomicOrdering};
 
-/// The tools the worker executes; the others (pure reads, `delegate`) stay in-process.
-pub const WORKER_TOOLS: [&str; 5] = ["shell", "test_run", "fs_write", "fs_patch", "http"];
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FabricChoice {
@@ -197,6 +194,18 @@ impl Fabric {
         match self {
             Fabric::InProcess { .. } => "in-process",
             Fabric::Worker(_) => "worker",
+        }
+    }
+}
+
+impl ExecContext {
+    /// After the driver abandoned a call (cancel, the run's deadline): a worker is killed
+    /// with whatever it still runs, since a call blocked in the kernel cannot answer a
+    /// cancel. In-process calls were dropped already; a thread blocked in a read stays
+    /// blocked (one reason the in-process fabric is for tests and development).
+    pub fn abandon_calls_in_flight(&self) {
+        if let Fabric::Worker(worker) = &self.fabric {
+            worker.kill();
         }
     }
 }

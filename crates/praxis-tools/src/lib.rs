@@ -28,6 +28,20 @@ pub use workspace::{Workspace, WorkspaceError};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Where a tool's calls execute when the run has a worker (part of the tool's contract, so
+/// no list of names decides it). With the in-process fabric (tests, `--fabric in-process`)
+/// every tool runs in the runtime process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// In the run's confined worker process: every tool that opens a workspace file, starts
+    /// a command or uses the network. The runtime process never opens a workspace file.
+    Worker,
+    /// In the runtime's driver: tools that touch nothing themselves (`delegate` starts a
+    /// sub-run, which has its own worker).
+    Driver,
+}
+
 /// A tool's contract: its schema and effect (the spec), the resources a call touches (pure,
 /// used by the kernel before anything runs), and the execution itself.
 pub trait ToolContract: Send + Sync {
@@ -42,6 +56,11 @@ pub trait ToolContract: Send + Sync {
     /// `Observation` with status `error` (never a panic). Dropping the future cancels the
     /// call and kills any process it started.
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation>;
+
+    /// Where calls run when the run has a worker. The safe default: in the worker.
+    fn placement(&self) -> Placement {
+        Placement::Worker
+    }
 }
 
 /// Caps applied to every tool call, and the sandbox the run's tools execute in.

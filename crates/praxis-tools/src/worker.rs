@@ -1,6 +1,8 @@
-//! The worker: a long-lived helper process (`praxis worker`) that executes the side-effecting
-//! tools (`shell`, `test_run`, `fs_write`, `fs_patch`, `http`) for one run, with every
-//! command it starts confined by the sandbox.
+//! The worker: a long-lived helper process (`praxis worker`) that executes every tool whose
+//! [`Placement`] is the worker (every file tool, reads included, commands and `http`) for
+//! one run, and tracks the run's workspace. It confines itself with Landlock to what those
+//! tools need before it serves a call, and every command it starts is confined by the
+//! sandbox.
 //!
 //! Protocol, on the worker's stdin/stdout: frames of a 4-byte big-endian length and that
 //! many bytes of JSON, each an object with a `type`:
@@ -13,8 +15,8 @@
 //! process group. If the worker dies, every call in flight is answered with an error
 //! observation saying so, and the next call starts a new worker.
 
-use crate::fabric::{self, Fabric, WORKER_TOOLS, WorkerCommand};
-use crate::{ExecContext, Registry, ToolLimits, Workspace};
+use crate::fabric::{self, Fabric, WorkerCommand};
+use crate::{ExecContext, Placement, Registry, ToolLimits, Workspace};
 use praxis_core::Observation;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -157,7 +159,15 @@ where
         reason: "inside the worker".into(),
     };
     fabric::confine_locally(&mut ctx);
-    let layers = fabric::local_layers(&ctx);
+    let mut layers = fabric::local_layers(&ctx);
+    // Before any call is served: this process opens workspace files for the file tools, so
+    // it is itself confined to what its tools and commands need (never the data dir).
+    let confined = confine_self(&ctx);
+    if let Value::Array(list) = &mut layers
+        && let Ok(layer) = serde_json::to_value(&confined)
+    {
+        list.push(layer);
+    }
     write_frame(
         &mut output,
         &FromWorker::Ready {
@@ -198,16 +208,17 @@ where
             } => {
                 let (ctx, registry, tx) = (ctx.clone(), registry.clone(), tx.clone());
                 let task = tokio::spawn(async move {
-                    let observation = if WORKER_TOOLS.contains(&tool.as_str()) {
+                    let placement = registry.get(&tool).map(|t| t.placement());
+                    let observation = if placement == Some(Placement::Driver) {
+                        Observation::error(format!(
+                            "the worker does not execute `{tool}`: it runs in the runtime's \
+                             driver"
+                        ))
+                    } else {
                         let mut ctx = (*ctx).clone();
                         ctx.deadline =
                             timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
                         registry.execute(&ctx, &tool, args).await
-                    } else {
-                        Observation::error(format!(
-                            "the worker does not execute `{tool}` (it runs: {})",
-                            WORKER_TOOLS.join(", ")
-                        ))
                     };
                     let _ = tx.send(FromWorker::Result { id, observation });
                 });
@@ -232,6 +243,27 @@ where
     Ok(())
 }
 
+/// Landlocks this process per the run's sandbox (see
+/// [`praxis_sandbox::Sandbox::confine_current_process`]); the layer says what was applied.
+fn confine_self(ctx: &ExecContext) -> praxis_sandbox::Layer {
+    let inactive = |detail: String| praxis_sandbox::Layer {
+        name: "worker_landlock".into(),
+        active: false,
+        detail,
+    };
+    match &ctx.sandbox {
+        Some(sandbox) => sandbox
+            .confine_current_process()
+            .unwrap_or_else(|e| inactive(format!("the worker could not confine itself: {e}"))),
+        None => inactive(format!(
+            "the worker itself is unconfined: {}",
+            ctx.unconfined_because
+                .as_deref()
+                .unwrap_or("no sandbox for this run")
+        )),
+    }
+}
+
 type Pending = Arc<Mutex<PendingCalls>>;
 
 #[derive(Default)]
@@ -247,8 +279,17 @@ struct Connection {
     pending: Pending,
     dead: Arc<AtomicBool>,
     pid: u32,
-    /// Dropping it makes the reader kill the worker.
-    _kill: oneshot::Sender<()>,
+    /// Taking (dropping) it makes the reader kill the worker.
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Connection {
+    fn kill(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        if let Ok(mut kill) = self.kill.lock() {
+            kill.take();
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -456,8 +497,18 @@ impl WorkerClient {
             pending,
             dead,
             pid,
-            _kill: kill_tx,
+            kill: Mutex::new(Some(kill_tx)),
         })
+    }
+
+    /// Kills the current worker process, and with it every call in flight (a call blocked
+    /// in the kernel cannot answer a cancel); the next call starts a new worker.
+    pub fn kill(&self) {
+        if let Ok(slot) = self.conn.try_lock()
+            && let Some(conn) = slot.as_ref()
+        {
+            conn.kill();
+        }
     }
 
     /// Runs one call in the worker. Never panics: a worker that cannot start or dies

@@ -92,6 +92,9 @@ impl Workspace {
     pub fn resolve(&self, rel: &str) -> Result<PathBuf, WorkspaceError> {
         let lexical = self.normalize(rel)?;
         let joined = self.join(&lexical);
+        if resolver_broken_for_tests() {
+            return Ok(joined);
+        }
         match joined.canonicalize() {
             Ok(real) if real.starts_with(&self.root) => Ok(real),
             Ok(real) => Err(self.escape_error(rel, &lexical, &real)),
@@ -191,6 +194,9 @@ impl Workspace {
     pub fn open_read(&self, rel: &str) -> Result<(File, PathBuf), WorkspaceError> {
         let real = self.resolve(rel)?;
         let file = File::open(&real).map_err(|e| WorkspaceError::io(rel, e))?;
+        if resolver_broken_for_tests() {
+            return Ok((file, real));
+        }
         let opened = opened_path(&file).unwrap_or_else(|| real.clone());
         if !opened.starts_with(&self.root) {
             return Err(WorkspaceError::Outside {
@@ -264,7 +270,7 @@ impl Workspace {
             .require_git(false)
             .parents(false)
             .git_global(false)
-            .follow_links(false)
+            .follow_links(resolver_broken_for_tests())
             .filter_entry(|entry| entry.file_name() != ".git");
         builder
     }
@@ -333,6 +339,33 @@ impl Workspace {
 
 /// Splits `path` into its deepest existing ancestor (following symlinks) and the missing
 /// components after it.
+/// Debug builds only: a deliberately unsafe resolver (paths joined and opened with every
+/// symlink followed, no check), so tests can prove that the worker's own confinement stops
+/// what a resolver bug would let through. `praxis-worker --broken-resolver-for-tests` sets
+/// it; release builds have no switch.
+#[cfg(debug_assertions)]
+static BROKEN_RESOLVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the resolver's checks off in this process (debug builds only; see
+/// [`resolver_broken_for_tests`]).
+#[cfg(debug_assertions)]
+#[doc(hidden)]
+pub fn break_resolver_for_tests() {
+    BROKEN_RESOLVER.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether the test-only switch turned the resolver's checks off (never in release builds).
+pub(crate) fn resolver_broken_for_tests() -> bool {
+    #[cfg(debug_assertions)]
+    {
+        BROKEN_RESOLVER.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        false
+    }
+}
+
 fn split_existing(path: &Path) -> (PathBuf, Vec<std::ffi::OsString>) {
     let mut base = path.to_path_buf();
     let mut rest = Vec::new();

@@ -3,7 +3,7 @@
 //! runtime (it needs cognition, the ledger and the parent's writ, which tools never see).
 
 use crate::registry::tool_spec;
-use crate::{BoxFuture, ExecContext, ToolContract};
+use crate::{BoxFuture, ExecContext, Placement, ToolContract};
 use praxis_core::{Effect, Observation, Resource, ToolSpec};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -43,6 +43,11 @@ impl ToolContract for DelegateTool {
 
     fn resources(&self, _: &Value) -> Vec<Resource> {
         Vec::new()
+    }
+
+    /// The sub-run is driven by the runtime (and gets a worker of its own).
+    fn placement(&self) -> Placement {
+        Placement::Driver
     }
 
     fn execute<'a>(&'a self, _: &'a ExecContext, _: Value) -> BoxFuture<'a, Observation> {
