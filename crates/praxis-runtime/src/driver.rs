@@ -12,7 +12,7 @@ use praxis_ledger::checkpoint::{CHECKPOINT_KIND, CheckpointKey, checkpoint_paylo
 use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
 use praxis_models::{DeltaSink, Provider};
 use praxis_tools::tools::delegate::{self, DelegateArgs};
-use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
+use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Tracking, Workspace};
 use praxis_writ::{TrustAnchor, WritSpec};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -399,12 +399,11 @@ impl Runtime {
             head: None,
             unattested: 0,
         };
-        let capture_ws = workspace.clone();
-        let capture = options.capture.clone();
-        let (tracker, manifest, blobs) =
-            tokio::task::spawn_blocking(move || WorkspaceTracker::capture(&capture_ws, capture))
-                .await
-                .map_err(|e| RuntimeError::Capture(e.to_string()))?;
+        // Where the run's file tools run (the worker, when it has one): this process never
+        // opens a workspace file then.
+        let (tracker, manifest, blobs) = Tracking::capture(&drive.ctx, options.capture.clone())
+            .await
+            .map_err(RuntimeError::Capture)?;
         drive.tracker = Some(tracker);
         drive.blobs = blobs;
         Ok((drive, manifest))
@@ -458,7 +457,7 @@ struct Drive<'o> {
     ledger: Arc<dyn Ledger>,
     registry: Arc<Registry>,
     ctx: ExecContext,
-    tracker: Option<WorkspaceTracker>,
+    tracker: Option<Tracking>,
     /// Blob contents waiting to be appended with the next batch of records.
     blobs: Vec<Vec<u8>>,
     /// Batches submitted to the ledger and not yet known to be durable.
@@ -690,7 +689,7 @@ impl Drive<'_> {
         request: &ExecRequest,
         observation: &mut Observation,
     ) -> Result<(), RuntimeError> {
-        let Some(mut tracker) = self.tracker.take() else {
+        let Some(tracker) = &self.tracker else {
             return Ok(());
         };
         let hints: Vec<String> = request
@@ -704,13 +703,10 @@ impl Drive<'_> {
                 _ => None,
             })
             .collect();
-        let (tracker, changes, blobs) = tokio::task::spawn_blocking(move || {
-            let (changes, blobs) = tracker.refresh(&hints);
-            (tracker, changes, blobs)
-        })
-        .await
-        .map_err(|e| RuntimeError::Capture(e.to_string()))?;
-        self.tracker = Some(tracker);
+        let (changes, blobs) = tracker
+            .refresh(hints)
+            .await
+            .map_err(RuntimeError::Capture)?;
         self.blobs.extend(blobs);
         observation.files_changed = changes;
         Ok(())

@@ -8,6 +8,7 @@ pub mod registry;
 mod spawn;
 pub mod tools;
 pub mod tracker;
+pub mod tracking;
 pub mod worker;
 pub mod workspace;
 
@@ -24,6 +25,7 @@ pub use praxis_sandbox as sandbox;
 pub use praxis_sandbox::{ResourceLimits, Sandbox, SandboxPolicy, SandboxReport};
 pub use registry::{Registry, RegistryError};
 pub use tracker::{CaptureLimits, WorkspaceTracker};
+pub use tracking::Tracking;
 pub use workspace::{Workspace, WorkspaceError};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -16,8 +16,9 @@
 //! observation saying so, and the next call starts a new worker.
 
 use crate::fabric::{self, Fabric, WorkerCommand};
+use crate::tracker::{CaptureLimits, FileState, RefreshedState, TrackerState, WorkspaceTracker};
 use crate::{ExecContext, Placement, Registry, ToolLimits, Workspace};
-use praxis_core::Observation;
+use praxis_core::{FileChange, Observation};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -55,14 +56,77 @@ pub enum ToWorker {
     Cancel {
         id: u64,
     },
+    /// Capture the workspace's start state (answered by `blob`s, then `captured`).
+    Capture {
+        id: u64,
+        limits: CaptureLimits,
+    },
+    /// Report what changed since the last capture or refresh (`blob`s, then `refreshed`).
+    Refresh {
+        id: u64,
+        hints: Vec<String>,
+    },
+    /// Go on tracking from a state an earlier worker of this run reported (after a restart;
+    /// sent before any call).
+    Restore {
+        limits: CaptureLimits,
+        state: TrackerState,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum FromWorker {
-    Ready { pid: u32, layers: Value },
-    Refused { message: String },
-    Result { id: u64, observation: Observation },
+    Ready {
+        pid: u32,
+        layers: Value,
+    },
+    Refused {
+        message: String,
+    },
+    Result {
+        id: u64,
+        observation: Observation,
+    },
+    /// One blob of a `capture` or `refresh` answer (hex), before its final frame.
+    Blob {
+        id: u64,
+        hex: String,
+    },
+    Captured {
+        id: u64,
+        manifest: Value,
+        state: TrackerState,
+    },
+    Refreshed {
+        id: u64,
+        changes: Vec<FileChange>,
+        delta: Vec<(String, Option<FileState>)>,
+        state: RefreshedState,
+    },
+    /// A `capture` or `refresh` that could not be done.
+    TrackFailed {
+        id: u64,
+        message: String,
+    },
+}
+
+/// What a worker answered to one request.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Observation(Observation),
+    Captured {
+        manifest: Value,
+        state: TrackerState,
+        blobs: Vec<Vec<u8>>,
+    },
+    Refreshed {
+        changes: Vec<FileChange>,
+        delta: Vec<(String, Option<FileState>)>,
+        state: RefreshedState,
+        blobs: Vec<Vec<u8>>,
+    },
+    TrackFailed(String),
 }
 
 /// Writes one frame.
@@ -188,6 +252,7 @@ where
             }
         }
     });
+    let tracker: SharedTracker = Arc::default();
     let mut calls: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
     loop {
         let message = match read_frame::<_, ToWorker>(&mut input).await {
@@ -230,6 +295,25 @@ where
                     handle.abort();
                 }
             }
+            ToWorker::Capture { id, limits } => {
+                let task = tokio::spawn(capture(
+                    id,
+                    workspace.clone(),
+                    limits,
+                    tracker.clone(),
+                    tx.clone(),
+                ));
+                calls.insert(id, task.abort_handle());
+            }
+            ToWorker::Refresh { id, hints } => {
+                let task = tokio::spawn(refresh(id, hints, tracker.clone(), tx.clone()));
+                calls.insert(id, task.abort_handle());
+            }
+            ToWorker::Restore { limits, state } => {
+                if let Ok(mut slot) = tracker.lock() {
+                    *slot = Some(WorkspaceTracker::restore(&workspace, limits, state));
+                }
+            }
             ToWorker::Hello { .. } => {
                 eprintln!("praxis worker: ignoring a second hello");
             }
@@ -241,6 +325,86 @@ where
     drop(tx);
     let _ = writer.await;
     Ok(())
+}
+
+/// The run's workspace tracker, in the worker (the runtime never opens a workspace file).
+type SharedTracker = Arc<Mutex<Option<WorkspaceTracker>>>;
+
+/// Sends `blobs` as `blob` frames of request `id`.
+fn send_blobs(id: u64, blobs: Vec<Vec<u8>>, tx: &mpsc::UnboundedSender<FromWorker>) {
+    for blob in blobs {
+        let _ = tx.send(FromWorker::Blob {
+            id,
+            hex: hex::encode(blob),
+        });
+    }
+}
+
+async fn capture(
+    id: u64,
+    workspace: Workspace,
+    limits: CaptureLimits,
+    tracker: SharedTracker,
+    tx: mpsc::UnboundedSender<FromWorker>,
+) {
+    let captured = tokio::task::spawn_blocking(move || {
+        let (fresh, manifest, blobs) = WorkspaceTracker::capture(&workspace, limits);
+        let state = fresh.state();
+        if let Ok(mut slot) = tracker.lock() {
+            *slot = Some(fresh);
+        }
+        (manifest, state, blobs)
+    })
+    .await;
+    let message = match captured {
+        Ok((manifest, state, blobs)) => {
+            send_blobs(id, blobs, &tx);
+            FromWorker::Captured {
+                id,
+                manifest,
+                state,
+            }
+        }
+        Err(e) => FromWorker::TrackFailed {
+            id,
+            message: format!("the capture failed: {e}"),
+        },
+    };
+    let _ = tx.send(message);
+}
+
+async fn refresh(
+    id: u64,
+    hints: Vec<String>,
+    tracker: SharedTracker,
+    tx: mpsc::UnboundedSender<FromWorker>,
+) {
+    let refreshed = tokio::task::spawn_blocking(move || {
+        let mut slot = tracker.lock().map_err(|_| "the tracker is poisoned")?;
+        let tracker = slot.as_mut().ok_or("nothing was captured yet")?;
+        Ok::<_, &str>(tracker.refresh_tracked(&hints))
+    })
+    .await;
+    let message = match refreshed {
+        Ok(Ok(refreshed)) => {
+            send_blobs(id, refreshed.blobs, &tx);
+            FromWorker::Refreshed {
+                id,
+                changes: refreshed.changes,
+                delta: refreshed.delta,
+                state: refreshed.state,
+            }
+        }
+        Ok(Err(why)) => FromWorker::TrackFailed {
+            id,
+            message: why.to_string(),
+        },
+        Err(e) => FromWorker::TrackFailed {
+            id,
+            message: format!("the refresh failed: {e}"),
+        },
+    };
+    let _ = tx.send(message);
 }
 
 /// Landlocks this process per the run's sandbox (see
@@ -270,7 +434,58 @@ type Pending = Arc<Mutex<PendingCalls>>;
 struct PendingCalls {
     /// Set (under this lock) once the worker is gone: no call may wait on it after that.
     dead: bool,
-    calls: HashMap<u64, oneshot::Sender<Result<Observation, String>>>,
+    calls: HashMap<u64, oneshot::Sender<Result<Answer, String>>>,
+    /// Blobs received for requests whose final frame has not come yet.
+    blobs: HashMap<u64, Vec<Vec<u8>>>,
+}
+
+impl PendingCalls {
+    /// Routes one frame from the worker to the request waiting for it.
+    fn receive(&mut self, frame: FromWorker) {
+        let (id, answer) = match frame {
+            FromWorker::Blob { id, hex } => {
+                if let Ok(bytes) = hex::decode(hex) {
+                    self.blobs.entry(id).or_default().push(bytes);
+                }
+                return;
+            }
+            FromWorker::Result { id, observation } => (id, Answer::Observation(observation)),
+            FromWorker::Captured {
+                id,
+                manifest,
+                state,
+            } => (
+                id,
+                Answer::Captured {
+                    manifest,
+                    state,
+                    blobs: self.blobs.remove(&id).unwrap_or_default(),
+                },
+            ),
+            FromWorker::Refreshed {
+                id,
+                changes,
+                delta,
+                state,
+            } => (
+                id,
+                Answer::Refreshed {
+                    changes,
+                    delta,
+                    state,
+                    blobs: self.blobs.remove(&id).unwrap_or_default(),
+                },
+            ),
+            FromWorker::TrackFailed { id, message } => {
+                self.blobs.remove(&id);
+                (id, Answer::TrackFailed(message))
+            }
+            FromWorker::Ready { .. } | FromWorker::Refused { .. } => return,
+        };
+        if let Some(waiter) = self.calls.remove(&id) {
+            let _ = waiter.send(Ok(answer));
+        }
+    }
 }
 
 /// One running worker process.
@@ -307,6 +522,9 @@ pub struct WorkerClient {
     conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
     info: Mutex<Info>,
     next_id: AtomicU64,
+    /// The workspace tracker's limits and state as the worker last reported them, restored
+    /// into a worker that replaces a dead one.
+    tracking: Mutex<Option<(CaptureLimits, TrackerState)>>,
 }
 
 impl std::fmt::Debug for WorkerClient {
@@ -329,6 +547,7 @@ impl WorkerClient {
             conn: tokio::sync::Mutex::new(None),
             info: Mutex::new(Info::default()),
             next_id: AtomicU64::new(1),
+            tracking: Mutex::new(None),
         }
     }
 
@@ -441,6 +660,13 @@ impl WorkerClient {
             info.layers = layers;
             info.starts += 1;
         }
+        // A replacement worker goes on tracking where the dead one stopped.
+        let restore = self.tracking.lock().ok().and_then(|t| t.clone());
+        if let Some((limits, state)) = restore {
+            write_frame(&mut stdin, &ToWorker::Restore { limits, state })
+                .await
+                .map_err(|e| format!("`{}`: {e}", program.display()))?;
+        }
 
         let (tx, mut rx) = mpsc::unbounded_channel::<ToWorker>();
         tokio::spawn(async move {
@@ -458,13 +684,11 @@ impl WorkerClient {
             loop {
                 tokio::select! {
                     frame = read_frame::<_, FromWorker>(&mut stdout) => match frame {
-                        Ok(Some(FromWorker::Result { id, observation })) => {
-                            let waiter = reader_pending.lock().ok().and_then(|mut p| p.calls.remove(&id));
-                            if let Some(waiter) = waiter {
-                                let _ = waiter.send(Ok(observation));
+                        Ok(Some(frame)) => {
+                            if let Ok(mut pending) = reader_pending.lock() {
+                                pending.receive(frame);
                             }
                         }
-                        Ok(Some(_)) => {}
                         Ok(None) | Err(_) => break,
                     },
                     _ = &mut kill_rx => {
@@ -514,14 +738,90 @@ impl WorkerClient {
     /// Runs one call in the worker. Never panics: a worker that cannot start or dies
     /// mid-call yields an error observation saying so.
     pub async fn execute(&self, tool: &str, args: Value, deadline: Option<Instant>) -> Observation {
-        let conn = match self.connection().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                return Observation::error(format!(
-                    "`{tool}` was not run: the tool worker could not be started: {e}"
-                ));
-            }
+        let timeout_ms = deadline.map(|d| {
+            u64::try_from(d.saturating_duration_since(Instant::now()).as_millis())
+                .unwrap_or(u64::MAX)
+        });
+        let call = |id| ToWorker::Call {
+            id,
+            tool: tool.to_string(),
+            args,
+            timeout_ms,
         };
+        match self.request(call).await {
+            Ok(Answer::Observation(observation)) => observation,
+            Ok(other) => {
+                Observation::error(format!("the tool worker answered `{tool}` with {other:?}"))
+            }
+            Err(Failure::NotStarted(e)) => Observation::error(format!(
+                "`{tool}` was not run: the tool worker could not be started: {e}"
+            )),
+            Err(Failure::Died(why)) => Observation::error(format!(
+                "the tool worker died while running `{tool}` ({why}); the call did not \
+                 complete and was not retried; the next call starts a new worker"
+            )),
+        }
+    }
+
+    /// Captures the workspace's start state in the worker (the runtime never opens a
+    /// workspace file): the manifest and the distinct blobs, as
+    /// [`WorkspaceTracker::capture`] returns them. The worker keeps the tracker; this client
+    /// keeps its state (no contents), so a restarted worker goes on from it.
+    pub async fn capture(&self, limits: CaptureLimits) -> Result<(Value, Vec<Vec<u8>>), String> {
+        let sent = limits.clone();
+        match self
+            .request(move |id| ToWorker::Capture { id, limits: sent })
+            .await
+            .map_err(|f| f.describe("capture the workspace"))?
+        {
+            Answer::Captured {
+                manifest,
+                state,
+                blobs,
+            } => {
+                if let Ok(mut tracking) = self.tracking.lock() {
+                    *tracking = Some((limits, state));
+                }
+                Ok((manifest, blobs))
+            }
+            Answer::TrackFailed(why) => Err(why),
+            other => Err(format!("unexpected answer to capture: {other:?}")),
+        }
+    }
+
+    /// What changed since the last capture or refresh ([`WorkspaceTracker::refresh`]), read
+    /// in the worker.
+    pub async fn refresh(
+        &self,
+        hints: Vec<String>,
+    ) -> Result<(Vec<FileChange>, Vec<Vec<u8>>), String> {
+        match self
+            .request(move |id| ToWorker::Refresh { id, hints })
+            .await
+            .map_err(|f| f.describe("track the workspace"))?
+        {
+            Answer::Refreshed {
+                changes,
+                delta,
+                state: refreshed,
+                blobs,
+            } => {
+                if let Ok(mut tracking) = self.tracking.lock()
+                    && let Some((_, state)) = tracking.as_mut()
+                {
+                    state.apply(delta, &refreshed);
+                }
+                Ok((changes, blobs))
+            }
+            Answer::TrackFailed(why) => Err(why),
+            other => Err(format!("unexpected answer to refresh: {other:?}")),
+        }
+    }
+
+    /// Sends one request (made from its id) and waits for its answer; dropping the future
+    /// cancels it in the worker.
+    async fn request(&self, make: impl FnOnce(u64) -> ToWorker) -> Result<Answer, Failure> {
+        let conn = self.connection().await.map_err(Failure::NotStarted)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         let registered = match conn.pending.lock() {
@@ -531,30 +831,17 @@ impl WorkerClient {
             }
             _ => false,
         };
-        let died = |why: &str| {
-            Observation::error(format!(
-                "the tool worker died while running `{tool}` ({why}); the call did not \
-                 complete and was not retried; the next call starts a new worker"
-            ))
-        };
         if !registered {
-            return died(&format!("worker pid {} had already exited", conn.pid));
+            return Err(Failure::Died(format!(
+                "worker pid {} had already exited",
+                conn.pid
+            )));
         }
-        let timeout_ms = deadline.map(|d| {
-            u64::try_from(d.saturating_duration_since(Instant::now()).as_millis())
-                .unwrap_or(u64::MAX)
-        });
-        let call = ToWorker::Call {
-            id,
-            tool: tool.to_string(),
-            args,
-            timeout_ms,
-        };
-        if conn.tx.send(call).is_err() {
+        if conn.tx.send(make(id)).is_err() {
             if let Ok(mut p) = conn.pending.lock() {
                 p.calls.remove(&id);
             }
-            return died("its input is closed");
+            return Err(Failure::Died("its input is closed".into()));
         }
         let mut guard = CancelOnDrop {
             conn: &conn,
@@ -564,9 +851,26 @@ impl WorkerClient {
         let answer = rx.await;
         guard.armed = false;
         match answer {
-            Ok(Ok(observation)) => observation,
-            Ok(Err(why)) => died(&why),
-            Err(_) => died("the connection was dropped"),
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(why)) => Err(Failure::Died(why)),
+            Err(_) => Err(Failure::Died("the connection was dropped".into())),
+        }
+    }
+}
+
+/// Why a request got no answer.
+enum Failure {
+    NotStarted(String),
+    Died(String),
+}
+
+impl Failure {
+    fn describe(self, what: &str) -> String {
+        match self {
+            Failure::NotStarted(e) => {
+                format!("could not {what}: the tool worker could not be started: {e}")
+            }
+            Failure::Died(why) => format!("could not {what}: the tool worker died ({why})"),
         }
     }
 }
