@@ -1,12 +1,18 @@
-//! The tool fabric: where side-effecting tools run (in this process, or in the sandboxed
-//! worker process) and how the commands they start are confined.
+//! The tool fabric: where tools run (in this process, or in the run's confined worker
+//! process) and how the commands they start are confined.
 //!
 //! Selection (`SandboxSettings::fabric`):
 //! - `worker`: the worker process when a worker command is found, else in-process (said so
 //!   in the report);
-//! - `in-process`: here;
+//! - `in-process`: here. This cannot confine the runtime process (which holds the data dir)
+//!   against a file tool's resolver bug: it is for tests and development;
 //! - `auto` (default): `worker` when the host has Landlock and seccomp and a worker command
 //!   is found, otherwise `in-process`.
+//!
+//! With the worker, every tool whose [`crate::Placement`] is `Worker` (every file tool,
+//! reads included) and the workspace tracker run there, and the worker Landlocks itself to
+//! the run's grants before serving a call; the runtime process never opens a workspace
+//! file. `run_started.environment.tool_fabric` records which fabric a run used.
 //!
 //! Either way every `shell`/`test_run` command is confined by the sandbox when
 //! `confine` is on (the default) and the host supports it.
