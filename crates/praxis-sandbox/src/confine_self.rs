@@ -28,6 +28,15 @@ impl Sandbox {
         if let Some(pool) = &self.cgroups {
             rules.push((pool.base().to_path_buf(), landlock_rules::Grant::Full));
         }
+        // Name resolution for the `http` tool: these are often links into /run (systemd),
+        // which the command grants leave out.
+        for file in ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf"] {
+            if let Ok(real) = std::fs::canonicalize(file)
+                && real.is_file()
+            {
+                rules.push((real, landlock_rules::Grant::Read));
+            }
+        }
         let mut created = Ruleset::default()
             .set_compatibility(CompatLevel::BestEffort)
             .handle_access(AccessFs::from_all(ABI_USED))
