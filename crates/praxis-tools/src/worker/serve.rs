@@ -36,7 +36,9 @@ fn stdio_pipe_out() -> Option<tokio::net::unix::pipe::Sender> {
     tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok()
 }
 
-/// The worker loop over any pair of streams.
+/// The worker loop over any pair of streams. After `hello` it Landlocks the calling thread
+/// (and every thread it starts) to the run's grants: call it only in the worker process, on
+/// a current-thread runtime.
 pub async fn serve<R, W>(mut input: R, mut output: W) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
