@@ -82,6 +82,10 @@ impl ToolContract for NoopTool {
     fn execute<'a>(&'a self, _: &'a ExecContext, _: Value) -> BoxFuture<'a, Observation> {
         Box::pin(async { Observation::ok("") })
     }
+    /// Registered here only (the worker does not know it), and touches nothing.
+    fn placement(&self) -> praxis_tools::Placement {
+        praxis_tools::Placement::Driver
+    }
 }
 
 fn noop_registry() -> Arc<Registry> {

@@ -17,7 +17,7 @@ use praxis_ledger::checkpoint::{CHECKPOINT_KIND, CheckpointKey, checkpoint_paylo
 use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
 use praxis_models::Provider;
 use praxis_tools::tools::delegate;
-use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Workspace, WorkspaceTracker};
+use praxis_tools::{CaptureLimits, ExecContext, Registry, ToolLimits, Tracking, Workspace};
 use praxis_writ::TrustAnchor;
 use serde_json::json;
 use std::path::Path;
@@ -415,12 +415,11 @@ impl Runtime {
             head: None,
             unattested: 0,
         };
-        let capture_ws = workspace.clone();
-        let capture = options.capture.clone();
-        let (tracker, manifest, blobs) =
-            tokio::task::spawn_blocking(move || WorkspaceTracker::capture(&capture_ws, capture))
-                .await
-                .map_err(|e| RuntimeError::Capture(e.to_string()))?;
+        // Where the run's file tools run (the worker, when it has one): this process never
+        // opens a workspace file then.
+        let (tracker, manifest, blobs) = Tracking::capture(&drive.ctx, options.capture.clone())
+            .await
+            .map_err(RuntimeError::Capture)?;
         drive.tracker = Some(tracker);
         drive.blobs = blobs;
         Ok((drive, manifest))
@@ -474,7 +473,7 @@ struct Drive<'o> {
     ledger: Arc<dyn Ledger>,
     registry: Arc<Registry>,
     ctx: ExecContext,
-    tracker: Option<WorkspaceTracker>,
+    tracker: Option<Tracking>,
     /// Blob contents waiting to be appended with the next batch of records.
     blobs: Vec<Vec<u8>>,
     /// Batches submitted to the ledger and not yet known to be durable.
@@ -652,13 +651,45 @@ impl Drive<'_> {
         self.ctx.deadline = request.deadline.map(instant_of);
         let started = Instant::now();
         let delegating = request.tool == delegate::NAME;
-        let mut observation = tokio::select! {
+        // The run's deadline holds even while a tool hangs (a read blocked on a FIFO, a
+        // stuck thread): the call is abandoned there and the kernel stops the run.
+        let deadline_at = self.ctx.deadline;
+        let deadline = async move {
+            match deadline_at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let ended = tokio::select! {
             biased;
             // Dropping the tool future kills its process group.
-            reason = Cancel::cancelled(cancel.0.subscribe()) => return Ok(Event::Cancel { now: now_millis(), reason }),
+            reason = Cancel::cancelled(cancel.0.subscribe()) => Ended::Cancelled(reason),
+            () = deadline => Ended::Deadline,
             // A sub-run shares the cancel handle and stops by itself.
-            observation = crate::delegate::delegate(&self.run_id, self.observer, &request, spent, context), if delegating => observation,
-            observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()), if !delegating => observation,
+            observation = crate::delegate::delegate(&self.run_id, self.observer, &request, spent, context), if delegating => Ended::Done(observation),
+            observation = self.registry.execute(&self.ctx, &request.tool, request.arguments.clone()), if !delegating => Ended::Done(observation),
+        };
+        // At or past the deadline when it struck, so the kernel stops the run there.
+        let mut now = now_millis();
+        let mut observation = match ended {
+            Ended::Done(observation) => observation,
+            Ended::Cancelled(reason) => {
+                // A call that does not answer its cancel (blocked in the kernel) dies with
+                // its worker; the next call starts a new one.
+                self.ctx.abandon_calls_in_flight();
+                return Ok(Event::Cancel { now, reason });
+            }
+            Ended::Deadline => {
+                self.ctx.abandon_calls_in_flight();
+                now = now.max(request.deadline.unwrap_or(0));
+                Observation {
+                    status: praxis_core::ExecStatus::Timeout,
+                    ..Observation::error(format!(
+                        "`{}` was stopped at the run's deadline (max_seconds) and abandoned",
+                        request.tool
+                    ))
+                }
+            }
         };
         if observation.duration_ms == 0 {
             observation.duration_ms = started.elapsed().as_millis() as u64;
@@ -667,7 +698,7 @@ impl Drive<'_> {
             self.track_changes(&request, &mut observation).await?;
         }
         Ok(Event::ToolFinished {
-            now: now_millis(),
+            now: now.max(now_millis()),
             call_id: request.call_id,
             observation,
         })
@@ -679,7 +710,7 @@ impl Drive<'_> {
         request: &ExecRequest,
         observation: &mut Observation,
     ) -> Result<(), RuntimeError> {
-        let Some(mut tracker) = self.tracker.take() else {
+        let Some(tracker) = &self.tracker else {
             return Ok(());
         };
         let hints: Vec<String> = request
@@ -693,17 +724,22 @@ impl Drive<'_> {
                 _ => None,
             })
             .collect();
-        let (tracker, changes, blobs) = tokio::task::spawn_blocking(move || {
-            let (changes, blobs) = tracker.refresh(&hints);
-            (tracker, changes, blobs)
-        })
-        .await
-        .map_err(|e| RuntimeError::Capture(e.to_string()))?;
-        self.tracker = Some(tracker);
+        let (changes, blobs) = tracker
+            .refresh(hints)
+            .await
+            .map_err(RuntimeError::Capture)?;
         self.blobs.extend(blobs);
         observation.files_changed = changes;
         Ok(())
     }
+}
+
+/// How a tool call ended in the driver.
+enum Ended {
+    Done(Observation),
+    Cancelled(String),
+    /// The run's deadline struck while the call ran.
+    Deadline,
 }
 
 /// One model call, streaming deltas to the observer; a cancel wins over a slow model.

@@ -56,6 +56,11 @@ impl CgroupPool {
         })
     }
 
+    /// The directory the sandbox's cgroups are made in.
+    pub(crate) fn base(&self) -> &Path {
+        &self.base
+    }
+
     /// An empty cgroup for one command: an idle one of this sandbox, or a new one.
     pub(crate) fn take(self: &Arc<Self>) -> Result<SpawnCgroup, SandboxError> {
         let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 /// The ABI whose access rights were tested here (kernel ABI 7 offers all of them); older
 /// kernels get what they support (best effort), newer rights stay unhandled.
-const ABI_USED: ABI = ABI::V6;
+pub(crate) const ABI_USED: ABI = ABI::V6;
 
 /// Toolchain homes pinned for confined commands (variable, default under the real home).
 pub(crate) const TOOLCHAIN_HOMES: [(&str, &str); 3] = [
@@ -38,7 +38,7 @@ pub(crate) enum Grant {
 }
 
 impl Grant {
-    fn access(self, is_dir: bool) -> BitFlags<AccessFs> {
+    pub(crate) fn access(self, is_dir: bool) -> BitFlags<AccessFs> {
         let all = match self {
             Grant::Full => AccessFs::from_all(ABI_USED),
             Grant::ReadExec => AccessFs::from_read(ABI_USED),

@@ -16,6 +16,7 @@
 
 mod cgroup;
 mod child;
+mod confine_self;
 mod landlock_rules;
 mod launch;
 #[cfg(test)]

@@ -1,12 +1,18 @@
-//! The tool fabric: where side-effecting tools run (in this process, or in the sandboxed
-//! worker process) and how the commands they start are confined.
+//! The tool fabric: where tools run (in this process, or in the run's confined worker
+//! process) and how the commands they start are confined.
 //!
 //! Selection (`SandboxSettings::fabric`):
 //! - `worker`: the worker process when a worker command is found, else in-process (said so
 //!   in the report);
-//! - `in-process`: here;
+//! - `in-process`: here. This cannot confine the runtime process (which holds the data dir)
+//!   against a file tool's resolver bug: it is for tests and development;
 //! - `auto` (default): `worker` when the host has Landlock and seccomp and a worker command
 //!   is found, otherwise `in-process`.
+//!
+//! With the worker, every tool whose [`crate::Placement`] is `Worker` (every file tool,
+//! reads included) and the workspace tracker run there, and the worker Landlocks itself to
+//! the run's grants before serving a call; the runtime process never opens a workspace
+//! file. `run_started.environment.tool_fabric` records which fabric a run used.
 //!
 //! Either way every `shell`/`test_run` command is confined by the sandbox when
 //! `confine` is on (the default) and the host supports it.
@@ -20,9 +26,6 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering as AtomicOrdering};
-
-/// The tools the worker executes; the others (pure reads, `delegate`) stay in-process.
-pub const WORKER_TOOLS: [&str; 5] = ["shell", "test_run", "fs_write", "fs_patch", "http"];
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -197,6 +200,18 @@ impl Fabric {
         match self {
             Fabric::InProcess { .. } => "in-process",
             Fabric::Worker(_) => "worker",
+        }
+    }
+}
+
+impl ExecContext {
+    /// After the driver abandoned a call (cancel, the run's deadline): a worker is killed
+    /// with whatever it still runs, since a call blocked in the kernel cannot answer a
+    /// cancel. In-process calls were dropped already; a thread blocked in a read stays
+    /// blocked (one reason the in-process fabric is for tests and development).
+    pub fn abandon_calls_in_flight(&self) {
+        if let Fabric::Worker(worker) = &self.fabric {
+            worker.kill();
         }
     }
 }

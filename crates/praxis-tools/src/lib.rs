@@ -8,6 +8,7 @@ pub mod registry;
 mod spawn;
 pub mod tools;
 pub mod tracker;
+pub mod tracking;
 pub mod worker;
 pub mod workspace;
 pub mod wsfs;
@@ -25,10 +26,25 @@ pub use praxis_sandbox as sandbox;
 pub use praxis_sandbox::{ResourceLimits, Sandbox, SandboxPolicy, SandboxReport};
 pub use registry::{Registry, RegistryError};
 pub use tracker::{CaptureLimits, WorkspaceTracker};
+pub use tracking::Tracking;
 pub use workspace::{Workspace, WorkspaceError};
 pub use wsfs::{Access, WalkEntry, WsFile};
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a tool's calls execute when the run has a worker (part of the tool's contract, so
+/// no list of names decides it). With the in-process fabric (tests, `--fabric in-process`)
+/// every tool runs in the runtime process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// In the run's confined worker process: every tool that opens a workspace file, starts
+    /// a command or uses the network. The runtime process never opens a workspace file.
+    Worker,
+    /// In the runtime's driver: tools that touch nothing themselves (`delegate` starts a
+    /// sub-run, which has its own worker).
+    Driver,
+}
 
 /// A tool's contract: its schema and effect (the spec), the resources a call touches (pure,
 /// used by the kernel before anything runs), and the execution itself.
@@ -44,6 +60,11 @@ pub trait ToolContract: Send + Sync {
     /// `Observation` with status `error` (never a panic). Dropping the future cancels the
     /// call and kills any process it started.
     fn execute<'a>(&'a self, ctx: &'a ExecContext, args: Value) -> BoxFuture<'a, Observation>;
+
+    /// Where calls run when the run has a worker. The safe default: in the worker.
+    fn placement(&self) -> Placement {
+        Placement::Worker
+    }
 }
 
 /// A tool whose arguments are one struct, parsed once at the door: the blanket
@@ -56,6 +77,8 @@ pub trait Tool: Send + Sync {
     const NAME: &'static str;
     const DESCRIPTION: &'static str;
     const EFFECT: praxis_core::Effect;
+    /// Where the call runs (see [`Placement`]): the confined worker unless a tool says so.
+    const PLACEMENT: Placement = Placement::Worker;
 
     /// The resources the call would touch. Must be pure: no I/O.
     fn touches(&self, args: &Self::Args) -> Vec<Resource>;
@@ -67,6 +90,10 @@ pub trait Tool: Send + Sync {
 impl<T: Tool> ToolContract for T {
     fn spec(&self) -> ToolSpec {
         registry::tool_spec::<T::Args>(T::NAME, T::DESCRIPTION, T::EFFECT)
+    }
+
+    fn placement(&self) -> Placement {
+        T::PLACEMENT
     }
 
     fn resources(&self, args: &Value) -> Vec<Resource> {

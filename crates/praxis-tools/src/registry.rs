@@ -2,7 +2,7 @@
 //! that compiling an intent (validate, name resources) is pure and cheap. Also the small
 //! helpers every built-in tool shares: spec generation, argument parsing, output capping.
 
-use crate::{BoxFuture, ExecContext, ToolContract};
+use crate::{BoxFuture, ExecContext, Placement, ToolContract};
 use jsonschema::error::ValidationErrorKind;
 use praxis_core::{
     AccessMode, CompileError, Compiled, Contracts, Effect, Observation, Resource, ToolSpec,
@@ -107,7 +107,7 @@ impl Registry {
     }
 
     /// Runs `tool` with `args`: in the worker process when the context's fabric is the
-    /// worker and the tool is one it executes, here otherwise. An unknown tool yields an
+    /// worker and the tool's [`Placement`] is the worker, here otherwise. An unknown tool yields an
     /// error observation; the duration is measured here when the tool did not report one.
     pub fn execute<'a>(
         &'a self,
@@ -126,9 +126,7 @@ impl Registry {
         Box::pin(async move {
             let started = Instant::now();
             let mut observation = match &ctx.fabric {
-                crate::Fabric::Worker(worker)
-                    if crate::fabric::WORKER_TOOLS.contains(&tool.as_str()) =>
-                {
+                crate::Fabric::Worker(worker) if entry.tool.placement() == Placement::Worker => {
                     worker.execute(&tool, args, ctx.deadline).await
                 }
                 _ => entry.tool.execute(ctx, args).await,

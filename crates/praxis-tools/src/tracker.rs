@@ -7,16 +7,24 @@
 //! capture limits. A file over the limits is outside the tracked world: it is listed in the
 //! manifest as skipped, and a tracked file that grows over the limits is reported as gone
 //! (`after: None`), like a deletion.
+//!
+//! Nothing a command makes goes unrecorded: a file the ignore rules hide (a build output, a
+//! cache) that is created or changed during a call (its ctime is after the previous scan)
+//! joins the tracked world and is reported like any other. Blobs are stored up to the run's
+//! blob cap (`max_run_blob_bytes`); beyond it a change is recorded by hash and size only, so
+//! the world knows the file exists even when its content is not kept. Sizes count in the
+//! writ's `bytes_written` budget either way.
 
 use crate::Workspace;
 use praxis_core::record::{Manifest, ManifestFile};
 use praxis_core::{FileChange, blob_id};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaptureLimits {
     /// Files larger than this are not captured.
     pub max_file_bytes: u64,
@@ -24,6 +32,14 @@ pub struct CaptureLimits {
     pub max_total_bytes: u64,
     /// Files tracked at most; the walk stops beyond it.
     pub max_files: usize,
+    /// Blob bytes stored at most for the whole run (start state and every change); beyond
+    /// it changes are recorded by hash and size, without their content.
+    #[serde(default = "default_run_blob_bytes")]
+    pub max_run_blob_bytes: u64,
+}
+
+fn default_run_blob_bytes() -> u64 {
+    1 << 30
 }
 
 impl Default for CaptureLimits {
@@ -32,22 +48,35 @@ impl Default for CaptureLimits {
             max_file_bytes: 4 * 1024 * 1024,
             max_total_bytes: 256 * 1024 * 1024,
             max_files: 20_000,
+            max_run_blob_bytes: default_run_blob_bytes(),
         }
     }
 }
 
 /// What is known of one file. `blob` is None when the file was over the limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct FileState {
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileState {
     size: u64,
-    mtime_ns: i128,
+    mtime_ns: i64,
     /// ctime and inode too: a tool can restore an mtime, but not a ctime.
-    ctime_ns: i128,
+    ctime_ns: i64,
     ino: u64,
     blob: Option<String>,
 }
 
 impl FileState {
+    /// The stat part of `meta` (no content).
+    fn of(meta: &std::fs::Metadata) -> Self {
+        let (mtime_ns, ctime_ns) = times(meta);
+        FileState {
+            size: meta.len(),
+            mtime_ns,
+            ctime_ns,
+            ino: meta.ino(),
+            blob: None,
+        }
+    }
+
     fn stat_matches(&self, meta: &std::fs::Metadata) -> bool {
         let (mtime, ctime) = times(meta);
         self.size == meta.len()
@@ -57,12 +86,68 @@ impl FileState {
     }
 }
 
-fn times(meta: &std::fs::Metadata) -> (i128, i128) {
-    let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+/// Nanoseconds since the epoch (i64: good until 2262, and JSON-friendly for the worker's
+/// frames).
+fn times(meta: &std::fs::Metadata) -> (i64, i64) {
+    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
     (
         ns(meta.mtime(), meta.mtime_nsec()),
         ns(meta.ctime(), meta.ctime_nsec()),
     )
+}
+
+/// What a tracker knows (no contents): enough to rebuild it in a new process, so a worker
+/// restarted mid-run goes on tracking from where the last one stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackerState {
+    pub files: BTreeMap<String, FileState>,
+    pub truncated: bool,
+    /// Blob bytes handed out so far in this run.
+    #[serde(default)]
+    pub blob_bytes: u64,
+    /// When the last scan started (ns since the epoch): ignored files changed since are new
+    /// to the tracked world.
+    #[serde(default)]
+    pub scanned_at_ns: i64,
+    /// Untracked ignored files whose ctime fell in the slack before the last scan, with their
+    /// stat: they were there already, and count as changed only if their stat changes.
+    #[serde(default)]
+    pub recent_ignored: BTreeMap<String, FileState>,
+}
+
+impl TrackerState {
+    /// Applies what a refresh changed (see [`Refreshed::delta`]).
+    pub fn apply(&mut self, delta: Vec<(String, Option<FileState>)>, refreshed: &RefreshedState) {
+        for (path, state) in delta {
+            match state {
+                Some(state) => self.files.insert(path, state),
+                None => self.files.remove(&path),
+            };
+        }
+        self.truncated = refreshed.truncated;
+        self.blob_bytes = refreshed.blob_bytes;
+        self.scanned_at_ns = refreshed.scanned_at_ns;
+        self.recent_ignored = refreshed.recent_ignored.clone();
+    }
+}
+
+/// The scalar part of a tracker's state after a refresh.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshedState {
+    pub truncated: bool,
+    pub blob_bytes: u64,
+    pub scanned_at_ns: i64,
+    pub recent_ignored: BTreeMap<String, FileState>,
+}
+
+/// What one refresh found: the content changes, the blobs not handed out before, and the
+/// tracker's own state changes (every path whose known state changed, None: forgotten).
+#[derive(Debug, Default)]
+pub struct Refreshed {
+    pub changes: Vec<FileChange>,
+    pub blobs: Vec<Vec<u8>>,
+    pub delta: Vec<(String, Option<FileState>)>,
+    pub state: RefreshedState,
 }
 
 pub struct WorkspaceTracker {
@@ -73,6 +158,23 @@ pub struct WorkspaceTracker {
     known_blobs: HashSet<String>,
     /// Whether the last walk stopped at `max_files`.
     truncated: bool,
+    /// Blob bytes handed out so far (capped by `max_run_blob_bytes`).
+    blob_bytes: u64,
+    /// When the last scan started (ns since the epoch).
+    scanned_at_ns: i64,
+    /// See [`TrackerState::recent_ignored`].
+    recent_ignored: BTreeMap<String, FileState>,
+}
+
+/// The ctime clock is coarse: a change made just after a scan started may carry a slightly
+/// earlier time, so ignored files are looked at from this long before the previous scan.
+const CTIME_SLACK_NS: i64 = 1_000_000_000;
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Why a file was not captured.
@@ -103,11 +205,20 @@ impl WorkspaceTracker {
             files: BTreeMap::new(),
             known_blobs: HashSet::new(),
             truncated: false,
+            blob_bytes: 0,
+            scanned_at_ns: now_ns(),
+            recent_ignored: BTreeMap::new(),
         };
         let mut manifest = Manifest::new();
         let mut blobs = Vec::new();
         let mut budget = tracker.limits.max_total_bytes;
-        for rel in tracker.walk() {
+        let walked = tracker.walk();
+        let walked_set: HashSet<String> = walked.iter().cloned().collect();
+        tracker.recent_ignored = tracker
+            .scan_ignored(&walked_set, tracker.scanned_at_ns - CTIME_SLACK_NS)
+            .into_iter()
+            .collect();
+        for rel in walked {
             let abs = tracker.ws.root().join(&rel);
             let Ok(meta) = abs.symlink_metadata() else {
                 continue; // vanished during the walk
@@ -123,10 +234,8 @@ impl WorkspaceTracker {
                             skipped: None,
                         },
                     );
-                    if let Some(bytes) = content
-                        && tracker.known_blobs.insert(blob)
-                    {
-                        blobs.push(bytes);
+                    if let Some(bytes) = content {
+                        tracker.hand_out(&blob, bytes, &mut blobs);
                     }
                     tracker.files.insert(rel, state);
                 }
@@ -151,10 +260,61 @@ impl WorkspaceTracker {
         self.truncated
     }
 
+    /// What this tracker knows, without contents.
+    pub fn state(&self) -> TrackerState {
+        TrackerState {
+            files: self.files.clone(),
+            truncated: self.truncated,
+            blob_bytes: self.blob_bytes,
+            scanned_at_ns: self.scanned_at_ns,
+            recent_ignored: self.recent_ignored.clone(),
+        }
+    }
+
+    /// Adds `bytes` (blob `id`) to `blobs` unless it was handed out before or the run's
+    /// blob cap is reached (then the change is recorded by hash and size only).
+    fn hand_out(&mut self, id: &str, bytes: Vec<u8>, blobs: &mut Vec<Vec<u8>>) {
+        if self.known_blobs.contains(id) {
+            return;
+        }
+        let len = bytes.len() as u64;
+        if self.blob_bytes.saturating_add(len) > self.limits.max_run_blob_bytes {
+            return;
+        }
+        self.blob_bytes += len;
+        self.known_blobs.insert(id.to_string());
+        blobs.push(bytes);
+    }
+
+    /// A tracker that goes on from `state` (taken from another tracker of `ws`). The blobs
+    /// of the known files count as handed out already.
+    pub fn restore(ws: &Workspace, limits: CaptureLimits, state: TrackerState) -> Self {
+        WorkspaceTracker {
+            ws: ws.clone(),
+            limits,
+            known_blobs: state
+                .files
+                .values()
+                .filter_map(|f| f.blob.clone())
+                .collect(),
+            files: state.files,
+            truncated: state.truncated,
+            blob_bytes: state.blob_bytes,
+            scanned_at_ns: state.scanned_at_ns,
+            recent_ignored: state.recent_ignored,
+        }
+    }
+
     /// Re-walks (stat only) plus `hint_paths` (workspace-relative; checked even if ignored)
     /// and every already tracked path; re-reads files whose stat changed and reports those
     /// whose content changed, sorted by path, with the blobs not handed out before.
     pub fn refresh(&mut self, hint_paths: &[String]) -> (Vec<FileChange>, Vec<Vec<u8>>) {
+        let refreshed = self.refresh_tracked(hint_paths);
+        (refreshed.changes, refreshed.blobs)
+    }
+
+    /// [`WorkspaceTracker::refresh`], with the changes of the tracker's own state.
+    pub fn refresh_tracked(&mut self, hint_paths: &[String]) -> Refreshed {
         let walked: HashSet<String> = self.walk().into_iter().collect();
         let mut candidates: BTreeSet<String> = walked.iter().cloned().collect();
         for hint in hint_paths {
@@ -166,22 +326,43 @@ impl WorkspaceTracker {
         }
         // Tracked paths the walk no longer lists (ignored, or deleted) are checked directly.
         candidates.extend(self.files.keys().cloned());
+        // Files the ignore rules hide that changed since the last scan join the tracked world.
+        let since = self.scanned_at_ns - CTIME_SLACK_NS;
+        let scan_start = now_ns();
+        let mut recent = BTreeMap::new();
+        for (rel, stat) in self.scan_ignored(&walked, since) {
+            let seen = self.recent_ignored.get(&rel).is_some_and(|s| {
+                (s.size, s.mtime_ns, s.ctime_ns, s.ino)
+                    == (stat.size, stat.mtime_ns, stat.ctime_ns, stat.ino)
+            });
+            if !seen {
+                candidates.insert(rel.clone());
+            } else if stat.ctime_ns >= scan_start - CTIME_SLACK_NS {
+                recent.insert(rel, stat);
+            }
+        }
+        self.scanned_at_ns = scan_start;
+        self.recent_ignored = recent;
 
         let mut changes = Vec::new();
         let mut blobs = Vec::new();
+        let mut delta = Vec::new();
         let mut budget = self.limits.max_total_bytes;
         for rel in candidates {
             let previous = self.files.get(&rel);
             let before = previous.and_then(|s| s.blob.clone());
             let meta = self.regular_file(&rel, walked.contains(&rel));
             let Some(meta) = meta else {
-                if self.files.remove(&rel).is_some() && before.is_some() {
-                    changes.push(FileChange {
-                        path: rel,
-                        before,
-                        after: None,
-                        size: None,
-                    });
+                if self.files.remove(&rel).is_some() {
+                    delta.push((rel.clone(), None));
+                    if before.is_some() {
+                        changes.push(FileChange {
+                            path: rel,
+                            before,
+                            after: None,
+                            size: None,
+                        });
+                    }
                 }
                 continue;
             };
@@ -198,14 +379,13 @@ impl WorkspaceTracker {
                 Err((state, _)) => (state, None),
             };
             let after = state.blob.clone();
+            delta.push((rel.clone(), Some(state.clone())));
             self.files.insert(rel.clone(), state);
             if before == after {
                 continue; // touched, or still over the limits: no content change
             }
-            if let (Some(id), Some(bytes)) = (&after, content)
-                && self.known_blobs.insert(id.clone())
-            {
-                blobs.push(bytes);
+            if let (Some(id), Some(bytes)) = (&after, content) {
+                self.hand_out(id, bytes, &mut blobs);
             }
             let size = after.as_ref().map(|_| meta.len());
             changes.push(FileChange {
@@ -215,7 +395,44 @@ impl WorkspaceTracker {
                 size,
             });
         }
-        (changes, blobs)
+        Refreshed {
+            changes,
+            blobs,
+            delta,
+            state: RefreshedState {
+                truncated: self.truncated,
+                blob_bytes: self.blob_bytes,
+                scanned_at_ns: self.scanned_at_ns,
+                recent_ignored: self.recent_ignored.clone(),
+            },
+        }
+    }
+
+    /// Regular files below the root that the ignore rules hide (`.git/` aside), are not
+    /// tracked yet, and whose status changed at or after `since_ns` (a command made or
+    /// changed them), with their stat. Stat only; at most ten times `max_files` are looked
+    /// at.
+    fn scan_ignored(&self, walked: &HashSet<String>, since_ns: i64) -> Vec<(String, FileState)> {
+        let mut builder = ignore::WalkBuilder::new(self.ws.root());
+        builder
+            .standard_filters(false)
+            .hidden(false)
+            .follow_links(false)
+            .filter_entry(|entry| entry.file_name() != ".git");
+        builder
+            .build()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+            .take(self.limits.max_files.saturating_mul(10))
+            .filter_map(|e| {
+                let stat = FileState::of(&e.metadata().ok()?);
+                let rel = self.ws.relative(e.path());
+                (stat.ctime_ns >= since_ns
+                    && !walked.contains(&rel)
+                    && !self.files.contains_key(&rel))
+                .then_some((rel, stat))
+            })
+            .collect()
     }
 
     /// The metadata of `rel` if it is a regular file reached without symlinks inside the
@@ -254,14 +471,7 @@ impl WorkspaceTracker {
         meta: &std::fs::Metadata,
         budget: &mut u64,
     ) -> Result<(FileState, Option<Vec<u8>>), (FileState, Skip)> {
-        let (mtime_ns, ctime_ns) = times(meta);
-        let mut state = FileState {
-            size: meta.len(),
-            mtime_ns,
-            ctime_ns,
-            ino: meta.ino(),
-            blob: None,
-        };
+        let mut state = FileState::of(meta);
         if meta.len() > self.limits.max_file_bytes {
             return Err((state, Skip::TooLarge));
         }
@@ -291,202 +501,4 @@ impl WorkspaceTracker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-    use std::fs;
-
-    // The runtime moves the tracker into `spawn_blocking`.
-    const _: fn() = || {
-        fn is_send<T: Send + 'static>() {}
-        is_send::<WorkspaceTracker>();
-    };
-
-    fn fixture() -> (tempfile::TempDir, Workspace) {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        fs::create_dir_all(root.join("src")).unwrap();
-        fs::create_dir_all(root.join("target")).unwrap();
-        fs::create_dir_all(root.join(".git")).unwrap();
-        fs::write(root.join(".gitignore"), "target/\n").unwrap();
-        fs::write(root.join("src/a.txt"), "alpha").unwrap();
-        fs::write(root.join("src/b.txt"), "alpha").unwrap();
-        fs::write(root.join("target/out.bin"), "build output").unwrap();
-        fs::write(root.join(".git/HEAD"), "ref").unwrap();
-        let ws = Workspace::new(root).unwrap();
-        (dir, ws)
-    }
-
-    #[test]
-    fn capture_builds_manifest_and_deduplicated_blobs() {
-        let (_d, ws) = fixture();
-        let (tracker, manifest, blobs) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
-        let alpha = blob_id(b"alpha");
-        assert_eq!(
-            serde_json::to_value(&manifest).unwrap(),
-            json!({
-                ".gitignore": {"blob": blob_id(b"target/\n"), "size": 8},
-                "src/a.txt": {"blob": alpha, "size": 5},
-                "src/b.txt": {"blob": alpha, "size": 5},
-            })
-        );
-        let mut blobs = blobs;
-        blobs.sort();
-        assert_eq!(blobs, vec![b"alpha".to_vec(), b"target/\n".to_vec()]);
-        assert!(!tracker.truncated());
-    }
-
-    #[test]
-    fn capture_skips_files_over_the_limits() {
-        let (dir, ws) = fixture();
-        fs::write(dir.path().join("big.txt"), "0123456789").unwrap();
-        let limits = CaptureLimits {
-            max_file_bytes: 9,
-            ..CaptureLimits::default()
-        };
-        let (_t, manifest, _b) = WorkspaceTracker::capture(&ws, limits);
-        assert_eq!(
-            manifest["big.txt"],
-            ManifestFile {
-                blob: None,
-                size: 10,
-                skipped: Some("larger than max_file_bytes".into())
-            }
-        );
-        let limits = CaptureLimits {
-            max_files: 2,
-            ..CaptureLimits::default()
-        };
-        let (t, manifest, _b) = WorkspaceTracker::capture(&ws, limits);
-        assert_eq!(manifest.len(), 2);
-        assert!(t.truncated());
-    }
-
-    #[test]
-    fn refresh_reports_modified_created_and_deleted_files() {
-        let (dir, ws) = fixture();
-        let root = dir.path();
-        let (mut tracker, _m, _b) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
-        assert_eq!(tracker.refresh(&[]), (vec![], vec![]));
-
-        fs::write(root.join("src/a.txt"), "changed").unwrap();
-        fs::write(root.join("src/new.txt"), "alpha").unwrap();
-        fs::remove_file(root.join("src/b.txt")).unwrap();
-        let (changes, blobs) = tracker.refresh(&[]);
-        let alpha = blob_id(b"alpha");
-        assert_eq!(
-            changes,
-            vec![
-                FileChange {
-                    path: "src/a.txt".into(),
-                    before: Some(alpha.clone()),
-                    after: Some(blob_id(b"changed")),
-                    size: Some(7),
-                },
-                FileChange {
-                    path: "src/b.txt".into(),
-                    before: Some(alpha.clone()),
-                    after: None,
-                    size: None,
-                },
-                FileChange {
-                    path: "src/new.txt".into(),
-                    before: None,
-                    after: Some(alpha),
-                    size: Some(5),
-                },
-            ]
-        );
-        // "alpha" was handed out by the capture already: only the new content comes back.
-        assert_eq!(blobs, vec![b"changed".to_vec()]);
-        assert_eq!(tracker.refresh(&[]), (vec![], vec![]));
-    }
-
-    #[test]
-    fn hint_paths_track_ignored_files() {
-        let (dir, ws) = fixture();
-        let (mut tracker, _m, _b) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
-        fs::write(dir.path().join("target/gen.rs"), "generated").unwrap();
-        // Ignored, so the walk alone does not see it.
-        assert_eq!(tracker.refresh(&[]).0, vec![]);
-        let (changes, blobs) = tracker.refresh(&["./target/gen.rs".to_string()]);
-        assert_eq!(
-            changes,
-            vec![FileChange {
-                path: "target/gen.rs".into(),
-                before: None,
-                after: Some(blob_id(b"generated")),
-                size: Some(9),
-            }]
-        );
-        assert_eq!(blobs, vec![b"generated".to_vec()]);
-        // Once tracked, it stays tracked without a hint.
-        fs::write(dir.path().join("target/gen.rs"), "regenerated").unwrap();
-        assert_eq!(tracker.refresh(&[]).0.len(), 1);
-        fs::remove_file(dir.path().join("target/gen.rs")).unwrap();
-        assert_eq!(
-            tracker.refresh(&[]).0,
-            vec![FileChange {
-                path: "target/gen.rs".into(),
-                before: Some(blob_id(b"regenerated")),
-                after: None,
-                size: None,
-            }]
-        );
-        // Hints outside the workspace are ignored.
-        assert_eq!(
-            tracker
-                .refresh(&["../x".to_string(), "/etc/passwd".to_string()])
-                .0,
-            vec![]
-        );
-    }
-
-    #[test]
-    fn touched_but_unchanged_file_is_not_reported() {
-        let (dir, ws) = fixture();
-        let path = dir.path().join("src/a.txt");
-        let (mut tracker, _m, _b) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
-        let file = fs::File::options().write(true).open(&path).unwrap();
-        file.set_modified(std::time::SystemTime::UNIX_EPOCH)
-            .unwrap();
-        drop(file);
-        // Same bytes rewritten: the stat changes, the content does not.
-        fs::write(dir.path().join("src/b.txt"), "alpha").unwrap();
-        assert_eq!(tracker.refresh(&[]), (vec![], vec![]));
-    }
-
-    #[test]
-    fn file_growing_over_the_limit_leaves_the_tracked_world() {
-        let (dir, ws) = fixture();
-        let limits = CaptureLimits {
-            max_file_bytes: 8,
-            ..CaptureLimits::default()
-        };
-        let (mut tracker, _m, _b) = WorkspaceTracker::capture(&ws, limits);
-        fs::write(dir.path().join("src/a.txt"), "much longer now").unwrap();
-        assert_eq!(
-            tracker.refresh(&[]).0,
-            vec![FileChange {
-                path: "src/a.txt".into(),
-                before: Some(blob_id(b"alpha")),
-                after: None,
-                size: None,
-            }]
-        );
-        assert_eq!(tracker.refresh(&[]).0, vec![]);
-    }
-
-    #[test]
-    fn symlinks_are_not_tracked() {
-        let (dir, ws) = fixture();
-        let outside = tempfile::tempdir().unwrap();
-        fs::write(outside.path().join("secret"), "secret").unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
-        std::os::unix::fs::symlink(outside.path(), dir.path().join("dirlink")).unwrap();
-        let (mut tracker, manifest, _b) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
-        assert!(!manifest.contains_key("link"));
-        let hints = ["link".to_string(), "dirlink/secret".to_string()];
-        assert_eq!(tracker.refresh(&hints), (vec![], vec![]));
-    }
-}
+mod tests;

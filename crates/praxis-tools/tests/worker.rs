@@ -60,7 +60,7 @@ async fn calls_round_trip_through_the_registry() {
         std::fs::read_to_string(ws.path().join("a/b.txt")).unwrap(),
         "two\n"
     );
-    // Reads stay in-process; errors come back as observations.
+    // Reads run in the worker too; errors come back as observations.
     let obs = registry
         .execute(&ctx, "fs_read", json!({"path": "a/b.txt"}))
         .await;
@@ -73,11 +73,7 @@ async fn calls_round_trip_through_the_registry() {
     let obs = worker
         .execute("fs_read", json!({"path": "a/b.txt"}), None)
         .await;
-    assert!(
-        obs.output.contains("does not execute `fs_read`"),
-        "{}",
-        obs.output
-    );
+    assert_eq!(obs.output, "two\n");
 
     // The worker reports the layers it applies to the commands it starts.
     let layers = worker.layers();
@@ -215,4 +211,55 @@ async fn a_worker_that_cannot_start_is_an_error_observation() {
         "{}",
         obs.output
     );
+}
+
+/// A call that cannot answer its cancel (a read blocked in the kernel) is stopped by killing
+/// the worker (`kill`, what the driver does at a cancel or the run's deadline): the call in
+/// flight ends with an error, what it started dies, and the next call gets a new worker.
+#[tokio::test]
+async fn killing_the_worker_ends_the_call_in_flight_and_the_next_call_restarts_it() {
+    let ws = tempfile::tempdir().unwrap();
+    let worker = Arc::new(client(ws.path()));
+    worker.start().await.expect("worker starts");
+    let first = worker.pid().expect("pid");
+    let call = {
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            worker
+                .execute(
+                    "shell",
+                    json!({"command": "echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
+                    None,
+                )
+                .await
+        })
+    };
+    let pidfile = ws.path().join("pid");
+    for _ in 0..400 {
+        if pidfile.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let command_pid = pids_in(&pidfile)[0];
+    worker.kill();
+    let obs = call.await.unwrap();
+    assert_eq!(obs.status, ExecStatus::Error, "{}", obs.output);
+    assert!(
+        obs.output
+            .contains("the tool worker died while running `shell`"),
+        "{}",
+        obs.output
+    );
+    assert!(wait_dead(first as i32).await, "worker {first} survived");
+    assert!(
+        wait_dead(command_pid).await,
+        "command {command_pid} survived"
+    );
+    let obs = worker
+        .execute("shell", json!({"command": "echo again"}), None)
+        .await;
+    assert_eq!(obs.output, "again\n");
+    assert_ne!(worker.pid(), Some(first));
+    assert_eq!(worker.starts(), 2);
 }

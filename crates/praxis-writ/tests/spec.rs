@@ -183,6 +183,7 @@ fn development_writ_grants_builtins_up_to_exec() {
     assert_eq!(dev.budget.model_calls, Some(100));
     assert_eq!(dev.budget.model_tokens, Some(2_000_000));
     assert_eq!(dev.budget.wall_seconds, Some(3600));
+    assert_eq!(dev.budget.bytes_written, Some(1 << 30));
     assert_eq!(dev.expires_in.as_deref(), Some("24h"));
     assert!(dev.approvals.is_empty());
     // It round-trips through TOML.

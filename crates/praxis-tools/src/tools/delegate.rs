@@ -2,7 +2,7 @@
 //! so the kernel and policy judge it like any tool; the sub-run itself is driven by the
 //! runtime (it needs cognition, the ledger and the parent's writ, which tools never see).
 
-use crate::{BoxFuture, ExecContext, Tool};
+use crate::{BoxFuture, ExecContext, Placement, Tool};
 use praxis_core::{Effect, Observation, Resource};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -36,6 +36,8 @@ impl Tool for DelegateTool {
     // What the sub-agent may do is bounded by its own (attenuated) writ, checked on each of
     // its steps; starting it touches nothing.
     const EFFECT: Effect = Effect::Read;
+    // The sub-run is driven by the runtime (and gets a worker of its own).
+    const PLACEMENT: Placement = Placement::Driver;
 
     fn touches(&self, _: &DelegateArgs) -> Vec<Resource> {
         Vec::new()

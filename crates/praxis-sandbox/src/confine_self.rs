@@ -1,0 +1,74 @@
+//! Confining the calling process itself: the tool worker, which opens workspace files for
+//! the file tools, is Landlocked to what its tools and commands need, so that a bug in path
+//! resolution (a race swapping a directory for a symlink) still reaches nothing else.
+
+use crate::landlock_rules::{self, ABI_USED};
+use crate::{Layer, Sandbox, SandboxError};
+use landlock::{
+    Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus,
+};
+
+impl Sandbox {
+    /// Landlocks the calling thread, and every thread and process it starts from now on, to
+    /// what this sandbox's commands may touch (the workspace and the private home
+    /// read-write; system directories, toolchains, PATH entries, the world-readable part of
+    /// /etc and /proc read-only; the deny paths never), plus the pids cgroups the sandbox
+    /// manages. Network access is not handled here (the `http` tool's address guard and the
+    /// writ judge it), nor signals: the process must still kill the commands its spawner,
+    /// started before this call, runs outside its domain.
+    ///
+    /// Landlock binds threads, not processes: call it before any thread that could run file
+    /// code exists (the worker runs a current-thread runtime and calls it before its first
+    /// call). The returned layer says what was applied; inactive when the kernel has none.
+    pub fn confine_current_process(&self) -> Result<Layer, SandboxError> {
+        let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
+        let grants = landlock_rules::grants(&self.policy.workspace, &self.home, &self.policy);
+        let mut rules = grants.rules;
+        if let Some(pool) = &self.cgroups {
+            rules.push((pool.base().to_path_buf(), landlock_rules::Grant::Full));
+        }
+        // Name resolution for the `http` tool: these are often links into /run (systemd),
+        // which the command grants leave out.
+        for file in ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf"] {
+            if let Ok(real) = std::fs::canonicalize(file)
+                && real.is_file()
+            {
+                rules.push((real, landlock_rules::Grant::Read));
+            }
+        }
+        let mut created = Ruleset::default()
+            .set_compatibility(CompatLevel::BestEffort)
+            .handle_access(AccessFs::from_all(ABI_USED))
+            .map_err(|e| err(&e))?
+            .create()
+            .map_err(|e| err(&e))?;
+        for (path, grant) in &rules {
+            let Ok(fd) = PathFd::new(path) else {
+                continue;
+            };
+            created = created
+                .add_rule(PathBeneath::new(fd, grant.access(path.is_dir())))
+                .map_err(|e| {
+                    SandboxError::Landlock(format!("rule for `{}`: {e}", path.display()))
+                })?;
+        }
+        let status = created.restrict_self().map_err(|e| err(&e))?;
+        let active = status.ruleset != RulesetStatus::NotEnforced;
+        Ok(Layer {
+            name: "worker_landlock".into(),
+            active,
+            detail: if active {
+                format!(
+                    "the worker itself: read-write {} and the private home; read-only system \
+                     dirs, /proc, toolchains; the data dir and everything else denied ({} \
+                     rules)",
+                    self.policy.workspace.display(),
+                    rules.len()
+                )
+            } else {
+                "not enforced: the kernel has no Landlock (or it is disabled)".into()
+            },
+        })
+    }
+}

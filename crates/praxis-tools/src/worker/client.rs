@@ -1,0 +1,482 @@
+//! The runtime's side of the worker: starts it, sends calls and tracking requests, restarts
+//! it after a crash (restoring the tracker's state).
+
+use super::protocol::{Answer, FromWorker, HELLO_TIMEOUT, ToWorker, read_frame, write_frame};
+use crate::ToolLimits;
+use crate::fabric::WorkerCommand;
+use crate::tracker::{CaptureLimits, TrackerState};
+use praxis_core::{FileChange, Observation};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+type Pending = Arc<Mutex<PendingCalls>>;
+
+#[derive(Default)]
+struct PendingCalls {
+    /// Set (under this lock) once the worker is gone: no call may wait on it after that.
+    dead: bool,
+    calls: HashMap<u64, oneshot::Sender<Result<Answer, String>>>,
+    /// Blobs received for requests whose final frame has not come yet.
+    blobs: HashMap<u64, Vec<Vec<u8>>>,
+}
+
+impl PendingCalls {
+    /// Routes one frame from the worker to the request waiting for it.
+    fn receive(&mut self, frame: FromWorker) {
+        let (id, answer) = match frame {
+            FromWorker::Blob { id, hex } => {
+                if let Ok(bytes) = hex::decode(hex) {
+                    self.blobs.entry(id).or_default().push(bytes);
+                }
+                return;
+            }
+            FromWorker::Result { id, observation } => (id, Answer::Observation(observation)),
+            FromWorker::Captured {
+                id,
+                manifest,
+                state,
+            } => (
+                id,
+                Answer::Captured {
+                    manifest,
+                    state,
+                    blobs: self.blobs.remove(&id).unwrap_or_default(),
+                },
+            ),
+            FromWorker::Refreshed {
+                id,
+                changes,
+                delta,
+                state,
+            } => (
+                id,
+                Answer::Refreshed {
+                    changes,
+                    delta,
+                    state,
+                    blobs: self.blobs.remove(&id).unwrap_or_default(),
+                },
+            ),
+            FromWorker::TrackFailed { id, message } => {
+                self.blobs.remove(&id);
+                (id, Answer::TrackFailed(message))
+            }
+            FromWorker::Ready { .. } | FromWorker::Refused { .. } => return,
+        };
+        if let Some(waiter) = self.calls.remove(&id) {
+            let _ = waiter.send(Ok(answer));
+        }
+    }
+}
+
+/// One running worker process.
+struct Connection {
+    tx: mpsc::UnboundedSender<ToWorker>,
+    pending: Pending,
+    dead: Arc<AtomicBool>,
+    pid: u32,
+    /// Taking (dropping) it makes the reader kill the worker.
+    kill: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Connection {
+    fn kill(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        if let Ok(mut kill) = self.kill.lock() {
+            kill.take();
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Info {
+    pid: Option<u32>,
+    layers: Value,
+    starts: u32,
+}
+
+/// The runtime's side of the worker: starts it, sends calls, restarts it after a crash.
+pub struct WorkerClient {
+    command: WorkerCommand,
+    workspace: PathBuf,
+    limits: ToolLimits,
+    conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    info: Mutex<Info>,
+    next_id: AtomicU64,
+    /// The workspace tracker's limits and state as the worker last reported them, restored
+    /// into a worker that replaces a dead one.
+    tracking: Mutex<Option<(CaptureLimits, TrackerState)>>,
+}
+
+impl std::fmt::Debug for WorkerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerClient")
+            .field("command", &self.command)
+            .field("workspace", &self.workspace)
+            .finish()
+    }
+}
+
+impl WorkerClient {
+    /// A client for a worker serving `workspace` under `limits`; nothing starts until
+    /// [`WorkerClient::start`] or the first call.
+    pub fn new(command: WorkerCommand, workspace: PathBuf, limits: ToolLimits) -> Self {
+        WorkerClient {
+            command,
+            workspace,
+            limits,
+            conn: tokio::sync::Mutex::new(None),
+            info: Mutex::new(Info::default()),
+            next_id: AtomicU64::new(1),
+            tracking: Mutex::new(None),
+        }
+    }
+
+    /// Starts the worker now (if it is not running) and waits for its `ready`.
+    pub async fn start(&self) -> Result<(), String> {
+        self.connection().await.map(drop)
+    }
+
+    /// The pid of the current worker process, if one runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.info.lock().map(|i| i.pid).unwrap_or(None)
+    }
+
+    /// How many worker processes were started (1 + restarts).
+    pub fn starts(&self) -> u32 {
+        self.info.lock().map(|i| i.starts).unwrap_or(0)
+    }
+
+    /// The sandbox layers the worker reported in its `ready`.
+    pub fn layers(&self) -> Value {
+        self.info
+            .lock()
+            .map(|i| i.layers.clone())
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn describe(&self) -> Value {
+        let info = self.info.lock().map(|i| i.clone()).unwrap_or_default();
+        json!({
+            "command": format!("{} {}", self.command.program.display(), self.command.args.join(" ")),
+            "pid": info.pid,
+            "starts": info.starts,
+        })
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>, String> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref()
+            && !conn.dead.load(Ordering::SeqCst)
+        {
+            return Ok(conn.clone());
+        }
+        *slot = None;
+        let conn = Arc::new(self.spawn().await?);
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn spawn(&self) -> Result<Connection, String> {
+        let program = &self.command.program;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(&self.command.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        // SAFETY: only async-signal-safe prctl in the child.
+        unsafe {
+            cmd.pre_exec(|| {
+                // The worker must not outlive the runtime.
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?;
+        let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err("the worker's pipes are missing".into());
+        };
+        let hello = ToWorker::Hello {
+            workspace: self.workspace.clone(),
+            limits: Box::new(self.limits.clone()),
+        };
+        let handshake = async {
+            write_frame(&mut stdin, &hello).await?;
+            read_frame::<_, FromWorker>(&mut stdout).await
+        };
+        let (pid, layers) = match tokio::time::timeout(HELLO_TIMEOUT, handshake).await {
+            Err(_) => return Err(format!("`{}` did not answer hello", program.display())),
+            Ok(Err(e)) => return Err(format!("`{}`: {e}", program.display())),
+            Ok(Ok(None)) => {
+                let status = child
+                    .wait()
+                    .await
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "`{}` exited before answering hello ({status})",
+                    program.display()
+                ));
+            }
+            Ok(Ok(Some(FromWorker::Ready { pid, layers }))) => (pid, layers),
+            Ok(Ok(Some(FromWorker::Refused { message }))) => {
+                return Err(format!("the worker refused to start: {message}"));
+            }
+            Ok(Ok(Some(other))) => return Err(format!("unexpected first answer {other:?}")),
+        };
+        if let Ok(mut info) = self.info.lock() {
+            info.pid = Some(pid);
+            info.layers = layers;
+            info.starts += 1;
+        }
+        // A replacement worker goes on tracking where the dead one stopped.
+        let restore = self.tracking.lock().ok().and_then(|t| t.clone());
+        if let Some((limits, state)) = restore {
+            write_frame(&mut stdin, &ToWorker::Restore { limits, state })
+                .await
+                .map_err(|e| format!("`{}`: {e}", program.display()))?;
+        }
+
+        let (tx, mut rx) = mpsc::unbounded_channel::<ToWorker>();
+        tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                if write_frame(&mut stdin, &message).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let dead = Arc::new(AtomicBool::new(false));
+        let (kill_tx, mut kill_rx) = oneshot::channel::<()>();
+        let (reader_pending, reader_dead) = (pending.clone(), dead.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    frame = read_frame::<_, FromWorker>(&mut stdout) => match frame {
+                        Ok(Some(frame)) => {
+                            if let Ok(mut pending) = reader_pending.lock() {
+                                pending.receive(frame);
+                            }
+                        }
+                        Ok(None) | Err(_) => break,
+                    },
+                    _ = &mut kill_rx => {
+                        let _ = child.start_kill();
+                        break;
+                    }
+                }
+            }
+            reader_dead.store(true, Ordering::SeqCst);
+            let status = match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                Ok(Ok(status)) => status.to_string(),
+                _ => {
+                    let _ = child.start_kill();
+                    "stopped answering; killed".to_string()
+                }
+            };
+            let waiters: Vec<_> = match reader_pending.lock() {
+                Ok(mut p) => {
+                    p.dead = true;
+                    p.calls.drain().map(|(_, w)| w).collect()
+                }
+                Err(_) => Vec::new(),
+            };
+            for waiter in waiters {
+                let _ = waiter.send(Err(format!("worker pid {pid}: {status}")));
+            }
+        });
+        Ok(Connection {
+            tx,
+            pending,
+            dead,
+            pid,
+            kill: Mutex::new(Some(kill_tx)),
+        })
+    }
+
+    /// Kills the current worker process, and with it every call in flight (a call blocked
+    /// in the kernel cannot answer a cancel); the next call starts a new worker.
+    pub fn kill(&self) {
+        if let Ok(slot) = self.conn.try_lock()
+            && let Some(conn) = slot.as_ref()
+        {
+            conn.kill();
+        }
+    }
+
+    /// Runs one call in the worker. Never panics: a worker that cannot start or dies
+    /// mid-call yields an error observation saying so.
+    pub async fn execute(&self, tool: &str, args: Value, deadline: Option<Instant>) -> Observation {
+        let timeout_ms = deadline.map(|d| {
+            u64::try_from(d.saturating_duration_since(Instant::now()).as_millis())
+                .unwrap_or(u64::MAX)
+        });
+        let call = |id| ToWorker::Call {
+            id,
+            tool: tool.to_string(),
+            args,
+            timeout_ms,
+        };
+        match self.request(call).await {
+            Ok(Answer::Observation(observation)) => observation,
+            Ok(other) => {
+                Observation::error(format!("the tool worker answered `{tool}` with {other:?}"))
+            }
+            Err(Failure::NotStarted(e)) => Observation::error(format!(
+                "`{tool}` was not run: the tool worker could not be started: {e}"
+            )),
+            Err(Failure::Died(why)) => Observation::error(format!(
+                "the tool worker died while running `{tool}` ({why}); the call did not \
+                 complete and was not retried; the next call starts a new worker"
+            )),
+        }
+    }
+
+    /// Captures the workspace's start state in the worker (the runtime never opens a
+    /// workspace file): the manifest and the distinct blobs, as
+    /// [`WorkspaceTracker::capture`] returns them. The worker keeps the tracker; this client
+    /// keeps its state (no contents), so a restarted worker goes on from it.
+    pub async fn capture(&self, limits: CaptureLimits) -> Result<(praxis_core::record::Manifest, Vec<Vec<u8>>), String> {
+        let sent = limits.clone();
+        match self
+            .request(move |id| ToWorker::Capture { id, limits: sent })
+            .await
+            .map_err(|f| f.describe("capture the workspace"))?
+        {
+            Answer::Captured {
+                manifest,
+                state,
+                blobs,
+            } => {
+                if let Ok(mut tracking) = self.tracking.lock() {
+                    *tracking = Some((limits, state));
+                }
+                Ok((manifest, blobs))
+            }
+            Answer::TrackFailed(why) => Err(why),
+            other => Err(format!("unexpected answer to capture: {other:?}")),
+        }
+    }
+
+    /// What changed since the last capture or refresh ([`WorkspaceTracker::refresh`]), read
+    /// in the worker.
+    pub async fn refresh(
+        &self,
+        hints: Vec<String>,
+    ) -> Result<(Vec<FileChange>, Vec<Vec<u8>>), String> {
+        match self
+            .request(move |id| ToWorker::Refresh { id, hints })
+            .await
+            .map_err(|f| f.describe("track the workspace"))?
+        {
+            Answer::Refreshed {
+                changes,
+                delta,
+                state: refreshed,
+                blobs,
+            } => {
+                if let Ok(mut tracking) = self.tracking.lock()
+                    && let Some((_, state)) = tracking.as_mut()
+                {
+                    state.apply(delta, &refreshed);
+                }
+                Ok((changes, blobs))
+            }
+            Answer::TrackFailed(why) => Err(why),
+            other => Err(format!("unexpected answer to refresh: {other:?}")),
+        }
+    }
+
+    /// Sends one request (made from its id) and waits for its answer; dropping the future
+    /// cancels it in the worker.
+    async fn request(&self, make: impl FnOnce(u64) -> ToWorker) -> Result<Answer, Failure> {
+        let conn = self.connection().await.map_err(Failure::NotStarted)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let registered = match conn.pending.lock() {
+            Ok(mut p) if !p.dead => {
+                p.calls.insert(id, tx);
+                true
+            }
+            _ => false,
+        };
+        if !registered {
+            return Err(Failure::Died(format!(
+                "worker pid {} had already exited",
+                conn.pid
+            )));
+        }
+        if conn.tx.send(make(id)).is_err() {
+            if let Ok(mut p) = conn.pending.lock() {
+                p.calls.remove(&id);
+            }
+            return Err(Failure::Died("its input is closed".into()));
+        }
+        let mut guard = CancelOnDrop {
+            conn: &conn,
+            id,
+            armed: true,
+        };
+        let answer = rx.await;
+        guard.armed = false;
+        match answer {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(why)) => Err(Failure::Died(why)),
+            Err(_) => Err(Failure::Died("the connection was dropped".into())),
+        }
+    }
+}
+
+/// Why a request got no answer.
+enum Failure {
+    NotStarted(String),
+    Died(String),
+}
+
+impl Failure {
+    fn describe(self, what: &str) -> String {
+        match self {
+            Failure::NotStarted(e) => {
+                format!("could not {what}: the tool worker could not be started: {e}")
+            }
+            Failure::Died(why) => format!("could not {what}: the tool worker died ({why})"),
+        }
+    }
+}
+
+/// Tells the worker to cancel a call whose caller went away.
+struct CancelOnDrop<'a> {
+    conn: &'a Connection,
+    id: u64,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(mut p) = self.conn.pending.lock() {
+                p.calls.remove(&self.id);
+            }
+            let _ = self.conn.tx.send(ToWorker::Cancel { id: self.id });
+        }
+    }
+}

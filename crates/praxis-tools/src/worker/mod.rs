@@ -1,0 +1,27 @@
+//! The worker: a long-lived helper process (`praxis worker`) that executes every tool whose
+//! [`Placement`] is the worker (every file tool, reads included, commands and `http`) for
+//! one run, and tracks the run's workspace. It confines itself with Landlock to what those
+//! tools need before it serves a call, and every command it starts is confined by the
+//! sandbox.
+//!
+//! Protocol, on the worker's stdin/stdout: frames of a 4-byte big-endian length and that
+//! many bytes of JSON, each an object with a `type`:
+//! - runtime -> worker: `hello {workspace, limits}` once, then `restore {limits, state}`
+//!   (only in a worker replacing a dead one), then `call {id, tool, args, timeout_ms}`,
+//!   `capture {id, limits}`, `refresh {id, hints}` and `cancel {id}`;
+//! - worker -> runtime: `ready {pid, layers}` (or `refused {message}`), then
+//!   `result {id, observation}` per call, and `blob {id, hex}`... followed by
+//!   `captured {id, manifest, state}` / `refreshed {id, changes, delta, state}` (or
+//!   `track_failed {id, message}`) per tracking request, in completion order.
+//!
+//! Calls run concurrently; `cancel` (sent when the runtime drops a call) kills the call's
+//! process group. If the worker dies, every call in flight is answered with an error
+//! observation saying so, and the next call starts a new worker.
+
+mod client;
+mod protocol;
+mod serve;
+
+pub use client::WorkerClient;
+pub use protocol::{FromWorker, MAX_FRAME, ToWorker, read_frame, write_frame};
+pub use serve::{serve, serve_stdio};

@@ -1,0 +1,152 @@
+//! The worker's frames: a 4-byte big-endian length and that many bytes of JSON.
+
+use crate::ToolLimits;
+use crate::tracker::{CaptureLimits, FileState, RefreshedState, TrackerState};
+use praxis_core::{FileChange, Observation};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Largest frame either side accepts (an observation is capped far below this).
+pub const MAX_FRAME: usize = 64 << 20;
+/// How long a starting worker may take to answer `hello`.
+pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToWorker {
+    Hello {
+        workspace: PathBuf,
+        limits: Box<ToolLimits>,
+    },
+    Call {
+        id: u64,
+        tool: String,
+        args: Value,
+        /// Time left until the run's deadline, if it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+    Cancel {
+        id: u64,
+    },
+    /// Capture the workspace's start state (answered by `blob`s, then `captured`).
+    Capture {
+        id: u64,
+        limits: CaptureLimits,
+    },
+    /// Report what changed since the last capture or refresh (`blob`s, then `refreshed`).
+    Refresh {
+        id: u64,
+        hints: Vec<String>,
+    },
+    /// Go on tracking from a state an earlier worker of this run reported (after a restart;
+    /// sent before any call).
+    Restore {
+        limits: CaptureLimits,
+        state: TrackerState,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromWorker {
+    Ready {
+        pid: u32,
+        layers: Value,
+    },
+    Refused {
+        message: String,
+    },
+    Result {
+        id: u64,
+        observation: Observation,
+    },
+    /// One blob of a `capture` or `refresh` answer (hex), before its final frame.
+    Blob {
+        id: u64,
+        hex: String,
+    },
+    Captured {
+        id: u64,
+        manifest: praxis_core::record::Manifest,
+        state: TrackerState,
+    },
+    Refreshed {
+        id: u64,
+        changes: Vec<FileChange>,
+        delta: Vec<(String, Option<FileState>)>,
+        state: RefreshedState,
+    },
+    /// A `capture` or `refresh` that could not be done.
+    TrackFailed {
+        id: u64,
+        message: String,
+    },
+}
+
+/// What a worker answered to one request.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Observation(Observation),
+    Captured {
+        manifest: praxis_core::record::Manifest,
+        state: TrackerState,
+        blobs: Vec<Vec<u8>>,
+    },
+    Refreshed {
+        changes: Vec<FileChange>,
+        delta: Vec<(String, Option<FileState>)>,
+        state: RefreshedState,
+        blobs: Vec<Vec<u8>>,
+    },
+    TrackFailed(String),
+}
+
+/// Writes one frame.
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    out: &mut W,
+    message: &T,
+) -> io::Result<()> {
+    let bytes = serde_json::to_vec(message).map_err(io::Error::other)?;
+    if bytes.len() > MAX_FRAME {
+        return Err(io::Error::other(format!(
+            "frame of {} bytes exceeds the {MAX_FRAME}-byte limit",
+            bytes.len()
+        )));
+    }
+    // One write per frame: the reader wakes once, with the whole frame.
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&bytes);
+    out.write_all(&frame).await?;
+    out.flush().await
+}
+
+/// Reads one frame; None at a clean end of stream (between frames).
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    input: &mut R,
+) -> io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match input.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes exceeds the {MAX_FRAME}-byte limit"),
+        ));
+    }
+    let mut bytes = vec![0u8; len];
+    input.read_exact(&mut bytes).await?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad frame: {e}")))
+}

@@ -1,0 +1,272 @@
+//! The worker's side: `praxis worker` confines itself, then serves calls and tracking.
+
+use super::protocol::{FromWorker, ToWorker, read_frame, write_frame};
+use crate::fabric::{self, Fabric};
+use crate::tracker::{CaptureLimits, WorkspaceTracker};
+use crate::{ExecContext, Placement, Registry, Workspace};
+use praxis_core::Observation;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+/// `praxis worker`: serves the protocol on this process's stdin/stdout until stdin closes.
+pub async fn serve_stdio() -> io::Result<()> {
+    // The runtime connects pipes: drive them from the reactor. tokio's `stdin()`/`stdout()`
+    // hand every read and write to a blocking thread, which costs a thread hop per frame.
+    match (stdio_pipe_in(), stdio_pipe_out()) {
+        (Some(input), Some(output)) => serve(tokio::io::BufReader::new(input), output).await,
+        _ => serve(tokio::io::stdin(), tokio::io::stdout()).await,
+    }
+}
+
+/// A reactor-driven copy of this process's stdin, if it is a pipe.
+fn stdio_pipe_in() -> Option<tokio::net::unix::pipe::Receiver> {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Receiver::from_owned_fd(fd).ok()
+}
+
+/// A reactor-driven copy of this process's stdout, if it is a pipe.
+fn stdio_pipe_out() -> Option<tokio::net::unix::pipe::Sender> {
+    let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+    tokio::net::unix::pipe::Sender::from_owned_fd(fd).ok()
+}
+
+/// The worker loop over any pair of streams. After `hello` it Landlocks the calling thread
+/// (and every thread it starts) to the run's grants: call it only in the worker process, on
+/// a current-thread runtime.
+pub async fn serve<R, W>(mut input: R, mut output: W) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(hello) = read_frame::<_, ToWorker>(&mut input).await? else {
+        return Ok(());
+    };
+    let ToWorker::Hello { workspace, limits } = hello else {
+        let message = "the first message must be `hello`".to_string();
+        write_frame(&mut output, &FromWorker::Refused { message }).await?;
+        return Ok(());
+    };
+    let workspace = match Workspace::new(&workspace) {
+        Ok(ws) => ws,
+        Err(e) => {
+            let message = format!("workspace `{}`: {e}", workspace.display());
+            write_frame(&mut output, &FromWorker::Refused { message }).await?;
+            return Ok(());
+        }
+    };
+    let mut ctx = ExecContext::new(workspace.clone());
+    ctx.limits = *limits;
+    ctx.fabric = Fabric::InProcess {
+        reason: "inside the worker".into(),
+    };
+    fabric::confine_locally(&mut ctx);
+    let mut layers = fabric::local_layers(&ctx);
+    // Before any call is served: this process opens workspace files for the file tools, so
+    // it is itself confined to what its tools and commands need (never the data dir).
+    let confined = confine_self(&ctx);
+    if let Value::Array(list) = &mut layers
+        && let Ok(layer) = serde_json::to_value(&confined)
+    {
+        list.push(layer);
+    }
+    write_frame(
+        &mut output,
+        &FromWorker::Ready {
+            pid: std::process::id(),
+            layers,
+        },
+    )
+    .await?;
+
+    let ctx = Arc::new(ctx);
+    let registry = Arc::new(Registry::builtin());
+    let (tx, mut rx) = mpsc::unbounded_channel::<FromWorker>();
+    let writer = tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            if write_frame(&mut output, &message).await.is_err() {
+                // The runtime is gone; nobody is left to answer.
+                break;
+            }
+        }
+    });
+    let tracker: SharedTracker = Arc::default();
+    let mut calls: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+    loop {
+        let message = match read_frame::<_, ToWorker>(&mut input).await {
+            Ok(Some(m)) => m,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("praxis worker: {e}; stopping");
+                break;
+            }
+        };
+        calls.retain(|_, h| !h.is_finished());
+        match message {
+            ToWorker::Call {
+                id,
+                tool,
+                args,
+                timeout_ms,
+            } => {
+                let (ctx, registry, tx) = (ctx.clone(), registry.clone(), tx.clone());
+                let task = tokio::spawn(async move {
+                    let placement = registry.get(&tool).map(|t| t.placement());
+                    let observation = if placement == Some(Placement::Driver) {
+                        Observation::error(format!(
+                            "the worker does not execute `{tool}`: it runs in the runtime's \
+                             driver"
+                        ))
+                    } else {
+                        let mut ctx = (*ctx).clone();
+                        ctx.deadline =
+                            timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms));
+                        registry.execute(&ctx, &tool, args).await
+                    };
+                    let _ = tx.send(FromWorker::Result { id, observation });
+                });
+                calls.insert(id, task.abort_handle());
+            }
+            ToWorker::Cancel { id } => {
+                // Aborting drops the tool's future, which kills its process group.
+                if let Some(handle) = calls.remove(&id) {
+                    handle.abort();
+                }
+            }
+            ToWorker::Capture { id, limits } => {
+                let task = tokio::spawn(capture(
+                    id,
+                    workspace.clone(),
+                    limits,
+                    tracker.clone(),
+                    tx.clone(),
+                ));
+                calls.insert(id, task.abort_handle());
+            }
+            ToWorker::Refresh { id, hints } => {
+                let task = tokio::spawn(refresh(id, hints, tracker.clone(), tx.clone()));
+                calls.insert(id, task.abort_handle());
+            }
+            ToWorker::Restore { limits, state } => {
+                if let Ok(mut slot) = tracker.lock() {
+                    *slot = Some(WorkspaceTracker::restore(&workspace, limits, state));
+                }
+            }
+            ToWorker::Hello { .. } => {
+                eprintln!("praxis worker: ignoring a second hello");
+            }
+        }
+    }
+    for (_, handle) in calls {
+        handle.abort();
+    }
+    drop(tx);
+    let _ = writer.await;
+    Ok(())
+}
+
+/// The run's workspace tracker, in the worker (the runtime never opens a workspace file).
+type SharedTracker = Arc<Mutex<Option<WorkspaceTracker>>>;
+
+/// Sends `blobs` as `blob` frames of request `id`.
+fn send_blobs(id: u64, blobs: Vec<Vec<u8>>, tx: &mpsc::UnboundedSender<FromWorker>) {
+    for blob in blobs {
+        let _ = tx.send(FromWorker::Blob {
+            id,
+            hex: hex::encode(blob),
+        });
+    }
+}
+
+async fn capture(
+    id: u64,
+    workspace: Workspace,
+    limits: CaptureLimits,
+    tracker: SharedTracker,
+    tx: mpsc::UnboundedSender<FromWorker>,
+) {
+    let captured = tokio::task::spawn_blocking(move || {
+        let (fresh, manifest, blobs) = WorkspaceTracker::capture(&workspace, limits);
+        let state = fresh.state();
+        if let Ok(mut slot) = tracker.lock() {
+            *slot = Some(fresh);
+        }
+        (manifest, state, blobs)
+    })
+    .await;
+    let message = match captured {
+        Ok((manifest, state, blobs)) => {
+            send_blobs(id, blobs, &tx);
+            FromWorker::Captured {
+                id,
+                manifest,
+                state,
+            }
+        }
+        Err(e) => FromWorker::TrackFailed {
+            id,
+            message: format!("the capture failed: {e}"),
+        },
+    };
+    let _ = tx.send(message);
+}
+
+async fn refresh(
+    id: u64,
+    hints: Vec<String>,
+    tracker: SharedTracker,
+    tx: mpsc::UnboundedSender<FromWorker>,
+) {
+    let refreshed = tokio::task::spawn_blocking(move || {
+        let mut slot = tracker.lock().map_err(|_| "the tracker is poisoned")?;
+        let tracker = slot.as_mut().ok_or("nothing was captured yet")?;
+        Ok::<_, &str>(tracker.refresh_tracked(&hints))
+    })
+    .await;
+    let message = match refreshed {
+        Ok(Ok(refreshed)) => {
+            send_blobs(id, refreshed.blobs, &tx);
+            FromWorker::Refreshed {
+                id,
+                changes: refreshed.changes,
+                delta: refreshed.delta,
+                state: refreshed.state,
+            }
+        }
+        Ok(Err(why)) => FromWorker::TrackFailed {
+            id,
+            message: why.to_string(),
+        },
+        Err(e) => FromWorker::TrackFailed {
+            id,
+            message: format!("the refresh failed: {e}"),
+        },
+    };
+    let _ = tx.send(message);
+}
+
+/// Landlocks this process per the run's sandbox (see
+/// [`praxis_sandbox::Sandbox::confine_current_process`]); the layer says what was applied.
+fn confine_self(ctx: &ExecContext) -> praxis_sandbox::Layer {
+    let inactive = |detail: String| praxis_sandbox::Layer {
+        name: "worker_landlock".into(),
+        active: false,
+        detail,
+    };
+    match &ctx.sandbox {
+        Some(sandbox) => sandbox
+            .confine_current_process()
+            .unwrap_or_else(|e| inactive(format!("the worker could not confine itself: {e}"))),
+        None => inactive(format!(
+            "the worker itself is unconfined: {}",
+            ctx.unconfined_because
+                .as_deref()
+                .unwrap_or("no sandbox for this run")
+        )),
+    }
+}
