@@ -22,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CaptureLimits {
@@ -219,11 +218,10 @@ impl WorkspaceTracker {
             .into_iter()
             .collect();
         for rel in walked {
-            let abs = tracker.ws.root().join(&rel);
-            let Ok(meta) = abs.symlink_metadata() else {
-                continue; // vanished during the walk
+            let Some((file, meta)) = tracker.regular_file(&rel) else {
+                continue; // vanished (or was swapped for a link) during the walk
             };
-            match tracker.read_state(&abs, &meta, &mut budget) {
+            match tracker.read_state(file, &meta, &mut budget) {
                 Ok((state, content)) => {
                     let blob = state.blob.clone().unwrap_or_default();
                     manifest.insert(
@@ -351,8 +349,7 @@ impl WorkspaceTracker {
         for rel in candidates {
             let previous = self.files.get(&rel);
             let before = previous.and_then(|s| s.blob.clone());
-            let meta = self.regular_file(&rel, walked.contains(&rel));
-            let Some(meta) = meta else {
+            let Some((file, meta)) = self.regular_file(&rel) else {
                 if self.files.remove(&rel).is_some() {
                     delta.push((rel.clone(), None));
                     if before.is_some() {
@@ -373,8 +370,7 @@ impl WorkspaceTracker {
                 self.truncated = true;
                 continue;
             }
-            let abs = self.ws.root().join(&rel);
-            let (state, content) = match self.read_state(&abs, &meta, &mut budget) {
+            let (state, content) = match self.read_state(file, &meta, &mut budget) {
                 Ok(read) => read,
                 Err((state, _)) => (state, None),
             };
@@ -435,21 +431,13 @@ impl WorkspaceTracker {
             .collect()
     }
 
-    /// The metadata of `rel` if it is a regular file reached without symlinks inside the
-    /// workspace (the tracker never follows links, like the walk). `walked`: the walk found
-    /// it, so no directory on the way is a symlink.
-    fn regular_file(&self, rel: &str, walked: bool) -> Option<std::fs::Metadata> {
-        let abs = self.ws.root().join(rel);
-        let meta = abs.symlink_metadata().ok()?;
-        if !meta.is_file() {
-            return None;
-        }
-        if walked {
-            return Some(meta);
-        }
-        // An intermediate symlink would put the real file elsewhere: refuse those.
-        let real = self.ws.resolve(rel).ok()?;
-        (real == abs).then_some(meta)
+    /// `rel` opened (beneath the root's descriptor, no symlink on the way, never blocking)
+    /// with its metadata read from the descriptor, if it is a regular file. The tracker never
+    /// opens a workspace path by name, so a component swapped for a link is refused.
+    fn regular_file(&self, rel: &str) -> Option<(std::fs::File, std::fs::Metadata)> {
+        let file = self.ws.open_no_links(rel)?;
+        let meta = file.metadata().ok()?;
+        meta.is_file().then_some((file, meta))
     }
 
     /// Workspace-relative paths of the regular files the walk sees, up to `max_files`.
@@ -467,7 +455,7 @@ impl WorkspaceTracker {
     #[allow(clippy::type_complexity)]
     fn read_state(
         &self,
-        abs: &Path,
+        file: std::fs::File,
         meta: &std::fs::Metadata,
         budget: &mut u64,
     ) -> Result<(FileState, Option<Vec<u8>>), (FileState, Skip)> {
@@ -480,10 +468,9 @@ impl WorkspaceTracker {
         }
         // Read at most one byte past the limit: the file may have grown since the stat.
         let mut bytes = Vec::with_capacity(meta.len() as usize);
-        let read = std::fs::File::open(abs).and_then(|f| {
-            f.take(self.limits.max_file_bytes + 1)
-                .read_to_end(&mut bytes)
-        });
+        let read = file
+            .take(self.limits.max_file_bytes + 1)
+            .read_to_end(&mut bytes);
         if read.is_err() {
             // Unreadable (permissions, vanished): not part of the tracked world this time.
             return Err((state, Skip::Unreadable));

@@ -386,6 +386,15 @@ impl Workspace {
         Ok((fd, true))
     }
 
+    /// Opens the regular file `rel` for reading beneath the root with no symlink anywhere on
+    /// the way (the tracker's view: it never follows links), without blocking. None when it
+    /// is missing, not a regular file, or reached through a link.
+    pub fn open_no_links(&self, rel: &str) -> Option<File> {
+        let lexical = self.normalize(rel).ok()?;
+        let name = cstring(&lexical).ok()?;
+        open_regular(self.root_fd(), &name, Access::Read, NO_LINKS).ok()
+    }
+
     /// The content of the regular file `rel` if it exists and holds at most `max` bytes
     /// (opened like [`Workspace::open_file`]: never blocking, never outside).
     pub fn read_capped(&self, rel: &str, max: u64) -> Option<Vec<u8>> {

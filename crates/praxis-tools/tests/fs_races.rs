@@ -237,3 +237,63 @@ async fn control_without_swaps_the_calls_succeed_inside() {
     let o = run("fs_read", json!({"path": "d/x/y/z"})).await;
     assert_eq!(o.output, "w");
 }
+
+/// The workspace tracker (start-state capture and change detection) is a directory walk
+/// plus reads too: under the same swapping, no blob it hands out may hold outside content.
+#[test]
+fn the_tracker_never_reads_through_a_swapped_directory() {
+    use praxis_tools::{CaptureLimits, WorkspaceTracker};
+    let ws_dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join(SECRET_NAME), SECRET).unwrap();
+    let root = ws_dir.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join("d")).unwrap();
+    // The same name inside, so a check made while `d` is the real directory passes.
+    std::fs::write(root.join("d").join(SECRET_NAME), "harmless").unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("l")).unwrap();
+    let ws = Workspace::new(&root).unwrap();
+
+    let tally = Arc::new(Tally::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (tally, done, root) = (tally.clone(), done.clone(), root.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0usize;
+            while !done.load(Ordering::SeqCst) {
+                exchange(&root.join("d"), &root.join("l")).unwrap();
+                swaps += 1;
+                if tally.in_flight.load(Ordering::SeqCst) > 0 {
+                    tally.swaps_in_calls.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            if swaps % 2 == 1 {
+                exchange(&root.join("d"), &root.join("l")).unwrap();
+            }
+        })
+    };
+    let hint = [format!("d/{SECRET_NAME}")];
+    let mut leaks = 0usize;
+    let mut rounds = 0usize;
+    while tally.swaps_in_calls.load(Ordering::SeqCst) < SWAPS_IN_CALLS || rounds < 300 {
+        tally.in_flight.fetch_add(1, Ordering::SeqCst);
+        let (mut tracker, _manifest, mut blobs) =
+            WorkspaceTracker::capture(&ws, CaptureLimits::default());
+        blobs.extend(tracker.refresh(&hint).1);
+        tally.in_flight.fetch_sub(1, Ordering::SeqCst);
+        leaks += blobs
+            .iter()
+            .filter(|b| String::from_utf8_lossy(b).contains(SECRET))
+            .count();
+        rounds += 1;
+    }
+    done.store(true, Ordering::SeqCst);
+    swapper.join().unwrap();
+    eprintln!(
+        "tracker: {rounds} rounds, {} swaps inside them, {leaks} leaks",
+        tally.swaps_in_calls.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        leaks, 0,
+        "the tracker read outside content through a swapped directory"
+    );
+}

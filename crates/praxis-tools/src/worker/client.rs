@@ -355,7 +355,10 @@ impl WorkerClient {
     /// workspace file): the manifest and the distinct blobs, as
     /// [`WorkspaceTracker::capture`] returns them. The worker keeps the tracker; this client
     /// keeps its state (no contents), so a restarted worker goes on from it.
-    pub async fn capture(&self, limits: CaptureLimits) -> Result<(praxis_core::record::Manifest, Vec<Vec<u8>>), String> {
+    pub async fn capture(
+        &self,
+        limits: CaptureLimits,
+    ) -> Result<(praxis_core::record::Manifest, Vec<Vec<u8>>), String> {
         let sent = limits.clone();
         match self
             .request(move |id| ToWorker::Capture { id, limits: sent })
