@@ -20,6 +20,7 @@ mod landlock_rules;
 mod launch;
 #[cfg(test)]
 mod layer_bench;
+mod mounts;
 mod namespaces;
 pub mod probe;
 mod seccomp;
@@ -72,6 +73,10 @@ pub struct ResourceLimits {
     pub processes: u64,
     /// Largest file a process may write, bytes (RLIMIT_FSIZE).
     pub file_size_bytes: u64,
+    /// Memory of a command and everything it started, together, bytes: the `memory.max`
+    /// (cgroup v2) or `memory.limit_in_bytes` (v1) of its cgroup, where the host delegates
+    /// the memory controller. Beyond it the kernel kills a process of the command.
+    pub memory_bytes: u64,
 }
 
 impl Default for ResourceLimits {
@@ -82,6 +87,7 @@ impl Default for ResourceLimits {
             open_files: 4096,
             processes: 512,
             file_size_bytes: 4 << 30,
+            memory_bytes: 4 << 30,
         }
     }
 }
@@ -103,6 +109,10 @@ pub struct SandboxPolicy {
     pub limits: ResourceLimits,
     /// Where the private HOME is created (default: the system temp dir).
     pub home_parent: Option<PathBuf>,
+    /// Commands may write the workspace's `.git` directory (default: it is mounted
+    /// read-only for them, so no command can plant a hook that runs at the user's next
+    /// `git commit`).
+    pub git_writable: bool,
 }
 
 impl SandboxPolicy {
@@ -117,6 +127,7 @@ impl SandboxPolicy {
             deny_paths: default_deny_paths(),
             limits: ResourceLimits::default(),
             home_parent: None,
+            git_writable: false,
         }
     }
 }
@@ -322,20 +333,32 @@ impl Sandbox {
             report.push(
                 "seccomp",
                 true,
-                format!(
-                    "EPERM for ptrace, mount, modules, keyctl, bpf, perf_event_open, kexec, \
-                     reboot, swap, unshare/setns and namespace clones, io_uring{}; clone3 ENOSYS",
-                    if policy.allow_network {
-                        ""
-                    } else {
-                        ", AF_INET/AF_INET6 sockets"
-                    }
-                ),
+                "EPERM for ptrace, mount, modules, keyctl, bpf, perf_event_open, kexec, reboot, \
+                 swap, unshare/setns and namespace clones, io_uring; clone3 ENOSYS",
+            );
+            report.push(
+                "socket_families",
+                true,
+                if policy.allow_network {
+                    "socket() only for AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK with \
+                     NETLINK_ROUTE (getaddrinfo and getifaddrs list interfaces with it); \
+                     AF_VSOCK, AF_PACKET, other netlink protocols and every other family \
+                     refused"
+                } else {
+                    "socket() only for AF_UNIX (socketpair and sockets in the workspace \
+                     work); AF_INET, AF_INET6, AF_NETLINK, AF_VSOCK, AF_PACKET and every \
+                     other family refused"
+                },
             );
             programs
         } else {
             report.push(
                 "seccomp",
+                false,
+                "unavailable: the kernel has no seccomp filter mode",
+            );
+            report.push(
+                "socket_families",
                 false,
                 "unavailable: the kernel has no seccomp filter mode",
             );
@@ -386,6 +409,46 @@ impl Sandbox {
                     .unwrap_or_else(|| "unavailable".into()),
             ),
         }
+        let memory = match (&cgroup_base, &host.memory_cgroup) {
+            (Some(_), Some(base)) => {
+                if Some(base) != cgroup_base.as_ref() {
+                    cgroup::sweep_stale(base);
+                }
+                report.push(
+                    "memory_cgroup",
+                    true,
+                    format!(
+                        "{} MiB for each command and everything it started (cgroup under {}); \
+                         beyond it the kernel kills a process of the command and the outcome \
+                         says so",
+                        policy.limits.memory_bytes >> 20,
+                        base.display()
+                    ),
+                );
+                Some(cgroup::MemoryBound {
+                    base: base.clone(),
+                    bytes: policy.limits.memory_bytes,
+                })
+            }
+            (None, _) => {
+                report.push(
+                    "memory_cgroup",
+                    false,
+                    "unavailable: it is set up with the pids cgroup, which this host lacks",
+                );
+                None
+            }
+            (_, None) => {
+                report.push(
+                    "memory_cgroup",
+                    false,
+                    host.memory_cgroup_why
+                        .clone()
+                        .unwrap_or_else(|| "unavailable".into()),
+                );
+                None
+            }
+        };
         report.push(
             "environment",
             true,
@@ -396,13 +459,44 @@ impl Sandbox {
         );
 
         let cgroups =
-            cgroup_base.map(|base| cgroup::CgroupPool::new(base, policy.limits.processes));
-        let plan = Arc::new(child::ChildPlan::new(
-            namespaces,
-            rlimits,
-            landlock_fd,
-            seccomp,
-        ));
+            cgroup_base.map(|base| cgroup::CgroupPool::new(base, policy.limits.processes, memory));
+        let mut plan = child::ChildPlan::new(namespaces, rlimits, landlock_fd, seccomp);
+        if host.user_namespaces {
+            let granted: Vec<PathBuf> = grants.rules.iter().map(|(p, _)| p.clone()).collect();
+            let git = workspace.join(".git");
+            let read_only = if policy.git_writable
+                || !std::fs::symlink_metadata(&git).is_ok_and(|m| m.is_dir())
+            {
+                Vec::new()
+            } else {
+                vec![git]
+            };
+            let mounts = mounts::MountPlan::new(&granted, !policy.allow_network, &read_only);
+            let detail = mounts.describe();
+            plan.mounts = Some(mounts);
+            // Tried once in a throwaway child, the way every command enters it.
+            // SAFETY: raw system calls only, in a forked child.
+            let works = probe::in_child(|| unsafe { plan.enter_namespaces().is_ok() });
+            if works == Some(true) {
+                report.push("mount_namespace", true, detail);
+                plan.pid_namespace = true;
+            } else {
+                plan.mounts = None;
+                report.push(
+                    "mount_namespace",
+                    false,
+                    "unavailable: a mount namespace could not be set up in the sandbox's user \
+                     namespace on this host (open_tree/move_mount or tmpfs refused)",
+                );
+            }
+        } else {
+            let why = host
+                .user_namespaces_why
+                .clone()
+                .unwrap_or_else(|| "unavailable".into());
+            report.push("mount_namespace", false, why);
+        }
+        let plan = Arc::new(plan);
         let spawner = match spawner::Spawner::start(plan.clone()) {
             Ok(spawner) => {
                 report.launcher = format!(
@@ -421,6 +515,29 @@ impl Sandbox {
                 None
             }
         };
+        match &spawner {
+            Some(spawner) if spawner.pid_namespace() => report.push(
+                "pid_namespace",
+                true,
+                "a PID namespace of the spawner's commands with its own /proc: no host process \
+                 is visible to them; when the spawner ends (with the runtime), the kernel kills \
+                 every process in it",
+            ),
+            Some(_) => report.push(
+                "pid_namespace",
+                false,
+                if plan.pid_namespace {
+                    "unavailable: the host refused a PID namespace in the sandbox's user namespace"
+                } else {
+                    "unavailable: it needs the user and mount namespaces"
+                },
+            ),
+            None => report.push(
+                "pid_namespace",
+                false,
+                "unavailable: only commands started by the spawner get one",
+            ),
+        }
         if spawner.is_some()
             && let Some(layer) = report
                 .layers
@@ -507,7 +624,7 @@ impl Sandbox {
         launch: &Launch<'_>,
         cgroup: Option<&SpawnCgroup>,
     ) -> std::io::Result<Launched> {
-        let procs = cgroup.and_then(|c| c.procs_fd());
+        let procs = cgroup.map_or([None, None], |c| c.procs_fds());
         if let Some(spawner) = &self.spawner {
             match spawner.launch(launch, procs) {
                 Ok(launched) => return Ok(launched),
@@ -519,8 +636,57 @@ impl Sandbox {
         let plan = &self.plan;
         // SAFETY: runs in the launched child before exec; raw system calls only.
         let confine = || unsafe { plan.apply() };
-        launch::launch_direct(launch, procs.map(|fd| fd.as_raw_fd()), Some(&confine))
+        launch::launch_direct(
+            launch,
+            procs.map(|fd| fd.map_or(-1, |fd| fd.as_raw_fd())),
+            Some(&confine),
+        )
     }
+}
+
+/// Makes this process end when its parent process does, killing the commands it started
+/// first: for `praxis worker`, whose parent is the runtime. A thread waits on a pidfd of
+/// the parent; when it becomes readable, every live command cgroup of this process is
+/// killed and the process exits. Its sandboxes' spawners then see their socket close and
+/// end, and with each spawner its commands' PID namespace. If the parent is already gone
+/// (we were reparented), the process exits at once.
+pub fn exit_with_parent() -> std::io::Result<()> {
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() };
+    // SAFETY: pidfd_open returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) } as libc::c_int;
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let orphaned = || unsafe { libc::getppid() } != parent;
+    if orphaned() {
+        parent_gone();
+    }
+    std::thread::Builder::new()
+        .name("praxis-parent-watch".into())
+        .spawn(move || {
+            let mut poll = libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            loop {
+                // SAFETY: polls one descriptor we own.
+                let ready = unsafe { libc::poll(&mut poll, 1, -1) };
+                if ready > 0 {
+                    parent_gone();
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn parent_gone() -> ! {
+    cgroup::kill_all_live();
+    // SAFETY: ends the process without running destructors of other threads' state.
+    unsafe { libc::_exit(1) }
 }
 
 fn make_private_home(parent: Option<&Path>) -> Result<PathBuf, SandboxError> {

@@ -14,8 +14,18 @@
 //! The spawner is a fork of a multi-threaded process, so it never allocates: its buffers
 //! are made before the fork. It is not dumpable (a command cannot read its memory, which
 //! is a copy of the runtime's), holds no descriptor but its socket, and exits when the
-//! runtime closes the socket. A command may still kill it (they share a Landlock domain);
-//! the sandbox then starts commands directly, with the same layers applied per command.
+//! runtime closes the socket or dies (its parent-death signal).
+//!
+//! Where the host allows it, the spawner's commands live in a PID namespace of their own:
+//! after its user and mount namespaces the spawner unshares one and forks its init (pid 1
+//! there), which mounts the namespace's `/proc` over the host's, then only reaps orphans.
+//! So a command sees no process of the host (neither the runtime nor the spawner, which it
+//! therefore cannot signal either), and when the spawner ends, for whatever reason, the
+//! kernel kills its init (parent-death signal) and with it every process of the namespace:
+//! commands die with the runtime. The commands are still cloned by the spawner itself with
+//! CLONE_PARENT (an init may not use it), so they stay the runtime's children. If the
+//! spawner is gone, the sandbox starts commands directly, with the same layers applied per
+//! command but without the PID namespace.
 
 use crate::child::ChildPlan;
 use crate::launch::{self, ChildContext, ChildStack, ExecStrings, Launch, Launched, Stage, Stdio};
@@ -51,6 +61,8 @@ pub(crate) struct Spawner {
     socket: Mutex<OwnedFd>,
     alive: AtomicBool,
     pid: libc::pid_t,
+    /// Its commands have a PID namespace of their own (see the module documentation).
+    pid_namespace: bool,
     /// Dropped with the spawner: lets the keeper thread end.
     _stop: mpsc::Sender<()>,
 }
@@ -64,6 +76,8 @@ struct SpawnerMemory {
     runtime: libc::pid_t,
     socket: RawFd,
     dev_null: RawFd,
+    /// Set in the spawner once its PID namespace is up.
+    pid_namespace: bool,
 }
 
 // SAFETY: the raw pointers are scratch space filled only in the forked spawner.
@@ -84,6 +98,7 @@ impl Spawner {
             runtime: unsafe { libc::getpid() },
             socket: theirs.as_raw_fd(),
             dev_null: dev_null.as_raw_fd(),
+            pid_namespace: false,
         };
         let (forked_tx, forked_rx) = mpsc::channel::<io::Result<libc::pid_t>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -111,10 +126,11 @@ impl Spawner {
         let pid = forked_rx
             .recv()
             .map_err(|_| io::Error::other("the spawner keeper thread ended"))??;
-        let spawner = Spawner {
+        let mut spawner = Spawner {
             socket: Mutex::new(ours),
             alive: AtomicBool::new(true),
             pid,
+            pid_namespace: false,
             _stop: stop_tx,
         };
         let mut ready = [0i32; 3];
@@ -122,7 +138,13 @@ impl Spawner {
         if ready[1] != Stage::None as i32 {
             return Err(Stage::from_i32(ready[1]).error(ready[2]));
         }
+        spawner.pid_namespace = ready[0] == 1;
         Ok(spawner)
+    }
+
+    /// Whether its commands have a PID namespace (and /proc) of their own.
+    pub(crate) fn pid_namespace(&self) -> bool {
+        self.pid_namespace
     }
 
     pub(crate) fn pid(&self) -> libc::pid_t {
@@ -137,7 +159,7 @@ impl Spawner {
     pub(crate) fn launch(
         &self,
         launch: &Launch<'_>,
-        cgroup_procs: Option<BorrowedFd<'_>>,
+        cgroup_procs: [Option<BorrowedFd<'_>>; 2],
     ) -> Result<Launched, SpawnerError> {
         if !self.alive.load(Ordering::Acquire) {
             return Err(SpawnerError::Unavailable);
@@ -149,7 +171,7 @@ impl Spawner {
             stdio.stdout_write.as_raw_fd(),
             stdio.stderr_write.as_raw_fd(),
         ];
-        fds.extend(cgroup_procs.map(|fd| fd.as_raw_fd()));
+        fds.extend(cgroup_procs.into_iter().flatten().map(|fd| fd.as_raw_fd()));
         let mut reply = [0i32; 3];
         let socket = self
             .socket
@@ -398,7 +420,17 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         // Its memory is a copy of the runtime's: no command may read it.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // Confined first: the plan uses descriptors (the Landlock ruleset, the namespaces).
-        let confined = memory.plan.apply();
+        // The PID namespace's init comes between the namespaces and the restrictions (it
+        // mounts /proc, which Landlock and seccomp forbid).
+        let confined = memory.plan.enter_namespaces().and_then(|()| {
+            if memory.plan.pid_namespace {
+                memory.pid_namespace = start_init(&memory.plan)?;
+                if memory.pid_namespace {
+                    memory.plan.grant_new_proc()?;
+                }
+            }
+            memory.plan.restrict()
+        });
         // Then nothing of the runtime's stays open: stdio to /dev/null, the socket at 3,
         // and every other descriptor closed.
         for fd in 0..3 {
@@ -416,9 +448,114 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
             );
             libc::_exit(1);
         }
-        reply(0, Stage::None, 0);
+        // Ends with the runtime (its parent): the namespaces' credentials are set, so the
+        // signal is not reset any more. A runtime already gone is no longer our parent.
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+            || libc::getppid() != memory.runtime
+        {
+            libc::_exit(1);
+        }
+        reply(i32::from(memory.pid_namespace), Stage::None, 0);
         loop {
             serve_one(memory);
+        }
+    }
+}
+
+/// Unshares a PID namespace for the commands and forks its init. Ok(false): the host
+/// refuses the namespace (the commands then share the host's); an error once the
+/// namespace exists is fatal (no command could start in it without its init).
+///
+/// # Safety
+/// In the spawner only, single-threaded, after its namespaces: raw system calls.
+unsafe fn start_init(plan: &ChildPlan) -> io::Result<bool> {
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWPID) != 0 {
+            return Ok(false);
+        }
+        let mut fds = [0 as c_int; 2];
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            init_main(plan, fds[1]);
+        }
+        libc::close(fds[1]);
+        let mut status = 0u8;
+        let got = loop {
+            let got = libc::read(fds[0], (&mut status as *mut u8).cast(), 1);
+            if got >= 0 || *libc::__errno_location() != libc::EINTR {
+                break got;
+            }
+        };
+        libc::close(fds[0]);
+        match (got, status) {
+            (1, 0) => Ok(true),
+            (1, errno) => Err(io::Error::from_raw_os_error(i32::from(errno))),
+            _ => Err(io::Error::other("the PID namespace's init died")),
+        }
+    }
+}
+
+/// The init of the commands' PID namespace: mounts its /proc, confines itself like them,
+/// then reaps orphans until the spawner (its parent) ends, which kills it and so every
+/// process of the namespace. Signals from inside the namespace cannot kill an init that
+/// handles none.
+///
+/// # Safety
+/// In the freshly forked init only: raw system calls, never returns.
+unsafe fn init_main(plan: &ChildPlan, report: RawFd) -> ! {
+    unsafe {
+        unsafe fn failed(report: RawFd) -> ! {
+            unsafe {
+                let errno = (*libc::__errno_location()).clamp(1, 255) as u8;
+                libc::write(report, (&errno as *const u8).cast(), 1);
+                libc::_exit(1)
+            }
+        }
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            failed(report);
+        }
+        if libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        ) != 0
+        {
+            failed(report);
+        }
+        if plan.restrict().is_err() {
+            failed(report);
+        }
+        let ok = 0u8;
+        libc::write(report, (&ok as *const u8).cast(), 1);
+        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+        // Every signal is blocked (inherited from the spawner): wait for SIGCHLD.
+        let mut chld: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut chld);
+        libc::sigaddset(&mut chld, libc::SIGCHLD);
+        loop {
+            while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
+            libc::sigwaitinfo(&chld, std::ptr::null_mut());
         }
     }
 }
@@ -446,8 +583,8 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
             }
             libc::_exit(1);
         }
-        // stdout, stderr and optionally cgroup.procs.
-        let mut fds = [-1 as RawFd; 3];
+        // stdout, stderr and optionally one or two cgroup.procs.
+        let mut fds = [-1 as RawFd; 4];
         let mut received = 0;
         let mut header = libc::CMSG_FIRSTHDR(&msg);
         while !header.is_null() {
@@ -484,8 +621,12 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
                     stdin: 0,
                     stdout: fds[0],
                     stderr: fds[1],
-                    cgroup_procs: fds[2],
-                    parent: memory.runtime,
+                    cgroup_procs: [fds[2], fds[3]],
+                    parent: if memory.pid_namespace {
+                        0
+                    } else {
+                        memory.runtime
+                    },
                     confine: None,
                     failed_stage: AtomicI32::new(Stage::None as i32),
                     failed_errno: AtomicI32::new(0),
@@ -496,7 +637,15 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
                     libc::CLONE_PARENT,
                     std::ptr::null_mut(),
                 ) {
-                    Err(e) => reply(-1, Stage::None, e.raw_os_error().unwrap_or(libc::EINVAL)),
+                    Err(e) => {
+                        let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+                        reply(-1, Stage::None, errno);
+                        // ENOMEM in a PID namespace: its init is gone, nothing can start
+                        // here any more; the runtime starts commands directly from now on.
+                        if memory.pid_namespace && errno == libc::ENOMEM {
+                            libc::_exit(1);
+                        }
+                    }
                     Ok(pid) => match context.failure() {
                         Some((stage, errno)) => reply(pid, stage, errno),
                         None => reply(pid, Stage::None, 0),

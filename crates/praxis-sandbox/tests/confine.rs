@@ -156,6 +156,18 @@ fn alive(pid: i32) -> bool {
     })
 }
 
+/// `pid`'s pid in its innermost PID namespace (the last field of its `NSpid` line).
+fn ns_pid(pid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
 #[test]
 fn emptied_cgroups_are_reused_and_escapees_still_killed() {
     if !require_sandbox() || probe().pids_cgroup.is_none() {
@@ -185,9 +197,14 @@ fn emptied_cgroups_are_reused_and_escapees_still_killed() {
         "setsid sleep 60 >/dev/null 2>&1 </dev/null & echo $!",
         ws.path(),
     );
-    let escapee: i32 = out.trim().parse().unwrap();
+    // The command names it by its pid in the command's PID namespace (where there is
+    // one); the cgroup lists host pids. The same process: the last NSpid field.
+    let inner: i32 = out.trim().parse().unwrap();
+    let pids = cgroup.pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let escapee = pids[0];
     assert!(alive(escapee));
-    assert_eq!(cgroup.pids(), [escapee]);
+    assert_eq!(ns_pid(escapee), Some(inner));
     assert!(
         !cgroup.try_finish_now(),
         "an occupied cgroup is not released"

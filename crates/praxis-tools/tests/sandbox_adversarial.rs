@@ -4,12 +4,19 @@
 
 mod common;
 
-use common::{confined, pids_in, require_sandbox, unconfined, wait_dead};
+use common::{confined, pids_in, require_sandbox, unconfined, wait_dead_in};
 use praxis_core::{ExecStatus, Observation};
 use praxis_tools::{ExecContext, Registry};
 use serde_json::json;
 use std::io::ErrorKind;
 use std::net::TcpListener;
+
+/// The PID namespace of the context's commands (they name processes by their pids there).
+async fn pid_ns(ctx: &ExecContext) -> String {
+    let obs = shell(ctx, "readlink /proc/self/ns/pid", 30).await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    obs.output.trim().to_string()
+}
 
 async fn shell(ctx: &ExecContext, command: &str, timeout: u64) -> Observation {
     Registry::builtin()
@@ -272,8 +279,9 @@ while n < 1000:
         "{}",
         children.len()
     );
+    let ns = pid_ns(&ctx).await;
     for pid in children {
-        assert!(wait_dead(pid).await, "child {pid} survived");
+        assert!(wait_dead_in(&ns, pid).await, "child {pid} survived");
     }
 
     // The classic bomb: bounded, killed at the timeout, nothing left. (The timeout leaves
@@ -287,7 +295,7 @@ while n < 1000:
     let bombs = pids_in(&ws.path().join("bombs"));
     assert!(!bombs.is_empty());
     for pid in bombs {
-        assert!(wait_dead(pid).await, "bomb process {pid} survived");
+        assert!(wait_dead_in(&ns, pid).await, "bomb process {pid} survived");
     }
 
     // Control: under the limit, forking works.
@@ -339,9 +347,10 @@ async fn sleeping_past_the_timeout_kills_every_descendant() {
     assert!(obs.output.contains("timed out after 2s"), "{}", obs.output);
     let pids = pids_in(&ws.path().join("pids"));
     assert_eq!(pids.len(), 2, "{pids:?}");
+    let ns = pid_ns(&ctx).await;
     for pid in pids {
         assert!(
-            wait_dead(pid).await,
+            wait_dead_in(&ns, pid).await,
             "descendant {pid} survived the timeout"
         );
     }

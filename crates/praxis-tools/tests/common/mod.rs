@@ -67,3 +67,39 @@ pub fn pids_in(path: &Path) -> Vec<i32> {
         .filter_map(|p| p.parse().ok())
         .collect()
 }
+
+/// The host pid of the live process that is `inner` in the PID namespace `ns` (as
+/// `readlink /proc/self/ns/pid` prints it inside): confined commands see their own pids.
+pub fn host_pid_in(ns: &str, inner: i32) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let in_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .is_ok_and(|link| link.to_string_lossy() == ns);
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let id = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|ids| ids.split_whitespace().last())
+                .and_then(|id| id.parse::<i32>().ok());
+            (in_ns && id == Some(inner) && alive(pid)).then_some(pid)
+        })
+}
+
+/// Whether the process that is `inner` in the PID namespace `ns` is alive.
+pub fn alive_in(ns: &str, inner: i32) -> bool {
+    host_pid_in(ns, inner).is_some()
+}
+
+/// [`wait_dead`] for a pid seen inside the PID namespace `ns`.
+pub async fn wait_dead_in(ns: &str, inner: i32) -> bool {
+    for _ in 0..200 {
+        if !alive_in(ns, inner) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
