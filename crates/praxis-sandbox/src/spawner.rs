@@ -20,9 +20,9 @@
 //! after its user and mount namespaces the spawner unshares one and forks its init (pid 1
 //! there), which mounts the namespace's `/proc` over the host's, then only reaps orphans.
 //! So a command sees no process of the host (neither the runtime nor the spawner, which it
-//! therefore cannot signal either), and when the spawner ends, for whatever reason, the
-//! kernel kills its init (parent-death signal) and with it every process of the namespace:
-//! commands die with the runtime. The commands are still cloned by the spawner itself with
+//! therefore cannot signal either), and when the spawner ends, for whatever reason, its
+//! init sees the pipe only the spawner held close and exits, and the kernel kills every
+//! process of the namespace: commands die with the runtime. The commands are still cloned by the spawner itself with
 //! CLONE_PARENT (an init may not use it), so they stay the runtime's children. If the
 //! spawner is gone, the sandbox starts commands directly, with the same layers applied per
 //! command but without the PID namespace.
@@ -42,6 +42,8 @@ const REQUEST_CAP: usize = 160 * 1024;
 const MAX_STRINGS: usize = 8192;
 /// The spawner's socket once it has set itself up.
 const SOCKET_FD: RawFd = 3;
+/// The pipe its PID namespace's init watches (when it has one).
+const INIT_WATCH_FD: RawFd = 4;
 /// Room for up to four descriptors in one SCM_RIGHTS message (u64 for alignment).
 const CONTROL_WORDS: usize = 8;
 
@@ -78,6 +80,9 @@ struct SpawnerMemory {
     dev_null: RawFd,
     /// Set in the spawner once its PID namespace is up.
     pid_namespace: bool,
+    /// The runtime's argument strings (start, end): the init of the PID namespace, a copy
+    /// of the runtime, blanks them so its `/proc/1/cmdline` shows nothing of the runtime.
+    arguments: (usize, usize),
 }
 
 // SAFETY: the raw pointers are scratch space filled only in the forked spawner.
@@ -99,6 +104,7 @@ impl Spawner {
             socket: theirs.as_raw_fd(),
             dev_null: dev_null.as_raw_fd(),
             pid_namespace: false,
+            arguments: argument_area().unwrap_or((0, 0)),
         };
         let (forked_tx, forked_rx) = mpsc::channel::<io::Result<libc::pid_t>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -223,6 +229,16 @@ impl Spawner {
             stderr: stdio.stderr_read,
         })
     }
+}
+
+/// Where this process's argument strings are (`arg_start` and `arg_end` of
+/// /proc/self/stat).
+fn argument_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(45);
+    let start = fields.next()?.parse().ok()?;
+    let end = fields.next()?.parse().ok()?;
+    Some((start, end))
 }
 
 fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -422,9 +438,11 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         // Confined first: the plan uses descriptors (the Landlock ruleset, the namespaces).
         // The PID namespace's init comes between the namespaces and the restrictions (it
         // mounts /proc, which Landlock and seccomp forbid).
+        let mut init_watch = None;
         let confined = memory.plan.enter_namespaces().and_then(|()| {
             if memory.plan.pid_namespace {
-                memory.pid_namespace = start_init(&memory.plan)?;
+                init_watch = start_init(&memory.plan, memory.arguments)?;
+                memory.pid_namespace = init_watch.is_some();
                 if memory.pid_namespace {
                     memory.plan.grant_new_proc()?;
                 }
@@ -439,7 +457,18 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         if libc::dup3(memory.socket, SOCKET_FD, libc::O_CLOEXEC) != SOCKET_FD {
             libc::_exit(1);
         }
-        libc::syscall(libc::SYS_close_range, SOCKET_FD + 1, u32::MAX, 0u32);
+        // The init's pipe (numbered above INIT_WATCH_FD, so the socket move kept it).
+        if let Some(fd) = init_watch
+            && libc::dup3(fd, INIT_WATCH_FD, libc::O_CLOEXEC) != INIT_WATCH_FD
+        {
+            libc::_exit(1);
+        }
+        let first_closed = if init_watch.is_some() {
+            INIT_WATCH_FD + 1
+        } else {
+            SOCKET_FD + 1
+        };
+        libc::syscall(libc::SYS_close_range, first_closed, u32::MAX, 0u32);
         if let Err(e) = confined {
             reply(
                 -1,
@@ -468,19 +497,27 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
     }
 }
 
-/// Unshares a PID namespace for the commands and forks its init. Ok(false): the host
-/// refuses the namespace (the commands then share the host's); an error once the
-/// namespace exists is fatal (no command could start in it without its init).
+/// Unshares a PID namespace for the commands and forks its init. Ok(None): the host
+/// refuses the namespace (the commands then share the host's); Ok(Some(fd)): the write end
+/// of a pipe whose other end the init watches (it exits when the spawner, the only holder,
+/// is gone); an error once the namespace exists is fatal (no command could start in it
+/// without its init).
+///
+/// The init is not tied to the spawner by a parent-death signal: the spawner's Landlock
+/// domain scopes signals, so it could not signal an init outside its domain.
 ///
 /// # Safety
 /// In the spawner only, single-threaded, after its namespaces: raw system calls.
-unsafe fn start_init(plan: &ChildPlan) -> io::Result<bool> {
+unsafe fn start_init(plan: &ChildPlan, arguments: (usize, usize)) -> io::Result<Option<RawFd>> {
     unsafe {
         if libc::unshare(libc::CLONE_NEWPID) != 0 {
-            return Ok(false);
+            return Ok(None);
         }
-        let mut fds = [0 as c_int; 2];
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+        let mut report = [0 as c_int; 2];
+        let mut watch = [0 as c_int; 2];
+        if libc::pipe2(report.as_mut_ptr(), libc::O_CLOEXEC) != 0
+            || libc::pipe2(watch.as_mut_ptr(), libc::O_CLOEXEC) != 0
+        {
             return Err(io::Error::last_os_error());
         }
         let pid = libc::fork();
@@ -488,33 +525,41 @@ unsafe fn start_init(plan: &ChildPlan) -> io::Result<bool> {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
-            init_main(plan, fds[1]);
+            init_main(plan, report[1], watch[0], arguments);
         }
-        libc::close(fds[1]);
+        libc::close(report[1]);
+        libc::close(watch[0]);
         let mut status = 0u8;
         let got = loop {
-            let got = libc::read(fds[0], (&mut status as *mut u8).cast(), 1);
+            let got = libc::read(report[0], (&mut status as *mut u8).cast(), 1);
             if got >= 0 || *libc::__errno_location() != libc::EINTR {
                 break got;
             }
         };
-        libc::close(fds[0]);
+        libc::close(report[0]);
         match (got, status) {
-            (1, 0) => Ok(true),
-            (1, errno) => Err(io::Error::from_raw_os_error(i32::from(errno))),
-            _ => Err(io::Error::other("the PID namespace's init died")),
+            (1, 0) => {}
+            (1, errno) => return Err(io::Error::from_raw_os_error(i32::from(errno))),
+            _ => return Err(io::Error::other("the PID namespace's init died")),
         }
+        // Above the numbers the spawner moves its own descriptors to (see `spawner_main`).
+        let kept = libc::fcntl(watch[1], libc::F_DUPFD_CLOEXEC, INIT_WATCH_FD + 1);
+        libc::close(watch[1]);
+        if kept < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Some(kept))
     }
 }
 
 /// The init of the commands' PID namespace: mounts its /proc, confines itself like them,
-/// then reaps orphans until the spawner (its parent) ends, which kills it and so every
-/// process of the namespace. Signals from inside the namespace cannot kill an init that
-/// handles none.
+/// then reaps orphans until the spawner ends (the watched pipe closes); its exit makes the
+/// kernel kill every process of the namespace. Signals from inside the namespace cannot
+/// kill an init that handles none.
 ///
 /// # Safety
 /// In the freshly forked init only: raw system calls, never returns.
-unsafe fn init_main(plan: &ChildPlan, report: RawFd) -> ! {
+unsafe fn init_main(plan: &ChildPlan, report: RawFd, watch: RawFd, arguments: (usize, usize)) -> ! {
     unsafe {
         unsafe fn failed(report: RawFd) -> ! {
             unsafe {
@@ -523,16 +568,16 @@ unsafe fn init_main(plan: &ChildPlan, report: RawFd) -> ! {
                 libc::_exit(1)
             }
         }
-        if libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) != 0
-        {
-            failed(report);
+        // Its command line and name are the runtime's (a fork): readable by every command
+        // through /proc/1/cmdline and /proc/1/status, so they are replaced.
+        let (start, end) = arguments;
+        if start != 0 && end > start {
+            let area = start as *mut u8;
+            std::ptr::write_bytes(area, 0, end - start);
+            let name = b"praxis-init";
+            std::ptr::copy_nonoverlapping(name.as_ptr(), area, name.len().min(end - start - 1));
         }
+        libc::prctl(libc::PR_SET_NAME, c"praxis-init".as_ptr(), 0, 0, 0);
         if libc::mount(
             c"proc".as_ptr(),
             c"/proc".as_ptr(),
@@ -546,16 +591,44 @@ unsafe fn init_main(plan: &ChildPlan, report: RawFd) -> ! {
         if plan.restrict().is_err() {
             failed(report);
         }
-        let ok = 0u8;
-        libc::write(report, (&ok as *const u8).cast(), 1);
-        libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
-        // Every signal is blocked (inherited from the spawner): wait for SIGCHLD.
+        // Every signal is blocked (inherited from the spawner): SIGCHLD arrives on a
+        // signalfd, next to the watched pipe.
         let mut chld: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut chld);
         libc::sigaddset(&mut chld, libc::SIGCHLD);
+        if libc::dup2(watch, 0) != 0 {
+            failed(report);
+        }
+        let ok = 0u8;
+        libc::write(report, (&ok as *const u8).cast(), 1);
+        // Nothing of the runtime's stays open: only the watched pipe, now at 0.
+        libc::syscall(libc::SYS_close_range, 1u32, u32::MAX, 0u32);
+        let signals = libc::signalfd(-1, &chld, libc::SFD_CLOEXEC);
+        let mut fds = [
+            libc::pollfd {
+                fd: 0,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: signals,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let mut info = [0u8; 128];
         loop {
             while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {}
-            libc::sigwaitinfo(&chld, std::ptr::null_mut());
+            if libc::poll(fds.as_mut_ptr(), 2, -1) < 0 {
+                continue;
+            }
+            if fds[0].revents != 0 {
+                // The spawner is gone: so is everything it started.
+                libc::_exit(0);
+            }
+            if fds[1].revents != 0 {
+                libc::read(signals, info.as_mut_ptr().cast(), info.len());
+            }
         }
     }
 }
@@ -764,13 +837,19 @@ mod tests {
             return;
         };
         let pid = sandbox.spawner_pid().unwrap();
-        // Only /dev/null on 0-2 and its socket: no ledger, key or listening socket.
+        // Only /dev/null on 0-2, its socket and (with a PID namespace) its init's pipe: no
+        // ledger, key or listening socket.
         let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
             .collect();
         fds.sort();
-        assert_eq!(fds, [0, 1, 2, 3]);
+        let expected: &[i32] = if sandbox.report().layer("pid_namespace").unwrap().active {
+            &[0, 1, 2, 3, 4]
+        } else {
+            &[0, 1, 2, 3]
+        };
+        assert_eq!(fds, expected);
         // A command may read its own environment (control) but not the spawner's, whose
         // memory is a copy of the runtime's.
         let (status, out) = run(&sandbox, "head -c 4 /proc/self/environ");
