@@ -16,6 +16,10 @@ pub struct HostSupport {
     pub user_namespaces: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_namespaces_why: Option<String>,
+    /// A mount namespace and a PID namespace can be made inside a new user namespace
+    /// (tested in a child; what a sandbox actually applies is in its report).
+    pub mount_namespaces: bool,
+    pub pid_namespaces: bool,
     /// A pids cgroup directory in which this process may create children.
     pub pids_cgroup: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -54,6 +58,10 @@ fn probe_now() -> HostSupport {
     };
     let userns =
         in_child(|| unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) == 0 });
+    let mount_namespaces =
+        in_child(|| unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0 });
+    let pid_namespaces =
+        in_child(|| unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) == 0 });
     let seccomp = in_child(|| unsafe {
         // An allow-everything filter: one `ret ALLOW` instruction.
         let mut insn = libc::sock_filter {
@@ -96,6 +104,8 @@ fn probe_now() -> HostSupport {
             ),
             None => Some("unavailable: could not fork a probe process".into()),
         },
+        mount_namespaces: mount_namespaces == Some(true),
+        pid_namespaces: pid_namespaces == Some(true),
         pids_cgroup,
         pids_cgroup_why,
         memory_cgroup,

@@ -68,11 +68,26 @@ fn confines_files_and_network_but_not_the_workspace() {
         "user_namespace",
         "network_namespace",
         "rlimits",
+        "mount_namespace",
+        "pid_namespace",
+        "socket_families",
     ] {
         assert!(
             report.layer(layer).is_some_and(|l| l.active),
             "{layer}: {report:?}"
         );
+    }
+    // The memory bound needs a delegated memory controller: reported either way, and
+    // required under CI.
+    let memory = report
+        .layer("memory_cgroup")
+        .expect("memory_cgroup reported");
+    if !memory.active {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "memory_cgroup: {memory:?}"
+        );
+        eprintln!("memory bound unavailable here: {}", memory.detail);
     }
     let script = format!(
         "echo inside > f.txt && cat f.txt; cat /etc/hostname >/dev/null && echo etc-ok; \

@@ -149,6 +149,9 @@ pub fn host_warning(settings: &SandboxSettings) -> Option<String> {
     {
         missing.push(format!("process limit for uid 0 ({why})"));
     }
+    if let Some(why) = &host.memory_cgroup_why {
+        missing.push(format!("memory bound per command ({why})"));
+    }
     (!missing.is_empty()).then(|| {
         format!(
             "sandbox layers unavailable on this host: {}; the run records this in its \
