@@ -4,11 +4,13 @@
 //! Landlock ruleset (a file descriptor), the seccomp programs (BPF), the rlimits, the
 //! namespace setup and a private HOME/TMPDIR. The layers are applied with raw system calls,
 //! in this order: join the sandbox's empty network namespace (see `namespaces`) and unshare
-//! a user namespace with the id maps, `setrlimit`, `PR_SET_NO_NEW_PRIVS`,
+//! a user namespace with the id maps, a mount namespace (see `mounts`), in the spawner a
+//! PID namespace with its own /proc (see `spawner`), `setrlimit`, `PR_SET_NO_NEW_PRIVS`,
 //! `landlock_restrict_self`, and the seccomp filter last (it forbids `unshare` and `setns`).
 //! They are applied once, to the sandbox's spawner (see `spawner`), whose commands inherit
 //! them; without a spawner, each command applies them itself ([`Sandbox::launch`]). Every
-//! command first joins a pids cgroup of its own (kept by the sandbox for reuse once empty). Nothing in a
+//! command first joins a pids cgroup of its own, with its memory bound (kept by the sandbox for
+//! reuse once empty). Nothing in a
 //! child allocates or locks: the parent is multi-threaded.
 //!
 //! Layers that the host lacks are reported (see [`SandboxReport`]), never faked. The
