@@ -67,21 +67,24 @@ impl MountPlan {
     /// `private_tmp`: give commands private /tmp, /run, /var/run and /dev/shm.
     /// `read_only`: directories mounted read-only (the workspace's `.git`).
     pub(crate) fn new(granted: &[PathBuf], private_tmp: bool, read_only: &[PathBuf]) -> MountPlan {
+        let canonical: Vec<PathBuf> = granted
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
         let private: Vec<PathBuf> = if private_tmp {
             PRIVATE_DIRS
                 .iter()
                 .map(PathBuf::from)
                 // A symlink (/var/run -> /run) leads into a private directory anyway.
                 .filter(|d| std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()))
+                // A directory granted as a whole (a workspace of /tmp) stays as it is.
+                .filter(|d| !canonical.contains(d))
                 .collect()
         } else {
             Vec::new()
         };
         let mut kept_paths: Vec<(PathBuf, &Path)> = Vec::new();
-        for path in granted {
-            let Ok(real) = path.canonicalize() else {
-                continue;
-            };
+        for real in canonical {
             let Some(under) = private.iter().find(|d| real.starts_with(d) && real != **d) else {
                 continue;
             };

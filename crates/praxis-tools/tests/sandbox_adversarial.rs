@@ -4,29 +4,13 @@
 
 mod common;
 
-use common::{confined, pids_in, require_sandbox, unconfined, wait_dead_in};
+use common::{
+    confined, pid_ns, pids_in, require_layer, require_sandbox, shell, unconfined, wait_dead_in,
+};
 use praxis_core::{ExecStatus, Observation};
-use praxis_tools::{ExecContext, Registry};
 use serde_json::json;
 use std::io::ErrorKind;
 use std::net::TcpListener;
-
-/// The PID namespace of the context's commands (they name processes by their pids there).
-async fn pid_ns(ctx: &ExecContext) -> String {
-    let obs = shell(ctx, "readlink /proc/self/ns/pid", 30).await;
-    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
-    obs.output.trim().to_string()
-}
-
-async fn shell(ctx: &ExecContext, command: &str, timeout: u64) -> Observation {
-    Registry::builtin()
-        .execute(
-            ctx,
-            "shell",
-            json!({"command": command, "timeout_secs": timeout}),
-        )
-        .await
-}
 
 fn assert_blocked(obs: &Observation, marker: &str) {
     assert_eq!(obs.status, ExecStatus::Error, "{}", obs.output);
@@ -452,21 +436,6 @@ for name, call in calls[: int(sys.argv[1])]:
     assert!(obs.output.contains("unshare 0 "), "{}", obs.output);
 }
 
-/// Under CI a layer the sandbox reports inactive is a failure; elsewhere the test is
-/// skipped with the reason.
-fn require_layer(ctx: &ExecContext, layer: &str) -> bool {
-    let sandbox = ctx.sandbox.as_ref().expect("confined context");
-    match sandbox.report().layer(layer) {
-        Some(l) if l.active => true,
-        other => {
-            let why = format!("{layer} not active on this host: {other:?}");
-            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
-            eprintln!("skipped: {why}");
-            false
-        }
-    }
-}
-
 #[tokio::test]
 async fn unix_sockets_outside_the_workspace_and_other_families_are_refused() {
     if !require_sandbox("unix sockets") {
@@ -566,7 +535,8 @@ async fn commands_see_no_host_process() {
     let me = std::process::id();
     let script = format!(
         "cat /proc/{me}/cmdline; echo; ls /proc | grep -c '^[0-9]*$'; \
-         cat /proc/*/cmdline | tr '\\0' ' '; echo; cat /proc/self/status | grep ^Pid"
+         cat /proc/*/cmdline | tr '\\0' ' '; echo; cat /proc/self/status | grep ^Pid; \
+         head -c 4 /proc/1/environ && echo INIT-ENV\"\"IRON"
     );
     let obs = shell(&ctx, &script, 30).await;
     let own_cmdline = std::fs::read("/proc/self/cmdline").unwrap();
@@ -584,6 +554,8 @@ async fn commands_see_no_host_process() {
         .find_map(|l| l.trim().parse().ok())
         .expect("a process count");
     assert!(count < 10, "{count} processes visible: {}", obs.output);
+    // The namespace's init is a copy of the runtime: its memory stays closed.
+    assert!(!obs.output.contains("INIT-ENVIRON"), "{}", obs.output);
     // Control: the command reads its own /proc, and unconfined this process is visible.
     assert!(obs.output.contains("Pid:"), "{}", obs.output);
     let obs = shell(&unconfined(ws.path()), &script, 30).await;

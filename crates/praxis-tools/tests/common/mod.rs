@@ -1,7 +1,9 @@
 //! Helpers shared by the sandbox test files.
 #![allow(dead_code)]
 
-use praxis_tools::{ExecContext, ToolLimits, Workspace};
+use praxis_core::{ExecStatus, Observation};
+use praxis_tools::{ExecContext, Registry, ToolLimits, Workspace};
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -102,4 +104,37 @@ pub async fn wait_dead_in(ns: &str, inner: i32) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// The PID namespace of the context's commands (they name processes by their pids there).
+pub async fn pid_ns(ctx: &ExecContext) -> String {
+    let obs = shell(ctx, "readlink /proc/self/ns/pid", 30).await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    obs.output.trim().to_string()
+}
+
+/// Runs `command` through the real `shell` tool.
+pub async fn shell(ctx: &ExecContext, command: &str, timeout: u64) -> Observation {
+    Registry::builtin()
+        .execute(
+            ctx,
+            "shell",
+            json!({"command": command, "timeout_secs": timeout}),
+        )
+        .await
+}
+
+/// Under CI a layer the sandbox reports inactive is a failure; elsewhere the test is
+/// skipped with the reason.
+pub fn require_layer(ctx: &ExecContext, layer: &str) -> bool {
+    let sandbox = ctx.sandbox.as_ref().expect("confined context");
+    match sandbox.report().layer(layer) {
+        Some(l) if l.active => true,
+        other => {
+            let why = format!("{layer} not active on this host: {other:?}");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
 }
