@@ -269,8 +269,11 @@ while n < 1000:
     }
 
     // The classic bomb: bounded, killed at the timeout, nothing left. (The timeout leaves
-    // room to reach the limit on a host busy with the rest of the test suite.)
-    let obs = shell(&ctx, "b() { echo $BASHPID >> bombs; b | b & }; b; wait", 8).await;
+    // room to reach the limit on a host busy with the rest of the test suite.) Every level
+    // waits for its children, so the tree stands until the timeout: without that, the
+    // command could end before reaching the limit (orphans are reaped at once by the PID
+    // namespace's init, so they no longer pile up as zombies counted by the cgroup).
+    let obs = shell(&ctx, "b() { echo $BASHPID >> bombs; b | b & wait; }; b", 8).await;
     assert!(
         obs.output.contains("Resource temporarily unavailable"),
         "{}",
