@@ -17,6 +17,7 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
     std::fs::write(outside.path().join("secret.txt"), "outside-secret").unwrap();
     std::fs::write(ws.path().join("mine.txt"), "inside-content").unwrap();
     std::os::unix::fs::symlink(outside.path(), ws.path().join("door")).unwrap();
+    std::fs::create_dir_all(ws.path().join(".git/hooks")).unwrap();
     let out_dir = outside.path().display().to_string();
     let attempts = [
         ("shadow", "cat /etc/shadow".to_string()),
@@ -34,6 +35,14 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
         (
             "env",
             "echo \"secret=[$PRAXIS_TEST_PARENT_SECRET]\"".to_string(),
+        ),
+        (
+            "git-hook",
+            "printf '#!/bin/sh\\ntouch pwned\\n' > .git/hooks/pre-commit".to_string(),
+        ),
+        (
+            "host-procs",
+            format!("cat /proc/{}/cmdline", std::process::id()),
         ),
         ("control-read", "cat mine.txt".to_string()),
         ("control-write", "echo made > made.txt".to_string()),
@@ -98,7 +107,14 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
                 .collect()
         })
         .unwrap_or_default();
-    for layer in ["landlock", "seccomp", "network_namespace"] {
+    for layer in [
+        "landlock",
+        "seccomp",
+        "network_namespace",
+        "mount_namespace",
+        "pid_namespace",
+        "socket_families",
+    ] {
         if !active.contains(&layer) {
             let message = format!("sandbox layer {layer} is not active on this host: {sandbox}");
             if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -116,7 +132,15 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
             .unwrap_or_else(|| panic!("no execution recorded for {id}"))["payload"]
             .clone()
     };
-    for id in ["shadow", "read-out", "write-out", "symlink", "metadata"] {
+    for id in [
+        "shadow",
+        "read-out",
+        "write-out",
+        "symlink",
+        "metadata",
+        "git-hook",
+        "host-procs",
+    ] {
         let e = execution(id);
         assert_ne!(e["exit_code"], 0, "{id} was not blocked: {e}");
         let output = e["output"].as_str().unwrap_or_default();
@@ -124,6 +148,7 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
         assert!(!output.contains("root:"), "{id} leaked /etc/shadow: {e}");
     }
     assert!(!outside.path().join("pwned.txt").exists());
+    assert!(!ws.path().join(".git/hooks/pre-commit").exists());
     let env = execution("env");
     assert_eq!(env["output"].as_str().unwrap().trim(), "secret=[]", "{env}");
     // Controls: the same kinds of action inside the workspace work.
@@ -135,4 +160,108 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
         std::fs::read_to_string(ws.path().join("made.txt")).unwrap(),
         "made\n"
     );
+}
+
+/// The host pid of the live (not zombie) process that is `inner` in the PID namespace `ns`.
+fn host_pid_in(ns: &str, inner: i32) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let link = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+                    .map(str::to_string)
+            };
+            let id = field("NSpid:")?
+                .split_whitespace()
+                .last()?
+                .parse::<i32>()
+                .ok()?;
+            let zombie = field("State:").is_some_and(|s| s.starts_with('Z'));
+            (link.to_string_lossy() == ns && id == inner && !zombie).then_some(pid)
+        })
+}
+
+/// `praxis run` (with `fabric`) starts a command whose subshell would touch a marker after
+/// 3 s; the runtime is killed with SIGKILL once it runs: the command must die with it and
+/// the marker never appear.
+fn commands_die_with_a_killed_runtime(fabric: &str) {
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let command = "readlink /proc/self/ns/pid > ns; (sleep 3; touch marker) & \
+                   echo $! > pid.tmp; mv pid.tmp pid; wait";
+    let turns = json!({"turns": [
+        {"tool_calls": [{"id": "late", "name": "shell", "arguments": {"command": command}}]},
+        {"content": "done"},
+    ]});
+    let script = home.path().join("late.json");
+    std::fs::write(&script, turns.to_string()).unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_praxis"))
+        .args(["run", "late", "-w", ws.path().to_str().unwrap()])
+        .args(["--script", script.to_str().unwrap(), "--fabric", fabric])
+        .env("PRAXIS_HOME", home.path())
+        .env_remove("PRAXIS_FABRIC")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pidfile = ws.path().join("pid");
+    for _ in 0..600 {
+        if pidfile.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let inner: i32 = std::fs::read_to_string(&pidfile)
+        .expect("the command started")
+        .trim()
+        .parse()
+        .unwrap();
+    let ns = std::fs::read_to_string(ws.path().join("ns")).unwrap();
+    let ns = ns.trim();
+    assert!(host_pid_in(ns, inner).is_some(), "the subshell runs");
+    run.kill().unwrap();
+    run.wait().unwrap();
+    // Bounded waits: the subshell gone, then well past when it would have touched the
+    // marker, no marker.
+    for _ in 0..200 {
+        if host_pid_in(ns, inner).is_none() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    assert!(
+        host_pid_in(ns, inner).is_none(),
+        "{fabric}: the command outlived the runtime"
+    );
+    let marker = ws.path().join("marker");
+    for _ in 0..80 {
+        assert!(
+            !marker.exists(),
+            "{fabric}: the command finished after the runtime died"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn commands_die_with_a_runtime_killed_by_sigkill() {
+    let host = praxis_tools::sandbox::probe();
+    if !(host.sandbox_available() && host.pid_namespaces && host.mount_namespaces) {
+        let message = format!("no PID namespace for commands on this host: {host:?}");
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{message}");
+        }
+        eprintln!("skipping: {message}");
+        return;
+    }
+    commands_die_with_a_killed_runtime("in-process");
+    commands_die_with_a_killed_runtime("worker");
 }

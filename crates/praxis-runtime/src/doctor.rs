@@ -156,6 +156,29 @@ pub fn sandbox_features() -> Value {
             Some(dir) => json!(dir.display().to_string()),
             None => json!(host.pids_cgroup_why),
         },
+        "memory_cgroup": match (&host.pids_cgroup, &host.memory_cgroup) {
+            (Some(_), Some(dir)) => json!(dir.display().to_string()),
+            (None, _) => json!("unavailable: it is set up with the pids cgroup"),
+            (_, None) => json!(host.memory_cgroup_why),
+        },
+        "mount_namespace": active(
+            host.mount_namespaces,
+            "private /tmp, /run, /var/run and /dev/shm when the network is denied, and a \
+             read-only .git, for every command",
+            host.user_namespaces_why.as_ref(),
+        ),
+        "pid_namespace": active(
+            host.pid_namespaces && host.mount_namespaces,
+            "a PID namespace with its own /proc for the commands of a sandbox's spawner; \
+             they die with it",
+            host.user_namespaces_why.as_ref(),
+        ),
+        "socket_families": active(
+            host.seccomp,
+            "socket() only for AF_UNIX, and AF_INET, AF_INET6 and NETLINK_ROUTE when the \
+             run allows the network",
+            None,
+        ),
         "rlimits": if host.uid == 0 {
             "cpu, address space, open files, processes, file size (RLIMIT_NPROC does not bind \
              uid 0: the pids cgroup bounds processes)"

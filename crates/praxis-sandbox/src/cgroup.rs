@@ -16,6 +16,37 @@ use std::time::Duration;
 const FINISH_ROUNDS: u32 = 50;
 const FINISH_PAUSE: Duration = Duration::from_millis(10);
 
+/// The cgroups of this process's commands that are in use: what [`kill_all_live`] kills.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Kills every process in every cgroup of this process's running commands (`cgroup.kill`
+/// where the host has it, else each listed pid). For a process about to die: its
+/// commands must not outlive it.
+pub(crate) fn kill_all_live() {
+    let live = match LIVE.lock() {
+        Ok(live) => live.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    for dir in live {
+        if std::fs::write(dir.join("cgroup.kill"), "1").is_ok() {
+            continue;
+        }
+        let pids = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn set_live(dir: &Path, live: bool) {
+    let mut list = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+    list.retain(|d| d != dir);
+    if live {
+        list.push(dir.to_path_buf());
+    }
+}
+
 /// How many emptied cgroups a sandbox keeps for reuse (about the number of commands it
 /// runs at once); more are removed.
 const POOL_SIZE: usize = 8;
@@ -26,6 +57,43 @@ struct Slot {
     dir: PathBuf,
     /// `cgroup.procs`, opened for writing: the child writes "0" to it to join.
     procs: File,
+    memory: Option<MemorySlot>,
+}
+
+/// The memory bound of a command's cgroup: in the same directory (cgroup v2) or in one of
+/// the same name in the v1 memory hierarchy.
+#[derive(Debug)]
+struct MemorySlot {
+    /// A v1 directory of its own (None: the pids directory, v2).
+    dir: Option<PathBuf>,
+    /// Its `cgroup.procs` (v1 only).
+    procs: Option<File>,
+    /// Where the kernel counts OOM kills (`memory.events` or v1's `memory.oom_control`).
+    events: PathBuf,
+    /// OOM kills counted before this command (a reused cgroup keeps its count).
+    baseline: u64,
+    bytes: u64,
+}
+
+impl MemorySlot {
+    fn oom_kills(&self) -> u64 {
+        std::fs::read_to_string(&self.events)
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("oom_kill "))
+                    .and_then(|n| n.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// Where and how large the memory bound of each command is.
+#[derive(Clone, Debug)]
+pub(crate) struct MemoryBound {
+    /// The memory cgroup base (the pids base itself under cgroup v2).
+    pub base: PathBuf,
+    pub bytes: u64,
 }
 
 impl Slot {
@@ -44,14 +112,16 @@ impl Slot {
 pub(crate) struct CgroupPool {
     base: PathBuf,
     max: u64,
+    memory: Option<MemoryBound>,
     idle: Mutex<Vec<Slot>>,
 }
 
 impl CgroupPool {
-    pub(crate) fn new(base: PathBuf, max: u64) -> Arc<CgroupPool> {
+    pub(crate) fn new(base: PathBuf, max: u64, memory: Option<MemoryBound>) -> Arc<CgroupPool> {
         Arc::new(CgroupPool {
             base,
             max,
+            memory,
             idle: Mutex::new(Vec::new()),
         })
     }
@@ -64,10 +134,14 @@ impl CgroupPool {
     /// An empty cgroup for one command: an idle one of this sandbox, or a new one.
     pub(crate) fn take(self: &Arc<Self>) -> Result<SpawnCgroup, SandboxError> {
         let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-        let slot = match reused {
+        let mut slot = match reused {
             Some(slot) => slot,
-            None => create(&self.base, self.max)?,
+            None => create(&self.base, self.max, self.memory.as_ref())?,
         };
+        if let Some(memory) = &mut slot.memory {
+            memory.baseline = memory.oom_kills();
+        }
+        set_live(&slot.dir, true);
         Ok(SpawnCgroup {
             slot: Some(slot),
             pool: Arc::downgrade(self),
@@ -91,35 +165,98 @@ impl Drop for CgroupPool {
         // Idle cgroups are empty (checked when they were put back): just remove them.
         if let Ok(idle) = self.idle.get_mut() {
             for slot in idle.drain(..) {
-                let _ = std::fs::remove_dir(&slot.dir);
+                slot.remove();
             }
         }
     }
 }
 
-fn create(base: &Path, max: u64) -> Result<Slot, SandboxError> {
+impl Slot {
+    /// Removes the directories (they must be empty); true when the pids one is gone.
+    fn remove(&self) -> bool {
+        let removed = std::fs::remove_dir(&self.dir).is_ok();
+        if removed && let Some(dir) = self.memory.as_ref().and_then(|m| m.dir.as_ref()) {
+            let _ = std::fs::remove_dir(dir);
+        }
+        removed
+    }
+}
+
+fn open_procs(dir: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(dir.join("cgroup.procs"))
+}
+
+fn create(base: &Path, max: u64, memory: Option<&MemoryBound>) -> Result<Slot, SandboxError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = base.join(format!(
+    let name = format!(
         "praxis-{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
+    );
+    let dir = base.join(&name);
     let fail = |source| SandboxError::Cgroup {
         path: dir.clone(),
         source,
     };
     std::fs::create_dir(&dir).map_err(fail)?;
-    let setup = std::fs::write(dir.join("pids.max"), max.to_string()).and_then(|()| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(dir.join("cgroup.procs"))
-    });
+    let setup = std::fs::write(dir.join("pids.max"), max.to_string())
+        .and_then(|()| open_procs(&dir))
+        .and_then(|procs| {
+            let memory = memory
+                .map(|bound| memory_slot(&dir, &name, bound))
+                .transpose()?;
+            Ok(Slot {
+                dir: dir.clone(),
+                procs,
+                memory,
+            })
+        });
     match setup {
-        Ok(procs) => Ok(Slot { dir, procs }),
+        Ok(slot) => Ok(slot),
         Err(e) => {
             let _ = std::fs::remove_dir(&dir);
             Err(fail(e))
+        }
+    }
+}
+
+/// Sets the memory bound: `memory.max` (and no swap) in the pids directory under cgroup v2,
+/// or a v1 memory cgroup of the same name with `memory.limit_in_bytes`.
+fn memory_slot(pids_dir: &Path, name: &str, bound: &MemoryBound) -> std::io::Result<MemorySlot> {
+    let bytes = bound.bytes.to_string();
+    if pids_dir.parent() == Some(bound.base.as_path()) {
+        std::fs::write(pids_dir.join("memory.max"), &bytes)?;
+        // Where swap is accounted, the bound covers it too (else a command would swap).
+        let _ = std::fs::write(pids_dir.join("memory.swap.max"), "0");
+        return Ok(MemorySlot {
+            dir: None,
+            procs: None,
+            events: pids_dir.join("memory.events"),
+            baseline: 0,
+            bytes: bound.bytes,
+        });
+    }
+    let dir = bound.base.join(name);
+    std::fs::create_dir(&dir)?;
+    let setup = std::fs::write(dir.join("memory.limit_in_bytes"), &bytes).and_then(|()| {
+        // Memory plus swap, where the kernel accounts swap (must not be below the limit).
+        let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &bytes);
+        open_procs(&dir)
+    });
+    match setup {
+        Ok(procs) => Ok(MemorySlot {
+            events: dir.join("memory.oom_control"),
+            dir: Some(dir),
+            procs: Some(procs),
+            baseline: 0,
+            bytes: bound.bytes,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_dir(&dir);
+            Err(e)
         }
     }
 }
@@ -140,9 +277,26 @@ impl SpawnCgroup {
         self.slot.as_ref().map_or(Path::new(""), |s| &s.dir)
     }
 
-    /// The open `cgroup.procs` the child writes "0" to (joining the cgroup).
-    pub(crate) fn procs_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.slot.as_ref().map(|s| s.procs.as_fd())
+    /// The open `cgroup.procs` files the child writes "0" to (joining the cgroup): the pids
+    /// one, and under cgroup v1 the memory one.
+    pub(crate) fn procs_fds(&self) -> [Option<BorrowedFd<'_>>; 2] {
+        match &self.slot {
+            Some(slot) => [
+                Some(slot.procs.as_fd()),
+                slot.memory
+                    .as_ref()
+                    .and_then(|m| m.procs.as_ref())
+                    .map(|f| f.as_fd()),
+            ],
+            None => [None, None],
+        }
+    }
+
+    /// The memory bound (bytes) when the kernel killed a process of this command for
+    /// exceeding it. Read before [`SpawnCgroup::finish`].
+    pub fn memory_exceeded(&self) -> Option<u64> {
+        let memory = self.slot.as_ref()?.memory.as_ref()?;
+        (memory.oom_kills() > memory.baseline).then_some(memory.bytes)
     }
 
     /// Pids currently in the cgroup.
@@ -161,6 +315,7 @@ impl SpawnCgroup {
         let Some(slot) = self.slot.take() else {
             return true;
         };
+        set_live(&slot.dir, false);
         let slot = match self.pool.upgrade() {
             Some(pool) if slot.charged() == Some(0) => match pool.put(slot) {
                 Ok(()) => return true,
@@ -168,9 +323,10 @@ impl SpawnCgroup {
             },
             _ => slot,
         };
-        if std::fs::remove_dir(&slot.dir).is_ok() {
+        if slot.remove() {
             return true;
         }
+        set_live(&slot.dir, true);
         self.slot = Some(slot);
         false
     }
@@ -234,6 +390,7 @@ pub(crate) fn sweep_stale(base: &Path) {
                     Ok(f) => f,
                     Err(_) => continue,
                 },
+                memory: None,
             }),
             pool: Weak::new(),
         };

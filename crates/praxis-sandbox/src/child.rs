@@ -2,6 +2,7 @@
 //! child only makes raw system calls on that data (no allocation, no locks).
 
 use crate::ResourceLimits;
+use crate::mounts::MountPlan;
 use crate::namespaces::{self, SharedNetwork};
 use std::io;
 #[cfg(test)]
@@ -28,6 +29,11 @@ pub(crate) enum Namespaces {
 #[derive(Debug)]
 pub(crate) struct ChildPlan {
     namespaces: Namespaces,
+    /// The mount namespace, entered right after the user namespace (None: not applied).
+    pub(crate) mounts: Option<MountPlan>,
+    /// The spawner gives its commands a PID namespace with their own /proc (see
+    /// `spawner`); commands started directly have none.
+    pub(crate) pid_namespace: bool,
     uid_map: Vec<u8>,
     gid_map: Vec<u8>,
     rlimits: Vec<(Resource, libc::rlimit)>,
@@ -119,6 +125,8 @@ impl ChildPlan {
         let (uid_map, gid_map) = Self::id_maps();
         ChildPlan {
             namespaces,
+            mounts: None,
+            pid_namespace: false,
             uid_map,
             gid_map,
             rlimits,
@@ -134,6 +142,17 @@ impl ChildPlan {
     /// by `self`, allocates nothing and takes no lock.
     pub(crate) unsafe fn apply(&self) -> io::Result<()> {
         unsafe {
+            self.enter_namespaces()?;
+            self.restrict()
+        }
+    }
+
+    /// The namespaces: user and network, then the mount namespace.
+    ///
+    /// # Safety
+    /// As [`ChildPlan::apply`].
+    pub(crate) unsafe fn enter_namespaces(&self) -> io::Result<()> {
+        unsafe {
             match &self.namespaces {
                 Namespaces::Keep => {}
                 Namespaces::Unshare(flags) => {
@@ -146,6 +165,66 @@ impl ChildPlan {
                     &self.gid_map,
                 )?,
             }
+            if let Some(mounts) = &self.mounts {
+                mounts.apply()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets the Landlock ruleset read the `/proc` now mounted for a PID namespace (a rule
+    /// on the host's /proc does not reach a filesystem mounted over it). No-op without
+    /// Landlock.
+    ///
+    /// # Safety
+    /// As [`ChildPlan::apply`]; before [`ChildPlan::restrict`].
+    pub(crate) unsafe fn grant_new_proc(&self) -> io::Result<()> {
+        /// `struct landlock_path_beneath_attr` (packed).
+        #[repr(C, packed)]
+        struct PathBeneath {
+            allowed_access: u64,
+            parent_fd: i32,
+        }
+        const RULE_PATH_BENEATH: libc::c_int = 1;
+        const READ_FILE_AND_DIR: u64 = (1 << 2) | (1 << 3);
+        let Some(ruleset) = &self.landlock else {
+            return Ok(());
+        };
+        unsafe {
+            let proc_fd = libc::open(
+                c"/proc".as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if proc_fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let attr = PathBeneath {
+                allowed_access: READ_FILE_AND_DIR,
+                parent_fd: proc_fd,
+            };
+            let added = libc::syscall(
+                libc::SYS_landlock_add_rule,
+                ruleset.as_raw_fd(),
+                RULE_PATH_BENEATH,
+                &attr as *const PathBeneath,
+                0u32,
+            );
+            let result = if added == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            };
+            libc::close(proc_fd);
+            result
+        }
+    }
+
+    /// What follows the namespaces: rlimits, no_new_privs, Landlock, seccomp.
+    ///
+    /// # Safety
+    /// As [`ChildPlan::apply`].
+    pub(crate) unsafe fn restrict(&self) -> io::Result<()> {
+        unsafe {
             for (resource, limit) in &self.rlimits {
                 if libc::setrlimit(*resource, limit) != 0 {
                     return Err(io::Error::last_os_error());

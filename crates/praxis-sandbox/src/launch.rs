@@ -138,9 +138,11 @@ pub(crate) struct ChildContext<'a> {
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
-    /// `cgroup.procs` of the command's pids cgroup, or -1.
-    pub cgroup_procs: RawFd,
-    /// The process the child must be a child of (for the death-signal race check).
+    /// `cgroup.procs` of the command's pids cgroup and of its v1 memory cgroup, or -1.
+    pub cgroup_procs: [RawFd; 2],
+    /// What `getppid` must answer in the child (for the death-signal race check): the
+    /// process it is a child of, or 0 in the spawner's PID namespace (whose processes do
+    /// not see their parent; an orphan there would see the namespace's init, 1).
     pub parent: libc::pid_t,
     pub confine: Option<Confine<'a>>,
     pub failed_stage: AtomicI32,
@@ -398,7 +400,7 @@ pub fn reap(pid: libc::pid_t) -> c_int {
 /// after the standard setup, right before exec.
 pub(crate) fn launch_direct(
     launch: &Launch<'_>,
-    cgroup_procs: Option<RawFd>,
+    cgroup_procs: [RawFd; 2],
     confine: Option<Confine<'_>>,
 ) -> io::Result<Launched> {
     let strings = ExecStrings::new(launch)?;
@@ -417,7 +419,7 @@ pub(crate) fn launch_direct(
         stdin: stdin.as_raw_fd(),
         stdout: stdio.stdout_write.as_raw_fd(),
         stderr: stdio.stderr_write.as_raw_fd(),
-        cgroup_procs: cgroup_procs.unwrap_or(-1),
+        cgroup_procs,
         // SAFETY: getpid cannot fail.
         parent: unsafe { libc::getpid() },
         confine,
@@ -530,10 +532,10 @@ unsafe fn setup_and_exec(context: &ChildContext<'_>) -> (Stage, c_int) {
         if libc::getppid() != context.parent {
             libc::_exit(137);
         }
-        if context.cgroup_procs >= 0
-            && libc::write(context.cgroup_procs, b"0".as_ptr().cast(), 1) != 1
-        {
-            return (Stage::Cgroup, errno());
+        for procs in context.cgroup_procs {
+            if procs >= 0 && libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+                return (Stage::Cgroup, errno());
+            }
         }
         for (from, to) in [(context.stdin, 0), (context.stdout, 1), (context.stderr, 2)] {
             // The pipes are >= 3 (see `above_stdio`), so none is overwritten here, and dup2's
@@ -543,13 +545,15 @@ unsafe fn setup_and_exec(context: &ChildContext<'_>) -> (Stage, c_int) {
                 return (Stage::Stdio, errno());
             }
         }
-        if libc::chdir(context.cwd) != 0 {
-            return (Stage::WorkingDirectory, errno());
-        }
         if let Some(confine) = context.confine
             && let Err(e) = confine()
         {
             return (Stage::Confinement, e.raw_os_error().unwrap_or(libc::EINVAL));
+        }
+        // After the confinement: a working directory entered before a new mount namespace
+        // would keep the host's view of it (e.g. a writable .git below it).
+        if libc::chdir(context.cwd) != 0 {
+            return (Stage::WorkingDirectory, errno());
         }
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
@@ -574,5 +578,5 @@ unsafe fn setup_and_exec(context: &ChildContext<'_>) -> (Stage, c_int) {
 /// Starts `launch` unconfined (its own process group, a scrubbed environment is the
 /// caller's business, stdin from `/dev/null`, stdout and stderr piped).
 pub fn launch(launch: &Launch<'_>) -> io::Result<Launched> {
-    launch_direct(launch, None, None)
+    launch_direct(launch, [-1, -1], None)
 }

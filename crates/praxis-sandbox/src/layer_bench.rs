@@ -97,7 +97,7 @@ fn layer_costs() {
                 let plan = plan.clone();
                 let cg = cgroup
                     .as_ref()
-                    .and_then(|c| c.procs_fd())
+                    .and_then(|c| c.procs_fds()[0])
                     .map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd));
                 unsafe {
                     cmd.pre_exec(move || plan.apply_parts(bits, cg));
@@ -162,7 +162,7 @@ fn child_step_costs() {
         let plan = sandbox.plan.clone();
         let cg = cgroup
             .as_ref()
-            .and_then(|c| c.procs_fd())
+            .and_then(|c| c.procs_fds()[0])
             .map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd));
         let mut cmd = Command::new("/bin/true");
         unsafe { cmd.pre_exec(move || plan.apply_timed(cg, stamps as *mut u64)) };

@@ -4,11 +4,13 @@
 //! Landlock ruleset (a file descriptor), the seccomp programs (BPF), the rlimits, the
 //! namespace setup and a private HOME/TMPDIR. The layers are applied with raw system calls,
 //! in this order: join the sandbox's empty network namespace (see `namespaces`) and unshare
-//! a user namespace with the id maps, `setrlimit`, `PR_SET_NO_NEW_PRIVS`,
+//! a user namespace with the id maps, a mount namespace (see `mounts`), in the spawner a
+//! PID namespace with its own /proc (see `spawner`), `setrlimit`, `PR_SET_NO_NEW_PRIVS`,
 //! `landlock_restrict_self`, and the seccomp filter last (it forbids `unshare` and `setns`).
 //! They are applied once, to the sandbox's spawner (see `spawner`), whose commands inherit
 //! them; without a spawner, each command applies them itself ([`Sandbox::launch`]). Every
-//! command first joins a pids cgroup of its own (kept by the sandbox for reuse once empty). Nothing in a
+//! command first joins a pids cgroup of its own, with its memory bound (kept by the sandbox for
+//! reuse once empty). Nothing in a
 //! child allocates or locks: the parent is multi-threaded.
 //!
 //! Layers that the host lacks are reported (see [`SandboxReport`]), never faked. The
@@ -21,7 +23,10 @@ mod landlock_rules;
 mod launch;
 #[cfg(test)]
 mod layer_bench;
+mod lifetime;
+mod mounts;
 mod namespaces;
+mod pid_init;
 pub mod probe;
 mod seccomp;
 mod spawner;
@@ -34,6 +39,7 @@ use std::sync::Arc;
 
 pub use cgroup::SpawnCgroup;
 pub use launch::{Launch, Launched, launch, reap};
+pub use lifetime::exit_with_parent;
 pub use probe::{HostSupport, probe};
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +79,10 @@ pub struct ResourceLimits {
     pub processes: u64,
     /// Largest file a process may write, bytes (RLIMIT_FSIZE).
     pub file_size_bytes: u64,
+    /// Memory of a command and everything it started, together, bytes: the `memory.max`
+    /// (cgroup v2) or `memory.limit_in_bytes` (v1) of its cgroup, where the host delegates
+    /// the memory controller. Beyond it the kernel kills a process of the command.
+    pub memory_bytes: u64,
 }
 
 impl Default for ResourceLimits {
@@ -83,6 +93,7 @@ impl Default for ResourceLimits {
             open_files: 4096,
             processes: 512,
             file_size_bytes: 4 << 30,
+            memory_bytes: 4 << 30,
         }
     }
 }
@@ -104,6 +115,10 @@ pub struct SandboxPolicy {
     pub limits: ResourceLimits,
     /// Where the private HOME is created (default: the system temp dir).
     pub home_parent: Option<PathBuf>,
+    /// Commands may write the workspace's `.git` directory (default: it is mounted
+    /// read-only for them, so no command can plant a hook that runs at the user's next
+    /// `git commit`).
+    pub git_writable: bool,
 }
 
 impl SandboxPolicy {
@@ -118,6 +133,7 @@ impl SandboxPolicy {
             deny_paths: default_deny_paths(),
             limits: ResourceLimits::default(),
             home_parent: None,
+            git_writable: false,
         }
     }
 }
@@ -323,20 +339,32 @@ impl Sandbox {
             report.push(
                 "seccomp",
                 true,
-                format!(
-                    "EPERM for ptrace, mount, modules, keyctl, bpf, perf_event_open, kexec, \
-                     reboot, swap, unshare/setns and namespace clones, io_uring{}; clone3 ENOSYS",
-                    if policy.allow_network {
-                        ""
-                    } else {
-                        ", AF_INET/AF_INET6 sockets"
-                    }
-                ),
+                "EPERM for ptrace, mount, modules, keyctl, bpf, perf_event_open, kexec, reboot, \
+                 swap, unshare/setns and namespace clones, io_uring; clone3 ENOSYS",
+            );
+            report.push(
+                "socket_families",
+                true,
+                if policy.allow_network {
+                    "socket() only for AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK with \
+                     NETLINK_ROUTE (getaddrinfo and getifaddrs list interfaces with it); \
+                     AF_VSOCK, AF_PACKET, other netlink protocols and every other family \
+                     refused"
+                } else {
+                    "socket() only for AF_UNIX (socketpair and sockets in the workspace \
+                     work); AF_INET, AF_INET6, AF_NETLINK, AF_VSOCK, AF_PACKET and every \
+                     other family refused"
+                },
             );
             programs
         } else {
             report.push(
                 "seccomp",
+                false,
+                "unavailable: the kernel has no seccomp filter mode",
+            );
+            report.push(
+                "socket_families",
                 false,
                 "unavailable: the kernel has no seccomp filter mode",
             );
@@ -387,6 +415,46 @@ impl Sandbox {
                     .unwrap_or_else(|| "unavailable".into()),
             ),
         }
+        let memory = match (&cgroup_base, &host.memory_cgroup) {
+            (Some(_), Some(base)) => {
+                if Some(base) != cgroup_base.as_ref() {
+                    cgroup::sweep_stale(base);
+                }
+                report.push(
+                    "memory_cgroup",
+                    true,
+                    format!(
+                        "{} MiB for each command and everything it started (cgroup under {}); \
+                         beyond it the kernel kills a process of the command and the outcome \
+                         says so",
+                        policy.limits.memory_bytes >> 20,
+                        base.display()
+                    ),
+                );
+                Some(cgroup::MemoryBound {
+                    base: base.clone(),
+                    bytes: policy.limits.memory_bytes,
+                })
+            }
+            (None, _) => {
+                report.push(
+                    "memory_cgroup",
+                    false,
+                    "unavailable: it is set up with the pids cgroup, which this host lacks",
+                );
+                None
+            }
+            (_, None) => {
+                report.push(
+                    "memory_cgroup",
+                    false,
+                    host.memory_cgroup_why
+                        .clone()
+                        .unwrap_or_else(|| "unavailable".into()),
+                );
+                None
+            }
+        };
         report.push(
             "environment",
             true,
@@ -397,13 +465,44 @@ impl Sandbox {
         );
 
         let cgroups =
-            cgroup_base.map(|base| cgroup::CgroupPool::new(base, policy.limits.processes));
-        let plan = Arc::new(child::ChildPlan::new(
-            namespaces,
-            rlimits,
-            landlock_fd,
-            seccomp,
-        ));
+            cgroup_base.map(|base| cgroup::CgroupPool::new(base, policy.limits.processes, memory));
+        let mut plan = child::ChildPlan::new(namespaces, rlimits, landlock_fd, seccomp);
+        if host.user_namespaces {
+            let granted: Vec<PathBuf> = grants.rules.iter().map(|(p, _)| p.clone()).collect();
+            let git = workspace.join(".git");
+            let read_only = if policy.git_writable
+                || !std::fs::symlink_metadata(&git).is_ok_and(|m| m.is_dir())
+            {
+                Vec::new()
+            } else {
+                vec![git]
+            };
+            let mounts = mounts::MountPlan::new(&granted, !policy.allow_network, &read_only);
+            let detail = mounts.describe();
+            plan.mounts = Some(mounts);
+            // Tried once in a throwaway child, the way every command enters it.
+            // SAFETY: raw system calls only, in a forked child.
+            let works = probe::in_child(|| unsafe { plan.enter_namespaces().is_ok() });
+            if works == Some(true) {
+                report.push("mount_namespace", true, detail);
+                plan.pid_namespace = true;
+            } else {
+                plan.mounts = None;
+                report.push(
+                    "mount_namespace",
+                    false,
+                    "unavailable: a mount namespace could not be set up in the sandbox's user \
+                     namespace on this host (open_tree/move_mount or tmpfs refused)",
+                );
+            }
+        } else {
+            let why = host
+                .user_namespaces_why
+                .clone()
+                .unwrap_or_else(|| "unavailable".into());
+            report.push("mount_namespace", false, why);
+        }
+        let plan = Arc::new(plan);
         let spawner = match spawner::Spawner::start(plan.clone()) {
             Ok(spawner) => {
                 report.launcher = format!(
@@ -422,6 +521,29 @@ impl Sandbox {
                 None
             }
         };
+        match &spawner {
+            Some(spawner) if spawner.pid_namespace() => report.push(
+                "pid_namespace",
+                true,
+                "a PID namespace of the spawner's commands with its own /proc: no host process \
+                 is visible to them; when the spawner ends (with the runtime), the kernel kills \
+                 every process in it",
+            ),
+            Some(_) => report.push(
+                "pid_namespace",
+                false,
+                if plan.pid_namespace {
+                    "unavailable: the host refused a PID namespace in the sandbox's user namespace"
+                } else {
+                    "unavailable: it needs the user and mount namespaces"
+                },
+            ),
+            None => report.push(
+                "pid_namespace",
+                false,
+                "unavailable: only commands started by the spawner get one",
+            ),
+        }
         if spawner.is_some()
             && let Some(layer) = report
                 .layers
@@ -508,7 +630,7 @@ impl Sandbox {
         launch: &Launch<'_>,
         cgroup: Option<&SpawnCgroup>,
     ) -> std::io::Result<Launched> {
-        let procs = cgroup.and_then(|c| c.procs_fd());
+        let procs = cgroup.map_or([None, None], |c| c.procs_fds());
         if let Some(spawner) = &self.spawner {
             match spawner.launch(launch, procs) {
                 Ok(launched) => return Ok(launched),
@@ -520,7 +642,11 @@ impl Sandbox {
         let plan = &self.plan;
         // SAFETY: runs in the launched child before exec; raw system calls only.
         let confine = || unsafe { plan.apply() };
-        launch::launch_direct(launch, procs.map(|fd| fd.as_raw_fd()), Some(&confine))
+        launch::launch_direct(
+            launch,
+            procs.map(|fd| fd.map_or(-1, |fd| fd.as_raw_fd())),
+            Some(&confine),
+        )
     }
 }
 

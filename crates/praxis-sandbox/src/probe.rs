@@ -16,10 +16,19 @@ pub struct HostSupport {
     pub user_namespaces: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_namespaces_why: Option<String>,
+    /// A mount namespace and a PID namespace can be made inside a new user namespace
+    /// (tested in a child; what a sandbox actually applies is in its report).
+    pub mount_namespaces: bool,
+    pub pid_namespaces: bool,
     /// A pids cgroup directory in which this process may create children.
     pub pids_cgroup: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_cgroup_why: Option<String>,
+    /// A memory cgroup directory (v2 with the memory controller delegated, or the v1
+    /// memory hierarchy) in which this process may create children.
+    pub memory_cgroup: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_cgroup_why: Option<String>,
     /// The effective uid (RLIMIT_NPROC does not bind uid 0).
     pub uid: u32,
 }
@@ -49,6 +58,10 @@ fn probe_now() -> HostSupport {
     };
     let userns =
         in_child(|| unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) == 0 });
+    let mount_namespaces =
+        in_child(|| unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0 });
+    let pid_namespaces =
+        in_child(|| unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWPID) == 0 });
     let seccomp = in_child(|| unsafe {
         // An allow-everything filter: one `ret ALLOW` instruction.
         let mut insn = libc::sock_filter {
@@ -69,10 +82,15 @@ fn probe_now() -> HostSupport {
                 &prog as *const libc::sock_fprog,
             ) == 0
     });
-    let (pids_cgroup, pids_cgroup_why) = match find_pids_cgroup() {
+    let (pids_cgroup, pids_cgroup_why) = match find_cgroup("pids", &["pids.max"]) {
         Ok(dir) => (Some(dir), None),
         Err(why) => (None, Some(why)),
     };
+    let (memory_cgroup, memory_cgroup_why) =
+        match find_cgroup("memory", &["memory.max", "memory.limit_in_bytes"]) {
+            Ok(dir) => (Some(dir), None),
+            Err(why) => (None, Some(why)),
+        };
     HostSupport {
         landlock_abi: (abi > 0).then_some(abi as i32),
         seccomp: seccomp.unwrap_or(false),
@@ -86,8 +104,12 @@ fn probe_now() -> HostSupport {
             ),
             None => Some("unavailable: could not fork a probe process".into()),
         },
+        mount_namespaces: mount_namespaces == Some(true),
+        pid_namespaces: pid_namespaces == Some(true),
         pids_cgroup,
         pids_cgroup_why,
+        memory_cgroup,
+        memory_cgroup_why,
         uid: unsafe { libc::geteuid() },
     }
 }
@@ -118,10 +140,10 @@ pub(crate) fn in_child(test: impl Fn() -> bool) -> Option<bool> {
     }
 }
 
-/// The pids cgroup of this process in which it may create child cgroups (v1 `pids`
-/// hierarchy or a v2 cgroup with the pids controller delegated), tested by creating and
-/// removing one.
-fn find_pids_cgroup() -> Result<PathBuf, String> {
+/// The cgroup of this process for `controller` in which it may create child cgroups (its v1
+/// hierarchy or a v2 cgroup with the controller delegated), tested by creating one, looking
+/// for one of `files` in it, and removing it.
+fn find_cgroup(controller: &str, files: &[&str]) -> Result<PathBuf, String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("unavailable: cannot read /proc/self/mountinfo: {e}"))?;
     let membership = std::fs::read_to_string("/proc/self/cgroup")
@@ -139,13 +161,13 @@ fn find_pids_cgroup() -> Result<PathBuf, String> {
             continue;
         };
         let wanted = match *fstype {
-            "cgroup" if options.split(',').any(|o| o == "pids") => {
+            "cgroup" if options.split(',').any(|o| o == controller) => {
                 membership.lines().find_map(|l| {
                     let mut parts = l.splitn(3, ':');
                     let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
                     controllers
                         .split(',')
-                        .any(|c| c == "pids")
+                        .any(|c| c == controller)
                         .then(|| path.to_string())
                 })
             }
@@ -164,20 +186,22 @@ fn find_pids_cgroup() -> Result<PathBuf, String> {
         }
     }
     if candidates.is_empty() {
-        return Err("unavailable: no pids cgroup controller is mounted".into());
+        return Err(format!(
+            "unavailable: no {controller} cgroup controller is mounted"
+        ));
     }
     let mut last = String::new();
     for base in candidates {
         let test = base.join(format!("praxis-probe-{}", std::process::id()));
         match std::fs::create_dir(&test) {
             Ok(()) => {
-                let ok = test.join("pids.max").exists();
+                let ok = files.iter().any(|f| test.join(f).exists());
                 let _ = std::fs::remove_dir(&test);
                 if ok {
                     return Ok(base);
                 }
                 last = format!(
-                    "unavailable: the pids controller is not enabled below {}",
+                    "unavailable: the {controller} controller is not delegated below {}",
                     base.display()
                 );
             }

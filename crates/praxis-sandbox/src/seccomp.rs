@@ -108,6 +108,11 @@ const ARCH: u32 = 4;
 const ARG0_LOW: u32 = 16;
 #[cfg(target_endian = "big")]
 const ARG0_LOW: u32 = 20;
+/// The low 32 bits of the third argument (`socket`'s protocol).
+#[cfg(target_endian = "little")]
+const ARG2_LOW: u32 = 32;
+#[cfg(target_endian = "big")]
+const ARG2_LOW: u32 = 36;
 
 /// x32 system calls are numbered from here on x86_64 (the same calls with this bit set):
 /// a list of plain numbers would not match them, so they are refused as a whole.
@@ -142,7 +147,8 @@ const EPERM: Label = 1;
 const ENOSYS: Label = 2;
 const CLONE: Label = 3;
 const SOCKET: Label = 4;
-const FIRST_FREE: Label = 5;
+const NETLINK: Label = 5;
+const FIRST_FREE: Label = 6;
 
 /// A binary search over `entries` (sorted system call numbers with where each goes); any
 /// number not listed is allowed. The kernel emulates the filter for every system call
@@ -212,17 +218,18 @@ fn assemble(ops: &[Op]) -> Result<Vec<libc::sock_filter>, SandboxError> {
 }
 
 /// The program to install (a single one): the EPERM deny list, `clone` with a namespace
-/// flag, AF_INET/AF_INET6 `socket` when `deny_inet`, and `clone3` -> ENOSYS (its flags
-/// sit in a struct a filter cannot read; libc falls back to `clone`, whose flags are
-/// checked here).
+/// flag, `socket` of any family but AF_UNIX (and, unless `deny_inet`, AF_INET, AF_INET6
+/// and AF_NETLINK with NETLINK_ROUTE, which getaddrinfo and getifaddrs use to list the
+/// interfaces), and `clone3` -> ENOSYS (its flags sit in a struct a filter cannot read;
+/// libc falls back to `clone`, whose flags are checked here). So AF_VSOCK, AF_PACKET,
+/// AF_BLUETOOTH, AF_ALG, other netlink protocols and the rest are refused whatever the
+/// network setting, and with the network denied only Unix sockets can be made.
 pub(crate) fn programs(deny_inet: bool) -> Result<Vec<Vec<libc::sock_filter>>, SandboxError> {
     let errno = |e: i32| libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA);
     let mut entries: std::collections::BTreeMap<u32, Label> =
         denied().into_iter().map(|nr| (nr as u32, EPERM)).collect();
     entries.insert(libc::SYS_clone as u32, CLONE);
-    if deny_inet {
-        entries.insert(libc::SYS_socket as u32, SOCKET);
-    }
+    entries.insert(libc::SYS_socket as u32, SOCKET);
     entries.insert(libc::SYS_clone3 as u32, ENOSYS);
     let entries: Vec<(u32, Label)> = entries.into_iter().collect();
 
@@ -261,16 +268,40 @@ pub(crate) fn programs(deny_inet: bool) -> Result<Vec<Vec<libc::sock_filter>>, S
         Op::Stmt(LD, ARG0_LOW),
         Op::Jump {
             code: JEQ,
-            k: libc::AF_INET as u32,
-            jt: EPERM,
+            k: libc::AF_UNIX as u32,
+            jt: ALLOW,
             jf: NEXT,
         },
-        Op::Jump {
-            code: JEQ,
-            k: libc::AF_INET6 as u32,
-            jt: EPERM,
-            jf: ALLOW,
-        },
+    ]);
+    if !deny_inet {
+        for family in [libc::AF_INET, libc::AF_INET6] {
+            ops.push(Op::Jump {
+                code: JEQ,
+                k: family as u32,
+                jt: ALLOW,
+                jf: NEXT,
+            });
+        }
+        ops.extend([
+            Op::Jump {
+                code: JEQ,
+                k: libc::AF_NETLINK as u32,
+                jt: NETLINK,
+                jf: EPERM,
+            },
+            Op::Here(NETLINK),
+            Op::Stmt(LD, ARG2_LOW),
+            Op::Jump {
+                code: JEQ,
+                k: libc::NETLINK_ROUTE as u32,
+                jt: ALLOW,
+                jf: EPERM,
+            },
+        ]);
+    } else {
+        ops.push(Op::Stmt(RET, errno(libc::EPERM)));
+    }
+    ops.extend([
         Op::Here(kill),
         Op::Stmt(RET, libc::SECCOMP_RET_KILL_PROCESS),
         Op::Here(ALLOW),
@@ -330,22 +361,38 @@ mod tests {
             })
             .collect();
         rules.insert(libc::SYS_clone, clone_rules);
-        if deny_inet {
-            let socket_rules = [libc::AF_INET, libc::AF_INET6]
-                .iter()
-                .map(|&family| {
-                    let c = SeccompCondition::new(
-                        0,
-                        SeccompCmpArgLen::Dword,
-                        SeccompCmpOp::Eq,
-                        family as u64,
-                    )
-                    .unwrap();
-                    SeccompRule::new(vec![c]).unwrap()
-                })
-                .collect();
-            rules.insert(libc::SYS_socket, socket_rules);
+        let dword = |arg: u8, op: SeccompCmpOp, value: i32| {
+            SeccompCondition::new(arg, SeccompCmpArgLen::Dword, op, value as u64).unwrap()
+        };
+        let allowed: &[i32] = if deny_inet {
+            &[libc::AF_UNIX]
+        } else {
+            &[
+                libc::AF_UNIX,
+                libc::AF_INET,
+                libc::AF_INET6,
+                libc::AF_NETLINK,
+            ]
+        };
+        let mut socket_rules = vec![
+            SeccompRule::new(
+                allowed
+                    .iter()
+                    .map(|&family| dword(0, SeccompCmpOp::Ne, family))
+                    .collect(),
+            )
+            .unwrap(),
+        ];
+        if !deny_inet {
+            socket_rules.push(
+                SeccompRule::new(vec![
+                    dword(0, SeccompCmpOp::Eq, libc::AF_NETLINK),
+                    dword(2, SeccompCmpOp::Ne, libc::NETLINK_ROUTE),
+                ])
+                .unwrap(),
+            );
         }
+        rules.insert(libc::SYS_socket, socket_rules);
         vec![
             compile(rules, libc::EPERM),
             compile(
@@ -361,10 +408,15 @@ mod tests {
 
     /// `struct seccomp_data` as the kernel lays it out.
     fn data(nr: u32, arch: u32, arg0: u64) -> [u8; 64] {
+        data2(nr, arch, arg0, 0)
+    }
+
+    fn data2(nr: u32, arch: u32, arg0: u64, arg2: u64) -> [u8; 64] {
         let mut d = [0u8; 64];
         d[0..4].copy_from_slice(&nr.to_ne_bytes());
         d[4..8].copy_from_slice(&arch.to_ne_bytes());
         d[16..24].copy_from_slice(&arg0.to_ne_bytes());
+        d[32..40].copy_from_slice(&arg2.to_ne_bytes());
         d
     }
 
@@ -441,6 +493,10 @@ mod tests {
             libc::AF_INET6 as u64,
             libc::AF_INET as u64 | 1 << 32,
             libc::AF_INET6 as u64 | 0xffff_ffff_0000_0000,
+            libc::AF_VSOCK as u64,
+            libc::AF_PACKET as u64,
+            libc::AF_UNIX as u64 | 1 << 32,
+            libc::AF_NETLINK as u64 | 1 << 32,
             u64::MAX,
             1 << 40,
         ];
@@ -456,13 +512,16 @@ mod tests {
             for nr in 0..1024u32 {
                 for &arg0 in &arg0s {
                     for a in [arch, 0x4000_0003 /* i386 */, 0] {
-                        let d = data(nr, a, arg0);
-                        assert_eq!(
-                            verdict(&ours, &d),
-                            verdict(&theirs, &d),
-                            "nr {nr}, arch {a:#x}, arg0 {arg0:#x}, deny_inet {deny_inet}"
-                        );
-                        checked += 1;
+                        for arg2 in [0u64, libc::NETLINK_AUDIT as u64, 1 << 32] {
+                            let d = data2(nr, a, arg0, arg2);
+                            assert_eq!(
+                                verdict(&ours, &d),
+                                verdict(&theirs, &d),
+                                "nr {nr}, arch {a:#x}, arg0 {arg0:#x}, arg2 {arg2:#x}, \
+                                 deny_inet {deny_inet}"
+                            );
+                            checked += 1;
+                        }
                     }
                 }
             }
@@ -484,6 +543,31 @@ mod tests {
             );
             let d = data(libc::SYS_getpid as u32, 0x4000_0003, 0);
             assert_eq!(verdict(&ours, &d), libc::SECCOMP_RET_KILL_PROCESS);
+            // Unix sockets always; vsock and packet sockets never; netlink routing only
+            // with the network.
+            let d = data(libc::SYS_socket as u32, arch, libc::AF_UNIX as u64);
+            assert_eq!(verdict(&ours, &d), libc::SECCOMP_RET_ALLOW);
+            for family in [libc::AF_VSOCK, libc::AF_PACKET] {
+                let d = data(libc::SYS_socket as u32, arch, family as u64);
+                assert_eq!(verdict(&ours, &d), eperm);
+            }
+            let d = data2(libc::SYS_socket as u32, arch, libc::AF_NETLINK as u64, 0);
+            assert_eq!(
+                verdict(&ours, &d),
+                if deny_inet {
+                    eperm
+                } else {
+                    libc::SECCOMP_RET_ALLOW
+                }
+            );
+            let audit = libc::NETLINK_AUDIT as u64;
+            let d = data2(
+                libc::SYS_socket as u32,
+                arch,
+                libc::AF_NETLINK as u64,
+                audit,
+            );
+            assert_eq!(verdict(&ours, &d), eperm);
         }
     }
 

@@ -14,11 +14,22 @@
 //! The spawner is a fork of a multi-threaded process, so it never allocates: its buffers
 //! are made before the fork. It is not dumpable (a command cannot read its memory, which
 //! is a copy of the runtime's), holds no descriptor but its socket, and exits when the
-//! runtime closes the socket. A command may still kill it (they share a Landlock domain);
-//! the sandbox then starts commands directly, with the same layers applied per command.
+//! runtime closes the socket or dies (its parent-death signal).
+//!
+//! Where the host allows it, the spawner's commands live in a PID namespace of their own:
+//! after its user and mount namespaces the spawner unshares one and forks its init (pid 1
+//! there), which mounts the namespace's `/proc` over the host's, then only reaps orphans.
+//! So a command sees no process of the host (neither the runtime nor the spawner, which it
+//! therefore cannot signal either), and when the spawner ends, for whatever reason, its
+//! init sees the pipe only the spawner held close and exits, and the kernel kills every
+//! process of the namespace: commands die with the runtime. The commands are still cloned by the spawner itself with
+//! CLONE_PARENT (an init may not use it), so they stay the runtime's children. If the
+//! spawner is gone, the sandbox starts commands directly, with the same layers applied per
+//! command but without the PID namespace.
 
 use crate::child::ChildPlan;
 use crate::launch::{self, ChildContext, ChildStack, ExecStrings, Launch, Launched, Stage, Stdio};
+use crate::pid_init::{argument_area, start_init};
 use std::ffi::{c_char, c_int};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -32,6 +43,8 @@ const REQUEST_CAP: usize = 160 * 1024;
 const MAX_STRINGS: usize = 8192;
 /// The spawner's socket once it has set itself up.
 const SOCKET_FD: RawFd = 3;
+/// The pipe its PID namespace's init watches (when it has one).
+pub(crate) const INIT_WATCH_FD: RawFd = 4;
 /// Room for up to four descriptors in one SCM_RIGHTS message (u64 for alignment).
 const CONTROL_WORDS: usize = 8;
 
@@ -51,6 +64,8 @@ pub(crate) struct Spawner {
     socket: Mutex<OwnedFd>,
     alive: AtomicBool,
     pid: libc::pid_t,
+    /// Its commands have a PID namespace of their own (see the module documentation).
+    pid_namespace: bool,
     /// Dropped with the spawner: lets the keeper thread end.
     _stop: mpsc::Sender<()>,
 }
@@ -64,6 +79,11 @@ struct SpawnerMemory {
     runtime: libc::pid_t,
     socket: RawFd,
     dev_null: RawFd,
+    /// Set in the spawner once its PID namespace is up.
+    pid_namespace: bool,
+    /// The runtime's argument strings (start, end): the init of the PID namespace, a copy
+    /// of the runtime, blanks them so its `/proc/1/cmdline` shows nothing of the runtime.
+    arguments: (usize, usize),
 }
 
 // SAFETY: the raw pointers are scratch space filled only in the forked spawner.
@@ -84,6 +104,8 @@ impl Spawner {
             runtime: unsafe { libc::getpid() },
             socket: theirs.as_raw_fd(),
             dev_null: dev_null.as_raw_fd(),
+            pid_namespace: false,
+            arguments: argument_area().unwrap_or((0, 0)),
         };
         let (forked_tx, forked_rx) = mpsc::channel::<io::Result<libc::pid_t>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -111,10 +133,11 @@ impl Spawner {
         let pid = forked_rx
             .recv()
             .map_err(|_| io::Error::other("the spawner keeper thread ended"))??;
-        let spawner = Spawner {
+        let mut spawner = Spawner {
             socket: Mutex::new(ours),
             alive: AtomicBool::new(true),
             pid,
+            pid_namespace: false,
             _stop: stop_tx,
         };
         let mut ready = [0i32; 3];
@@ -122,7 +145,13 @@ impl Spawner {
         if ready[1] != Stage::None as i32 {
             return Err(Stage::from_i32(ready[1]).error(ready[2]));
         }
+        spawner.pid_namespace = ready[0] == 1;
         Ok(spawner)
+    }
+
+    /// Whether its commands have a PID namespace (and /proc) of their own.
+    pub(crate) fn pid_namespace(&self) -> bool {
+        self.pid_namespace
     }
 
     pub(crate) fn pid(&self) -> libc::pid_t {
@@ -137,7 +166,7 @@ impl Spawner {
     pub(crate) fn launch(
         &self,
         launch: &Launch<'_>,
-        cgroup_procs: Option<BorrowedFd<'_>>,
+        cgroup_procs: [Option<BorrowedFd<'_>>; 2],
     ) -> Result<Launched, SpawnerError> {
         if !self.alive.load(Ordering::Acquire) {
             return Err(SpawnerError::Unavailable);
@@ -149,7 +178,7 @@ impl Spawner {
             stdio.stdout_write.as_raw_fd(),
             stdio.stderr_write.as_raw_fd(),
         ];
-        fds.extend(cgroup_procs.map(|fd| fd.as_raw_fd()));
+        fds.extend(cgroup_procs.into_iter().flatten().map(|fd| fd.as_raw_fd()));
         let mut reply = [0i32; 3];
         let socket = self
             .socket
@@ -398,7 +427,19 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         // Its memory is a copy of the runtime's: no command may read it.
         libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // Confined first: the plan uses descriptors (the Landlock ruleset, the namespaces).
-        let confined = memory.plan.apply();
+        // The PID namespace's init comes between the namespaces and the restrictions (it
+        // mounts /proc, which Landlock and seccomp forbid).
+        let mut init_watch = None;
+        let confined = memory.plan.enter_namespaces().and_then(|()| {
+            if memory.plan.pid_namespace {
+                init_watch = start_init(&memory.plan, memory.arguments)?;
+                memory.pid_namespace = init_watch.is_some();
+                if memory.pid_namespace {
+                    memory.plan.grant_new_proc()?;
+                }
+            }
+            memory.plan.restrict()
+        });
         // Then nothing of the runtime's stays open: stdio to /dev/null, the socket at 3,
         // and every other descriptor closed.
         for fd in 0..3 {
@@ -407,7 +448,18 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         if libc::dup3(memory.socket, SOCKET_FD, libc::O_CLOEXEC) != SOCKET_FD {
             libc::_exit(1);
         }
-        libc::syscall(libc::SYS_close_range, SOCKET_FD + 1, u32::MAX, 0u32);
+        // The init's pipe (numbered above INIT_WATCH_FD, so the socket move kept it).
+        if let Some(fd) = init_watch
+            && libc::dup3(fd, INIT_WATCH_FD, libc::O_CLOEXEC) != INIT_WATCH_FD
+        {
+            libc::_exit(1);
+        }
+        let first_closed = if init_watch.is_some() {
+            INIT_WATCH_FD + 1
+        } else {
+            SOCKET_FD + 1
+        };
+        libc::syscall(libc::SYS_close_range, first_closed, u32::MAX, 0u32);
         if let Err(e) = confined {
             reply(
                 -1,
@@ -416,7 +468,20 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
             );
             libc::_exit(1);
         }
-        reply(0, Stage::None, 0);
+        // Ends with the runtime (its parent): the namespaces' credentials are set, so the
+        // signal is not reset any more. A runtime already gone is no longer our parent.
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+            || libc::getppid() != memory.runtime
+        {
+            libc::_exit(1);
+        }
+        reply(i32::from(memory.pid_namespace), Stage::None, 0);
         loop {
             serve_one(memory);
         }
@@ -446,8 +511,8 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
             }
             libc::_exit(1);
         }
-        // stdout, stderr and optionally cgroup.procs.
-        let mut fds = [-1 as RawFd; 3];
+        // stdout, stderr and optionally one or two cgroup.procs.
+        let mut fds = [-1 as RawFd; 4];
         let mut received = 0;
         let mut header = libc::CMSG_FIRSTHDR(&msg);
         while !header.is_null() {
@@ -484,8 +549,12 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
                     stdin: 0,
                     stdout: fds[0],
                     stderr: fds[1],
-                    cgroup_procs: fds[2],
-                    parent: memory.runtime,
+                    cgroup_procs: [fds[2], fds[3]],
+                    parent: if memory.pid_namespace {
+                        0
+                    } else {
+                        memory.runtime
+                    },
                     confine: None,
                     failed_stage: AtomicI32::new(Stage::None as i32),
                     failed_errno: AtomicI32::new(0),
@@ -496,7 +565,15 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
                     libc::CLONE_PARENT,
                     std::ptr::null_mut(),
                 ) {
-                    Err(e) => reply(-1, Stage::None, e.raw_os_error().unwrap_or(libc::EINVAL)),
+                    Err(e) => {
+                        let errno = e.raw_os_error().unwrap_or(libc::EINVAL);
+                        reply(-1, Stage::None, errno);
+                        // ENOMEM in a PID namespace: its init is gone, nothing can start
+                        // here any more; the runtime starts commands directly from now on.
+                        if memory.pid_namespace && errno == libc::ENOMEM {
+                            libc::_exit(1);
+                        }
+                    }
                     Ok(pid) => match context.failure() {
                         Some((stage, errno)) => reply(pid, stage, errno),
                         None => reply(pid, Stage::None, 0),
@@ -511,171 +588,4 @@ unsafe fn serve_one(memory: &mut SpawnerMemory) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::ffi::CStr;
-    use std::path::Path;
-
-    fn strings(args: &[&str]) -> ExecStrings {
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let env = vec![("PATH".to_string(), "/a:/b".to_string())];
-        ExecStrings::new(&Launch {
-            program: Path::new("prog"),
-            args: &args,
-            env: &env,
-            cwd: Path::new("/work"),
-            default_path: "/x",
-        })
-        .unwrap()
-    }
-
-    fn text(p: *const c_char) -> String {
-        // SAFETY: decode points into the live request.
-        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
-    }
-
-    #[test]
-    fn a_request_decodes_to_what_was_encoded() {
-        let request = encode(&strings(&["-c", "echo hi", ""])).unwrap();
-        let mut pointers = vec![std::ptr::null(); 64];
-        let decoded = decode(&request, &mut pointers).unwrap();
-        assert_eq!(text(request[decoded.cwd..].as_ptr().cast()), "/work");
-        let list = |from: usize| {
-            pointers[from..]
-                .iter()
-                .take_while(|p| !p.is_null())
-                .map(|&p| text(p))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(list(0), ["/a/prog", "/b/prog"]);
-        assert_eq!(list(decoded.argv), ["prog", "-c", "echo hi", ""]);
-        assert_eq!(list(decoded.envp), ["PATH=/a:/b"]);
-    }
-
-    #[test]
-    fn malformed_requests_are_refused_not_trusted() {
-        let good = encode(&strings(&["x"])).unwrap();
-        let mut pointers = vec![std::ptr::null(); 64];
-        // Cut anywhere: a missing NUL or a missing string.
-        for cut in 0..good.len() {
-            assert!(
-                decode(&good[..cut], &mut pointers).is_err(),
-                "prefix of {cut} bytes accepted"
-            );
-        }
-        // Trailing bytes, and counts larger than the pointer space.
-        let mut longer = good.clone();
-        longer.push(b'x');
-        assert_eq!(decode(&longer, &mut pointers), Err(libc::EINVAL));
-        let mut huge = good.clone();
-        huge[4..8].copy_from_slice(&u32::MAX.to_ne_bytes());
-        assert_eq!(decode(&huge, &mut pointers), Err(libc::E2BIG));
-        assert_eq!(decode(&good, &mut pointers[..3]), Err(libc::E2BIG));
-    }
-
-    /// Runs `script` with bash in `sandbox`: (exit status, stdout + stderr).
-    fn run(sandbox: &crate::Sandbox, script: &str) -> (i32, String) {
-        try_run(sandbox, script).unwrap()
-    }
-
-    fn try_run(sandbox: &crate::Sandbox, script: &str) -> io::Result<(i32, String)> {
-        let args = vec!["-c".to_string(), script.to_string()];
-        let env = vec![("PATH".to_string(), "/usr/bin:/bin".to_string())];
-        let launch = Launch {
-            program: Path::new("bash"),
-            args: &args,
-            env: &env,
-            cwd: &sandbox.policy().workspace,
-            default_path: "/usr/bin:/bin",
-        };
-        let (status, out, err) = sandbox.launch(&launch, None)?.wait_with_output()?;
-        let text = String::from_utf8_lossy(&[out, err].concat()).into_owned();
-        Ok((status.code().unwrap_or(-1), text))
-    }
-
-    /// On a host with the layers (CI's), commands go through the spawner; elsewhere the
-    /// spawner tests have nothing to test.
-    fn sandbox_with_spawner(ws: &Path) -> Option<crate::Sandbox> {
-        let sandbox = crate::Sandbox::new(crate::SandboxPolicy::new(ws)).unwrap();
-        if sandbox.spawner_pid().is_none() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "no spawner in CI: {}",
-                sandbox.report().launcher
-            );
-            return None;
-        }
-        Some(sandbox)
-    }
-
-    #[test]
-    fn the_spawner_holds_nothing_of_the_runtime_and_cannot_be_read() {
-        let ws = tempfile::tempdir().unwrap();
-        let Some(sandbox) = sandbox_with_spawner(ws.path()) else {
-            return;
-        };
-        let pid = sandbox.spawner_pid().unwrap();
-        // Only /dev/null on 0-2 and its socket: no ledger, key or listening socket.
-        let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
-            .collect();
-        fds.sort();
-        assert_eq!(fds, [0, 1, 2, 3]);
-        // A command may read its own environment (control) but not the spawner's, whose
-        // memory is a copy of the runtime's.
-        let (status, out) = run(&sandbox, "head -c 4 /proc/self/environ");
-        assert_eq!(status, 0, "{out}");
-        // Its stdin is the spawner's /dev/null.
-        let (status, out) = run(&sandbox, "readlink /proc/self/fd/0");
-        assert_eq!((status, out.as_str()), (0, "/dev/null\n"));
-        let (status, out) = run(&sandbox, &format!("head -c 4 /proc/{pid}/environ"));
-        assert_ne!(status, 0, "read the spawner's environment: {out}");
-        let (status, out) = run(&sandbox, &format!("head -c 4 /proc/{pid}/mem"));
-        assert_ne!(status, 0, "read the spawner's memory: {out}");
-    }
-
-    #[test]
-    fn commands_inherit_every_layer_and_outlive_a_killed_spawner() {
-        let ws = tempfile::tempdir().unwrap();
-        let Some(sandbox) = sandbox_with_spawner(ws.path()) else {
-            return;
-        };
-        let layers = "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
-                      cat /etc/shadow >/dev/null 2>&1 || echo shadow-denied";
-        let (status, before) = run(&sandbox, layers);
-        assert_eq!(status, 0, "{before}");
-        assert!(before.contains("NoNewPrivs:\t1"), "{before}");
-        assert!(before.contains("Seccomp:\t2"), "{before}");
-        assert!(before.contains("shadow-denied"), "{before}");
-        // Commands share the spawner's Landlock domain, so one can kill it; the next
-        // command is then started directly, with the same layers.
-        let pid = sandbox.spawner_pid().unwrap();
-        let marker = sandbox.policy().workspace.join("killed");
-        let kill = format!("echo x >> {}; kill -9 {pid}", marker.display());
-        // The spawner may die before it replies: then the launch reports that the command
-        // may have started, and does not start it a second time.
-        if let Err(e) = try_run(&sandbox, &kill) {
-            assert!(e.to_string().contains("may have started"), "{e}");
-        }
-        for _ in 0..100 {
-            if std::fs::read_to_string(&marker).is_ok_and(|m| m == "x\n")
-                && !Path::new(&format!("/proc/{pid}")).exists()
-            {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "x\n", "ran once");
-        let (status, after) = run(&sandbox, layers);
-        assert_eq!(status, 0, "{after}");
-        assert_eq!(after, before);
-    }
-
-    #[test]
-    fn oversized_commands_are_left_to_the_direct_path() {
-        let big = "x".repeat(REQUEST_CAP);
-        assert!(encode(&strings(&[&big])).is_none());
-        assert!(encode(&strings(&["small"])).is_some());
-    }
-}
+mod tests;

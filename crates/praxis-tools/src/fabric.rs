@@ -94,6 +94,8 @@ pub struct SandboxSettings {
     pub write_paths: Vec<PathBuf>,
     /// Paths no grant may expose, besides the defaults (`~/.ssh`, the data dir, ...).
     pub deny_paths: Vec<PathBuf>,
+    /// Commands may write the workspace's `.git` (default: read-only for them).
+    pub git_writable: bool,
     /// The `http` tool's address guard; opening loopback pairs is for local tests only.
     pub http: AddressGuard,
     /// How to start the worker (default: [`WorkerCommand::discover`]).
@@ -150,6 +152,9 @@ pub fn host_warning(settings: &SandboxSettings) -> Option<String> {
     {
         missing.push(format!("process limit for uid 0 ({why})"));
     }
+    if let Some(why) = &host.memory_cgroup_why {
+        missing.push(format!("memory bound per command ({why})"));
+    }
     (!missing.is_empty()).then(|| {
         format!(
             "sandbox layers unavailable on this host: {}; the run records this in its \
@@ -169,6 +174,7 @@ impl Default for SandboxSettings {
             read_paths: Vec::new(),
             write_paths: Vec::new(),
             deny_paths: Vec::new(),
+            git_writable: false,
             http: AddressGuard::default(),
             worker: None,
         }
@@ -184,6 +190,7 @@ impl SandboxSettings {
         policy.read_paths = self.read_paths.clone();
         policy.write_paths = self.write_paths.clone();
         policy.deny_paths.extend(self.deny_paths.iter().cloned());
+        policy.git_writable = self.git_writable;
         policy
     }
 }

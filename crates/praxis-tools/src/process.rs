@@ -53,6 +53,9 @@ pub struct ProcessOutcome {
     pub duration: Duration,
     /// The process could not be started (nothing ran); the message names the program.
     pub spawn_error: Option<String>,
+    /// The kernel killed a process of the command for exceeding its memory bound (bytes);
+    /// stderr ends with a line saying so.
+    pub memory_exceeded: Option<u64>,
 }
 
 impl ProcessOutcome {
@@ -205,7 +208,8 @@ impl Capper {
 /// - `HOME`: the parent's, if set;
 /// - `LANG=C.UTF-8` and `TERM=dumb` (predictable, colour-free output);
 /// - `USER` and `LOGNAME`, if set (some tools refuse to run without them);
-/// - `CARGO_HOME` and `RUSTUP_HOME`, if set (so `cargo` finds its toolchain and registry).
+/// - `CARGO_HOME` and `RUSTUP_HOME`, if set (so `cargo` finds its toolchain and registry);
+/// - `PYTHONDONTWRITEBYTECODE=1` (no `__pycache__` left in the workspace by a test run).
 pub fn clean_env() -> Vec<(String, String)> {
     let mut env = vec![(
         "PATH".to_string(),
@@ -226,6 +230,7 @@ pub fn clean_env() -> Vec<(String, String)> {
     for name in ["USER", "LOGNAME", "CARGO_HOME", "RUSTUP_HOME"] {
         inherit(&mut env, name);
     }
+    env.push(("PYTHONDONTWRITEBYTECODE".to_string(), "1".to_string()));
     env
 }
 
@@ -278,6 +283,7 @@ pub async fn run_process(spec: &ProcessSpec) -> ProcessOutcome {
         stderr: CappedOutput::default(),
         duration: started.elapsed(),
         spawn_error: Some(why),
+        memory_exceeded: None,
     };
     let env = match &spec.sandbox {
         Some(sandbox) => sandbox.environment(&spec.env),
@@ -364,6 +370,17 @@ pub async fn run_process(spec: &ProcessSpec) -> ProcessOutcome {
         }
     }
     guard.disarm();
+    // Read before the cgroup is released: the kernel counts OOM kills in it.
+    let memory_exceeded = cgroup.as_ref().and_then(|c| c.memory_exceeded());
+    if let Some(bound) = memory_exceeded {
+        err.push(
+            format!(
+                "\n[sandbox: killed: the command exceeded its memory bound of {} MiB]\n",
+                bound >> 20
+            )
+            .as_bytes(),
+        );
+    }
     if let Some(mut cgroup) = cgroup.take()
         && !cgroup.try_finish_now()
     {
@@ -380,6 +397,7 @@ pub async fn run_process(spec: &ProcessSpec) -> ProcessOutcome {
         stderr: err.finish(),
         duration: started.elapsed(),
         spawn_error: None,
+        memory_exceeded,
     }
 }
 
@@ -611,6 +629,7 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("LANG=C.UTF-8"), "{text}");
         assert!(text.contains("TERM=dumb"), "{text}");
+        assert!(text.contains("PYTHONDONTWRITEBYTECODE=1"), "{text}");
         let names: Vec<String> = clean_env().into_iter().map(|(k, _)| k).collect();
         assert!(names.iter().all(|n| {
             [
@@ -622,9 +641,33 @@ mod tests {
                 "LOGNAME",
                 "CARGO_HOME",
                 "RUSTUP_HOME",
+                "PYTHONDONTWRITEBYTECODE",
             ]
             .contains(&n.as_str())
         }));
+    }
+
+    #[tokio::test]
+    async fn python_leaves_no_bytecode_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("helper.py"), "X = 1\n").unwrap();
+        let outcome = run_process(&bash(
+            "python3 -c 'import helper; print(helper.X)'",
+            dir.path(),
+            Duration::from_secs(60),
+        ))
+        .await;
+        assert_eq!(outcome.stdout.bytes, b"1\n", "{outcome:?}");
+        assert!(!dir.path().join("__pycache__").exists());
+        // Control: without the variable, the same import writes its cache.
+        let mut spec = bash(
+            "python3 -c 'import helper'",
+            dir.path(),
+            Duration::from_secs(60),
+        );
+        spec.env.retain(|(k, _)| k != "PYTHONDONTWRITEBYTECODE");
+        assert!(run_process(&spec).await.success());
+        assert!(dir.path().join("__pycache__").exists());
     }
 
     #[tokio::test]

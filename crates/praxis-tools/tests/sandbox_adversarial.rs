@@ -4,22 +4,13 @@
 
 mod common;
 
-use common::{confined, pids_in, require_sandbox, unconfined, wait_dead};
+use common::{
+    confined, pid_ns, pids_in, require_layer, require_sandbox, shell, unconfined, wait_dead_in,
+};
 use praxis_core::{ExecStatus, Observation};
-use praxis_tools::{ExecContext, Registry};
 use serde_json::json;
 use std::io::ErrorKind;
 use std::net::TcpListener;
-
-async fn shell(ctx: &ExecContext, command: &str, timeout: u64) -> Observation {
-    Registry::builtin()
-        .execute(
-            ctx,
-            "shell",
-            json!({"command": command, "timeout_secs": timeout}),
-        )
-        .await
-}
 
 fn assert_blocked(obs: &Observation, marker: &str) {
     assert_eq!(obs.status, ExecStatus::Error, "{}", obs.output);
@@ -272,13 +263,17 @@ while n < 1000:
         "{}",
         children.len()
     );
+    let ns = pid_ns(&ctx).await;
     for pid in children {
-        assert!(wait_dead(pid).await, "child {pid} survived");
+        assert!(wait_dead_in(&ns, pid).await, "child {pid} survived");
     }
 
     // The classic bomb: bounded, killed at the timeout, nothing left. (The timeout leaves
-    // room to reach the limit on a host busy with the rest of the test suite.)
-    let obs = shell(&ctx, "b() { echo $BASHPID >> bombs; b | b & }; b; wait", 8).await;
+    // room to reach the limit on a host busy with the rest of the test suite.) Every level
+    // waits for its children, so the tree stands until the timeout: without that, the
+    // command could end before reaching the limit (orphans are reaped at once by the PID
+    // namespace's init, so they no longer pile up as zombies counted by the cgroup).
+    let obs = shell(&ctx, "b() { echo $BASHPID >> bombs; b | b & wait; }; b", 8).await;
     assert!(
         obs.output.contains("Resource temporarily unavailable"),
         "{}",
@@ -287,7 +282,7 @@ while n < 1000:
     let bombs = pids_in(&ws.path().join("bombs"));
     assert!(!bombs.is_empty());
     for pid in bombs {
-        assert!(wait_dead(pid).await, "bomb process {pid} survived");
+        assert!(wait_dead_in(&ns, pid).await, "bomb process {pid} survived");
     }
 
     // Control: under the limit, forking works.
@@ -339,9 +334,10 @@ async fn sleeping_past_the_timeout_kills_every_descendant() {
     assert!(obs.output.contains("timed out after 2s"), "{}", obs.output);
     let pids = pids_in(&ws.path().join("pids"));
     assert_eq!(pids.len(), 2, "{pids:?}");
+    let ns = pid_ns(&ctx).await;
     for pid in pids {
         assert!(
-            wait_dead(pid).await,
+            wait_dead_in(&ns, pid).await,
             "descendant {pid} survived the timeout"
         );
     }
@@ -375,7 +371,14 @@ async fn parent_secrets_are_not_visible() {
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, v)| !inherited.contains(k) && v.len() > 3)
         .map(|(k, v)| format!("{k}={v}"));
-    let obs = shell(&ctx, "env; cat /proc/$PPID/environ", 30).await;
+    // This process is the parent (CLONE_PARENT); in a PID namespace the command sees it as
+    // 0, so it is named by its host pid.
+    let obs = shell(
+        &ctx,
+        &format!("env; cat /proc/{}/environ", std::process::id()),
+        30,
+    )
+    .await;
     assert!(
         !obs.output.contains("hunter2-adversarial"),
         "{}",
@@ -434,4 +437,267 @@ for name, call in calls[: int(sys.argv[1])]:
     // Control: unconfined, unshare of a user namespace works on this host.
     let obs = shell(&unconfined(ws.path()), "python3 sys.py 1", 30).await;
     assert!(obs.output.contains("unshare 0 "), "{}", obs.output);
+}
+
+#[tokio::test]
+async fn unix_sockets_outside_the_workspace_and_other_families_are_refused() {
+    if !require_sandbox("unix sockets") {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let ctx = confined(ws.path(), |_| {});
+    if !require_layer(&ctx, "mount_namespace") || !require_layer(&ctx, "socket_families") {
+        return;
+    }
+    // Host sockets in /tmp, outside the workspace (like ssh-agent's or a database's).
+    let host = tempfile::tempdir_in("/tmp").unwrap();
+    let stream_path = host.path().join("agent.sock");
+    let dgram_path = host.path().join("log.sock");
+    let stream = std::os::unix::net::UnixListener::bind(&stream_path).unwrap();
+    stream.set_nonblocking(true).unwrap();
+    let dgram = std::os::unix::net::UnixDatagram::bind(&dgram_path).unwrap();
+    dgram.set_nonblocking(true).unwrap();
+    let script = format!(
+        r#"
+import socket
+def attempt(name, make):
+    try:
+        make()
+        print(name, "OPEN")
+    except OSError as e:
+        print(name, "blocked:", e)
+def stream():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect("{stream}")
+def dgram():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(b"PING", "{dgram}")
+attempt("stream", stream)
+attempt("dgram", dgram)
+attempt("vsock", lambda: socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM))
+attempt("netlink", lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0))
+attempt("packet", lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0))
+# Controls: a socketpair, and a server and client on a socket in the workspace.
+a, b = socket.socketpair()
+a.sendall(b"pair-ok"); print(b.recv(16).decode())
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind("here.sock"); srv.listen(1)
+cli = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+cli.connect("here.sock")
+conn, _ = srv.accept(); cli.sendall(b"workspace-ok"); print(conn.recv(16).decode())
+"#,
+        stream = stream_path.display(),
+        dgram = dgram_path.display()
+    );
+    std::fs::write(ws.path().join("unix.py"), script).unwrap();
+    let obs = shell(&ctx, "python3 unix.py", 30).await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    assert!(!obs.output.contains("OPEN"), "{}", obs.output);
+    for line in [
+        "stream blocked: [Errno 2] No such file or directory",
+        "dgram blocked: [Errno 2] No such file or directory",
+        "vsock blocked: [Errno 1] Operation not permitted",
+        "netlink blocked: [Errno 1] Operation not permitted",
+        "packet blocked: [Errno 1] Operation not permitted",
+        "pair-ok",
+        "workspace-ok",
+    ] {
+        assert!(obs.output.contains(line), "{line}: {}", obs.output);
+    }
+    assert!(
+        stream.accept().is_err(),
+        "a command reached the host socket"
+    );
+    assert!(dgram.recv(&mut [0u8; 16]).is_err(), "a datagram arrived");
+
+    // Control: unconfined, the same script reaches both host sockets.
+    let obs = shell(
+        &unconfined(ws.path()),
+        "rm -f here.sock; python3 unix.py",
+        30,
+    )
+    .await;
+    assert!(obs.output.contains("stream OPEN"), "{}", obs.output);
+    assert!(obs.output.contains("dgram OPEN"), "{}", obs.output);
+    assert!(stream.accept().is_ok());
+    let mut got = [0u8; 16];
+    let n = dgram.recv(&mut got).unwrap();
+    assert_eq!(&got[..n], b"PING");
+}
+
+#[tokio::test]
+async fn commands_see_no_host_process() {
+    if !require_sandbox("pid namespace") {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let ctx = confined(ws.path(), |_| {});
+    if !require_layer(&ctx, "pid_namespace") {
+        return;
+    }
+    let me = std::process::id();
+    let script = format!(
+        "cat /proc/{me}/cmdline; echo; ls /proc | grep -c '^[0-9]*$'; \
+         cat /proc/*/cmdline | tr '\\0' ' '; echo; cat /proc/self/status | grep ^Pid; \
+         head -c 4 /proc/1/environ && echo INIT-ENV\"\"IRON"
+    );
+    let obs = shell(&ctx, &script, 30).await;
+    let own_cmdline = std::fs::read("/proc/self/cmdline").unwrap();
+    let own = String::from_utf8_lossy(own_cmdline.split(|b| *b == 0).next().unwrap());
+    assert!(!obs.output.contains(own.as_ref()), "{own}: {}", obs.output);
+    assert!(
+        obs.output.contains("No such file or directory"),
+        "{}",
+        obs.output
+    );
+    // Only the namespace's init, the shell and its children are there.
+    let count: usize = obs
+        .output
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+        .expect("a process count");
+    assert!(count < 10, "{count} processes visible: {}", obs.output);
+    // The namespace's init is a copy of the runtime: its memory stays closed.
+    assert!(!obs.output.contains("INIT-ENVIRON"), "{}", obs.output);
+    // Control: the command reads its own /proc, and unconfined this process is visible.
+    assert!(obs.output.contains("Pid:"), "{}", obs.output);
+    let obs = shell(&unconfined(ws.path()), &script, 30).await;
+    assert!(obs.output.contains(own.as_ref()), "{own}: {}", obs.output);
+}
+
+#[tokio::test]
+async fn git_is_read_only_to_commands_unless_granted() {
+    if !require_sandbox("read-only .git") {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ws.path().join(".git/hooks")).unwrap();
+    std::fs::write(ws.path().join(".git/HEAD"), "ref: refs/heads/main\n").unwrap();
+    let ctx = confined(ws.path(), |_| {});
+    if !require_layer(&ctx, "mount_namespace") {
+        return;
+    }
+    let hook = ws.path().join(".git/hooks/pre-commit");
+    let absolute = format!("echo x > {}", hook.display());
+    for attack in [
+        "echo x > .git/hooks/pre-commit",
+        absolute.as_str(),
+        "cd .git/hooks && printf '#!/bin/sh\\ntouch pwned\\n' > pre-commit && chmod +x pre-commit",
+        "rm .git/HEAD",
+        "mv .git .git-old",
+    ] {
+        let obs = shell(&ctx, attack, 30).await;
+        assert_eq!(obs.status, ExecStatus::Error, "{attack}: {}", obs.output);
+        assert!(
+            obs.output.contains("Read-only file system") || obs.output.contains("busy"),
+            "{attack}: {}",
+            obs.output
+        );
+    }
+    assert!(!hook.exists());
+    assert!(ws.path().join(".git/HEAD").exists());
+    // Control: reading .git and writing elsewhere in the workspace work.
+    let obs = shell(
+        &ctx,
+        "cat .git/HEAD && echo y > other.txt && cat other.txt",
+        30,
+    )
+    .await;
+    assert_eq!(
+        (obs.status, obs.output.as_str()),
+        (ExecStatus::Ok, "ref: refs/heads/main\ny\n")
+    );
+    // Control: a run that grants .git may write the hook.
+    let open = confined(ws.path(), |l| l.sandbox.git_writable = true);
+    let obs = shell(&open, "echo x > .git/hooks/pre-commit", 30).await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    assert!(hook.exists());
+}
+
+#[tokio::test]
+async fn a_command_beyond_its_memory_bound_is_killed_and_told() {
+    if !require_sandbox("memory bound") {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let ctx = confined(ws.path(), |l| l.sandbox.resources.memory_bytes = 64 << 20);
+    if !require_layer(&ctx, "memory_cgroup") {
+        return;
+    }
+    // Written, not just reserved: the pages are charged.
+    let grab = |mib: u32| format!("python3 -c 'b = b\"x\" * ({mib} << 20); print(len(b) >> 20)'");
+    let obs = shell(&ctx, &grab(512), 60).await;
+    assert_eq!(obs.status, ExecStatus::Error, "{}", obs.output);
+    assert!(
+        obs.output
+            .contains("killed: the command exceeded its memory bound of 64 MiB"),
+        "{}",
+        obs.output
+    );
+    assert!(!obs.output.contains("512\n"), "{}", obs.output);
+    // Control: within the bound the same allocation works.
+    let obs = shell(&ctx, &grab(16), 60).await;
+    assert_eq!((obs.status, obs.output.as_str()), (ExecStatus::Ok, "16\n"));
+}
+
+#[tokio::test]
+async fn commands_die_with_the_process_that_owns_their_sandbox() {
+    use praxis_tools::worker::WorkerClient;
+    use praxis_tools::{ToolLimits, WorkerCommand};
+    if !require_sandbox("commands outliving their owner") {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    // The sandbox's owner is a worker process, which this test can kill like a runtime.
+    let worker = std::sync::Arc::new(WorkerClient::new(
+        WorkerCommand {
+            program: env!("CARGO_BIN_EXE_praxis-worker").into(),
+            args: Vec::new(),
+        },
+        ws.path().canonicalize().unwrap(),
+        ToolLimits::default(),
+    ));
+    worker.start().await.expect("worker starts");
+    // A side effect that would come after the owner died: in a subshell, which the kernel's
+    // parent-death signal of the command itself does not reach.
+    let command = "readlink /proc/self/ns/pid > ns; (sleep 3; touch marker) & \
+                   echo $! > pid.tmp; mv pid.tmp pid; wait";
+    let call = {
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            worker
+                .execute("shell", json!({ "command": command }), None)
+                .await
+        })
+    };
+    let pidfile = ws.path().join("pid");
+    for _ in 0..400 {
+        if pidfile.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let ns = std::fs::read_to_string(ws.path().join("ns")).unwrap();
+    let ns = ns.trim();
+    let inner = pids_in(&pidfile)[0];
+    assert!(common::alive_in(ns, inner), "the subshell runs");
+    let owner = worker.pid().expect("worker pid") as i32;
+    // SAFETY: kill(2) on the worker this test started.
+    assert_eq!(unsafe { libc::kill(owner, libc::SIGKILL) }, 0);
+    let obs = call.await.unwrap();
+    assert_eq!(obs.status, ExecStatus::Error, "{}", obs.output);
+    assert!(
+        wait_dead_in(ns, inner).await,
+        "the subshell survived its owner"
+    );
+    // Bounded wait past the moment the subshell would have written its marker.
+    let marker = ws.path().join("marker");
+    for _ in 0..80 {
+        assert!(
+            !marker.exists(),
+            "a command finished its work after its owner died"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!marker.exists());
 }

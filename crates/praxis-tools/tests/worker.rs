@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{pids_in, wait_dead};
+use common::{pids_in, wait_dead_in};
 use praxis_core::ExecStatus;
 use praxis_tools::worker::WorkerClient;
 use praxis_tools::{ExecContext, Fabric, Registry, ToolLimits, WorkerCommand, Workspace};
@@ -33,12 +33,37 @@ async fn calls_round_trip_through_the_registry() {
     ctx.fabric = Fabric::Worker(worker.clone());
     let registry = Registry::builtin();
 
-    // The shell's parent is the worker, not this process.
-    let obs = registry
-        .execute(&ctx, "shell", json!({"command": "echo $PPID"}))
-        .await;
+    // The shell's parent is the worker, not this process. (In its PID namespace a command
+    // sees its parent, outside, as 0: look it up from here.)
+    let command = "readlink /proc/self/ns/pid > ns; echo $$ > pid.tmp; mv pid.tmp pid; sleep 1";
+    let call = {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            Registry::builtin()
+                .execute(&ctx, "shell", json!({ "command": command }))
+                .await
+        })
+    };
+    let pidfile = ws.path().join("pid");
+    for _ in 0..400 {
+        if pidfile.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let ns = std::fs::read_to_string(ws.path().join("ns")).unwrap();
+    let shell = common::host_pid_in(ns.trim(), pids_in(&pidfile)[0]).expect("shell running");
+    let stat = std::fs::read_to_string(format!("/proc/{shell}/stat")).unwrap();
+    let parent = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .nth(1)
+        .unwrap();
+    assert_eq!(parent, worker_pid.to_string());
+    let obs = call.await.unwrap();
     assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
-    assert_eq!(obs.output.trim(), worker_pid.to_string());
 
     let obs = registry
         .execute(
@@ -111,7 +136,7 @@ async fn a_killed_worker_fails_the_call_in_flight_and_the_next_call_restarts_it(
             worker
                 .execute(
                     "shell",
-                    json!({"command": "echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
+                    json!({"command": "readlink /proc/self/ns/pid > ns; echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
                     None,
                 )
                 .await
@@ -125,6 +150,9 @@ async fn a_killed_worker_fails_the_call_in_flight_and_the_next_call_restarts_it(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let command_pid = pids_in(&pidfile)[0];
+    // Its pid as the command sees it, in its PID namespace.
+    let ns = std::fs::read_to_string(ws.path().join("ns")).unwrap();
+    let ns = ns.trim();
     // SAFETY: kill(2) on the worker we started.
     assert_eq!(unsafe { libc::kill(first as i32, libc::SIGKILL) }, 0);
 
@@ -139,7 +167,7 @@ async fn a_killed_worker_fails_the_call_in_flight_and_the_next_call_restarts_it(
     assert!(obs.output.contains("signal: 9"), "{}", obs.output);
     // The command it was running died with it.
     assert!(
-        wait_dead(command_pid).await,
+        wait_dead_in(ns, command_pid).await,
         "command {command_pid} survived"
     );
 
@@ -163,7 +191,7 @@ async fn dropping_a_call_cancels_it_in_the_worker() {
     {
         let call = worker.execute(
             "shell",
-            json!({"command": "echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
+            json!({"command": "readlink /proc/self/ns/pid > ns; echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
             None,
         );
         tokio::pin!(call);
@@ -177,8 +205,11 @@ async fn dropping_a_call_cancels_it_in_the_worker() {
         }
     }
     let command_pid = pids_in(&pidfile)[0];
+    // Its pid as the command sees it, in its PID namespace.
+    let ns = std::fs::read_to_string(ws.path().join("ns")).unwrap();
+    let ns = ns.trim();
     assert!(
-        wait_dead(command_pid).await,
+        wait_dead_in(ns, command_pid).await,
         "cancelled command {command_pid} survived"
     );
     // The worker itself lives on.
@@ -228,7 +259,7 @@ async fn killing_the_worker_ends_the_call_in_flight_and_the_next_call_restarts_i
             worker
                 .execute(
                     "shell",
-                    json!({"command": "echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
+                    json!({"command": "readlink /proc/self/ns/pid > ns; echo $$ > pid.tmp; mv pid.tmp pid; sleep 300"}),
                     None,
                 )
                 .await
@@ -242,6 +273,9 @@ async fn killing_the_worker_ends_the_call_in_flight_and_the_next_call_restarts_i
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let command_pid = pids_in(&pidfile)[0];
+    // Its pid as the command sees it, in its PID namespace.
+    let ns = std::fs::read_to_string(ws.path().join("ns")).unwrap();
+    let ns = ns.trim();
     worker.kill();
     let obs = call.await.unwrap();
     assert_eq!(obs.status, ExecStatus::Error, "{}", obs.output);
@@ -251,9 +285,12 @@ async fn killing_the_worker_ends_the_call_in_flight_and_the_next_call_restarts_i
         "{}",
         obs.output
     );
-    assert!(wait_dead(first as i32).await, "worker {first} survived");
     assert!(
-        wait_dead(command_pid).await,
+        common::wait_dead(first as i32).await,
+        "worker {first} survived"
+    );
+    assert!(
+        wait_dead_in(ns, command_pid).await,
         "command {command_pid} survived"
     );
     let obs = worker

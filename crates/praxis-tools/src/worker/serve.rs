@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 
 /// `praxis worker`: serves the protocol on this process's stdin/stdout until stdin closes.
 pub async fn serve_stdio() -> io::Result<()> {
+    // Dies with the runtime, and its commands with it.
+    praxis_sandbox::exit_with_parent()?;
     // The runtime connects pipes: drive them from the reactor. tokio's `stdin()`/`stdout()`
     // hand every read and write to a blocking thread, which costs a thread hop per frame.
     match (stdio_pipe_in(), stdio_pipe_out()) {

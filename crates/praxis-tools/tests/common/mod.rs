@@ -1,7 +1,9 @@
 //! Helpers shared by the sandbox test files.
 #![allow(dead_code)]
 
-use praxis_tools::{ExecContext, ToolLimits, Workspace};
+use praxis_core::{ExecStatus, Observation};
+use praxis_tools::{ExecContext, Registry, ToolLimits, Workspace};
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -66,4 +68,73 @@ pub fn pids_in(path: &Path) -> Vec<i32> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
+}
+
+/// The host pid of the live process that is `inner` in the PID namespace `ns` (as
+/// `readlink /proc/self/ns/pid` prints it inside): confined commands see their own pids.
+pub fn host_pid_in(ns: &str, inner: i32) -> Option<i32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let in_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid"))
+                .is_ok_and(|link| link.to_string_lossy() == ns);
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let id = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .and_then(|ids| ids.split_whitespace().last())
+                .and_then(|id| id.parse::<i32>().ok());
+            (in_ns && id == Some(inner) && alive(pid)).then_some(pid)
+        })
+}
+
+/// Whether the process that is `inner` in the PID namespace `ns` is alive.
+pub fn alive_in(ns: &str, inner: i32) -> bool {
+    host_pid_in(ns, inner).is_some()
+}
+
+/// [`wait_dead`] for a pid seen inside the PID namespace `ns`.
+pub async fn wait_dead_in(ns: &str, inner: i32) -> bool {
+    for _ in 0..200 {
+        if !alive_in(ns, inner) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The PID namespace of the context's commands (they name processes by their pids there).
+pub async fn pid_ns(ctx: &ExecContext) -> String {
+    let obs = shell(ctx, "readlink /proc/self/ns/pid", 30).await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    obs.output.trim().to_string()
+}
+
+/// Runs `command` through the real `shell` tool.
+pub async fn shell(ctx: &ExecContext, command: &str, timeout: u64) -> Observation {
+    Registry::builtin()
+        .execute(
+            ctx,
+            "shell",
+            json!({"command": command, "timeout_secs": timeout}),
+        )
+        .await
+}
+
+/// Under CI a layer the sandbox reports inactive is a failure; elsewhere the test is
+/// skipped with the reason.
+pub fn require_layer(ctx: &ExecContext, layer: &str) -> bool {
+    let sandbox = ctx.sandbox.as_ref().expect("confined context");
+    match sandbox.report().layer(layer) {
+        Some(l) if l.active => true,
+        other => {
+            let why = format!("{layer} not active on this host: {other:?}");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+            eprintln!("skipped: {why}");
+            false
+        }
+    }
 }

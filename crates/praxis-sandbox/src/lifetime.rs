@@ -1,0 +1,49 @@
+//! Ending with the parent process: for `praxis worker`, whose commands must not outlive
+//! the runtime that started it.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Makes this process end when its parent process does, killing the commands it started
+/// first: for `praxis worker`, whose parent is the runtime. A thread waits on a pidfd of
+/// the parent; when it becomes readable, every live command cgroup of this process is
+/// killed and the process exits. Its sandboxes' spawners then see their socket close and
+/// end, and with each spawner its commands' PID namespace. If the parent is already gone
+/// (we were reparented), the process exits at once.
+pub fn exit_with_parent() -> std::io::Result<()> {
+    // SAFETY: getppid cannot fail.
+    let parent = unsafe { libc::getppid() };
+    // SAFETY: pidfd_open returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) } as libc::c_int;
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let orphaned = || unsafe { libc::getppid() } != parent;
+    if orphaned() {
+        parent_gone();
+    }
+    std::thread::Builder::new()
+        .name("praxis-parent-watch".into())
+        .spawn(move || {
+            let mut poll = libc::pollfd {
+                fd: pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            loop {
+                // SAFETY: polls one descriptor we own.
+                let ready = unsafe { libc::poll(&mut poll, 1, -1) };
+                if ready > 0 {
+                    parent_gone();
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn parent_gone() -> ! {
+    crate::cgroup::kill_all_live();
+    // SAFETY: ends the process without running destructors of other threads' state.
+    unsafe { libc::_exit(1) }
+}
