@@ -131,6 +131,14 @@ impl CgroupPool {
         &self.base
     }
 
+    /// The memory cgroup base, when it is not the pids base (the v1 memory hierarchy).
+    pub(crate) fn memory_base(&self) -> Option<&Path> {
+        self.memory
+            .as_ref()
+            .map(|m| m.base.as_path())
+            .filter(|b| *b != self.base)
+    }
+
     /// An empty cgroup for one command: an idle one of this sandbox, or a new one.
     pub(crate) fn take(self: &Arc<Self>) -> Result<SpawnCgroup, SandboxError> {
         let reused = self.idle.lock().ok().and_then(|mut idle| idle.pop());

@@ -13,8 +13,8 @@ impl Sandbox {
     /// Landlocks the calling thread, and every thread and process it starts from now on, to
     /// what this sandbox's commands may touch (the workspace and the private home
     /// read-write; system directories, toolchains, PATH entries, the world-readable part of
-    /// /etc and /proc read-only; the deny paths never), plus the pids cgroups the sandbox
-    /// manages. Network access is not handled here (the `http` tool's address guard and the
+    /// /etc and /proc read-only; the deny paths never), plus the pids (and memory) cgroups the
+    /// sandbox manages. Network access is not handled here (the `http` tool's address guard and the
     /// writ judge it), nor signals: the process must still kill the commands its spawner,
     /// started before this call, runs outside its domain.
     ///
@@ -27,6 +27,10 @@ impl Sandbox {
         let mut rules = grants.rules;
         if let Some(pool) = &self.cgroups {
             rules.push((pool.base().to_path_buf(), landlock_rules::Grant::Full));
+            // Commands' memory bounds live in the v1 memory hierarchy on such hosts.
+            if let Some(memory) = pool.memory_base() {
+                rules.push((memory.to_path_buf(), landlock_rules::Grant::Full));
+            }
         }
         // Name resolution for the `http` tool: these are often links into /run (systemd),
         // which the command grants leave out.
