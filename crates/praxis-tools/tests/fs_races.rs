@@ -44,6 +44,30 @@ fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Exchanges `d` and `l` under `root` until `done`, counting the swaps made while a call was
+/// in flight; leaves `d` a directory, as it started. Returns the number of swaps.
+fn swap_until_done(
+    root: &Path,
+    tally: &Arc<Tally>,
+    done: &Arc<AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    let (tally, done, root) = (tally.clone(), done.clone(), root.to_path_buf());
+    std::thread::spawn(move || {
+        let mut swaps = 0usize;
+        while !done.load(Ordering::SeqCst) {
+            exchange(&root.join("d"), &root.join("l")).unwrap();
+            swaps += 1;
+            if tally.in_flight.load(Ordering::SeqCst) > 0 {
+                tally.swaps_in_calls.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        if swaps % 2 == 1 {
+            exchange(&root.join("d"), &root.join("l")).unwrap();
+        }
+        swaps
+    })
+}
+
 fn everything_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -114,24 +138,7 @@ fn swapping_a_directory_for_an_outside_link_leaks_nothing_and_creates_nothing_ou
     let tally = Arc::new(Tally::default());
     let done = Arc::new(AtomicBool::new(false));
 
-    let swapper = {
-        let (tally, done, root) = (tally.clone(), done.clone(), root.clone());
-        std::thread::spawn(move || {
-            let mut swaps = 0usize;
-            while !done.load(Ordering::SeqCst) {
-                exchange(&root.join("d"), &root.join("l")).unwrap();
-                swaps += 1;
-                if tally.in_flight.load(Ordering::SeqCst) > 0 {
-                    tally.swaps_in_calls.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-            // Leave `d` a directory, as it started.
-            if swaps % 2 == 1 {
-                exchange(&root.join("d"), &root.join("l")).unwrap();
-            }
-            swaps
-        })
-    };
+    let swapper = swap_until_done(&root, &tally, &done);
 
     let victims: Vec<_> = (0..3)
         .map(|v| {
@@ -255,22 +262,7 @@ fn the_tracker_never_reads_through_a_swapped_directory() {
 
     let tally = Arc::new(Tally::default());
     let done = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let (tally, done, root) = (tally.clone(), done.clone(), root.clone());
-        std::thread::spawn(move || {
-            let mut swaps = 0usize;
-            while !done.load(Ordering::SeqCst) {
-                exchange(&root.join("d"), &root.join("l")).unwrap();
-                swaps += 1;
-                if tally.in_flight.load(Ordering::SeqCst) > 0 {
-                    tally.swaps_in_calls.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-            if swaps % 2 == 1 {
-                exchange(&root.join("d"), &root.join("l")).unwrap();
-            }
-        })
-    };
+    let swapper = swap_until_done(&root, &tally, &done);
     let hint = [format!("d/{SECRET_NAME}")];
     let mut leaks = 0usize;
     let mut rounds = 0usize;
