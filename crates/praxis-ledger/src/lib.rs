@@ -10,6 +10,7 @@
 
 pub mod approvals;
 pub mod checkpoint;
+mod connection;
 mod error;
 mod side_db;
 mod sqlite;
