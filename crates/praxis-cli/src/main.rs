@@ -608,6 +608,15 @@ fn open_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
     Ok(Arc::new(ledger))
 }
 
+/// The ledger for commands that only read it: opened read-only, so they can never
+/// checkpoint or delete what a running writer depends on.
+fn read_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
+    let path = home.ledger_path();
+    let ledger = SqliteLedger::open_read_only(&path)
+        .with_context(|| format!("opening ledger {} to read it", path.display()))?;
+    Ok(Arc::new(ledger))
+}
+
 /// `$PRAXIS_HOME/prices.toml`: `[MODEL] input_per_mtok = 3.0, output_per_mtok = 15.0` (USD).
 fn load_prices(home: &DataHome) -> Result<praxis_core::PriceTable> {
     let path = home.root().join("prices.toml");
@@ -632,7 +641,7 @@ async fn wait_for_stop_signal() -> String {
 }
 
 fn runs(home: &DataHome, json: bool, limit: usize) -> Result<ExitCode> {
-    let ledger = open_ledger(home)?;
+    let ledger = read_ledger(home)?;
     let rows: Vec<_> = ledger.runs()?.iter().take(limit).map(overview).collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -643,7 +652,7 @@ fn runs(home: &DataHome, json: bool, limit: usize) -> Result<ExitCode> {
 }
 
 fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
-    let ledger = open_ledger(home)?;
+    let ledger = read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let entries = ledger.entries(&run_id, 0)?;
     let row = ledger
@@ -664,7 +673,7 @@ fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
 }
 
 fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
-    let ledger = open_ledger(home)?;
+    let ledger = read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -677,7 +686,7 @@ fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
 }
 
 fn verify(home: &DataHome, run: Option<&str>, all: bool) -> Result<ExitCode> {
-    let ledger = open_ledger(home)?;
+    let ledger = read_ledger(home)?;
     let run_ids = if all {
         ledger.runs()?.into_iter().map(|r| r.run_id).collect()
     } else {

@@ -422,7 +422,7 @@ pub(crate) async fn follow_local(
     run: &str,
     mut on_entry: impl FnMut(&Entry),
 ) -> Result<()> {
-    let ledger = crate::open_ledger(home)?;
+    let ledger = crate::read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let mut last = 0;
     loop {
@@ -489,7 +489,7 @@ pub async fn show_status(
             (overview_of(&view), view)
         }
         None => {
-            let ledger = crate::open_ledger(home)?;
+            let ledger = crate::read_ledger(home)?;
             let run_id = ledger.find_run(run)?;
             let row = ledger
                 .runs()?

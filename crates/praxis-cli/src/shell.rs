@@ -415,7 +415,7 @@ impl Session {
                     Err(_) => return,
                 }
             }
-            None => match crate::open_ledger(&self.home).and_then(|l| Ok(l.runs()?)) {
+            None => match crate::read_ledger(&self.home).and_then(|l| Ok(l.runs()?)) {
                 Ok(rows) => rows.into_iter().take(RECENT).map(|r| r.run_id).collect(),
                 Err(_) => return,
             },
@@ -457,7 +457,7 @@ impl Session {
                         }
                         launch::run(&self.home, *args).await?;
                         // The run just recorded is the newest in the ledger.
-                        if let Some(row) = crate::open_ledger(&self.home)?.runs()?.first() {
+                        if let Some(row) = crate::read_ledger(&self.home)?.runs()?.first() {
                             self.remember(&row.run_id);
                         }
                     }
@@ -551,7 +551,7 @@ impl Session {
                 }
             }
             None => {
-                let run_id = crate::open_ledger(&self.home)?.find_run(id)?;
+                let run_id = crate::read_ledger(&self.home)?.find_run(id)?;
                 let follow = remote::follow_local(&self.home, &run_id, print);
                 tokio::pin!(follow);
                 tokio::select! {

@@ -13,7 +13,8 @@
 //! the WAL is shortened only by the writer's own checkpoints, which SQLite coordinates
 //! through the `-shm` locks (the write lock and the reader marks), never through the
 //! database file's lock. Read-only commands also open the file `SQLITE_OPEN_READ_ONLY`, so
-//! they cannot checkpoint at all.
+//! they cannot checkpoint at all, and with `readonly_shm` so they never re-initialise the
+//! WAL index under a writer (which would crash it: its mapping of the index would shrink).
 
 use crate::LedgerError;
 use rusqlite::config::DbConfig;
@@ -45,7 +46,13 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
         Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
-    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    let conn = match access {
+        Access::ReadWrite => Connection::open_with_flags(path, flags),
+        // `readonly_shm`: the WAL index is mapped read-only too, so a reader never
+        // re-initialises (truncates) it, even when the writer's locks on it were lost.
+        Access::ReadOnly => Connection::open_with_flags(uri(path, "readonly_shm=1"), flags),
+    }
+    .map_err(open_err)?;
     // Before anything else: this connection must never checkpoint-and-delete on close.
     let set = conn
         .set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
@@ -74,6 +81,23 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
             .map_err(open_err)?;
     }
     Ok(conn)
+}
+
+/// `file:PATH?QUERY`, the path percent-encoded where a URI needs it.
+fn uri(path: &Path, query: &str) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::from("file:");
+    for &byte in path.as_os_str().as_bytes() {
+        match byte {
+            b'%' | b'?' | b'#' => out.push_str(&format!("%{byte:02X}")),
+            // Percent-encoding keeps any byte, UTF-8 or not, intact.
+            0x80.. => out.push_str(&format!("%{byte:02X}")),
+            _ => out.push(char::from(byte)),
+        }
+    }
+    out.push('?');
+    out.push_str(query);
+    out
 }
 
 /// Creates the directory that will hold `path`.

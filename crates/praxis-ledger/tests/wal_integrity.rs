@@ -167,9 +167,13 @@ async fn read_only_handles_cannot_append() {
     assert!(reader.runs().unwrap().is_empty());
     let err = reader.append("r", notes(1), vec![]).await.unwrap_err();
     assert!(matches!(err, LedgerError::ReadOnly { .. }), "{err}");
+    drop(reader);
 
-    // It sees what a writer commits, while the writer is open.
+    // It sees what a writer commits, while the writer is open. (Within one process the
+    // writer opens first: SQLite shares one WAL-index mapping per file and process, and a
+    // read-only first opener would make it read-only for the writer too.)
     let writer = SqliteLedger::open(&path).unwrap();
+    let reader = SqliteLedger::open_read_only(&path).unwrap();
     writer.append("r", notes(2), vec![]).await.unwrap();
     assert_eq!(reader.entries("r", 0).unwrap().len(), 2);
     drop(reader);
