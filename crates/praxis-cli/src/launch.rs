@@ -10,7 +10,9 @@ use praxis_core::{Limits, RunSpec, RunStatus};
 use praxis_ledger::SqliteLedger;
 use praxis_runtime::approval::{Approver, FixedDecision, StoreApprover};
 use praxis_runtime::config::{self, Override};
-use praxis_runtime::{BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant};
+use praxis_runtime::{
+    BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant, new_run_id,
+};
 use praxis_tools::Registry;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -210,8 +212,9 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
     };
     // The runtime adjusts the origin's spec (workspace, provider, limits) for the branch.
     let spec = recorded_spec(&runtime, &origin)?;
-    let mut options = equip(home, RunOptions::new(spec, provider), args.approve)?;
+    let mut options = RunOptions::new(spec, provider);
     options.run_id = Some(run_id);
+    let mut options = equip(home, options, args.approve)?;
     // Without --writ the branch keeps acting under the origin's writ as recorded.
     if let Some(path) = &args.writ {
         options.writ = Some(WritGrant {
@@ -272,7 +275,9 @@ pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
     }
     let flags = cognition_flags(name.as_deref(), None, args.script.as_deref())?;
     let provider = load_config(home, None, &flags)?.provider(args.script.as_deref())?;
-    let mut options = equip(home, RunOptions::new(recorded, provider), args.approve)?;
+    let mut options = RunOptions::new(recorded, provider);
+    options.run_id = Some(run_id.clone());
+    let mut options = equip(home, options, args.approve)?;
     if let Some(path) = &args.writ {
         options.writ = Some(WritGrant {
             token: writs::for_run(home, Some(path))?,
@@ -313,6 +318,9 @@ fn equip(home: &DataHome, mut options: RunOptions, approve: ApproveMode) -> Resu
     options.approver = approver(home, approve)?;
     let cancel = Cancel::default();
     options.cancel = cancel.clone();
+    // `praxis cancel RUN` from another terminal reaches this process through the ledger.
+    let run_id = options.run_id.get_or_insert_with(new_run_id).clone();
+    crate::cancel::watch_requests(home, run_id, cancel.clone())?;
     tokio::spawn(async move {
         let reason = crate::wait_for_stop_signal().await;
         cancel.cancel(reason);

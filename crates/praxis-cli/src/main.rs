@@ -1,5 +1,6 @@
 //! The `praxis` command: argument parsing and presentation only; the work is in the libraries.
 
+mod cancel;
 mod compare;
 mod governance;
 mod history;
@@ -118,7 +119,8 @@ enum Cmd {
         after_help = "Examples:\n  praxis shell --server http://127.0.0.1:3001\n  praxis shell < commands.txt      # one command per line; exit 1 if any failed\n\nHistory is kept in $PRAXIS_HOME/shell_history; Tab completes commands and recent run ids."
     )]
     Shell(shell::ShellArgs),
-    /// Cancel a run on a server (it records run_finished with status cancelled).
+    /// Cancel a run, driven locally or on a server (it records run_finished with status
+    /// cancelled, the reason and who asked).
     #[command(after_help = "Examples:\n  praxis cancel 01JD... --server http://127.0.0.1:3001")]
     Cancel(remote::CancelArgs),
     /// Show a run's trajectory, entry by entry.
@@ -468,7 +470,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Follow(args) => remote::follow(&home, args).await,
         Cmd::Status(args) => remote::status(&home, args).await,
         Cmd::Shell(args) => shell::shell(&home, args).await,
-        Cmd::Cancel(args) => remote::cancel(args).await,
+        Cmd::Cancel(args) => remote::cancel(&home, args).await,
         Cmd::Approvals {
             json,
             server: Some(server),

@@ -80,6 +80,9 @@ pub struct StatusArgs {
 pub struct CancelArgs {
     /// Run id.
     run: String,
+    /// Why (recorded with the cancellation of a local run).
+    #[arg(long)]
+    reason: Option<String>,
     #[arg(long, env = "PRAXIS_SERVER")]
     server: Option<String>,
 }
@@ -533,16 +536,25 @@ pub async fn show_status(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn cancel(args: CancelArgs) -> Result<ExitCode> {
-    cancel_run(args.server.as_deref(), &args.run).await
+pub async fn cancel(home: &DataHome, args: CancelArgs) -> Result<ExitCode> {
+    cancel_run(
+        home,
+        args.server.as_deref(),
+        &args.run,
+        args.reason.as_deref(),
+    )
+    .await
 }
 
-/// `praxis cancel`: only through a server.
-pub async fn cancel_run(server: Option<&str>, run: &str) -> Result<ExitCode> {
+/// `praxis cancel`: through a server, or (without one) through the local driver.
+pub async fn cancel_run(
+    home: &DataHome,
+    server: Option<&str>,
+    run: &str,
+    reason: Option<&str>,
+) -> Result<ExitCode> {
     let Some(server) = server else {
-        bail!(
-            "cancel needs --server URL (or PRAXIS_SERVER): a local run is cancelled with ctrl-c (or SIGTERM) in the terminal that runs it"
-        );
+        return crate::cancel::cancel_local(home, run, reason).await;
     };
     let answer = Remote::new(server)?
         .post(&format!("{}/cancel", run_path(run)?), &json!({}))

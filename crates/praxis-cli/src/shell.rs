@@ -495,7 +495,7 @@ impl Session {
             }
             Command::Cancel { run } => {
                 let id = self.resolve(&run)?;
-                remote::cancel_run(server, &id).await?;
+                remote::cancel_run(&self.home, server, &id, None).await?;
             }
             Command::Exit => {}
         }

@@ -9,6 +9,7 @@
 //! (fsync'd) before an append resolves.
 
 pub mod approvals;
+pub mod cancels;
 pub mod checkpoint;
 mod connection;
 mod error;
