@@ -83,6 +83,27 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
     Ok(conn)
 }
 
+/// Makes sure the WAL and its index exist beside `path`, so a `readonly_shm` connection can
+/// open them: a ledger last closed by an older praxis (or any SQLite client that deletes
+/// them on close) has neither. A read-write connection that reads once creates both, and
+/// (never checkpointing on close) leaves them in place.
+pub(crate) fn ensure_wal_files(path: &Path) -> Result<(), LedgerError> {
+    let missing = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        !Path::new(&name).exists()
+    };
+    if missing("-wal") || missing("-shm") {
+        let conn = open(path, Access::ReadWrite)?;
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(|source| LedgerError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
 /// `file:PATH?QUERY`, the path percent-encoded where a URI needs it.
 fn uri(path: &Path, query: &str) -> String {
     use std::os::unix::ffi::OsStrExt;

@@ -251,6 +251,7 @@ impl SqliteLedger {
         if !path.exists() {
             drop(Self::open(path)?);
         }
+        connection::ensure_wal_files(path)?;
         let reader = connection::open(path, Access::ReadOnly)?;
         let version: i64 = reader
             .query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -180,3 +180,22 @@ async fn read_only_handles_cannot_append() {
     writer.append("r", notes(1), vec![]).await.unwrap();
     assert_eq!(writer.entries("r", 0).unwrap().len(), 3);
 }
+
+#[test]
+fn a_ledger_whose_wal_files_were_deleted_still_opens_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    SqliteLedger::open(&path)
+        .unwrap()
+        .append_blocking("r", notes(2), vec![])
+        .unwrap();
+    // What an older praxis, or any other SQLite client, does when it closes last.
+    let plain = rusqlite::Connection::open(&path).unwrap();
+    let _: i64 = plain
+        .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+        .unwrap();
+    drop(plain);
+    assert!(!sibling(&path, "-shm").exists());
+    let reader = SqliteLedger::open_read_only(&path).unwrap();
+    assert_eq!(reader.entries("r", 0).unwrap().len(), 2);
+}
