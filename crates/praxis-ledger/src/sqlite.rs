@@ -252,11 +252,22 @@ impl SqliteLedger {
             drop(Self::open(path)?);
         }
         connection::ensure_wal_files(path)?;
-        let reader = connection::open(path, Access::ReadOnly)?;
-        let version: i64 = reader
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(sql_err(path, "reading the schema version"))?;
+        let version_of = |reader: &Connection| -> Result<i64, LedgerError> {
+            reader
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(sql_err(path, "reading the schema version"))
+        };
         let supported = MIGRATIONS.len() as i64;
+        let mut reader = connection::open(path, Access::ReadOnly)?;
+        let mut version = version_of(&reader)?;
+        if version < supported {
+            // Created (by a side table) but not migrated yet, or an older schema: the
+            // writer's open migrates it.
+            drop(reader);
+            drop(Self::open(path)?);
+            reader = connection::open(path, Access::ReadOnly)?;
+            version = version_of(&reader)?;
+        }
         if version > supported {
             return Err(LedgerError::SchemaTooNew {
                 path: path.to_path_buf(),

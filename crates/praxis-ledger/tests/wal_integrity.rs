@@ -199,3 +199,13 @@ fn a_ledger_whose_wal_files_were_deleted_still_opens_read_only() {
     let reader = SqliteLedger::open_read_only(&path).unwrap();
     assert_eq!(reader.entries("r", 0).unwrap().len(), 2);
 }
+
+#[test]
+fn a_file_created_by_a_side_table_but_not_migrated_reads_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    // Another process's first handle may be a side table, before the ledger's own.
+    drop(praxis_ledger::cancels::CancelStore::open(&path).unwrap());
+    let reader = SqliteLedger::open_read_only(&path).unwrap();
+    assert!(reader.runs().unwrap().is_empty());
+}
