@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 /// Re-judges every recorded proposal of `run` under the writ in `writ`; exit 0 either way.
 pub fn policy_check(home: &DataHome, run: &str, writ: &Path, json: bool) -> Result<ExitCode> {
-    let ledger = super::open_ledger(home)?;
+    let ledger = super::read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let token = writs::read_token(&writ.display().to_string())?;
     // Verified like `praxis run --writ`: the signature chain and the window now; each
@@ -57,7 +57,7 @@ pub fn policy_check(home: &DataHome, run: &str, writ: &Path, json: bool) -> Resu
 
 /// Aligns two runs' trajectories and compares their final worlds; exit 0 either way.
 pub fn diff(home: &DataHome, run_a: &str, run_b: &str, json: bool) -> Result<ExitCode> {
-    let ledger = super::open_ledger(home)?;
+    let ledger = super::read_ledger(home)?;
     let a = ledger.find_run(run_a)?;
     let b = ledger.find_run(run_b)?;
     let report =

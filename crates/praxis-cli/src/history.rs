@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// Re-drives the run's kernel from its record; exit 1 on the first divergence.
 pub fn replay(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
-    let ledger = super::open_ledger(home)?;
+    let ledger = super::read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     // Verdicts depend on the contracts: replay with the registry runs are made with.
     let report = replay_run(&*ledger, Arc::new(Registry::builtin()), &run_id)
@@ -63,7 +63,7 @@ pub fn world(
     path: Option<&str>,
     show_diff: bool,
 ) -> Result<ExitCode> {
-    let ledger = super::open_ledger(home)?;
+    let ledger = super::read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let world = world_at(&*ledger, &run_id, at)
         .with_context(|| format!("rebuilding the world of run {run_id}"))?;

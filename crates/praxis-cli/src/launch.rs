@@ -12,7 +12,9 @@ use praxis_runtime::home::WorkspaceOrigin;
 use praxis_runtime::run_request::{
     self, Asked, CognitionRequest, RequestError, RunRequest, Script,
 };
-use praxis_runtime::{BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant};
+use praxis_runtime::{
+    BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant, new_run_id,
+};
 use praxis_tools::Registry;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -214,8 +216,8 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
     let spec = recorded_spec(&runtime, &origin)?;
     let mut options = RunOptions::new(spec, provider);
     options.prices = prices;
-    let mut options = equip(home, options, args.approve)?;
     options.run_id = Some(run_id);
+    let mut options = equip(home, options, args.approve)?;
     // Without --writ the branch keeps acting under the origin's writ as recorded.
     if let Some(path) = &args.writ {
         options.writ = Some(WritGrant {
@@ -278,6 +280,7 @@ pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
         resolve_cognition(home, cognition_request(name, None, args.script.clone()))?;
     let mut options = RunOptions::new(recorded, provider);
     options.prices = prices;
+    options.run_id = Some(run_id.clone());
     let mut options = equip(home, options, args.approve)?;
     if let Some(path) = &args.writ {
         options.writ = Some(WritGrant {
@@ -311,6 +314,9 @@ fn equip(home: &DataHome, mut options: RunOptions, approve: ApproveMode) -> Resu
     options.approver = approver(home, approve)?;
     let cancel = Cancel::default();
     options.cancel = cancel.clone();
+    // `praxis cancel RUN` from another terminal reaches this process through the ledger.
+    let run_id = options.run_id.get_or_insert_with(new_run_id).clone();
+    crate::cancel::watch_requests(home, run_id, cancel.clone())?;
     tokio::spawn(async move {
         let reason = crate::wait_for_stop_signal().await;
         cancel.cancel(reason);

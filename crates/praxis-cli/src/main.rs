@@ -1,5 +1,6 @@
 //! The `praxis` command: argument parsing and presentation only; the work is in the libraries.
 
+mod cancel;
 mod compare;
 mod governance;
 mod history;
@@ -119,7 +120,8 @@ enum Cmd {
         after_help = "Examples:\n  praxis shell --server http://127.0.0.1:3001\n  praxis shell < commands.txt      # one command per line; exit 1 if any failed\n\nHistory is kept in $PRAXIS_HOME/shell_history; Tab completes commands and recent run ids."
     )]
     Shell(shell::ShellArgs),
-    /// Cancel a run on a server (it records run_finished with status cancelled).
+    /// Cancel a run, driven locally or on a server (it records run_finished with status
+    /// cancelled, the reason and who asked).
     #[command(after_help = "Examples:\n  praxis cancel 01JD... --server http://127.0.0.1:3001")]
     Cancel(remote::CancelArgs),
     /// Show a run's trajectory, entry by entry.
@@ -478,7 +480,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Follow(args) => remote::follow(&home, args).await,
         Cmd::Status(args) => remote::status(&home, args).await,
         Cmd::Shell(args) => shell::shell(&home, args).await,
-        Cmd::Cancel(args) => remote::cancel(args).await,
+        Cmd::Cancel(args) => remote::cancel(&home, args).await,
         Cmd::Approvals {
             json,
             server: Some(server),
@@ -617,6 +619,12 @@ fn open_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
     Ok(home.open_ledger()?)
 }
 
+/// The ledger for commands that only read it: opened read-only, so they can never
+/// checkpoint or delete what a running writer depends on.
+fn read_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
+    Ok(home.read_ledger()?)
+}
+
 async fn wait_for_stop_signal() -> String {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -629,7 +637,7 @@ async fn wait_for_stop_signal() -> String {
 }
 
 fn runs(home: &DataHome, json: bool, limit: usize) -> Result<ExitCode> {
-    let ledger = open_ledger(home)?;
+    let ledger = read_ledger(home)?;
     let rows: Vec<_> = ledger.runs()?.iter().take(limit).map(overview).collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -640,7 +648,7 @@ fn runs(home: &DataHome, json: bool, limit: usize) -> Result<ExitCode> {
 }
 
 fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
-    let ledger = open_ledger(home)?;
+    let ledger = read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let entries = ledger.entries(&run_id, 0)?;
     let row = ledger
@@ -661,7 +669,7 @@ fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
 }
 
 fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
-    let ledger = open_ledger(home)?;
+    let ledger = read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -674,7 +682,7 @@ fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
 }
 
 fn verify(home: &DataHome, run: Option<&str>, all: bool) -> Result<ExitCode> {
-    let ledger = open_ledger(home)?;
+    let ledger = read_ledger(home)?;
     let run_ids = if all {
         ledger.runs()?.into_iter().map(|r| r.run_id).collect()
     } else {

@@ -80,6 +80,9 @@ pub struct StatusArgs {
 pub struct CancelArgs {
     /// Run id.
     run: String,
+    /// Why (recorded with the cancellation of a local run).
+    #[arg(long)]
+    reason: Option<String>,
     #[arg(long, env = "PRAXIS_SERVER")]
     server: Option<String>,
 }
@@ -429,7 +432,7 @@ pub(crate) async fn follow_local(
     run: &str,
     mut on_entry: impl FnMut(&Entry),
 ) -> Result<()> {
-    let ledger = crate::open_ledger(home)?;
+    let ledger = crate::read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let mut last = 0;
     loop {
@@ -496,7 +499,7 @@ pub async fn show_status(
             (overview_of(&view), view)
         }
         None => {
-            let ledger = crate::open_ledger(home)?;
+            let ledger = crate::read_ledger(home)?;
             let run_id = ledger.find_run(run)?;
             let row = ledger
                 .runs()?
@@ -540,16 +543,25 @@ pub async fn show_status(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn cancel(args: CancelArgs) -> Result<ExitCode> {
-    cancel_run(args.server.as_deref(), &args.run).await
+pub async fn cancel(home: &DataHome, args: CancelArgs) -> Result<ExitCode> {
+    cancel_run(
+        home,
+        args.server.as_deref(),
+        &args.run,
+        args.reason.as_deref(),
+    )
+    .await
 }
 
-/// `praxis cancel`: only through a server.
-pub async fn cancel_run(server: Option<&str>, run: &str) -> Result<ExitCode> {
+/// `praxis cancel`: through a server, or (without one) through the local driver.
+pub async fn cancel_run(
+    home: &DataHome,
+    server: Option<&str>,
+    run: &str,
+    reason: Option<&str>,
+) -> Result<ExitCode> {
     let Some(server) = server else {
-        bail!(
-            "cancel needs --server URL (or PRAXIS_SERVER): a local run is cancelled with ctrl-c (or SIGTERM) in the terminal that runs it"
-        );
+        return crate::cancel::cancel_local(home, run, reason).await;
     };
     let answer = Remote::new(server)?
         .post(&format!("{}/cancel", run_path(run)?), &json!({}))

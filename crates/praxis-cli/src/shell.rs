@@ -468,7 +468,7 @@ impl Session {
                     Err(_) => return,
                 }
             }
-            None => match crate::open_ledger(&self.home).and_then(|l| Ok(l.runs()?)) {
+            None => match crate::read_ledger(&self.home).and_then(|l| Ok(l.runs()?)) {
                 Ok(rows) => rows.into_iter().take(RECENT).map(|r| r.run_id).collect(),
                 Err(_) => return,
             },
@@ -510,7 +510,7 @@ impl Session {
                         }
                         launch::run(&self.home, *args).await?;
                         // The run just recorded is the newest in the ledger.
-                        if let Some(row) = crate::open_ledger(&self.home)?.runs()?.first() {
+                        if let Some(row) = crate::read_ledger(&self.home)?.runs()?.first() {
                             self.remember(&row.run_id);
                         }
                     }
@@ -548,7 +548,7 @@ impl Session {
             }
             Command::Cancel { run } => {
                 let id = self.resolve(&run)?;
-                remote::cancel_run(server, &id).await?;
+                remote::cancel_run(&self.home, server, &id, None).await?;
             }
             Command::Exit => {}
         }
@@ -604,7 +604,7 @@ impl Session {
                 }
             }
             None => {
-                let run_id = crate::open_ledger(&self.home)?.find_run(id)?;
+                let run_id = crate::read_ledger(&self.home)?.find_run(id)?;
                 let follow = remote::follow_local(&self.home, &run_id, print);
                 tokio::pin!(follow);
                 tokio::select! {

@@ -287,9 +287,8 @@ fn a_scripted_session_on_the_local_data_directory() {
     assert!(stdout.contains("local answer"), "{context}");
     assert!(stdout.contains("task: read it"), "{context}");
     assert!(stdout.contains("completed"), "{context}");
-    // Local runs are cancelled with Ctrl-C, not `cancel`: said, and the exit code shows it.
-    assert!(stderr.contains("cancel needs --server"), "{context}");
-    assert_eq!(out.status.code(), Some(1), "{context}");
+    // `cancel` reaches local runs too; this one has already ended, which it says.
+    assert!(stderr.contains("already ended"), "{context}");
     // History is only kept for terminal sessions.
     assert!(!env.home.path().join("shell_history").exists());
 }

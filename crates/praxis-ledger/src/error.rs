@@ -69,4 +69,6 @@ pub enum LedgerError {
     },
     #[error("ledger {}: the writer thread has stopped; nothing more can be appended", path.display())]
     WriterStopped { path: PathBuf },
+    #[error("ledger {}: opened read-only; nothing can be appended through this handle", path.display())]
+    ReadOnly { path: PathBuf },
 }

@@ -9,7 +9,9 @@
 //! (fsync'd) before an append resolves.
 
 pub mod approvals;
+pub mod cancels;
 pub mod checkpoint;
+mod connection;
 mod error;
 mod side_db;
 mod sqlite;

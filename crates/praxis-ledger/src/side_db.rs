@@ -16,25 +16,15 @@ impl SideDb {
     /// and runs `schema` (idempotent `CREATE ... IF NOT EXISTS`); `what` names the tables
     /// in errors.
     pub(crate) fn open(path: &Path, schema: &str, what: &str) -> Result<Self, LedgerError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
-        let conn = Connection::open(path).map_err(|source| LedgerError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        crate::connection::create_parent(path)?;
+        let conn = crate::connection::open(path, crate::connection::Access::ReadWrite)?;
         let db = SideDb {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
         };
         {
             let conn = db.conn();
-            conn.busy_timeout(crate::sqlite::BUSY_TIMEOUT)
-                .map_err(|e| db.err("setting busy timeout", e))?;
-            conn.execute_batch(&format!("PRAGMA journal_mode=WAL;\n{schema}"))
+            conn.execute_batch(schema)
                 .map_err(|e| db.err(&format!("creating the {what}"), e))?;
         }
         Ok(db)

@@ -6,6 +6,7 @@
 //! alone. Replies are sent only after COMMIT returns, so an awaited append is durable.
 //! Reads use a second connection; WAL lets them run while the writer commits.
 
+use crate::connection::{self, Access};
 use crate::error::LedgerError;
 use crate::{
     BoxFuture, Entry, GENESIS_HASH, Ledger, NewEntry, RUN_FINISHED_KIND, RUN_RESUMED_KIND, RunRow,
@@ -205,29 +206,12 @@ fn sql_err(path: &Path, context: impl Into<String>) -> impl FnOnce(rusqlite::Err
 impl SqliteLedger {
     /// Opens (creating it and its parent directories if needed) the ledger at `path`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| LedgerError::CreateDir {
-                path: parent.to_path_buf(),
-                source,
-            })?;
-        }
+        connection::create_parent(path)?;
         let open_err = |source| LedgerError::Open {
             path: path.to_path_buf(),
             source,
         };
-        let writer = Connection::open(path).map_err(open_err)?;
-        writer.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        let mode: String = writer
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(open_err)?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(LedgerError::Setup {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "the file system refused write-ahead logging (journal mode stayed {mode:?}); put the ledger on a local disk"
-                ),
-            });
-        }
+        let writer = connection::open(path, Access::ReadWrite)?;
         // In WAL mode FULL makes every COMMIT fsync the log: an acknowledged append survives
         // power loss.
         writer
@@ -235,8 +219,7 @@ impl SqliteLedger {
             .map_err(open_err)?;
         migrate(&writer, path)?;
 
-        let reader = Connection::open(path).map_err(open_err)?;
-        reader.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let reader = connection::open(path, Access::ReadWrite)?;
         reader
             .execute_batch("PRAGMA query_only = ON")
             .map_err(open_err)?;
@@ -259,6 +242,51 @@ impl SqliteLedger {
             reader: Mutex::new(reader),
             shared,
         })
+    }
+
+    /// Opens the ledger at `path` for reading only (`SQLITE_OPEN_READ_ONLY`): this handle
+    /// cannot append, checkpoint or delete the WAL, whatever other processes do. A ledger
+    /// that does not exist yet is created first (empty), so reading it finds no runs.
+    pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
+        if !path.exists() {
+            drop(Self::open(path)?);
+        }
+        connection::ensure_wal_files(path)?;
+        let version_of = |reader: &Connection| -> Result<i64, LedgerError> {
+            reader
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(sql_err(path, "reading the schema version"))
+        };
+        let supported = MIGRATIONS.len() as i64;
+        let mut reader = connection::open(path, Access::ReadOnly)?;
+        let mut version = version_of(&reader)?;
+        if version < supported {
+            // Created (by a side table) but not migrated yet, or an older schema: the
+            // writer's open migrates it.
+            drop(reader);
+            drop(Self::open(path)?);
+            reader = connection::open(path, Access::ReadOnly)?;
+            version = version_of(&reader)?;
+        }
+        if version > supported {
+            return Err(LedgerError::SchemaTooNew {
+                path: path.to_path_buf(),
+                found: version,
+                supported,
+            });
+        }
+        Ok(SqliteLedger {
+            path: path.to_path_buf(),
+            tx: None,
+            writer: None,
+            reader: Mutex::new(reader),
+            shared: Arc::new(Shared::default()),
+        })
+    }
+
+    /// Whether this handle was opened with [`SqliteLedger::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
     }
 
     pub fn path(&self) -> &Path {
@@ -439,6 +467,11 @@ impl SqliteLedger {
     }
 
     fn writer_stopped(&self) -> LedgerError {
+        if self.is_read_only() {
+            return LedgerError::ReadOnly {
+                path: self.path.clone(),
+            };
+        }
         LedgerError::WriterStopped {
             path: self.path.clone(),
         }

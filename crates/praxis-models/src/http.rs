@@ -200,6 +200,42 @@ pub(crate) async fn post_json(
     })
 }
 
+/// Whether the response says it is one JSON document (`application/json`, any parameters)
+/// rather than a stream.
+pub(crate) fn is_json(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// A whole (non-streamed) body: its status and bytes, at most `max_response_bytes`, each
+/// chunk within the idle timeout.
+pub(crate) async fn read_body(
+    response: reqwest::Response,
+    endpoint: &Endpoint,
+    settings: &ProviderSettings,
+) -> Result<(u16, Vec<u8>), ModelError> {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    loop {
+        match tokio::time::timeout(settings.idle_timeout, stream.next()).await {
+            Err(_) => return Err(endpoint.timeout(TimeoutKind::Idle, settings.idle_timeout)),
+            Ok(None) => return Ok((status, body)),
+            Ok(Some(Err(e))) => return Err(endpoint.transport(&e, settings.request_timeout)),
+            Ok(Some(Ok(chunk))) => {
+                if body.len() + chunk.len() > settings.max_response_bytes {
+                    return Err(endpoint.too_large(settings.max_response_bytes));
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
 /// Reads at most [`ERROR_BODY_BYTES`] of an error response; a body that breaks off or stalls
 /// is shown as far as it came.
 async fn read_error_body(response: reqwest::Response, idle: Duration) -> Vec<u8> {

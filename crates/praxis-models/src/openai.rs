@@ -1,4 +1,6 @@
-//! OpenAI-compatible chat completions (`POST {base}/chat/completions`, streamed as SSE).
+//! OpenAI-compatible chat completions (`POST {base}/chat/completions`, streamed as SSE, or
+//! one JSON completion: when `stream = false` is configured, or when a server answers a
+//! streaming request with `application/json` anyway).
 //!
 //! Works with OpenAI and with local servers that speak the same dialect (llama.cpp, vLLM,
 //! LM Studio, Ollama's `/v1`). Tool calls arrive in pieces keyed by `index`: the first
@@ -8,9 +10,12 @@
 //! (DeepSeek, vLLM, llama.cpp) is kept as an unsigned reasoning block.
 
 use crate::convert::{arguments_text, forced_choice, history, parse_arguments, sends_tools};
-use crate::http::{Endpoint, SizeCap, SseReader, client, is_loopback, parse_url, post_json};
+use crate::http::{
+    Endpoint, SizeCap, SseReader, client, is_json, is_loopback, parse_url, post_json, read_body,
+};
 use crate::{DeltaSink, ModelError, ProviderSettings, ToolChoice, estimate_usage};
 use praxis_core::{Message, ModelRequest, ModelResponse, Reasoning, Role, ToolCall, Usage};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,9 +78,11 @@ impl OpenAiProvider {
         let mut body = json!({
             "model": self.model,
             "messages": messages,
-            "stream": true,
-            "stream_options": {"include_usage": true},
+            "stream": settings.openai_stream,
         });
+        if settings.openai_stream {
+            body["stream_options"] = json!({"include_usage": true});
+        }
         body[self.max_tokens_field] = json!(settings.max_output_tokens);
         if sends_tools(request, settings) {
             let tools: Vec<Value> = request
@@ -117,8 +124,24 @@ impl OpenAiProvider {
         };
         let response =
             post_json(&self.client, &self.endpoint, &headers, body, &self.settings).await?;
-        let mut reader = SseReader::new(response, &self.endpoint, &self.settings);
         let mut reply = Assembly::new(self.settings.max_response_bytes);
+        // Asked for a stream or not, a server may answer with one whole completion.
+        if is_json(&response) {
+            let (status, bytes) = read_body(response, &self.endpoint, &self.settings).await?;
+            let mut completion: Completion = serde_json::from_slice(&bytes).map_err(|e| {
+                self.endpoint.bad_body(
+                    status,
+                    format!("a completion that is not the expected JSON ({e})"),
+                    &bytes,
+                )
+            })?;
+            if let Some(error) = completion.error.take().filter(|e| !e.is_null()) {
+                return Err(stream_error(&self.endpoint, &error));
+            }
+            reply.apply_completion(completion, deltas, &self.endpoint)?;
+            return Ok(reply.finish(request, &self.model));
+        }
+        let mut reader = SseReader::new(response, &self.endpoint, &self.settings);
         loop {
             let Some(event) = reader.next().await? else {
                 // Some servers close right after the finishing chunk without `[DONE]`.
@@ -205,12 +228,74 @@ fn stream_error(endpoint: &Endpoint, error: &Value) -> ModelError {
     endpoint.remote(&kind, &message, retryable)
 }
 
+/// A whole (non-streamed) chat completion.
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<CompletionChoice>,
+    #[serde(default)]
+    usage: Option<CompletionUsage>,
+    /// Some servers answer a failure with 200 and an error object.
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct CompletionChoice {
+    #[serde(default)]
+    index: u64,
+    message: CompletionMessage,
+}
+
+#[derive(Deserialize)]
+struct CompletionMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default, alias = "reasoning")]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<CompletionToolCall>,
+}
+
+#[derive(Deserialize)]
+struct CompletionToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: CompletionFunction,
+}
+
+#[derive(Deserialize)]
+struct CompletionFunction {
+    name: String,
+    /// A JSON text (OpenAI), or an object (some compatible servers).
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct CompletionUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
 /// A tool call being assembled from its pieces.
 #[derive(Default)]
 struct Slot {
     id: String,
     name: String,
     arguments: String,
+}
+
+/// One piece of a tool call: a streamed fragment, or a whole call of a completion.
+struct Piece<'a> {
+    index: u64,
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    fragment: &'a str,
 }
 
 /// The reply assembled from the chunks of one attempt.
@@ -275,57 +360,127 @@ impl Assembly {
             let Some(delta) = choice.get("delta") else {
                 continue;
             };
-            if let Some(text) = delta
-                .get("content")
-                .and_then(Value::as_str)
-                .filter(|t| !t.is_empty())
-            {
-                self.cap.add(text.len(), endpoint)?;
-                self.content.push_str(text);
-                deltas.text(text);
+            if let Some(text) = delta.get("content").and_then(Value::as_str) {
+                self.text(text, deltas, endpoint)?;
             }
             if let Some(text) = ["reasoning_content", "reasoning"]
                 .iter()
                 .find_map(|k| delta.get(k).and_then(Value::as_str))
-                .filter(|t| !t.is_empty())
             {
-                self.cap.add(text.len(), endpoint)?;
-                self.reasoning.push_str(text);
-                deltas.reasoning(text);
+                self.reasoning(text, deltas, endpoint)?;
             }
             if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
                 for (position, piece) in calls.iter().enumerate() {
-                    self.tool_piece(position, piece, deltas, endpoint)?;
+                    self.wire_piece(position, piece, deltas, endpoint)?;
                 }
             }
         }
         Ok(())
     }
 
-    fn tool_piece(
+    /// A whole completion, as if it had come as one chunk: the same cap, the same deltas.
+    fn apply_completion(
+        &mut self,
+        completion: Completion,
+        deltas: &dyn DeltaSink,
+        endpoint: &Endpoint,
+    ) -> Result<(), ModelError> {
+        self.model = completion.model.filter(|m| !m.is_empty());
+        self.usage = completion.usage.map(|u| Usage {
+            input_tokens: u.prompt_tokens,
+            output_tokens: u.completion_tokens,
+        });
+        // We ask for one choice; a server that sends more gets its first one used.
+        let Some(choice) = completion.choices.into_iter().find(|c| c.index == 0) else {
+            return Err(endpoint.bad_body(200, "a completion without a choice", b""));
+        };
+        self.finished = true;
+        let message = choice.message;
+        self.reasoning(
+            message.reasoning_content.as_deref().unwrap_or(""),
+            deltas,
+            endpoint,
+        )?;
+        self.text(message.content.as_deref().unwrap_or(""), deltas, endpoint)?;
+        for (position, call) in message.tool_calls.into_iter().enumerate() {
+            let arguments = match call.function.arguments {
+                Some(Value::String(text)) => text,
+                Some(Value::Null) | None => String::new(),
+                Some(object) => object.to_string(),
+            };
+            let piece = Piece {
+                index: position as u64,
+                id: call.id.as_deref(),
+                name: Some(call.function.name.as_str()),
+                fragment: &arguments,
+            };
+            self.tool_piece(piece, deltas, endpoint)?;
+        }
+        Ok(())
+    }
+
+    fn text(
+        &mut self,
+        text: &str,
+        deltas: &dyn DeltaSink,
+        endpoint: &Endpoint,
+    ) -> Result<(), ModelError> {
+        if !text.is_empty() {
+            self.cap.add(text.len(), endpoint)?;
+            self.content.push_str(text);
+            deltas.text(text);
+        }
+        Ok(())
+    }
+
+    fn reasoning(
+        &mut self,
+        text: &str,
+        deltas: &dyn DeltaSink,
+        endpoint: &Endpoint,
+    ) -> Result<(), ModelError> {
+        if !text.is_empty() {
+            self.cap.add(text.len(), endpoint)?;
+            self.reasoning.push_str(text);
+            deltas.reasoning(text);
+        }
+        Ok(())
+    }
+
+    /// A streamed piece of a tool call, as sent.
+    fn wire_piece(
         &mut self,
         position: usize,
         piece: &Value,
         deltas: &dyn DeltaSink,
         endpoint: &Endpoint,
     ) -> Result<(), ModelError> {
-        let index = piece
-            .get("index")
-            .and_then(Value::as_u64)
-            .unwrap_or(position as u64);
-        let id = piece
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
         let function = piece.get("function");
-        let name = function
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
-        let fragment = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let piece = Piece {
+            index: piece
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(position as u64),
+            id: piece.get("id").and_then(Value::as_str),
+            name: function.and_then(|f| f.get("name")).and_then(Value::as_str),
+            fragment: function
+                .and_then(|f| f.get("arguments"))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        };
+        self.tool_piece(piece, deltas, endpoint)
+    }
+
+    fn tool_piece(
+        &mut self,
+        piece: Piece<'_>,
+        deltas: &dyn DeltaSink,
+        endpoint: &Endpoint,
+    ) -> Result<(), ModelError> {
+        let index = piece.index;
+        let id = piece.id.filter(|s| !s.is_empty());
+        let name = piece.name.filter(|s| !s.is_empty());
+        let fragment = piece.fragment;
         let existing = self.by_index.get(&index).copied();
         // A new id on a known index is a new call: some servers number every call 0.
         let slot = match (existing, id) {

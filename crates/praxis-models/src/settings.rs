@@ -101,6 +101,9 @@ pub struct ProviderSettings {
     pub openai_api_key: Option<String>,
     /// `OPENAI_BASE_URL`, including `/v1` (default `https://api.openai.com/v1`).
     pub openai_base_url: String,
+    /// Ask the OpenAI-compatible server for a streamed reply (default true); `false` sends
+    /// `"stream": false` (a reply that arrives as one JSON completion is accepted either way).
+    pub openai_stream: bool,
     /// `ANTHROPIC_API_KEY`.
     pub anthropic_api_key: Option<String>,
     /// `ANTHROPIC_BASE_URL`, without `/v1` (default `https://api.anthropic.com`).
@@ -135,6 +138,7 @@ impl Default for ProviderSettings {
         ProviderSettings {
             openai_api_key: None,
             openai_base_url: DEFAULT_OPENAI_BASE_URL.into(),
+            openai_stream: true,
             anthropic_api_key: None,
             anthropic_base_url: DEFAULT_ANTHROPIC_BASE_URL.into(),
             ollama_host: DEFAULT_OLLAMA_HOST.into(),

@@ -57,7 +57,7 @@ pub struct ModelConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
-    pub openai: Endpoint,
+    pub openai: OpenAiEndpoint,
     pub anthropic: Endpoint,
     pub ollama: OllamaEndpoint,
 }
@@ -66,6 +66,24 @@ pub struct ProvidersConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Endpoint {
     pub base_url: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpenAiEndpoint {
+    pub base_url: String,
+    /// `false`: ask for one JSON completion instead of a stream (for servers that stream
+    /// badly or not at all).
+    pub stream: bool,
+}
+
+impl Default for OpenAiEndpoint {
+    fn default() -> Self {
+        OpenAiEndpoint {
+            base_url: praxis_models::DEFAULT_OPENAI_BASE_URL.into(),
+            stream: true,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -112,9 +130,7 @@ impl Default for ModelConfig {
 impl Default for ProvidersConfig {
     fn default() -> Self {
         ProvidersConfig {
-            openai: Endpoint {
-                base_url: praxis_models::DEFAULT_OPENAI_BASE_URL.into(),
-            },
+            openai: OpenAiEndpoint::default(),
             anthropic: Endpoint {
                 base_url: praxis_models::DEFAULT_ANTHROPIC_BASE_URL.into(),
             },
@@ -511,6 +527,7 @@ impl Layered {
                 })?;
         let mut settings = self.settings_env.clone();
         settings.openai_base_url = self.config.providers.openai.base_url.clone();
+        settings.openai_stream = self.config.providers.openai.stream;
         settings.anthropic_base_url = self.config.providers.anthropic.base_url.clone();
         settings.ollama_host = self.config.providers.ollama.host.clone();
         settings.protocol = model.protocol;
@@ -802,5 +819,19 @@ mod tests {
         let layered = load(&home, None, &flags, &env(&[])).unwrap();
         let err = layered.provider(None).err().unwrap().to_string();
         assert!(err.contains("ANTHROPIC_API_KEY"), "{err}");
+    }
+
+    #[test]
+    fn the_openai_section_can_turn_streaming_off() {
+        let (dir, home) = home();
+        let layered = load(&home, None, &[], &env(&[])).unwrap();
+        assert!(layered.provider_settings().unwrap().openai_stream);
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "[providers.openai]\nbase_url = \"http://127.0.0.1:8080/v1\"\nstream = false\n",
+        )
+        .unwrap();
+        let layered = load(&home, None, &[], &env(&[])).unwrap();
+        assert!(!layered.provider_settings().unwrap().openai_stream);
     }
 }

@@ -60,7 +60,7 @@ pub fn report(home: &DataHome) -> DoctorReport {
     let ledger_path = home.ledger_path();
     checks.push(check(
         "ledger",
-        SqliteLedger::open(&ledger_path)
+        SqliteLedger::open_read_only(&ledger_path)
             .and_then(|ledger| ledger.check_health())
             .map(|h| serde_json::to_string(&h).unwrap_or_default())
             .map_err(|e| format!("{}: {e}", ledger_path.display())),

@@ -76,6 +76,18 @@ impl DataHome {
             })
     }
 
+    /// The ledger opened read-only, for commands that only read it: they can never
+    /// checkpoint or delete what a running writer depends on.
+    pub fn read_ledger(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
+        let path = self.ledger_path();
+        praxis_ledger::SqliteLedger::open_read_only(&path)
+            .map(std::sync::Arc::new)
+            .map_err(|source| HomeError::Ledger {
+                path,
+                source: Box::new(source),
+            })
+    }
+
     /// `$PRAXIS_HOME/prices.toml`: `[MODEL] input_per_mtok = 3.0, output_per_mtok = 15.0`
     /// (USD); empty when there is none.
     pub fn prices(&self) -> Result<praxis_core::PriceTable, HomeError> {

@@ -148,6 +148,13 @@ pub struct ServerConfig {
     pub poll_interval: Duration,
     /// How long shutdown waits for connections and cancelled runs.
     pub shutdown_grace: Duration,
+    /// A connection must send a whole request head within this time, including the wait
+    /// for the next request on a kept-alive connection, and a request body must not pause
+    /// longer (`PRAXIS_HEADER_TIMEOUT`, seconds); beyond it the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Connections open at once that have not sent an authenticated request yet
+    /// (`PRAXIS_MAX_UNAUTHENTICATED`); beyond it new connections get 503 and are closed.
+    pub max_unauthenticated: usize,
     /// `Retry-After` seconds on 429.
     pub retry_after_secs: u64,
     /// Where writs come from; None: runs without a writ (only the run's own policy).
@@ -177,6 +184,8 @@ impl ServerConfig {
             follower_buffer: 1024,
             poll_interval: Duration::from_millis(250),
             shutdown_grace: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            max_unauthenticated: 256,
             retry_after_secs: 5,
             writs: None,
             explicit_trust_anchor: false,
@@ -204,6 +213,7 @@ impl ServerConfig {
 
     /// Applies the environment: `PRAXIS_AUTH`, `PRAXIS_ALLOWED_ORIGINS`, `PRAXIS_MODE`,
     /// `PRAXIS_MAX_RUNS`, `PRAXIS_MAX_RUNS_PER_TENANT`, `PRAXIS_QUEUE`,
+    /// `PRAXIS_HEADER_TIMEOUT`, `PRAXIS_MAX_UNAUTHENTICATED`,
     /// `PRAXIS_TRUST_ANCHOR` (presence only). Command-line flags are applied after this.
     pub fn apply_env(&mut self) -> Result<(), String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -238,6 +248,22 @@ impl ServerConfig {
         }
         if let Some(v) = var("PRAXIS_QUEUE") {
             self.queue_capacity = count("PRAXIS_QUEUE", v)?;
+        }
+        if let Some(v) = var("PRAXIS_HEADER_TIMEOUT") {
+            let secs = count("PRAXIS_HEADER_TIMEOUT", v)?;
+            if secs == 0 {
+                return Err(
+                    "PRAXIS_HEADER_TIMEOUT=0: a timeout of at least 1 second is needed".into(),
+                );
+            }
+            self.header_read_timeout = Duration::from_secs(secs as u64);
+        }
+        if let Some(v) = var("PRAXIS_MAX_UNAUTHENTICATED") {
+            let n = count("PRAXIS_MAX_UNAUTHENTICATED", v)?;
+            if n == 0 {
+                return Err("PRAXIS_MAX_UNAUTHENTICATED=0: no client could ever connect".into());
+            }
+            self.max_unauthenticated = n;
         }
         self.explicit_trust_anchor = var("PRAXIS_TRUST_ANCHOR").is_some();
         if let Some(v) = var("PRAXIS_WORKSPACE_ROOTS") {

@@ -20,6 +20,7 @@ mod api;
 pub mod bench;
 mod config;
 mod history;
+mod listen;
 mod metrics;
 mod runs;
 mod sse;
@@ -108,6 +109,10 @@ pub async fn serve(
         },
     );
     let grace = config.shutdown_grace;
+    let bounds = listen::Bounds {
+        header_read_timeout: config.header_read_timeout,
+        max_unauthenticated: config.max_unauthenticated,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = Arc::new(api::Shared {
         manager: manager.clone(),
@@ -132,12 +137,7 @@ pub async fn serve(
         });
     }
     let app = api::router(state);
-    let mut stopped = stop_rx.clone();
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|stop| *stop).await;
-        })
-        .into_future();
+    let server = listen::serve(listener, app, bounds, stop_rx.clone());
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result?,

@@ -70,6 +70,11 @@ impl Canned {
         }
     }
 
+    /// One JSON document, sent in chunks like the streams.
+    pub fn json_chunked(body: &str) -> Self {
+        Self::streamed("application/json; charset=utf-8", body)
+    }
+
     /// A server-sent event stream.
     pub fn sse(body: &str) -> Self {
         Self::streamed("text/event-stream", body)

@@ -737,3 +737,119 @@ async fn required_with_a_single_tool_names_that_tool() {
         json!({"type": "function", "function": {"name": name}})
     );
 }
+
+/// A whole chat completion, as `"stream": false` gets it (and as some servers answer a
+/// streaming request anyway).
+fn completion(message: Value, prompt: u64, completion: u64) -> String {
+    json!({
+        "id": "chatcmpl-9y", "object": "chat.completion", "created": 1_731_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_plain_json_completion_answering_a_streaming_request_is_accepted() {
+    let text = completion(
+        json!({"role": "assistant", "content": "Hello there, the README says hi.", "refusal": null}),
+        31,
+        9,
+    );
+    let calls = completion(
+        json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_Ab1", "type": "function", "function": {"name": "fs_read", "arguments": "{\"path\": \"README.md\"}"}},
+            {"id": "call_Cd2", "type": "function", "function": {"name": "grep", "arguments": {"pattern": "TODO"}}},
+        ]}),
+        40,
+        22,
+    );
+    let server = TestServer::start(vec![
+        Canned::json_chunked(&text),
+        Canned::json_chunked(&calls),
+    ])
+    .await;
+    let provider = openai(&server);
+    let sink = Sink::default();
+    let response = provider.complete(&first_request(), &sink).await.unwrap();
+    assert_eq!(response.content, "Hello there, the README says hi.");
+    assert_eq!(sink.text().concat(), response.content);
+    assert_eq!(
+        (response.usage.input_tokens, response.usage.output_tokens),
+        (31, 9),
+        "usage as the server reported it"
+    );
+    assert_eq!(response.model, "gpt-4o-mini-2024-07-18");
+    assert_eq!(server.requests()[0].json()["stream"], true);
+
+    let response = provider
+        .complete(&first_request(), &NoDeltas)
+        .await
+        .unwrap();
+    assert_eq!(response.content, "");
+    let calls: Vec<(&str, &str, Value)> = response
+        .tool_calls
+        .iter()
+        .map(|c| (c.id.as_str(), c.name.as_str(), c.arguments.clone()))
+        .collect();
+    assert_eq!(
+        calls,
+        vec![
+            ("call_Ab1", "fs_read", json!({"path": "README.md"})),
+            ("call_Cd2", "grep", json!({"pattern": "TODO"})),
+        ]
+    );
+    assert_eq!(
+        (response.usage.input_tokens, response.usage.output_tokens),
+        (40, 22)
+    );
+}
+
+#[tokio::test]
+async fn stream_false_asks_for_one_completion_and_reads_it() {
+    let reply = completion(json!({"role": "assistant", "content": "fine"}), 12, 1);
+    let server = TestServer::start(vec![Canned::json_chunked(&reply)]).await;
+    let provider = openai_with(&server, |s| s.openai_stream = false);
+    let response = provider
+        .complete(&first_request(), &NoDeltas)
+        .await
+        .unwrap();
+    assert_eq!(response.content, "fine");
+    assert_eq!(
+        (response.usage.input_tokens, response.usage.output_tokens),
+        (12, 1)
+    );
+    let body = server.requests()[0].json();
+    assert_eq!(body["stream"], false, "{body}");
+    assert!(body.get("stream_options").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn a_json_completion_is_held_to_the_response_cap_and_its_errors_are_quoted() {
+    let long = completion(
+        json!({"role": "assistant", "content": "x".repeat(5000)}),
+        1,
+        1,
+    );
+    let failed =
+        json!({"error": {"message": "upstream overloaded", "type": "server_error"}}).to_string();
+    let server = TestServer::start(vec![
+        Canned::json_chunked(&long),
+        Canned::json_chunked(&failed),
+        Canned::json_chunked(&failed),
+        Canned::json_chunked(&failed),
+    ])
+    .await;
+    let provider = openai_with(&server, |s| s.max_response_bytes = 1000);
+    let err = provider
+        .complete(&first_request(), &NoDeltas)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("max_response_bytes"), "{err}");
+    let err = openai(&server)
+        .complete(&first_request(), &NoDeltas)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("upstream overloaded"), "{err}");
+}

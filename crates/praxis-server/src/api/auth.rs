@@ -91,6 +91,9 @@ pub(crate) async fn authenticate(
 ) -> Response {
     match state.tenant_of(req.headers()) {
         Ok(tenant) => {
+            if let Some(slot) = req.extensions().get::<crate::listen::ConnectionSlot>() {
+                slot.authenticated();
+            }
             req.extensions_mut().insert(tenant);
             next.run(req).await
         }

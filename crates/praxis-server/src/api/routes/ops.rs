@@ -5,11 +5,12 @@ use crate::api::{ApiError, AppState, ErrorBody, JsonBody, blocking};
 use crate::runs::Known;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use praxis_core::{Contracts, RunStatus};
 use praxis_ledger::Ledger;
 use praxis_runtime::overview;
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -91,12 +92,34 @@ pub(crate) async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-#[utoipa::path(get, path = "/ready", responses((status = 200, description = "The ledger is healthy"), (status = 503, body = ErrorBody)))]
-pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/ready", responses(
+    (status = 200, description = "Ready: `{\"status\":\"ready\"}`; with a valid token also the ledger's health"),
+    (status = 503, description = "Not ready: `{\"status\":\"not_ready\"}`; with a valid token also why")))]
+pub(crate) async fn ready(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    /// What anyone may learn: ready or not, nothing about the data dir or the ledger.
+    #[derive(Serialize)]
+    struct Readiness {
+        status: &'static str,
+    }
+    let detailed = headers.contains_key(header::AUTHORIZATION)
+        && matches!(state.auth_on(), Ok(true))
+        && state.tenant_of(&headers).is_ok();
     let ledger = state.manager.ledger.clone();
     let accepting = !*state.shutdown.borrow();
-    match tokio::task::spawn_blocking(move || ledger.check_health()).await {
-        Ok(Ok(report)) if report.quick_check == "ok" && accepting => {
+    let health = tokio::task::spawn_blocking(move || ledger.check_health()).await;
+    let ready = accepting && matches!(&health, Ok(Ok(report)) if report.quick_check == "ok");
+    if !detailed {
+        return if ready {
+            Json(Readiness { status: "ready" }).into_response()
+        } else {
+            let not_ready = Json(Readiness {
+                status: "not_ready",
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, not_ready).into_response()
+        };
+    }
+    match health {
+        Ok(Ok(report)) if ready => {
             Json(json!({ "status": "ready", "ledger": report })).into_response()
         }
         Ok(Ok(report)) if accepting => ApiError::new(

@@ -1,0 +1,85 @@
+//! `praxis serve` as a child process of a test: where it listens, its log, signals.
+
+use super::Praxis;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct Served {
+    pub child: Child,
+    pub url: String,
+    pub log: mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// `praxis serve --bind 127.0.0.1:0 EXTRA` in `praxis`'s home, once it listens.
+    pub fn start(praxis: &Praxis, extra: &[&str]) -> Served {
+        Self::start_with(praxis.cmd(&[]), extra)
+    }
+
+    /// The same from a prepared command (for extra environment).
+    pub fn start_with(mut cmd: Command, extra: &[&str]) -> Served {
+        let mut child = cmd
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("praxis serve never said where it listens");
+            };
+            if let Some(at) = line.find("listening on http://") {
+                let url = line[at + "listening on ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .to_string();
+                return Served {
+                    child,
+                    url,
+                    log: rx,
+                };
+            }
+        }
+    }
+
+    /// `host:port` of the listener.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// `kill -9`: no shutdown, no last checkpoint.
+    pub fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            // What the server said helps explain the failure.
+            for line in self.log.try_iter() {
+                eprintln!("praxis serve: {line}");
+            }
+        }
+    }
+}

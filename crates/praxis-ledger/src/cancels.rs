@@ -1,0 +1,96 @@
+//! Cancel requests: a small table beside the ledger, in the same SQLite file, through which
+//! `praxis cancel RUN` reaches the process driving a run locally (no server). The driving
+//! process polls it, like the approvals table; the cancellation itself is recorded in the
+//! run's chain by the driver (`run_finished`, status `cancelled`, with the reason).
+
+use crate::LedgerError;
+use crate::side_db::SideDb;
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CancelRequest {
+    pub run_id: String,
+    pub reason: String,
+    /// Who asked (user and process).
+    pub by: String,
+    pub requested_at: String,
+}
+
+pub struct CancelStore {
+    db: SideDb,
+}
+
+const CANCELS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS cancel_requests (
+    run_id TEXT PRIMARY KEY NOT NULL,
+    reason TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    requested_at TEXT NOT NULL
+);";
+
+impl CancelStore {
+    /// Opens the cancel-request table in the ledger file at `path` (created if missing).
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        Ok(CancelStore {
+            db: SideDb::open(path, CANCELS_SCHEMA, "cancel-request table")?,
+        })
+    }
+
+    /// Files a request; `false` when one is already waiting for this run (the first stays).
+    pub fn request(&self, r: &CancelRequest) -> Result<bool, LedgerError> {
+        self.db
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO cancel_requests (run_id, reason, requested_by, requested_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![r.run_id, r.reason, r.by, r.requested_at],
+            )
+            .map(|inserted| inserted > 0)
+            .map_err(|e| self.db.err("filing a cancel request", e))
+    }
+
+    /// Removes and returns the request waiting for `run_id`, if any: each request is acted
+    /// on once.
+    pub fn take(&self, run_id: &str) -> Result<Option<CancelRequest>, LedgerError> {
+        self.db
+            .conn()
+            .query_row(
+                "DELETE FROM cancel_requests WHERE run_id = ?1
+                 RETURNING run_id, reason, requested_by, requested_at",
+                params![run_id],
+                |row| {
+                    Ok(CancelRequest {
+                        run_id: row.get(0)?,
+                        reason: row.get(1)?,
+                        by: row.get(2)?,
+                        requested_at: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.db.err("taking a cancel request", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_is_filed_once_and_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CancelStore::open(&dir.path().join("ledger.db")).unwrap();
+        let request = CancelRequest {
+            run_id: "r1".into(),
+            reason: "wrong task".into(),
+            by: "ana (pid 7)".into(),
+            requested_at: crate::now_rfc3339(),
+        };
+        assert!(store.request(&request).unwrap());
+        assert!(!store.request(&request).unwrap());
+        assert_eq!(store.take("r2").unwrap(), None);
+        assert_eq!(store.take("r1").unwrap(), Some(request));
+        assert_eq!(store.take("r1").unwrap(), None);
+    }
+}
