@@ -38,7 +38,7 @@ fn escape_attempts_in_a_run_are_blocked_recorded_and_the_run_goes_on() {
         ),
         (
             "git-hook",
-            "printf '#!/bin/sh\\ntouch pwned\\n' > .git/hooks/pre-commit".to_string(),
+            "printf '#!/bin/sh\\ntouch pwned\\n' | tee .git/hooks/pre-commit".to_string(),
         ),
         (
             "host-procs",

@@ -213,6 +213,32 @@ fn lexical_normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Debug builds only: a deliberately unsafe resolver (every symlink followed, no check), so
+/// tests can prove that the worker's own confinement stops what a resolver bug would let
+/// through. `praxis-worker --broken-resolver-for-tests` sets it; release builds have no switch.
+#[cfg(debug_assertions)]
+static BROKEN_RESOLVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Turns the resolver's checks off in this process (debug builds only; see
+/// [`resolver_broken_for_tests`]).
+#[cfg(debug_assertions)]
+#[doc(hidden)]
+pub fn break_resolver_for_tests() {
+    BROKEN_RESOLVER.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether the test-only switch turned the resolver's checks off (never in release builds).
+pub(crate) fn resolver_broken_for_tests() -> bool {
+    #[cfg(debug_assertions)]
+    {
+        BROKEN_RESOLVER.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    #[cfg(not(debug_assertions))]
+    {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,31 +399,5 @@ mod tests {
         assert_eq!(ws.relative(&ws.root().join("src/a.txt")), "src/a.txt");
         assert_eq!(ws.relative(ws.root()), ".");
         assert_eq!(ws.relative(Path::new("/etc/passwd")), "/etc/passwd");
-    }
-}
-
-/// Debug builds only: a deliberately unsafe resolver (every symlink followed, no check), so
-/// tests can prove that the worker's own confinement stops what a resolver bug would let
-/// through. `praxis-worker --broken-resolver-for-tests` sets it; release builds have no switch.
-#[cfg(debug_assertions)]
-static BROKEN_RESOLVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Turns the resolver's checks off in this process (debug builds only; see
-/// [`resolver_broken_for_tests`]).
-#[cfg(debug_assertions)]
-#[doc(hidden)]
-pub fn break_resolver_for_tests() {
-    BROKEN_RESOLVER.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Whether the test-only switch turned the resolver's checks off (never in release builds).
-pub(crate) fn resolver_broken_for_tests() -> bool {
-    #[cfg(debug_assertions)]
-    {
-        BROKEN_RESOLVER.load(std::sync::atomic::Ordering::SeqCst)
-    }
-    #[cfg(not(debug_assertions))]
-    {
-        false
     }
 }

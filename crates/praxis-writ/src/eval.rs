@@ -399,6 +399,22 @@ fn path_denial(
             tool.name
         ));
     }
+    // A repository's `.git` holds hooks and config that run unconfined at the user's next
+    // git command: writing there needs a pattern that names `.git` itself (`**` does not).
+    if mode == AccessMode::Write && path.split('/').any(|p| p == ".git") {
+        let patterns = tool.paths.as_deref().unwrap_or_default();
+        let explicit = globs.is_some_and(|globs| {
+            patterns.iter().zip(globs).any(|(pattern, glob)| {
+                pattern.split('/').any(|p| p == ".git") && glob.is_match(path)
+            })
+        });
+        if !explicit {
+            return Some(format!(
+                "`{path}` is inside a `.git` directory, which writ block {index} does not grant                  tool `{}` for writing (it needs a path pattern naming `.git`, e.g. `.git/**`)",
+                tool.name
+            ));
+        }
+    }
     if let Some(globs) = globs
         && !globs.iter().any(|g| g.is_match(path))
     {

@@ -430,3 +430,66 @@ fn every_block_must_allow_and_the_smallest_timeout_wins() {
     );
     assert_eq!(r.approval_timeout_ms(), Some(30_000));
 }
+
+/// Finding 8 of the adversarial review: a write into `.git/hooks` ran unconfined at the
+/// user's next commit. `**` does not reach into a `.git` directory for writing; a pattern
+/// naming `.git` does, and reading stays as granted.
+#[test]
+fn writing_into_git_needs_a_pattern_naming_it() {
+    let none = Spent::default();
+    let broad = rules(
+        r#"
+subject = "agent-1"
+expires_in = "1h"
+effect_ceiling = "exec"
+[[tools]]
+name = "fs_write"
+paths = ["**"]
+[[tools]]
+name = "fs_read"
+paths = ["**"]
+"#,
+    );
+    for path in [
+        ".git/hooks/pre-commit",
+        ".git/config",
+        "sub/.git/hooks/post-merge",
+    ] {
+        let got = ask(&broad, "fs_write", Effect::Write, &[write(path)], &none);
+        assert_eq!(rule_of(&got), "deny:writ.paths", "{path}: {got:?}");
+    }
+    for (tool, effect, res) in [
+        ("fs_write", Effect::Write, write("src/.gitignore")),
+        ("fs_write", Effect::Write, write("git/x")),
+        ("fs_read", Effect::Read, read(".git/config")),
+    ] {
+        let got = ask(&broad, tool, effect, std::slice::from_ref(&res), &none);
+        assert_eq!(rule_of(&got), "allow:writ", "{res:?}: {got:?}");
+    }
+    let granted = rules(
+        r#"
+subject = "agent-1"
+expires_in = "1h"
+effect_ceiling = "exec"
+[[tools]]
+name = "fs_write"
+paths = ["src/**", ".git/hooks/**"]
+"#,
+    );
+    let got = ask(
+        &granted,
+        "fs_write",
+        Effect::Write,
+        &[write(".git/hooks/pre-commit")],
+        &none,
+    );
+    assert_eq!(rule_of(&got), "allow:writ", "{got:?}");
+    let got = ask(
+        &granted,
+        "fs_write",
+        Effect::Write,
+        &[write(".git/config")],
+        &none,
+    );
+    assert_eq!(rule_of(&got), "deny:writ.paths", "{got:?}");
+}

@@ -14,8 +14,11 @@ pub struct Served {
 
 impl Served {
     /// `praxis serve --bind 127.0.0.1:0 EXTRA` in `praxis`'s home, once it listens.
+    /// Clients' workspaces are accepted anywhere under the temporary directory.
     pub fn start(praxis: &Praxis, extra: &[&str]) -> Served {
-        Self::start_with(praxis.cmd(&[]), extra)
+        let mut cmd = praxis.cmd(&[]);
+        cmd.env("PRAXIS_WORKSPACE_ROOTS", std::env::temp_dir());
+        Self::start_with(cmd, extra)
     }
 
     /// The same from a prepared command (for extra environment).
