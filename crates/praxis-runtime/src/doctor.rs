@@ -131,7 +131,8 @@ pub fn sandbox_features() -> Value {
     .join(", ");
     let in_use = match (&worker, available) {
         (Some(_), true) => format!(
-            "worker: shell, test_run, fs_write, fs_patch and http run in `praxis worker`; \
+            "worker: every tool but `delegate` (file tools included) and the workspace \
+             tracker run in a per-run `praxis worker` Landlocked to the run's workspace; \
              commands confined ({layers}, rlimits, scrubbed env, private HOME/TMPDIR)"
         ),
         (None, true) => format!(
