@@ -4,14 +4,13 @@
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 mod common;
+use common::served::Served;
 use common::{Praxis, text};
 
 struct Env {
@@ -23,46 +22,6 @@ impl std::ops::Deref for Env {
     type Target = Praxis;
     fn deref(&self) -> &Praxis {
         &self.base
-    }
-}
-
-struct Served {
-    child: Child,
-    url: String,
-    log: mpsc::Receiver<String>,
-}
-
-impl Served {
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .args([sig, &self.pid()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the server to exit; its exit status and the rest of its log.
-    fn wait(mut self) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let log: Vec<String> = self.log.try_iter().collect();
-                return (status, log.join("\n"));
-            }
-            assert!(Instant::now() < deadline, "the server did not exit");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -81,45 +40,9 @@ impl Env {
     }
 
     fn serve(&self, extra: &[&str]) -> Served {
-        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
-        args.extend_from_slice(extra);
-        let mut child = self
-            .cmd(&args)
-            .env("PRAXIS_WORKSPACE_ROOTS", self.ws.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            else {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("praxis serve never said where it listens");
-            };
-            if let Some(at) = line.find("listening on http://") {
-                let url = line[at + "listening on ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string();
-                return Served {
-                    child,
-                    url,
-                    log: rx,
-                };
-            }
-        }
+        let mut cmd = self.cmd(&[]);
+        cmd.env("PRAXIS_WORKSPACE_ROOTS", self.ws.path());
+        Served::start_with(cmd, extra)
     }
 
     fn script(&self, name: &str, turns: Value) -> String {

@@ -67,6 +67,32 @@ impl Served {
         self.url.trim_start_matches("http://")
     }
 
+    pub fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+
+    /// Sends `sig` (as `kill` spells it: `-TERM`, `-KILL`).
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.pid()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit; its exit status and the rest of its log.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log: Vec<String> = self.log.try_iter().collect();
+                return (status, log.join("\n"));
+            }
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `kill -9`: no shutdown, no last checkpoint.
     pub fn crash(mut self) {
         self.child.kill().unwrap();
