@@ -122,6 +122,8 @@ pub trait Ledger: Send + Sync {
     /// Every run, newest first.
     fn runs(&self) -> Result<Vec<RunRow>, LedgerError>;
     fn blob(&self, id: &str) -> Result<Option<Vec<u8>>, LedgerError>;
+    /// Bytes of content in the blob store (every run of the data dir), for its cap.
+    fn blob_bytes(&self) -> Result<u64, LedgerError>;
     fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError>;
 }
 

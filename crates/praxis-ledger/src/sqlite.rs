@@ -680,6 +680,16 @@ impl Ledger for SqliteLedger {
         })
     }
 
+    fn blob_bytes(&self) -> Result<u64, LedgerError> {
+        self.read(|conn| {
+            conn.query_row("SELECT coalesce(sum(size), 0) FROM blobs", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| u64::try_from(n).unwrap_or(0))
+            .map_err(sql_err(&self.path, "summing blob sizes"))
+        })
+    }
+
     fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError> {
         let rows = self.raw_rows(run_id, 0)?;
         if rows.is_empty() {

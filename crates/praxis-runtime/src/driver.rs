@@ -417,7 +417,16 @@ impl Runtime {
         };
         // Where the run's file tools run (the worker, when it has one): this process never
         // opens a workspace file then.
-        let (tracker, manifest, blobs) = Tracking::capture(&drive.ctx, options.capture.clone())
+        // The data dir's blob cap: this run stores at most what is left of it.
+        let stored = self
+            .ledger
+            .blob_bytes()
+            .map_err(|source| RuntimeError::Ledger {
+                run_id: drive.run_id.clone(),
+                source: Box::new(source),
+            })?;
+        let limits = options.capture.clone().with_data_dir_holding(stored);
+        let (tracker, manifest, blobs) = Tracking::capture(&drive.ctx, limits)
             .await
             .map_err(RuntimeError::Capture)?;
         drive.tracker = Some(tracker);

@@ -61,6 +61,9 @@ impl Ledger for RefusesProposals {
     fn blob(&self, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
         self.0.blob(id)
     }
+    fn blob_bytes(&self) -> Result<u64, LedgerError> {
+        self.0.blob_bytes()
+    }
     fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError> {
         self.0.verify_run(run_id)
     }
@@ -220,4 +223,41 @@ async fn a_runtime_with_a_home_refuses_workspaces_reaching_it() {
         ledger.runs().unwrap().is_empty(),
         "a refused run was recorded"
     );
+}
+
+/// Finding 9 of the adversarial review: a few shell calls grew the ledger by gigabytes. The
+/// data dir has a blob cap too: a run starting when the data dir holds nearly all of it
+/// records further changes by hash and size, without their content.
+#[tokio::test]
+async fn the_data_dir_blob_cap_holds_across_runs() {
+    let home = tempfile::tempdir().unwrap();
+    let ledger = Arc::new(SqliteLedger::open(&home.path().join("l.db")).unwrap());
+    let runtime = Runtime::new(ledger.clone(), Arc::new(Registry::builtin()));
+    let write = |name: &str, kib: usize| {
+        json!({"turns": [
+            {"tool_calls": [{"id": "w", "name": "fs_write", "arguments": {"path": name, "content": name.repeat(kib * 1024 / name.len())}}]},
+            {"content": "done"}
+        ]})
+    };
+    let cap = 96 * 1024;
+    let run = async |name: &str, kib: usize| {
+        let ws = tempfile::tempdir().unwrap();
+        let mut options = RunOptions::new(spec(ws.path()), provider(write(name, kib)));
+        options.capture.max_data_dir_blob_bytes = cap;
+        let report = runtime.run(options, &NoObserver).await.unwrap();
+        assert_eq!(report.result.status, RunStatus::Completed);
+        let entries = ledger.entries(&report.run_id, 0).unwrap();
+        let execution = entries.iter().find(|e| e.kind == "execution").unwrap();
+        let after = execution.payload["files_changed"][0]["after"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        ledger.blob(&after).unwrap()
+    };
+    // The first run fits: its content is kept.
+    assert!(run("first.txt", 64).await.is_some());
+    assert!(ledger.blob_bytes().unwrap() >= 60 * 1024);
+    // The second would pass the data dir's cap: recorded by hash and size only.
+    assert!(run("second.txt", 64).await.is_none());
+    assert!(ledger.blob_bytes().unwrap() <= cap);
 }

@@ -86,6 +86,9 @@ impl Ledger for MemLedger {
     fn blob(&self, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
         self.blobs.blob(id)
     }
+    fn blob_bytes(&self) -> Result<u64, LedgerError> {
+        self.blobs.blob_bytes()
+    }
     fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError> {
         Ok(verify_entries(&self.entries(run_id, 0)?))
     }

@@ -35,10 +35,29 @@ pub struct CaptureLimits {
     /// it changes are recorded by hash and size, without their content.
     #[serde(default = "default_run_blob_bytes")]
     pub max_run_blob_bytes: u64,
+    /// Blob bytes the whole data dir holds at most: the driver lowers a run's
+    /// `max_run_blob_bytes` to what is left of it when the run starts.
+    #[serde(default = "default_data_dir_blob_bytes")]
+    pub max_data_dir_blob_bytes: u64,
 }
 
 fn default_run_blob_bytes() -> u64 {
     1 << 30
+}
+
+fn default_data_dir_blob_bytes() -> u64 {
+    16 << 30
+}
+
+impl CaptureLimits {
+    /// These limits for a run starting when the data dir already holds `stored` blob bytes:
+    /// the run may store at most what is left of the data dir's cap.
+    pub fn with_data_dir_holding(mut self, stored: u64) -> Self {
+        self.max_run_blob_bytes = self
+            .max_run_blob_bytes
+            .min(self.max_data_dir_blob_bytes.saturating_sub(stored));
+        self
+    }
 }
 
 impl Default for CaptureLimits {
@@ -48,6 +67,7 @@ impl Default for CaptureLimits {
             max_total_bytes: 256 * 1024 * 1024,
             max_files: 20_000,
             max_run_blob_bytes: default_run_blob_bytes(),
+            max_data_dir_blob_bytes: default_data_dir_blob_bytes(),
         }
     }
 }
