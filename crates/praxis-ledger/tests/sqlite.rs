@@ -613,3 +613,27 @@ fn two_processes_appending_to_one_run_keep_it_chained() {
     let from_child = entries.iter().filter(|e| e.kind == "child").count() as u64;
     assert_eq!(from_child, PER_PROCESS);
 }
+
+/// The data dir's blob bytes (summed at every run start for its cap) come from a covering
+/// index, not from a walk over every blob's row, and count each distinct blob once.
+#[test]
+fn blob_bytes_are_summed_from_an_index() {
+    let (_dir, path) = db();
+    let ledger = SqliteLedger::open(&path).unwrap();
+    let blobs = vec![b"alpha".to_vec(), b"beta!!".to_vec(), b"alpha".to_vec()];
+    block_on(ledger.append("r", notes(1, 1), blobs)).unwrap();
+    assert_eq!(ledger.blob_bytes().unwrap(), 11);
+    let conn = Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare("EXPLAIN QUERY PLAN SELECT coalesce(sum(size), 0) FROM blobs")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("COVERING INDEX blobs_size")),
+        "{plan:?}"
+    );
+}
