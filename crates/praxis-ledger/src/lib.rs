@@ -13,11 +13,13 @@ pub mod cancels;
 pub mod checkpoint;
 mod connection;
 mod error;
+mod memory;
 mod side_db;
 mod sqlite;
 pub mod tokens;
 
 pub use error::LedgerError;
+pub use memory::{MEMORY_PATH, MemoryLedger};
 pub use sqlite::{HealthReport, LedgerStats, SqliteLedger, WriterPause};
 
 use serde::{Deserialize, Serialize};

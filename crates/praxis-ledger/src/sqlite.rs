@@ -990,7 +990,7 @@ fn apply(
     })
 }
 
-fn validate_run_id(run_id: &str) -> Result<(), LedgerError> {
+pub(crate) fn validate_run_id(run_id: &str) -> Result<(), LedgerError> {
     let reason = if run_id.is_empty() {
         Some("it is empty".to_string())
     } else if run_id.len() > MAX_RUN_ID_LEN {
@@ -1014,7 +1014,7 @@ fn validate_run_id(run_id: &str) -> Result<(), LedgerError> {
     }
 }
 
-fn validate_entry(run_id: &str, index: usize, entry: &NewEntry) -> Result<(), LedgerError> {
+pub(crate) fn validate_entry(run_id: &str, index: usize, entry: &NewEntry) -> Result<(), LedgerError> {
     let kind = &entry.kind;
     let reason = if kind.is_empty() {
         Some("its kind is empty".to_string())
