@@ -23,6 +23,7 @@ pub use judge::{Judgement, judge};
 #[cfg(test)]
 use prompt::civil_date;
 use prompt::system_prompt;
+pub use prompt::{PromptData, build_system_prompt};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -165,6 +166,10 @@ impl Kernel {
     pub fn spec(&self) -> &RunSpec {
         &self.spec
     }
+    /// The conversation so far (system prompt first), as the next model call would see it.
+    pub fn messages(&self) -> &Arc<Vec<Message>> {
+        &self.messages
+    }
     pub fn steps(&self) -> u32 {
         self.steps
     }
@@ -196,6 +201,15 @@ impl Kernel {
                 self.record_start(now, environment, None, workspace_files, &mut out);
                 let system = system_prompt(&self.spec, &self.offered, now);
                 self.push_message(Message::new(Role::System, system));
+                for message in &self.spec.conversation.history {
+                    // The system prompt is the spec's; a system turn in the history would
+                    // be a second one, so it is sent as what it says, from the user.
+                    let mut message = message.clone();
+                    if message.role == Role::System {
+                        message.role = Role::User;
+                    }
+                    Arc::make_mut(&mut self.messages).push(message);
+                }
                 self.push_message(Message::new(Role::User, self.spec.task.clone()));
                 self.next_step(now, &mut out);
             }

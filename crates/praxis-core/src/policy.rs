@@ -164,6 +164,7 @@ mod tests {
 
     fn spec() -> RunSpec {
         RunSpec {
+            conversation: Default::default(),
             protocol: Default::default(),
             compaction: None,
             task: "t".into(),

@@ -60,7 +60,7 @@ pub struct ToolSpec {
 /// A native tool call from a model. `arguments` should be a JSON object; a provider that
 /// received unparseable argument text passes it on as a JSON string so the kernel can
 /// reject it with a message the model can act on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ToolCall {
     pub id: String,
     pub name: String,
@@ -97,7 +97,7 @@ pub enum Role {
     Tool,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Message {
     pub role: Role,
     pub content: String,
@@ -439,6 +439,41 @@ pub struct RunSpec {
     /// When and how the conversation is compacted to fit the model's context (None: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compaction: Option<Compaction>,
+    /// What the conversation starts from besides the task: earlier turns (a stateless
+    /// embedder's history) and the system prompt. Recorded with the spec, so replay,
+    /// resume and branch rebuild the same conversation. Absent when default.
+    #[serde(default, skip_serializing_if = "Conversation::is_default")]
+    pub conversation: Conversation,
+}
+
+/// How a run's conversation begins: `[system prompt] + history + [task]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Conversation {
+    /// Earlier turns, oldest first, placed between the system prompt and the task. A
+    /// system message here is sent as a user turn (the prompt is [`SystemPrompt`]'s).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<Message>,
+    /// The built-in prompt (None), the built-in one with instructions appended, or a
+    /// prompt of the caller's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<SystemPrompt>,
+}
+
+impl Conversation {
+    pub fn is_default(&self) -> bool {
+        self == &Conversation::default()
+    }
+}
+
+/// A run's system prompt when it is not exactly the built-in one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemPrompt {
+    /// The built-in prompt followed by these instructions.
+    Append(String),
+    /// This prompt instead of the built-in one.
+    Replace(String),
 }
 
 /// Context compaction: before a model call whose conversation is estimated above

@@ -1014,7 +1014,11 @@ pub(crate) fn validate_run_id(run_id: &str) -> Result<(), LedgerError> {
     }
 }
 
-pub(crate) fn validate_entry(run_id: &str, index: usize, entry: &NewEntry) -> Result<(), LedgerError> {
+pub(crate) fn validate_entry(
+    run_id: &str,
+    index: usize,
+    entry: &NewEntry,
+) -> Result<(), LedgerError> {
     let kind = &entry.kind;
     let reason = if kind.is_empty() {
         Some("its kind is empty".to_string())

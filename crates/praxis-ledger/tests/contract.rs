@@ -12,7 +12,9 @@ fn entry(kind: &str, payload: Value) -> NewEntry {
 }
 
 fn notes(from: u64, n: u64) -> Vec<NewEntry> {
-    (from..from + n).map(|i| entry("note", json!({ "i": i }))).collect()
+    (from..from + n)
+        .map(|i| entry("note", json!({ "i": i })))
+        .collect()
 }
 
 fn assert_chained(entries: &[Entry], run_id: &str, n: u64) {
@@ -84,14 +86,7 @@ async fn payloads_read_back_exactly_and_hash_canonically() {
         assert_eq!(read[0].payload, payload, "{name}");
         assert_eq!(
             read[0].hash,
-            praxis_ledger::entry_hash(
-                "floats",
-                1,
-                "note",
-                &read[0].at,
-                &payload,
-                GENESIS_HASH
-            ),
+            praxis_ledger::entry_hash("floats", 1, "note", &read[0].at, &payload, GENESIS_HASH),
             "{name}"
         );
     }
@@ -171,7 +166,11 @@ async fn runs_are_listed_newest_first_with_their_finish_and_resume() {
         assert_eq!(ids, ["new", "old"], "{name}");
         let old = &runs[1];
         assert_eq!(old.started, json!({ "task": "1" }));
-        assert_eq!(old.finished, Some(json!({ "status": "completed" })), "{name}");
+        assert_eq!(
+            old.finished,
+            Some(json!({ "status": "completed" })),
+            "{name}"
+        );
         assert_eq!(old.resumed, Some(json!({ "pid": 7 })), "{name}");
         assert_eq!((old.last_seq, old.last_kind.as_str()), (3, "run_finished"));
         assert_eq!(runs[0].finished, None);

@@ -493,6 +493,7 @@ impl Contracts for ReadContracts {
 async fn completes_a_run_under_the_real_kernel() {
     let repo = rust_repo();
     let run = RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "Summarize the repo".into(),

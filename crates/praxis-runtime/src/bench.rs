@@ -98,6 +98,7 @@ fn noop_registry() -> Arc<Registry> {
 
 fn spec(workspace: &Path, steps: u32) -> RunSpec {
     RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "benchmark".into(),

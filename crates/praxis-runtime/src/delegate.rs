@@ -54,6 +54,7 @@ pub(crate) async fn delegate(
         .deadline
         .map(|d| d.saturating_sub(now_millis()) / 1000);
     let spec = RunSpec {
+        conversation: Default::default(),
         protocol: parent.protocol,
         compaction: parent.compaction.clone(),
         task: args.task,

@@ -318,6 +318,7 @@ pub fn resolve(
         ..defaults
     };
     let spec = RunSpec {
+        conversation: Default::default(),
         protocol: config.model.protocol,
         compaction,
         task: task.to_string(),

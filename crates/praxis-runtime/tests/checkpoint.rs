@@ -25,6 +25,7 @@ async fn long_run_is_checkpointed_verifies_offline_and_still_replays() {
     let script = json!({ "turns": turns });
     let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "t").unwrap());
     let spec = RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "read a lot".into(),
@@ -87,6 +88,7 @@ async fn without_a_key_no_checkpoint_is_written() {
     let script = json!({"turns": [{"content": "done"}]});
     let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "t").unwrap());
     let spec = RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "t".into(),

@@ -16,6 +16,7 @@ use std::time::SystemTime;
 
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "test".into(),

@@ -47,6 +47,7 @@ async fn the_deadline_stops_a_run_whose_tool_hangs() {
         {"content": "never"}
     ]});
     let spec = RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "test".into(),

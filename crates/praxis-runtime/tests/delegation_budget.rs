@@ -136,6 +136,7 @@ fn spend(root: &Node, tool_calls: u64, model_calls: u64) -> (usize, usize, usize
         .unwrap(),
     );
     let run_spec = RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "root".into(),

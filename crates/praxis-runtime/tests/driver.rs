@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "test".into(),

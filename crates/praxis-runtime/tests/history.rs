@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 fn spec(workspace: &Path) -> RunSpec {
     RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "test".into(),

@@ -76,6 +76,7 @@ pub async fn bench(dir: &Path, runs: usize, followers: usize) -> anyhow::Result<
         workers.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < runs {
                 let spec = RunSpec {
+                    conversation: Default::default(),
                     task: "bench run".into(),
                     workspace: workspace.display().to_string(),
                     provider: "mock".into(),

@@ -64,6 +64,7 @@ impl Contracts for FakeContracts {
 
 fn spec() -> RunSpec {
     RunSpec {
+        conversation: Default::default(),
         protocol: Default::default(),
         compaction: None,
         task: "inspect the repo".into(),
@@ -221,6 +222,64 @@ fn system_prompt_follows_the_protocol() {
     assert!(
         records(&start(&mut kernel_with(spec())), "run_started")[0]["spec"]
             .get("protocol")
+            .is_none()
+    );
+}
+
+#[test]
+fn history_sits_between_the_system_prompt_and_the_task_and_is_recorded() {
+    let history = vec![
+        Message::new(Role::User, "earlier question"),
+        Message::new(Role::Assistant, "earlier answer"),
+        Message::new(Role::System, "a system turn in the history"),
+    ];
+    let with = |system_prompt: Option<SystemPrompt>| {
+        let mut k = kernel_with(RunSpec {
+            conversation: Conversation {
+                history: history.clone(),
+                system_prompt,
+            },
+            ..spec()
+        });
+        let cmds = start(&mut k);
+        (last_request(&cmds).messages.as_ref().clone(), cmds)
+    };
+    let (messages, cmds) = with(Some(SystemPrompt::Append("Be brief.".into())));
+    let roles: Vec<Role> = messages.iter().map(|m| m.role).collect();
+    // A system turn in the history goes as a user turn: the prompt is the spec's alone.
+    assert_eq!(
+        roles,
+        [
+            Role::System,
+            Role::User,
+            Role::Assistant,
+            Role::User,
+            Role::User
+        ]
+    );
+    assert!(messages[0].content.contains("Workspace: /ws"));
+    assert!(
+        messages[0].content.ends_with("\n\nBe brief."),
+        "{}",
+        messages[0].content
+    );
+    assert_eq!(messages[2].content, "earlier answer");
+    assert_eq!(messages[4].content, "inspect the repo");
+    // The conversation is part of the recorded spec, so replay rebuilds it.
+    let started = cmds
+        .iter()
+        .find_map(|c| match c {
+            Command::Record(Record::RunStarted(r)) => Some(r.spec.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(started.conversation.history, history);
+    let (messages, _) = with(Some(SystemPrompt::Replace("You are terse.".into())));
+    assert_eq!(messages[0].content, "You are terse.");
+    // Without any, the spec records no conversation at all (old hashes stay as they were).
+    assert!(
+        records(&start(&mut kernel_with(spec())), "run_started")[0]["spec"]
+            .get("conversation")
             .is_none()
     );
 }
