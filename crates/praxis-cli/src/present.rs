@@ -101,6 +101,7 @@ impl RunObserver for Progress {
                 ));
             }
             LiveEvent::Delta { text } => self.stream("model: …", text),
+            LiveEvent::ReasoningDelta { text } => self.stream("model thinks: …", text),
             LiveEvent::ToolArgumentsDelta { name, fragment, .. } => {
                 self.stream(&format!("model writes {name}: …"), fragment)
             }

@@ -389,7 +389,7 @@ impl Kernel {
             ) => {
                 self.branch(
                     now,
-                    spec,
+                    *spec,
                     environment,
                     origin,
                     note,

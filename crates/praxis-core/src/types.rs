@@ -442,8 +442,9 @@ pub struct RunSpec {
     /// What the conversation starts from besides the task: earlier turns (a stateless
     /// embedder's history) and the system prompt. Recorded with the spec, so replay,
     /// resume and branch rebuild the same conversation. Absent when default.
+    /// Boxed: most runs have none, and the spec travels inside kernel events.
     #[serde(default, skip_serializing_if = "Conversation::is_default")]
-    pub conversation: Conversation,
+    pub conversation: Box<Conversation>,
 }
 
 /// How a run's conversation begins: `[system prompt] + history + [task]`.

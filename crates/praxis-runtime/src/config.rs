@@ -268,6 +268,16 @@ pub fn load(
     flags: &[Override],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Layered, ConfigError> {
+    load_layers(Some(home), workspace, flags, env)
+}
+
+/// [`load`] for an embedder that may have no data dir (`home` None: no home file layer).
+pub fn load_layers(
+    home: Option<&DataHome>,
+    workspace: Option<&Path>,
+    flags: &[Override],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Layered, ConfigError> {
     let mut merged = toml::Table::new();
     let mut sources = BTreeMap::new();
     let mut warnings = Vec::new();
@@ -277,7 +287,8 @@ pub fn load(
         message: e.to_string(),
     })?;
     merge(&mut merged, defaults, "", &Source::Default, &mut sources);
-    let mut files = vec![(home.root().join(CONFIG_FILE), false)];
+    let home_file = home.map(|h| h.root().join(CONFIG_FILE));
+    let mut files: Vec<(PathBuf, bool)> = home_file.iter().map(|f| (f.clone(), false)).collect();
     if let Some(ws) = workspace {
         files.push((ws.join(CONFIG_FILE), true));
     }
@@ -300,7 +311,9 @@ pub fn load(
                         "ignored [{section}] in {}: it may only be set in {} or the \
                          environment (a repository must not redirect API keys or change prices)",
                         path.display(),
-                        home.root().join(CONFIG_FILE).display()
+                        home_file
+                            .as_deref()
+                            .map_or("the home configuration".into(), |f| f.display().to_string())
                     ));
                 }
             }

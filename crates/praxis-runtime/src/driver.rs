@@ -163,6 +163,10 @@ pub struct RunReport {
     /// What the run consumed, its sub-runs included: what a delegating parent is charged.
     #[serde(skip)]
     pub spent: Spent,
+    /// The conversation as it ended (system prompt first, the final reply last): what an
+    /// embedder keeps as the next turn's history. Compaction may have shortened it.
+    #[serde(skip)]
+    pub conversation: Arc<Vec<praxis_core::Message>>,
 }
 
 /// The runtime: one ledger and one tool registry shared by any number of runs.
@@ -376,7 +380,7 @@ impl Runtime {
             .await?;
         let branch = Event::Branch {
             now: now_millis(),
-            spec,
+            spec: Box::new(spec),
             environment: environment(&drive.ctx),
             origin: BranchOrigin {
                 run_id: from.run_id.clone(),
@@ -580,6 +584,7 @@ impl Drive<'_> {
                                     run_id: self.run_id.clone(),
                                     result,
                                     spent: kernel.spent(now_millis()),
+                                    conversation: kernel.messages().clone(),
                                 });
                             }
                             Command::Record(_) | Command::CallModel(_) => {

@@ -13,6 +13,9 @@ pub enum LiveEvent<'a> {
     ModelCall { step: u32 },
     /// Streamed model text (not ledgered; the assembled response is).
     Delta { text: &'a str },
+    /// Streamed model reasoning (Anthropic thinking, `reasoning_content` of
+    /// OpenAI-compatible servers, Ollama `thinking`); ledgered only as part of the reply.
+    ReasoningDelta { text: &'a str },
     /// A streamed fragment of tool call `index`'s argument JSON (not ledgered either).
     ToolArgumentsDelta {
         index: usize,
@@ -44,6 +47,10 @@ impl DeltaSink for ObserverDeltas<'_> {
     fn text(&self, delta: &str) {
         self.observer
             .on_event(self.run_id, LiveEvent::Delta { text: delta });
+    }
+    fn reasoning(&self, delta: &str) {
+        self.observer
+            .on_event(self.run_id, LiveEvent::ReasoningDelta { text: delta });
     }
     fn tool_arguments(&self, index: usize, name: &str, fragment: &str) {
         self.observer.on_event(

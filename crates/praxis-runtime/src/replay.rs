@@ -140,7 +140,7 @@ pub(crate) fn restore(
             let kernel = restore_origin(ledger, contracts, r, first, &origin)?;
             let branch = Event::Branch {
                 now,
-                spec,
+                spec: Box::new(spec),
                 environment,
                 origin,
                 // The branch's note is a message to the model, not a record.

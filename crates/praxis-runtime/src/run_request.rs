@@ -159,6 +159,17 @@ pub fn cognition(
     extra: &[Override],
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Cognition, RequestError> {
+    cognition_in(Some(home), workspace, request, extra, env)
+}
+
+/// [`cognition`] for an embedder that may have no data dir (no home configuration layer).
+pub fn cognition_in(
+    home: Option<&DataHome>,
+    workspace: Option<&Path>,
+    request: &CognitionRequest,
+    extra: &[Override],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Cognition, RequestError> {
     let provider_name = request.provider.as_ref().map_or("provider", |p| p.name);
     let selection = config::provider_selection(
         request.provider.as_ref().map(|p| p.value.as_str()),
@@ -195,7 +206,7 @@ pub fn cognition(
         .into_iter()
         .collect();
     flags.extend(extra.iter().cloned());
-    let layered = config::load(home, workspace, &flags, env).map_err(|e| match &e {
+    let layered = config::load_layers(home, workspace, &flags, env).map_err(|e| match &e {
         ConfigError::Invalid { .. } | ConfigError::Provider(_) if request.provider.is_some() => {
             RequestError::at(provider_name, e.to_string())
         }
@@ -230,7 +241,12 @@ pub fn cognition(
 /// The price table in force: `$PRAXIS_HOME/prices.toml`, then `[prices]` of the home
 /// configuration (a workspace file may not set prices).
 pub fn prices(home: &DataHome, layered: &Layered) -> Result<PriceTable, RequestError> {
-    let mut prices = home.prices()?;
+    prices_in(Some(home), layered)
+}
+
+/// [`prices`] without a data dir: only the configuration's `[prices]`.
+pub fn prices_in(home: Option<&DataHome>, layered: &Layered) -> Result<PriceTable, RequestError> {
+    let mut prices = home.map(DataHome::prices).transpose()?.unwrap_or_default();
     prices.0.extend(layered.config.prices.0.clone());
     Ok(prices)
 }
@@ -241,6 +257,18 @@ pub fn resolve(
     request: RunRequest,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Resolved, RequestError> {
+    resolve_in(Some(home), request, &[], env)
+}
+
+/// [`resolve`] for an embedder (the `praxis` library) that may run without a data dir:
+/// the same layers but the home's, the same provider selection, limits and compaction.
+/// `settings` are configuration keys the embedder set (like flags, under the request's).
+pub fn resolve_in(
+    home: Option<&DataHome>,
+    request: RunRequest,
+    settings: &[Override],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resolved, RequestError> {
     let task = request.task.value.trim();
     if task.is_empty() {
         return Err(RequestError::at(
@@ -248,7 +276,7 @@ pub fn resolve(
             format!("`{}` must not be empty", request.task.name),
         ));
     }
-    let mut flags = Vec::new();
+    let mut flags = settings.to_vec();
     if let Some(protocol) = &request.protocol {
         Protocol::deserialize(toml::Value::String(protocol.value.clone())).map_err(|_| {
             RequestError::at(
@@ -294,7 +322,7 @@ pub fn resolve(
             .map_err(|_| RequestError::at(secs.name, format!("`{}` is too large", secs.name)))?;
         flags.push(Override::flag("limits.max_seconds", value, secs.name));
     }
-    let cognition = cognition(
+    let cognition = cognition_in(
         home,
         Some(&request.workspace),
         &request.cognition,
@@ -329,7 +357,7 @@ pub fn resolve(
         read_only: request.read_only,
         limits,
     };
-    let prices = prices(home, layered)?;
+    let prices = prices_in(home, layered)?;
     let mut options = RunOptions::new(spec, cognition.provider.clone());
     options.prices = prices;
     Ok(Resolved {

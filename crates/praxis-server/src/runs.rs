@@ -608,7 +608,7 @@ impl RunObserver for HubObserver {
             }
             LiveEvent::Delta { text } => self.hub.send(Live::Delta(Arc::from(text))),
             // The feed carries text deltas; the call itself arrives as its proposal entry.
-            LiveEvent::ToolArgumentsDelta { .. } => {}
+            LiveEvent::ToolArgumentsDelta { .. } | LiveEvent::ReasoningDelta { .. } => {}
             LiveEvent::ModelCall { .. } => self.hub.set("model", None),
             LiveEvent::ToolStarted { tool, .. } => self.hub.set("tool", Some(tool.to_string())),
             LiveEvent::AwaitingApproval { proposal } => self

@@ -50,7 +50,8 @@ pub enum Event {
     /// the model, and `workspace_files` the new workspace's start manifest.
     Branch {
         now: Millis,
-        spec: RunSpec,
+        /// Boxed: the spec is the largest part of any event.
+        spec: Box<RunSpec>,
         environment: Value,
         origin: BranchOrigin,
         note: Option<String>,

@@ -235,10 +235,10 @@ fn history_sits_between_the_system_prompt_and_the_task_and_is_recorded() {
     ];
     let with = |system_prompt: Option<SystemPrompt>| {
         let mut k = kernel_with(RunSpec {
-            conversation: Conversation {
+            conversation: Box::new(Conversation {
                 history: history.clone(),
                 system_prompt,
-            },
+            }),
             ..spec()
         });
         let cmds = start(&mut k);
@@ -1196,11 +1196,11 @@ fn resume_needs_a_started_unfinished_run() {
 fn branch_event(workspace: &str) -> Event {
     Event::Branch {
         now: 9_000,
-        spec: RunSpec {
+        spec: Box::new(RunSpec {
             workspace: workspace.into(),
             provider: "other".into(),
             ..spec()
-        },
+        }),
         environment: json!({"host": "b"}),
         origin: crate::record::BranchOrigin {
             run_id: "origin".into(),
