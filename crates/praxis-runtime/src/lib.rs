@@ -13,6 +13,7 @@ pub mod doctor;
 mod driver;
 pub mod home;
 mod host;
+pub mod lane;
 mod observer;
 pub mod recorded;
 pub mod replay;
