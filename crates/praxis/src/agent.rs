@@ -84,7 +84,7 @@ pub struct RunResult {
 }
 
 /// Builds an [`Agent`]; see [`Agent::builder`].
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct AgentBuilder {
     provider: Option<String>,
     workspace: Option<PathBuf>,
@@ -501,6 +501,7 @@ fn steps(entries: &[Entry]) -> Vec<Step> {
 /// A configuration value for [`AgentBuilder::config`].
 pub mod toml_value {
     /// A TOML value (strings, integers, booleans, arrays of strings).
+    #[derive(Clone)]
     pub struct Value(pub(crate) toml::Value);
     impl From<&str> for Value {
         fn from(v: &str) -> Self {

@@ -38,6 +38,7 @@
 mod agent;
 mod callbacks;
 pub mod cmd;
+pub mod fanout;
 
 pub use agent::{Agent, AgentBuilder, AgentError, RunControl, RunResult, Step, toml_value};
 pub use callbacks::Callbacks;
