@@ -2,6 +2,7 @@
 
 mod cancel;
 mod compare;
+mod fanout;
 mod governance;
 mod history;
 mod launch;
@@ -85,6 +86,8 @@ enum Cmd {
         after_help = "Examples:\n  praxis run \"Summarize this repository\"\n  praxis run \"Fix the failing test\" --workspace ../app --provider scripted --script turns.json\n  praxis run \"Inspect\" --read-only --json\n\nProgress goes to stderr; the final answer (or --json summary) to stdout.\nExit code 0 only when the run completed."
     )]
     Run(RunArgs),
+    /// Run every task of a file with every provider, bounded (see `praxis::fanout`).
+    Fanout(fanout::FanoutArgs),
     /// List recorded runs, newest first.
     #[command(after_help = "Examples:\n  praxis runs\n  praxis runs --json --limit 5")]
     Runs {
@@ -475,6 +478,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Some(server) => remote::run(args, &server).await,
             None => launch::run(&home, args).await,
         },
+        Cmd::Fanout(args) => fanout::fanout(&home, args).await,
         Cmd::Serve(args) => remote::serve(&home, args).await,
         Cmd::Token(cmd) => remote::token(&home, cmd),
         Cmd::Follow(args) => remote::follow(&home, args).await,
