@@ -57,10 +57,16 @@ async fn two_tenants_queues_interleave() {
     let gauge = Arc::new(Mutex::new(Gauge::default()));
     let blocker = lane.acquire("blocker").await;
     // Tenant a bursts 6 jobs, all queued before tenant b's 3.
-    let mut jobs: Vec<_> = (0..6).map(|i| job(&lane, &gauge, "a", i)).collect();
-    until_waiting(&lane, 6).await;
-    jobs.extend((0..3).map(|i| job(&lane, &gauge, "b", i)));
-    until_waiting(&lane, 9).await;
+    // Each job is queued before the next is spawned, so the queue order is known.
+    let mut jobs = Vec::new();
+    for (n, (key, i)) in (0..6)
+        .map(|i| ("a", i))
+        .chain((0..3).map(|i| ("b", i)))
+        .enumerate()
+    {
+        jobs.push(job(&lane, &gauge, key, i));
+        until_waiting(&lane, n + 1).await;
+    }
     drop(blocker);
     for j in jobs {
         j.await.unwrap();
