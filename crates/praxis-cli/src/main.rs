@@ -5,6 +5,7 @@ mod compare;
 mod governance;
 mod history;
 mod launch;
+mod ledger_admin;
 mod present;
 mod remote;
 mod shell;
@@ -360,6 +361,22 @@ enum LedgerCmd {
     /// Print the runtime's checkpoint public key (hex), generating the key pair if needed.
     #[command(after_help = "Examples:\n  praxis ledger key > runtime.pub")]
     Key,
+    /// Bring the ledger's schema up to date: the data dir's SQLite file, or the PostgreSQL
+    /// database PRAXIS_LEDGER_URL names.
+    #[command(
+        after_help = "Examples:\n  praxis ledger migrate\n  PRAXIS_LEDGER_URL=postgres://praxis@127.0.0.1/praxis praxis ledger migrate"
+    )]
+    Migrate,
+    /// Copy the data dir's SQLite ledger (every run and blob) into PostgreSQL; every copied
+    /// chain is verified there. Running it again copies only what is new.
+    #[command(
+        after_help = "Examples:\n  praxis ledger copy --to postgres://praxis@127.0.0.1/praxis"
+    )]
+    Copy {
+        /// The target database: a postgres:// URL.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Args)]
@@ -554,6 +571,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             ..
         }) => verify_export(&file, key.as_deref().unwrap_or_default()),
         Cmd::Ledger(LedgerCmd::Verify { run, all, .. }) => verify(&home, run.as_deref(), all),
+        Cmd::Ledger(LedgerCmd::Migrate) => ledger_admin::migrate(&home),
+        Cmd::Ledger(LedgerCmd::Copy { to }) => ledger_admin::copy(&home, &to).await,
         Cmd::Ledger(LedgerCmd::Key) => {
             println!("{}", runtime_key(&home)?.public_hex());
             Ok(ExitCode::SUCCESS)
@@ -669,7 +688,7 @@ fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
 }
 
 fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
-    let ledger = read_ledger(home)?;
+    let ledger = home.read_selected_ledger()?;
     let run_id = ledger.find_run(run)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -682,7 +701,7 @@ fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
 }
 
 fn verify(home: &DataHome, run: Option<&str>, all: bool) -> Result<ExitCode> {
-    let ledger = read_ledger(home)?;
+    let ledger = home.read_selected_ledger()?;
     let run_ids = if all {
         ledger.runs()?.into_iter().map(|r| r.run_id).collect()
     } else {

@@ -12,6 +12,7 @@ pub mod approvals;
 pub mod cancels;
 pub mod checkpoint;
 mod connection;
+pub mod copy;
 mod error;
 mod postgres;
 mod rows;

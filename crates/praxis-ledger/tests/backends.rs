@@ -466,3 +466,74 @@ async fn two_handles_appending_to_one_run_keep_it_chained() {
         );
     }
 }
+
+/// `praxis ledger copy`: a SQLite store moves into each backend with every hash unchanged,
+/// a second copy adds nothing, and a source whose chain is broken is refused.
+#[tokio::test]
+async fn a_sqlite_store_copies_into_every_backend_hash_for_hash() {
+    use praxis_ledger::copy::{CopyError, copy_all};
+    let dir = tempfile::tempdir().unwrap();
+    let source = praxis_ledger::SqliteLedger::open(&dir.path().join("ledger.db")).unwrap();
+    source
+        .append("first", notes(1, 3), vec![b"one".to_vec(), b"two".to_vec()])
+        .await
+        .unwrap();
+    source
+        .append("second", vec![entry("note", json!({ "f": 0.1 }))], vec![])
+        .await
+        .unwrap();
+    for backend in Backend::all() {
+        let target = backend.open();
+        let report = copy_all(&source, target.as_ref()).await.unwrap();
+        assert_eq!(
+            (report.runs, report.entries, report.blobs),
+            (2, 4, 2),
+            "{}",
+            backend.name()
+        );
+        for run in ["first", "second"] {
+            assert_eq!(
+                target.entries(run, 0).unwrap(),
+                source.entries(run, 0).unwrap()
+            );
+        }
+        assert_eq!(
+            target.blob(&praxis_core::blob_id(b"two")).unwrap(),
+            Some(b"two".to_vec())
+        );
+        let again = copy_all(&source, target.as_ref()).await.unwrap();
+        assert_eq!(
+            (again.entries, again.blobs, again.runs_already_there),
+            (0, 0, 2)
+        );
+        // More in the source later: only the new tail moves.
+        source.append("first", notes(4, 1), vec![]).await.unwrap();
+        let tail = copy_all(&source, target.as_ref()).await.unwrap();
+        assert_eq!(tail.entries, 1);
+        assert_chained(&target.entries("first", 0).unwrap(), "first", 4);
+    }
+    // A target that holds something else under a run id keeps it and says so.
+    for backend in Backend::all() {
+        let target = backend.open();
+        target.append_now("second", notes(9, 1), vec![]).unwrap();
+        assert!(matches!(
+            copy_all(&source, target.as_ref()).await,
+            Err(CopyError::Diverged { seq: 1, .. })
+        ));
+    }
+    drop(source);
+    let conn = rusqlite::Connection::open(dir.path().join("ledger.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER entries_no_update; UPDATE entries SET payload = '{\"i\":7}' WHERE run_id = 'first' AND seq = 2",
+    )
+    .unwrap();
+    let source = praxis_ledger::SqliteLedger::open(&dir.path().join("ledger.db")).unwrap();
+    for backend in Backend::all() {
+        let target = backend.open();
+        assert!(matches!(
+            copy_all(&source, target.as_ref()).await,
+            Err(CopyError::SourceBroken { seq: 2, .. })
+        ));
+        assert!(target.entries("first", 0).unwrap().is_empty());
+    }
+}

@@ -35,7 +35,6 @@ pub use config::{
 };
 pub use history::{BranchRun, Branched, WorldDiff, WorldView};
 
-use praxis_ledger::SqliteLedger;
 use praxis_ledger::approvals::ApprovalStore;
 use praxis_ledger::tokens::TokenStore;
 use std::future::Future;
@@ -91,7 +90,9 @@ pub async fn serve(
         return Err(ServerError::Production(problems));
     }
     let path = config.home.ledger_path();
-    let ledger = Arc::new(SqliteLedger::open(&path)?);
+    // Several servers on one PostgreSQL ledger are not served yet: refuse rather than keep
+    // runs in a file the other servers never see.
+    let ledger = config.home.open_ledger()?;
     let approvals = Arc::new(ApprovalStore::open(&path)?);
     let tokens = Arc::new(TokenStore::open(&path)?);
     let metrics = Arc::new(metrics::Metrics::default());
