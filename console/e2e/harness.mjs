@@ -149,6 +149,7 @@ export function contiguous(seqs) {
 export async function screenshot(page, name) {
   mkdirSync(artifacts, { recursive: true });
   const path = join(artifacts, `${name}.png`);
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path, fullPage: false });
   return path;
 }

@@ -27,6 +27,7 @@ export function historyPanels(runId: string): HistoryPanels {
     selected = path;
     const content = await fileAt(runId, at, path);
     const before = at > 1 ? await fileAt(runId, at - 1, path) : null;
+    if (selected !== path || Number(slider.value) !== at) return; // a newer choice won
     replace(
       fileView,
       h("h4", {}, path, ` after #${at}`),
@@ -177,6 +178,9 @@ export function historyPanels(runId: string): HistoryPanels {
 
 /** A file's text after entry `at`; null when it did not exist then. */
 async function fileAt(runId: string, at: number, path: string): Promise<string | null> {
+  // Ask the listing first: a missing file is an answer, not a failed request.
+  const world = await get<WorldView>(`${runPath(runId)}/world?at=${at}`);
+  if (!(path in world.files)) return null;
   const res = await fetch(`${runPath(runId)}/world?at=${at}&path=${encodeURIComponent(path)}`, { headers: authHeaders(), credentials: "omit" });
   if (res.status === 404) return null;
   if (!res.ok) throw new ApiFailure(res.status, await res.text());
@@ -202,12 +206,12 @@ export function lineDiff(before: string, after: string): HTMLElement[] {
       out.push(h("span", { class: "same" }, `  ${a[i]}\n`));
       i++;
       j++;
-    } else if (j < b.length && (i >= a.length || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) {
-      out.push(h("span", { class: "add" }, `+ ${b[j]}\n`));
-      j++;
-    } else {
+    } else if (i < a.length && (j >= b.length || lcs[i + 1]![j]! >= lcs[i]![j + 1]!)) {
       out.push(h("span", { class: "del" }, `- ${a[i]}\n`));
       i++;
+    } else {
+      out.push(h("span", { class: "add" }, `+ ${b[j]}\n`));
+      j++;
     }
   }
   if (out.length === 0) out.push(h("span", { class: "same" }, "(no change)"));

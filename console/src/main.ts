@@ -33,8 +33,9 @@ document.addEventListener("click", (ev) => {
 window.addEventListener("popstate", () => void route());
 
 whenUnauthorized(() => {
+  const had = token();
   setToken(null);
-  prompt("The server refused the token. Enter a valid API token.");
+  prompt(had ? "The server refused the token. Enter a valid API token." : undefined);
 });
 
 function prompt(message?: string): void {
@@ -65,10 +66,8 @@ async function start(): Promise<void> {
   try {
     session = await get<Session>("/v1/session");
   } catch (e) {
-    if (e instanceof ApiFailure && e.status === 401) {
-      prompt(token() ? "The server refused the token." : undefined);
-      return;
-    }
+    if (e instanceof ApiFailure && e.status === 401) return; // the token prompt is up
+
     replace(root, h("main", { id: "main" }, h("p", { class: "error", role: "alert" }, `The server did not answer: ${String(e)}`)));
     return;
   }

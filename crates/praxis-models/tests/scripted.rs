@@ -295,7 +295,10 @@ async fn last_observation_echoes_what_the_model_was_shown() {
     let mut req = request(1);
     let mut messages = (*req.messages).clone();
     messages.pop();
-    messages.push(Message::tool_result("x0", "denied by operator: not the lockfile"));
+    messages.push(Message::tool_result(
+        "x0",
+        "denied by operator: not the lockfile",
+    ));
     req.messages = messages.into();
     let sink = Collect::default();
     let reply = provider.complete(&req, &sink).await.unwrap();

@@ -32,10 +32,10 @@ pub use api::{
     DecideApproval, DecisionAnswer, DecisionKind, ErrorBody, LimitsBody, ResumeRun, RunList,
     RunView, ToolList, ToolView, UsageView, VerifyWrit, WritVerdict, openapi_json,
 };
+pub use audit::{ChainVerdict, ChangedVerdictView, WhatIf, WhatIfAnswer};
 pub use config::{
     AuthSetting, DEFAULT_BIND, ServerConfig, WorkspaceRoots, WritSource, parse_bind, parse_origins,
 };
-pub use audit::{ChainVerdict, ChangedVerdictView, WhatIf, WhatIfAnswer};
 pub use history::{BranchRun, Branched, WorldDiff, WorldView};
 pub use ui::{API_CSP, CONSOLE_CSP, Session};
 

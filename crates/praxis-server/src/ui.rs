@@ -122,7 +122,11 @@ pub(crate) async fn security_headers(req: Request, next: Next) -> Response {
 /// CORS alone does not stop a cross-site request that needs no preflight (a bodiless POST
 /// to `/cancel`, a form post) from reaching the handler; only its answer is hidden.
 /// Clients that are not browsers send no `Origin` and pass.
-pub(crate) async fn origin_guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn origin_guard(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -185,7 +189,10 @@ mod tests {
     #[test]
     fn same_origin_and_listed_origins_pass_others_do_not() {
         let allowed = vec!["https://console.example.com".to_string()];
-        let own = headers(&[("host", "127.0.0.1:3001"), ("origin", "http://127.0.0.1:3001")]);
+        let own = headers(&[
+            ("host", "127.0.0.1:3001"),
+            ("origin", "http://127.0.0.1:3001"),
+        ]);
         assert_eq!(cross_site(&own, &allowed), None);
         let listed = headers(&[
             ("host", "127.0.0.1:3001"),
@@ -201,7 +208,10 @@ mod tests {
             "",
         ] {
             let h = headers(&[("host", "127.0.0.1:3001"), ("origin", evil)]);
-            assert!(cross_site(&h, &allowed).is_some(), "{evil:?} must be refused");
+            assert!(
+                cross_site(&h, &allowed).is_some(),
+                "{evil:?} must be refused"
+            );
         }
         let no_host = headers(&[("origin", "http://127.0.0.1:3001")]);
         assert!(cross_site(&no_host, &[]).is_some());
@@ -210,8 +220,14 @@ mod tests {
     #[test]
     fn without_origin_fetch_metadata_decides() {
         assert_eq!(cross_site(&headers(&[]), &[]), None);
-        assert_eq!(cross_site(&headers(&[("sec-fetch-site", "same-origin")]), &[]), None);
-        assert_eq!(cross_site(&headers(&[("sec-fetch-site", "none")]), &[]), None);
+        assert_eq!(
+            cross_site(&headers(&[("sec-fetch-site", "same-origin")]), &[]),
+            None
+        );
+        assert_eq!(
+            cross_site(&headers(&[("sec-fetch-site", "none")]), &[]),
+            None
+        );
         assert!(cross_site(&headers(&[("sec-fetch-site", "cross-site")]), &[]).is_some());
         assert!(cross_site(&headers(&[("sec-fetch-site", "same-site")]), &[]).is_some());
     }

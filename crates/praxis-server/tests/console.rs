@@ -142,7 +142,11 @@ async fn the_app_and_its_deep_links_are_served_with_a_strict_policy() {
     assert!(html.contains(r#"<script type="module" src="/ui/app.js"></script>"#));
 
     // A deep link loads the same app.
-    let deep = c.send(Method::GET, "/ui/runs/some-run-id").send().await.unwrap();
+    let deep = c
+        .send(Method::GET, "/ui/runs/some-run-id")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(deep.status(), StatusCode::OK);
     assert_eq!(header(&deep, "content-security-policy"), CONSOLE_CSP);
     assert_eq!(deep.text().await.unwrap(), html);
@@ -152,7 +156,13 @@ async fn the_app_and_its_deep_links_are_served_with_a_strict_policy() {
     assert!(header(&js, "content-type").starts_with("text/javascript"));
     let js = js.text().await.unwrap();
     assert!(js.len() > 1000, "the bundle is embedded");
-    for sink in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("] {
+    for sink in [
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+    ] {
         assert!(!js.contains(sink), "the bundle uses {sink}");
     }
     let css = c.send(Method::GET, "/ui/app.css").send().await.unwrap();
@@ -223,7 +233,10 @@ async fn mutating_routes_refuse_other_origins() {
     ] {
         let (status, body) = c.json(create(origin, site)).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{origin:?} {site:?}: {body}");
-        assert!(body["error"].as_str().unwrap().contains("refused"), "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("refused"),
+            "{body}"
+        );
     }
     assert_eq!(c.total_runs().await, 0, "no refused request created a run");
 
@@ -248,7 +261,9 @@ async fn mutating_routes_refuse_other_origins() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // A listed origin and a client without Origin (the CLI) pass the check.
-    let (status, _) = c.json(create(Some("https://console.example.com"), None)).await;
+    let (status, _) = c
+        .json(create(Some("https://console.example.com"), None))
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, _) = c.json(create(None, None)).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -273,7 +288,11 @@ async fn chain_check_what_if_cost_and_end_time_of_a_run() {
     let id = created["id"].as_str().unwrap().to_string();
     let view = c.wait_finished(&id, None).await;
     assert_eq!(view["status"], "completed", "{view}");
-    assert!(view["ended_at"].as_str().is_some_and(|t| t >= view["started_at"].as_str().unwrap()));
+    assert!(
+        view["ended_at"]
+            .as_str()
+            .is_some_and(|t| t >= view["started_at"].as_str().unwrap())
+    );
     assert!(view["cost_usd_micros"].is_u64(), "{view}");
 
     let (status, verdict) = c
@@ -282,7 +301,10 @@ async fn chain_check_what_if_cost_and_end_time_of_a_run() {
     assert_eq!(status, StatusCode::OK, "{verdict}");
     assert_eq!(verdict["intact"], true);
     assert_eq!(verdict["run_id"], id.as_str());
-    assert_eq!(verdict["entries"].as_u64().unwrap(), view["last_seq"].as_u64().unwrap());
+    assert_eq!(
+        verdict["entries"].as_u64().unwrap(),
+        view["last_seq"].as_u64().unwrap()
+    );
 
     // A writ without fs_write would have denied the write the run made.
     let mut narrow = WritSpec::development("test");
