@@ -107,6 +107,14 @@ test("approval flow, live log, world at two steps, branch, screenshots, axe", as
   await axeCheck(page, "run page finished");
   await screenshot(page, "run-1280x800");
 
+  // What-if: without the approval rule both writes would have been allowed outright.
+  await page.locator("#whatif-writ").fill(s.openWrit);
+  await page.getByRole("button", { name: "Re-judge" }).click();
+  await page.locator('[data-testid="whatif-summary"]').waitFor(TIMEOUT);
+  assert.equal(await page.locator('[data-testid="whatif-summary"]').textContent(), "2 verdict(s) would change");
+  const changed = await page.locator(".whatif tbody tr").allTextContents();
+  assert.ok(changed.every((r) => r.includes("fs_write") && r.includes("needs_approval") && r.includes("allow")), changed.join("\n"));
+
   // Branch from the second model reply with a scripted provider.
   const secondReply = page.locator("ol.log > li[data-kind=model_response]").nth(1);
   const branchSeq = Number(await secondReply.getAttribute("data-seq"));
@@ -121,6 +129,14 @@ test("approval flow, live log, world at two steps, branch, screenshots, axe", as
   assert.match(await page.locator('[data-testid="final-answer"]').textContent(), /Branch done\./);
   const started = page.locator("ol.log > li[data-kind=run_started]");
   assert.match(await started.textContent(), new RegExp(`branch of ${runId}`));
+
+  // Diff of the two runs: their trajectories and final worlds differ.
+  await page.locator("#compare-other").fill(runId);
+  await page.getByRole("button", { name: "Compare" }).click();
+  await page.locator('[data-testid="compare-summary"]').waitFor(TIMEOUT);
+  const comparison = await page.locator(".compare").textContent();
+  assert.match(comparison, /First difference at step 1A: Branch done\./);
+  assert.match(comparison, /notes\.txt differs/);
 
   // The runs list shows both, with status, provider, steps.
   await page.getByRole("link", { name: "Runs" }).click();

@@ -59,6 +59,9 @@ export class Served {
     run("writ", "keygen");
     writeFileSync(join(dir, "approval.toml"), APPROVAL_WRIT_SPEC);
     const writ = run("writ", "issue", "--spec", join(dir, "approval.toml"));
+    // The same writ without approvals, for what-if.
+    writeFileSync(join(dir, "open.toml"), APPROVAL_WRIT_SPEC.replace(/\[approvals\][^]*$/, ""));
+    const openWrit = run("writ", "issue", "--spec", join(dir, "open.toml"));
     const apiToken = token ? run("token", "create", "--tenant", token) : null;
     const child = spawn(praxis, ["serve", "--bind", "127.0.0.1:0"], { env, cwd: ws, stdio: ["ignore", "pipe", "pipe"] });
     let log = "";
@@ -72,7 +75,7 @@ export class Served {
       child.stderr.on("data", onData);
       child.on("exit", (code) => fail(new Error(`praxis serve exited (${code}):\n${log}`)));
     });
-    return Object.assign(new Served(), { dir, home, ws, writ, apiToken, child, url, log: () => log });
+    return Object.assign(new Served(), { dir, home, ws, writ, openWrit, apiToken, child, url, log: () => log });
   }
 
   async api(method, path, body, token = this.apiToken, raw = false) {
