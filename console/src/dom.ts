@@ -9,7 +9,7 @@ const ATTRIBUTES = new Set([
   "step", "rows", "cols", "colspan", "scope", "tabindex", "autocomplete", "aria-label",
   "aria-live", "aria-current", "aria-describedby", "aria-valuenow", "aria-valuemin",
   "aria-valuemax", "aria-busy", "aria-expanded", "data-seq", "data-kind", "data-status",
-  "data-testid", "required", "disabled", "checked", "selected", "open", "spellcheck", "href",
+  "data-testid", "data-label", "required", "disabled", "checked", "selected", "open", "spellcheck", "href",
   "lang", "maxlength",
 ]);
 

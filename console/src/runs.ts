@@ -77,10 +77,10 @@ function row(run: RunView): HTMLElement {
     { "data-status": run.status },
     h("td", {}, h("span", { class: `badge s-${run.status}` }, run.status)),
     h("td", { class: "task" }, h("a", { href: `/ui/runs/${encodeURIComponent(run.id)}` }, run.task || run.id)),
-    h("td", {}, run.provider),
-    h("td", {}, Number.isFinite(started) ? new Date(started).toLocaleString() : run.started_at),
-    h("td", {}, Number.isFinite(started) ? duration(ended - started) : "–"),
-    h("td", { class: "num" }, run.steps),
-    h("td", { class: "num" }, usd(run.cost_usd_micros)),
+    h("td", { "data-label": "provider" }, run.provider),
+    h("td", { "data-label": "started" }, Number.isFinite(started) ? new Date(started).toLocaleString() : run.started_at),
+    h("td", { "data-label": "took" }, Number.isFinite(started) ? duration(ended - started) : "–"),
+    h("td", { class: "num", "data-label": "steps" }, run.steps),
+    h("td", { class: "num", "data-label": "cost" }, usd(run.cost_usd_micros)),
   );
 }

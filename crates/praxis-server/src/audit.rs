@@ -72,7 +72,7 @@ pub(crate) async fn verify_chain(
             VerifyReport::Intact { entries } => ChainVerdict {
                 run_id,
                 intact: true,
-                entries: entries as u64,
+                entries,
                 broken_seq: None,
                 problem: None,
             },
