@@ -201,7 +201,7 @@ pub enum Replayed {
 // ---------------------------------------------------------------------------------------
 // Errors
 
-fn record_error(e: RecordError) -> ApiError {
+pub(crate) fn record_error(e: RecordError) -> ApiError {
     match e {
         // Visible but without entries: queued, or refused before it recorded anything.
         RecordError::RunNotFound { run_id } => ApiError::new(

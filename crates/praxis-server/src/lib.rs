@@ -17,6 +17,7 @@
 //! ```
 
 mod api;
+mod audit;
 pub mod bench;
 mod config;
 mod history;
@@ -24,16 +25,19 @@ mod listen;
 mod metrics;
 mod runs;
 mod sse;
+mod ui;
 
 pub use api::{
     ApprovalList, ApprovalView, ApproveMode, CancelAnswer, CreateRun, Created, DEFAULT_TENANT,
     DecideApproval, DecisionAnswer, DecisionKind, ErrorBody, LimitsBody, ResumeRun, RunList,
     RunView, ToolList, ToolView, UsageView, VerifyWrit, WritVerdict, openapi_json,
 };
+pub use audit::{ChainVerdict, ChangedVerdictView, WhatIf, WhatIfAnswer};
 pub use config::{
     AuthSetting, DEFAULT_BIND, ServerConfig, WorkspaceRoots, WritSource, parse_bind, parse_origins,
 };
 pub use history::{BranchRun, Branched, WorldDiff, WorldView};
+pub use ui::{API_CSP, CONSOLE_CSP, Session};
 
 use praxis_ledger::approvals::ApprovalStore;
 use praxis_ledger::tokens::TokenStore;
