@@ -127,3 +127,52 @@ fn doctor_names_a_malformed_manifest() {
         "{detail}"
     );
 }
+
+/// `praxis serve` offers manifest tools at `GET /v1/tools`, and a malformed manifest
+/// refuses its start.
+#[test]
+fn the_server_lists_manifest_tools_and_refuses_a_malformed_one() {
+    let env = Praxis::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("word_count.toml"), TOOL).unwrap();
+    let dirs = dir.path().display().to_string();
+    let mut cmd = env.cmd(&[]);
+    cmd.env("PRAXIS_TOOL_MANIFEST_DIRS", &dirs)
+        .env("PRAXIS_AUTH", "off");
+    let served = common::served::Served::start_with(cmd, &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body: Value = rt.block_on(async {
+        reqwest::get(format!("{}/v1/tools", served.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let tool = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "word_count")
+        .cloned()
+        .expect("word_count offered");
+    assert_eq!(tool["effect"], "read");
+    assert_eq!(tool["parameters"]["required"][0], "path");
+    drop(served);
+
+    std::fs::write(dir.path().join("bad.toml"), "name = \"bad\"\n").unwrap();
+    let out = env
+        .cmd(&["serve", "--bind", "127.0.0.1:0"])
+        .env("PRAXIS_TOOL_MANIFEST_DIRS", &dirs)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("missing field `description`"),
+        "{stderr}"
+    );
+}

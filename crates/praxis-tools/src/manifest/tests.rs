@@ -264,7 +264,9 @@ fn directories_load_sorted_and_refuse_a_bad_file() {
         "{error}"
     );
     let missing = a.path().join("missing");
-    let error = load_dirs(&[missing.clone()]).unwrap_err().to_string();
+    let error = load_dirs(std::slice::from_ref(&missing))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains(&missing.display().to_string()), "{error}");
 }
 
