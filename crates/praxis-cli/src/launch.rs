@@ -15,7 +15,6 @@ use praxis_runtime::run_request::{
 use praxis_runtime::{
     BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant, new_run_id,
 };
-use praxis_tools::Registry;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -303,7 +302,11 @@ fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
 fn local_runtime(home: &DataHome) -> Result<(Runtime, Arc<SqliteLedger>)> {
     let ledger = open_ledger(home)?;
     Ok((
-        Runtime::new(ledger.clone(), Arc::new(Registry::builtin())).with_home(home.clone()),
+        Runtime::new(
+            ledger.clone(),
+            Arc::new(praxis_runtime::tool_set::registry_from_env(home)?),
+        )
+        .with_home(home.clone()),
         ledger,
     ))
 }

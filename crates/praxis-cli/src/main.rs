@@ -577,7 +577,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             println!("{}", runtime_key(&home)?.public_hex());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Tools { json } => tools::tools(json),
+        Cmd::Tools { json } => tools::tools(&home, json),
         Cmd::Doctor { json } => {
             let report = doctor::report(&home);
             if json {

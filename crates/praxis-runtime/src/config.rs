@@ -32,6 +32,17 @@ pub struct Config {
     pub prices: PriceTable,
     pub limits: LimitsConfig,
     pub compaction: CompactionConfig,
+    /// Tools besides the built-ins (home file or environment only).
+    pub tools: ToolsConfig,
+}
+
+/// `[tools]`: where manifest-backed tools come from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// Directories of `*.toml` tool manifests (relative ones from the data dir), before
+    /// those in `PRAXIS_TOOL_MANIFEST_DIRS`.
+    pub manifest_dirs: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -293,6 +304,14 @@ pub fn load(
                         message: e.to_string(),
                     }
                 })?;
+            if table.remove("tools").is_some() {
+                warnings.push(format!(
+                    "ignored [tools] in {}: tools may only be declared in {} or the \
+                     environment (a repository must not be able to start processes)",
+                    path.display(),
+                    home.root().join(CONFIG_FILE).display()
+                ));
+            }
             narrow(&mut table, &home_config, &path, &mut warnings, &mut notes);
             for section in ["providers", "prices"] {
                 if table.remove(section).is_some() {

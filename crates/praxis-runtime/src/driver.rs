@@ -406,7 +406,12 @@ impl Runtime {
             registry: self.registry.clone(),
             // The fabric (worker or in-process) and sandbox the settings in
             // `tool_limits.sandbox` ask for, as far as this host supports them.
-            ctx: ExecContext::for_run(workspace.clone(), options.tool_limits.clone()).await,
+            ctx: ExecContext::for_run_with(
+                workspace.clone(),
+                options.tool_limits.clone(),
+                self.registry.manifests(),
+            )
+            .await,
             tracker: None,
             blobs: Vec::new(),
             in_flight: Vec::new(),

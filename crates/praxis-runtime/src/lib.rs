@@ -18,6 +18,7 @@ pub mod recorded;
 pub mod replay;
 pub mod run_request;
 pub mod status;
+pub mod tool_set;
 pub mod whatif;
 pub mod world;
 
