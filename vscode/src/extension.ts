@@ -65,7 +65,7 @@ class RunsProvider implements vscode.TreeDataProvider<RunNode> {
     if (node.type === 'file') {
       const item = new vscode.TreeItem(node.path);
       item.iconPath = new vscode.ThemeIcon('diff');
-      item.description = `changed by entry ${node.at}`;
+      item.description = `start ↔ entry ${node.at}`;
       item.contextValue = 'world.file';
       item.command = { command: 'praxis.openWorldDiff', title: 'Open Diff', arguments: [{ runId: node.run.id, at: node.at, path: node.path }] };
       return item;
@@ -308,7 +308,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   status.name = 'Praxis';
   status.command = 'workbench.view.extension.praxis';
   status.show();
+  let shown = '';
   const render = (s: Snapshot): void => {
+    // Redraw only what changed: a redraw under the pointer hides a row's inline actions.
+    const key = JSON.stringify([s.runs, s.approvals, s.error?.message]);
+    if (key === shown) return;
+    shown = key;
     const t = statusText(s);
     status.text = t.text;
     status.tooltip = t.tooltip;
