@@ -6,6 +6,7 @@ import { ApprovalView, PraxisClient, RunView } from './api';
 import { Follower } from './feed';
 import {
   LiveState,
+  Tally,
   Snapshot,
   WORLD_SCHEME,
   approvalItem,
@@ -177,10 +178,15 @@ function followRun(run: RunView): void {
     pending = [];
     void panel.webview.postMessage({ type: 'lines', lines });
   };
+  const tally = new Tally();
   const follower = new Follower(client, run.id, {
     onEvent: (event) => {
       pending.push(logLine(event));
-      if (event.type === 'entry') live.refresh().catch(() => undefined);
+      if (event.type === 'entry') {
+        tally.add(event.entry);
+        void panel.webview.postMessage({ type: 'totals', text: tally.text() });
+        live.refresh().catch(() => undefined);
+      }
       timer ??= setTimeout(flush, 50);
     },
     onState: (state, detail) => {

@@ -261,3 +261,33 @@ export class LiveState {
     return this.snapshot;
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// The run view's running totals, counted from the feed's entries as the server counts them.
+
+export class Tally {
+  steps = 0;
+  toolCalls = 0;
+  inputTokens = 0;
+  outputTokens = 0;
+  /** Summed `cost_usd_micros` of priced model calls; null while no call was priced. */
+  costMicros: number | null = null;
+
+  add(entry: EntryLine): void {
+    if (entry.kind === 'model_response') {
+      this.steps += 1;
+      const usage = entry.payload.usage as Record<string, unknown> | undefined;
+      if (typeof usage?.input_tokens === 'number') this.inputTokens += usage.input_tokens;
+      if (typeof usage?.output_tokens === 'number') this.outputTokens += usage.output_tokens;
+      const cost = entry.payload.cost_usd_micros;
+      if (typeof cost === 'number') this.costMicros = (this.costMicros ?? 0) + cost;
+    } else if (entry.kind === 'execution') {
+      this.toolCalls += 1;
+    }
+  }
+
+  text(): string {
+    const cost = this.costMicros === null ? 'unpriced' : `$${(this.costMicros / 1e6).toFixed(4)}`;
+    return `${this.steps} step${this.steps === 1 ? '' : 's'} · ${this.toolCalls} tool call${this.toolCalls === 1 ? '' : 's'} · ${this.inputTokens + this.outputTokens} tokens · ${cost}`;
+  }
+}

@@ -50,12 +50,13 @@ export function runViewHtml(runId: string, title: string, nonceValue: string): s
 </style>
 </head>
 <body>
-<header><div id="title"></div><div id="state">connecting…</div></header>
+<header><div id="title"></div><div id="totals"></div><div id="state">connecting…</div></header>
 <main id="log" aria-live="polite"></main>
 <script nonce="${nonceValue}">
 (function () {
   const log = document.getElementById('log');
   const state = document.getElementById('state');
+  const totals = document.getElementById('totals');
   document.getElementById('title').textContent = ${JSON.stringify(`${title} (${runId})`).replace(/</g, '\\u003c')};
   let delta = null;
   function add(line) {
@@ -91,6 +92,8 @@ export function runViewHtml(runId: string, title: string, nonceValue: string): s
       if (atEnd) window.scrollTo(0, document.body.scrollHeight);
     } else if (m.type === 'state') {
       state.textContent = String(m.text);
+    } else if (m.type === 'totals') {
+      totals.textContent = String(m.text);
     }
   });
 }());

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { PraxisClient, PraxisError } from '../src/api';
 import { FeedEvent, Follower } from '../src/feed';
-import { LiveState, diffSides, logLine, parseWorldPath, runItem, statusText, worldDocument, worldPath } from '../src/models';
+import { LiveState, Tally, diffSides, logLine, parseWorldPath, runItem, statusText, worldDocument, worldPath } from '../src/models';
 import { Relay, Served, missing, until, waitStatus, writeScript } from './harness';
 
 const skip = missing();
@@ -89,6 +89,14 @@ describe('against a real praxis serve', { skip }, () => {
         relay.requests.some((r) => new RegExp(`^last-event-id: ${before}\\r$`, 'im').test(r)),
         `a reconnect resumed with Last-Event-ID ${before}`,
       );
+      // The run view's totals, counted from the feed, agree with the server's view of the run.
+      const tally = new Tally();
+      for (const e of events) if (e.type === 'entry') tally.add(e.entry);
+      const view = await client.getRun(id);
+      assert.equal(tally.steps, view.steps);
+      assert.equal(tally.toolCalls, view.tool_calls);
+      assert.equal(tally.inputTokens + tally.outputTokens, view.usage.input_tokens + view.usage.output_tokens);
+      assert.ok(tally.inputTokens > 0);
       // The log shows text, model text included, as it came.
       const finished = events.find((e) => e.type === 'entry' && e.entry.kind === 'run_finished');
       assert.match(logLine(finished!).text, /^finished: completed\nwrote README\.md$/);

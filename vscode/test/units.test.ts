@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { PraxisClient, PraxisError, readRun } from '../src/api';
 import { SseParser } from '../src/feed';
-import { logLine, parseWorldPath, worldPath } from '../src/models';
+import { Tally, logLine, parseWorldPath, worldPath } from '../src/models';
 import { csp, runViewHtml } from '../src/webview';
 
 describe('SseParser', () => {
@@ -92,5 +92,18 @@ describe('layering', () => {
       .filter((f) => f.endsWith('.ts') && f !== 'extension.ts')
       .filter((f) => /from ['"]vscode['"]|require\(['"]vscode['"]\)/.test(readFileSync(join(src, f), 'utf8')));
     assert.deepEqual(offenders, []);
+  });
+});
+
+describe('Tally', () => {
+  it('sums priced calls and says unpriced otherwise', () => {
+    const t = new Tally();
+    const entry = (seq: number, kind: string, payload: Record<string, unknown>) => ({ run_id: 'r', seq, kind, at: '', payload });
+    t.add(entry(1, 'model_response', { usage: { input_tokens: 10, output_tokens: 5 } }));
+    assert.equal(t.text(), '1 step · 0 tool calls · 15 tokens · unpriced');
+    t.add(entry(2, 'execution', {}));
+    t.add(entry(3, 'model_response', { usage: { input_tokens: 1, output_tokens: 1 }, cost_usd_micros: 1500 }));
+    t.add(entry(4, 'model_response', { usage: { input_tokens: 1, output_tokens: 1 }, cost_usd_micros: 500 }));
+    assert.equal(t.text(), '3 steps · 1 tool call · 19 tokens · $0.0020');
   });
 });
