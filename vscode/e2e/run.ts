@@ -150,7 +150,25 @@ async function main(): Promise<void> {
     }, 'both sides of the diff in the diff editor');
     await page.locator('.tab', { hasText: 'README.md' }).first().waitFor({ timeout: 30_000 });
     await shot(page, artifacts, '4-world-diff');
-    console.log('e2e: passed (waiting run seen, approved by click, completed, run view, world diff opened)');
+
+    // Deny asks for a reason, and the model sees it.
+    const second = await client.createRun({ task: 'Another write to refuse', workspace: folder, writ, script: writeScript('README.md', 'refused\n') });
+    await waitStatus(client, second.id, ['awaiting_approval']);
+    const denyRow = page.locator('.monaco-list-row', { hasText: '"refused' }).first();
+    await denyRow.waitFor({ timeout: 60_000 });
+    await denyRow.hover();
+    await denyRow.locator('.action-label[aria-label="Deny"]').first().click();
+    const input = page.locator('.quick-input-widget input').first();
+    await input.waitFor({ timeout: 30_000 });
+    await input.fill('not from the editor');
+    await shot(page, artifacts, '5-deny-reason');
+    await input.press('Enter');
+    const refused = await waitStatus(client, second.id, ['completed', 'failed']);
+    const denial = (await client.entries(refused.id)).find((e) => e.kind === 'approval_decided');
+    if (denial?.payload.approved !== false || denial.payload.reason !== 'not from the editor') {
+      throw new Error(`the denial and its reason were not recorded: ${JSON.stringify(denial)}`);
+    }
+    console.log('e2e: passed (waiting run seen, approved by click, completed, run view, world diff opened, denied with a reason)');
   } catch (e) {
     // What the page showed when it failed, for the CI artifacts.
     for (const page of browser?.contexts().flatMap((c) => c.pages()) ?? []) {

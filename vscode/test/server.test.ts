@@ -156,6 +156,29 @@ describe('against a real praxis serve', { skip }, () => {
     await assert.rejects(client.world(id, 10_000), (e: PraxisError) => e.status === 422 && e.field === 'at');
   });
 
+  it('branches from an entry and cancels a live run', async () => {
+    const origin = await waitingRun('Branch me', 'branch');
+    await client.decide((await approvalOf(origin)).id, 'approve', '');
+    await waitStatus(client, origin, ['completed']);
+    const entries = await client.entries(origin);
+    const firstReply = entries.find((e) => e.kind === 'model_response');
+    if (!firstReply) throw new Error('no model_response');
+    // Branch before the write: the branch's world is the origin's at that point.
+    const branched = await client.branch(origin, { at: firstReply.seq - 1, task: 'answer instead', script: { turns: [{ content: 'branched answer' }] } });
+    assert.equal(branched.branch_of, origin);
+    const done = await waitStatus(client, branched.id, ['completed', 'failed']);
+    assert.equal(done.final_answer, 'branched answer', JSON.stringify(done));
+    assert.equal(await client.fileAt(branched.id, 'README.md'), 'hello\n');
+    await assert.rejects(client.branch(origin, { at: 10_000 }), (e: PraxisError) => e.status === 422 && e.field === 'at');
+
+    const live = await waitingRun('Cancel me', 'cancel');
+    assert.equal(runItem(await client.getRun(live)).context, 'run.live');
+    await client.cancelRun(live);
+    const cancelled = await waitStatus(client, live, ['cancelled', 'failed', 'completed']);
+    assert.equal(cancelled.status, 'cancelled');
+    await assert.rejects(client.cancelRun(live), (e: PraxisError) => e.status === 409);
+  });
+
   it('a wrong token is refused and shows nothing', async () => {
     const wrong = served.client('prx_not-a-token');
     await assert.rejects(wrong.listRuns(), (e: PraxisError) => e.kind === 'unauthorized' && e.status === 401 && /Set Token/.test(e.message));
