@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     await page.locator('.tab', { hasText: 'Praxis:' }).first().waitFor({ timeout: 30_000 });
     await until(async () => {
       for (const frame of page.frames()) {
-        const text = await frame.locator('#log').innerText().catch(() => '');
+        const text = await frame.locator('#log').innerText({ timeout: 500 }).catch(() => '');
         if (text.includes('finished: completed')) return true;
       }
       return undefined;
@@ -168,7 +168,29 @@ async function main(): Promise<void> {
     if (denial?.payload.approved !== false || denial.payload.reason !== 'not from the editor') {
       throw new Error(`the denial and its reason were not recorded: ${JSON.stringify(denial)}`);
     }
-    console.log('e2e: passed (waiting run seen, approved by click, completed, run view, world diff opened, denied with a reason)');
+
+    // Start a run on this folder from the command palette: task, then provider.
+    const task = 'Summarize this folder from the editor';
+    await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } });
+    await page.keyboard.press('F1');
+    const palette = page.locator('.quick-input-widget input').first();
+    await palette.waitFor({ timeout: 30_000 });
+    await palette.fill('>Praxis: Start a Run on This Folder');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Start a Run on This Folder' }).first().waitFor({ timeout: 30_000 });
+    await palette.press('Enter');
+    await page.locator('.quick-input-widget', { hasText: 'Task for the agent' }).first().waitFor({ timeout: 30_000 });
+    await palette.fill(task);
+    await palette.press('Enter');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'mock' }).first().waitFor({ timeout: 30_000 });
+    await palette.fill('mock');
+    await palette.press('Enter');
+    const startedRun = await until(async () => (await client.listRuns()).find((r) => r.task === task), 'the run started from the editor');
+    const ran = await waitStatus(client, startedRun.id, ['completed', 'failed']);
+    if (ran.status !== 'completed' || ran.workspace !== folder) {
+      throw new Error(`the run started from the editor: ${JSON.stringify(ran)}`);
+    }
+    await shot(page, artifacts, '6-started-from-the-editor');
+    console.log('e2e: passed (waiting run seen, approved by click, completed, run view, world diff opened, denied with a reason, started a run on the folder)');
   } catch (e) {
     // What the page showed when it failed, for the CI artifacts.
     for (const page of browser?.contexts().flatMap((c) => c.pages()) ?? []) {

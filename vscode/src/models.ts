@@ -149,8 +149,10 @@ export function entrySummary(entry: EntryLine): string {
     }
     case 'model_response':
       return `model: ${text(field(p, 'content')) || '(tool calls only)'}`;
-    case 'proposal':
-      return `${text(field(p, 'tool'))} ${argumentsLine(field(p, 'arguments'), 300)} -> ${text(field(p, 'verdict'))} (${text(field(p, 'rule'))}: ${text(field(p, 'reason'))})`;
+    case 'proposal': {
+      const why = [text(field(p, 'rule')), text(field(p, 'reason'))].filter((w) => w !== '').join(': ');
+      return `${text(field(p, 'tool'))} ${argumentsLine(field(p, 'arguments'), 300)} -> ${text(field(p, 'verdict'))}${why ? ` (${why})` : ''}`;
+    }
     case 'approval_requested':
       return `waiting for approval of ${text(field(p, 'call_id'))}`;
     case 'approval_decided':

@@ -40,7 +40,7 @@ export function runViewHtml(runId: string, title: string, nonceValue: string): s
 <title>${escapeHtml(title)}</title>
 <style nonce="${nonceValue}">
   body { font-family: var(--vscode-editor-font-family, monospace); font-size: var(--vscode-editor-font-size, 13px); color: var(--vscode-foreground); padding: 0 12px; }
-  header { position: sticky; top: 0; background: var(--vscode-editor-background); padding: 8px 0; border-bottom: 1px solid var(--vscode-panel-border, #8884); }
+  header { position: sticky; top: 0; z-index: 1; background: var(--vscode-editor-background, Canvas); padding: 8px 0; border-bottom: 1px solid var(--vscode-panel-border, #8884); }
   #state { opacity: .8; }
   .line { white-space: pre-wrap; word-break: break-word; margin: 2px 0; }
   .seq { opacity: .6; margin-right: .6em; }
@@ -59,17 +59,24 @@ export function runViewHtml(runId: string, title: string, nonceValue: string): s
   const totals = document.getElementById('totals');
   document.getElementById('title').textContent = ${JSON.stringify(`${title} (${runId})`).replace(/</g, '\\u003c')};
   let delta = null;
+  let streamed = null;
   function add(line) {
     if (line.kind === 'delta') {
       if (!delta) {
         delta = document.createElement('div');
         delta.className = 'line delta';
         log.appendChild(delta);
+        streamed = delta;
       }
       delta.textContent += String(line.text);
       return;
     }
     delta = null;
+    // The recorded reply carries what was streamed: show it once.
+    if (line.kind === 'model_response' && streamed) {
+      streamed.remove();
+      streamed = null;
+    }
     const div = document.createElement('div');
     div.className = 'line ' + String(line.kind).replace(/[^a-z_]/g, '');
     const seq = document.createElement('span');
