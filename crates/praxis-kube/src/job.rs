@@ -430,4 +430,54 @@ mod tests {
         );
         assert_eq!(pod.containers[0].env_from, None);
     }
+
+    /// `deploy/kubernetes/job-template.json` and `writ-secret-template.json` are this
+    /// builder's output for an example run (validated by `.ci/kube` with
+    /// kubernetes-validate); `PRAXIS_UPDATE_KUBE=1` rewrites them.
+    #[test]
+    fn the_deployed_templates_are_what_the_builder_makes() {
+        let request = JobRequest {
+            run_id: "01example0000000000000000".into(),
+            namespace: "praxis".into(),
+            image: "registry.example/praxis:0.1.0".into(),
+            model_config: r#"{"provider":"openai","name":"gpt-4.1-mini"}"#.into(),
+            objective: "Make the failing test pass".into(),
+            key_results: Some(
+                r#"["The fix is explained",{"text":"tests pass","check":"cargo test"}]"#.into(),
+            ),
+            tools: Some(r#"[{"name":"fs_read"},{"name":"fs_patch","config":{"paths":["src/**"]}},{"name":"test_run"}]"#.into()),
+            deadline_seconds: 1800,
+            resources: Resources::default(),
+            ledger_url: SecretRef {
+                name: "praxis-ledger".into(),
+                key: "url".into(),
+            },
+            model_credentials: Some("praxis-model-keys".into()),
+            service_account: "praxis-job".into(),
+            seccomp: Seccomp::Localhost("praxis.json".into()),
+            pod_user_namespace: true,
+        };
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/kubernetes");
+        for (file, object) in [
+            (
+                "job-template.json",
+                serde_json::to_value(job(&request)).unwrap(),
+            ),
+            (
+                "writ-secret-template.json",
+                serde_json::to_value(writ_secret(&request, "WRIT-TOKEN")).unwrap(),
+            ),
+        ] {
+            let text = serde_json::to_string_pretty(&object).unwrap() + "\n";
+            let path = dir.join(file);
+            if std::env::var_os("PRAXIS_UPDATE_KUBE").is_some() {
+                std::fs::write(&path, &text).unwrap();
+            }
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+            assert_eq!(
+                on_disk, text,
+                "{file} is stale: rerun with PRAXIS_UPDATE_KUBE=1"
+            );
+        }
+    }
 }
