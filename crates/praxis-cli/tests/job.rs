@@ -110,7 +110,7 @@ fn an_achieved_objective_exits_0_with_the_report() {
         let entry = entries.iter().find(|e| e["seq"] == seq).unwrap();
         assert!(
             entry["payload"].to_string().contains(
-                &serde_json::to_string(quote["quote"].as_str().unwrap())
+                serde_json::to_string(quote["quote"].as_str().unwrap())
                     .unwrap()
                     .trim_matches('"')
             ),
@@ -165,7 +165,9 @@ fn a_failed_check_or_an_unshown_key_result_exits_1() {
 #[test]
 fn a_refused_configuration_exits_2_naming_the_variable() {
     let job = Job::new();
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    // (variables, the variable named, a piece of the problem)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (
             &[("THOUGHTMESH_MODEL_CONFIG", MOCK)],
             "THOUGHTMESH_OBJECTIVE",

@@ -402,7 +402,7 @@ fn validate_model(var: &str, model: &ModelConfig) -> Result<(), JobConfigError> 
 
 fn validate_tools(var: &str, tools: &[ToolConfig], known: &[String]) -> Result<(), JobConfigError> {
     for (i, tool) in tools.iter().enumerate() {
-        if !known.iter().any(|k| *k == tool.name) {
+        if !known.contains(&tool.name) {
             return Err(JobConfigError::new(
                 var,
                 format!(
