@@ -4,6 +4,7 @@ mod cancel;
 mod compare;
 mod governance;
 mod history;
+mod job;
 mod launch;
 mod ledger_admin;
 mod present;
@@ -239,6 +240,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run one objective configured by the environment alone (the Kubernetes Job contract).
+    #[command(
+        after_help = "Examples:\n  THOUGHTMESH_MODEL_CONFIG='{\"provider\":\"mock\",\"name\":\"mock\"}' \\\n  THOUGHTMESH_OBJECTIVE='Summarize this repository' \\\n  THOUGHTMESH_KEY_RESULTS='[\"The summary names the README\", {\"text\":\"a README exists\",\"check\":\"test -f README.md\"}]' \\\n  praxis job\n\nEnvironment (THOUGHTMESH_X or PRAXIS_X):\n  MODEL_CONFIG  {provider: mock|scripted|openai|anthropic|ollama, name, api_key?, base_url?}\n  OBJECTIVE     what to achieve (required)\n  KEY_RESULTS   JSON array of strings or {text, check}; a check runs in the sandbox (exit 0: met),\n                the others are judged by a critic model call from the run's ledger\n  TOOLS         JSON array of {name, config?}: the tools the run may use; config narrows paths,\n                mode, allow_commands, deny_commands, allow_env, hosts as a writ block does\n  PRAXIS_WRIT   token text or file (default: a development writ); PRAXIS_WORKSPACE (default: cwd)\n\nPrints one JSON report on stdout. Exit 0: the run completed and every key result is met;\n1: not achieved (or cancelled: SIGTERM cancels, records and exits); 2: bad configuration."
+    )]
+    Job,
     /// The sandboxed tool worker (started by the runtime; framed JSON on stdin/stdout).
     #[command(hide = true)]
     Worker,
@@ -492,6 +498,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             Some(server) => remote::run(args, &server).await,
             None => launch::run(&home, args).await,
         },
+        Cmd::Job => job::job(&home).await,
         Cmd::Serve(args) => remote::serve(&home, args).await,
         Cmd::Token(cmd) => remote::token(&home, cmd),
         Cmd::Follow(args) => remote::follow(&home, args).await,

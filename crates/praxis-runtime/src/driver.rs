@@ -80,6 +80,10 @@ impl Cancel {
     pub fn cancel(&self, reason: impl Into<String>) {
         self.0.send_replace(Some(reason.into()));
     }
+    /// Resolves with the reason once the run is cancelled.
+    pub async fn wait(&self) -> String {
+        Self::cancelled(self.0.subscribe()).await
+    }
     async fn cancelled(mut rx: watch::Receiver<Option<String>>) -> String {
         loop {
             if let Some(reason) = rx.borrow_and_update().clone() {
