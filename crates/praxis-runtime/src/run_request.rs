@@ -127,6 +127,12 @@ impl RequestError {
     }
 }
 
+impl From<ConfigError> for RequestError {
+    fn from(error: ConfigError) -> Self {
+        RequestError::config(error)
+    }
+}
+
 impl From<HomeError> for RequestError {
     fn from(error: HomeError) -> Self {
         RequestError::config(error)
@@ -329,8 +335,10 @@ pub fn resolve(
         limits,
     };
     let prices = prices(home, layered)?;
+    let confinement = layered.confinement()?;
     let mut options = RunOptions::new(spec, cognition.provider.clone());
     options.prices = prices;
+    confinement.apply(&mut options);
     Ok(Resolved {
         options,
         warnings: layered.warnings.clone(),

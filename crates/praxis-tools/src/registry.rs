@@ -142,6 +142,16 @@ impl Registry {
         self.entries.keys().cloned().collect()
     }
 
+    /// Names of the registered tools whose effect is `effect` (`Exec`: those that start
+    /// commands in the run's sandbox), sorted.
+    pub fn names_with_effect(&self, effect: Effect) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.tool.spec().effect == effect)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Runs `tool` with `args`: in the worker process when the context's fabric is the
     /// worker and the tool's [`Placement`] is the worker, here otherwise. An unknown tool yields an
     /// error observation; the duration is measured here when the tool did not report one.
