@@ -444,6 +444,11 @@ export interface RunResumed {
    * The tool call that was in flight (or awaiting approval), if any.
    */
   interrupted_call?: string | null;
+  /**
+   * What the sub-runs of an interrupted `delegate` call consumed (their own ledger
+   * entries say so): charged to this run on resume, since no execution will report it.
+   */
+  interrupted_child_spent?: Spent | null;
   now: number;
   waiting_for: WaitingFor;
 }
