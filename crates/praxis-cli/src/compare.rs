@@ -6,7 +6,6 @@ use anyhow::{Context, Result};
 use praxis_runtime::DataHome;
 use praxis_runtime::compare::{RunDiff, Step, diff_runs};
 use praxis_runtime::whatif::check;
-use praxis_tools::Registry;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ pub fn policy_check(home: &DataHome, run: &str, writ: &Path, json: bool) -> Resu
         .with_context(|| format!("--writ {}", writ.display()))?;
     let changed = check(
         &*ledger,
-        Arc::new(Registry::builtin()),
+        Arc::new(praxis_runtime::tool_set::registry_from_env(home)?),
         &run_id,
         Some(Arc::new(verified)),
     )

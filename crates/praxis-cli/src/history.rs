@@ -4,8 +4,8 @@
 use anyhow::{Context, Result};
 use praxis_runtime::DataHome;
 use praxis_runtime::replay::{ReplayReport, replay as replay_run};
+use praxis_runtime::tool_set::registry_from_env;
 use praxis_runtime::world::{diff, world_at};
-use praxis_tools::Registry;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ pub fn replay(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
     let ledger = super::read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     // Verdicts depend on the contracts: replay with the registry runs are made with.
-    let report = replay_run(&*ledger, Arc::new(Registry::builtin()), &run_id)
+    let report = replay_run(&*ledger, Arc::new(registry_from_env(home)?), &run_id)
         .with_context(|| format!("replaying run {run_id}"))?;
     if json {
         let mut value = serde_json::to_value(&report)?;

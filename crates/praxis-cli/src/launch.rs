@@ -15,7 +15,6 @@ use praxis_runtime::run_request::{
 use praxis_runtime::{
     BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant, new_run_id,
 };
-use praxis_tools::Registry;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -112,12 +111,17 @@ fn say(warnings: &[String], notes: &[String]) {
 fn resolve_cognition(
     home: &DataHome,
     request: CognitionRequest,
-) -> Result<(Arc<dyn praxis_models::Provider>, praxis_core::PriceTable)> {
+) -> Result<(
+    Arc<dyn praxis_models::Provider>,
+    praxis_core::PriceTable,
+    config::Confinement,
+)> {
     let cognition = run_request::cognition(home, None, &request, &[], &|k| std::env::var(k).ok())
         .map_err(flagged)?;
     say(&cognition.layered.warnings, &cognition.layered.notes);
     let prices = run_request::prices(home, &cognition.layered).map_err(flagged)?;
-    Ok((cognition.provider, prices))
+    let confinement = cognition.layered.confinement()?;
+    Ok((cognition.provider, prices, confinement))
 }
 
 /// The layered configuration (see `praxis config`), with its warnings shown.
@@ -192,7 +196,7 @@ pub struct BranchArgs {
 }
 
 pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
-    let (provider, prices) = resolve_cognition(
+    let (provider, prices, confinement) = resolve_cognition(
         home,
         cognition_request(args.provider.clone(), None, args.script.clone()),
     )?;
@@ -216,6 +220,7 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
     let spec = recorded_spec(&runtime, &origin)?;
     let mut options = RunOptions::new(spec, provider);
     options.prices = prices;
+    confinement.apply(&mut options);
     options.run_id = Some(run_id);
     let mut options = equip(home, options, args.approve)?;
     // Without --writ the branch keeps acting under the origin's writ as recorded.
@@ -276,10 +281,11 @@ pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
              script again with --script FILE (or another --provider)"
         );
     }
-    let (provider, prices) =
+    let (provider, prices, confinement) =
         resolve_cognition(home, cognition_request(name, None, args.script.clone()))?;
     let mut options = RunOptions::new(recorded, provider);
     options.prices = prices;
+    confinement.apply(&mut options);
     options.run_id = Some(run_id.clone());
     let mut options = equip(home, options, args.approve)?;
     if let Some(path) = &args.writ {
@@ -303,7 +309,11 @@ fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
 fn local_runtime(home: &DataHome) -> Result<(Runtime, Arc<SqliteLedger>)> {
     let ledger = open_ledger(home)?;
     Ok((
-        Runtime::new(ledger.clone(), Arc::new(Registry::builtin())).with_home(home.clone()),
+        Runtime::new(
+            ledger.clone(),
+            Arc::new(praxis_runtime::tool_set::registry_from_env(home)?),
+        )
+        .with_home(home.clone()),
         ledger,
     ))
 }

@@ -5,7 +5,9 @@ mod compare;
 mod fanout;
 mod governance;
 mod history;
+mod job;
 mod launch;
+mod ledger_admin;
 mod present;
 mod remote;
 mod shell;
@@ -241,6 +243,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run one objective configured by the environment alone (the Kubernetes Job contract).
+    #[command(
+        after_help = "Examples:\n  THOUGHTMESH_MODEL_CONFIG='{\"provider\":\"mock\",\"name\":\"mock\"}' \\\n  THOUGHTMESH_OBJECTIVE='Summarize this repository' \\\n  THOUGHTMESH_KEY_RESULTS='[\"The summary names the README\", {\"text\":\"a README exists\",\"check\":\"test -f README.md\"}]' \\\n  praxis job\n\nEnvironment (THOUGHTMESH_X or PRAXIS_X):\n  MODEL_CONFIG  {provider: mock|scripted|openai|anthropic|ollama, name, api_key?, base_url?}\n  OBJECTIVE     what to achieve (required)\n  KEY_RESULTS   JSON array of strings or {text, check}; a check runs in the sandbox (exit 0: met),\n                the others are judged by a critic model call from the run's ledger\n  TOOLS         JSON array of {name, config?}: the tools the run may use; config narrows paths,\n                mode, allow_commands, deny_commands, allow_env, hosts as a writ block does\n  PRAXIS_WRIT   token text or file (default: a development writ); PRAXIS_WORKSPACE (default: cwd)\n\nPrints one JSON report on stdout. Exit 0: the run completed and every key result is met;\n1: not achieved (or cancelled: SIGTERM cancels, records and exits); 2: bad configuration."
+    )]
+    Job,
     /// The sandboxed tool worker (started by the runtime; framed JSON on stdin/stdout).
     #[command(hide = true)]
     Worker,
@@ -363,6 +370,22 @@ enum LedgerCmd {
     /// Print the runtime's checkpoint public key (hex), generating the key pair if needed.
     #[command(after_help = "Examples:\n  praxis ledger key > runtime.pub")]
     Key,
+    /// Bring the ledger's schema up to date: the data dir's SQLite file, or the PostgreSQL
+    /// database PRAXIS_LEDGER_URL names.
+    #[command(
+        after_help = "Examples:\n  praxis ledger migrate\n  PRAXIS_LEDGER_URL=postgres://praxis@127.0.0.1/praxis praxis ledger migrate"
+    )]
+    Migrate,
+    /// Copy the data dir's SQLite ledger (every run and blob) into PostgreSQL; every copied
+    /// chain is verified there. Running it again copies only what is new.
+    #[command(
+        after_help = "Examples:\n  praxis ledger copy --to postgres://praxis@127.0.0.1/praxis"
+    )]
+    Copy {
+        /// The target database: a postgres:// URL.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Args)]
@@ -479,6 +502,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             None => launch::run(&home, args).await,
         },
         Cmd::Fanout(args) => fanout::fanout(&home, args).await,
+        Cmd::Job => job::job(&home).await,
         Cmd::Serve(args) => remote::serve(&home, args).await,
         Cmd::Token(cmd) => remote::token(&home, cmd),
         Cmd::Follow(args) => remote::follow(&home, args).await,
@@ -558,11 +582,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             ..
         }) => verify_export(&file, key.as_deref().unwrap_or_default()),
         Cmd::Ledger(LedgerCmd::Verify { run, all, .. }) => verify(&home, run.as_deref(), all),
+        Cmd::Ledger(LedgerCmd::Migrate) => ledger_admin::migrate(&home),
+        Cmd::Ledger(LedgerCmd::Copy { to }) => ledger_admin::copy(&home, &to).await,
         Cmd::Ledger(LedgerCmd::Key) => {
             println!("{}", runtime_key(&home)?.public_hex());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Tools { json } => tools::tools(json),
+        Cmd::Tools { json } => tools::tools(&home, json),
         Cmd::Doctor { json } => {
             let report = doctor::report(&home);
             if json {
@@ -673,7 +699,7 @@ fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
 }
 
 fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
-    let ledger = read_ledger(home)?;
+    let ledger = home.read_selected_ledger()?;
     let run_id = ledger.find_run(run)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -686,7 +712,7 @@ fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
 }
 
 fn verify(home: &DataHome, run: Option<&str>, all: bool) -> Result<ExitCode> {
-    let ledger = read_ledger(home)?;
+    let ledger = home.read_selected_ledger()?;
     let run_ids = if all {
         ledger.runs()?.into_iter().map(|r| r.run_id).collect()
     } else {

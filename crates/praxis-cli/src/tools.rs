@@ -3,23 +3,28 @@
 
 use anyhow::Result;
 use praxis_core::{Contracts, Effect, ToolSpec};
+use praxis_runtime::DataHome;
 use praxis_tools::Registry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Where a tool comes from. Only the built-in tools exist today.
+/// Where a tool comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Source {
     BuiltIn,
+    /// A manifest file (see `praxis_tools::manifest`), named in `file`.
+    Manifest,
 }
 
 impl Source {
     fn as_str(self) -> &'static str {
         match self {
             Source::BuiltIn => "built-in",
+            Source::Manifest => "manifest",
         }
     }
 }
@@ -30,6 +35,9 @@ pub struct ToolInfo {
     pub name: String,
     pub effect: Effect,
     pub source: Source,
+    /// The manifest a manifest tool comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
     pub description: String,
     pub input_schema: Value,
 }
@@ -74,15 +82,24 @@ impl Kind {
     }
 }
 
-/// Every tool of the registry a run uses, sorted by name.
-pub fn catalogue() -> Vec<ToolInfo> {
-    Registry::builtin()
+/// Every tool of `registry` (the one a run uses), sorted by name.
+pub fn catalogue(registry: &Registry) -> Vec<ToolInfo> {
+    let manifests: BTreeMap<&str, &PathBuf> = registry
+        .manifests()
+        .iter()
+        .map(|m| (m.spec.name.as_str(), &m.file))
+        .collect();
+    registry
         .specs()
         .into_iter()
         .map(|spec: ToolSpec| ToolInfo {
+            file: manifests.get(spec.name.as_str()).map(|f| (*f).clone()),
+            source: match manifests.contains_key(spec.name.as_str()) {
+                true => Source::Manifest,
+                false => Source::BuiltIn,
+            },
             name: spec.name,
             effect: spec.effect,
-            source: Source::BuiltIn,
             description: spec.description,
             input_schema: spec.parameters,
         })
@@ -131,8 +148,8 @@ pub fn render(tools: &[ToolInfo]) -> String {
     out
 }
 
-pub fn tools(json: bool) -> Result<ExitCode> {
-    let tools = catalogue();
+pub fn tools(home: &DataHome, json: bool) -> Result<ExitCode> {
+    let tools = catalogue(&praxis_runtime::tool_set::registry_from_env(home)?);
     if json {
         println!("{}", serde_json::to_string_pretty(&tools)?);
     } else {
@@ -147,7 +164,7 @@ mod tests {
 
     #[test]
     fn every_builtin_tool_is_listed_with_its_schema() {
-        let tools = catalogue();
+        let tools = catalogue(&Registry::builtin());
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, Registry::builtin().names());
         let read = tools.iter().find(|t| t.name == "fs_read").unwrap();

@@ -1,6 +1,6 @@
 //! `praxis writ …` and the writ a run acts under: parse and present; the work is in praxis-writ.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use praxis_runtime::DataHome;
 use praxis_writ::{IssuerKey, TrustAnchor, WritSpec};
 use std::path::{Path, PathBuf};
@@ -12,18 +12,9 @@ pub fn keys_dir(home: &DataHome) -> PathBuf {
 }
 
 /// A token given on the command line: a file holding it, or the token text itself
-/// (tokens are URL-safe base64, so anything with `/` or `.` is taken as a path).
+/// (the same rule as `PRAXIS_WRIT` in `praxis job`).
 pub fn read_token(arg: &str) -> Result<String> {
-    let path = Path::new(arg);
-    if path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading writ {}", path.display()))?;
-        return Ok(text.trim().to_string());
-    }
-    if arg.contains(['/', '.']) {
-        bail!("cannot read writ file `{arg}`: no such file");
-    }
-    Ok(arg.trim().to_string())
+    praxis_runtime::job::config::token_from_arg("writ", arg).map_err(|e| anyhow::anyhow!(e.problem))
 }
 
 /// The trust anchor: `$PRAXIS_TRUST_ANCHOR` (a public key in hex, or a file holding one),

@@ -265,3 +265,115 @@ fn commands_die_with_a_runtime_killed_by_sigkill() {
     commands_die_with_a_killed_runtime("in-process");
     commands_die_with_a_killed_runtime("worker");
 }
+
+/// Runs `praxis` with `PRAXIS_HOME=home`.
+fn praxis(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_praxis"))
+        .args(args)
+        .env("PRAXIS_HOME", home)
+        .env_remove("PRAXIS_FABRIC")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// One run under a writ whose `shell` grant has `paths`: a command plants a git hook.
+/// Returns the hook's `execution` payload, or None when the mount namespace is missing
+/// (outside CI only).
+fn plant_hook_under(paths: &str) -> Option<(Value, tempfile::TempDir)> {
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ws.path().join(".git/hooks")).unwrap();
+    assert!(praxis(home.path(), &["writ", "keygen"]).status.success());
+    let spec = home.path().join("writ.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "subject = \"agent\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"shell\"\nallow_commands = [\"*\"]\npaths = {paths}\n"
+        ),
+    )
+    .unwrap();
+    let issued = praxis(
+        home.path(),
+        &["writ", "issue", "--spec", spec.to_str().unwrap()],
+    );
+    assert!(issued.status.success(), "{}", text(&issued.stderr));
+    let writ = home.path().join("agent.writ");
+    std::fs::write(&writ, &issued.stdout).unwrap();
+    let turns = json!({"turns": [
+        {"tool_calls": [{"id": "hook", "name": "shell", "arguments": {"command": "printf '#!/bin/sh\\ntouch pwned\\n' | tee .git/hooks/pre-commit"}}]},
+        {"content": "done"}
+    ]});
+    let script = home.path().join("hook.json");
+    std::fs::write(&script, turns.to_string()).unwrap();
+    let run = praxis(
+        home.path(),
+        &[
+            "run",
+            "hook",
+            "-w",
+            ws.path().to_str().unwrap(),
+            "--script",
+            script.to_str().unwrap(),
+            "--writ",
+            writ.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let export = praxis(
+        home.path(),
+        &["ledger", "export", summary["run_id"].as_str().unwrap()],
+    );
+    let entries: Vec<Value> = text(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sandbox = &entries[0]["payload"]["environment"]["sandbox"];
+    let mounted = sandbox["layers"].as_array().is_some_and(|layers| {
+        layers
+            .iter()
+            .any(|l| l["name"] == "mount_namespace" && l["active"] == true)
+    });
+    if !mounted {
+        let message = format!("the mount namespace is not active on this host: {sandbox}");
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "{message}"
+        );
+        eprintln!("skipping: {message}");
+        return None;
+    }
+    let execution = entries
+        .iter()
+        .find(|e| e["kind"] == "execution" && e["payload"]["call_id"] == "hook")
+        .expect("the hook command ran")["payload"]
+        .clone();
+    Some((execution, ws))
+}
+
+/// Finding 8: `.git` is read-only to commands by default; a writ whose `shell` grant names
+/// `.git` opens it to them, and what they write there is recorded in `files_changed`.
+#[test]
+fn a_writ_grants_commands_git_write_and_the_hook_is_recorded() {
+    let Some((denied, ws)) = plant_hook_under("[\"**\"]") else {
+        return;
+    };
+    assert_ne!(denied["exit_code"], 0, "the hook was planted: {denied}");
+    assert!(!ws.path().join(".git/hooks/pre-commit").exists());
+
+    let Some((granted, ws)) = plant_hook_under("[\"**\", \".git/**\"]") else {
+        return;
+    };
+    assert_eq!(granted["exit_code"], 0, "{granted}");
+    assert!(ws.path().join(".git/hooks/pre-commit").exists());
+    let changed: Vec<&str> = granted["files_changed"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|f| f["path"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        changed.contains(&".git/hooks/pre-commit"),
+        "the hook is not in files_changed: {granted}"
+    );
+}

@@ -55,4 +55,11 @@ pub trait Authority: Send + Sync {
     fn approval_timeout_ms(&self) -> Option<u64> {
         None
     }
+
+    /// Whether the commands that `tools` start (they share one sandbox) may write the
+    /// workspace's `.git` directory; otherwise it is read-only to them.
+    fn commands_write_git(&self, tools: &[String]) -> bool {
+        let _ = tools;
+        false
+    }
 }

@@ -151,6 +151,15 @@ impl Kernel {
     /// What the run has consumed as of `now`, its delegated sub-runs' calls, tokens and
     /// money included. (A sub-run's wall time is the parent's own, and the files it changed
     /// are in the parent's `delegate` execution, so neither is added twice.)
+    /// Adds what a delegated sub-run consumed to this run's spending.
+    pub(crate) fn charge_delegated(&mut self, child: &Spent) {
+        let d = &mut self.delegated;
+        d.tool_calls = d.tool_calls.saturating_add(child.tool_calls);
+        d.model_calls = d.model_calls.saturating_add(child.model_calls);
+        d.model_tokens = d.model_tokens.saturating_add(child.model_tokens);
+        d.usd_micros = d.usd_micros.saturating_add(child.usd_micros);
+    }
+
     pub fn spent(&self, now: Millis) -> Spent {
         let d = &self.delegated;
         Spent {
@@ -267,11 +276,7 @@ impl Kernel {
                     .filter_map(|c| c.size)
                     .sum::<u64>();
                 if let Some(child) = &observation.child_spent {
-                    let d = &mut self.delegated;
-                    d.tool_calls = d.tool_calls.saturating_add(child.tool_calls);
-                    d.model_calls = d.model_calls.saturating_add(child.model_calls);
-                    d.model_tokens = d.model_tokens.saturating_add(child.model_tokens);
-                    d.usd_micros = d.usd_micros.saturating_add(child.usd_micros);
+                    self.charge_delegated(child);
                 }
                 let text = render_observation(&observation);
                 record(
@@ -371,10 +376,15 @@ impl Kernel {
                 }
                 self.finish(now, StopReason::Cancelled, None, Some(reason), &mut out);
             }
-            (Event::Resume { now, environment }, phase)
-                if !matches!(phase, Phase::NotStarted | Phase::Finished) =>
-            {
-                self.resume(now, environment, &mut out);
+            (
+                Event::Resume {
+                    now,
+                    environment,
+                    interrupted_child_spent,
+                },
+                phase,
+            ) if !matches!(phase, Phase::NotStarted | Phase::Finished) => {
+                self.resume(now, environment, interrupted_child_spent, &mut out);
             }
             (
                 Event::Branch {

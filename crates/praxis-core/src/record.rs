@@ -204,6 +204,22 @@ impl RunStarted {
     pub fn driver(&self) -> DriverProcess {
         DriverProcess::of(&self.environment)
     }
+
+    /// The run and `delegate` call that started this run, if it is a sub-run.
+    pub fn parent(&self) -> Option<ParentCall> {
+        #[derive(Deserialize)]
+        struct Facts {
+            parent: Option<ParentCall>,
+        }
+        Facts::deserialize(&self.environment).ok()?.parent
+    }
+}
+
+/// The parent of a sub-run, as its `run_started` host facts name it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct ParentCall {
+    pub run_id: String,
+    pub call_id: String,
 }
 
 /// The driver process named by a record's host facts (`environment`), as far as recorded.
@@ -606,6 +622,10 @@ pub struct RunResumed {
     pub waiting_for: WaitingFor,
     /// The tool call that was in flight (or awaiting approval), if any.
     pub interrupted_call: Option<String>,
+    /// What the sub-runs of an interrupted `delegate` call consumed (their own ledger
+    /// entries say so): charged to this run on resume, since no execution will report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_child_spent: Option<Box<crate::authority::Spent>>,
     pub now: Millis,
 }
 

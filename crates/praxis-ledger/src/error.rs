@@ -31,6 +31,13 @@ pub enum LedgerError {
         context: String,
         source: rusqlite::Error,
     },
+    /// `path` is the database's URL without its password.
+    #[error("ledger {}: {context}: {source}", path.display())]
+    Postgres {
+        path: PathBuf,
+        context: String,
+        source: tokio_postgres::Error,
+    },
     #[error("invalid run id {run_id:?}: {reason}")]
     InvalidRunId { run_id: String, reason: String },
     #[error("run {run_id}: entry {index} of the append is invalid: {reason}")]

@@ -12,14 +12,18 @@ pub mod approvals;
 pub mod cancels;
 pub mod checkpoint;
 mod connection;
+pub mod copy;
 mod error;
 mod memory;
+mod postgres;
+mod rows;
 mod side_db;
 mod sqlite;
 pub mod tokens;
 
 pub use error::LedgerError;
 pub use memory::{MEMORY_PATH, MemoryLedger};
+pub use postgres::{ENTRIES_CHANNEL, PostgresLedger, is_postgres_url, redact_url};
 pub use sqlite::{HealthReport, LedgerStats, SqliteLedger, WriterPause};
 
 use serde::{Deserialize, Serialize};
@@ -127,6 +131,15 @@ pub trait Ledger: Send + Sync {
     /// Bytes of content in the blob store (every run of the data dir), for its cap.
     fn blob_bytes(&self) -> Result<u64, LedgerError>;
     fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError>;
+    /// Ids of stored blobs whose content no longer hashes to their id (or whose recorded
+    /// size no longer matches).
+    fn verify_blobs(&self) -> Result<Vec<String>, LedgerError>;
+    /// Every stored blob id, in order (for copying a store).
+    fn blob_ids(&self) -> Result<Vec<String>, LedgerError>;
+    /// Resolves a full run id or a unique prefix of one.
+    fn find_run(&self, prefix: &str) -> Result<String, LedgerError>;
+    /// Where the store is, for messages: a file path, or a database URL without password.
+    fn location(&self) -> String;
 }
 
 /// Current UTC time, RFC 3339 with millisecond precision, e.g. `2026-11-21T10:00:00.123Z`.

@@ -3,7 +3,7 @@
 //! process's memory: "durable" means the entries are in the map when an append resolves.
 //! Nothing survives the process; use the SQLite ledger when the record must.
 
-use crate::sqlite::{validate_entry, validate_run_id};
+use crate::rows::{validate_entry, validate_run_id};
 use crate::{
     BoxFuture, Entry, GENESIS_HASH, Ledger, LedgerError, NewEntry, RUN_FINISHED_KIND,
     RUN_RESUMED_KIND, RunRow, VerifyReport, canonical_json, hash_with_canonical_payload,

@@ -10,11 +10,10 @@ use crate::connection::{self, Access};
 use crate::error::LedgerError;
 use crate::{
     BoxFuture, Entry, GENESIS_HASH, Ledger, NewEntry, RUN_FINISHED_KIND, RUN_RESUMED_KIND, RunRow,
-    VerifyReport, canonical_json, hash_with_canonical_payload, verify_entries,
+    VerifyReport, canonical_json, hash_with_canonical_payload,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
@@ -26,9 +25,7 @@ use tokio::sync::oneshot;
 /// the database lock before giving up.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most requests committed in one transaction; bounds the latency of the first in a group.
-const MAX_GROUP: usize = 1024;
-const MAX_RUN_ID_LEN: usize = 128;
-const MAX_KIND_LEN: usize = 64;
+pub(crate) const MAX_GROUP: usize = 1024;
 
 /// Schema migrations; `PRAGMA user_version` counts how many have been applied.
 const MIGRATIONS: &[&str] = &[r#"
@@ -100,11 +97,22 @@ pub struct HealthReport {
 }
 
 #[derive(Default)]
-struct Counters {
-    entries: AtomicU64,
-    commits: AtomicU64,
-    blobs: AtomicU64,
-    requests: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) entries: AtomicU64,
+    pub(crate) commits: AtomicU64,
+    pub(crate) blobs: AtomicU64,
+    pub(crate) requests: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> LedgerStats {
+        LedgerStats {
+            entries: self.entries.load(Ordering::Acquire),
+            commits: self.commits.load(Ordering::Acquire),
+            blobs: self.blobs.load(Ordering::Acquire),
+            requests: self.requests.load(Ordering::Acquire),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -114,8 +122,8 @@ struct Gate {
 }
 
 #[derive(Default)]
-struct Shared {
-    stats: Counters,
+pub(crate) struct Shared {
+    pub(crate) stats: Counters,
     gate: Mutex<Gate>,
     gate_changed: Condvar,
 }
@@ -125,7 +133,7 @@ impl Shared {
         self.gate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn wait_while_paused(&self) {
+    pub(crate) fn wait_while_paused(&self) {
         let mut gate = self.gate();
         while gate.pauses > 0 && !gate.closing {
             gate = self
@@ -136,15 +144,15 @@ impl Shared {
     }
 }
 
-type AppendResult = Result<Vec<Entry>, LedgerError>;
+pub(crate) type AppendResult = Result<Vec<Entry>, LedgerError>;
 
-enum Reply {
+pub(crate) enum Reply {
     Async(oneshot::Sender<AppendResult>),
     Blocking(mpsc::SyncSender<AppendResult>),
 }
 
 impl Reply {
-    fn send(self, result: AppendResult) {
+    pub(crate) fn send(self, result: AppendResult) {
         // A receiver that is gone only means the caller stopped waiting; what was committed
         // stays committed.
         match self {
@@ -154,11 +162,11 @@ impl Reply {
     }
 }
 
-struct Request {
-    run_id: String,
-    entries: Vec<NewEntry>,
-    blobs: Vec<Vec<u8>>,
-    reply: Reply,
+pub(crate) struct Request {
+    pub(crate) run_id: String,
+    pub(crate) entries: Vec<NewEntry>,
+    pub(crate) blobs: Vec<Vec<u8>>,
+    pub(crate) reply: Reply,
 }
 
 /// The SQLite ledger. Several handles, in one process or several, may share one file.
@@ -183,6 +191,24 @@ impl std::fmt::Debug for SqliteLedger {
 #[must_use = "the writer resumes as soon as the pause guard is dropped"]
 pub struct WriterPause {
     shared: Arc<Shared>,
+}
+
+impl WriterPause {
+    pub(crate) fn new(shared: &Arc<Shared>) -> Self {
+        shared.gate().pauses += 1;
+        WriterPause {
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl Shared {
+    /// Lets a paused writer go for good: the handle is closing.
+    pub(crate) fn close(&self) {
+        let mut gate = self.gate();
+        gate.closing = true;
+        self.gate_changed.notify_all();
+    }
 }
 
 impl Drop for WriterPause {
@@ -300,13 +326,7 @@ impl SqliteLedger {
     }
 
     pub fn stats(&self) -> LedgerStats {
-        let c = &self.shared.stats;
-        LedgerStats {
-            entries: c.entries.load(Ordering::Acquire),
-            commits: c.commits.load(Ordering::Acquire),
-            blobs: c.blobs.load(Ordering::Acquire),
-            requests: c.requests.load(Ordering::Acquire),
-        }
+        self.shared.stats.snapshot()
     }
 
     /// [`Ledger::append`] for callers that are not in an async context: blocks this thread
@@ -324,10 +344,7 @@ impl SqliteLedger {
 
     #[doc(hidden)]
     pub fn pause_writer(&self) -> WriterPause {
-        self.shared.gate().pauses += 1;
-        WriterPause {
-            shared: self.shared.clone(),
-        }
+        WriterPause::new(&self.shared)
     }
 
     /// Resolves a full run id or a unique prefix of one.
@@ -338,8 +355,7 @@ impl SqliteLedger {
                 reason: "a run id (or a unique prefix of one) is required".into(),
             });
         }
-        const SHOWN: usize = 10;
-        let (exact, mut candidates) = self.read(|conn| {
+        let (exact, candidates) = self.read(|conn| {
             let exact = conn
                 .query_row(
                     "SELECT 1 FROM entries WHERE run_id = ?1 AND seq = 1",
@@ -355,30 +371,12 @@ impl SqliteLedger {
                 )
                 .map_err(sql_err(&self.path, "preparing the run lookup"))?;
             let candidates = stmt
-                .query_map(params![prefix, SHOWN as i64 + 1], |row| row.get::<_, String>(0))
+                .query_map(params![prefix, crate::rows::SHOWN as i64 + 1], |row| row.get::<_, String>(0))
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(sql_err(&self.path, format!("looking up runs starting with {prefix:?}")))?;
             Ok((exact, candidates))
         })?;
-        if exact {
-            return Ok(prefix.to_string());
-        }
-        match candidates.len() {
-            0 => Err(LedgerError::RunNotFound {
-                path: self.path.clone(),
-                prefix: prefix.to_string(),
-            }),
-            1 => Ok(candidates.remove(0)),
-            n => {
-                candidates.truncate(SHOWN);
-                Err(LedgerError::AmbiguousRun {
-                    path: self.path.clone(),
-                    prefix: prefix.to_string(),
-                    candidates,
-                    more: n > SHOWN,
-                })
-            }
-        }
+        crate::rows::pick_run(&self.path, prefix, exact, candidates)
     }
 
     pub fn check_health(&self) -> Result<HealthReport, LedgerError> {
@@ -432,9 +430,7 @@ impl SqliteLedger {
         })
     }
 
-    /// Ids of stored blobs whose content no longer hashes to their id (or whose recorded size
-    /// no longer matches).
-    pub fn verify_blobs(&self) -> Result<Vec<String>, LedgerError> {
+    fn verify_blobs_here(&self) -> Result<Vec<String>, LedgerError> {
         self.read(|conn| {
             let err = || sql_err(&self.path, "reading blobs to verify them");
             let mut stmt = conn
@@ -503,7 +499,11 @@ impl SqliteLedger {
     }
 
     /// Stored rows of a run, oldest first.
-    fn raw_rows(&self, run_id: &str, after_seq: u64) -> Result<Vec<RawRow>, LedgerError> {
+    fn raw_rows(
+        &self,
+        run_id: &str,
+        after_seq: u64,
+    ) -> Result<Vec<crate::rows::RawRow>, LedgerError> {
         // seq is never above i64::MAX, so a larger `after_seq` simply matches nothing.
         let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
         self.read(|conn| {
@@ -515,7 +515,7 @@ impl SqliteLedger {
                 )
                 .map_err(err())?;
             stmt.query_map(params![run_id, after], |row| {
-                Ok(RawRow {
+                Ok(crate::rows::RawRow {
                     seq: row.get(0)?,
                     kind: row.get(1)?,
                     at: row.get(2)?,
@@ -530,42 +530,10 @@ impl SqliteLedger {
     }
 }
 
-struct RawRow {
-    seq: i64,
-    kind: String,
-    at: String,
-    payload: String,
-    prev_hash: String,
-    hash: String,
-}
-
-impl RawRow {
-    /// The entry, or why the stored row cannot be one.
-    fn into_entry(self, run_id: &str) -> Result<Entry, (i64, String)> {
-        let seq = u64::try_from(self.seq)
-            .map_err(|_| (self.seq, format!("negative seq {}", self.seq)))?;
-        let payload: Value = serde_json::from_str(&self.payload)
-            .map_err(|e| (self.seq, format!("payload is not valid JSON: {e}")))?;
-        Ok(Entry {
-            run_id: run_id.to_string(),
-            seq,
-            kind: self.kind,
-            at: self.at,
-            prev_hash: self.prev_hash,
-            hash: self.hash,
-            payload,
-        })
-    }
-}
-
 impl Drop for SqliteLedger {
     fn drop(&mut self) {
-        {
-            // A pause guard that outlives the ledger must not keep the writer from exiting.
-            let mut gate = self.shared.gate();
-            gate.closing = true;
-            self.shared.gate_changed.notify_all();
-        }
+        // A pause guard that outlives the ledger must not keep the writer from exiting.
+        self.shared.close();
         // Closing the channel lets the writer finish what is queued and exit.
         drop(self.tx.take());
         if let Some(handle) = self.writer.take() {
@@ -575,6 +543,29 @@ impl Drop for SqliteLedger {
 }
 
 impl Ledger for SqliteLedger {
+    fn find_run(&self, prefix: &str) -> Result<String, LedgerError> {
+        SqliteLedger::find_run(self, prefix)
+    }
+
+    fn verify_blobs(&self) -> Result<Vec<String>, LedgerError> {
+        self.verify_blobs_here()
+    }
+
+    fn blob_ids(&self) -> Result<Vec<String>, LedgerError> {
+        self.read(|conn| {
+            conn.prepare("SELECT id FROM blobs ORDER BY id")
+                .and_then(|mut stmt| {
+                    stmt.query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(sql_err(&self.path, "listing blobs"))
+        })
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn append(
         &self,
         run_id: &str,
@@ -606,15 +597,6 @@ impl Ledger for SqliteLedger {
     }
 
     fn runs(&self) -> Result<Vec<RunRow>, LedgerError> {
-        struct Raw {
-            run_id: String,
-            at: String,
-            started: String,
-            last_seq: i64,
-            last_kind: String,
-            finished: Option<String>,
-            resumed: Option<String>,
-        }
         let raw = self.read(|conn| {
             let err = || sql_err(&self.path, "listing runs");
             let mut stmt = conn
@@ -631,7 +613,7 @@ impl Ledger for SqliteLedger {
                 )
                 .map_err(err())?;
             stmt.query_map(params![RUN_FINISHED_KIND, RUN_RESUMED_KIND], |row| {
-                Ok(Raw {
+                Ok(crate::rows::RawRun {
                     run_id: row.get(0)?,
                     at: row.get(1)?,
                     started: row.get(2)?,
@@ -645,34 +627,7 @@ impl Ledger for SqliteLedger {
             .map_err(err())
         })?;
         raw.into_iter()
-            .map(|r| {
-                let corrupt = |seq: i64, reason: String| LedgerError::Corrupt {
-                    path: self.path.clone(),
-                    run_id: r.run_id.clone(),
-                    seq,
-                    reason,
-                };
-                let started = serde_json::from_str(&r.started)
-                    .map_err(|e| corrupt(1, format!("payload is not valid JSON: {e}")))?;
-                let payload = |text: Option<&str>, kind: &str| {
-                    text.map(serde_json::from_str).transpose().map_err(|e| {
-                        corrupt(r.last_seq, format!("{kind} payload is not valid JSON: {e}"))
-                    })
-                };
-                let finished = payload(r.finished.as_deref(), "run_finished")?;
-                let resumed = payload(r.resumed.as_deref(), "run_resumed")?;
-                let last_seq = u64::try_from(r.last_seq)
-                    .map_err(|_| corrupt(r.last_seq, "negative seq".into()))?;
-                Ok(RunRow {
-                    run_id: r.run_id.clone(),
-                    started_at: r.at.clone(),
-                    started,
-                    finished,
-                    resumed,
-                    last_seq,
-                    last_kind: r.last_kind.clone(),
-                })
-            })
+            .map(|r| r.into_run_row(&self.path))
             .collect()
     }
 
@@ -704,23 +659,7 @@ impl Ledger for SqliteLedger {
                 prefix: run_id.to_string(),
             });
         }
-        let mut entries = Vec::with_capacity(rows.len());
-        for row in rows {
-            match row.into_entry(run_id) {
-                Ok(entry) => entries.push(entry),
-                Err((seq, problem)) => {
-                    // An earlier break is the first one; otherwise this row is.
-                    return Ok(match verify_entries(&entries) {
-                        broken @ VerifyReport::Broken { .. } => broken,
-                        VerifyReport::Intact { .. } => VerifyReport::Broken {
-                            seq: u64::try_from(seq).unwrap_or(0),
-                            problem,
-                        },
-                    });
-                }
-            }
-        }
-        Ok(verify_entries(&entries))
+        Ok(crate::rows::verify_rows(rows, run_id))
     }
 }
 
@@ -902,7 +841,7 @@ fn apply(
     entries: Vec<NewEntry>,
     blobs: Vec<Vec<u8>>,
 ) -> Result<Applied, LedgerError> {
-    validate_run_id(run_id)?;
+    crate::rows::validate_run_id(run_id)?;
     let err = |what: &str| sql_err(path, format!("appending to run {run_id}: {what}"));
     let mut new_blobs = 0;
     if !blobs.is_empty() {
@@ -947,7 +886,7 @@ fn apply(
         .map_err(err("preparing the entry insert"))?;
     let mut out = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
-        validate_entry(run_id, index, &entry)?;
+        crate::rows::validate_entry(run_id, index, &entry)?;
         seq += 1;
         let seq_sql = i64::try_from(seq).map_err(|_| LedgerError::InvalidEntry {
             run_id: run_id.to_string(),
@@ -988,63 +927,4 @@ fn apply(
         entries: out,
         new_blobs,
     })
-}
-
-pub(crate) fn validate_run_id(run_id: &str) -> Result<(), LedgerError> {
-    let reason = if run_id.is_empty() {
-        Some("it is empty".to_string())
-    } else if run_id.len() > MAX_RUN_ID_LEN {
-        Some(format!("it is longer than {MAX_RUN_ID_LEN} bytes"))
-    } else {
-        run_id
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-            .map(|c| {
-                format!(
-                    "it contains {c:?}; only ASCII letters, digits, '.', '_', ':' and '-' are allowed"
-                )
-            })
-    };
-    match reason {
-        Some(reason) => Err(LedgerError::InvalidRunId {
-            run_id: run_id.to_string(),
-            reason,
-        }),
-        None => Ok(()),
-    }
-}
-
-pub(crate) fn validate_entry(
-    run_id: &str,
-    index: usize,
-    entry: &NewEntry,
-) -> Result<(), LedgerError> {
-    let kind = &entry.kind;
-    let reason = if kind.is_empty() {
-        Some("its kind is empty".to_string())
-    } else if kind.len() > MAX_KIND_LEN {
-        Some(format!("its kind is longer than {MAX_KIND_LEN} bytes"))
-    } else if let Some(c) = kind
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-    {
-        Some(format!(
-            "its kind {kind:?} contains {c:?}; only ASCII letters, digits, '_', '.' and '-' are allowed"
-        ))
-    } else if let Err(e) = humantime::parse_rfc3339(&entry.at) {
-        Some(format!(
-            "its time {:?} is not an RFC 3339 UTC time like 2026-11-21T10:00:00.000Z: {e}",
-            entry.at
-        ))
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(LedgerError::InvalidEntry {
-            run_id: run_id.to_string(),
-            index,
-            reason,
-        }),
-        None => Ok(()),
-    }
 }

@@ -54,6 +54,7 @@ macro_rules! http_provider {
 
 mod anthropic;
 mod convert;
+pub mod critic;
 mod failover;
 mod http;
 mod mock;

@@ -81,6 +81,13 @@ impl Provider for MockProvider {
         Box::pin(async move {
             let (content, tool_calls) = if request.is_compaction() {
                 (crate::extractive_summary(request), Vec::new())
+            } else if let Some(question) = crate::critic::question_of(request) {
+                // A key-result critic call: judged from the evidence it was given.
+                let answer = crate::critic::mock_judge(&question);
+                (
+                    serde_json::to_string(&answer).unwrap_or_default(),
+                    Vec::new(),
+                )
             } else {
                 next_reply(request)
             };

@@ -6,7 +6,7 @@
 //! one; that keeps the provider stateless, so replay and branching pick the right turn.
 
 use crate::{BoxFuture, DeltaSink, ModelError, Provider, estimate_usage, stream_words};
-use praxis_core::{ModelRequest, ModelResponse, ToolCall};
+use praxis_core::{ModelRequest, ModelResponse, Role, ToolCall};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -223,15 +223,34 @@ impl Provider for ScriptedProvider {
                     call: u32::try_from(call).unwrap_or(u32::MAX),
                 });
             };
-            // A few chunks, so live output shows the text arriving.
-            let words = turn.content.split_whitespace().count();
-            stream_words(&turn.content, words.div_ceil(4), deltas);
             let mut response = turn.clone();
+            response.content = echo_observation(&response.content, request);
+            // A few chunks, so live output shows the text arriving.
+            let words = response.content.split_whitespace().count();
+            stream_words(&response.content, words.div_ceil(4), deltas);
             response.model = self.model.clone();
             response.usage = estimate_usage(request, &response.content, &response.tool_calls);
             Ok(response)
         })
     }
+}
+
+/// In a turn's content, [`LAST_OBSERVATION`] stands for what the model was last shown: the
+/// content of the request's last tool result or user message (a denial's reason, a
+/// command's output), so a script can react to what really happened.
+pub const LAST_OBSERVATION: &str = "{{last_observation}}";
+
+fn echo_observation(content: &str, request: &ModelRequest) -> String {
+    if !content.contains(LAST_OBSERVATION) {
+        return content.to_string();
+    }
+    let last = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| matches!(m.role, Role::Tool | Role::User))
+        .map_or("", |m| m.content.as_str());
+    content.replace(LAST_OBSERVATION, last)
 }
 
 /// Where in the script a typed parse failed: the first turn (or tool call of it) that does

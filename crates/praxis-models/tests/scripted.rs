@@ -284,3 +284,34 @@ async fn a_compaction_request_is_answered_without_using_a_turn() {
         "Now a command: <cmd>cargo test -q</cmd>"
     );
 }
+
+#[tokio::test]
+async fn last_observation_echoes_what_the_model_was_shown() {
+    let provider = ScriptedProvider::from_json_str(
+        r#"{"turns": [{"content": "a"}, {"content": "I was told: {{last_observation}}."}]}"#,
+        "echo.json",
+    )
+    .unwrap();
+    let mut req = request(1);
+    let mut messages = (*req.messages).clone();
+    messages.pop();
+    messages.push(Message::tool_result(
+        "x0",
+        "denied by operator: not the lockfile",
+    ));
+    req.messages = messages.into();
+    let sink = Collect::default();
+    let reply = provider.complete(&req, &sink).await.unwrap();
+    assert_eq!(
+        reply.content,
+        "I was told: denied by operator: not the lockfile."
+    );
+    // What streams is what is recorded.
+    assert_eq!(sink.0.lock().unwrap().concat(), reply.content);
+    // Turns without the placeholder are replayed verbatim.
+    assert_eq!(reply_text(&provider, 0).await, "a");
+}
+
+async fn reply_text(provider: &ScriptedProvider, answered: usize) -> String {
+    reply(provider, answered).await.unwrap().content
+}

@@ -32,6 +32,17 @@ pub struct Config {
     pub prices: PriceTable,
     pub limits: LimitsConfig,
     pub compaction: CompactionConfig,
+    /// Tools besides the built-ins (home file or environment only).
+    pub tools: ToolsConfig,
+}
+
+/// `[tools]`: where manifest-backed tools come from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ToolsConfig {
+    /// Directories of `*.toml` tool manifests (relative ones from the data dir), before
+    /// those in `PRAXIS_TOOL_MANIFEST_DIRS`.
+    pub manifest_dirs: Vec<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,7 +108,16 @@ pub struct OllamaEndpoint {
 pub struct LimitsConfig {
     pub max_steps: u32,
     pub max_seconds: u64,
+    /// Memory of one command and everything it starts, bytes (its cgroup's `memory.max`).
+    pub command_memory_bytes: u64,
+    /// Blob bytes one run stores at most; beyond it changes are recorded by hash and size.
+    pub run_blob_bytes: u64,
+    /// Blob bytes the data dir holds at most (a run stores at most what is left of it).
+    pub data_dir_blob_bytes: u64,
 }
+
+/// The smallest memory bound a command may get (below it not even a shell starts).
+pub const MIN_COMMAND_MEMORY_BYTES: u64 = 16 << 20;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -144,9 +164,13 @@ impl Default for ProvidersConfig {
 impl Default for LimitsConfig {
     fn default() -> Self {
         let limits = praxis_core::Limits::default();
+        let capture = praxis_tools::CaptureLimits::default();
         LimitsConfig {
             max_steps: limits.max_steps,
             max_seconds: limits.max_seconds.unwrap_or(1800),
+            command_memory_bytes: praxis_tools::ResourceLimits::default().memory_bytes,
+            run_blob_bytes: capture.max_run_blob_bytes,
+            data_dir_blob_bytes: capture.max_data_dir_blob_bytes,
         }
     }
 }
@@ -304,6 +328,14 @@ pub fn load_layers(
                         message: e.to_string(),
                     }
                 })?;
+            if table.remove("tools").is_some() {
+                warnings.push(format!(
+                    "ignored [tools] in {}: tools may only be declared in {} or the \
+                     environment (a repository must not be able to start processes)",
+                    path.display(),
+                    home.root().join(CONFIG_FILE).display()
+                ));
+            }
             narrow(&mut table, &home_config, &path, &mut warnings, &mut notes);
             for section in ["providers", "prices"] {
                 if table.remove(section).is_some() {
@@ -407,6 +439,12 @@ fn narrow(
         let ceilings = [
             ("max_steps", Some(u64::from(home.limits.max_steps))),
             ("max_seconds", Some(home.limits.max_seconds)),
+            (
+                "command_memory_bytes",
+                Some(home.limits.command_memory_bytes),
+            ),
+            ("run_blob_bytes", Some(home.limits.run_blob_bytes)),
+            ("data_dir_blob_bytes", Some(home.limits.data_dir_blob_bytes)),
         ];
         clamp(limits, "limits", &ceilings, &file.to_string(), warnings);
     }
@@ -610,6 +648,30 @@ impl Layered {
         }))
     }
 
+    /// The memory bound of each command and the blob caps of a run, from `[limits]`. An
+    /// unusable value is an error naming the setting and where it was set.
+    pub fn confinement(&self) -> Result<Confinement, ConfigError> {
+        let limits = &self.config.limits;
+        if limits.command_memory_bytes < MIN_COMMAND_MEMORY_BYTES {
+            return Err(ConfigError::Invalid {
+                source_name: self.source_of("limits.command_memory_bytes"),
+                message: format!(
+                    "limits.command_memory_bytes = {} is below the smallest bound a command can run in ({MIN_COMMAND_MEMORY_BYTES} bytes, 16 MiB)",
+                    limits.command_memory_bytes
+                ),
+            });
+        }
+        let capture = praxis_tools::CaptureLimits {
+            max_run_blob_bytes: limits.run_blob_bytes,
+            max_data_dir_blob_bytes: limits.data_dir_blob_bytes,
+            ..praxis_tools::CaptureLimits::default()
+        };
+        Ok(Confinement {
+            command_memory_bytes: limits.command_memory_bytes,
+            capture,
+        })
+    }
+
     pub fn source_of(&self, key: &str) -> String {
         self.sources
             .get(key)
@@ -625,6 +687,21 @@ impl Layered {
             out.push((key, value.clone(), source));
         });
         out
+    }
+}
+
+/// What `[limits]` bounds beyond the kernel's limits: a command's memory and a run's blobs.
+#[derive(Clone, Debug)]
+pub struct Confinement {
+    pub command_memory_bytes: u64,
+    pub capture: praxis_tools::CaptureLimits,
+}
+
+impl Confinement {
+    /// Puts these bounds into a run's options (sub-runs inherit them from there).
+    pub fn apply(self, options: &mut crate::driver::RunOptions) {
+        options.tool_limits.sandbox.resources.memory_bytes = self.command_memory_bytes;
+        options.capture = self.capture;
     }
 }
 

@@ -4,10 +4,17 @@
 //! back in the execution (`Observation::child_spent`), where the parent's kernel adds it to
 //! the parent's own spending, live and in replay alike.
 
-use crate::driver::{ParentLink, RunContext, RunObserver, RunOptions, WritGrant, now_millis};
-use praxis_core::{ExecRequest, Observation, RunSpec, RunStatus, Spent};
+use crate::driver::{
+    ParentLink, RunContext, RunObserver, RunOptions, RuntimeError, WritGrant, now_millis,
+};
+use crate::replay::{self, ReplayReport, Until};
+use praxis_core::record::RunStarted;
+use praxis_core::{Contracts, ExecRequest, Observation, RunSpec, RunStatus, Spent};
+use praxis_ledger::Ledger;
 use praxis_tools::tools::delegate::DelegateArgs;
 use praxis_writ::{Budget, WritSpec};
+use serde::Deserialize;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Runs `delegate` for run `run_id`, which has consumed `spent` so far (this call included):
@@ -126,4 +133,49 @@ fn granted(budget: &Budget) -> Spent {
         usd_micros: budget.usd_micros().unwrap_or(0),
         bytes_written: 0,
     }
+}
+
+/// What the sub-runs started by `delegate` call `call_id` of run `run_id` consumed, read from
+/// their own records (each replayed to its end, its own sub-runs included): what the parent
+/// is charged when it is resumed after dying with that call in flight, since no execution
+/// will report it. None when the call started no sub-run.
+pub(crate) fn interrupted_spent(
+    ledger: &dyn Ledger,
+    contracts: Arc<dyn Contracts>,
+    run_id: &str,
+    call_id: &str,
+) -> Result<Option<Spent>, RuntimeError> {
+    let ledger_error = |source| RuntimeError::Ledger {
+        run_id: run_id.to_string(),
+        source: Box::new(source),
+    };
+    let mut total: Option<Spent> = None;
+    for row in ledger.runs().map_err(ledger_error)? {
+        let Ok(started) = RunStarted::deserialize(&row.started) else {
+            continue;
+        };
+        let is_child = started
+            .parent()
+            .is_some_and(|p| p.run_id == run_id && p.call_id == call_id);
+        if !is_child {
+            continue;
+        }
+        let child = replay::restore(ledger, contracts.clone(), &row.run_id, Until::End)?;
+        if let ReplayReport::Diverged { seq, detail, .. } = &child.report {
+            return Err(RuntimeError::NotResumable {
+                run_id: run_id.to_string(),
+                why: format!(
+                    "its sub-run {} does not replay at seq {seq} ({detail}), so what it spent is unknown",
+                    row.run_id
+                ),
+            });
+        }
+        let spent = child.kernel.spent(now_millis());
+        let sum = total.get_or_insert_with(Spent::default);
+        sum.tool_calls = sum.tool_calls.saturating_add(spent.tool_calls);
+        sum.model_calls = sum.model_calls.saturating_add(spent.model_calls);
+        sum.model_tokens = sum.model_tokens.saturating_add(spent.model_tokens);
+        sum.usd_micros = sum.usd_micros.saturating_add(spent.usd_micros);
+    }
+    Ok(total)
 }

@@ -66,6 +66,22 @@ pub fn report(home: &DataHome) -> DoctorReport {
             .map_err(|e| format!("{}: {e}", ledger_path.display())),
     ));
     checks.push(check(
+        "tool manifests",
+        crate::tool_set::registry_from_env(home)
+            .map(|registry| {
+                let names: Vec<&str> = registry
+                    .manifests()
+                    .iter()
+                    .map(|m| m.spec.name.as_str())
+                    .collect();
+                match names.is_empty() {
+                    true => "none".to_string(),
+                    false => names.join(", "),
+                }
+            })
+            .map_err(|e| e.to_string()),
+    ));
+    checks.push(check(
         "bash",
         std::process::Command::new("bash")
             .arg("--version")

@@ -80,6 +80,10 @@ impl Cancel {
     pub fn cancel(&self, reason: impl Into<String>) {
         self.0.send_replace(Some(reason.into()));
     }
+    /// Resolves with the reason once the run is cancelled.
+    pub async fn wait(&self) -> String {
+        Self::cancelled(self.0.subscribe()).await
+    }
     async fn cancelled(mut rx: watch::Receiver<Option<String>>) -> String {
         loop {
             if let Some(reason) = rx.borrow_and_update().clone() {
@@ -240,7 +244,7 @@ impl Runtime {
             .with_prices(options.prices.clone());
         kernel.set_authority(authority);
         let (mut drive, manifest) = self
-            .open_drive(run_id, &workspace, &options, observer)
+            .open_drive(run_id, &workspace, &options, kernel.authority(), observer)
             .await?;
         let mut environment = environment(&drive.ctx);
         if let Some(parent) = &options.parent {
@@ -297,6 +301,19 @@ impl Runtime {
         if restored.waiting.is_none() {
             return Err(not_resumable("its record ends finished".into()));
         }
+        // A `delegate` call in flight: its sub-runs' spending is charged (their records
+        // hold it). A call already suspended for approval was charged when suspended.
+        let interrupted_child_spent = match &restored.waiting {
+            Some(Command::Execute(request)) if request.tool == delegate::NAME => {
+                crate::delegate::interrupted_spent(
+                    &*self.ledger,
+                    self.registry.clone(),
+                    run_id,
+                    &request.call_id,
+                )?
+            }
+            _ => None,
+        };
         let mut kernel = restored.kernel;
         options.spec = kernel.spec().clone();
         self.admit(Path::new(&options.spec.workspace))?;
@@ -305,7 +322,13 @@ impl Runtime {
             kernel.set_authority(verify_writ(&options)?);
         }
         let (mut drive, _manifest) = self
-            .open_drive(run_id.to_string(), &workspace, &options, observer)
+            .open_drive(
+                run_id.to_string(),
+                &workspace,
+                &options,
+                kernel.authority(),
+                observer,
+            )
             .await?;
         // The chain goes on from its recorded head; the run's end gets a checkpoint.
         drive.head = restored.last;
@@ -313,6 +336,7 @@ impl Runtime {
         let resume = Event::Resume {
             now: now_millis(),
             environment: environment(&drive.ctx),
+            interrupted_child_spent,
         };
         let context = self.context(&options, &kernel);
         drive.run(&mut kernel, resume, &context).await
@@ -376,7 +400,7 @@ impl Runtime {
         }
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let (mut drive, manifest) = self
-            .open_drive(run_id, &workspace, &options, observer)
+            .open_drive(run_id, &workspace, &options, kernel.authority(), observer)
             .await?;
         let branch = Event::Branch {
             now: now_millis(),
@@ -402,15 +426,26 @@ impl Runtime {
         run_id: String,
         workspace: &Workspace,
         options: &RunOptions,
+        authority: Option<&Arc<dyn Authority>>,
         observer: &'o dyn RunObserver,
     ) -> Result<(Drive<'o>, Manifest), RuntimeError> {
+        let mut tool_limits = options.tool_limits.clone();
+        // `.git` is read-only to commands unless the writ grants their tools write there.
+        tool_limits.sandbox.git_writable |= authority.is_some_and(|writ| {
+            writ.commands_write_git(&self.registry.names_with_effect(Effect::Exec))
+        });
         let mut drive = Drive {
             run_id,
             ledger: self.ledger.clone(),
             registry: self.registry.clone(),
             // The fabric (worker or in-process) and sandbox the settings in
             // `tool_limits.sandbox` ask for, as far as this host supports them.
-            ctx: ExecContext::for_run(workspace.clone(), options.tool_limits.clone()).await,
+            ctx: ExecContext::for_run_with(
+                workspace.clone(),
+                tool_limits,
+                self.registry.manifests(),
+            )
+            .await,
             tracker: None,
             blobs: Vec::new(),
             in_flight: Vec::new(),

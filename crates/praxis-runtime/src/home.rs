@@ -32,6 +32,18 @@ impl DataHome {
     }
 }
 
+/// The PostgreSQL ledger at `url` (its schema migrated).
+pub fn open_postgres(
+    url: &str,
+) -> Result<std::sync::Arc<praxis_ledger::PostgresLedger>, HomeError> {
+    praxis_ledger::PostgresLedger::connect(url)
+        .map(std::sync::Arc::new)
+        .map_err(|source| HomeError::Ledger {
+            path: PathBuf::from(praxis_ledger::redact_url(url)),
+            source: Box::new(source),
+        })
+}
+
 /// A data-dir file that cannot be read or made.
 #[derive(Debug, thiserror::Error)]
 pub enum HomeError {
@@ -47,6 +59,14 @@ pub enum HomeError {
         path: PathBuf,
         source: Box<praxis_ledger::LedgerError>,
     },
+    /// `PRAXIS_LEDGER_URL` is set, and the caller reads or writes the SQLite file only.
+    #[error(
+        "PRAXIS_LEDGER_URL names a PostgreSQL ledger ({url}), and this command works on the data dir's SQLite ledger only so far; unset PRAXIS_LEDGER_URL to use {}, or see README \"PostgreSQL\" for what runs on PostgreSQL",
+        path.display()
+    )]
+    SqliteOnly { url: String, path: PathBuf },
+    #[error("PRAXIS_LEDGER_URL: {reason}")]
+    LedgerUrl { reason: String },
     #[error("{context}: {source}")]
     Writ {
         context: String,
@@ -65,8 +85,48 @@ impl DataHome {
         self.root.join("keys")
     }
 
-    /// The ledger, opened (and created) at [`DataHome::ledger_path`].
-    pub fn open_ledger(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
+    /// `PRAXIS_LEDGER_URL`: a `postgres://` URL selects a PostgreSQL ledger instead of the
+    /// data dir's SQLite file. Anything else set there is refused.
+    pub fn ledger_url(&self) -> Result<Option<String>, HomeError> {
+        match std::env::var("PRAXIS_LEDGER_URL") {
+            Ok(url) if url.is_empty() => Ok(None),
+            Ok(url) if praxis_ledger::is_postgres_url(&url) => Ok(Some(url)),
+            Ok(url) => Err(HomeError::LedgerUrl {
+                reason: format!(
+                    "{:?} is not a postgres:// or postgresql:// URL (the SQLite ledger needs no URL: it is {})",
+                    praxis_ledger::redact_url(&url),
+                    self.ledger_path().display()
+                ),
+            }),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// For commands that work on either backend: the PostgreSQL ledger `PRAXIS_LEDGER_URL`
+    /// selects (migrated on connect), else the data dir's SQLite ledger opened read-only.
+    pub fn read_selected_ledger(
+        &self,
+    ) -> Result<std::sync::Arc<dyn praxis_ledger::Ledger>, HomeError> {
+        let ledger: std::sync::Arc<dyn praxis_ledger::Ledger> = match self.ledger_url()? {
+            Some(url) => open_postgres(&url)?,
+            None => self.read_ledger()?,
+        };
+        Ok(ledger)
+    }
+
+    /// Refuses when `PRAXIS_LEDGER_URL` selects PostgreSQL: a caller that only knows the
+    /// SQLite file must not write a run where the other servers will never see it.
+    fn sqlite_only(&self) -> Result<(), HomeError> {
+        match self.ledger_url()? {
+            Some(url) => Err(HomeError::SqliteOnly {
+                url: praxis_ledger::redact_url(&url),
+                path: self.ledger_path(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn open_sqlite(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
         let path = self.ledger_path();
         praxis_ledger::SqliteLedger::open(&path)
             .map(std::sync::Arc::new)
@@ -76,9 +136,16 @@ impl DataHome {
             })
     }
 
+    /// The ledger, opened (and created) at [`DataHome::ledger_path`].
+    pub fn open_ledger(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
+        self.sqlite_only()?;
+        self.open_sqlite()
+    }
+
     /// The ledger opened read-only, for commands that only read it: they can never
     /// checkpoint or delete what a running writer depends on.
     pub fn read_ledger(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
+        self.sqlite_only()?;
         let path = self.ledger_path();
         praxis_ledger::SqliteLedger::open_read_only(&path)
             .map(std::sync::Arc::new)

@@ -289,6 +289,7 @@ fn drive_recorded(
                         Record::RunResumed(resumed) => Event::Resume {
                             now: resumed.now,
                             environment: resumed.environment,
+                            interrupted_child_spent: resumed.interrupted_child_spent.map(|s| *s),
                         },
                         Record::RunFinished(f) if is_cancel(&f) => cancel(&f),
                         _ => {
@@ -344,6 +345,7 @@ fn drive_recorded(
                         Record::RunResumed(resumed) => Event::Resume {
                             now: resumed.now,
                             environment: resumed.environment,
+                            interrupted_child_spent: resumed.interrupted_child_spent.map(|s| *s),
                         },
                         Record::Execution(execution) => tool_event(execution, after.as_ref()),
                         Record::RunFinished(f) => cancel(&f),
@@ -371,6 +373,7 @@ fn drive_recorded(
                         Record::RunResumed(resumed) => Event::Resume {
                             now: resumed.now,
                             environment: resumed.environment,
+                            interrupted_child_spent: resumed.interrupted_child_spent.map(|s| *s),
                         },
                         Record::RunFinished(f) if is_cancel(&f) => cancel(&f),
                         _ => {
@@ -671,6 +674,10 @@ impl praxis_core::Authority for RecordedWrit {
     }
     fn approval_timeout_ms(&self) -> Option<u64> {
         self.rules.approval_timeout_ms()
+    }
+
+    fn commands_write_git(&self, tools: &[String]) -> bool {
+        self.rules.commands_write_git(tools)
     }
 }
 

@@ -127,6 +127,12 @@ impl RequestError {
     }
 }
 
+impl From<ConfigError> for RequestError {
+    fn from(error: ConfigError) -> Self {
+        RequestError::config(error)
+    }
+}
+
 impl From<HomeError> for RequestError {
     fn from(error: HomeError) -> Self {
         RequestError::config(error)
@@ -358,8 +364,10 @@ pub fn resolve_in(
         limits,
     };
     let prices = prices_in(home, layered)?;
+    let confinement = layered.confinement()?;
     let mut options = RunOptions::new(spec, cognition.provider.clone());
     options.prices = prices;
+    confinement.apply(&mut options);
     Ok(Resolved {
         options,
         warnings: layered.warnings.clone(),

@@ -68,6 +68,18 @@ impl Ledger for RefusesProposals {
     fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError> {
         self.0.verify_run(run_id)
     }
+    fn verify_blobs(&self) -> Result<Vec<String>, LedgerError> {
+        Ledger::verify_blobs(&self.0)
+    }
+    fn blob_ids(&self) -> Result<Vec<String>, LedgerError> {
+        self.0.blob_ids()
+    }
+    fn find_run(&self, prefix: &str) -> Result<String, LedgerError> {
+        self.0.find_run(prefix)
+    }
+    fn location(&self) -> String {
+        self.0.location()
+    }
 }
 
 #[tokio::test]

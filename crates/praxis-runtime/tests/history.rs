@@ -93,6 +93,25 @@ impl Ledger for MemLedger {
     fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError> {
         Ok(verify_entries(&self.entries(run_id, 0)?))
     }
+    fn verify_blobs(&self) -> Result<Vec<String>, LedgerError> {
+        Ledger::verify_blobs(self.blobs.as_ref())
+    }
+    fn blob_ids(&self) -> Result<Vec<String>, LedgerError> {
+        self.blobs.blob_ids()
+    }
+    fn find_run(&self, prefix: &str) -> Result<String, LedgerError> {
+        self.entries
+            .iter()
+            .find(|e| e.run_id == prefix)
+            .map(|e| e.run_id.clone())
+            .ok_or_else(|| LedgerError::RunNotFound {
+                path: "memory".into(),
+                prefix: prefix.to_string(),
+            })
+    }
+    fn location(&self) -> String {
+        "memory".into()
+    }
 }
 
 /// Recomputes every prev_hash and hash, so an edited record is a valid chain again: replay

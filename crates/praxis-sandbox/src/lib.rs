@@ -227,7 +227,9 @@ pub struct Sandbox {
     report: SandboxReport,
     cgroups: Option<Arc<cgroup::CgroupPool>>,
     /// Starts commands with the layers already applied (None: each command applies them).
-    spawner: Option<spawner::Spawner>,
+    /// A spawner found dead is replaced by a fresh one with every layer, so no layer (the
+    /// PID namespace above all) is lost for later commands.
+    spawner: std::sync::Mutex<Option<spawner::Spawner>>,
     /// The toolchain homes found when the sandbox was made, then HOME and TMPDIR: what
     /// [`Sandbox::environment`] sets (looked up once, not on every spawn).
     pinned_env: Vec<(String, String)>,
@@ -570,7 +572,7 @@ impl Sandbox {
             policy,
             report,
             cgroups,
-            spawner,
+            spawner: std::sync::Mutex::new(spawner),
             pinned_env,
         })
     }
@@ -617,6 +619,8 @@ impl Sandbox {
     /// The pid of the spawner that starts this sandbox's commands, if one runs.
     pub fn spawner_pid(&self) -> Option<i32> {
         self.spawner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .filter(|s| s.is_alive())
             .map(|s| s.pid())
@@ -631,14 +635,29 @@ impl Sandbox {
         cgroup: Option<&SpawnCgroup>,
     ) -> std::io::Result<Launched> {
         let procs = cgroup.map_or([None, None], |c| c.procs_fds());
-        if let Some(spawner) = &self.spawner {
+        let mut slot = self
+            .spawner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Twice at most: a spawner found gone (before it took the request, so nothing
+        // started) is replaced by a fresh one with every layer, which gets the command.
+        for _ in 0..2 {
+            if slot.as_ref().is_some_and(|s| !s.is_alive()) {
+                *slot = spawner::Spawner::start(self.plan.clone()).ok();
+            }
+            let Some(spawner) = slot.as_ref() else {
+                break;
+            };
             match spawner.launch(launch, procs) {
                 Ok(launched) => return Ok(launched),
                 Err(spawner::SpawnerError::Failed(e)) => return Err(e),
-                // Gone or too large a request: the direct path applies the same layers.
-                Err(spawner::SpawnerError::Unavailable) => {}
+                // Gone: replaced above on the next round.
+                Err(spawner::SpawnerError::Unavailable) if !spawner.is_alive() => {}
+                // Too large a request: the direct path applies the same layers.
+                Err(spawner::SpawnerError::Unavailable) => break,
             }
         }
+        drop(slot);
         let plan = &self.plan;
         // SAFETY: runs in the launched child before exec; raw system calls only.
         let confine = || unsafe { plan.apply() };

@@ -208,6 +208,10 @@ impl ServerConfig {
         }));
         config.checkpoint_key = Some(Arc::new(home.checkpoint_key()?.0));
         config.prices = home.prices()?;
+        config.registry = Arc::new(
+            praxis_runtime::tool_set::registry_from_env(&home)
+                .map_err(|e| crate::ServerError::Config(e.to_string()))?,
+        );
         Ok(config)
     }
 

@@ -201,7 +201,7 @@ pub enum Replayed {
 // ---------------------------------------------------------------------------------------
 // Errors
 
-fn record_error(e: RecordError) -> ApiError {
+pub(crate) fn record_error(e: RecordError) -> ApiError {
     match e {
         // Visible but without entries: queued, or refused before it recorded anything.
         RecordError::RunNotFound { run_id } => ApiError::new(
@@ -397,7 +397,7 @@ pub(crate) async fn branch_run(
                 "`max_steps` must be at least 1",
             ));
         }
-        let (provider_name, provider, prices) = shared.cognition(
+        let (provider_name, provider, prices, confinement) = shared.cognition(
             request.provider.clone(),
             request.model.clone(),
             request.script.clone(),
@@ -420,6 +420,7 @@ pub(crate) async fn branch_run(
             options.writ = Some(shared.grant(token, &caller)?);
         }
         options.prices = prices;
+        confinement.apply(&mut options);
         options.checkpoint_key = shared.config.checkpoint_key.clone();
         options.approver = shared.approver(request.approve)?;
         let from = BranchFrom {

@@ -17,6 +17,7 @@
 //! ```
 
 mod api;
+mod audit;
 pub mod bench;
 mod config;
 mod history;
@@ -24,18 +25,20 @@ mod listen;
 mod metrics;
 mod runs;
 mod sse;
+mod ui;
 
 pub use api::{
     ApprovalList, ApprovalView, ApproveMode, CancelAnswer, CreateRun, Created, DEFAULT_TENANT,
     DecideApproval, DecisionAnswer, DecisionKind, ErrorBody, LimitsBody, ResumeRun, RunList,
     RunView, ToolList, ToolView, UsageView, VerifyWrit, WritVerdict, openapi_json,
 };
+pub use audit::{ChainVerdict, ChangedVerdictView, WhatIf, WhatIfAnswer};
 pub use config::{
     AuthSetting, DEFAULT_BIND, ServerConfig, WorkspaceRoots, WritSource, parse_bind, parse_origins,
 };
 pub use history::{BranchRun, Branched, WorldDiff, WorldView};
+pub use ui::{API_CSP, CONSOLE_CSP, Session};
 
-use praxis_ledger::SqliteLedger;
 use praxis_ledger::approvals::ApprovalStore;
 use praxis_ledger::tokens::TokenStore;
 use std::future::Future;
@@ -91,7 +94,9 @@ pub async fn serve(
         return Err(ServerError::Production(problems));
     }
     let path = config.home.ledger_path();
-    let ledger = Arc::new(SqliteLedger::open(&path)?);
+    // Several servers on one PostgreSQL ledger are not served yet: refuse rather than keep
+    // runs in a file the other servers never see.
+    let ledger = config.home.open_ledger()?;
     let approvals = Arc::new(ApprovalStore::open(&path)?);
     let tokens = Arc::new(TokenStore::open(&path)?);
     let metrics = Arc::new(metrics::Metrics::default());

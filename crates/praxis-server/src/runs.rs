@@ -625,6 +625,8 @@ pub struct Counters {
     pub tool_calls: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Money the model calls cost by the run's price table, in millionths of a US dollar.
+    pub cost_usd_micros: u64,
 }
 
 impl Counters {
@@ -639,6 +641,7 @@ impl Counters {
                     {
                         c.input_tokens += response.usage.input_tokens;
                         c.output_tokens += response.usage.output_tokens;
+                        c.cost_usd_micros += response.cost_usd_micros.unwrap_or(0);
                     }
                 }
                 kinds::EXECUTION => c.tool_calls += 1,

@@ -17,6 +17,7 @@
 //! Either way every `shell`/`test_run` command is confined by the sandbox when
 //! `confine` is on (the default) and the host supports it.
 
+use crate::manifest::ToolManifest;
 use crate::worker::WorkerClient;
 use crate::{ExecContext, ToolLimits, Workspace};
 use praxis_sandbox::ssrf::AddressGuard;
@@ -256,7 +257,11 @@ fn sandbox_refusal(limits: &ToolLimits) -> Option<String> {
     })
 }
 
-pub(crate) async fn for_run(workspace: Workspace, limits: ToolLimits) -> ExecContext {
+pub(crate) async fn for_run(
+    workspace: Workspace,
+    limits: ToolLimits,
+    manifests: &[ToolManifest],
+) -> ExecContext {
     let settings = limits.sandbox.clone();
     let host = probe();
     let command = settings.worker.clone().or_else(WorkerCommand::discover);
@@ -277,7 +282,8 @@ pub(crate) async fn for_run(workspace: Workspace, limits: ToolLimits) -> ExecCon
             "worker unavailable: no `praxis` executable found to run `praxis worker`".to_string(),
         ),
         (Ok(()), Some(command)) => {
-            let client = WorkerClient::new(command, workspace.root().to_path_buf(), limits);
+            let client = WorkerClient::new(command, workspace.root().to_path_buf(), limits)
+                .with_manifests(manifests.to_vec());
             match client.start().await {
                 Ok(()) => Ok(Arc::new(client)),
                 Err(e) => Err(format!("worker unavailable: {e}")),

@@ -3,6 +3,7 @@
 //! policy (the kernel does, before anything here runs).
 
 pub mod fabric;
+pub mod manifest;
 pub mod process;
 pub mod registry;
 mod spawn;
@@ -179,7 +180,17 @@ impl ExecContext {
     /// host supports them (see [`fabric::for_run`]; [`ExecContext::sandbox_report`] says
     /// what was applied).
     pub async fn for_run(workspace: Workspace, limits: ToolLimits) -> Self {
-        fabric::for_run(workspace, limits).await
+        fabric::for_run(workspace, limits, &[]).await
+    }
+
+    /// [`ExecContext::for_run`] for a registry with manifest tools: a worker is told them,
+    /// so it runs them too.
+    pub async fn for_run_with(
+        workspace: Workspace,
+        limits: ToolLimits,
+        manifests: &[manifest::ToolManifest],
+    ) -> Self {
+        fabric::for_run(workspace, limits, manifests).await
     }
 
     /// What this context applies, for the run's `environment` record: the fabric, why it

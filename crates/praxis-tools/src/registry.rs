@@ -2,6 +2,7 @@
 //! that compiling an intent (validate, name resources) is pure and cheap. Also the small
 //! helpers every built-in tool shares: spec generation, argument parsing, output capping.
 
+use crate::manifest::{ManifestTool, ToolManifest};
 use crate::{BoxFuture, ExecContext, Placement, ToolContract};
 use jsonschema::error::ValidationErrorKind;
 use praxis_core::{
@@ -19,6 +20,12 @@ pub enum RegistryError {
     Duplicate(String),
     #[error("tool `{tool}` has an invalid argument schema: {problem}")]
     InvalidSchema { tool: String, problem: String },
+    /// A manifest tool could not join the registry (its name is taken, say).
+    #[error("tool manifest `{}`: {source}", file.display())]
+    Manifest {
+        file: std::path::PathBuf,
+        source: Box<RegistryError>,
+    },
 }
 
 struct Entry {
@@ -31,6 +38,8 @@ struct Entry {
 #[derive(Default)]
 pub struct Registry {
     entries: BTreeMap<String, Entry>,
+    /// The manifest tools among the entries (the worker is told them, to run them there).
+    manifests: Vec<ToolManifest>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -73,6 +82,33 @@ impl Registry {
         registry
     }
 
+    /// The built-in tools plus `manifests` (see [`crate::manifest`]). A manifest whose
+    /// name is taken is refused naming its file.
+    pub fn with_manifests(manifests: Vec<ToolManifest>) -> Result<Self, RegistryError> {
+        let mut registry = Registry::builtin();
+        for manifest in manifests {
+            registry.add_manifest(manifest)?;
+        }
+        Ok(registry)
+    }
+
+    /// Adds one manifest tool.
+    pub fn add_manifest(&mut self, manifest: ToolManifest) -> Result<(), RegistryError> {
+        let file = manifest.file.clone();
+        self.register(Arc::new(ManifestTool(manifest.clone())))
+            .map_err(|source| RegistryError::Manifest {
+                file,
+                source: Box::new(source),
+            })?;
+        self.manifests.push(manifest);
+        Ok(())
+    }
+
+    /// The manifest tools registered here.
+    pub fn manifests(&self) -> &[ToolManifest] {
+        &self.manifests
+    }
+
     /// Adds a tool; its schema is compiled now. A duplicate name or an invalid schema is an
     /// error and leaves the registry unchanged.
     pub fn register(&mut self, tool: Arc<dyn ToolContract>) -> Result<(), RegistryError> {
@@ -104,6 +140,16 @@ impl Registry {
     /// Registered tool names, sorted.
     pub fn names(&self) -> Vec<String> {
         self.entries.keys().cloned().collect()
+    }
+
+    /// Names of the registered tools whose effect is `effect` (`Exec`: those that start
+    /// commands in the run's sandbox), sorted.
+    pub fn names_with_effect(&self, effect: Effect) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| e.tool.spec().effect == effect)
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Runs `tool` with `args`: in the worker process when the context's fabric is the

@@ -21,6 +21,7 @@ use praxis_core::{FileChange, blob_id};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
+use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -424,31 +425,33 @@ impl WorkspaceTracker {
         }
     }
 
-    /// Regular files below the root that the ignore rules hide (`.git/` aside), are not
-    /// tracked yet, and whose status changed at or after `since_ns` (a command made or
-    /// changed them), with their stat. Stat only; at most ten times `max_files` are looked
-    /// at.
+    /// Regular files below the root that the ignore rules hide (`.git/` included: a hook a
+    /// command plants there under a writ that grants it is recorded too), are not tracked
+    /// yet, and whose status changed at or after `since_ns` (a command made or changed
+    /// them), with their stat. Walked through descriptors ([`Workspace::walk_everything`]),
+    /// so a directory swapped for a link is never listed through; stat only; at most ten
+    /// times `max_files` are looked at.
     fn scan_ignored(&self, walked: &HashSet<String>, since_ns: i64) -> Vec<(String, FileState)> {
-        let mut builder = ignore::WalkBuilder::new(self.ws.root());
-        builder
-            .standard_filters(false)
-            .hidden(false)
-            .follow_links(false)
-            .filter_entry(|entry| entry.file_name() != ".git");
-        builder
-            .build()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-            .take(self.limits.max_files.saturating_mul(10))
-            .filter_map(|e| {
-                let stat = FileState::of(&e.metadata().ok()?);
-                let rel = self.ws.relative(e.path());
-                (stat.ctime_ns >= since_ns
-                    && !walked.contains(&rel)
-                    && !self.files.contains_key(&rel))
-                .then_some((rel, stat))
-            })
-            .collect()
+        let mut found = Vec::new();
+        let mut looked = 0usize;
+        let cap = self.limits.max_files.saturating_mul(10);
+        self.ws.walk_everything(|entry| {
+            looked += 1;
+            if looked > cap {
+                return ControlFlow::Break(());
+            }
+            if walked.contains(entry.rel) || self.files.contains_key(entry.rel) {
+                return ControlFlow::Continue(());
+            }
+            if let Ok(meta) = entry.metadata() {
+                let stat = FileState::of(&meta);
+                if meta.is_file() && stat.ctime_ns >= since_ns {
+                    found.push((entry.rel.to_string(), stat));
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        found
     }
 
     /// `rel` opened (beneath the root's descriptor, no symlink on the way, never blocking)

@@ -480,6 +480,18 @@ impl Workspace {
         Ok(())
     }
 
+    /// Walks every regular file below the root, in path order, with no ignore rule and
+    /// `.git` included (what [`Workspace::walk`] leaves out too), through descriptors as
+    /// that walk does: each directory read from its descriptor, each child opened relative
+    /// to it with no symlink allowed.
+    pub fn walk_everything(&self, mut visit: impl FnMut(&WalkEntry<'_>) -> ControlFlow<()>) {
+        let Ok(dir) = open_subdir(self.root_fd(), c".") else {
+            return;
+        };
+        let mut rules = walk::Rules::none(self.root());
+        let _ = walk::walk_dir(dir, "", 0, &mut rules, &mut visit);
+    }
+
     /// The regular files below `start` (a real path inside the root), sorted; the walk of
     /// [`Workspace::walk`] collected. Absolute paths, for callers that still name files by
     /// path (prefer `walk` and [`WalkEntry::open`]).
@@ -514,6 +526,18 @@ impl WalkEntry<'_> {
             ),
             Refusal::Io(e) => e,
         })
+    }
+
+    /// The file's metadata, read from an `O_PATH` descriptor opened relative to its
+    /// directory's descriptor with no symlink allowed (the file itself is not opened).
+    pub fn metadata(&self) -> io::Result<std::fs::Metadata> {
+        let fd = openat2(
+            self.dir,
+            self.name,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            self.resolve,
+        )?;
+        File::from(fd).metadata()
     }
 
     /// Reads at most `max` bytes of the file; None when it is larger (or unreadable).

@@ -289,3 +289,54 @@ fn the_tracker_never_reads_through_a_swapped_directory() {
         "the tracker read outside content through a swapped directory"
     );
 }
+
+/// The tracker's scan of the files the ignore rules hide (`scan_ignored`): it walks by
+/// descriptors, so a directory swapped for a link to the outside is never listed through
+/// (before, a path walk listed and stat'ed the outside files as if they were inside).
+#[test]
+fn the_tracker_scan_of_ignored_files_never_lists_through_a_swapped_directory() {
+    use praxis_tools::{CaptureLimits, WorkspaceTracker};
+    const OUTSIDE_ONLY: &str = "outside_only.rs";
+    let ws_dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join(OUTSIDE_ONLY), SECRET).unwrap();
+    let root = ws_dir.path().canonicalize().unwrap();
+    std::fs::create_dir(root.join("d")).unwrap();
+    // `d` is ignored, so only the scan of ignored files looks inside it; a fresh file there
+    // shows that the scan does.
+    std::fs::write(root.join(".gitignore"), "d/\nl\n").unwrap();
+    std::fs::write(root.join("d").join("inside.rs"), "fresh").unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.join("l")).unwrap();
+    let ws = Workspace::new(&root).unwrap();
+
+    let tally = Arc::new(Tally::default());
+    let done = Arc::new(AtomicBool::new(false));
+    let swapper = swap_until_done(&root, &tally, &done);
+    let mut leaks = 0usize;
+    let mut seen_inside = 0usize;
+    let mut rounds = 0usize;
+    while tally.swaps_in_calls.load(Ordering::SeqCst) < SWAPS_IN_CALLS || rounds < 300 {
+        // Both files stay freshly changed (the scan looks at files changed since just
+        // before it started); the inside one through the swapped-back name, when it is.
+        std::fs::write(outside.path().join(OUTSIDE_ONLY), SECRET).unwrap();
+        let _ = std::fs::write(root.join("d").join("inside.rs"), "fresh");
+        tally.in_flight.fetch_add(1, Ordering::SeqCst);
+        let (tracker, _manifest, _blobs) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
+        tally.in_flight.fetch_sub(1, Ordering::SeqCst);
+        let listed = tracker.state().recent_ignored;
+        leaks += listed.keys().filter(|k| k.contains(OUTSIDE_ONLY)).count();
+        seen_inside += usize::from(listed.contains_key("d/inside.rs"));
+        rounds += 1;
+    }
+    done.store(true, Ordering::SeqCst);
+    swapper.join().unwrap();
+    eprintln!(
+        "tracker scan: {rounds} rounds, {} swaps inside them, {seen_inside} saw the inside file, {leaks} leaks",
+        tally.swaps_in_calls.load(Ordering::SeqCst)
+    );
+    assert!(seen_inside > 0, "the scan never looked inside `d`");
+    assert_eq!(
+        leaks, 0,
+        "the scan listed outside files through a swapped directory"
+    );
+}

@@ -300,3 +300,30 @@ async fn killing_the_worker_ends_the_call_in_flight_and_the_next_call_restarts_i
     assert_ne!(worker.pid(), Some(first));
     assert_eq!(worker.starts(), 2);
 }
+
+/// The worker is told the run's manifest tools and runs them there (a worker that was not
+/// told would answer "unknown tool").
+#[tokio::test]
+async fn the_worker_runs_manifest_tools_it_was_told() {
+    let ws = tempfile::tempdir().unwrap();
+    let manifest = praxis_tools::manifest::parse(
+        std::path::Path::new("/tools/hi.toml"),
+        "name = \"hi\"\ndescription = \"d\"\neffect = \"read\"\ncommand = [\"printf\", \"%s|\", \"{who}\"]\n\
+         [args]\ntype = \"object\"\n[args.properties.who]\ntype = \"string\"\n",
+    )
+    .unwrap();
+    let registry = Registry::with_manifests(vec![manifest.clone()]).unwrap();
+    let mut ctx = ExecContext::new(Workspace::new(ws.path()).unwrap());
+    let told = Arc::new(client(ws.path()).with_manifests(vec![manifest]));
+    ctx.fabric = Fabric::Worker(told);
+    let o = registry
+        .execute(&ctx, "hi", json!({"who": "; touch pwned"}))
+        .await;
+    assert_eq!(o.status, ExecStatus::Ok, "{}", o.output);
+    assert_eq!(o.output, "; touch pwned|");
+    assert!(!ws.path().join("pwned").exists());
+    ctx.fabric = Fabric::Worker(Arc::new(client(ws.path())));
+    let o = registry.execute(&ctx, "hi", json!({"who": "x"})).await;
+    assert_eq!(o.status, ExecStatus::Error);
+    assert!(o.output.contains("unknown tool `hi`"), "{}", o.output);
+}

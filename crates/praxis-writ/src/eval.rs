@@ -84,6 +84,25 @@ impl Rules {
         self.blocks.iter().map(|b| &b.spec)
     }
 
+    /// Whether the commands `tools` start may write the workspace's `.git` (it is mounted
+    /// read-only for them otherwise). Every block must grant each of those tools it can run
+    /// (granted by every block) for writing with a path pattern that names `.git` and
+    /// covers its hooks, the same grant a file tool needs to write there; `**` does not.
+    pub fn commands_write_git(&self, tools: &[String]) -> bool {
+        let granted: Vec<&String> = tools
+            .iter()
+            .filter(|t| self.blocks.iter().all(|b| b.grant(t).is_some()))
+            .collect();
+        !granted.is_empty()
+            && granted.iter().all(|t| {
+                self.blocks.iter().all(|b| {
+                    b.grant(t).is_some_and(|(tool, globs)| {
+                        path_denial(tool, globs, GIT_HOOK, AccessMode::Write, 0).is_none()
+                    })
+                })
+            })
+    }
+
     /// The earliest expiry over all blocks.
     pub fn expires_at(&self) -> Millis {
         self.blocks.iter().map(|b| b.expires_at).min().unwrap_or(0)
@@ -233,7 +252,16 @@ impl Rules {
     }
 }
 
+/// A path whose write grant stands for write access to the whole `.git` of commands.
+const GIT_HOOK: &str = ".git/hooks/pre-commit";
+
 impl Block {
+    /// The grant of tool `name` in this block, with its compiled path globs.
+    fn grant(&self, name: &str) -> Option<(&ToolGrant, Option<&[GlobMatcher]>)> {
+        let pos = self.spec.tools.iter().position(|t| t.name == name)?;
+        Some((&self.spec.tools[pos], self.globs[pos].as_deref()))
+    }
+
     fn deny(&self, index: usize, req: &AuthzRequest<'_>) -> Option<Verdict> {
         let spec = &self.spec;
         let Some(pos) = spec.tools.iter().position(|t| t.name == req.tool) else {

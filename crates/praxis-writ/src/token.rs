@@ -265,6 +265,10 @@ impl Authority for VerifiedWrit {
     fn approval_timeout_ms(&self) -> Option<u64> {
         self.rules.approval_timeout_ms()
     }
+
+    fn commands_write_git(&self, tools: &[String]) -> bool {
+        self.rules.commands_write_git(tools)
+    }
 }
 
 /// The Datalog of one block: its spec and the biscuit time checks for its window.

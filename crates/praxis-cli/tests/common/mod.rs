@@ -33,6 +33,7 @@ impl Praxis {
             .env_remove("PRAXIS_MODE")
             .env_remove("PRAXIS_AUTH")
             .env_remove("PRAXIS_WORKSPACE_ROOTS")
+            .env_remove("PRAXIS_TOOL_MANIFEST_DIRS")
             .stdin(Stdio::null());
         cmd
     }

@@ -1,5 +1,6 @@
 //! What goes into the kernel (events) and what comes out (commands).
 
+use crate::authority::Spent;
 use crate::record::{BranchOrigin, Manifest, Record, RunResult};
 use crate::types::*;
 use serde_json::Value;
@@ -43,6 +44,9 @@ pub enum Event {
     Resume {
         now: Millis,
         environment: Value,
+        /// What sub-runs of the interrupted `delegate` call consumed (see
+        /// [`crate::record::RunResumed::interrupted_child_spent`]).
+        interrupted_child_spent: Option<Spent>,
     },
     /// This kernel, restored to a point where it waits for the model, continues as a new run
     /// (a branch): `spec` is the new run's (its own workspace, provider, limits), `origin`

@@ -2,6 +2,7 @@
 //! continuing as a new run (a branch); and the `run_started` record both begin with.
 
 use super::{Command, Kernel, Phase, kernel_rules, record};
+use crate::authority::Spent;
 use crate::policy::Policy;
 use crate::record::{
     ApprovalRequested, BranchOrigin, Manifest, Record, RunResumed, RunStarted, WaitingFor,
@@ -14,19 +15,31 @@ impl Kernel {
     /// Takes up a run after its driver died. A model call in flight is simply asked again
     /// (it changed nothing); a tool call in flight is marked interrupted and re-run only if it
     /// is read-only, otherwise only after approval; a pending approval is asked for again.
-    pub(super) fn resume(&mut self, now: Millis, environment: Value, out: &mut Vec<Command>) {
+    /// What sub-runs of an interrupted `delegate` call consumed (`child_spent`) is charged
+    /// here, since no execution will report it.
+    pub(super) fn resume(
+        &mut self,
+        now: Millis,
+        environment: Value,
+        child_spent: Option<Spent>,
+        out: &mut Vec<Command>,
+    ) {
         let (waiting_for, interrupted_call) = match &self.phase {
             Phase::AwaitingModel | Phase::AwaitingSummary { .. } => (WaitingFor::Model, None),
             Phase::AwaitingTool(p, _) => (WaitingFor::Tool, Some(p.call_id.clone())),
             Phase::AwaitingApproval(p, _) => (WaitingFor::Approval, Some(p.call_id.clone())),
             Phase::NotStarted | Phase::Finished => unreachable!("guarded by the caller"),
         };
+        if let Some(child) = &child_spent {
+            self.charge_delegated(child);
+        }
         record(
             out,
             Record::RunResumed(RunResumed {
                 environment,
                 waiting_for,
                 interrupted_call,
+                interrupted_child_spent: child_spent.map(Box::new),
                 now,
             }),
         );

@@ -1095,6 +1095,7 @@ fn resume(k: &mut Kernel) -> Vec<Command> {
     k.handle(Event::Resume {
         now: 3_000,
         environment: json!({"host": "new"}),
+        interrupted_child_spent: None,
     })
     .unwrap()
 }
@@ -1188,6 +1189,7 @@ fn resume_needs_a_started_unfinished_run() {
         .handle(Event::Resume {
             now: 1,
             environment: json!({}),
+            interrupted_child_spent: None,
         })
         .unwrap_err();
     assert!(matches!(err, KernelError::UnexpectedEvent { .. }), "{err}");

@@ -152,8 +152,8 @@ fn commands_inherit_every_layer_cannot_reach_the_spawner_and_outlive_its_loss() 
         assert!(out.contains("No such process"), "{out}");
         assert!(alive() && sandbox.spawner_pid().is_some());
     }
-    // A spawner lost anyway (killed from outside): the next command is started
-    // directly, with the same layers.
+    // A spawner lost anyway (killed from outside): the next command gets a fresh spawner
+    // with every layer, its PID namespace included.
     // SAFETY: kill(2) on the spawner this sandbox started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     for _ in 0..100 {
@@ -165,7 +165,20 @@ fn commands_inherit_every_layer_cannot_reach_the_spawner_and_outlive_its_loss() 
     let (status, after) = run(&sandbox, layers);
     assert_eq!(status, 0, "{after}");
     assert_eq!(after, before);
-    assert!(sandbox.spawner_pid().is_none());
+    let respawned = sandbox.spawner_pid().expect("a fresh spawner");
+    assert_ne!(respawned, pid);
+    if pid_namespace {
+        let host = std::fs::read_link("/proc/self/ns/pid").unwrap();
+        let (status, ns) = run(&sandbox, "readlink /proc/self/ns/pid");
+        assert_eq!(status, 0, "{ns}");
+        assert_ne!(
+            ns.trim(),
+            host.to_string_lossy(),
+            "a command after the spawner's loss runs in the host's PID namespace"
+        );
+        let (status, out) = run(&sandbox, &format!("kill -0 {respawned}"));
+        assert_ne!(status, 0, "a command can name the new spawner: {out}");
+    }
 }
 
 #[test]

@@ -132,6 +132,10 @@ pub struct RunView {
     pub workspace: String,
     pub provider: String,
     pub started_at: String,
+    /// When `run_finished` was recorded (null: not finished).
+    pub ended_at: Option<String>,
+    /// What its model calls cost by the run's price table, in millionths of a US dollar.
+    pub cost_usd_micros: u64,
     /// Seq of the run's last ledger entry (0: none yet).
     pub last_seq: u64,
     pub tenant: String,

@@ -66,6 +66,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/v1/schema/records", get(records_schema))
         .route("/v1/schema/feed", get(feed_schema))
         .route("/v1/writs/verify", post(verify_writ))
+        .route("/v1/runs/{id}/verify", get(crate::audit::verify_chain))
+        .route("/v1/runs/{id}/whatif", post(crate::audit::what_if))
+        .route("/v1/session", get(crate::ui::session))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
@@ -74,6 +77,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready));
     let mut app = open
+        .merge(crate::ui::routes())
         .merge(authenticated)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -82,6 +86,10 @@ pub(crate) fn router(state: AppState) -> Router {
         ))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.body_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::ui::origin_guard,
         ));
     if !state.config.allowed_origins.is_empty() {
         let origins: Vec<HeaderValue> = state
@@ -102,7 +110,8 @@ pub(crate) fn router(state: AppState) -> Router {
                 .expose_headers([header::RETRY_AFTER, header::LOCATION]),
         );
     }
-    app.with_state(state)
+    app.layer(middleware::from_fn(crate::ui::security_headers))
+        .with_state(state)
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -203,7 +203,15 @@ impl Shared {
         provider: Option<String>,
         model: Option<String>,
         script: Option<Value>,
-    ) -> Result<(String, Arc<dyn praxis_models::Provider>, PriceTable), ApiError> {
+    ) -> Result<
+        (
+            String,
+            Arc<dyn praxis_models::Provider>,
+            PriceTable,
+            praxis_runtime::config::Confinement,
+        ),
+        ApiError,
+    > {
         let request = cognition_request(provider, model, script);
         let cognition = run_request::cognition(&self.config.home, None, &request, &[], &|k| {
             std::env::var(k).ok()
@@ -213,7 +221,11 @@ impl Shared {
         let mut prices =
             run_request::prices(&self.config.home, &cognition.layered).map_err(refused)?;
         prices.0.extend(self.config.prices.0.clone());
-        Ok((cognition.name, cognition.provider, prices))
+        let confinement = cognition
+            .layered
+            .confinement()
+            .map_err(|e| refused(e.into()))?;
+        Ok((cognition.name, cognition.provider, prices, confinement))
     }
 
     /// Options to resume an interrupted run with its recorded spec: the recorded provider
@@ -232,7 +244,7 @@ impl Shared {
                 "the run used the scripted provider and scripts are not recorded: send the `script` again (or another `provider`)",
             ));
         }
-        let (_, provider, prices) = self.cognition(
+        let (_, provider, prices, confinement) = self.cognition(
             req.provider.clone().or(recorded),
             req.model.clone(),
             req.script.clone(),
@@ -242,6 +254,7 @@ impl Shared {
             options.writ = Some(self.grant(token, tenant)?);
         }
         options.prices = prices;
+        confinement.apply(&mut options);
         options.checkpoint_key = self.config.checkpoint_key.clone();
         options.approver = self.approver(req.approve)?;
         Ok(options)

@@ -36,6 +36,8 @@ impl Shared {
                 workspace,
                 provider,
                 started_at: created_at,
+                ended_at: None,
+                cost_usd_micros: 0,
                 last_seq: 0,
                 tenant,
                 queue_position: Some(position),
@@ -66,6 +68,8 @@ impl Shared {
                         workspace: String::new(),
                         provider: String::new(),
                         started_at: String::new(),
+                        ended_at: None,
+                        cost_usd_micros: 0,
                         last_seq: 0,
                         tenant,
                         queue_position: None,
@@ -134,6 +138,8 @@ pub(crate) fn ledger_view(
         workspace: o.workspace,
         provider: o.provider,
         started_at: o.started_at,
+        ended_at: finished_at(entries),
+        cost_usd_micros: counters.cost_usd_micros,
         last_seq: o.last_seq,
         tenant,
         queue_position: None,
@@ -167,9 +173,20 @@ pub(crate) fn ghost_view(id: &str, ghost: Ghost, entries: Vec<Entry>) -> RunView
         workspace: ghost.workspace,
         provider: ghost.provider,
         started_at: ghost.created_at,
+        ended_at: finished_at(&entries).or_else(|| entries.last().map(|e| e.at.clone())),
+        cost_usd_micros: counters.cost_usd_micros,
         last_seq: entries.last().map_or(0, |e| e.seq),
         tenant: ghost.tenant,
         queue_position: None,
         recovery: None,
     }
+}
+
+/// When the run's `run_finished` was recorded.
+fn finished_at(entries: &[Entry]) -> Option<String> {
+    entries
+        .iter()
+        .rev()
+        .find(|e| e.kind == praxis_core::record::kinds::RUN_FINISHED)
+        .map(|e| e.at.clone())
 }

@@ -83,7 +83,7 @@ pub(crate) const SANDBOX_NOTE: &str = "[sandbox: this command ran confined: read
     denied` or `Operation not permitted` on anything else is the sandbox refusing it]";
 
 /// Turns a process outcome into the `shell` observation.
-fn observe(outcome: &ProcessOutcome, cap: usize, timeout: Duration) -> Observation {
+pub(crate) fn observe(outcome: &ProcessOutcome, cap: usize, timeout: Duration) -> Observation {
     let duration_ms = outcome.duration.as_millis() as u64;
     if let Some(why) = &outcome.spawn_error {
         return Observation {

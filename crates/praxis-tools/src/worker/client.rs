@@ -4,6 +4,7 @@
 use super::protocol::{Answer, FromWorker, HELLO_TIMEOUT, ToWorker, read_frame, write_frame};
 use crate::ToolLimits;
 use crate::fabric::WorkerCommand;
+use crate::manifest::ToolManifest;
 use crate::tracker::{CaptureLimits, TrackerState};
 use praxis_core::{FileChange, Observation};
 use serde_json::{Value, json};
@@ -107,6 +108,8 @@ pub struct WorkerClient {
     command: WorkerCommand,
     workspace: PathBuf,
     limits: ToolLimits,
+    /// Manifest tools the worker registers besides the built-ins.
+    manifests: Vec<ToolManifest>,
     conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
     info: Mutex<Info>,
     next_id: AtomicU64,
@@ -132,11 +135,18 @@ impl WorkerClient {
             command,
             workspace,
             limits,
+            manifests: Vec::new(),
             conn: tokio::sync::Mutex::new(None),
             info: Mutex::new(Info::default()),
             next_id: AtomicU64::new(1),
             tracking: Mutex::new(None),
         }
+    }
+
+    /// The worker also runs these manifest tools (the run's registry's).
+    pub fn with_manifests(mut self, manifests: Vec<ToolManifest>) -> Self {
+        self.manifests = manifests;
+        self
     }
 
     /// Starts the worker now (if it is not running) and waits for its `ready`.
@@ -218,6 +228,7 @@ impl WorkerClient {
         let hello = ToWorker::Hello {
             workspace: self.workspace.clone(),
             limits: Box::new(self.limits.clone()),
+            manifests: self.manifests.clone(),
         };
         let handshake = async {
             write_frame(&mut stdin, &hello).await?;

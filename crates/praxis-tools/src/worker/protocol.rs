@@ -1,6 +1,7 @@
 //! The worker's frames: a 4-byte big-endian length and that many bytes of JSON.
 
 use crate::ToolLimits;
+use crate::manifest::ToolManifest;
 use crate::tracker::{CaptureLimits, FileState, RefreshedState, TrackerState};
 use praxis_core::{FileChange, Observation};
 use serde::de::DeserializeOwned;
@@ -22,6 +23,9 @@ pub enum ToWorker {
     Hello {
         workspace: PathBuf,
         limits: Box<ToolLimits>,
+        /// Manifest tools of the run's registry, registered besides the built-ins.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        manifests: Vec<ToolManifest>,
     },
     Call {
         id: u64,

@@ -49,7 +49,12 @@ where
     let Some(hello) = read_frame::<_, ToWorker>(&mut input).await? else {
         return Ok(());
     };
-    let ToWorker::Hello { workspace, limits } = hello else {
+    let ToWorker::Hello {
+        workspace,
+        limits,
+        manifests,
+    } = hello
+    else {
         let message = "the first message must be `hello`".to_string();
         write_frame(&mut output, &FromWorker::Refused { message }).await?;
         return Ok(());
@@ -87,7 +92,14 @@ where
     .await?;
 
     let ctx = Arc::new(ctx);
-    let registry = Arc::new(Registry::builtin());
+    let registry = match Registry::with_manifests(manifests) {
+        Ok(registry) => Arc::new(registry),
+        Err(e) => {
+            // The runtime built the same registry, so this is a protocol mismatch.
+            eprintln!("praxis worker: {e}; serving the built-in tools only");
+            Arc::new(Registry::builtin())
+        }
+    };
     let (tx, mut rx) = mpsc::unbounded_channel::<FromWorker>();
     let writer = tokio::spawn(async move {
         while let Some(message) = rx.recv().await {

@@ -21,6 +21,9 @@ pub(crate) struct Rules {
     root: PathBuf,
     levels: Vec<[Option<Gitignore>; 2]>,
     exclude: Option<Gitignore>,
+    /// false: no file is ignored, and `.git` is entered too (the tracker's scan of what
+    /// the ignore rules hide).
+    apply: bool,
 }
 
 fn matcher(base: &Path, bytes: Option<Vec<u8>>) -> Option<Gitignore> {
@@ -39,6 +42,15 @@ impl Rules {
             root: root.to_path_buf(),
             levels: Vec::new(),
             exclude: None,
+            apply: true,
+        }
+    }
+
+    /// No rules: every file, `.git` included.
+    pub(crate) fn none(root: &Path) -> Self {
+        Rules {
+            apply: false,
+            ..Rules::new(root)
         }
     }
 
@@ -52,6 +64,9 @@ impl Rules {
 
     /// Enters directory `rel_dir` ("" for the root): reads its ignore files.
     fn push(&mut self, dir: BorrowedFd<'_>, rel_dir: &str) {
+        if !self.apply {
+            return;
+        }
         let base = self.base(rel_dir);
         self.levels.push([
             matcher(&base, read_small(dir, ".ignore")),
@@ -60,11 +75,17 @@ impl Rules {
     }
 
     fn pop(&mut self) {
+        if !self.apply {
+            return;
+        }
         self.levels.pop();
     }
 
     /// Whether `rel` (a directory when `is_dir`) is ignored by the rules in force.
     pub(crate) fn ignored(&self, rel: &str, is_dir: bool) -> bool {
+        if !self.apply {
+            return false;
+        }
         let path = self.root.join(rel);
         let levels = self.levels.iter().rev().flat_map(|level| level.iter());
         for m in levels.chain(std::iter::once(&self.exclude)).flatten() {
@@ -145,7 +166,7 @@ fn walk_entries(
     };
     for (name, is_dir, is_file) in &entries {
         let part = component(name);
-        if part == ".git" || !(*is_dir || *is_file) {
+        if (part == ".git" && rules.apply) || !(*is_dir || *is_file) {
             continue;
         }
         let rel = if prefix.is_empty() {

@@ -1,0 +1,14 @@
+//! Praxis on Kubernetes (cargo feature `kubernetes`; without it this crate is empty).
+//!
+//! The executor's object builder: a run becomes a `batch/v1` Job whose one container runs
+//! `praxis job` against the shared ledger (`PRAXIS_LEDGER_URL` from a Secret), configured
+//! by the thoughtmesh variables, with the run's deadline as `activeDeadlineSeconds`,
+//! resource limits, and the writ mounted from its own Secret ([`job::writ_secret`]). How a
+//! Job's status maps back to the run's is [`status`]. The objects are k8s-openapi types,
+//! so what is sent is what the API schema describes; talking to the API server is the
+//! caller's (see the README: no live cluster ran in this repository's tests).
+
+#[cfg(feature = "kubernetes")]
+pub mod job;
+#[cfg(feature = "kubernetes")]
+pub mod status;

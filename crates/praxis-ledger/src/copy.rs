@@ -1,0 +1,134 @@
+//! Copying every run and blob of one store into another (`praxis ledger copy --to`), e.g. a
+//! SQLite data dir into PostgreSQL. Entries are appended with their recorded kind, time
+//! and payload, so the target computes the very same hashes; each is compared with the
+//! source's, and every copied chain is verified in the target afterwards.
+
+use crate::{Entry, Ledger, LedgerError, NewEntry, VerifyReport};
+use serde::Serialize;
+
+/// Blobs moved per append (one transaction each).
+const BLOB_BATCH: usize = 64;
+/// Entries moved per append.
+const ENTRY_BATCH: usize = 512;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CopyReport {
+    pub runs: u64,
+    /// Entries appended now (entries the target already held are not counted).
+    pub entries: u64,
+    pub blobs: u64,
+    /// Runs the target already held in full.
+    pub runs_already_there: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(
+        "run {run_id} is broken in the source at seq {seq} ({problem}); nothing of it was copied"
+    )]
+    SourceBroken {
+        run_id: String,
+        seq: u64,
+        problem: String,
+    },
+    #[error(
+        "run {run_id} differs between the source and the target at seq {seq}; the target keeps its own"
+    )]
+    Diverged { run_id: String, seq: u64 },
+    #[error("blob {id} is missing from the source")]
+    BlobMissing { id: String },
+    #[error("run {run_id} does not verify in the target after the copy: seq {seq}: {problem}")]
+    TargetBroken {
+        run_id: String,
+        seq: u64,
+        problem: String,
+    },
+}
+
+/// Copies what `to` lacks of `from`: blobs first (entries refer to them), then each run's
+/// entries after the ones `to` already has. Running it again copies nothing.
+pub async fn copy_all(from: &dyn Ledger, to: &dyn Ledger) -> Result<CopyReport, CopyError> {
+    let mut report = CopyReport::default();
+    let present: std::collections::HashSet<String> = to.blob_ids()?.into_iter().collect();
+    let wanted: Vec<String> = from
+        .blob_ids()?
+        .into_iter()
+        .filter(|id| !present.contains(id))
+        .collect();
+    for ids in wanted.chunks(BLOB_BATCH) {
+        let mut blobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            blobs.push(
+                from.blob(id)?
+                    .ok_or_else(|| CopyError::BlobMissing { id: id.clone() })?,
+            );
+        }
+        to.append("praxis-copy", vec![], blobs).await?;
+        report.blobs += ids.len() as u64;
+    }
+    // Oldest first, so the target lists them in the same order.
+    let mut runs = from.runs()?;
+    runs.reverse();
+    for run in runs {
+        let run_id = run.run_id;
+        let source = from.entries(&run_id, 0)?;
+        if let VerifyReport::Broken { seq, problem } = crate::verify_entries(&source) {
+            return Err(CopyError::SourceBroken {
+                run_id,
+                seq,
+                problem,
+            });
+        }
+        let existing = to.entries(&run_id, 0)?;
+        for (theirs, ours) in existing.iter().zip(&source) {
+            if theirs.hash != ours.hash {
+                return Err(CopyError::Diverged {
+                    run_id,
+                    seq: ours.seq,
+                });
+            }
+        }
+        if existing.len() > source.len() {
+            return Err(CopyError::Diverged {
+                run_id,
+                seq: source.len() as u64 + 1,
+            });
+        }
+        report.runs += 1;
+        let missing = &source[existing.len()..];
+        if missing.is_empty() {
+            report.runs_already_there += 1;
+        }
+        for batch in missing.chunks(ENTRY_BATCH) {
+            let new: Vec<NewEntry> = batch.iter().map(as_new).collect();
+            let written = to.append(&run_id, new, vec![]).await?;
+            for (copied, original) in written.iter().zip(batch) {
+                if copied.hash != original.hash {
+                    return Err(CopyError::Diverged {
+                        run_id,
+                        seq: original.seq,
+                    });
+                }
+            }
+            report.entries += written.len() as u64;
+        }
+        if let VerifyReport::Broken { seq, problem } = to.verify_run(&run_id)? {
+            return Err(CopyError::TargetBroken {
+                run_id,
+                seq,
+                problem,
+            });
+        }
+    }
+    Ok(report)
+}
+
+fn as_new(entry: &Entry) -> NewEntry {
+    NewEntry {
+        kind: entry.kind.clone(),
+        payload: entry.payload.clone(),
+        at: entry.at.clone(),
+    }
+}
