@@ -73,6 +73,17 @@ export type EntryLine = {
     }
 );
 export type CompactionMode = "truncate" | "summarize";
+export type Role = "system" | "user" | "assistant" | "tool";
+/**
+ * A run's system prompt when it is not exactly the built-in one.
+ */
+export type SystemPrompt =
+  | {
+      append: string;
+    }
+  | {
+      replace: string;
+    };
 /**
  * What a tool can do to the world, ordered from least to most powerful.
  */
@@ -211,6 +222,7 @@ export interface RunSpec {
    * When and how the conversation is compacted to fit the model's context (None: never).
    */
   compaction?: Compaction | null;
+  conversation?: Conversation;
   limits?: Limits;
   model?: string;
   /**
@@ -251,6 +263,61 @@ export interface Compaction {
    * Compact when the estimate exceeds this share of the window (1-100).
    */
   threshold_percent: number;
+}
+/**
+ * What the conversation starts from besides the task: earlier turns (a stateless
+ * embedder's history) and the system prompt. Recorded with the spec, so replay,
+ * resume and branch rebuild the same conversation. Absent when default.
+ * Boxed: most runs have none, and the spec travels inside kernel events.
+ */
+export interface Conversation {
+  /**
+   * Earlier turns, oldest first, placed between the system prompt and the task. A
+   * system message here is sent as a user turn (the prompt is [`SystemPrompt`]'s).
+   */
+  history?: Message[];
+  /**
+   * The built-in prompt (None), the built-in one with instructions appended, or a
+   * prompt of the caller's own.
+   */
+  system_prompt?: SystemPrompt | null;
+}
+export interface Message {
+  content: string;
+  /**
+   * For `Role::Assistant`: the reasoning that came with the reply, sent back verbatim
+   * (Anthropic rejects a tool-use turn whose signed thinking blocks were dropped).
+   */
+  reasoning?: Reasoning[];
+  role: Role;
+  /**
+   * For `Role::Tool`: the call this message answers.
+   */
+  tool_call_id?: string | null;
+  tool_calls?: ToolCall[];
+}
+/**
+ * One block of model reasoning. Anthropic's `thinking` blocks carry a `signature` that must
+ * round-trip unchanged; `redacted_thinking` blocks carry only opaque `data` (kept in `text`
+ * with `redacted = true`). OpenAI-compatible servers that stream `reasoning_content` give
+ * text without a signature.
+ */
+export interface Reasoning {
+  redacted?: boolean;
+  signature?: string | null;
+  text: string;
+}
+/**
+ * A native tool call from a model. `arguments` should be a JSON object; a provider that
+ * received unparseable argument text passes it on as a JSON string so the kernel can
+ * reject it with a message the model can act on.
+ */
+export interface ToolCall {
+  arguments?: {
+    [k: string]: unknown | undefined;
+  };
+  id: string;
+  name: string;
 }
 export interface Limits {
   /**
@@ -297,29 +364,6 @@ export interface ModelResponseRecord {
   step: number;
   tool_calls: ToolCall[];
   usage: Usage;
-}
-/**
- * One block of model reasoning. Anthropic's `thinking` blocks carry a `signature` that must
- * round-trip unchanged; `redacted_thinking` blocks carry only opaque `data` (kept in `text`
- * with `redacted = true`). OpenAI-compatible servers that stream `reasoning_content` give
- * text without a signature.
- */
-export interface Reasoning {
-  redacted?: boolean;
-  signature?: string | null;
-  text: string;
-}
-/**
- * A native tool call from a model. `arguments` should be a JSON object; a provider that
- * received unparseable argument text passes it on as a JSON string so the kernel can
- * reject it with a message the model can act on.
- */
-export interface ToolCall {
-  arguments?: {
-    [k: string]: unknown | undefined;
-  };
-  id: string;
-  name: string;
 }
 export interface Usage {
   input_tokens: number;

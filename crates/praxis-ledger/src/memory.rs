@@ -179,4 +179,43 @@ impl Ledger for MemoryLedger {
         let chain = state.runs.get(run_id).ok_or_else(|| not_found(run_id))?;
         Ok(verify_entries(chain))
     }
+
+    fn verify_blobs(&self) -> Result<Vec<String>, LedgerError> {
+        // Blobs are stored under the id computed from their bytes and never changed.
+        Ok(self
+            .state()
+            .blobs
+            .iter()
+            .filter(|(id, data)| praxis_core::blob_id(data) != **id)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    fn blob_ids(&self) -> Result<Vec<String>, LedgerError> {
+        Ok(self.state().blobs.keys().cloned().collect())
+    }
+
+    fn find_run(&self, prefix: &str) -> Result<String, LedgerError> {
+        if prefix.is_empty() {
+            return Err(LedgerError::InvalidRunId {
+                run_id: String::new(),
+                reason: "a run id (or a unique prefix of one) is required".into(),
+            });
+        }
+        let state = self.state();
+        let exact = state.runs.contains_key(prefix);
+        let mut candidates: Vec<String> = state
+            .order
+            .iter()
+            .filter(|id| id.starts_with(prefix))
+            .cloned()
+            .collect();
+        candidates.sort();
+        candidates.truncate(crate::rows::SHOWN + 1);
+        crate::rows::pick_run(std::path::Path::new(MEMORY_PATH), prefix, exact, candidates)
+    }
+
+    fn location(&self) -> String {
+        MEMORY_PATH.to_string()
+    }
 }

@@ -333,7 +333,9 @@ pub fn load_layers(
                     "ignored [tools] in {}: tools may only be declared in {} or the \
                      environment (a repository must not be able to start processes)",
                     path.display(),
-                    home.root().join(CONFIG_FILE).display()
+                    home_file
+                        .as_deref()
+                        .map_or("the home configuration".into(), |f| f.display().to_string())
                 ));
             }
             narrow(&mut table, &home_config, &path, &mut warnings, &mut notes);

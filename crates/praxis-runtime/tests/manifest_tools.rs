@@ -68,6 +68,7 @@ async fn run_under(
         tools: None,
         read_only: false,
         limits: Limits::default(),
+        conversation: Default::default(),
     };
     let options = RunOptions {
         writ: Some(WritGrant {
