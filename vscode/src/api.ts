@@ -42,6 +42,8 @@ export interface RunView {
   workspace: string;
   provider: string;
   started_at: string;
+  /** Summed cost of the run's priced model calls, in micro-dollars (0 when unpriced). */
+  cost_usd_micros: number;
   last_seq: number;
   tenant: string;
 }
@@ -185,6 +187,7 @@ export function readRun(v: unknown): RunView {
     workspace: str(o, 'workspace', 'run'),
     provider: str(o, 'provider', 'run'),
     started_at: str(o, 'started_at', 'run'),
+    cost_usd_micros: num(o, 'cost_usd_micros', 'run'),
     last_seq: num(o, 'last_seq', 'run'),
     tenant: str(o, 'tenant', 'run'),
   };

@@ -15,7 +15,7 @@ export interface RunItem {
   id: string;
   /** The task text. */
   label: string;
-  /** Status, steps and tokens. */
+  /** Status, steps, tokens and cost. */
   description: string;
   tooltip: string;
   /** `run.live` or `run.done` (the tree's `contextValue`: which actions apply). */
@@ -38,6 +38,11 @@ export function tokens(run: RunView): number {
   return run.usage.input_tokens + run.usage.output_tokens;
 }
 
+/** A run's cost as dollars, e.g. `$0.0123`. */
+export function usd(micros: number): string {
+  return `$${(micros / 1e6).toFixed(4)}`;
+}
+
 export function runItem(run: RunView): RunItem {
   const task = run.task.trim() || '(no task recorded yet)';
   const steps = `${run.steps} step${run.steps === 1 ? '' : 's'}`;
@@ -48,7 +53,7 @@ export function runItem(run: RunView): RunItem {
     task,
     `run ${run.id} (${run.provider}, tenant ${run.tenant})`,
     `status: ${status}${run.stop_reason ? ` (${run.stop_reason})` : ''}`,
-    `${steps}, ${run.tool_calls} tool calls, ${run.usage.input_tokens} input + ${run.usage.output_tokens} output tokens`,
+    `${steps}, ${run.tool_calls} tool calls, ${run.usage.input_tokens} input + ${run.usage.output_tokens} output tokens, ${usd(run.cost_usd_micros)}`,
     `workspace: ${run.workspace}`,
     `started ${run.started_at}`,
     run.error ? `error: ${run.error}` : '',
@@ -59,7 +64,7 @@ export function runItem(run: RunView): RunItem {
   return {
     id: run.id,
     label: task.split('\n')[0],
-    description: `${status}${tool} · ${steps} · ${tokens(run)} tok`,
+    description: `${status}${tool} · ${steps} · ${tokens(run)} tok · ${usd(run.cost_usd_micros)}`,
     tooltip,
     context: live ? 'run.live' : 'run.done',
     icon: ICONS[run.status] ?? 'circle-outline',
@@ -289,7 +294,7 @@ export class Tally {
   }
 
   text(): string {
-    const cost = this.costMicros === null ? 'unpriced' : `$${(this.costMicros / 1e6).toFixed(4)}`;
+    const cost = this.costMicros === null ? 'unpriced' : usd(this.costMicros);
     return `${this.steps} step${this.steps === 1 ? '' : 's'} · ${this.toolCalls} tool call${this.toolCalls === 1 ? '' : 's'} · ${this.inputTokens + this.outputTokens} tokens · ${cost}`;
   }
 }

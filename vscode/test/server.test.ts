@@ -54,7 +54,7 @@ describe('against a real praxis serve', { skip }, () => {
     const item = runItem(run);
     assert.equal(item.label, 'Summarize the readme, please');
     assert.equal(item.context, 'run.done');
-    assert.match(item.description, /^completed · 1 step · \d+ tok$/);
+    assert.match(item.description, /^completed · 1 step · \d+ tok · \$\d+\.\d{4}$/);
     assert.ok(run.usage.input_tokens > 0);
 
     const state = new LiveState(client);

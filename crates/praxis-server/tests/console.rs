@@ -294,6 +294,20 @@ async fn chain_check_what_if_cost_and_end_time_of_a_run() {
             .is_some_and(|t| t >= view["started_at"].as_str().unwrap())
     );
     assert!(view["cost_usd_micros"].is_u64(), "{view}");
+    // The runs list shows the same end time and cost as the run's own view.
+    let (status, list) = c.json(c.send(Method::GET, "/v1/runs")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let listed = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .expect("the run is listed");
+    assert_eq!(listed["ended_at"], view["ended_at"], "{listed}");
+    assert_eq!(
+        listed["cost_usd_micros"], view["cost_usd_micros"],
+        "{listed}"
+    );
 
     let (status, verdict) = c
         .json(c.send(Method::GET, &format!("/v1/runs/{id}/verify")))

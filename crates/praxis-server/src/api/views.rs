@@ -183,6 +183,12 @@ pub(crate) fn ghost_view(id: &str, ghost: Ghost, entries: Vec<Entry>) -> RunView
 }
 
 /// When the run's `run_finished` was recorded.
+/// The cost and end time of a view built from a ledger row alone, from the run's entries.
+pub(crate) fn fill_from_entries(view: &mut RunView, entries: &[Entry]) {
+    view.cost_usd_micros = Counters::from_entries(entries).cost_usd_micros;
+    view.ended_at = finished_at(entries);
+}
+
 fn finished_at(entries: &[Entry]) -> Option<String> {
     entries
         .iter()

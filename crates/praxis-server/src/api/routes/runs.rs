@@ -1,7 +1,7 @@
 //! `/v1/runs`: create, list, get, events, ledger, cancel, resume.
 
 use crate::api::dto::*;
-use crate::api::views::ledger_view;
+use crate::api::views::{fill_from_entries, ledger_view};
 use crate::api::{ApiError, AppState, DEFAULT_TENANT, ErrorBody, JsonBody, Tenant, blocking};
 use crate::runs::{Admission, Job, Known};
 use crate::sse::Feed;
@@ -121,8 +121,16 @@ pub(crate) async fn list_runs(
             .filter(|v| status.is_none_or(|s| v.status == s))
             .collect();
         let total = views.len();
+        let mut page: Vec<RunView> = views.into_iter().skip(offset).take(limit).collect();
+        // A ledger row carries no cost and no end time; read them for this page's runs only.
+        for view in &mut page {
+            if view.ended_at.is_none() && view.last_seq > 0 {
+                let entries = shared.manager.ledger.entries(&view.id, 0)?;
+                fill_from_entries(view, &entries);
+            }
+        }
         Ok(Json(RunList {
-            runs: views.into_iter().skip(offset).take(limit).collect(),
+            runs: page,
             total,
             offset,
             limit,
