@@ -22,6 +22,23 @@ impl Sandbox {
     /// code exists (the worker runs a current-thread runtime and calls it before its first
     /// call). The returned layer says what was applied; inactive when the kernel has none.
     pub fn confine_current_process(&self) -> Result<Layer, SandboxError> {
+        // Without a spawner (it needs the pids cgroup, which an unprivileged user usually
+        // lacks), this process starts each command itself, and each command maps its ids
+        // (writing its own /proc/self/uid_map) and builds its mount namespace before it
+        // execs. Inside a Landlock domain both are refused (mount(2) to every process of a
+        // domain), so confining this process would make every command fail. The commands'
+        // layers win: this process stays unconfined, and says so.
+        if self.spawner_pid().is_none() {
+            return Ok(Layer {
+                name: "worker_landlock".into(),
+                active: false,
+                detail: "not applied: this sandbox has no spawner (no pids cgroup for this \
+                         user), so its commands set up their namespaces from this process, \
+                         which a Landlock domain forbids; the file tools stay \
+                         confined by descriptors (openat2 beneath the workspace)"
+                    .into(),
+            });
+        }
         let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
         let grants = landlock_rules::grants(&self.policy.workspace, &self.home, &self.policy);
         let mut rules = grants.rules;
