@@ -22,8 +22,7 @@ impl Sandbox {
     /// code exists (the worker runs a current-thread runtime and calls it before its first
     /// call). The returned layer says what was applied; inactive when the kernel has none.
     pub fn confine_current_process(&self) -> Result<Layer, SandboxError> {
-        // Without a spawner (it needs the pids cgroup, which an unprivileged user usually
-        // lacks), this process starts each command itself, and each command maps its ids
+        // Without a spawner (it could not start), this process starts each command itself, and each command maps its ids
         // (writing its own /proc/self/uid_map) and builds its mount namespace before it
         // execs. Inside a Landlock domain both are refused (mount(2) to every process of a
         // domain), so confining this process would make every command fail. The commands'
@@ -32,10 +31,10 @@ impl Sandbox {
             return Ok(Layer {
                 name: "worker_landlock".into(),
                 active: false,
-                detail: "not applied: this sandbox has no spawner (no pids cgroup for this \
-                         user), so its commands set up their namespaces from this process, \
-                         which a Landlock domain forbids; the file tools stay \
-                         confined by descriptors (openat2 beneath the workspace)"
+                detail: "not applied: this sandbox's spawner could not start, so its \
+                         commands set up their namespaces from this process, which a \
+                         Landlock domain forbids; the file tools stay confined by \
+                         descriptors (openat2 beneath the workspace)"
                     .into(),
             });
         }

@@ -424,13 +424,15 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         libc::sigfillset(&mut all);
         libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
         launch::reset_signal_handlers();
-        // Its memory is a copy of the runtime's: no command may read it.
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         // Confined first: the plan uses descriptors (the Landlock ruleset, the namespaces).
         // The PID namespace's init comes between the namespaces and the restrictions (it
         // mounts /proc, which Landlock and seccomp forbid).
         let mut init_watch = None;
         let confined = memory.plan.enter_namespaces().and_then(|()| {
+            // Its memory is a copy of the runtime's: no command may read it. Set once its
+            // id maps are written: without privilege a process that is not dumpable may not
+            // write its own /proc/self/{setgroups,uid_map,gid_map}.
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
             if memory.plan.pid_namespace {
                 init_watch = start_init(&memory.plan, memory.arguments)?;
                 memory.pid_namespace = init_watch.is_some();
