@@ -323,7 +323,12 @@ async fn run_check(
     key_result: &KeyResult,
     check: &str,
 ) -> KeyResultVerdict {
-    let args = serde_json::json!({ "command": check });
+    let args = praxis_tools::tools::shell::ShellArgs {
+        command: check.to_string(),
+        timeout_secs: None,
+        cwd: None,
+    };
+    let args = serde_json::to_value(args).expect("shell arguments serialize");
     let observation = runtime.registry().execute(ctx, "shell", args).await;
     let met = observation.status == ExecStatus::Ok && observation.exit_code == Some(0);
     let output: String = observation

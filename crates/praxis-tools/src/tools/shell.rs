@@ -5,12 +5,12 @@ use crate::process::{CappedOutput, ProcessOutcome, ProcessSpec, clean_env, fit_p
 use crate::{BoxFuture, ExecContext, Tool};
 use praxis_core::{AccessMode, Effect, ExecStatus, Observation, Resource};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Arguments of `shell`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShellArgs {
     /// The command line, run with `bash -c`.
