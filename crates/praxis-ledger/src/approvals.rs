@@ -5,6 +5,7 @@
 
 use crate::LedgerError;
 use crate::side_db::SideDb;
+use crate::side_schema;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
@@ -29,69 +30,50 @@ pub struct Decision {
     pub decided_at: String,
 }
 
-pub struct ApprovalStore {
-    db: SideDb,
+/// Where approval requests and decisions are kept: the SQLite file beside the ledger, or
+/// PostgreSQL ([`crate::PostgresLedger::approvals`]). [`ApprovalStore`] holds the rules.
+pub trait ApprovalBackend: Send + Sync {
+    /// Files a request; a second request for the same run and call is ignored.
+    fn insert(&self, r: &ApprovalRequest) -> Result<(), LedgerError>;
+    /// Requests still waiting for a decision, oldest first.
+    fn pending(&self) -> Result<Vec<ApprovalRequest>, LedgerError>;
+    /// Records the decision if the call is still undecided; whether it was.
+    fn decide_once(
+        &self,
+        run_id: &str,
+        call_id: &str,
+        decision: &Decision,
+    ) -> Result<bool, LedgerError>;
+    fn decision(&self, run_id: &str, call_id: &str) -> Result<Option<Decision>, LedgerError>;
 }
 
-const APPROVALS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS approvals (
-    run_id TEXT NOT NULL,
-    call_id TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    arguments TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    requested_at TEXT NOT NULL,
-    expires_at_ms INTEGER,
-    approved INTEGER,
-    decided_by TEXT,
-    decision_reason TEXT,
-    decided_at TEXT,
-    PRIMARY KEY (run_id, call_id)
-);";
+pub struct ApprovalStore {
+    backend: Box<dyn ApprovalBackend>,
+}
 
 impl ApprovalStore {
     /// Opens the approvals table in the ledger file at `path` (created if missing).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         Ok(ApprovalStore {
-            db: SideDb::open(path, APPROVALS_SCHEMA, "approvals table")?,
+            backend: Box::new(SqliteApprovals {
+                db: SideDb::open(path, side_schema::APPROVALS, "approvals table")?,
+            }),
         })
+    }
+
+    /// The store over another backend.
+    pub fn with_backend(backend: Box<dyn ApprovalBackend>) -> Self {
+        ApprovalStore { backend }
     }
 
     /// Files a request (idempotent for the same run and call).
     pub fn request(&self, r: &ApprovalRequest) -> Result<(), LedgerError> {
-        self.db.conn()
-            .execute(
-                "INSERT OR IGNORE INTO approvals (run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![r.run_id, r.call_id, r.tool, r.arguments, r.reason, r.requested_at, r.expires_at_ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))],
-            )
-            .map(drop)
-            .map_err(|e| self.db.err("filing an approval request", e))
+        self.backend.insert(r)
     }
 
     /// Requests still waiting for a decision, oldest first.
     pub fn pending(&self) -> Result<Vec<ApprovalRequest>, LedgerError> {
-        let conn = self.db.conn();
-        let mut stmt = conn
-            .prepare(
-                "SELECT run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms FROM approvals
-                 WHERE approved IS NULL ORDER BY requested_at, rowid",
-            )
-            .map_err(|e| self.db.err("listing approvals", e))?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok(ApprovalRequest {
-                    run_id: row.get(0)?,
-                    call_id: row.get(1)?,
-                    tool: row.get(2)?,
-                    arguments: row.get(3)?,
-                    reason: row.get(4)?,
-                    requested_at: row.get(5)?,
-                    expires_at_ms: row.get::<_, Option<i64>>(6)?.map(|ms| ms.max(0) as u64),
-                })
-            })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| self.db.err("listing approvals", e))?;
-        Ok(rows)
+        self.backend.pending()
     }
 
     /// Decides the pending request of `run_id` (the given call, or the only pending one).
@@ -130,16 +112,13 @@ impl ApprovalStore {
                 });
             }
         };
-        let changed = self
-            .db
-            .conn()
-            .execute(
-                "UPDATE approvals SET approved = ?1, decided_by = ?2, decision_reason = ?3, decided_at = ?4
-                 WHERE run_id = ?5 AND call_id = ?6 AND approved IS NULL",
-                params![approved, by, reason, crate::now_rfc3339(), run_id, call],
-            )
-            .map_err(|e| self.db.err("recording a decision", e))?;
-        if changed == 0 {
+        let decision = Decision {
+            approved,
+            by: by.into(),
+            reason: reason.into(),
+            decided_at: crate::now_rfc3339(),
+        };
+        if !self.backend.decide_once(run_id, &call, &decision)? {
             return Err(ApprovalError::NotPending {
                 run_id: run_id.into(),
                 call_id: call,
@@ -150,6 +129,73 @@ impl ApprovalStore {
 
     /// The decision on a request, if one was made.
     pub fn decision(&self, run_id: &str, call_id: &str) -> Result<Option<Decision>, LedgerError> {
+        self.backend.decision(run_id, call_id)
+    }
+}
+
+/// `expires_at_ms` as both databases store it (a signed 64-bit integer).
+pub(crate) fn expiry_to_sql(ms: Option<u64>) -> Option<i64> {
+    ms.map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn expiry_from_sql(ms: Option<i64>) -> Option<u64> {
+    ms.map(|ms| ms.max(0) as u64)
+}
+
+struct SqliteApprovals {
+    db: SideDb,
+}
+
+impl ApprovalBackend for SqliteApprovals {
+    fn insert(&self, r: &ApprovalRequest) -> Result<(), LedgerError> {
+        self.db.conn()
+            .execute(
+                "INSERT OR IGNORE INTO approvals (run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![r.run_id, r.call_id, r.tool, r.arguments, r.reason, r.requested_at, expiry_to_sql(r.expires_at_ms)],
+            )
+            .map(drop)
+            .map_err(|e| self.db.err("filing an approval request", e))
+    }
+
+    fn pending(&self) -> Result<Vec<ApprovalRequest>, LedgerError> {
+        let conn = self.db.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms FROM approvals
+                 WHERE approved IS NULL ORDER BY requested_at, rowid",
+            )
+            .map_err(|e| self.db.err("listing approvals", e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(ApprovalRequest {
+                    run_id: row.get(0)?,
+                    call_id: row.get(1)?,
+                    tool: row.get(2)?,
+                    arguments: row.get(3)?,
+                    reason: row.get(4)?,
+                    requested_at: row.get(5)?,
+                    expires_at_ms: expiry_from_sql(row.get(6)?),
+                })
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.db.err("listing approvals", e))?;
+        Ok(rows)
+    }
+
+    fn decide_once(&self, run_id: &str, call_id: &str, d: &Decision) -> Result<bool, LedgerError> {
+        self.db
+            .conn()
+            .execute(
+                "UPDATE approvals SET approved = ?1, decided_by = ?2, decision_reason = ?3, decided_at = ?4
+                 WHERE run_id = ?5 AND call_id = ?6 AND approved IS NULL",
+                params![d.approved, d.by, d.reason, d.decided_at, run_id, call_id],
+            )
+            .map(|changed| changed > 0)
+            .map_err(|e| self.db.err("recording a decision", e))
+    }
+
+    fn decision(&self, run_id: &str, call_id: &str) -> Result<Option<Decision>, LedgerError> {
         self.db
             .conn()
             .query_row(

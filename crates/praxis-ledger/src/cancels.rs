@@ -5,6 +5,7 @@
 
 use crate::LedgerError;
 use crate::side_db::SideDb;
+use crate::side_schema;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
@@ -18,27 +19,52 @@ pub struct CancelRequest {
     pub requested_at: String,
 }
 
-pub struct CancelStore {
-    db: SideDb,
+/// Where cancel requests wait: the SQLite file beside the ledger, or PostgreSQL
+/// ([`crate::PostgresLedger::cancels`]).
+pub trait CancelBackend: Send + Sync {
+    /// Files a request; `false` when one is already waiting for this run (the first stays).
+    fn request(&self, r: &CancelRequest) -> Result<bool, LedgerError>;
+    /// Removes and returns the request waiting for `run_id`, if any.
+    fn take(&self, run_id: &str) -> Result<Option<CancelRequest>, LedgerError>;
 }
 
-const CANCELS_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS cancel_requests (
-    run_id TEXT PRIMARY KEY NOT NULL,
-    reason TEXT NOT NULL,
-    requested_by TEXT NOT NULL,
-    requested_at TEXT NOT NULL
-);";
+pub struct CancelStore {
+    backend: Box<dyn CancelBackend>,
+}
 
 impl CancelStore {
     /// Opens the cancel-request table in the ledger file at `path` (created if missing).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         Ok(CancelStore {
-            db: SideDb::open(path, CANCELS_SCHEMA, "cancel-request table")?,
+            backend: Box::new(SqliteCancels {
+                db: SideDb::open(path, side_schema::CANCELS, "cancel-request table")?,
+            }),
         })
+    }
+
+    /// The store over another backend.
+    pub fn with_backend(backend: Box<dyn CancelBackend>) -> Self {
+        CancelStore { backend }
     }
 
     /// Files a request; `false` when one is already waiting for this run (the first stays).
     pub fn request(&self, r: &CancelRequest) -> Result<bool, LedgerError> {
+        self.backend.request(r)
+    }
+
+    /// Removes and returns the request waiting for `run_id`, if any: each request is acted
+    /// on once.
+    pub fn take(&self, run_id: &str) -> Result<Option<CancelRequest>, LedgerError> {
+        self.backend.take(run_id)
+    }
+}
+
+struct SqliteCancels {
+    db: SideDb,
+}
+
+impl CancelBackend for SqliteCancels {
+    fn request(&self, r: &CancelRequest) -> Result<bool, LedgerError> {
         self.db
             .conn()
             .execute(
@@ -50,9 +76,7 @@ impl CancelStore {
             .map_err(|e| self.db.err("filing a cancel request", e))
     }
 
-    /// Removes and returns the request waiting for `run_id`, if any: each request is acted
-    /// on once.
-    pub fn take(&self, run_id: &str) -> Result<Option<CancelRequest>, LedgerError> {
+    fn take(&self, run_id: &str) -> Result<Option<CancelRequest>, LedgerError> {
         self.db
             .conn()
             .query_row(

@@ -78,4 +78,16 @@ pub enum LedgerError {
     WriterStopped { path: PathBuf },
     #[error("ledger {}: opened read-only; nothing can be appended through this handle", path.display())]
     ReadOnly { path: PathBuf },
+    /// The run's lease names another driver: this process lost the run (it was taken over)
+    /// and must stop writing to it.
+    #[error(
+        "ledger {}: run {run_id} is leased to {owner}, not to this process ({me}); it was taken over, nothing was appended",
+        path.display()
+    )]
+    LeaseHeld {
+        path: PathBuf,
+        run_id: String,
+        owner: String,
+        me: String,
+    },
 }

@@ -18,12 +18,15 @@ mod memory;
 mod postgres;
 mod rows;
 mod side_db;
+mod side_schema;
 mod sqlite;
 pub mod tokens;
 
 pub use error::LedgerError;
 pub use memory::{MEMORY_PATH, MemoryLedger};
-pub use postgres::{ENTRIES_CHANNEL, PostgresLedger, is_postgres_url, redact_url};
+pub use postgres::{
+    CANCELS_CHANNEL, ENTRIES_CHANNEL, LeaseState, Notice, PostgresLedger, is_postgres_url, redact_url,
+};
 pub use sqlite::{HealthReport, LedgerStats, SqliteLedger, WriterPause};
 
 use serde::{Deserialize, Serialize};

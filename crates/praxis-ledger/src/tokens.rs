@@ -8,6 +8,7 @@
 
 use crate::LedgerError;
 use crate::side_db::SideDb;
+use crate::side_schema;
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -17,10 +18,6 @@ use std::path::Path;
 pub const TOKEN_PREFIX: &str = "prx_";
 /// Longest tenant name accepted.
 pub const MAX_TENANT_LEN: usize = 64;
-
-pub struct TokenStore {
-    db: SideDb,
-}
 
 /// A token as listed (never the token itself: only its hash is kept).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -57,22 +54,38 @@ pub fn valid_tenant(tenant: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-const TOKEN_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS api_tokens (
-    token_sha256 TEXT PRIMARY KEY NOT NULL CHECK (length(token_sha256) = 64),
-    tenant TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS run_tenants (
-    run_id TEXT PRIMARY KEY NOT NULL,
-    tenant TEXT NOT NULL
-);";
+/// Where token hashes and run owners are kept: the SQLite file beside the ledger, or
+/// PostgreSQL ([`crate::PostgresLedger::tokens`]). [`TokenStore`] holds the rules.
+pub trait TokenBackend: Send + Sync {
+    fn insert_token(&self, hash: &str, tenant: &str, created_at: &str) -> Result<(), LedgerError>;
+    fn tenant_for_hash(&self, hash: &str) -> Result<Option<String>, LedgerError>;
+    fn any(&self) -> Result<bool, LedgerError>;
+    /// `(hash, tenant, created_at)` of every token, oldest first.
+    fn tokens(&self) -> Result<Vec<(String, String, String)>, LedgerError>;
+    /// Deletes every token whose hash starts with `prefix` (lowercase hex); how many.
+    fn revoke_prefix(&self, prefix: &str) -> Result<usize, LedgerError>;
+    fn set_run_tenant(&self, run_id: &str, tenant: &str) -> Result<(), LedgerError>;
+    fn run_tenant(&self, run_id: &str) -> Result<Option<String>, LedgerError>;
+    fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError>;
+}
+
+pub struct TokenStore {
+    backend: Box<dyn TokenBackend>,
+}
 
 impl TokenStore {
     /// Opens the token tables in the ledger file at `path` (created if missing).
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         Ok(TokenStore {
-            db: SideDb::open(path, TOKEN_SCHEMA, "token tables")?,
+            backend: Box::new(SqliteTokens {
+                db: SideDb::open(path, side_schema::TOKENS, "token tables")?,
+            }),
         })
+    }
+
+    /// The store over another backend.
+    pub fn with_backend(backend: Box<dyn TokenBackend>) -> Self {
+        TokenStore { backend }
     }
 
     /// Creates a token for `tenant` and returns it; this is the only time it is seen.
@@ -85,54 +98,32 @@ impl TokenStore {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).map_err(|e| TokenError::Random(e.to_string()))?;
         let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
-        self.db
-            .conn()
-            .execute(
-                "INSERT INTO api_tokens (token_sha256, tenant, created_at) VALUES (?1, ?2, ?3)",
-                params![token_hash(&token), tenant, crate::now_rfc3339()],
-            )
-            .map_err(|e| self.db.err("storing a new API token", e))?;
+        self.backend
+            .insert_token(&token_hash(&token), tenant, &crate::now_rfc3339())?;
         Ok(token)
     }
 
     /// The tenant a token belongs to, or None for an unknown token.
     pub fn tenant_for(&self, token: &str) -> Result<Option<String>, LedgerError> {
-        self.db
-            .conn()
-            .query_row(
-                "SELECT tenant FROM api_tokens WHERE token_sha256 = ?1",
-                params![token_hash(token)],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.db.err("looking up an API token", e))
+        self.backend.tenant_for_hash(&token_hash(token))
     }
 
     /// Whether any token exists (the server turns authentication on when one does).
     pub fn any(&self) -> Result<bool, LedgerError> {
-        self.db
-            .conn()
-            .query_row("SELECT EXISTS (SELECT 1 FROM api_tokens)", [], |row| {
-                row.get(0)
-            })
-            .map_err(|e| self.db.err("counting API tokens", e))
+        self.backend.any()
     }
 
     pub fn list(&self) -> Result<Vec<TokenInfo>, LedgerError> {
-        let conn = self.db.conn();
-        let mut stmt = conn
-            .prepare("SELECT token_sha256, tenant, created_at FROM api_tokens ORDER BY created_at, rowid")
-            .map_err(|e| self.db.err("listing API tokens", e))?;
-        stmt.query_map([], |row| {
-            let hash: String = row.get(0)?;
-            Ok(TokenInfo {
+        Ok(self
+            .backend
+            .tokens()?
+            .into_iter()
+            .map(|(hash, tenant, created_at)| TokenInfo {
                 id: hash.chars().take(12).collect(),
-                tenant: row.get(1)?,
-                created_at: row.get(2)?,
+                tenant,
+                created_at,
             })
-        })
-        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| self.db.err("listing API tokens", e))
+            .collect())
     }
 
     /// Revokes every token whose id (hash prefix, at least 8 hex digits) matches; returns
@@ -141,17 +132,82 @@ impl TokenStore {
         if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
             return Ok(0);
         }
-        self.db
-            .conn()
-            .execute(
-                "DELETE FROM api_tokens WHERE substr(token_sha256, 1, length(?1)) = lower(?1)",
-                params![id],
-            )
-            .map_err(|e| self.db.err("revoking an API token", e))
+        self.backend.revoke_prefix(&id.to_ascii_lowercase())
     }
 
     /// Records that `tenant` owns `run_id` (before the run's first entry is written).
     pub fn set_run_tenant(&self, run_id: &str, tenant: &str) -> Result<(), LedgerError> {
+        self.backend.set_run_tenant(run_id, tenant)
+    }
+
+    pub fn run_tenant(&self, run_id: &str) -> Result<Option<String>, LedgerError> {
+        self.backend.run_tenant(run_id)
+    }
+
+    /// Every recorded run owner, by run id.
+    pub fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError> {
+        self.backend.run_tenants()
+    }
+}
+
+struct SqliteTokens {
+    db: SideDb,
+}
+
+impl TokenBackend for SqliteTokens {
+    fn insert_token(&self, hash: &str, tenant: &str, created_at: &str) -> Result<(), LedgerError> {
+        self.db
+            .conn()
+            .execute(
+                "INSERT INTO api_tokens (token_sha256, tenant, created_at) VALUES (?1, ?2, ?3)",
+                params![hash, tenant, created_at],
+            )
+            .map(drop)
+            .map_err(|e| self.db.err("storing a new API token", e))
+    }
+
+    fn tenant_for_hash(&self, hash: &str) -> Result<Option<String>, LedgerError> {
+        self.db
+            .conn()
+            .query_row(
+                "SELECT tenant FROM api_tokens WHERE token_sha256 = ?1",
+                params![hash],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.db.err("looking up an API token", e))
+    }
+
+    fn any(&self) -> Result<bool, LedgerError> {
+        self.db
+            .conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM api_tokens)", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| self.db.err("counting API tokens", e))
+    }
+
+    fn tokens(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
+        let conn = self.db.conn();
+        let mut stmt = conn
+            .prepare("SELECT token_sha256, tenant, created_at FROM api_tokens ORDER BY created_at, rowid")
+            .map_err(|e| self.db.err("listing API tokens", e))?;
+        stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| self.db.err("listing API tokens", e))
+    }
+
+    fn revoke_prefix(&self, prefix: &str) -> Result<usize, LedgerError> {
+        self.db
+            .conn()
+            .execute(
+                "DELETE FROM api_tokens WHERE substr(token_sha256, 1, length(?1)) = ?1",
+                params![prefix],
+            )
+            .map_err(|e| self.db.err("revoking an API token", e))
+    }
+
+    fn set_run_tenant(&self, run_id: &str, tenant: &str) -> Result<(), LedgerError> {
         self.db
             .conn()
             .execute(
@@ -162,7 +218,7 @@ impl TokenStore {
             .map_err(|e| self.db.err("recording a run's tenant", e))
     }
 
-    pub fn run_tenant(&self, run_id: &str) -> Result<Option<String>, LedgerError> {
+    fn run_tenant(&self, run_id: &str) -> Result<Option<String>, LedgerError> {
         self.db
             .conn()
             .query_row(
@@ -174,8 +230,7 @@ impl TokenStore {
             .map_err(|e| self.db.err("reading a run's tenant", e))
     }
 
-    /// Every recorded run owner, by run id.
-    pub fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError> {
+    fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError> {
         let conn = self.db.conn();
         let mut stmt = conn
             .prepare("SELECT run_id, tenant FROM run_tenants")

@@ -7,9 +7,14 @@
 //! for the disk); it never runs on the caller's runtime. Connections use no TLS: connect
 //! over loopback or a Unix socket, or through a TLS-terminating proxy (README).
 
+mod lease;
+mod listen;
 mod schema;
+mod side;
 mod writer;
 
+pub use lease::LeaseState;
+pub use listen::{CANCELS_CHANNEL, Notice};
 pub use writer::ENTRIES_CHANNEL;
 
 use crate::error::LedgerError;
@@ -70,6 +75,11 @@ pub struct PostgresLedger {
     thread: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
     schema_version: i64,
+    /// Who this handle appends as (a server's id), for run leases; `None`: no lease is ever
+    /// held, so runs leased to a server cannot be appended to through this handle.
+    owner: Option<String>,
+    /// LISTEN/NOTIFY of [`ENTRIES_CHANNEL`] and [`CANCELS_CHANNEL`] (handles with an owner).
+    notices: Option<tokio::sync::broadcast::Sender<Notice>>,
 }
 
 impl std::fmt::Debug for PostgresLedger {
@@ -96,6 +106,13 @@ async fn connect(config: &Config, url: &Path, role: &str) -> Result<Client, Ledg
 impl PostgresLedger {
     /// Connects to the database at `url` and brings its schema up to date.
     pub fn connect(url: &str) -> Result<Self, LedgerError> {
+        Self::connect_as(url, None)
+    }
+
+    /// [`PostgresLedger::connect`] for a driver that holds run leases as `owner` (a server's
+    /// id): its appends to a leased run succeed only while the lease names it, and it
+    /// listens for new entries and cancel requests ([`PostgresLedger::subscribe`]).
+    pub fn connect_as(url: &str, owner: Option<String>) -> Result<Self, LedgerError> {
         let shown = PathBuf::from(redact_url(url));
         let config: Config = url.parse().map_err(pg_err(&shown, "parsing the URL"))?;
         let shared = Arc::new(Shared::default());
@@ -104,6 +121,12 @@ impl PostgresLedger {
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel::<Result<i64, LedgerError>>(1);
         let thread_url = shown.clone();
         let thread_shared = shared.clone();
+        let notices = owner
+            .as_ref()
+            .map(|_| tokio::sync::broadcast::channel::<Notice>(1024).0);
+        let thread_notices = notices.clone();
+        let thread_owner = owner.clone();
+        let listen_config = config.clone();
         let setup_err = |reason: String| LedgerError::Setup {
             path: shown.clone(),
             reason,
@@ -125,12 +148,16 @@ impl PostgresLedger {
                             .map_err(pg_err(&url, "setting synchronous_commit"))?;
                         let version = schema::migrate(&writer, &url).await?;
                         let reader = connect(&config, &url, "reader").await?;
-                        Ok::<_, LedgerError>((writer, reader, version))
+                        let listener = match thread_notices {
+                            Some(tx) => Some(listen::start(&listen_config, &url, tx).await?),
+                            None => None,
+                        };
+                        Ok::<_, LedgerError>((writer, reader, listener, version))
                     };
-                    let (writer, reader) = match opened.await {
-                        Ok((writer, reader, version)) => {
+                    let (writer, reader, _listener) = match opened.await {
+                        Ok((writer, reader, listener, version)) => {
                             let _ = ready_tx.send(Ok(version));
-                            (writer, Arc::new(reader))
+                            (writer, Arc::new(reader), listener)
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -141,6 +168,7 @@ impl PostgresLedger {
                         client: writer,
                         url,
                         shared: thread_shared,
+                        owner: thread_owner,
                     };
                     let reads = async move {
                         while let Some(job) = read_rx.recv().await {
@@ -171,6 +199,8 @@ impl PostgresLedger {
             thread: Some(thread),
             shared,
             schema_version,
+            owner,
+            notices,
         })
     }
 
@@ -202,8 +232,9 @@ impl PostgresLedger {
         }
     }
 
-    /// Runs `f` with the reader session on the ledger thread and waits for its answer.
-    fn read<T, F, Fut>(&self, f: F) -> Result<T, LedgerError>
+    /// Runs `f` with the reader session on the ledger thread and waits for its answer. The
+    /// side tables write through it too (each statement its own transaction).
+    pub(crate) fn read<T, F, Fut>(&self, f: F) -> Result<T, LedgerError>
     where
         T: Send + 'static,
         F: FnOnce(Arc<Client>, PathBuf) -> Fut + Send + 'static,

@@ -5,13 +5,23 @@
 
 use super::pg_err;
 use crate::error::LedgerError;
+use crate::side_schema;
 use std::path::Path;
 use tokio_postgres::Client;
 
 /// Key of the session advisory lock held while migrating ("praxis" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7072_6178_6973;
 
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+/// Numbered migrations; each is a list of scripts run in order in one transaction.
+pub(crate) const MIGRATIONS: &[&[&str]] = &[&[ENTRIES_AND_BLOBS], &[
+    side_schema::APPROVALS,
+    side_schema::CANCELS,
+    side_schema::TOKENS,
+    LEASES,
+]];
+
+/// Migration 1: the ledger itself.
+const ENTRIES_AND_BLOBS: &str = r#"
 CREATE TABLE entries (
     id        bigint GENERATED ALWAYS AS IDENTITY,
     run_id    text   NOT NULL CHECK (length(run_id) BETWEEN 1 AND 128),
@@ -45,7 +55,24 @@ CREATE TRIGGER blobs_append_only BEFORE UPDATE OR DELETE ON blobs
     FOR EACH ROW EXECUTE FUNCTION praxis_append_only();
 CREATE TRIGGER blobs_no_truncate BEFORE TRUNCATE ON blobs
     FOR EACH STATEMENT EXECUTE FUNCTION praxis_append_only();
-"#];
+"#;
+
+/// Migration 2 (with the side tables): which server drives which run, until when, and what
+/// another server needs to take a run over. Lease rows are never deleted: a released lease
+/// just expires, so its owner stays named and a stale driver stays fenced off.
+const LEASES: &str = r#"
+CREATE TABLE run_leases (
+    run_id     text        PRIMARY KEY CHECK (length(run_id) BETWEEN 1 AND 128),
+    owner      text        NOT NULL CHECK (length(owner) BETWEEN 1 AND 200),
+    expires_at timestamptz NOT NULL,
+    -- How many times another server took the run over.
+    takeovers  bigint      NOT NULL DEFAULT 0
+);
+CREATE TABLE run_resume_requests (
+    run_id  text PRIMARY KEY CHECK (length(run_id) BETWEEN 1 AND 128),
+    request text NOT NULL
+);
+"#;
 
 /// Applies the migrations `client`'s database lacks; returns the schema version it has now.
 pub(crate) async fn migrate(client: &Client, url: &Path) -> Result<i64, LedgerError> {
@@ -87,7 +114,9 @@ async fn apply(client: &Client, url: &Path) -> Result<i64, LedgerError> {
         let what = format!("applying migration {number}");
         client.batch_execute("BEGIN").await.map_err(err(&what))?;
         let step = async {
-            client.batch_execute(sql).await?;
+            for script in *sql {
+                client.batch_execute(script).await?;
+            }
             client
                 .execute(
                     "INSERT INTO praxis_schema_migrations (version, applied_at) VALUES ($1, $2)",

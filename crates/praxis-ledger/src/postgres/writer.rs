@@ -24,6 +24,7 @@ struct Statements {
     head: Statement,
     insert: Statement,
     notify: Statement,
+    lease: Statement,
 }
 
 impl Statements {
@@ -49,6 +50,11 @@ impl Statements {
                 )
                 .await?,
             notify: client.prepare("SELECT pg_notify($1, $2)").await?,
+            // FOR SHARE: a takeover's UPDATE of the lease waits for this transaction, so
+            // once a takeover committed, the old driver's next group sees the new owner.
+            lease: client
+                .prepare("SELECT owner FROM run_leases WHERE run_id = $1 FOR SHARE")
+                .await?,
         })
     }
 }
@@ -57,6 +63,8 @@ pub(crate) struct Writer {
     pub(crate) client: Client,
     pub(crate) url: PathBuf,
     pub(crate) shared: Arc<Shared>,
+    /// Who this writer appends as (see `PostgresLedger::connect_as`).
+    pub(crate) owner: Option<String>,
 }
 
 impl Writer {
@@ -140,7 +148,10 @@ impl Writer {
                 abort = Some(reason);
                 break;
             }
-            let result = apply(client, st, &self.url, &run_id, entries, blobs).await;
+            let result = match self.fence(st, &run_id).await {
+                Ok(()) => apply(client, st, &self.url, &run_id, entries, blobs).await,
+                Err(e) => Err(e),
+            };
             let end = match &result {
                 Ok(_) => "RELEASE praxis_request",
                 Err(_) => "ROLLBACK TO praxis_request; RELEASE praxis_request",
@@ -173,7 +184,9 @@ impl Writer {
             for (reply, run_id, result) in done {
                 match result {
                     Err(
-                        e @ (LedgerError::InvalidRunId { .. } | LedgerError::InvalidEntry { .. }),
+                        e @ (LedgerError::InvalidRunId { .. }
+                        | LedgerError::InvalidEntry { .. }
+                        | LedgerError::LeaseHeld { .. }),
                     ) => reply.send(Err(e)),
                     _ => reply.send(Err(self.not_committed(run_id, &reason))),
                 }
@@ -197,6 +210,34 @@ impl Writer {
         for (reply, _, result) in done {
             reply.send(result.map(|(entries, _)| entries));
         }
+    }
+}
+
+impl Writer {
+    /// Refuses an append to a run whose lease names another driver (taken over: this
+    /// process is stale). A run without a lease row is anyone's (the CLI, tests).
+    async fn fence(&self, st: &Statements, run_id: &str) -> Result<(), LedgerError> {
+        let row = self
+            .client
+            .query_opt(&st.lease, &[&run_id])
+            .await
+            .map_err(pg_err(&self.url, format!("reading the lease of run {run_id}")))?;
+        let Some(row) = row else {
+            return Ok(());
+        };
+        let owner: String = row.get(0);
+        if self.owner.as_deref() == Some(owner.as_str()) {
+            return Ok(());
+        }
+        Err(LedgerError::LeaseHeld {
+            path: self.url.clone(),
+            run_id: run_id.to_string(),
+            owner,
+            me: self
+                .owner
+                .clone()
+                .unwrap_or_else(|| "a process without a lease".into()),
+        })
     }
 }
 
