@@ -113,6 +113,24 @@ impl Backend {
         all
     }
 
+    /// A fresh PostgreSQL database, or None (with the reason printed) when
+    /// `PRAXIS_TEST_POSTGRES_URL` is not set. Under `CI=true` a missing URL fails the test.
+    pub fn postgres_only() -> Option<Backend> {
+        match std::env::var(POSTGRES_URL_VAR)
+            .ok()
+            .filter(|v| !v.is_empty())
+        {
+            Some(admin) => Some(Backend::postgres(admin)),
+            None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true but {POSTGRES_URL_VAR} is not set: PostgreSQL tests must run in CI (.ci/postgres)")
+            }
+            None => {
+                eprintln!("{POSTGRES_URL_VAR} is not set: skipped (.ci/postgres runs it)");
+                None
+            }
+        }
+    }
+
     fn postgres(admin: String) -> Backend {
         static N: AtomicU64 = AtomicU64::new(0);
         let db = format!(
