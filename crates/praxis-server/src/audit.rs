@@ -5,7 +5,7 @@
 use crate::api::{ApiError, AppState, ErrorBody, JsonBody, Tenant, blocking};
 use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use praxis_ledger::{Ledger, VerifyReport};
+use praxis_ledger::VerifyReport;
 use praxis_runtime::whatif::check;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -148,6 +148,10 @@ pub struct ServerConfig {
     pub poll_interval: Duration,
     /// How long shutdown waits for connections and cancelled runs.
     pub shutdown_grace: Duration,
+    /// With a PostgreSQL ledger: how long a run's lease lasts without renewal
+    /// (`PRAXIS_LEASE_SECONDS`). The driver renews it every third of that; another server
+    /// takes a run over once its lease has expired.
+    pub lease: Duration,
     /// A connection must send a whole request head within this time, including the wait
     /// for the next request on a kept-alive connection, and a request body must not pause
     /// longer (`PRAXIS_HEADER_TIMEOUT`, seconds); beyond it the connection is closed.
@@ -184,6 +188,7 @@ impl ServerConfig {
             follower_buffer: 1024,
             poll_interval: Duration::from_millis(250),
             shutdown_grace: Duration::from_secs(10),
+            lease: Duration::from_secs(15),
             header_read_timeout: Duration::from_secs(30),
             max_unauthenticated: 256,
             retry_after_secs: 5,
@@ -217,7 +222,7 @@ impl ServerConfig {
 
     /// Applies the environment: `PRAXIS_AUTH`, `PRAXIS_ALLOWED_ORIGINS`, `PRAXIS_MODE`,
     /// `PRAXIS_MAX_RUNS`, `PRAXIS_MAX_RUNS_PER_TENANT`, `PRAXIS_QUEUE`,
-    /// `PRAXIS_HEADER_TIMEOUT`, `PRAXIS_MAX_UNAUTHENTICATED`,
+    /// `PRAXIS_HEADER_TIMEOUT`, `PRAXIS_MAX_UNAUTHENTICATED`, `PRAXIS_LEASE_SECONDS`,
     /// `PRAXIS_TRUST_ANCHOR` (presence only). Command-line flags are applied after this.
     pub fn apply_env(&mut self) -> Result<(), String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -252,6 +257,15 @@ impl ServerConfig {
         }
         if let Some(v) = var("PRAXIS_QUEUE") {
             self.queue_capacity = count("PRAXIS_QUEUE", v)?;
+        }
+        if let Some(v) = var("PRAXIS_LEASE_SECONDS") {
+            let secs = count("PRAXIS_LEASE_SECONDS", v)?;
+            if !(1..=3600).contains(&secs) {
+                return Err(format!(
+                    "PRAXIS_LEASE_SECONDS={secs}: expected 1 to 3600 seconds"
+                ));
+            }
+            self.lease = Duration::from_secs(secs as u64);
         }
         if let Some(v) = var("PRAXIS_HEADER_TIMEOUT") {
             let secs = count("PRAXIS_HEADER_TIMEOUT", v)?;

@@ -10,7 +10,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use praxis_core::record::{RunStarted, kinds, parse_payload};
-use praxis_ledger::Ledger;
 use praxis_runtime::compare::{CompareError, diff_runs};
 use praxis_runtime::recorded::RecordError;
 use praxis_runtime::replay::{ReplayError, replay};

@@ -19,6 +19,7 @@
 mod api;
 mod audit;
 pub mod bench;
+mod cluster;
 mod config;
 mod history;
 mod listen;
@@ -39,8 +40,6 @@ pub use config::{
 pub use history::{BranchRun, Branched, WorldDiff, WorldView};
 pub use ui::{API_CSP, CONSOLE_CSP, Session};
 
-use praxis_ledger::approvals::ApprovalStore;
-use praxis_ledger::tokens::TokenStore;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,7 +71,7 @@ pub fn production_problems(config: &ServerConfig) -> Result<Vec<String>, ServerE
     if !config.production {
         return Ok(Vec::new());
     }
-    let tokens = TokenStore::open(&config.home.ledger_path())?;
+    let tokens = cluster::Stores::tokens(config)?;
     let auth_on = match config.auth {
         AuthSetting::On => true,
         AuthSetting::Off => false,
@@ -93,17 +92,12 @@ pub async fn serve(
     if !problems.is_empty() {
         return Err(ServerError::Production(problems));
     }
-    let path = config.home.ledger_path();
-    // Several servers on one PostgreSQL ledger are not served yet: refuse rather than keep
-    // runs in a file the other servers never see.
-    let ledger = config.home.open_ledger()?;
-    let approvals = Arc::new(ApprovalStore::open(&path)?);
-    let tokens = Arc::new(TokenStore::open(&path)?);
+    // The data dir's SQLite ledger, or the PostgreSQL one several servers share.
+    let stores = cluster::Stores::open(&config)?;
     let metrics = Arc::new(metrics::Metrics::default());
     let manager = runs::Manager::new(
-        ledger,
+        &stores,
         config.home.clone(),
-        tokens.clone(),
         config.registry.clone(),
         metrics.clone(),
         runs::Limits {
@@ -121,16 +115,24 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = Arc::new(api::Shared {
         manager: manager.clone(),
-        approvals,
-        tokens,
+        approvals: stores.approvals.clone(),
+        tokens: stores.tokens.clone(),
         metrics,
         config,
         shutdown: stop_rx.clone(),
     });
     let scan = manager.clone();
-    let interrupted = tokio::task::spawn_blocking(move || runs::interrupted_runs(&scan))
-        .await
-        .map_err(|e| ServerError::Task(e.to_string()))??;
+    // On a shared ledger, runs change hands through their leases (`cluster`), not by a
+    // scan at start: another server may be driving them.
+    let interrupted = match &stores.cluster {
+        Some(_) => Vec::new(),
+        None => tokio::task::spawn_blocking(move || runs::interrupted_runs(&scan))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??,
+    };
+    if let Some(shared) = stores.cluster.clone() {
+        cluster::spawn(state.clone(), shared);
+    }
     for row in &interrupted {
         // Resumed runs wait for a person before re-running anything in flight.
         // No writ is sent, so the tenant is not consulted.

@@ -3,12 +3,13 @@
 //! start, and draining at shutdown. Everything durable is in the ledger; this is only what a
 //! live process knows on top of it.
 
+use crate::cluster::{Cluster, LedgerHealth, Stores};
 use crate::metrics::Metrics;
 use praxis_core::Record;
 use praxis_core::RunStatus;
 use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::tokens::TokenStore;
-use praxis_ledger::{Entry, Ledger, SqliteLedger};
+use praxis_ledger::{Entry, Ledger, LedgerError, SqliteLedger};
 use praxis_runtime::{
     BranchFrom, Cancel, LiveEvent, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
 };
@@ -173,7 +174,11 @@ pub(crate) struct Limits {
 
 pub(crate) struct Manager {
     runtime: Runtime,
-    pub ledger: Arc<SqliteLedger>,
+    pub ledger: Arc<dyn Ledger>,
+    /// The data dir's SQLite ledger, when that is the ledger (its health check).
+    sqlite: Option<Arc<SqliteLedger>>,
+    /// Several servers on one PostgreSQL ledger: leases, takeover, cross-server cancel.
+    pub cluster: Option<Arc<Cluster>>,
     pub tokens: Arc<TokenStore>,
     metrics: Arc<Metrics>,
     limits: Limits,
@@ -183,17 +188,18 @@ pub(crate) struct Manager {
 
 impl Manager {
     pub fn new(
-        ledger: Arc<SqliteLedger>,
+        stores: &Stores,
         home: praxis_runtime::DataHome,
-        tokens: Arc<TokenStore>,
         registry: Arc<praxis_tools::Registry>,
         metrics: Arc<Metrics>,
         limits: Limits,
     ) -> Arc<Self> {
         Arc::new(Manager {
-            runtime: Runtime::new(ledger.clone(), registry).with_home(home),
-            ledger,
-            tokens,
+            runtime: Runtime::new(stores.ledger.clone(), registry).with_home(home),
+            ledger: stores.ledger.clone(),
+            sqlite: stores.sqlite.clone(),
+            cluster: stores.cluster.clone(),
+            tokens: stores.tokens.clone(),
             metrics,
             limits,
             inner: Mutex::new(Inner {
@@ -288,6 +294,7 @@ impl Manager {
         job: Job,
     ) {
         let cancel = options.cancel.clone();
+        let lost = cancel.clone();
         options.run_id = Some(run_id.clone());
         hub.set("starting", None);
         *inner.by_tenant.entry(tenant.clone()).or_default() += 1;
@@ -310,6 +317,28 @@ impl Manager {
                 metrics: manager.metrics.clone(),
             };
             let spec = options.spec.clone();
+            // On a shared ledger, the lease first: exactly one server drives a run.
+            let mut renewing = None;
+            if let Some(cluster) = manager.cluster.clone() {
+                match cluster.acquire(&run_id).await {
+                    Ok(true) => {
+                        renewing = Some(cluster.keep(run_id.clone(), move || {
+                            lost.cancel("another server took the run over (this server's lease expired)")
+                        }));
+                    }
+                    Ok(false) => {
+                        let why = "another server drives it (it holds the run's lease)".to_string();
+                        let refused = RuntimeError::NotResumable { run_id: run_id.clone(), why };
+                        manager.finish(&run_id, &tenant, &spec, Err(refused));
+                        return;
+                    }
+                    Err(source) => {
+                        let failed = RuntimeError::Ledger { run_id: run_id.clone(), source: Box::new(source) };
+                        manager.finish(&run_id, &tenant, &spec, Err(failed));
+                        return;
+                    }
+                }
+            }
             let result = match job {
                 Job::Start => manager.runtime.run(options, &observer).await,
                 Job::Resume => manager.runtime.resume(&run_id, options, &observer).await,
@@ -328,6 +357,10 @@ impl Manager {
                         report
                     }),
             };
+            if let (Some(stop), Some(cluster)) = (renewing, manager.cluster.clone()) {
+                let _ = stop.send(());
+                cluster.release(&run_id).await;
+            }
             manager.finish(&run_id, &tenant, &spec, result);
         });
     }
@@ -490,6 +523,40 @@ impl Manager {
 
     pub fn active_count(&self) -> usize {
         self.inner().active.len()
+    }
+
+    /// The runs this server drives now.
+    pub fn active_ids(&self) -> Vec<String> {
+        self.inner().active.keys().cloned().collect()
+    }
+
+    /// Whether this server drives or queues `run_id`.
+    pub fn is_local(&self, run_id: &str) -> bool {
+        let inner = self.inner();
+        inner.active.contains_key(run_id) || inner.queue.iter().any(|q| q.run_id == run_id)
+    }
+
+    /// Resumes a run whose lease this server just won from a driver that died.
+    pub fn take_over(
+        self: &Arc<Self>,
+        run_id: String,
+        tenant: String,
+        options: RunOptions,
+    ) -> Result<(), LedgerError> {
+        self.admit(run_id, tenant, options, Job::Resume, true)
+            .map(drop)
+    }
+
+    /// The ledger's health, for `/ready`.
+    pub fn health(&self) -> Result<LedgerHealth, LedgerError> {
+        match (&self.sqlite, &self.cluster) {
+            (Some(sqlite), _) => sqlite.check_health().map(LedgerHealth::Sqlite),
+            (None, Some(cluster)) => cluster.health(),
+            (None, None) => Err(LedgerError::Setup {
+                path: self.ledger.location().into(),
+                reason: "no health check for this ledger".into(),
+            }),
+        }
     }
 
     /// Cancels a live or queued run. Returns false when the run is neither.

@@ -14,7 +14,7 @@ use crate::runs::{Live, Manager};
 use axum::response::sse::Event;
 use praxis_core::RunStatus;
 use praxis_core::record::Delta;
-use praxis_ledger::{Entry, Ledger, RUN_FINISHED_KIND};
+use praxis_ledger::{ENTRIES_CHANNEL, Entry, Notice, RUN_FINISHED_KIND};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -25,6 +25,9 @@ pub(crate) struct Feed {
     run_id: String,
     manager: Arc<Manager>,
     rx: Option<broadcast::Receiver<Live>>,
+    /// On a shared PostgreSQL ledger: commit notifications, so a run driven by another
+    /// server is read again as soon as it grows (the poll interval is only the fallback).
+    notices: Option<broadcast::Receiver<Notice>>,
     last_seq: u64,
     backlog: VecDeque<Entry>,
     replayed: bool,
@@ -47,9 +50,11 @@ impl Feed {
     ) -> Self {
         // Subscribe before the ledger is read (see the module docs).
         let rx = manager.subscribe(&run_id);
+        let notices = manager.cluster.as_ref().and_then(|c| c.pg.subscribe());
         Feed {
             run_id,
             rx,
+            notices,
             last_seq: after,
             backlog: VecDeque::new(),
             replayed: false,
@@ -93,6 +98,7 @@ impl Feed {
         }
         let ledger = self.manager.ledger.clone();
         let run_id = self.run_id.clone();
+        let shared = self.manager.cluster.is_some();
         let status = tokio::task::spawn_blocking(move || {
             let entries = ledger.entries(&run_id, 0).ok()?;
             crate::runs::row_of(&entries).map(|row| praxis_runtime::overview(&row).status)
@@ -100,10 +106,30 @@ impl Feed {
         .await
         .ok()
         .flatten();
+        // On a shared ledger an interrupted run is one another server is about to take
+        // over (its lease decides): it may grow again.
         matches!(
             status,
             Some(RunStatus::Running | RunStatus::AwaitingApproval)
-        )
+        ) || (shared && status == Some(RunStatus::Interrupted))
+    }
+
+    /// Waits for a commit notification about this run (forever without notifications).
+    async fn grown(notices: &mut Option<broadcast::Receiver<Notice>>, run_id: &str) {
+        let Some(rx) = notices.as_mut() else {
+            return std::future::pending().await;
+        };
+        loop {
+            match rx.recv().await {
+                Ok(n) if n.channel == ENTRIES_CHANNEL && n.run_id() == run_id => return,
+                Ok(_) => {}
+                // Missed some: read the table anyway (it has everything, by seq).
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => {
+                    return std::future::pending().await;
+                }
+            }
+        }
     }
 
     async fn next(&mut self) -> Option<Event> {
@@ -172,6 +198,7 @@ impl Feed {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(self.poll) => {}
+                        () = Self::grown(&mut self.notices, &self.run_id) => {}
                         _ = shutdown.wait_for(|stop| *stop) => {
                             self.done = true;
                             continue;

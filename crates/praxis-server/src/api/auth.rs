@@ -7,7 +7,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use praxis_ledger::Ledger;
 
 impl Shared {
     /// Whether requests must carry a token: `PRAXIS_AUTH=on`, or (auto) any token exists.

@@ -75,8 +75,9 @@ pub struct LimitsBody {
     pub max_invalid_replies: Option<u32>,
 }
 
-/// `POST /v1/runs/{id}/resume` (every field optional; the body may be left out).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// `POST /v1/runs/{id}/resume` (every field optional; the body may be left out). Also what
+/// a server sharing a PostgreSQL ledger saves so another can take the run over.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeRun {
     /// Default: the provider the run was started with.

@@ -5,7 +5,7 @@ use crate::api::{ApiError, DEFAULT_TENANT, Shared};
 use crate::runs::{Counters, Ghost, Known, row_of};
 use praxis_core::RunStatus;
 use praxis_core::record::RunFinished;
-use praxis_ledger::{Entry, Ledger};
+use praxis_ledger::Entry;
 use praxis_runtime::overview;
 use serde::Deserialize;
 

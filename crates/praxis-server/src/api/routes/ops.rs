@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use praxis_core::{Contracts, RunStatus};
-use praxis_ledger::Ledger;
 use praxis_runtime::overview;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -104,10 +103,10 @@ pub(crate) async fn ready(State(state): State<AppState>, headers: HeaderMap) -> 
     let detailed = headers.contains_key(header::AUTHORIZATION)
         && matches!(state.auth_on(), Ok(true))
         && state.tenant_of(&headers).is_ok();
-    let ledger = state.manager.ledger.clone();
+    let manager = state.manager.clone();
     let accepting = !*state.shutdown.borrow();
-    let health = tokio::task::spawn_blocking(move || ledger.check_health()).await;
-    let ready = accepting && matches!(&health, Ok(Ok(report)) if report.quick_check == "ok");
+    let health = tokio::task::spawn_blocking(move || manager.health()).await;
+    let ready = accepting && matches!(&health, Ok(Ok(report)) if report.problem().is_none());
     if !detailed {
         return if ready {
             Json(Readiness { status: "ready" }).into_response()
@@ -124,7 +123,7 @@ pub(crate) async fn ready(State(state): State<AppState>, headers: HeaderMap) -> 
         }
         Ok(Ok(report)) if accepting => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("ledger integrity check failed: {}", report.quick_check),
+            report.problem().unwrap_or_default(),
         )
         .into_response(),
         Ok(Ok(_)) => ApiError::new(

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use praxis_core::RunStatus;
 use praxis_core::record::{RunStarted, kinds, parse_payload};
-use praxis_ledger::Ledger;
 use praxis_runtime::new_run_id;
 use serde_json::json;
 
@@ -32,7 +31,23 @@ pub(crate) async fn create_run(
     let shared = state.clone();
     let id = run_id.clone();
     let caller = tenant.clone();
-    let options = blocking(move || shared.build_options(&id, &caller, request)).await?;
+    // What another server sharing the ledger needs to take the run over (the writ is
+    // recorded in the run itself).
+    let resume = ResumeRun {
+        provider: request.provider.clone(),
+        model: request.model.clone(),
+        script: request.script.clone(),
+        writ: None,
+        approve: request.approve,
+    };
+    let options = blocking(move || {
+        let options = shared.build_options(&id, &caller, request)?;
+        if let Some(cluster) = &shared.manager.cluster {
+            crate::cluster::save_resume_request(cluster, &id, &resume)?;
+        }
+        Ok(options)
+    })
+    .await?;
     let admission = state
         .manager
         .submit(run_id.clone(), tenant.0.clone(), options, Job::Start)?;
@@ -248,6 +263,31 @@ pub(crate) async fn cancel_run(
                 .into_response());
         }
         let view = state.view(&id, state.manager.known(&id))?;
+        if let Some(cluster) = &state.manager.cluster
+            && matches!(
+                view.status.as_str(),
+                "running" | "awaiting_approval" | "interrupted"
+            )
+        {
+            // Another server drives it (or will, after a takeover): the request waits in
+            // the database for whoever holds the run's lease.
+            cluster
+                .cancels
+                .request(&praxis_ledger::cancels::CancelRequest {
+                    run_id: id.clone(),
+                    reason,
+                    by: format!("tenant {} through another server", tenant.0),
+                    requested_at: praxis_ledger::now_rfc3339(),
+                })?;
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(CancelAnswer {
+                    id,
+                    status: "cancelling".into(),
+                }),
+            )
+                .into_response());
+        }
         let message = match view.status.as_str() {
             "running" | "awaiting_approval" => {
                 format!("run {id} is driven by another process, not this server; cancel it there")
