@@ -3,7 +3,7 @@
 //! it (`--include-ignored`) with PRAXIS_TEST_POSTGRES_URL set.
 
 mod common;
-use common::{Praxis, text};
+use common::{Praxis, fresh_database, text};
 use serde_json::Value;
 
 fn mock_run(env: &Praxis, workspace: &std::path::Path) -> String {
@@ -54,29 +54,6 @@ fn migrate_reports_the_sqlite_schema_and_bad_urls_are_named() {
     let out = env.praxis(&["ledger", "copy", "--to", "/tmp/elsewhere.db"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("--to"), "{}", text(&out.stderr));
-}
-
-/// Creates a database of its own on the server PRAXIS_TEST_POSTGRES_URL names.
-fn fresh_database(admin: &str) -> String {
-    let db = format!("praxis_cli_{}", std::process::id());
-    let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}");
-    let admin = admin.to_string();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            for statement in sql.split("; ") {
-                client.batch_execute(statement).await.unwrap();
-            }
-        });
-    let base = admin.split_once('?').map_or(admin.as_str(), |(b, _)| b);
-    let (host, _) = base.rsplit_once('/').unwrap();
-    format!("{host}/{db}")
 }
 
 #[test]

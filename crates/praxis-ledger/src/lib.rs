@@ -25,7 +25,8 @@ pub mod tokens;
 pub use error::LedgerError;
 pub use memory::{MEMORY_PATH, MemoryLedger};
 pub use postgres::{
-    CANCELS_CHANNEL, ENTRIES_CHANNEL, LeaseState, Notice, PostgresLedger, is_postgres_url, redact_url,
+    CANCELS_CHANNEL, ENTRIES_CHANNEL, LeaseState, Notice, PostgresLedger, is_postgres_url,
+    redact_url,
 };
 pub use sqlite::{HealthReport, LedgerStats, SqliteLedger, WriterPause};
 

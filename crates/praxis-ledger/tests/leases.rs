@@ -191,5 +191,10 @@ fn every_commit_notifies_the_other_servers_with_run_and_seq() {
     assert_eq!(notice.payload, "run-n:3");
     assert_eq!(notice.run_id(), "run-n");
     // A handle without an owner does not listen.
-    assert!(PostgresLedger::connect(&db.url()).unwrap().subscribe().is_none());
+    assert!(
+        PostgresLedger::connect(&db.url())
+            .unwrap()
+            .subscribe()
+            .is_none()
+    );
 }

@@ -69,14 +69,12 @@ impl Stores {
     pub fn open(config: &ServerConfig) -> Result<Self, ServerError> {
         match config.home.ledger_url()? {
             Some(url) => {
-                let pg = Arc::new(
-                    PostgresLedger::connect_as(&url, Some(server_id())).map_err(|source| {
-                        praxis_runtime::home::HomeError::Ledger {
-                            path: praxis_ledger::redact_url(&url).into(),
-                            source: Box::new(source),
-                        }
-                    })?,
-                );
+                let pg = Arc::new(PostgresLedger::connect_as(&url, Some(server_id())).map_err(
+                    |source| praxis_runtime::home::HomeError::Ledger {
+                        path: praxis_ledger::redact_url(&url).into(),
+                        source: Box::new(source),
+                    },
+                )?);
                 Ok(Stores {
                     ledger: pg.clone(),
                     sqlite: None,
@@ -198,8 +196,7 @@ impl Cluster {
     /// Lets the lease of a run whose driver returned expire.
     pub async fn release(self: &Arc<Self>, run_id: &str) {
         let (cluster, run) = (self.clone(), run_id.to_string());
-        let released =
-            tokio::task::spawn_blocking(move || cluster.pg.release_lease(&run)).await;
+        let released = tokio::task::spawn_blocking(move || cluster.pg.release_lease(&run)).await;
         if let Ok(Err(e)) = released {
             eprintln!("praxis serve: run {run_id}: releasing its lease: {e}");
         }
@@ -329,7 +326,11 @@ fn resume_options(
         .and_then(|e| parse_payload::<RunStarted>(kinds::RUN_STARTED, &e.payload).ok())
         .ok_or("its first entry is not a readable run_started")?
         .spec;
-    let request: ResumeRun = match cluster.pg.resume_request(run_id).map_err(|e| e.to_string())? {
+    let request: ResumeRun = match cluster
+        .pg
+        .resume_request(run_id)
+        .map_err(|e| e.to_string())?
+    {
         Some(text) => serde_json::from_str(&text)
             .map_err(|e| format!("its saved resume request is unreadable: {e}"))?,
         None => ResumeRun::default(),

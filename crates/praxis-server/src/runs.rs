@@ -323,17 +323,25 @@ impl Manager {
                 match cluster.acquire(&run_id).await {
                     Ok(true) => {
                         renewing = Some(cluster.keep(run_id.clone(), move || {
-                            lost.cancel("another server took the run over (this server's lease expired)")
+                            lost.cancel(
+                                "another server took the run over (this server's lease expired)",
+                            )
                         }));
                     }
                     Ok(false) => {
                         let why = "another server drives it (it holds the run's lease)".to_string();
-                        let refused = RuntimeError::NotResumable { run_id: run_id.clone(), why };
+                        let refused = RuntimeError::NotResumable {
+                            run_id: run_id.clone(),
+                            why,
+                        };
                         manager.finish(&run_id, &tenant, &spec, Err(refused));
                         return;
                     }
                     Err(source) => {
-                        let failed = RuntimeError::Ledger { run_id: run_id.clone(), source: Box::new(source) };
+                        let failed = RuntimeError::Ledger {
+                            run_id: run_id.clone(),
+                            source: Box::new(source),
+                        };
                         manager.finish(&run_id, &tenant, &spec, Err(failed));
                         return;
                     }

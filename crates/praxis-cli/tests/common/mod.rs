@@ -87,3 +87,31 @@ impl Praxis {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Creates a database of its own on the server PRAXIS_TEST_POSTGRES_URL names.
+pub fn fresh_database(admin: &str) -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let db = format!(
+        "praxis_cli_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}");
+    let admin = admin.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            for statement in sql.split("; ") {
+                client.batch_execute(statement).await.unwrap();
+            }
+        });
+    let base = admin.split_once('?').map_or(admin.as_str(), |(b, _)| b);
+    let (host, _) = base.rsplit_once('/').unwrap();
+    format!("{host}/{db}")
+}

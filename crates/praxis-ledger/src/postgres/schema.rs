@@ -13,12 +13,15 @@ use tokio_postgres::Client;
 const MIGRATION_LOCK: i64 = 0x7072_6178_6973;
 
 /// Numbered migrations; each is a list of scripts run in order in one transaction.
-pub(crate) const MIGRATIONS: &[&[&str]] = &[&[ENTRIES_AND_BLOBS], &[
-    side_schema::APPROVALS,
-    side_schema::CANCELS,
-    side_schema::TOKENS,
-    LEASES,
-]];
+pub(crate) const MIGRATIONS: &[&[&str]] = &[
+    &[ENTRIES_AND_BLOBS],
+    &[
+        side_schema::APPROVALS,
+        side_schema::CANCELS,
+        side_schema::TOKENS,
+        LEASES,
+    ],
+];
 
 /// Migration 1: the ledger itself.
 const ENTRIES_AND_BLOBS: &str = r#"

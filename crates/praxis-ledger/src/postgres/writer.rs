@@ -221,7 +221,10 @@ impl Writer {
             .client
             .query_opt(&st.lease, &[&run_id])
             .await
-            .map_err(pg_err(&self.url, format!("reading the lease of run {run_id}")))?;
+            .map_err(pg_err(
+                &self.url,
+                format!("reading the lease of run {run_id}"),
+            ))?;
         let Some(row) = row else {
             return Ok(());
         };

@@ -122,7 +122,9 @@ impl Backend {
         {
             Some(admin) => Some(Backend::postgres(admin)),
             None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-                panic!("CI=true but {POSTGRES_URL_VAR} is not set: PostgreSQL tests must run in CI (.ci/postgres)")
+                panic!(
+                    "CI=true but {POSTGRES_URL_VAR} is not set: PostgreSQL tests must run in CI (.ci/postgres)"
+                )
             }
             None => {
                 eprintln!("{POSTGRES_URL_VAR} is not set: skipped (.ci/postgres runs it)");
