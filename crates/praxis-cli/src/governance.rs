@@ -1,7 +1,7 @@
 //! Approvals from the command line: list what waits, approve or deny from any terminal, and
 //! the interactive prompt of `praxis run --approve ask`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use praxis_core::Proposal;
 use praxis_ledger::BoxFuture;
 use praxis_ledger::approvals::{ApprovalError, ApprovalStore};
@@ -13,10 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub fn open_store(home: &DataHome) -> Result<Arc<ApprovalStore>> {
-    let path = home.ledger_path();
-    let store = ApprovalStore::open(&path)
-        .with_context(|| format!("opening approvals in {}", path.display()))?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(home.approval_store()?))
 }
 
 /// Who is deciding: `$PRAXIS_OPERATOR`, else the login name.

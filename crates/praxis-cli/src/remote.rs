@@ -10,7 +10,6 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use praxis_core::record::RunFinished;
 use praxis_core::{Record, RunStatus};
-use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Entry, Ledger};
 use praxis_runtime::{DataHome, RunOverview};
 use serde::Deserialize;
@@ -709,8 +708,7 @@ pub async fn serve(home: &DataHome, args: ServeArgs) -> Result<ExitCode> {
 }
 
 pub fn token(home: &DataHome, cmd: TokenCmd) -> Result<ExitCode> {
-    let path = home.ledger_path();
-    let store = TokenStore::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let store = home.token_store()?;
     match cmd {
         TokenCmd::Create { tenant } => {
             let token = store.create(&tenant)?;

@@ -28,13 +28,21 @@ fn call(method: &str, url: &str, body: Option<Value>) -> (u16, Value) {
     )
 }
 
+/// The API token of tenant `ops`, made with `praxis token create` on the shared database.
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn call_text(method: &str, url: &str, body: Option<Value>) -> (u16, String) {
+    call_as(TOKEN.get().map_or("", |t| t.as_str()), method, url, body)
+}
+
+fn call_as(token: &str, method: &str, url: &str, body: Option<Value>) -> (u16, String) {
     runtime().block_on(async {
         let client = reqwest::Client::new();
         let request = match method {
             "POST" => client.post(url).json(&body.unwrap_or(json!({}))),
             _ => client.get(url),
-        };
+        }
+        .bearer_auth(token);
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         (status, response.text().await.unwrap())
@@ -60,6 +68,7 @@ fn follow(url: String, run_id: String) -> mpsc::Receiver<(u64, String)> {
         runtime().block_on(async move {
             let mut response = reqwest::Client::new()
                 .get(format!("{url}/v1/runs/{run_id}/events"))
+                .bearer_auth(TOKEN.get().unwrap())
                 .send()
                 .await
                 .unwrap();
@@ -132,9 +141,21 @@ fn a_run_survives_its_server_being_killed() {
     assert!(env.praxis(&["writ", "keygen"]).status.success());
     let writ = env.issue(
         "approve",
-        "subject = \"agent\"\ntenant = \"default\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"shell\"\n[approvals]\ntools = [\"shell\"]\n",
+        "subject = \"agent\"\ntenant = \"ops\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n[[tools]]\nname = \"shell\"\n[approvals]\ntools = [\"shell\"]\n",
     );
     let writ = std::fs::read_to_string(writ).unwrap();
+    // Tokens live in the shared database: made once, good on every server.
+    let token = |tenant: &str| {
+        let out = env
+            .cmd(&["token", "create", "--tenant", tenant])
+            .env("PRAXIS_LEDGER_URL", &db)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    TOKEN.set(token("ops")).unwrap();
+    let other = token("globex");
     let serve = || {
         let mut cmd = env.cmd(&[]);
         cmd.env("PRAXIS_LEDGER_URL", &db)
@@ -175,7 +196,12 @@ fn a_run_survives_its_server_being_killed() {
         let (status, view) = call("GET", &format!("{b_url}/v1/runs/{run_id}"), None);
         (status == 200).then_some(view)
     });
-    assert_eq!(view["tenant"], "default", "{view}");
+    assert_eq!(view["tenant"], "ops", "{view}");
+    // Another tenant sees nothing of it on either server.
+    for url in [&a_url, &b_url] {
+        let (status, _) = call_as(&other, "GET", &format!("{url}/v1/runs/{run_id}"), None);
+        assert_eq!(status, 404);
+    }
     let feed = follow(b_url.clone(), run_id.clone());
     let first = wait_for("the effect's approval request, on B", || {
         pending(&b_url, &run_id).into_iter().next()

@@ -114,6 +114,32 @@ impl DataHome {
         Ok(ledger)
     }
 
+    /// The API token and run-owner tables of the selected ledger (PostgreSQL when
+    /// `PRAXIS_LEDGER_URL` names one, else the data dir's SQLite file).
+    pub fn token_store(&self) -> Result<praxis_ledger::tokens::TokenStore, HomeError> {
+        match self.ledger_url()? {
+            Some(url) => Ok(open_postgres(&url)?.tokens()),
+            None => praxis_ledger::tokens::TokenStore::open(&self.ledger_path())
+                .map_err(|e| self.sqlite_error(e)),
+        }
+    }
+
+    /// The approvals table of the selected ledger (see [`DataHome::token_store`]).
+    pub fn approval_store(&self) -> Result<praxis_ledger::approvals::ApprovalStore, HomeError> {
+        match self.ledger_url()? {
+            Some(url) => Ok(open_postgres(&url)?.approvals()),
+            None => praxis_ledger::approvals::ApprovalStore::open(&self.ledger_path())
+                .map_err(|e| self.sqlite_error(e)),
+        }
+    }
+
+    fn sqlite_error(&self, source: praxis_ledger::LedgerError) -> HomeError {
+        HomeError::Ledger {
+            path: self.ledger_path(),
+            source: Box::new(source),
+        }
+    }
+
     /// Refuses when `PRAXIS_LEDGER_URL` selects PostgreSQL: a caller that only knows the
     /// SQLite file must not write a run where the other servers will never see it.
     fn sqlite_only(&self) -> Result<(), HomeError> {

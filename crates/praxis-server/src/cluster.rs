@@ -100,14 +100,6 @@ impl Stores {
             }
         }
     }
-
-    /// Only the token tables (for production checks before serving).
-    pub fn tokens(config: &ServerConfig) -> Result<TokenStore, ServerError> {
-        match config.home.ledger_url()? {
-            Some(url) => Ok(praxis_runtime::home::open_postgres(&url)?.tokens()),
-            None => Ok(TokenStore::open(&config.home.ledger_path())?),
-        }
-    }
 }
 
 /// The ledger's health as `/ready` reports it.

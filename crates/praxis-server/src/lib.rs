@@ -71,7 +71,7 @@ pub fn production_problems(config: &ServerConfig) -> Result<Vec<String>, ServerE
     if !config.production {
         return Ok(Vec::new());
     }
-    let tokens = cluster::Stores::tokens(config)?;
+    let tokens = config.home.token_store()?;
     let auth_on = match config.auth {
         AuthSetting::On => true,
         AuthSetting::Off => false,
