@@ -215,16 +215,27 @@ pub(crate) fn spawn(state: AppState, cluster: Arc<Cluster>) {
         // Runs this server could not resume: not tried again.
         let mut refused: HashSet<String> = HashSet::new();
         let tick = (cluster.lease / 3).max(Duration::from_millis(100));
+        // An interval, not a sleep per turn: notifications must not postpone the tick.
+        let mut ticks = tokio::time::interval(tick);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let woken_by_cancel = tokio::select! {
-                () = tokio::time::sleep(tick) => false,
+                _ = ticks.tick() => false,
                 _ = shutdown.wait_for(|stop| *stop) => return,
                 notice = async {
                     match notices.as_mut() {
-                        Some(rx) => rx.recv().await.ok(),
+                        Some(rx) => rx.recv().await,
                         None => std::future::pending().await,
                     }
-                } => notice.is_some_and(|n| n.channel == CANCELS_CHANNEL),
+                } => match notice {
+                    Ok(n) if n.channel == CANCELS_CHANNEL => true,
+                    // New entries are the feed's business; a lag is covered by the tick.
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        notices = None;
+                        continue;
+                    }
+                },
             };
             let (s, c) = (state.clone(), cluster.clone());
             let mut tried = std::mem::take(&mut refused);
