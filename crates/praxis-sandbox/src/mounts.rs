@@ -153,7 +153,7 @@ impl MountPlan {
             ));
         }
         if self.read_only_names.is_empty() {
-            parts.push("no read-only .git".into());
+            parts.push("no read-only git directory".into());
         } else {
             parts.push(format!("read-only {}", self.read_only_names.join(", ")));
         }
