@@ -611,6 +611,10 @@ fn doctor_says_ahead_which_layers_a_run_gets_and_when_no_spawner_can_start() {
             .map_or(Value::Null, |l| l["active"].clone())
     };
     let (healthy, report) = doctor(false);
+    assert!(
+        !spawner(&report).is_null(),
+        "doctor has no spawner check: {report}"
+    );
     if spawner(&report)["ok"] != true {
         let message = format!("no spawner on this host: {report}");
         assert!(
