@@ -441,6 +441,11 @@ export interface Execution {
   duration_ms: number;
   exit_code?: number | null;
   files_changed?: FileChange[];
+  /**
+   * Git metadata the call planted that the writ does not grant, removed after it
+   * (workspace paths; absent when nothing was removed, and before v0.2).
+   */
+  git_removed?: string[];
   now: number;
   outcome: ExecOutcome;
   output: string;

@@ -578,6 +578,107 @@ fn doctor_reports_health_and_sandbox_features() {
     );
 }
 
+/// `praxis doctor` says, before any run, whether the sandbox's spawner can start (without
+/// it the worker runs without Landlock) and which layers a run will have; the prediction
+/// matches what a run then records. The missing spawner is made with a debug-build switch.
+#[test]
+fn doctor_says_ahead_which_layers_a_run_gets_and_when_no_spawner_can_start() {
+    let env = Env::new();
+    let doctor = |no_spawner: bool| -> (bool, Value) {
+        let mut cmd = env.cmd(&["doctor", "--json"]);
+        if no_spawner {
+            cmd.env("PRAXIS_NO_SPAWNER_FOR_TESTS", "1");
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            serde_json::from_slice(&out.stdout).unwrap(),
+        )
+    };
+    let spawner = |report: &Value| -> Value {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "spawner")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let worker_landlock = |report: &Value| -> Value {
+        report["sandbox_features"]["run_layers"]
+            .as_array()
+            .and_then(|l| l.iter().find(|l| l["name"] == "worker_landlock"))
+            .map_or(Value::Null, |l| l["active"].clone())
+    };
+    let (healthy, report) = doctor(false);
+    assert!(
+        !spawner(&report).is_null(),
+        "doctor has no spawner check: {report}"
+    );
+    if spawner(&report)["ok"] != true {
+        let message = format!("no spawner on this host: {report}");
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "{message}"
+        );
+        eprintln!("skipping: {message}");
+        return;
+    }
+    assert!(healthy, "{report}");
+    assert_eq!(worker_landlock(&report), true, "{report}");
+
+    let (healthy, broken) = doctor(true);
+    assert!(
+        !healthy,
+        "a host without a spawner is reported as unhealthy: {broken}"
+    );
+    let check = spawner(&broken);
+    assert_eq!(check["ok"], false, "{broken}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("WITHOUT Landlock"),
+        "{check}"
+    );
+    assert_eq!(worker_landlock(&broken), false, "{broken}");
+
+    // What a run records agrees with the prediction, both ways.
+    let ws = tempfile::tempdir().unwrap();
+    for (no_spawner, predicted) in [(false, true), (true, false)] {
+        let script = env.script(
+            "layers.json",
+            json!({"turns": [
+                {"tool_calls": [{"id": "1", "name": "shell", "arguments": {"command": "true"}}]},
+                {"content": "done"}
+            ]}),
+        );
+        let mut cmd = env.cmd(&["run", "layers", "--json", "--script"]);
+        cmd.arg(&script)
+            .arg("-w")
+            .arg(ws.path())
+            .env_remove("PRAXIS_FABRIC");
+        if no_spawner {
+            cmd.env("PRAXIS_NO_SPAWNER_FOR_TESTS", "1");
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let entries = env.entries(summary["run_id"].as_str().unwrap());
+        let recorded = entries.iter().find_map(|e| {
+            e["payload"]["environment"]["sandbox"]["layers"]
+                .as_array()
+                .and_then(|l| l.iter().find(|l| l["name"] == "worker_landlock"))
+                .map(|l| l["active"].clone())
+        });
+        assert_eq!(
+            recorded,
+            Some(Value::Bool(predicted)),
+            "no_spawner={no_spawner}: {entries:?}"
+        );
+    }
+}
+
 #[test]
 fn every_command_has_help_with_examples() {
     let env = Env::new();

@@ -377,3 +377,168 @@ fn a_writ_grants_commands_git_write_and_the_hook_is_recorded() {
         "the hook is not in files_changed: {granted}"
     );
 }
+
+/// `git` with a fixed identity and no global or system config, in `dir`.
+fn git(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=user", "-c", "user.email=user@example.com"])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(Stdio::null())
+        .output()
+        .expect("git runs (it is on every machine the tests run on)")
+}
+
+/// Plants, in `dir` (a shell script run there), a git repository in `sub` with a hook and
+/// `core.fsmonitor`, one in `gd` that `wt/.git` (a file) names, and a hook and fsmonitor in
+/// the existing nested repository `vendor/lib`; each writes a marker in `marks` if git runs
+/// it.
+fn plant_script(marks: &std::path::Path) -> String {
+    let m = marks.display();
+    let hook = |name: &str| {
+        format!("printf '#!/bin/sh\\ntouch {m}/{name}\\n' > {name}-hook && chmod +x {name}-hook")
+    };
+    [
+        hook("init"),
+        "git init -q sub".into(),
+        "cp init-hook sub/.git/hooks/pre-commit".into(),
+        format!("git -C sub config core.fsmonitor 'touch {m}/init-fsmonitor; false'"),
+        hook("gitfile"),
+        "git init -q gd0 && mv gd0/.git gd && rmdir gd0".into(),
+        "cp gitfile-hook gd/hooks/pre-commit".into(),
+        format!("git -C gd config core.fsmonitor 'touch {m}/gitfile-fsmonitor; false'"),
+        // (A redirection to `wt/.git` is refused by the writ: the file is copied in.)
+        "mkdir -p wt && echo 'gitdir: ../gd' > gitfile && cp gitfile wt/.git".into(),
+        hook("nested"),
+        "cp nested-hook vendor/lib/.git/hooks/pre-commit".into(),
+        format!("git -C vendor/lib config core.fsmonitor 'touch {m}/nested-fsmonitor; false'"),
+        "true".into(),
+    ]
+    .join("; ")
+}
+
+/// The user's `git status` and `git commit` in each planted folder; returns the markers
+/// that appeared (what git ran).
+fn users_git_runs(ws: &std::path::Path, marks: &std::path::Path) -> Vec<String> {
+    for folder in ["sub", "wt", "vendor/lib"] {
+        let dir = ws.join(folder);
+        let _ = git(&dir, &["status", "--short"]);
+        let _ = git(
+            &dir,
+            &["commit", "-q", "--allow-empty", "-m", "user's commit"],
+        );
+    }
+    let mut found: Vec<String> = std::fs::read_dir(marks)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    found
+}
+
+fn repo_with_nested(ws: &std::path::Path) {
+    for dir in [ws.to_path_buf(), ws.join("vendor/lib")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(git(&dir, &["init", "-q"]).status.success());
+        std::fs::write(dir.join("file.txt"), "content\n").unwrap();
+        assert!(git(&dir, &["add", "file.txt"]).status.success());
+        assert!(git(&dir, &["commit", "-q", "-m", "first"]).status.success());
+    }
+}
+
+/// Finding 8, the delayed escape: a command makes git repositories (`git init sub`; a `.git`
+/// file naming a git directory elsewhere in the workspace) or writes a nested one, with a
+/// pre-commit hook and `core.fsmonitor`. After the run, the user's own `git status` and
+/// `git commit` in each folder run none of it. The same plant made outside Praxis does run
+/// (so the check can fail).
+#[test]
+fn git_metadata_a_command_plants_never_runs_at_the_users_next_git_command() {
+    // Control: the plant, done directly, runs at the user's git commands.
+    let control = tempfile::tempdir().unwrap();
+    let control_marks = tempfile::tempdir().unwrap();
+    repo_with_nested(control.path());
+    let planted = Command::new("sh")
+        .args(["-c", &plant_script(control_marks.path())])
+        .current_dir(control.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(planted.status.success(), "{}", text(&planted.stderr));
+    let ran = users_git_runs(control.path(), control_marks.path());
+    for marker in ["gitfile", "init", "nested"] {
+        assert!(
+            ran.iter().any(|m| m == marker),
+            "the control's {marker} hook did not run: {ran:?}"
+        );
+    }
+
+    let home = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let marks = tempfile::tempdir().unwrap();
+    repo_with_nested(ws.path());
+    let turns = json!({"turns": [
+        {"tool_calls": [{"id": "plant", "name": "shell", "arguments": {"command": plant_script(marks.path())}}]},
+        {"content": "done"}
+    ]});
+    let script = home.path().join("plant.json");
+    std::fs::write(&script, turns.to_string()).unwrap();
+    let run = praxis(
+        home.path(),
+        &[
+            "run",
+            "plant",
+            "-w",
+            ws.path().to_str().unwrap(),
+            "--script",
+            script.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let summary: Value = serde_json::from_slice(&run.stdout).unwrap();
+    let export = praxis(
+        home.path(),
+        &["ledger", "export", summary["run_id"].as_str().unwrap()],
+    );
+    let entries: Vec<Value> = text(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let execution = entries
+        .iter()
+        .find(|e| e["kind"] == "execution" && e["payload"]["call_id"] == "plant")
+        .expect("the plant command ran")["payload"]
+        .clone();
+
+    let ran = users_git_runs(ws.path(), marks.path());
+    assert!(ran.is_empty(), "planted git code ran: {ran:?}; {execution}");
+    // What was removed is recorded, typed, with the call.
+    let removed: Vec<&str> = execution["git_removed"]
+        .as_array()
+        .map(|r| r.iter().filter_map(|p| p.as_str()).collect())
+        .unwrap_or_default();
+    for path in [
+        "sub/.git/config",
+        "sub/.git/hooks",
+        "gd/config",
+        "gd/hooks",
+        "wt/.git",
+    ] {
+        assert!(removed.contains(&path), "{path} not removed: {execution}");
+    }
+    // The existing nested repository: read-only to the command where the sandbox has a
+    // mount namespace, stripped after the call where it has none.
+    assert!(!ws.path().join("vendor/lib/.git/hooks/pre-commit").exists());
+    // The user's own repositories still work.
+    assert!(git(ws.path(), &["status"]).status.success());
+    assert!(
+        git(&ws.path().join("vendor/lib"), &["log", "-1"])
+            .status
+            .success()
+    );
+}

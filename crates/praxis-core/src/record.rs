@@ -489,6 +489,10 @@ pub struct Execution {
     /// What a delegated sub-run spent (only on `delegate` executions; absent in v0.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child_spent: Option<Box<crate::authority::Spent>>,
+    /// Git metadata the call planted that the writ does not grant, removed after it
+    /// (workspace paths; absent when nothing was removed, and before v0.2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub git_removed: Vec<String>,
     pub now: Millis,
 }
 
@@ -507,6 +511,7 @@ impl Execution {
             duration_ms,
             files_changed,
             child_spent,
+            git_removed,
         } = observation;
         Execution {
             call_id: call_id.to_string(),
@@ -519,6 +524,7 @@ impl Execution {
             duration_ms,
             files_changed,
             child_spent,
+            git_removed,
             now,
         }
     }
@@ -533,6 +539,7 @@ impl Execution {
             duration_ms: self.duration_ms,
             files_changed: self.files_changed.clone(),
             child_spent: self.child_spent.clone(),
+            git_removed: self.git_removed.clone(),
         }
     }
 }

@@ -308,6 +308,11 @@ pub struct Observation {
     /// and in records made before delegation was charged (they count as nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub child_spent: Option<Box<crate::authority::Spent>>,
+    /// Git metadata the call planted that the writ does not grant (a `config`, a hook, a
+    /// `.git` file), removed after the call so that no later git command runs it; workspace
+    /// paths. Absent when nothing was removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub git_removed: Vec<String>,
 }
 
 impl Observation {
@@ -320,6 +325,7 @@ impl Observation {
             duration_ms: 0,
             files_changed: Vec::new(),
             child_spent: None,
+            git_removed: Vec::new(),
         }
     }
     pub fn error(output: impl Into<String>) -> Self {

@@ -263,6 +263,42 @@ const ENV_KEYS: &[(&str, &str)] = &[
     ("OLLAMA_HOST", "providers.ollama.host"),
 ];
 
+/// Environment variables that set whole-number config keys (bytes).
+const ENV_BYTE_KEYS: &[(&str, &str)] = &[
+    ("PRAXIS_COMMAND_MEMORY_BYTES", "limits.command_memory_bytes"),
+    ("PRAXIS_RUN_BLOB_BYTES", "limits.run_blob_bytes"),
+    ("PRAXIS_DATA_DIR_BLOB_BYTES", "limits.data_dir_blob_bytes"),
+];
+
+/// The overrides [`ENV_BYTE_KEYS`] set in `env`; a value that is not a whole number of bytes
+/// is an error naming the variable and the setting.
+fn env_byte_overrides(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Override>, ConfigError> {
+    let mut overrides = Vec::new();
+    for (var, key) in ENV_BYTE_KEYS {
+        let Some(raw) = env(var).filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let bytes = raw
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ConfigError::Invalid {
+                source_name: format!("env {var}"),
+                message: format!(
+                    "{var} = `{raw}` is not a whole number of bytes (it sets {key}, e.g. \
+                     {var}=1073741824 for 1 GiB)"
+                ),
+            })?;
+        overrides.push(Override {
+            key: key.to_string(),
+            value: toml::Value::Integer(bytes),
+            source: Source::Env(var.to_string()),
+        });
+    }
+    Ok(overrides)
+}
+
 /// A `provider` + `model` pair as one `model.provider` selection: `--model` completes a
 /// provider given without one (`openai` + `gpt-4.1-mini` -> `openai:gpt-4.1-mini`). The
 /// error names the offending field (`model`) and says why.
@@ -365,6 +401,7 @@ pub fn load_layers(
             })
         })
         .collect();
+    overrides.extend(env_byte_overrides(env)?);
     overrides.extend(flags.iter().cloned());
     for o in overrides {
         set_path(&mut merged, &o.key, o.value);

@@ -112,12 +112,76 @@ pub fn report(home: &DataHome) -> DoctorReport {
             ))
         },
     ));
+    if host.sandbox_available() {
+        checks.push(spawner_check());
+    }
     DoctorReport {
         praxis_version: env!("CARGO_PKG_VERSION").into(),
         data_dir: dir.display().to_string(),
         checks,
         sandbox_features: sandbox_features(),
     }
+}
+
+/// The sandbox a run gets here, made for real for a scratch workspace (the default
+/// settings: network denied), then dropped; None with the reason when none can be made.
+fn trial_sandbox() -> Result<praxis_tools::Sandbox, String> {
+    let scratch = tempfile::tempdir().map_err(|e| format!("no scratch directory: {e}"))?;
+    praxis_tools::Sandbox::new(praxis_tools::SandboxSettings::default().policy(scratch.path()))
+        .map_err(|e| format!("the sandbox could not be prepared: {e}"))
+}
+
+/// Whether the sandbox's spawner starts. Without it a run's worker does not Landlock itself
+/// (its commands set up their namespaces from it, which a Landlock domain forbids) and
+/// commands get no PID namespace: said here, before any run.
+fn spawner_check() -> Check {
+    let sandbox = match trial_sandbox() {
+        Ok(sandbox) => sandbox,
+        Err(why) => return check("spawner", Err(why)),
+    };
+    let report = sandbox.report();
+    check(
+        "spawner",
+        match sandbox.spawner_pid() {
+            Some(_) => Ok(
+                "starts: commands inherit every layer from it, and a run's worker \
+                 Landlocks itself"
+                    .into(),
+            ),
+            None => Err(format!(
+                "no spawner can start ({}): a run's worker would run WITHOUT Landlock (its \
+                 file tools confined by descriptors only, openat2 beneath the workspace) and \
+                 commands without a PID namespace",
+                report.launcher
+            )),
+        },
+    )
+}
+
+/// The layers a run would have on this host (a trial sandbox's report, plus the worker's
+/// own Landlock, which needs the spawner), as `{name, active, detail}`.
+fn run_layers() -> Value {
+    let sandbox = match trial_sandbox() {
+        Ok(sandbox) => sandbox,
+        Err(why) => return json!([{"name": "sandbox", "active": false, "detail": why}]),
+    };
+    let report = sandbox.report();
+    let landlock = report.layer("landlock").is_some_and(|l| l.active);
+    let spawner = sandbox.spawner_pid().is_some();
+    let mut layers = json!(report.layers);
+    if let Some(list) = layers.as_array_mut() {
+        list.push(json!({
+            "name": "worker_landlock",
+            "active": landlock && spawner,
+            "detail": match (landlock, spawner) {
+                (true, true) => "the worker Landlocks itself to the run's workspace before it \
+                                 serves a call",
+                (false, _) => "no Landlock on this host",
+                (true, false) => "not applied: no spawner can start (see the `spawner` check)",
+            },
+        }));
+    }
+    layers
 }
 
 /// What sandbox layers this host offers, tested for real (see `praxis_sandbox::probe`),
@@ -181,7 +245,7 @@ pub fn sandbox_features() -> Value {
         "mount_namespace": active(
             host.mount_namespaces,
             "private /tmp, /run, /var/run and /dev/shm when the network is denied, and a \
-             read-only .git, for every command",
+             the workspace's git directories (its .git and nested ones) read-only, for every command",
             host.user_namespaces_why.as_ref(),
         ),
         "pid_namespace": active(
@@ -211,6 +275,7 @@ pub fn sandbox_features() -> Value {
             None => json!("unavailable: no `praxis` executable found"),
         },
         "default_fabric": if worker.is_some() && available { "worker" } else { "in-process" },
+        "run_layers": if available { run_layers() } else { json!([]) },
         "in_use": in_use,
     })
 }

@@ -464,7 +464,10 @@ impl Runtime {
                 run_id: drive.run_id.clone(),
                 source: Box::new(source),
             })?;
-        let limits = options.capture.clone().with_data_dir_holding(stored);
+        let mut limits = options.capture.clone().with_data_dir_holding(stored);
+        // Git metadata a call plants is stripped after it, unless the writ grants commands
+        // write access to `.git`.
+        limits.git.sweep = !drive.ctx.limits.sandbox.git_writable;
         let (tracker, manifest, blobs) = Tracking::capture(&drive.ctx, limits)
             .await
             .map_err(RuntimeError::Capture)?;
@@ -726,6 +729,18 @@ impl Drive<'_> {
                 // A call that does not answer its cancel (blocked in the kernel) dies with
                 // its worker; the next call starts a new one.
                 self.ctx.abandon_calls_in_flight();
+                // What the cancelled call planted in git metadata is stripped all the same.
+                if request.effect >= Effect::Write {
+                    let mut dropped = Observation::error(String::new());
+                    if let Err(e) = self.track_changes(&request, &mut dropped).await {
+                        eprintln!("praxis: after the cancel: {e}");
+                    } else if !dropped.git_removed.is_empty() {
+                        eprintln!(
+                            "praxis: after the cancel, removed git metadata the call planted: {}",
+                            dropped.git_removed.join(", ")
+                        );
+                    }
+                }
                 return Ok(Event::Cancel { now, reason });
             }
             Ended::Deadline => {
@@ -773,12 +788,20 @@ impl Drive<'_> {
                 _ => None,
             })
             .collect();
-        let (changes, blobs) = tracker
+        let changed = tracker
             .refresh(hints)
             .await
             .map_err(RuntimeError::Capture)?;
-        self.blobs.extend(blobs);
-        observation.files_changed = changes;
+        self.blobs.extend(changed.blobs);
+        observation.files_changed = changed.files_changed;
+        if !changed.git_removed.is_empty() {
+            observation.output.push_str(&format!(
+                "\n[praxis: removed git metadata this call planted, which the writ does not \
+                 grant: {}]",
+                changed.git_removed.join(", ")
+            ));
+        }
+        observation.git_removed = changed.git_removed;
         Ok(())
     }
 }

@@ -125,3 +125,62 @@ fn a_bad_value_names_the_setting() {
         "{err}"
     );
 }
+
+/// The caps have environment variables too (through the same loader): they beat the files,
+/// the source says which variable set them, and a bad value names the variable.
+#[test]
+fn environment_variables_set_the_caps() {
+    let home_dir = tempfile::tempdir().unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let home = DataHome::at(home_dir.path());
+    std::fs::write(
+        home_dir.path().join(CONFIG_FILE),
+        "[limits]\nrun_blob_bytes = 1048576\n",
+    )
+    .unwrap();
+    let env = |var: &str| -> Option<String> {
+        match var {
+            "PRAXIS_COMMAND_MEMORY_BYTES" => Some("268435456".into()),
+            "PRAXIS_RUN_BLOB_BYTES" => Some(" 2097152 ".into()),
+            "PRAXIS_DATA_DIR_BLOB_BYTES" => Some("3221225472".into()),
+            _ => None,
+        }
+    };
+    let request = RunRequest::new(
+        Asked::new("look around".to_string(), "task"),
+        ws.path().to_path_buf(),
+    );
+    let resolved = run_request::resolve(&home, request, &env).unwrap();
+    let options = &resolved.options;
+    assert_eq!(
+        options.tool_limits.sandbox.resources.memory_bytes,
+        256 << 20
+    );
+    assert_eq!(options.capture.max_run_blob_bytes, 2 << 20);
+    assert_eq!(options.capture.max_data_dir_blob_bytes, 3 * GIB);
+    let layered = config::load(&home, None, &[], &env).unwrap();
+    assert_eq!(
+        layered.source_of("limits.run_blob_bytes"),
+        "env PRAXIS_RUN_BLOB_BYTES"
+    );
+
+    for (var, value) in [
+        ("PRAXIS_COMMAND_MEMORY_BYTES", "4GiB"),
+        ("PRAXIS_RUN_BLOB_BYTES", "-1"),
+        ("PRAXIS_DATA_DIR_BLOB_BYTES", "1e9"),
+    ] {
+        let bad = |asked: &str| (asked == var).then(|| value.to_string());
+        let err = config::load(&home, None, &[], &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(var) && err.contains(value), "{err}");
+    }
+    // Below the smallest memory bound: refused, naming the variable as its source.
+    let small = |asked: &str| (asked == "PRAXIS_COMMAND_MEMORY_BYTES").then(|| "4096".into());
+    let err = config::load(&home, None, &[], &small)
+        .unwrap()
+        .confinement()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("PRAXIS_COMMAND_MEMORY_BYTES"), "{err}");
+}

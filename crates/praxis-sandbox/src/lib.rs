@@ -471,13 +471,10 @@ impl Sandbox {
         let mut plan = child::ChildPlan::new(namespaces, rlimits, landlock_fd, seccomp);
         if host.user_namespaces {
             let granted: Vec<PathBuf> = grants.rules.iter().map(|(p, _)| p.clone()).collect();
-            let git = workspace.join(".git");
-            let read_only = if policy.git_writable
-                || !std::fs::symlink_metadata(&git).is_ok_and(|m| m.is_dir())
-            {
+            let read_only = if policy.git_writable {
                 Vec::new()
             } else {
-                vec![git]
+                mounts::git_dirs(&workspace)
             };
             let mounts = mounts::MountPlan::new(&granted, !policy.allow_network, &read_only);
             let detail = mounts.describe();
@@ -579,6 +576,15 @@ impl Sandbox {
 
     pub fn report(&self) -> &SandboxReport {
         &self.report
+    }
+
+    /// The directories mounted read-only for commands (the workspace's git directories
+    /// when the sandbox was made; none without a mount namespace).
+    pub fn read_only_dirs(&self) -> &[PathBuf] {
+        self.plan
+            .mounts
+            .as_ref()
+            .map_or(&[], |m| m.read_only_paths())
     }
 
     pub fn policy(&self) -> &SandboxPolicy {

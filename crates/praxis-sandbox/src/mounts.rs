@@ -6,9 +6,12 @@
 //!   postgres, X11) can be reached: Landlock does not govern `connect`. The paths the
 //!   sandbox grants (the workspace, the private home, extra grants) that lie below one of
 //!   them are mounted back at their own place.
-//! - The workspace's `.git` directory is mounted read-only (recursively) unless the policy
-//!   says otherwise: Landlock cannot take a subtree back from a granted parent, and a
-//!   writable `.git/hooks` is code that runs unconfined at the user's next `git commit`.
+//! - The workspace's git directories (its `.git`, every nested `.git` directory and every
+//!   directory git would take for one, found when the sandbox is made) are mounted read-only
+//!   (recursively) unless the policy says otherwise: Landlock cannot take a subtree back
+//!   from a granted parent, and a writable `.git/hooks` or `.git/config` is code that runs
+//!   unconfined at the user's next git command. Git metadata that appears later is stripped
+//!   after each call by the tool fabric's git guard (`praxis_tools::gitguard`).
 //!
 //! Applied right after the user namespace (whose capabilities the mounts need) and before
 //! Landlock and seccomp (which forbid mounting). Everything is prepared here; applying
@@ -26,6 +29,12 @@ const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 /// The most paths put back below private directories (a fixed array in the child).
 const MAX_KEPT: usize = 32;
+/// The most git directories mounted read-only (the git guard sweeps the rest).
+const MAX_GIT_DIRS: usize = 64;
+/// Directory entries looked at, at most, while looking for git directories.
+const MAX_GIT_SCAN: usize = 200_000;
+/// Directories deeper than this are not looked into for git directories.
+const MAX_GIT_DEPTH: usize = 128;
 
 /// The directories a command gets empty, private copies of when the network is denied.
 const PRIVATE_DIRS: [&str; 4] = ["/tmp", "/run", "/var/run", "/dev/shm"];
@@ -56,6 +65,7 @@ pub(crate) struct MountPlan {
     /// For the report.
     private_names: Vec<String>,
     read_only_names: Vec<String>,
+    read_only_paths: Vec<PathBuf>,
 }
 
 fn c_path(path: &Path) -> Option<CString> {
@@ -119,7 +129,13 @@ impl MountPlan {
             read_only: read_only.iter().filter_map(|p| c_path(p)).collect(),
             private_names: private.iter().map(|p| p.display().to_string()).collect(),
             read_only_names: read_only.iter().map(|p| p.display().to_string()).collect(),
+            read_only_paths: read_only.into_iter().cloned().collect(),
         }
+    }
+
+    /// The directories this plan mounts read-only.
+    pub(crate) fn read_only_paths(&self) -> &[PathBuf] {
+        &self.read_only_paths
     }
 
     /// What the plan does, for the sandbox report.
@@ -137,7 +153,7 @@ impl MountPlan {
             ));
         }
         if self.read_only_names.is_empty() {
-            parts.push("no read-only .git".into());
+            parts.push("no read-only git directory".into());
         } else {
             parts.push(format!("read-only {}", self.read_only_names.join(", ")));
         }
@@ -253,6 +269,49 @@ impl MountPlan {
         }
         Ok(())
     }
+}
+
+/// The git directories of `workspace` (canonical): a `.git` directory, or a directory git
+/// would take for a git directory (`HEAD` plus `commondir`, or `objects` and `refs`), not
+/// looked into further (a read-only mount covers what is below). Links are not followed; at
+/// most [`MAX_GIT_DIRS`], within [`MAX_GIT_SCAN`] entries and [`MAX_GIT_DEPTH`] levels.
+pub(crate) fn git_dirs(workspace: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut budget = MAX_GIT_SCAN;
+    let mut stack = vec![(workspace.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut names = Vec::new();
+        let mut subdirs = Vec::new();
+        for entry in entries.flatten() {
+            budget = budget.saturating_sub(1);
+            if budget == 0 {
+                return found;
+            }
+            let name = entry.file_name();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                subdirs.push(name.clone());
+            }
+            names.push(name);
+        }
+        let has = |n: &str| names.iter().any(|x| x == n);
+        let git_shaped = has("HEAD") && (has("commondir") || (has("objects") && has("refs")));
+        // The workspace itself is never made read-only (a bare repository as a workspace).
+        if dir != workspace && (git_shaped || dir.file_name().is_some_and(|n| n == ".git")) {
+            found.push(dir);
+            if found.len() >= MAX_GIT_DIRS {
+                return found;
+            }
+            continue;
+        }
+        if depth < MAX_GIT_DEPTH {
+            stack.extend(subdirs.into_iter().map(|n| (dir.join(n), depth + 1)));
+        }
+    }
+    found.sort();
+    found
 }
 
 /// A detached, recursive copy of the mount tree at `path`.

@@ -93,6 +93,14 @@ impl Spawner {
     /// Forks the spawner (from a keeper thread that lives as long as this `Spawner`: the
     /// commands' parent-death signal is tied to it) and waits until it is confined.
     pub(crate) fn start(plan: Arc<ChildPlan>) -> io::Result<Spawner> {
+        // Debug builds only: a host where no spawner can start, for the tests of what is
+        // said and done then (`praxis doctor`, the worker's confinement).
+        #[cfg(debug_assertions)]
+        if std::env::var_os("PRAXIS_NO_SPAWNER_FOR_TESTS").is_some_and(|v| v == "1") {
+            return Err(io::Error::other(
+                "PRAXIS_NO_SPAWNER_FOR_TESTS=1 (a debug-build test switch)",
+            ));
+        }
         let (ours, theirs) = socket_pair()?;
         let dev_null = launch::dev_null()?;
         let memory = SpawnerMemory {

@@ -3,6 +3,7 @@
 //! policy (the kernel does, before anything here runs).
 
 pub mod fabric;
+pub mod gitguard;
 pub mod manifest;
 pub mod process;
 pub mod registry;

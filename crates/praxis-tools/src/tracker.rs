@@ -16,6 +16,7 @@
 //! writ's `bytes_written` budget either way.
 
 use crate::Workspace;
+use crate::gitguard::{self, GitGuardSettings, GitGuardState};
 use praxis_core::record::{Manifest, ManifestFile};
 use praxis_core::{FileChange, blob_id};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,9 @@ pub struct CaptureLimits {
     /// `max_run_blob_bytes` to what is left of it when the run starts.
     #[serde(default = "default_data_dir_blob_bytes")]
     pub max_data_dir_blob_bytes: u64,
+    /// What is done about git metadata calls plant ([`crate::gitguard`]).
+    #[serde(default)]
+    pub git: GitGuardSettings,
 }
 
 fn default_run_blob_bytes() -> u64 {
@@ -69,6 +73,7 @@ impl Default for CaptureLimits {
             max_files: 20_000,
             max_run_blob_bytes: default_run_blob_bytes(),
             max_data_dir_blob_bytes: default_data_dir_blob_bytes(),
+            git: GitGuardSettings::default(),
         }
     }
 }
@@ -133,6 +138,9 @@ pub struct TrackerState {
     /// stat: they were there already, and count as changed only if their stat changes.
     #[serde(default)]
     pub recent_ignored: BTreeMap<String, FileState>,
+    /// The git contexts known after the last scan.
+    #[serde(default)]
+    pub git: GitGuardState,
 }
 
 impl TrackerState {
@@ -148,6 +156,7 @@ impl TrackerState {
         self.blob_bytes = refreshed.blob_bytes;
         self.scanned_at_ns = refreshed.scanned_at_ns;
         self.recent_ignored = refreshed.recent_ignored.clone();
+        self.git = refreshed.git.clone();
     }
 }
 
@@ -158,6 +167,8 @@ pub struct RefreshedState {
     pub blob_bytes: u64,
     pub scanned_at_ns: i64,
     pub recent_ignored: BTreeMap<String, FileState>,
+    #[serde(default)]
+    pub git: GitGuardState,
 }
 
 /// What one refresh found: the content changes, the blobs not handed out before, and the
@@ -168,6 +179,8 @@ pub struct Refreshed {
     pub blobs: Vec<Vec<u8>>,
     pub delta: Vec<(String, Option<FileState>)>,
     pub state: RefreshedState,
+    /// Git metadata removed before the scan ([`crate::gitguard::sweep`]).
+    pub git_removed: Vec<String>,
 }
 
 pub struct WorkspaceTracker {
@@ -184,6 +197,8 @@ pub struct WorkspaceTracker {
     scanned_at_ns: i64,
     /// See [`TrackerState::recent_ignored`].
     recent_ignored: BTreeMap<String, FileState>,
+    /// See [`TrackerState::git`].
+    git: GitGuardState,
 }
 
 /// The ctime clock is coarse: a change made just after a scan started may carry a slightly
@@ -219,7 +234,10 @@ impl WorkspaceTracker {
     /// `{ "rel/path": {"blob": ID, "size": N} | {"size": N, "skipped": WHY}, ... }` and the
     /// distinct blobs.
     pub fn capture(ws: &Workspace, limits: CaptureLimits) -> (Self, Manifest, Vec<Vec<u8>>) {
+        // The git contexts there now are the user's: learnt, not swept.
+        let (git, _) = gitguard::sweep(ws, &limits.git, None);
         let mut tracker = WorkspaceTracker {
+            git,
             ws: ws.clone(),
             limits,
             files: BTreeMap::new(),
@@ -287,6 +305,7 @@ impl WorkspaceTracker {
             blob_bytes: self.blob_bytes,
             scanned_at_ns: self.scanned_at_ns,
             recent_ignored: self.recent_ignored.clone(),
+            git: self.git.clone(),
         }
     }
 
@@ -321,6 +340,7 @@ impl WorkspaceTracker {
             blob_bytes: state.blob_bytes,
             scanned_at_ns: state.scanned_at_ns,
             recent_ignored: state.recent_ignored,
+            git: state.git,
         }
     }
 
@@ -334,6 +354,9 @@ impl WorkspaceTracker {
 
     /// [`WorkspaceTracker::refresh`], with the changes of the tracker's own state.
     pub fn refresh_tracked(&mut self, hint_paths: &[String]) -> Refreshed {
+        // First: what the guard removes never joins the tracked world.
+        let (git, git_removed) = gitguard::sweep(&self.ws, &self.limits.git, Some(&self.git));
+        self.git = git;
         let walked: HashSet<String> = self.walk().into_iter().collect();
         let mut candidates: BTreeSet<String> = walked.iter().cloned().collect();
         for hint in hint_paths {
@@ -421,7 +444,9 @@ impl WorkspaceTracker {
                 blob_bytes: self.blob_bytes,
                 scanned_at_ns: self.scanned_at_ns,
                 recent_ignored: self.recent_ignored.clone(),
+                git: self.git.clone(),
             },
+            git_removed,
         }
     }
 

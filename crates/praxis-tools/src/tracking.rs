@@ -9,6 +9,37 @@ use crate::{ExecContext, Fabric};
 use praxis_core::FileChange;
 use std::sync::{Arc, Mutex};
 
+/// What one call changed in the workspace.
+#[derive(Debug, Default)]
+pub struct CallChanges {
+    /// Sorted by path.
+    pub files_changed: Vec<FileChange>,
+    /// The new contents not handed out before.
+    pub blobs: Vec<Vec<u8>>,
+    /// Git metadata the call planted, removed ([`crate::gitguard`]).
+    pub git_removed: Vec<String>,
+}
+
+/// The directories of `ctx`'s workspace its sandbox mounts read-only for commands (the git
+/// directories there when it was made), workspace-relative: the git guard leaves them be.
+pub fn git_protected(ctx: &ExecContext) -> Vec<String> {
+    let Some(sandbox) = &ctx.sandbox else {
+        return Vec::new();
+    };
+    let root = ctx
+        .workspace
+        .root()
+        .canonicalize()
+        .unwrap_or_else(|_| ctx.workspace.root().to_path_buf());
+    sandbox
+        .read_only_dirs()
+        .iter()
+        .filter_map(|dir| dir.strip_prefix(&root).ok())
+        .map(|rel| rel.to_string_lossy().into_owned())
+        .filter(|rel| !rel.is_empty())
+        .collect()
+}
+
 /// Where a run's tracker lives.
 pub enum Tracking {
     Local(Arc<Mutex<WorkspaceTracker>>),
@@ -24,10 +55,13 @@ impl Tracking {
     ) -> Result<(Tracking, praxis_core::record::Manifest, Vec<Vec<u8>>), String> {
         match &ctx.fabric {
             Fabric::Worker(worker) => {
+                // The worker fills in `git.protected` from its own sandbox.
                 let (manifest, blobs) = worker.capture(limits).await?;
                 Ok((Tracking::Worker(worker.clone()), manifest, blobs))
             }
             Fabric::InProcess { .. } => {
+                let mut limits = limits;
+                limits.git.protected = git_protected(ctx);
                 let workspace = ctx.workspace.clone();
                 let (tracker, manifest, blobs) = tokio::task::spawn_blocking(move || {
                     WorkspaceTracker::capture(&workspace, limits)
@@ -44,18 +78,20 @@ impl Tracking {
     }
 
     /// The files changed since the last capture or refresh, sorted by path, with the blobs
-    /// not handed out before ([`WorkspaceTracker::refresh`]).
-    pub async fn refresh(
-        &self,
-        hints: Vec<String>,
-    ) -> Result<(Vec<FileChange>, Vec<Vec<u8>>), String> {
+    /// not handed out before, and the git metadata removed ([`WorkspaceTracker::refresh_tracked`]).
+    pub async fn refresh(&self, hints: Vec<String>) -> Result<CallChanges, String> {
         match self {
             Tracking::Worker(worker) => worker.refresh(hints).await,
             Tracking::Local(tracker) => {
                 let tracker = tracker.clone();
                 tokio::task::spawn_blocking(move || {
                     let mut tracker = tracker.lock().map_err(|_| "the tracker is poisoned")?;
-                    Ok(tracker.refresh(&hints))
+                    let refreshed = tracker.refresh_tracked(&hints);
+                    Ok(CallChanges {
+                        files_changed: refreshed.changes,
+                        blobs: refreshed.blobs,
+                        git_removed: refreshed.git_removed,
+                    })
                 })
                 .await
                 .map_err(|e| e.to_string())?

@@ -180,7 +180,7 @@ pub struct WsFile {
 }
 
 impl Workspace {
-    fn root_fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn root_fd(&self) -> BorrowedFd<'_> {
         self.root_dir.as_fd()
     }
 

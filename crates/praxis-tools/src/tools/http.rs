@@ -355,5 +355,6 @@ async fn render(
         duration_ms: 0,
         files_changed: Vec::new(),
         child_spent: None,
+        git_removed: Vec::new(),
     }
 }

@@ -117,6 +117,7 @@ pub(crate) fn observe(outcome: &ProcessOutcome, cap: usize, timeout: Duration) -
         duration_ms,
         files_changed: Vec::new(),
         child_spent: None,
+        git_removed: Vec::new(),
     }
 }
 

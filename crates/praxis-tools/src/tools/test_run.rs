@@ -502,6 +502,7 @@ impl Tool for TestRunTool {
                 duration_ms,
                 files_changed: Vec::new(),
                 child_spent: None,
+                git_removed: Vec::new(),
             }
         })
     }

@@ -6,7 +6,8 @@ use crate::ToolLimits;
 use crate::fabric::WorkerCommand;
 use crate::manifest::ToolManifest;
 use crate::tracker::{CaptureLimits, TrackerState};
-use praxis_core::{FileChange, Observation};
+use crate::tracking::CallChanges;
+use praxis_core::Observation;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io;
@@ -56,12 +57,14 @@ impl PendingCalls {
                 changes,
                 delta,
                 state,
+                git_removed,
             } => (
                 id,
                 Answer::Refreshed {
                     changes,
                     delta,
                     state,
+                    git_removed,
                     blobs: self.blobs.remove(&id).unwrap_or_default(),
                 },
             ),
@@ -393,10 +396,7 @@ impl WorkerClient {
 
     /// What changed since the last capture or refresh ([`WorkspaceTracker::refresh`]), read
     /// in the worker.
-    pub async fn refresh(
-        &self,
-        hints: Vec<String>,
-    ) -> Result<(Vec<FileChange>, Vec<Vec<u8>>), String> {
+    pub async fn refresh(&self, hints: Vec<String>) -> Result<CallChanges, String> {
         match self
             .request(move |id| ToWorker::Refresh { id, hints })
             .await
@@ -407,13 +407,18 @@ impl WorkerClient {
                 delta,
                 state: refreshed,
                 blobs,
+                git_removed,
             } => {
                 if let Ok(mut tracking) = self.tracking.lock()
                     && let Some((_, state)) = tracking.as_mut()
                 {
                     state.apply(delta, &refreshed);
                 }
-                Ok((changes, blobs))
+                Ok(CallChanges {
+                    files_changed: changes,
+                    blobs,
+                    git_removed,
+                })
             }
             Answer::TrackFailed(why) => Err(why),
             other => Err(format!("unexpected answer to refresh: {other:?}")),

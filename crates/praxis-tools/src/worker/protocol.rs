@@ -85,6 +85,8 @@ pub enum FromWorker {
         changes: Vec<FileChange>,
         delta: Vec<(String, Option<FileState>)>,
         state: RefreshedState,
+        #[serde(default)]
+        git_removed: Vec<String>,
     },
     /// A `capture` or `refresh` that could not be done.
     TrackFailed {
@@ -107,6 +109,7 @@ pub(crate) enum Answer {
         delta: Vec<(String, Option<FileState>)>,
         state: RefreshedState,
         blobs: Vec<Vec<u8>>,
+        git_removed: Vec<String>,
     },
     TrackFailed(String),
 }

@@ -3,6 +3,7 @@
 use super::protocol::{FromWorker, ToWorker, read_frame, write_frame};
 use crate::fabric::{self, Fabric};
 use crate::tracker::{CaptureLimits, WorkspaceTracker};
+use crate::tracking::git_protected;
 use crate::{ExecContext, Placement, Registry, Workspace};
 use praxis_core::Observation;
 use serde_json::Value;
@@ -152,7 +153,8 @@ where
                     handle.abort();
                 }
             }
-            ToWorker::Capture { id, limits } => {
+            ToWorker::Capture { id, mut limits } => {
+                limits.git.protected = git_protected(&ctx);
                 let task = tokio::spawn(capture(
                     id,
                     workspace.clone(),
@@ -166,7 +168,8 @@ where
                 let task = tokio::spawn(refresh(id, hints, tracker.clone(), tx.clone()));
                 calls.insert(id, task.abort_handle());
             }
-            ToWorker::Restore { limits, state } => {
+            ToWorker::Restore { mut limits, state } => {
+                limits.git.protected = git_protected(&ctx);
                 if let Ok(mut slot) = tracker.lock() {
                     *slot = Some(WorkspaceTracker::restore(&workspace, limits, state));
                 }
@@ -250,6 +253,7 @@ async fn refresh(
                 changes: refreshed.changes,
                 delta: refreshed.delta,
                 state: refreshed.state,
+                git_removed: refreshed.git_removed,
             }
         }
         Ok(Err(why)) => FromWorker::TrackFailed {
