@@ -39,6 +39,7 @@ mod agent;
 mod callbacks;
 pub mod cmd;
 pub mod fanout;
+pub mod ports;
 
 pub use agent::{Agent, AgentBuilder, AgentError, RunControl, RunResult, Step, toml_value};
 pub use callbacks::Callbacks;
@@ -47,3 +48,4 @@ pub use praxis_core::{
     Message, PromptData, Protocol, Role, RunStatus, StopReason, Usage, build_system_prompt,
 };
 pub use praxis_runtime::Cancel;
+pub use praxis_runtime::critic::{Judgement, KeyResult, KeyResultVerdict};
