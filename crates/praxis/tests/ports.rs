@@ -32,7 +32,10 @@ async fn the_ledger_audit_verifies_and_keeps_every_run_and_a_failing_audit_fails
     let dir = workspace();
     let audit = Arc::new(LedgerAudit::default());
     let agent = mock(dir.path()).audit(audit.clone()).build().unwrap();
-    let a = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let a = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     let b = agent.run(&[], "Again", Default::default()).await.unwrap();
     let mut ids = vec![a.run_id.clone(), b.run_id.clone()];
     ids.sort();
@@ -54,7 +57,10 @@ async fn the_ledger_audit_verifies_and_keeps_every_run_and_a_failing_audit_fails
         }
     }
     let agent = mock(dir.path()).audit(Arc::new(Refuse)).build().unwrap();
-    let err = agent.run(&[], "Summarize", Default::default()).await.unwrap_err();
+    let err = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AgentError::Audit(_)), "{err}");
 }
 
@@ -64,19 +70,36 @@ async fn the_budget_gates_each_run_and_commits_what_it_spent() {
     // Learn what one run spends (the mock is deterministic).
     let probe = Arc::new(SpendCap::new(u64::MAX, 1));
     let agent = mock(dir.path()).budget(probe.clone()).build().unwrap();
-    let first = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let first = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     let one_run = first.usage.input_tokens + first.usage.output_tokens;
     assert!(one_run > 0);
-    assert_eq!(probe.spent().usage, first.usage, "the actual spend is committed");
+    assert_eq!(
+        probe.spent().usage,
+        first.usage,
+        "the actual spend is committed"
+    );
 
     // A cap that fits exactly one run: the second is refused before it starts.
     let cap = Arc::new(SpendCap::new(one_run, 1));
     let agent = mock(dir.path()).budget(cap.clone()).build().unwrap();
-    agent.run(&[], "Summarize", Default::default()).await.unwrap();
-    let err = agent.run(&[], "Summarize", Default::default()).await.unwrap_err();
+    agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
+    let err = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap_err();
     assert!(matches!(err, AgentError::Budget(_)), "{err}");
     assert!(err.to_string().contains("over the cap"), "{err}");
-    assert_eq!(cap.spent().usage, first.usage, "the refused run spent nothing");
+    assert_eq!(
+        cap.spent().usage,
+        first.usage,
+        "the refused run spent nothing"
+    );
 }
 
 #[test]
@@ -112,7 +135,10 @@ async fn the_usage_sink_gets_one_record_per_model_call() {
     let dir = workspace();
     let log = Arc::new(Log::default());
     let agent = mock(dir.path()).usage_sink(log.clone()).build().unwrap();
-    let result = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let result = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     let records = log.0.lock().unwrap().clone();
     assert_eq!(records.len(), result.steps.len());
     assert!(records.len() >= 2);
@@ -124,8 +150,14 @@ async fn the_usage_sink_gets_one_record_per_model_call() {
 
     let totals = Arc::new(UsageTotals::default());
     let agent = mock(dir.path()).usage_sink(totals.clone()).build().unwrap();
-    let a = agent.run(&[], "Summarize", Default::default()).await.unwrap();
-    let b = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let a = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
+    let b = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     let all = totals.totals();
     assert_eq!(all.len(), 1, "{all:?}");
     let (usage, _) = all.values().next().unwrap();
@@ -145,7 +177,10 @@ async fn the_default_critic_is_the_runtime_critic_and_a_custom_one_gets_the_ledg
         ])
         .build()
         .unwrap();
-    let result = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let result = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     let verdicts = result.judgement.expect("judged").verdicts;
     assert_eq!(verdicts.len(), 2);
     assert!(verdicts[0].met, "{:?}", verdicts[0]);
@@ -171,7 +206,10 @@ async fn the_default_critic_is_the_runtime_critic_and_a_custom_one_gets_the_ledg
         .critic_with(seen.clone(), vec![KeyResult::text("anything")])
         .build()
         .unwrap();
-    let result = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let result = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     let (evidence, n) = seen.0.lock().unwrap().take().expect("reviewed");
     assert_eq!(n, 1);
     let answer = result.text.unwrap();
@@ -187,7 +225,10 @@ async fn a_file_delivery_appends_one_summary_per_run() {
         .delivery(Arc::new(JsonlFile(path.clone())))
         .build()
         .unwrap();
-    let a = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let a = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     let b = agent.run(&[], "Again", Default::default()).await.unwrap();
     assert_eq!(a.delivery_error, None);
     let lines: Vec<RunSummary> = std::fs::read_to_string(&path)
@@ -200,10 +241,15 @@ async fn a_file_delivery_appends_one_summary_per_run() {
 
     // A file that cannot be written is reported, and the result still comes back.
     let agent = mock(dir.path())
-        .delivery(Arc::new(JsonlFile(out.path().join("missing/dir/runs.jsonl"))))
+        .delivery(Arc::new(JsonlFile(
+            out.path().join("missing/dir/runs.jsonl"),
+        )))
         .build()
         .unwrap();
-    let c = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let c = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     assert!(c.delivery_error.unwrap().contains("missing/dir"));
     assert!(c.text.is_some());
 }
@@ -272,7 +318,10 @@ async fn the_webhook_signs_retries_with_backoff_and_is_delivered_on_the_third_at
     let dir = workspace();
     let hook = fast(Webhook::new(&url, "s3cret").unwrap());
     let agent = mock(dir.path()).delivery(Arc::new(hook)).build().unwrap();
-    let result = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let result = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     assert_eq!(result.delivery_error, None);
     let seen = seen.lock().unwrap().clone();
     let attempts: Vec<&str> = seen.iter().map(|(a, _, _)| a.as_str()).collect();
@@ -298,9 +347,15 @@ async fn the_webhook_gives_up_after_its_attempts_and_does_not_retry_a_refusal() 
         .delivery(Arc::new(fast(Webhook::new(&url, "k").unwrap())))
         .build()
         .unwrap();
-    let result = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let result = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     let error = result.delivery_error.unwrap();
-    assert!(error.contains("failed 4 times") && error.contains("503"), "{error}");
+    assert!(
+        error.contains("failed 4 times") && error.contains("503"),
+        "{error}"
+    );
     assert_eq!(seen.lock().unwrap().len(), 4);
 
     // The wrong secret: the receiver answers 401, which is final.
@@ -316,7 +371,10 @@ async fn the_webhook_gives_up_after_its_attempts_and_does_not_retry_a_refusal() 
         .delivery(Arc::new(fast(Webhook::new(&url, "wrong").unwrap())))
         .build()
         .unwrap();
-    let result = agent.run(&[], "Summarize", Default::default()).await.unwrap();
+    let result = agent
+        .run(&[], "Summarize", Default::default())
+        .await
+        .unwrap();
     assert!(result.delivery_error.unwrap().contains("HTTP 401"));
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 1);
@@ -325,14 +383,27 @@ async fn the_webhook_gives_up_after_its_attempts_and_does_not_retry_a_refusal() 
 
 #[test]
 fn webhook_settings_and_signatures_are_checked() {
-    for bad in ["", "not a url", "ftp://host/x", "file:///etc/passwd", "http://"] {
+    for bad in [
+        "",
+        "not a url",
+        "ftp://host/x",
+        "file:///etc/passwd",
+        "http://",
+    ] {
         assert!(Webhook::new(bad, "k").is_err(), "{bad:?}");
     }
-    assert!(Webhook::new("http://127.0.0.1:1/x", "").is_err(), "empty secret");
+    assert!(
+        Webhook::new("http://127.0.0.1:1/x", "").is_err(),
+        "empty secret"
+    );
     let sig = Webhook::signature(b"k", b"body");
     assert!(Webhook::verify(b"k", b"body", &sig));
     assert!(!Webhook::verify(b"k", b"body!", &sig));
     assert!(!Webhook::verify(b"other", b"body", &sig));
-    assert!(!Webhook::verify(b"k", b"body", sig.trim_start_matches("sha256=")));
+    assert!(!Webhook::verify(
+        b"k",
+        b"body",
+        sig.trim_start_matches("sha256=")
+    ));
     assert!(!Webhook::verify(b"k", b"body", "sha256=zz"));
 }
