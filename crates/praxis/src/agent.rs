@@ -4,7 +4,7 @@
 
 use crate::callbacks::{CallbackObserver, Callbacks};
 use crate::ports::{
-    Audit, AuditError, Budget, BudgetDenied, Critic, Delivery, Ports, RunSummary, Spend,
+    Audit, AuditError, Budget, BudgetDenied, Critic, Delivery, Ports, Review, RunSummary, Spend,
     UsageRecord, UsageSink,
 };
 use praxis_core::record::{Execution, ModelResponseRecord, ProposalRecord};
@@ -241,14 +241,20 @@ impl AgentBuilder {
     /// `praxis job` uses) over the agent's provider; the verdicts are in
     /// [`RunResult::judgement`].
     pub fn critic(mut self, key_results: Vec<KeyResult>) -> Self {
-        self.ports.critic = Some((None, key_results));
+        self.ports.critic = Some(Review {
+            critic: None,
+            key_results,
+        });
         self
     }
 
     /// [`AgentBuilder::critic`] with a critic of your own (e.g.
     /// `praxis_runtime::critic::Critic::new(reviewer_provider)`).
     pub fn critic_with(mut self, critic: Arc<dyn Critic>, key_results: Vec<KeyResult>) -> Self {
-        self.ports.critic = Some((Some(critic), key_results));
+        self.ports.critic = Some(Review {
+            critic: Some(critic),
+            key_results,
+        });
         self
     }
 
@@ -524,7 +530,10 @@ impl Agent {
         }
         ports.audit.record(&report.run_id, &entries)?;
         let judgement = match &ports.critic {
-            Some((critic, key_results)) if report.result.status == RunStatus::Completed => {
+            Some(Review {
+                critic,
+                key_results,
+            }) if report.result.status == RunStatus::Completed => {
                 let evidence = Evidence::of_run(&**runtime.ledger(), &report.run_id)
                     .map_err(|e| AgentError::Critic(e.to_string()))?;
                 let judgement = match critic {

@@ -262,13 +262,21 @@ impl UsageSink for UsageTotals {
     }
 }
 
+/// A review after each completed run: the critic (None: the runtime's, over the agent's
+/// provider) and the key results it judges.
+#[derive(Clone)]
+pub(crate) struct Review {
+    pub critic: Option<Arc<dyn Critic>>,
+    pub key_results: Vec<KeyResult>,
+}
+
 /// The ports of an agent (defaults unless the builder set them).
 #[derive(Clone)]
 pub(crate) struct Ports {
     pub audit: Arc<dyn Audit>,
     pub budget: Arc<dyn Budget>,
     /// The critic and the key results it judges (None: no review).
-    pub critic: Option<(Option<Arc<dyn Critic>>, Vec<KeyResult>)>,
+    pub critic: Option<Review>,
     pub delivery: Option<Arc<dyn Delivery>>,
     pub usage: Arc<dyn UsageSink>,
 }
