@@ -9,6 +9,23 @@
 //! | delivery | [`Delivery`] | none; [`Stdout`], [`JsonlFile`], [`Webhook`] (retries, backoff, HMAC-SHA256) | after each run |
 //! | usage sink | [`UsageSink`] | [`UsageTotals`] (per model) | after each run, one record per model call |
 //!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use praxis::ports::{JsonlFile, SpendCap, UsageTotals};
+//! use std::sync::Arc;
+//! let usage = Arc::new(UsageTotals::default());
+//! let agent = praxis::Agent::builder()
+//!     .provider("mock")
+//!     .budget(Arc::new(SpendCap::new(100_000, 10_000)))
+//!     .critic(vec![praxis::KeyResult::text("The README is summarized")])
+//!     .delivery(Arc::new(JsonlFile("runs.jsonl".into())))
+//!     .usage_sink(usage.clone())
+//!     .build()?;
+//! let result = agent.run(&[], "Summarize the README", Default::default()).await?;
+//! println!("{:?} {:?}", result.judgement, usage.totals());
+//! # Ok(()) }
+//! ```
+//!
 //! Not here yet: a checkpointer port. Resuming an interrupted run from its ledger is the
 //! runtime's (`Runtime::resume`, `praxis resume`); the facade does not expose it.
 
