@@ -254,13 +254,17 @@ async fn a_file_delivery_appends_one_summary_per_run() {
     assert!(c.text.is_some());
 }
 
+/// What the receiver saw of each delivery: its attempt header, whether the signature
+/// matched, the body.
+type Seen = Arc<Mutex<Vec<(String, bool, Vec<u8>)>>>;
+
 /// A receiver that checks the signature with its own HMAC and answers 503 to the first
 /// `fail_first` deliveries.
 #[derive(Clone)]
 struct Receiver {
     secret: &'static [u8],
     fail_first: usize,
-    seen: Arc<Mutex<Vec<(String, bool, Vec<u8>)>>>,
+    seen: Seen,
     final_status: StatusCode,
 }
 
