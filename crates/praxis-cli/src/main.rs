@@ -105,7 +105,7 @@ enum Cmd {
     },
     /// Serve the HTTP API (REST under /v1, live SSE feeds) on this data directory.
     #[command(
-        after_help = "Examples:\n  praxis serve\n  praxis serve --bind 0.0.0.0:3001 --max-runs 8 --max-runs-per-tenant 2\n\nEnvironment:\n  PRAXIS_BIND, PRAXIS_MAX_RUNS, PRAXIS_MAX_RUNS_PER_TENANT, PRAXIS_QUEUE\n  PRAXIS_AUTH (on|off|auto: on once a token exists)\n  PRAXIS_ALLOWED_ORIGINS (CORS, comma-separated)\n  PRAXIS_MODE=production (refuses unsafe settings, naming each)\nSIGTERM or ctrl-c: stop accepting, cancel running runs, exit 0."
+        after_help = "Examples:\n  praxis serve\n  praxis serve --bind 0.0.0.0:3001 --max-runs 8 --max-runs-per-tenant 2\n\nEnvironment:\n  PRAXIS_BIND, PRAXIS_MAX_RUNS, PRAXIS_MAX_RUNS_PER_TENANT, PRAXIS_MAX_RUNS_PER_PROVIDER, PRAXIS_QUEUE\n  PRAXIS_AUTH (on|off|auto: on once a token exists)\n  PRAXIS_ALLOWED_ORIGINS (CORS, comma-separated)\n  PRAXIS_MODE=production (refuses unsafe settings, naming each)\nSIGTERM or ctrl-c: stop accepting, cancel running runs, exit 0."
     )]
     Serve(remote::ServeArgs),
     /// Create, list and revoke API tokens (each maps to a tenant).

@@ -15,8 +15,15 @@
 /// is retried (and the body built once) here.
 macro_rules! http_provider {
     ($type:ty, $name:literal) => {
+        http_provider!($type, |_provider| $name);
+    };
+    ($type:ty, $field:ident) => {
+        http_provider!($type, |provider| provider.$field);
+    };
+    ($type:ty, |$this:ident| $name:expr) => {
         impl $crate::Provider for $type {
             fn name(&self) -> &str {
+                let $this = self;
                 $name
             }
 
@@ -60,6 +67,7 @@ mod http;
 mod mock;
 mod ollama;
 mod openai;
+mod presets;
 mod scripted;
 mod settings;
 mod structured;
@@ -69,6 +77,7 @@ pub use failover::{FailoverProvider, failover};
 pub use mock::MockProvider;
 pub use ollama::OllamaProvider;
 pub use openai::OpenAiProvider;
+pub use presets::{PRESETS, Preset, PresetKey, PresetUrl, preset, preset_variables};
 pub use scripted::ScriptedProvider;
 pub use settings::{
     DEFAULT_ANTHROPIC_BASE_URL, DEFAULT_OLLAMA_HOST, DEFAULT_OPENAI_BASE_URL, Protocol,
@@ -140,6 +149,10 @@ pub const KNOWN_PROVIDERS: &[&str] = &[
     "openai:MODEL",
     "anthropic:MODEL",
     "ollama:MODEL",
+    "huggingface:MODEL",
+    "lmstudio:MODEL",
+    "vllm:MODEL",
+    "llamacpp:MODEL",
 ];
 
 /// Which limit a [`ModelError::Timeout`] hit.
@@ -196,6 +209,15 @@ pub enum ModelError {
     ScriptNotUsed { provider: String, path: String },
     #[error("unknown provider `{name}`; known providers: {}", KNOWN_PROVIDERS.join(", "))]
     UnknownProvider { name: String },
+    #[error(
+        "provider `{provider}` needs a base URL: set {variable} to its OpenAI-compatible \
+         endpoint including /v1 (e.g. {example})"
+    )]
+    MissingBaseUrl {
+        provider: &'static str,
+        variable: &'static str,
+        example: &'static str,
+    },
     #[error("provider `{provider}` needs a model: write `{provider}:MODEL`, e.g. `{example}`")]
     MissingModel {
         provider: String,
@@ -359,8 +381,9 @@ pub fn provider_from_name(
 }
 
 /// Builds a provider from a spec: `mock`, `scripted` (needs `script`), `openai:MODEL`,
-/// `anthropic:MODEL` or `ollama:MODEL` (the model is everything after the first colon, so
-/// `ollama:qwen2.5-coder:7b` works). Several specs joined by commas make a failover chain
+/// `anthropic:MODEL`, `ollama:MODEL` or a preset of an OpenAI-compatible server
+/// (`huggingface:MODEL`, `lmstudio:MODEL`, `vllm:MODEL`, `llamacpp:MODEL`, see [`PRESETS`]);
+/// the model is everything after the first colon, so `ollama:qwen2.5-coder:7b` works. Several specs joined by commas make a failover chain
 /// tried in order (see [`failover`]). Missing keys fail here, never at the first call, and
 /// nothing falls back to `mock`.
 pub fn provider_from_spec(
@@ -393,6 +416,13 @@ pub fn provider_from_spec(
         ("anthropic", None) => Err(missing("anthropic:claude-sonnet-4-5")),
         ("ollama", Some(model)) => Ok(Arc::new(OllamaProvider::new(model, settings)?)),
         ("ollama", None) => Err(missing("ollama:qwen2.5-coder:7b")),
+        (kind, Some(model)) if preset(kind).is_some() => {
+            let preset = preset(kind).expect("matched above");
+            Ok(Arc::new(preset.provider(model, settings)?))
+        }
+        (kind, None) if preset(kind).is_some() => {
+            Err(missing(preset(kind).expect("matched above").example))
+        }
         _ => Err(ModelError::UnknownProvider { name: spec.into() }),
     }
 }

@@ -23,6 +23,8 @@ use std::sync::Arc;
 /// A model behind an OpenAI-compatible chat completions endpoint (`openai:MODEL`).
 #[derive(Clone, Debug)]
 pub struct OpenAiProvider {
+    /// `openai`, or the preset's name (`vllm`, `huggingface`, ...).
+    kind: &'static str,
     model: String,
     label: String,
     settings: Arc<ProviderSettings>,
@@ -40,30 +42,55 @@ impl OpenAiProvider {
     pub fn new(model: &str, settings: &ProviderSettings) -> Result<Self, ModelError> {
         let base = settings.openai_base_url.trim().trim_end_matches('/');
         let parsed = parse_url(base, "OPENAI_BASE_URL")?;
-        let url = format!("{base}/chat/completions");
         if settings.openai_api_key.is_none() && !is_loopback(&parsed) {
             return Err(ModelError::MissingKey {
                 provider: "openai".into(),
                 variable: "OPENAI_API_KEY",
-                url,
+                url: format!("{base}/chat/completions"),
             });
         }
+        Self::compatible(
+            "openai",
+            "OPENAI_BASE_URL",
+            base,
+            settings.openai_api_key.clone(),
+            "OPENAI_API_KEY",
+            model,
+            settings,
+        )
+    }
+
+    /// A provider of kind `kind` (its [`crate::Provider::name`], e.g. a preset's name) for
+    /// `model` at `base` (including `/v1`, set by `url_variable`), sending `api_key` as a
+    /// bearer token when there is one (`key_variable` is named when it is refused).
+    pub fn compatible(
+        kind: &'static str,
+        url_variable: &'static str,
+        base: &str,
+        api_key: Option<String>,
+        key_variable: &'static str,
+        model: &str,
+        settings: &ProviderSettings,
+    ) -> Result<Self, ModelError> {
+        let base = base.trim().trim_end_matches('/');
+        let parsed = parse_url(base, url_variable)?;
         let max_tokens_field = if parsed.host_str() == Some("api.openai.com") {
             "max_completion_tokens"
         } else {
             "max_tokens"
         };
         Ok(OpenAiProvider {
+            kind,
             model: model.to_string(),
-            label: format!("openai:{model}"),
+            label: format!("{kind}:{model}"),
             settings: Arc::new(settings.clone()),
             client: client(settings)?,
             endpoint: Endpoint {
-                provider: "openai",
-                url,
-                key_variable: "OPENAI_API_KEY",
+                provider: kind,
+                url: format!("{base}/chat/completions"),
+                key_variable,
             },
-            api_key: settings.openai_api_key.clone(),
+            api_key,
             max_tokens_field,
         })
     }
@@ -167,7 +194,7 @@ impl OpenAiProvider {
     }
 }
 
-http_provider!(OpenAiProvider, "openai");
+http_provider!(OpenAiProvider, kind);
 
 fn wire_message(m: &Message) -> Value {
     match m.role {

@@ -131,6 +131,9 @@ pub struct ProviderSettings {
     pub context_window: Option<u64>,
     /// Anthropic extended thinking `budget_tokens`; thinking is off when unset.
     pub thinking_budget: Option<u32>,
+    /// The presets' variables that are set (base URLs and keys, e.g. `VLLM_BASE_URL`,
+    /// `HF_TOKEN`; see [`crate::PRESETS`]).
+    pub preset_vars: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ProviderSettings {
@@ -152,13 +155,14 @@ impl Default for ProviderSettings {
             max_response_bytes: 4 * 1024 * 1024,
             context_window: None,
             thinking_budget: None,
+            preset_vars: Default::default(),
         }
     }
 }
 
 impl ProviderSettings {
     /// Defaults overridden by OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY,
-    /// ANTHROPIC_BASE_URL and OLLAMA_HOST. Empty variables count as unset.
+    /// ANTHROPIC_BASE_URL, OLLAMA_HOST and the presets' variables. Empty variables count as unset.
     pub fn from_env() -> Self {
         Self::from_vars(|name| std::env::var(name).ok())
     }
@@ -179,6 +183,9 @@ impl ProviderSettings {
             anthropic_base_url: get("ANTHROPIC_BASE_URL")
                 .unwrap_or(defaults.anthropic_base_url.clone()),
             ollama_host: get("OLLAMA_HOST").unwrap_or(defaults.ollama_host.clone()),
+            preset_vars: crate::preset_variables()
+                .filter_map(|name| Some((name.to_string(), get(name)?)))
+                .collect(),
             ..defaults
         }
     }

@@ -42,6 +42,22 @@ fn check(name: &str, result: Result<String, String>) -> Check {
     }
 }
 
+/// The provider specs this build knows, with the presets' servers and which of their
+/// variables are set (never a key).
+pub fn providers_check(settings: &praxis_models::ProviderSettings) -> Check {
+    let mut lines: Vec<String> = praxis_models::KNOWN_PROVIDERS
+        .iter()
+        .filter(|spec| {
+            !praxis_models::PRESETS
+                .iter()
+                .any(|p| spec.starts_with(p.name))
+        })
+        .map(|spec| spec.to_string())
+        .collect();
+    lines.extend(praxis_models::PRESETS.iter().map(|p| p.describe(settings)));
+    check("providers", Ok(lines.join("; ")))
+}
+
 pub fn report(home: &DataHome) -> DoctorReport {
     let mut checks = Vec::new();
     let dir = home.root();
@@ -95,6 +111,7 @@ pub fn report(home: &DataHome) -> DoctorReport {
                     .to_string()
             }),
     ));
+    checks.push(providers_check(&praxis_models::ProviderSettings::from_env()));
     let host = praxis_tools::sandbox::probe();
     checks.push(check(
         "sandbox",
@@ -278,4 +295,30 @@ pub fn sandbox_features() -> Value {
         "run_layers": if available { run_layers() } else { json!([]) },
         "in_use": in_use,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_lists_the_presets_and_their_variables_but_no_key() {
+        let settings = praxis_models::ProviderSettings::from_vars(|k| match k {
+            "HF_TOKEN" => Some("hf_secret".into()),
+            "VLLM_BASE_URL" => Some("http://gpu:8000/v1".into()),
+            _ => None,
+        });
+        let c = providers_check(&settings);
+        for expected in [
+            "openai:MODEL",
+            "ollama:MODEL",
+            "huggingface:MODEL at https://router.huggingface.co/v1, HF_TOKEN set",
+            "lmstudio:MODEL at http://localhost:1234/v1, no key",
+            "vllm:MODEL at VLLM_BASE_URL set",
+            "llamacpp:MODEL at LLAMACPP_BASE_URL unset",
+        ] {
+            assert!(c.detail.contains(expected), "{expected} in {}", c.detail);
+        }
+        assert!(!c.detail.contains("hf_secret"));
+    }
 }

@@ -77,6 +77,8 @@ impl Lane {
             if nobody_waits && state.running < self.limits.global && mine < self.limits.per_key {
                 state.running += 1;
                 *state.running_by_key.entry(key.to_string()).or_default() += 1;
+                // Served without waiting is served: the next turn goes to another key.
+                state.last = Some(key.to_string());
                 None
             } else {
                 let (tx, rx) = oneshot::channel();

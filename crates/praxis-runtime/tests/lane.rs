@@ -124,3 +124,24 @@ async fn a_waiter_that_gives_up_does_not_leak_its_slot() {
     let again = tokio::time::timeout(Duration::from_secs(5), lane.acquire("c")).await;
     assert!(again.is_ok());
 }
+
+/// A key served at once (nobody waiting) has had its turn: when it frees the slot, a
+/// waiting other key goes before its own next job, even if that key sorts first.
+#[tokio::test]
+async fn a_key_served_without_waiting_has_had_its_turn() {
+    let lane = Lane::new(LaneLimits {
+        global: 1,
+        per_key: 1,
+    });
+    let gauge = Arc::new(Mutex::new(Gauge::default()));
+    let first = lane.acquire("a").await;
+    let mut jobs = vec![job(&lane, &gauge, "a", 1)];
+    until_waiting(&lane, 1).await;
+    jobs.push(job(&lane, &gauge, "b", 0));
+    until_waiting(&lane, 2).await;
+    drop(first);
+    for j in jobs {
+        j.await.unwrap();
+    }
+    assert_eq!(gauge.lock().unwrap().order, ["b0", "a1"]);
+}

@@ -133,6 +133,9 @@ pub struct ServerConfig {
     pub max_runs: Option<usize>,
     /// Runs executing at once per tenant (`--max-runs-per-tenant`); None: unbounded.
     pub max_runs_per_tenant: Option<usize>,
+    /// Runs of one provider executing at once (`PRAXIS_MAX_RUNS_PER_PROVIDER`); runs
+    /// waiting for it take turns by tenant. None: unbounded.
+    pub max_runs_per_provider: Option<usize>,
     /// Runs that may wait for a slot (`--queue`); beyond it, creates get 429.
     pub queue_capacity: usize,
     /// `PRAXIS_MODE=production`.
@@ -181,6 +184,7 @@ impl ServerConfig {
             allowed_origins: Vec::new(),
             max_runs: None,
             max_runs_per_tenant: None,
+            max_runs_per_provider: None,
             queue_capacity: 64,
             production: false,
             body_limit: 1024 * 1024,
@@ -221,7 +225,7 @@ impl ServerConfig {
     }
 
     /// Applies the environment: `PRAXIS_AUTH`, `PRAXIS_ALLOWED_ORIGINS`, `PRAXIS_MODE`,
-    /// `PRAXIS_MAX_RUNS`, `PRAXIS_MAX_RUNS_PER_TENANT`, `PRAXIS_QUEUE`,
+    /// `PRAXIS_MAX_RUNS`, `PRAXIS_MAX_RUNS_PER_TENANT`, `PRAXIS_MAX_RUNS_PER_PROVIDER`, `PRAXIS_QUEUE`,
     /// `PRAXIS_HEADER_TIMEOUT`, `PRAXIS_MAX_UNAUTHENTICATED`, `PRAXIS_LEASE_SECONDS`,
     /// `PRAXIS_TRUST_ANCHOR` (presence only). Command-line flags are applied after this.
     pub fn apply_env(&mut self) -> Result<(), String> {
@@ -254,6 +258,10 @@ impl ServerConfig {
         if let Some(v) = var("PRAXIS_MAX_RUNS_PER_TENANT") {
             self.max_runs_per_tenant =
                 Some(count("PRAXIS_MAX_RUNS_PER_TENANT", v)?).filter(|n| *n > 0);
+        }
+        if let Some(v) = var("PRAXIS_MAX_RUNS_PER_PROVIDER") {
+            self.max_runs_per_provider =
+                Some(count("PRAXIS_MAX_RUNS_PER_PROVIDER", v)?).filter(|n| *n > 0);
         }
         if let Some(v) = var("PRAXIS_QUEUE") {
             self.queue_capacity = count("PRAXIS_QUEUE", v)?;

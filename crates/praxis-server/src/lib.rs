@@ -103,6 +103,7 @@ pub async fn serve(
         runs::Limits {
             max_runs: config.max_runs,
             max_runs_per_tenant: config.max_runs_per_tenant,
+            max_runs_per_provider: config.max_runs_per_provider,
             queue_capacity: config.queue_capacity,
             follower_buffer: config.follower_buffer,
         },

@@ -10,6 +10,7 @@ use praxis_core::RunStatus;
 use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Entry, Ledger, LedgerError, SqliteLedger};
+use praxis_runtime::lane::{Lane, LaneLimits};
 use praxis_runtime::{
     BranchFrom, Cancel, LiveEvent, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
 };
@@ -168,6 +169,9 @@ pub(crate) enum Known {
 pub(crate) struct Limits {
     pub max_runs: Option<usize>,
     pub max_runs_per_tenant: Option<usize>,
+    /// Runs of one provider (its spec) executing at once; waiting runs take turns by
+    /// tenant (a lane per provider, keyed by tenant).
+    pub max_runs_per_provider: Option<usize>,
     pub queue_capacity: usize,
     pub follower_buffer: usize,
 }
@@ -184,6 +188,8 @@ pub(crate) struct Manager {
     limits: Limits,
     inner: Mutex<Inner>,
     finished: Notify,
+    /// One lane per provider spec (with `max_runs_per_provider`).
+    provider_lanes: Mutex<HashMap<String, Lane>>,
 }
 
 impl Manager {
@@ -207,7 +213,24 @@ impl Manager {
                 ..Inner::default()
             }),
             finished: Notify::new(),
+            provider_lanes: Mutex::default(),
         })
+    }
+
+    /// The lane bounding runs of `provider`, if providers are bounded.
+    fn provider_lane(&self, provider: &str) -> Option<Lane> {
+        let bound = self.limits.max_runs_per_provider?;
+        let mut lanes = self
+            .provider_lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let lane = lanes.entry(provider.to_string()).or_insert_with(|| {
+            Lane::new(LaneLimits {
+                global: bound,
+                per_key: bound,
+            })
+        });
+        Some(lane.clone())
     }
 
     fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -308,7 +331,23 @@ impl Manager {
         );
         self.metrics.set_active_runs(inner.active.len());
         let manager = self.clone();
+        let provider_lane = self.provider_lane(&options.spec.provider);
+        let cancel = options.cancel.clone();
         tokio::spawn(async move {
+            // The provider's bound: wait for its lane (tenants in turn); a run cancelled
+            // while it waits goes on to record its cancellation.
+            let _provider_slot = match &provider_lane {
+                Some(lane) => {
+                    hub.set("waiting_for_provider", None);
+                    let permit = tokio::select! {
+                        permit = lane.acquire(&tenant) => Some(permit),
+                        _ = cancel.wait() => None,
+                    };
+                    hub.set("starting", None);
+                    permit
+                }
+                None => None,
+            };
             let observer = HubObserver {
                 run_id: run_id.clone(),
                 tenant: tenant.clone(),

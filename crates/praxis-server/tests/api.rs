@@ -1496,3 +1496,94 @@ async fn world_diff_replay_and_branch_over_http() {
     );
     h.stop().await;
 }
+
+/// `PRAXIS_MAX_RUNS_PER_PROVIDER`: runs of one provider wait in its lane, keyed by tenant.
+/// Each run here holds the provider until its write is approved, so the test sees, at
+/// every point, which runs have started: never more than the bound, and the two tenants'
+/// waiting runs take turns although one tenant asked first for all of its runs.
+#[tokio::test]
+async fn runs_of_one_provider_are_bounded_and_tenants_take_turns() {
+    let h = Harness::start(|c| c.max_runs_per_provider = Some(1)).await;
+    let acme = h.tokens().create("acme").unwrap();
+    let globex = h.tokens().create("globex").unwrap();
+    let body = |tenant: &str| {
+        json!({"task": format!("{tenant} task"), "workspace": h.ws.path().to_str().unwrap(),
+               "script": write_script(), "writ": h.writ(&approval_writ_for(tenant))})
+    };
+    let view = |id: String, token: String| {
+        let h = &h;
+        async move {
+            let (status, view) = h.get_as(&format!("/v1/runs/{id}"), Some(&token)).await;
+            assert_eq!(status, StatusCode::OK, "{view}");
+            view
+        }
+    };
+    let mut runs: Vec<(&str, String, String)> = Vec::new();
+    for (tenant, token) in [
+        ("acme", &acme),
+        ("acme", &acme),
+        ("acme", &acme),
+        ("globex", &globex),
+        ("globex", &globex),
+    ] {
+        let (status, created) = h.post_as("/v1/runs", body(tenant), Some(token)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let id = created["id"].as_str().unwrap().to_string();
+        if runs.is_empty() {
+            // The first run holds the provider before the others ask for it.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while view(id.clone(), token.clone()).await["status"] != "awaiting_approval" {
+                assert!(Instant::now() < deadline, "the first run never started");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        runs.push((tenant, token.clone(), id));
+    }
+    let mut order = Vec::new();
+    let mut max_started = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !runs.is_empty() {
+        assert!(Instant::now() < deadline, "runs left: {runs:?}");
+        let mut views = Vec::new();
+        for (_, token, id) in &runs {
+            views.push(view(id.clone(), token.clone()).await);
+        }
+        // Started: it has ledger entries. Waiting: its phase says so.
+        let started: Vec<usize> = (0..runs.len())
+            .filter(|&i| views[i]["last_seq"].as_u64().unwrap_or(0) > 0)
+            .collect();
+        max_started = max_started.max(started.len());
+        let waiting = views
+            .iter()
+            .filter(|v| v["phase"] == "waiting_for_provider")
+            .count();
+        let holder = (0..runs.len()).find(|&i| views[i]["status"] == "awaiting_approval");
+        let Some(i) = holder else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        if waiting + 1 < runs.len() {
+            // A run not yet waiting in the lane; look again.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
+        let (tenant, token, id) = runs.remove(i);
+        order.push(tenant);
+        let (status, answer) = h
+            .post_as(
+                &format!("/v1/approvals/{id}:w1"),
+                json!({"decision": "approve"}),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let finish = Instant::now() + Duration::from_secs(60);
+        while view(id.clone(), token.clone()).await["status"] != "completed" {
+            assert!(Instant::now() < finish, "run {id} did not complete");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(max_started, 1, "one run of the provider at a time");
+    assert_eq!(order, ["acme", "globex", "acme", "globex", "acme"]);
+    h.stop().await;
+}

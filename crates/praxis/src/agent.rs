@@ -3,6 +3,10 @@
 //! sandbox and ledger records as `praxis run`.
 
 use crate::callbacks::{CallbackObserver, Callbacks};
+use crate::ports::{
+    Audit, AuditError, Budget, BudgetDenied, Critic, Delivery, Ports, Review, RunSummary, Spend,
+    UsageRecord, UsageSink,
+};
 use praxis_core::record::{Execution, ModelResponseRecord, ProposalRecord};
 use praxis_core::{
     Conversation, Message, Record, Role, RunStatus, StopReason, SystemPrompt, Usage,
@@ -11,6 +15,7 @@ use praxis_ledger::checkpoint::CheckpointKey;
 use praxis_ledger::{Entry, Ledger, MemoryLedger};
 use praxis_runtime::approval::{Approver, FixedDecision};
 use praxis_runtime::config::Override;
+use praxis_runtime::critic::{Evidence, Judgement, KeyResult};
 use praxis_runtime::home::WorkspaceOrigin;
 use praxis_runtime::run_request::{self, Asked, CognitionRequest, RunRequest, Script};
 use praxis_runtime::{Cancel, DataHome, Runtime, WritGrant};
@@ -38,6 +43,15 @@ pub enum AgentError {
     Ledger(#[from] praxis_ledger::LedgerError),
     #[error(transparent)]
     Runtime(#[from] praxis_runtime::RuntimeError),
+    /// The budget port refused to start the run.
+    #[error(transparent)]
+    Budget(#[from] BudgetDenied),
+    /// The audit port refused the run's record.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    /// The critic could not read the run's evidence from its ledger.
+    #[error("critic: {0}")]
+    Critic(String),
     #[error("workspace `{path}`: {source}")]
     Workspace {
         path: String,
@@ -81,6 +95,11 @@ pub struct RunResult {
     pub new_messages: Vec<Message>,
     /// The run's ledger entries, hash-chained and ending in a signed checkpoint.
     pub entries: Vec<Entry>,
+    /// The critic's verdicts on the key results (see [`AgentBuilder::critic`]); None when
+    /// none were given.
+    pub judgement: Option<Judgement>,
+    /// Why the delivery port failed, if it did (the run's result is here all the same).
+    pub delivery_error: Option<String>,
 }
 
 /// Builds an [`Agent`]; see [`Agent::builder`].
@@ -99,11 +118,13 @@ pub struct AgentBuilder {
     writ: Option<WritGrant>,
     approver: Option<Arc<dyn Approver>>,
     tool_limits: Option<ToolLimits>,
+    ports: Ports,
 }
 
 impl AgentBuilder {
     /// The model: `mock`, `scripted:FILE`, `openai:MODEL`, `anthropic:MODEL`,
-    /// `ollama:MODEL`, a tier name from the configuration, or a comma-separated failover
+    /// `ollama:MODEL`, a preset (`huggingface:MODEL`, `lmstudio:MODEL`, `vllm:MODEL`,
+    /// `llamacpp:MODEL`), a tier name from the configuration, or a comma-separated failover
     /// list. Default: the configuration's (`mock` unless a `praxis.toml` says otherwise).
     pub fn provider(mut self, provider: impl Into<String>) -> Self {
         self.provider = Some(provider.into());
@@ -202,6 +223,53 @@ impl AgentBuilder {
         self
     }
 
+    /// Where each run's ledger entries go after the run (default:
+    /// [`crate::ports::LedgerAudit`], which verifies the chain and keeps them).
+    pub fn audit(mut self, audit: Arc<dyn Audit>) -> Self {
+        self.ports.audit = audit;
+        self
+    }
+
+    /// A spending gate asked before each run and told the actual spend after it (default:
+    /// [`crate::ports::Unlimited`]).
+    pub fn budget(mut self, budget: Arc<dyn Budget>) -> Self {
+        self.ports.budget = budget;
+        self
+    }
+
+    /// Judge each completed run against `key_results` with the runtime's critic (the one
+    /// `praxis job` uses) over the agent's provider; the verdicts are in
+    /// [`RunResult::judgement`].
+    pub fn critic(mut self, key_results: Vec<KeyResult>) -> Self {
+        self.ports.critic = Some(Review {
+            critic: None,
+            key_results,
+        });
+        self
+    }
+
+    /// [`AgentBuilder::critic`] with a critic of your own (e.g.
+    /// `praxis_runtime::critic::Critic::new(reviewer_provider)`).
+    pub fn critic_with(mut self, critic: Arc<dyn Critic>, key_results: Vec<KeyResult>) -> Self {
+        self.ports.critic = Some(Review {
+            critic: Some(critic),
+            key_results,
+        });
+        self
+    }
+
+    /// Where each run's summary is delivered (default: nowhere but the returned result).
+    pub fn delivery(mut self, delivery: Arc<dyn Delivery>) -> Self {
+        self.ports.delivery = Some(delivery);
+        self
+    }
+
+    /// Receives each model call's usage (default: [`crate::ports::UsageTotals`]).
+    pub fn usage_sink(mut self, sink: Arc<dyn UsageSink>) -> Self {
+        self.ports.usage = sink;
+        self
+    }
+
     /// Checks the settings and the provider (a missing API key fails here), and prepares
     /// the writ and checkpoint key.
     pub fn build(self) -> Result<Agent, AgentError> {
@@ -286,6 +354,7 @@ impl AgentBuilder {
                     .approver
                     .unwrap_or_else(|| Arc::new(FixedDecision::never())),
                 tool_limits: self.tool_limits.unwrap_or_default(),
+                ports: self.ports,
             }),
         })
     }
@@ -339,6 +408,7 @@ struct Inner {
     checkpoint_key: Arc<CheckpointKey>,
     approver: Arc<dyn Approver>,
     tool_limits: ToolLimits,
+    ports: Ports,
 }
 
 /// A governed agent. Cheap to clone; runs may go on concurrently.
@@ -434,12 +504,53 @@ impl Agent {
             Some(runtime) => runtime.clone(),
             None => Runtime::new(Arc::new(MemoryLedger::new()), inner.registry.clone()),
         };
+        let provider = options.provider.clone();
+        let ports = &inner.ports;
+        let reservation = ports.budget.reserve(task)?;
         let observer = CallbackObserver::new(callbacks);
-        let report = runtime.run(options, &observer).await?;
-        let entries = runtime.ledger().entries(&report.run_id, 0)?;
+        let report = match runtime.run(options, &observer).await {
+            Ok(report) => report,
+            Err(e) => {
+                ports.budget.commit(reservation, Spend::default());
+                return Err(e.into());
+            }
+        };
+        let entries = runtime.ledger().entries(&report.run_id, 0);
+        let steps = steps(entries.as_deref().unwrap_or_default());
+        ports.budget.commit(reservation, spend(&steps));
+        let entries = entries?;
+        for step in &steps {
+            ports.usage.record(&UsageRecord {
+                run_id: report.run_id.clone(),
+                step: step.reply.step,
+                model: step.reply.model.clone(),
+                usage: step.reply.usage,
+                cost_usd_micros: step.reply.cost_usd_micros,
+            });
+        }
+        ports.audit.record(&report.run_id, &entries)?;
+        let judgement = match &ports.critic {
+            Some(Review {
+                critic,
+                key_results,
+            }) if report.result.status == RunStatus::Completed => {
+                let evidence = Evidence::of_run(&**runtime.ledger(), &report.run_id)
+                    .map_err(|e| AgentError::Critic(e.to_string()))?;
+                let judgement = match critic {
+                    Some(critic) => critic.review(&evidence, key_results).await,
+                    None => {
+                        praxis_runtime::critic::Critic::new(provider)
+                            .judge(&evidence, key_results)
+                            .await
+                    }
+                };
+                Some(judgement)
+            }
+            _ => None,
+        };
         let new_messages = new_messages(&report.conversation, history.len(), task);
-        Ok(RunResult {
-            steps: steps(&entries),
+        let mut result = RunResult {
+            steps,
             run_id: report.run_id,
             text: report.result.final_answer,
             status: report.result.status,
@@ -448,7 +559,18 @@ impl Agent {
             usage: report.result.usage,
             new_messages,
             entries,
-        })
+            judgement,
+            delivery_error: None,
+        };
+        if let Some(delivery) = &ports.delivery {
+            let summary = RunSummary::of(&result);
+            result.delivery_error = delivery
+                .deliver(&summary)
+                .await
+                .err()
+                .map(|e| e.to_string());
+        }
+        Ok(result)
     }
 }
 
@@ -470,6 +592,16 @@ fn new_messages(conversation: &[Message], history: usize, task: &str) -> Vec<Mes
         }
         _ => conversation.iter().skip(1).cloned().collect(),
     }
+}
+
+/// What the steps' model calls spent.
+fn spend(steps: &[Step]) -> Spend {
+    let mut spent = Spend::default();
+    for step in steps {
+        spent.usage.add(step.reply.usage);
+        spent.cost_usd_micros += step.reply.cost_usd_micros.unwrap_or(0);
+    }
+    spent
 }
 
 /// The run's steps, from its typed records.

@@ -10,6 +10,8 @@
 //!   call ([`AgentBuilder::durable`]) keeps it in a data dir instead.
 //! - [`Callbacks`]: streamed text and reasoning, step start and end, usage, tool calls
 //!   and results, the turn's stop reason.
+//! - [`ports`]: audit, budget, critic, delivery and usage sink, each a trait with a
+//!   working default, set on the builder.
 //! - [`build_system_prompt`]: the built-in system prompt, for callers that drive their
 //!   own loop or want to see what the model is told.
 //!
@@ -39,6 +41,7 @@ mod agent;
 mod callbacks;
 pub mod cmd;
 pub mod fanout;
+pub mod ports;
 
 pub use agent::{Agent, AgentBuilder, AgentError, RunControl, RunResult, Step, toml_value};
 pub use callbacks::Callbacks;
@@ -47,3 +50,4 @@ pub use praxis_core::{
     Message, PromptData, Protocol, Role, RunStatus, StopReason, Usage, build_system_prompt,
 };
 pub use praxis_runtime::Cancel;
+pub use praxis_runtime::critic::{Judgement, KeyResult, KeyResultVerdict};

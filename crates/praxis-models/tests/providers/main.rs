@@ -7,6 +7,7 @@ mod anthropic;
 mod failover;
 mod ollama;
 mod openai;
+mod presets;
 mod structured;
 
 use praxis_core::{Effect, Message, ModelRequest, Role, ToolCall, ToolSpec};
