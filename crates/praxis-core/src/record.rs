@@ -225,7 +225,6 @@ impl RunStarted {
     }
 }
 
-
 /// The parent of a sub-run, as its `run_started` host facts name it.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct ParentCall {

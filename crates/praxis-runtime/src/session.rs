@@ -76,10 +76,7 @@ impl Session {
             owed: owed.clone(),
         });
         options.client = Some(client);
-        let run_id = options
-            .run_id
-            .get_or_insert_with(crate::new_run_id)
-            .clone();
+        let run_id = options.run_id.get_or_insert_with(crate::new_run_id).clone();
         let observer = SessionObserver {
             inner: observer,
             owed: owed.clone(),
@@ -242,7 +239,9 @@ impl RunObserver for SessionObserver {
                 ),
                 Ok(Record::RunFinished(f)) => {
                     let why = match f.error {
-                        Some(error) => format!("run {run_id} ended ({}): {error}", f.stop_reason.as_str()),
+                        Some(error) => {
+                            format!("run {run_id} ended ({}): {error}", f.stop_reason.as_str())
+                        }
                         None => format!("run {run_id} ended ({})", f.stop_reason.as_str()),
                     };
                     let mut owed = lock(&self.owed);

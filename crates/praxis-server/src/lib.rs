@@ -22,6 +22,7 @@ pub mod bench;
 mod config;
 mod history;
 mod listen;
+pub mod mcp;
 mod metrics;
 mod runs;
 mod sse;
@@ -73,11 +74,7 @@ pub fn production_problems(config: &ServerConfig) -> Result<Vec<String>, ServerE
         return Ok(Vec::new());
     }
     let tokens = TokenStore::open(&config.home.ledger_path())?;
-    let auth_on = match config.auth {
-        AuthSetting::On => true,
-        AuthSetting::Off => false,
-        AuthSetting::Auto => tokens.any()?,
-    };
+    let auth_on = api::auth_on(config.auth, &tokens)?;
     Ok(config.production_problems(auth_on, &praxis_runtime::doctor::sandbox_features()))
 }
 

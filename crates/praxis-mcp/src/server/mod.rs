@@ -153,9 +153,9 @@ pub fn tool_result(outcome: CallOutcome) -> CallToolResult {
         CallOutcome::Refused { rule, reason } => CallToolResult::error(vec![ContentBlock::text(
             format!("praxis refused the call (rule {rule}): {reason}"),
         )]),
-        CallOutcome::RunEnded { why } => CallToolResult::error(vec![ContentBlock::text(
-            format!("praxis did not make the call: {why}"),
-        )]),
+        CallOutcome::RunEnded { why } => CallToolResult::error(vec![ContentBlock::text(format!(
+            "praxis did not make the call: {why}"
+        ))]),
     }
 }
 
@@ -223,7 +223,9 @@ where
         .map_err(|e| ServeError::Start(e.to_string()))?;
     let ended = running.waiting().await;
     tools.end().await;
-    ended.map(drop).map_err(|e| ServeError::Stopped(e.to_string()))
+    ended
+        .map(drop)
+        .map_err(|e| ServeError::Stopped(e.to_string()))
 }
 
 #[derive(Debug, thiserror::Error)]
