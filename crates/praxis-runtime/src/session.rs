@@ -128,14 +128,17 @@ impl Session {
     }
 
     /// Ends the session: the run completes with [`ENDED`] as its final answer (unless it
-    /// ended before) and its report is returned (None: it was ended before).
+    /// ended before) and its report is returned (None: another caller ended it; it has
+    /// ended by the time this returns either way).
     pub async fn end(&self) -> Option<Result<RunReport, RuntimeError>> {
         self.calls
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        let run = self.run.lock().await.take()?;
-        Some(match run.await {
+        // Held while the run ends: a second caller waits for it, then finds nothing to end.
+        let mut run = self.run.lock().await;
+        let ending = run.take()?;
+        Some(match ending.await {
             Ok(report) => report,
             Err(join) => Err(RuntimeError::Session(join.to_string())),
         })
