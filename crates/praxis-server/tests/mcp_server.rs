@@ -5,8 +5,10 @@
 
 use praxis_core::record::{Record, kinds};
 use praxis_core::{RunSpec, RunStatus};
+use praxis_ledger::approvals::ApprovalStore;
 use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Ledger, SqliteLedger, VerifyReport, verify_entries};
+use praxis_runtime::approval::{Approver, StoreApprover};
 use praxis_runtime::replay::{ReplayReport, replay};
 use praxis_runtime::{DataHome, NoObserver, RunOptions, Runtime, WritGrant};
 use praxis_server::mcp::{PrepareRun, RuntimeHost};
@@ -48,9 +50,20 @@ impl Setup {
 
     /// A host whose sessions act under the development writ without `shell`.
     fn host(&self) -> RuntimeHost {
+        self.host_with(|_| {}, None)
+    }
+
+    /// The same, the writ changed by `edit`, proposals that need approval answered by
+    /// `approver` (default: never).
+    fn host_with(
+        &self,
+        edit: impl FnOnce(&mut WritSpec),
+        approver: Option<Arc<dyn Approver>>,
+    ) -> RuntimeHost {
         let key = IssuerKey::generate();
         let mut spec = WritSpec::development("mcp-test");
         spec.tools.retain(|grant| grant.name != "shell");
+        edit(&mut spec);
         let grant = WritGrant {
             token: praxis_writ::issue(&spec, &key, SystemTime::now()).unwrap(),
             anchor: key.anchor(),
@@ -71,6 +84,9 @@ impl Setup {
             };
             let mut options = RunOptions::new(spec, Arc::new(praxis_models::MockProvider::new()));
             options.writ = Some(grant.clone());
+            if let Some(approver) = &approver {
+                options.approver = approver.clone();
+            }
             Ok(options)
         });
         let runtime = Runtime::new(self.ledger.clone(), self.registry.clone())
@@ -78,9 +94,9 @@ impl Setup {
         RuntimeHost::new(runtime, prepare, Arc::new(NoObserver))
     }
 
-    /// The one run in the ledger, checked: it verifies, replays, names `client` and
-    /// completed.
-    fn the_run(&self, client: &str) -> String {
+    /// The one run in the ledger, checked: it verifies, replays, names `client`,
+    /// completed, and holds `proposals` proposals of which `executions` executed.
+    fn the_run(&self, client: &str, proposals: usize, executions: usize) -> String {
         let runs = self.ledger.runs().unwrap();
         assert_eq!(runs.len(), 1, "one session, one run");
         let run_id = runs[0].run_id.clone();
@@ -114,19 +130,10 @@ impl Setup {
             _ => None,
         });
         assert_eq!(finished.map(|f| f.status), Some(RunStatus::Completed));
-        // Both calls were proposals; only the allowed one executed.
         let kinds_seen: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(
-            kinds_seen.iter().filter(|k| **k == kinds::PROPOSAL).count(),
-            2
-        );
-        assert_eq!(
-            kinds_seen
-                .iter()
-                .filter(|k| **k == kinds::EXECUTION)
-                .count(),
-            1
-        );
+        let count = |kind: &str| kinds_seen.iter().filter(|k| **k == kind).count();
+        assert_eq!(count(kinds::PROPOSAL), proposals);
+        assert_eq!(count(kinds::EXECUTION), executions);
         run_id
     }
 }
@@ -198,7 +205,8 @@ async fn a_session_over_a_pipe_is_one_governed_run() {
     client.cancel().await.unwrap();
     // The server returns once the session's run is recorded as ended.
     server.await.unwrap().unwrap();
-    setup.the_run("pipe-client");
+    // Both calls were proposals; only the allowed one executed.
+    setup.the_run("pipe-client", 2, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -250,6 +258,72 @@ async fn a_session_over_http_needs_a_token_and_is_the_tenants_run() {
     client.cancel().await.unwrap();
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
-    let run_id = setup.the_run("http-client");
+    let run_id = setup.the_run("http-client", 2, 1);
     assert_eq!(tokens.run_tenant(&run_id).unwrap().as_deref(), Some("acme"));
+}
+
+/// Answers the one approval request the session's run files, once it is filed.
+async fn decide(store: &ApprovalStore, approved: bool) {
+    let pending = loop {
+        let pending = store.pending().unwrap();
+        if !pending.is_empty() {
+            break pending;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].tool, "list_files");
+    store
+        .decide(&pending[0].run_id, None, approved, "tester", "checked")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_needs_approval_waits_for_the_decision() {
+    let setup = Setup::new();
+    let store = Arc::new(ApprovalStore::open(&setup.home.path().join("ledger.db")).unwrap());
+    let host = setup.host_with(
+        |spec| spec.approvals.tools = vec!["list_files".into()],
+        Some(Arc::new(StoreApprover::new(store.clone()))),
+    );
+    let host: Arc<dyn praxis_mcp::server::Host> = Arc::new(host);
+    let (client_side, server_side) = tokio::io::duplex(1 << 16);
+    let server = tokio::spawn(praxis_mcp::server::serve(host, server_side));
+    let client = client_config("approval-client")
+        .serve(client_side)
+        .await
+        .unwrap();
+
+    let (approved, ()) = tokio::join!(
+        client.call_tool(call("list_files", json!({"path": "."}))),
+        decide(&store, true)
+    );
+    let approved = approved.unwrap();
+    assert_ne!(approved.is_error, Some(true), "{}", text(&approved));
+    assert!(text(&approved).contains("notes.txt"), "{}", text(&approved));
+
+    let (denied, ()) = tokio::join!(
+        client.call_tool(call("list_files", json!({"path": "."}))),
+        decide(&store, false)
+    );
+    let denied = denied.unwrap();
+    assert_eq!(denied.is_error, Some(true));
+    assert!(text(&denied).contains("rule approval"), "{}", text(&denied));
+    assert!(text(&denied).contains("tester"), "{}", text(&denied));
+
+    // A tool nobody registered is refused by its (missing) contract, not executed.
+    let unknown = client
+        .call_tool(call("no_such_tool", json!({"x": "; rm -rf ~"})))
+        .await
+        .unwrap();
+    assert_eq!(unknown.is_error, Some(true));
+    assert!(
+        text(&unknown).contains("no_such_tool"),
+        "{}",
+        text(&unknown)
+    );
+
+    client.cancel().await.unwrap();
+    server.await.unwrap().unwrap();
+    setup.the_run("approval-client", 3, 1);
 }
