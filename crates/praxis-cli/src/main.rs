@@ -8,6 +8,7 @@ mod history;
 mod job;
 mod launch;
 mod ledger_admin;
+mod mcp_serve;
 mod present;
 mod remote;
 mod shell;
@@ -108,6 +109,10 @@ enum Cmd {
         after_help = "Examples:\n  praxis serve\n  praxis serve --bind 0.0.0.0:3001 --max-runs 8 --max-runs-per-tenant 2\n\nEnvironment:\n  PRAXIS_BIND, PRAXIS_MAX_RUNS, PRAXIS_MAX_RUNS_PER_TENANT, PRAXIS_MAX_RUNS_PER_PROVIDER, PRAXIS_QUEUE\n  PRAXIS_AUTH (on|off|auto: on once a token exists)\n  PRAXIS_ALLOWED_ORIGINS (CORS, comma-separated)\n  PRAXIS_MODE=production (refuses unsafe settings, naming each)\nSIGTERM or ctrl-c: stop accepting, cancel running runs, exit 0."
     )]
     Serve(remote::ServeArgs),
+    /// Praxis and the Model Context Protocol: `praxis mcp serve` offers the governed tools
+    /// to MCP clients.
+    #[command(subcommand)]
+    Mcp(mcp_serve::McpCmd),
     /// Create, list and revoke API tokens (each maps to a tenant).
     #[command(subcommand)]
     Token(remote::TokenCmd),
@@ -486,6 +491,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             praxis_tools::worker::serve_stdio().await?;
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Mcp(command) => mcp_serve::dispatch(&home, command).await,
         Cmd::Run(args) if args.server.is_none() => {
             if let Some(fabric) = args.fabric {
                 praxis_tools::fabric::set_default_fabric(fabric);

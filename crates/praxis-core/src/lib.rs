@@ -7,6 +7,7 @@ pub mod contract;
 pub mod kernel;
 pub mod policy;
 pub mod record;
+pub mod session;
 pub mod types;
 
 pub use authority::{Authority, Authorization, AuthzRequest, Spent};

@@ -10,6 +10,7 @@
 //! Fields whose shape is open (tool arguments, host facts, writ blocks) stay JSON values.
 
 use crate::authority::Spent;
+use crate::session::SessionClient;
 use crate::types::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -212,6 +213,15 @@ impl RunStarted {
             parent: Option<ParentCall>,
         }
         Facts::deserialize(&self.environment).ok()?.parent
+    }
+
+    /// The outside client whose calls drive the run (an MCP session), if any.
+    pub fn client(&self) -> Option<SessionClient> {
+        #[derive(Deserialize)]
+        struct Facts {
+            client: Option<SessionClient>,
+        }
+        Facts::deserialize(&self.environment).ok()?.client
     }
 }
 

@@ -49,6 +49,9 @@ pub enum RuntimeError {
     /// The recorded run cannot be re-driven (missing, unreadable, or refused by the kernel).
     #[error(transparent)]
     Restore(Box<ReplayError>),
+    /// The task driving an outside client's session ([`crate::session`]) failed.
+    #[error("session run failed: {0}")]
+    Session(String),
     #[error("run {run_id} cannot be resumed: {why}")]
     NotResumable { run_id: String, why: String },
     #[error("cannot branch run {run_id} at seq {at}: {why}")]
@@ -108,6 +111,9 @@ pub struct RunOptions {
     pub prices: PriceTable,
     /// Set for a sub-run started by `delegate`: recorded in its `run_started`.
     pub parent: Option<ParentLink>,
+    /// Set for a run an outside client drives call by call (an MCP session): recorded in
+    /// its `run_started` as `environment.client`.
+    pub client: Option<praxis_core::session::SessionClient>,
     pub tool_limits: ToolLimits,
     pub capture: CaptureLimits,
     pub cancel: Cancel,
@@ -129,6 +135,7 @@ impl RunOptions {
             provider,
             writ: None,
             parent: None,
+            client: None,
             approver: Arc::new(FixedDecision::never()),
             prices: PriceTable::default(),
             tool_limits: ToolLimits::default(),
@@ -249,6 +256,9 @@ impl Runtime {
         let mut environment = environment(&drive.ctx);
         if let Some(parent) = &options.parent {
             environment["parent"] = json!(parent);
+        }
+        if let Some(client) = &options.client {
+            environment["client"] = json!(client);
         }
         let start = Event::Start {
             now: now_millis(),

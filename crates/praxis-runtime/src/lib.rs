@@ -20,6 +20,7 @@ mod observer;
 pub mod recorded;
 pub mod replay;
 pub mod run_request;
+pub mod session;
 pub mod status;
 pub mod tool_set;
 pub mod whatif;

@@ -23,6 +23,7 @@ mod cluster;
 mod config;
 mod history;
 mod listen;
+pub mod mcp;
 mod metrics;
 mod runs;
 mod sse;
@@ -72,11 +73,7 @@ pub fn production_problems(config: &ServerConfig) -> Result<Vec<String>, ServerE
         return Ok(Vec::new());
     }
     let tokens = config.home.token_store()?;
-    let auth_on = match config.auth {
-        AuthSetting::On => true,
-        AuthSetting::Off => false,
-        AuthSetting::Auto => tokens.any()?,
-    };
+    let auth_on = api::auth_on(config.auth, &tokens)?;
     Ok(config.production_problems(auth_on, &praxis_runtime::doctor::sandbox_features()))
 }
 

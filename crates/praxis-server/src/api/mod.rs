@@ -17,6 +17,7 @@ use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::runs::Manager;
 use auth::authenticate;
+pub(crate) use auth::{auth_on, tenant_of};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
