@@ -190,6 +190,11 @@ pub struct RunStarted {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<BranchOrigin>,
     pub now: Millis,
+    /// The tools whose contracts come from outside the installation (MCP servers' tools,
+    /// `mcp__{server}__{tool}`), as offered at the start: replay compiles their calls from
+    /// these, without the server. Absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
 }
 
 impl RunStarted {

@@ -123,8 +123,19 @@ pub(crate) fn restore(
         prices,
         branch,
         now,
+        tools,
         ..
     } = started;
+    // Tools known from the record (MCP servers' tools): compiled from their recorded specs,
+    // never asked of their server.
+    let contracts: Arc<dyn Contracts> = if tools.is_empty() {
+        contracts
+    } else {
+        Arc::new(
+            praxis_tools::recorded::WithRecorded::new(contracts, &tools)
+                .map_err(|e| r.malformed(first, "tools", e.to_string()))?,
+        )
+    };
     let (mut kernel, event) = match branch {
         None => {
             let kernel = Kernel::new(spec, contracts).with_prices(prices);

@@ -5,6 +5,7 @@
 pub mod fabric;
 pub mod manifest;
 pub mod process;
+pub mod recorded;
 pub mod registry;
 mod spawn;
 pub mod tools;
@@ -65,6 +66,12 @@ pub trait ToolContract: Send + Sync {
     /// Where calls run when the run has a worker. The safe default: in the worker.
     fn placement(&self) -> Placement {
         Placement::Worker
+    }
+
+    /// Whether the contract comes from outside this installation (an MCP server's tool), so
+    /// its spec is recorded with each run (see [`praxis_core::Contracts::recorded_specs`]).
+    fn recorded(&self) -> bool {
+        false
     }
 }
 

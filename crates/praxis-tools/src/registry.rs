@@ -229,6 +229,14 @@ impl Contracts for Registry {
             resources: entry.tool.resources(arguments),
         })
     }
+
+    fn recorded_specs(&self) -> Vec<ToolSpec> {
+        self.entries
+            .values()
+            .filter(|e| e.tool.recorded())
+            .map(|e| e.spec.clone())
+            .collect()
+    }
 }
 
 /// One validation error as messages that name the field: "`path`: 5 is not of type
