@@ -187,6 +187,12 @@ export interface RunStarted {
   prices?: PriceTable;
   spec: RunSpec;
   /**
+   * The tools whose contracts come from outside the installation (MCP servers' tools,
+   * `mcp__{server}__{tool}`), as offered at the start: replay compiles their calls from
+   * these, without the server. Absent when there are none.
+   */
+  tools?: ToolSpec[];
+  /**
    * What the writ the run acts under says of itself (see [`WritSummary`]), or null.
    */
   writ?: {
@@ -332,6 +338,20 @@ export interface Limits {
    * Model calls at most.
    */
   max_steps: number;
+}
+/**
+ * A tool as the model and the policy see it.
+ */
+export interface ToolSpec {
+  description: string;
+  effect: Effect;
+  name: string;
+  /**
+   * JSON Schema of the arguments object.
+   */
+  parameters: {
+    [k: string]: unknown | undefined;
+  };
 }
 /**
  * `workspace_snapshot`: the start-state manifest.
