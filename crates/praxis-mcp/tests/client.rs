@@ -249,7 +249,10 @@ async fn a_server_that_does_not_start_is_named_with_its_stderr() {
     assert!(!registry.names().iter().any(|n| n.starts_with("mcp__")));
     let failure = &mcp.failures()[0];
     assert_eq!(failure.server, "broken");
-    assert!(failure.stderr_tail.contains("cannot find my config"), "{failure:?}");
+    assert!(
+        failure.stderr_tail.contains("cannot find my config"),
+        "{failure:?}"
+    );
     assert!(failure.to_string().contains("`broken`"), "{failure}");
 }
 
@@ -267,7 +270,10 @@ async fn a_stdio_server_is_never_given_the_data_dir() {
     .unwrap();
     let (_, mcp) = tool_set(home.path()).await;
     let failure = mcp.failures()[0].to_string();
-    assert!(failure.contains("`args[0]` names the data dir"), "{failure}");
+    assert!(
+        failure.contains("`args[0]` names the data dir"),
+        "{failure}"
+    );
 }
 
 #[tokio::test]

@@ -135,7 +135,10 @@ pub fn check(servers: &[McpServerConfig]) -> Result<Vec<McpServer>, McpConfigErr
                     return Err(err("command", "is empty".into()));
                 }
                 if !s.headers.is_empty() {
-                    return Err(err("headers", "only an HTTP server (`url`) takes headers".into()));
+                    return Err(err(
+                        "headers",
+                        "only an HTTP server (`url`) takes headers".into(),
+                    ));
                 }
                 for (key, value) in &s.env {
                     if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
@@ -161,15 +164,22 @@ pub fn check(servers: &[McpServerConfig]) -> Result<Vec<McpServer>, McpConfigErr
                 }
                 if !s.args.is_empty() || !s.env.is_empty() {
                     let field = if s.args.is_empty() { "env" } else { "args" };
-                    return Err(err(field, "only a stdio server (`command`) takes it".into()));
+                    return Err(err(
+                        field,
+                        "only a stdio server (`command`) takes it".into(),
+                    ));
                 }
                 for (header, var) in &s.headers {
                     let token = |t: &str| {
                         !t.is_empty()
-                            && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                            && t.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                     };
                     if !token(header) {
-                        return Err(err(&format!("headers.{header}"), "is not a header name".into()));
+                        return Err(err(
+                            &format!("headers.{header}"),
+                            "is not a header name".into(),
+                        ));
                     }
                     if !token(var) {
                         return Err(err(
@@ -217,7 +227,9 @@ mod tests {
         .unwrap();
         assert_eq!(servers[0].effect, Effect::Exec);
         assert_eq!(servers[0].timeout, Duration::from_secs(60));
-        assert!(matches!(&servers[0].transport, McpTransport::Stdio { command, .. } if command == "node"));
+        assert!(
+            matches!(&servers[0].transport, McpTransport::Stdio { command, .. } if command == "node")
+        );
         assert_eq!(
             servers[1].transport,
             McpTransport::Http {
@@ -234,13 +246,34 @@ mod tests {
             ("name = \"A\"\ncommand = \"x\"", "`mcp_servers[0].name`"),
             ("name = \"a__b\"\ncommand = \"x\"", "`mcp_servers[0].name`"),
             ("name = \"a\"", "`mcp_servers[0].command`"),
-            ("name = \"a\"\ncommand = \"x\"\nurl = \"http://h/mcp\"", "`mcp_servers[0].url`"),
-            ("name = \"a\"\nurl = \"file:///etc/passwd\"", "`mcp_servers[0].url`"),
-            ("name = \"a\"\ncommand = \"x\"\ntimeout_seconds = 0", "`mcp_servers[0].timeout_seconds`"),
-            ("name = \"a\"\ncommand = \"x\"\nheaders = { A = \"B\" }", "`mcp_servers[0].headers`"),
-            ("name = \"a\"\nurl = \"http://h/mcp\"\nheaders = { \"A:b\" = \"B\" }", "`mcp_servers[0].headers.A:b`"),
-            ("name = \"a\"\nurl = \"http://h/mcp\"\nargs = [\"x\"]", "`mcp_servers[0].args`"),
-            ("name = \"a\"\ncommand = \"x\"\nenv = { \"A=B\" = \"1\" }", "`mcp_servers[0].env.A=B`"),
+            (
+                "name = \"a\"\ncommand = \"x\"\nurl = \"http://h/mcp\"",
+                "`mcp_servers[0].url`",
+            ),
+            (
+                "name = \"a\"\nurl = \"file:///etc/passwd\"",
+                "`mcp_servers[0].url`",
+            ),
+            (
+                "name = \"a\"\ncommand = \"x\"\ntimeout_seconds = 0",
+                "`mcp_servers[0].timeout_seconds`",
+            ),
+            (
+                "name = \"a\"\ncommand = \"x\"\nheaders = { A = \"B\" }",
+                "`mcp_servers[0].headers`",
+            ),
+            (
+                "name = \"a\"\nurl = \"http://h/mcp\"\nheaders = { \"A:b\" = \"B\" }",
+                "`mcp_servers[0].headers.A:b`",
+            ),
+            (
+                "name = \"a\"\nurl = \"http://h/mcp\"\nargs = [\"x\"]",
+                "`mcp_servers[0].args`",
+            ),
+            (
+                "name = \"a\"\ncommand = \"x\"\nenv = { \"A=B\" = \"1\" }",
+                "`mcp_servers[0].env.A=B`",
+            ),
         ];
         for (body, field) in cases {
             let error = parse(&format!("[[mcp_servers]]\n{body}\n")).unwrap_err();
@@ -249,7 +282,8 @@ mod tests {
         let twice = parse("[[mcp_servers]]\nname = \"a\"\ncommand = \"x\"\n[[mcp_servers]]\nname = \"a\"\ncommand = \"y\"\n")
             .unwrap_err();
         assert!(twice.starts_with("`mcp_servers[1].name`"), "{twice}");
-        let unknown = parse("[[mcp_servers]]\nname = \"a\"\ncommand = \"x\"\ncwd = \"/\"\n").unwrap_err();
+        let unknown =
+            parse("[[mcp_servers]]\nname = \"a\"\ncommand = \"x\"\ncwd = \"/\"\n").unwrap_err();
         assert!(unknown.contains("cwd"), "{unknown}");
     }
 }

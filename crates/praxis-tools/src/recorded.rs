@@ -108,8 +108,8 @@ mod tests {
             parameters: json!({"type": "object", "required": ["message"],
                 "properties": {"message": {"type": "string"}}}),
         };
-        let c = WithRecorded::new(Arc::new(Registry::builtin()), std::slice::from_ref(&spec))
-            .unwrap();
+        let c =
+            WithRecorded::new(Arc::new(Registry::builtin()), std::slice::from_ref(&spec)).unwrap();
         assert_eq!(
             c.compile("mcp__srv__echo", &json!({"message": "hi"}))
                 .unwrap()
@@ -117,7 +117,12 @@ mod tests {
             Effect::Exec
         );
         let error = c.compile("mcp__srv__echo", &json!({})).unwrap_err();
-        assert!(error.to_string().contains("missing required field `message`"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("missing required field `message`"),
+            "{error}"
+        );
         assert!(c.compile("fs_read", &json!({"path": "a"})).is_ok());
         match c.compile("nope", &json!({})).unwrap_err() {
             CompileError::UnknownTool { available, .. } => {

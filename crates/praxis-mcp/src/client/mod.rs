@@ -89,7 +89,8 @@ impl McpTools {
     pub fn register(&mut self, registry: &mut Registry) {
         for served in &self.tools {
             if let Err(e) = registry.register(served.tool.clone()) {
-                self.skipped.push(format!("MCP server `{}`: {e}", served.server));
+                self.skipped
+                    .push(format!("MCP server `{}`: {e}", served.server));
             }
         }
     }
@@ -158,4 +159,35 @@ pub async fn tool_set(
 /// [`tool_set`] with this process's environment.
 pub async fn tool_set_from_env(home: &DataHome) -> Result<(Registry, McpTools), ToolSetError> {
     tool_set(home, &|k| std::env::var(k).ok()).await
+}
+
+/// One `praxis doctor` check per configured server: its tool count, or why it did not
+/// start (with its stderr tail).
+pub fn doctor_checks(mcp: &McpTools) -> Vec<praxis_runtime::doctor::Check> {
+    mcp.sessions
+        .iter()
+        .map(|session| {
+            let name = format!("mcp server {}", session.name());
+            match mcp.failures.iter().find(|f| f.server == session.name()) {
+                Some(failure) => praxis_runtime::doctor::Check {
+                    name,
+                    ok: false,
+                    detail: failure.to_string(),
+                },
+                None => {
+                    let tools: Vec<&str> = mcp
+                        .tools
+                        .iter()
+                        .filter(|t| t.server == session.name())
+                        .map(|t| t.tool.spec.name.as_str())
+                        .collect();
+                    praxis_runtime::doctor::Check {
+                        name,
+                        ok: true,
+                        detail: format!("{} tools: {}", tools.len(), tools.join(", ")),
+                    }
+                }
+            }
+        })
+        .collect()
 }

@@ -34,7 +34,12 @@ pub struct McpOutput {
 /// Decoded size of base64 text (without decoding it).
 fn base64_size(data: &str) -> u64 {
     let len = data.trim_end().len() as u64;
-    let padding = data.trim_end().bytes().rev().take_while(|b| *b == b'=').count() as u64;
+    let padding = data
+        .trim_end()
+        .bytes()
+        .rev()
+        .take_while(|b| *b == b'=')
+        .count() as u64;
     (len / 4 * 3).saturating_sub(padding.min(2))
 }
 
@@ -63,13 +68,17 @@ impl McpOutput {
                     ResourceContents::BlobResourceContents { uri, .. } => {
                         Part::Resource { uri, text: None }
                     }
-                    other => Part::Text(format!("[a resource of a kind Praxis does not know: {other:?}]")),
+                    other => Part::Text(format!(
+                        "[a resource of a kind Praxis does not know: {other:?}]"
+                    )),
                 },
                 ContentBlock::ResourceLink(link) => Part::Resource {
                     uri: link.uri.clone(),
                     text: None,
                 },
-                other => Part::Text(format!("[content of a kind Praxis does not know: {other:?}]")),
+                other => Part::Text(format!(
+                    "[content of a kind Praxis does not know: {other:?}]"
+                )),
             })
             .collect();
         McpOutput {

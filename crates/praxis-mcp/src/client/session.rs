@@ -188,9 +188,7 @@ impl Session {
                 path.is_absolute()
                     && (path.starts_with(&data_dir)
                         || path.starts_with(&self.data_dir)
-                        || path
-                            .canonicalize()
-                            .is_ok_and(|p| p.starts_with(&data_dir)))
+                        || path.canonicalize().is_ok_and(|p| p.starts_with(&data_dir)))
             })
         };
         let fields = std::iter::once(("command".to_string(), command))

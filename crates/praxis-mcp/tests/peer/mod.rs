@@ -52,7 +52,11 @@ impl ServerHandler for Peer {
             Tool::new("grow", "Add a tool", schema(json!({"type": "object"}))),
         ];
         if self.grown.load(Ordering::SeqCst) {
-            tools.push(Tool::new("late", "Added later", schema(json!({"type": "object"}))));
+            tools.push(Tool::new(
+                "late",
+                "Added later",
+                schema(json!({"type": "object"})),
+            ));
         }
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -80,7 +84,10 @@ impl ServerHandler for Peer {
                 Ok(CallToolResult::success(vec![ContentBlock::text("grown")]).into())
             }
             "late" => Ok(CallToolResult::success(vec![ContentBlock::text("late answer")]).into()),
-            other => Ok(CallToolResult::error(vec![ContentBlock::text(format!("no tool {other}"))]).into()),
+            other => Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                "no tool {other}"
+            ))])
+            .into()),
         }
     }
 }
