@@ -15,7 +15,7 @@ use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncReadExt;
 
@@ -61,6 +61,8 @@ pub struct Session {
     stderr: Arc<Mutex<Vec<u8>>>,
     list_changed: Arc<AtomicBool>,
     restarts: AtomicU64,
+    /// The process id of a stdio server's current process (0: none).
+    pid: AtomicU32,
 }
 
 impl Session {
@@ -72,6 +74,7 @@ impl Session {
             stderr: Arc::default(),
             list_changed: Arc::default(),
             restarts: AtomicU64::new(0),
+            pid: AtomicU32::new(0),
         }
     }
 
@@ -86,6 +89,11 @@ impl Session {
     /// How many times the server was started again after a failure.
     pub fn restarts(&self) -> u64 {
         self.restarts.load(Ordering::SeqCst)
+    }
+
+    /// The process id of a stdio server's current process.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::SeqCst)).filter(|p| *p != 0)
     }
 
     /// Whether the server said its tool list changed since the last [`Session::list_tools`].
@@ -122,6 +130,8 @@ impl Session {
                     .stderr(std::process::Stdio::piped())
                     .spawn()
                     .map_err(|e| self.error(format!("cannot start `{command}`: {e}")))?;
+                self.pid
+                    .store(transport.id().unwrap_or_default(), Ordering::SeqCst);
                 if let Some(mut stderr) = stderr {
                     let tail = self.stderr.clone();
                     tokio::spawn(async move {
