@@ -55,6 +55,10 @@ export type LedgerRecord =
   | {
       kind: "checkpoint";
       payload: Checkpoint;
+    }
+  | {
+      kind: "tools_changed";
+      payload: ToolsChanged;
     };
 export type CompactionMode = "truncate" | "summarize";
 export type Role = "system" | "user" | "assistant" | "tool";
@@ -543,4 +547,18 @@ export interface Checkpoint {
    * Hex signature.
    */
   signature: string;
+}
+/**
+ * `tools_changed`: the tools from outside the installation changed during the run (an MCP
+ * server said its tool list changed). From the next model call on, the model is offered
+ * `tools` (every such tool now in force, not only the changed server's), and replay
+ * compiles calls with them.
+ */
+export interface ToolsChanged {
+  now: number;
+  /**
+   * What changed, e.g. `mcp server everything`.
+   */
+  source: string;
+  tools: ToolSpec[];
 }

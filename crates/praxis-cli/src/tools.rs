@@ -101,7 +101,7 @@ pub fn catalogue(registry: &Registry, mcp: &praxis_mcp::client::McpTools) -> Vec
         .into_iter()
         .map(|spec: ToolSpec| ToolInfo {
             file: manifests.get(spec.name.as_str()).map(|f| (*f).clone()),
-            server: mcp.server_of(&spec.name).map(str::to_string),
+            server: mcp.server_of(&spec.name),
             source: match (
                 manifests.contains_key(spec.name.as_str()),
                 mcp.server_of(&spec.name),

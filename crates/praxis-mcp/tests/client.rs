@@ -128,7 +128,7 @@ async fn a_call_reaches_the_model_and_the_ledger_and_replays_without_the_server(
     let (home, ws) = (home_with(&url), tempfile::tempdir().unwrap());
     let (registry, mcp) = tool_set(home.path()).await;
     assert!(mcp.failures().is_empty(), "{:?}", mcp.failures());
-    assert_eq!(mcp.server_of("mcp__peer__echo"), Some("peer"));
+    assert_eq!(mcp.server_of("mcp__peer__echo"), Some("peer".to_string()));
     let ran = run(
         Arc::new(registry),
         &["mcp__peer__echo"],
@@ -298,4 +298,46 @@ async fn a_workspace_cannot_declare_servers() {
         warning.contains(&ws.path().join("praxis.toml").display().to_string()),
         "{warning}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_change_is_offered_at_the_next_model_call_recorded_and_replayed() {
+    let url = peer::serve_http().await;
+    let (home, ws) = (home_with(&url), tempfile::tempdir().unwrap());
+    let (registry, _mcp) = tool_set(home.path()).await;
+    assert!(registry.get("mcp__peer__late").is_none());
+    let ran = run(
+        Arc::new(registry),
+        &["mcp__peer__grow", "mcp__peer__late"],
+        &[
+            ("mcp__peer__grow", json!({})),
+            ("mcp__peer__late", json!({})),
+        ],
+        home.path(),
+        ws.path(),
+    )
+    .await;
+    let change = ran
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::ToolsChanged(c) => Some(c),
+            _ => None,
+        })
+        .expect("a tools_changed entry");
+    assert_eq!(change.source, "mcp server peer");
+    assert!(
+        change.tools.iter().any(|t| t.name == "mcp__peer__late"),
+        "{change:?}"
+    );
+    let done = executions(&ran.records);
+    assert_eq!(done.len(), 2, "{:?}", ran.records);
+    assert!(done[1].output.contains("late answer"), "{}", done[1].output);
+    // Replay takes the change from the record: the new tool compiles without the server.
+    match replay(&*ran.ledger, Arc::new(Registry::builtin()), &ran.run_id).unwrap() {
+        ReplayReport::Matched {
+            unfinished: None, ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
 }

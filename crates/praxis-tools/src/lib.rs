@@ -75,6 +75,25 @@ pub trait ToolContract: Send + Sync {
     }
 }
 
+/// Tools from outside the installation whose set can change while a run goes on (an MCP
+/// server's `notifications/tools/list_changed`). The driver compares [`ToolUpdates::generation`]
+/// with the registry's before each model call, and on a difference asks for the tools now
+/// in force and hands the kernel a registry with them.
+pub trait ToolUpdates: Send + Sync {
+    /// Bumped each time a source says its tools changed.
+    fn generation(&self) -> u64;
+    /// Asks the sources that changed for their tools again: the generation this reflects,
+    /// what changed (for the record), and every outside tool now in force.
+    fn refresh(&self) -> BoxFuture<'_, ToolRefresh>;
+}
+
+/// What [`ToolUpdates::refresh`] found.
+pub struct ToolRefresh {
+    pub generation: u64,
+    pub source: String,
+    pub tools: Vec<std::sync::Arc<dyn ToolContract>>,
+}
+
 /// A tool whose arguments are one struct, parsed once at the door: the blanket
 /// [`ToolContract`] impl generates the spec's schema from `Args` (schemars), deserializes the
 /// JSON arguments into `Args` once, and hands the typed value to [`Tool::touches`] and

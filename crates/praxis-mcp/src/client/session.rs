@@ -40,14 +40,16 @@ fn tail_suffix(tail: &str) -> String {
     }
 }
 
-/// Tells the session a server's tool list changed.
+/// Tells the session a server's tool list changed (and bumps the shared generation).
 struct Handler {
     list_changed: Arc<AtomicBool>,
+    generation: Arc<AtomicU64>,
 }
 
 impl ClientHandler for Handler {
     async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
         self.list_changed.store(true, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -60,19 +62,22 @@ pub struct Session {
     service: tokio::sync::Mutex<Option<Service>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     list_changed: Arc<AtomicBool>,
+    /// Shared by every session of a tool set: bumped on any list change.
+    generation: Arc<AtomicU64>,
     restarts: AtomicU64,
     /// The process id of a stdio server's current process (0: none).
     pid: AtomicU32,
 }
 
 impl Session {
-    pub fn new(config: McpServer, data_dir: &Path) -> Self {
+    pub fn new(config: McpServer, data_dir: &Path, generation: Arc<AtomicU64>) -> Self {
         Session {
             config,
             data_dir: data_dir.to_path_buf(),
             service: tokio::sync::Mutex::new(None),
             stderr: Arc::default(),
             list_changed: Arc::default(),
+            generation,
             restarts: AtomicU64::new(0),
             pid: AtomicU32::new(0),
         }
@@ -114,6 +119,7 @@ impl Session {
     async fn connect(&self) -> Result<Service, ServerError> {
         let handler = Handler {
             list_changed: self.list_changed.clone(),
+            generation: self.generation.clone(),
         };
         let timeout = self.config.timeout;
         let started = match &self.config.transport {
