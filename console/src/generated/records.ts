@@ -55,6 +55,10 @@ export type LedgerRecord =
   | {
       kind: "checkpoint";
       payload: Checkpoint;
+    }
+  | {
+      kind: "tools_changed";
+      payload: ToolsChanged;
     };
 export type CompactionMode = "truncate" | "summarize";
 export type Role = "system" | "user" | "assistant" | "tool";
@@ -170,6 +174,12 @@ export interface RunStarted {
   now: number;
   prices?: PriceTable;
   spec: RunSpec;
+  /**
+   * The tools whose contracts come from outside the installation (MCP servers' tools,
+   * `mcp__{server}__{tool}`), as offered at the start: replay compiles their calls from
+   * these, without the server. Absent when there are none.
+   */
+  tools?: ToolSpec[];
   /**
    * What the writ the run acts under says of itself (see [`WritSummary`]), or null.
    */
@@ -316,6 +326,20 @@ export interface Limits {
    * Model calls at most.
    */
   max_steps: number;
+}
+/**
+ * A tool as the model and the policy see it.
+ */
+export interface ToolSpec {
+  description: string;
+  effect: Effect;
+  name: string;
+  /**
+   * JSON Schema of the arguments object.
+   */
+  parameters: {
+    [k: string]: unknown | undefined;
+  };
 }
 /**
  * `workspace_snapshot`: the start-state manifest.
@@ -528,4 +552,18 @@ export interface Checkpoint {
    * Hex signature.
    */
   signature: string;
+}
+/**
+ * `tools_changed`: the tools from outside the installation changed during the run (an MCP
+ * server said its tool list changed). From the next model call on, the model is offered
+ * `tools` (every such tool now in force, not only the changed server's), and replay
+ * compiles calls with them.
+ */
+export interface ToolsChanged {
+  now: number;
+  /**
+   * What changed, e.g. `mcp server everything`.
+   */
+  source: string;
+  tools: ToolSpec[];
 }

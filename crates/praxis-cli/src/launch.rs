@@ -62,7 +62,7 @@ pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
     let resolved =
         run_request::resolve(home, request, &|k| std::env::var(k).ok()).map_err(flagged)?;
     say(&resolved.warnings, &resolved.notes);
-    let (runtime, _) = local_runtime(home)?;
+    let (runtime, _) = local_runtime(home).await?;
     let mut options = equip(home, resolved.options, args.approve)?;
     options.writ = Some(WritGrant {
         token: writs::for_run(home, args.writ.as_deref())?,
@@ -200,7 +200,7 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
         home,
         cognition_request(args.provider.clone(), None, args.script.clone()),
     )?;
-    let (runtime, ledger) = local_runtime(home)?;
+    let (runtime, ledger) = local_runtime(home).await?;
     let origin = ledger.find_run(&args.run)?;
     let run_id = praxis_runtime::new_run_id();
     let workspace = match &args.workspace {
@@ -267,7 +267,7 @@ pub struct ResumeArgs {
 }
 
 pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
-    let (runtime, ledger) = local_runtime(home)?;
+    let (runtime, ledger) = local_runtime(home).await?;
     let run_id = ledger.find_run(&args.run)?;
     let recorded = recorded_spec(&runtime, &run_id)?;
     // By default the run goes on with the cognition it was started with.
@@ -305,15 +305,17 @@ fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
     Ok(praxis_runtime::recorded::run_started(&**runtime.ledger(), run_id)?.spec)
 }
 
-/// The local runtime, and its ledger (for finding runs by id prefix).
-fn local_runtime(home: &DataHome) -> Result<(Runtime, Arc<SqliteLedger>)> {
+/// The local runtime, and its ledger (for finding runs by id prefix). Its registry has the
+/// tools of the configured MCP servers; a server that did not start is named here, with its
+/// stderr tail, and the run goes on without its tools.
+async fn local_runtime(home: &DataHome) -> Result<(Runtime, Arc<SqliteLedger>)> {
     let ledger = open_ledger(home)?;
+    let (registry, mcp) = praxis_mcp::client::tool_set_from_env(home).await?;
+    for warning in mcp.warnings() {
+        eprintln!("praxis: warning: {warning}");
+    }
     Ok((
-        Runtime::new(
-            ledger.clone(),
-            Arc::new(praxis_runtime::tool_set::registry_from_env(home)?),
-        )
-        .with_home(home.clone()),
+        Runtime::new(ledger.clone(), Arc::new(registry)).with_home(home.clone()),
         ledger,
     ))
 }

@@ -594,9 +594,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             println!("{}", runtime_key(&home)?.public_hex());
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Tools { json } => tools::tools(&home, json),
+        Cmd::Tools { json } => tools::tools(&home, json).await,
         Cmd::Doctor { json } => {
-            let report = doctor::report(&home);
+            let mut report = doctor::report(&home);
+            // The MCP servers of the home configuration: started, named with their stderr
+            // tail when they fail.
+            if let Ok(mcp) = praxis_mcp::client::configured(&home, &|k| std::env::var(k).ok()) {
+                let started = praxis_mcp::client::McpTools::start(&mcp, &home).await;
+                report
+                    .checks
+                    .extend(praxis_mcp::client::doctor_checks(&started));
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -249,6 +249,11 @@ pub fn describe_record(record: &Record, run_id: Option<&str>) -> Option<String> 
                 .unwrap_or_default()
         ),
         Record::Checkpoint(_) => return None,
+        Record::ToolsChanged(t) => format!(
+            "tools changed ({}): {} outside tools now offered",
+            t.source,
+            t.tools.len()
+        ),
     })
 }
 

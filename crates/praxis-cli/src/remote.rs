@@ -657,6 +657,12 @@ pub async fn decide(
 
 pub async fn serve(home: &DataHome, args: ServeArgs) -> Result<ExitCode> {
     let mut config = praxis_server::ServerConfig::from_home(home.clone())?;
+    // The tools of the home configuration's MCP servers, held by this process for its runs.
+    let (registry, mcp) = praxis_mcp::client::tool_set_from_env(home).await?;
+    for warning in mcp.warnings() {
+        eprintln!("praxis serve: warning: {warning}");
+    }
+    config.registry = std::sync::Arc::new(registry);
     if let Some(n) = args.max_runs {
         config.max_runs = Some(n).filter(|n| *n > 0);
     }

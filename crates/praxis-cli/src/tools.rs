@@ -18,6 +18,8 @@ pub enum Source {
     BuiltIn,
     /// A manifest file (see `praxis_tools::manifest`), named in `file`.
     Manifest,
+    /// An MCP server of the home configuration, named in `server`.
+    Mcp,
 }
 
 impl Source {
@@ -25,6 +27,7 @@ impl Source {
         match self {
             Source::BuiltIn => "built-in",
             Source::Manifest => "manifest",
+            Source::Mcp => "mcp",
         }
     }
 }
@@ -38,6 +41,9 @@ pub struct ToolInfo {
     /// The manifest a manifest tool comes from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
+    /// The MCP server an MCP tool comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     pub description: String,
     pub input_schema: Value,
 }
@@ -82,8 +88,9 @@ impl Kind {
     }
 }
 
-/// Every tool of `registry` (the one a run uses), sorted by name.
-pub fn catalogue(registry: &Registry) -> Vec<ToolInfo> {
+/// Every tool of `registry` (the one a run uses), sorted by name; `mcp` says which server
+/// an MCP tool comes from.
+pub fn catalogue(registry: &Registry, mcp: &praxis_mcp::client::McpTools) -> Vec<ToolInfo> {
     let manifests: BTreeMap<&str, &PathBuf> = registry
         .manifests()
         .iter()
@@ -94,9 +101,14 @@ pub fn catalogue(registry: &Registry) -> Vec<ToolInfo> {
         .into_iter()
         .map(|spec: ToolSpec| ToolInfo {
             file: manifests.get(spec.name.as_str()).map(|f| (*f).clone()),
-            source: match manifests.contains_key(spec.name.as_str()) {
-                true => Source::Manifest,
-                false => Source::BuiltIn,
+            server: mcp.server_of(&spec.name),
+            source: match (
+                manifests.contains_key(spec.name.as_str()),
+                mcp.server_of(&spec.name),
+            ) {
+                (true, _) => Source::Manifest,
+                (false, Some(_)) => Source::Mcp,
+                (false, None) => Source::BuiltIn,
             },
             name: spec.name,
             effect: spec.effect,
@@ -148,8 +160,12 @@ pub fn render(tools: &[ToolInfo]) -> String {
     out
 }
 
-pub fn tools(home: &DataHome, json: bool) -> Result<ExitCode> {
-    let tools = catalogue(&praxis_runtime::tool_set::registry_from_env(home)?);
+pub async fn tools(home: &DataHome, json: bool) -> Result<ExitCode> {
+    let (registry, mcp) = praxis_mcp::client::tool_set_from_env(home).await?;
+    for warning in mcp.warnings() {
+        eprintln!("praxis: warning: {warning}");
+    }
+    let tools = catalogue(&registry, &mcp);
     if json {
         println!("{}", serde_json::to_string_pretty(&tools)?);
     } else {
@@ -164,7 +180,7 @@ mod tests {
 
     #[test]
     fn every_builtin_tool_is_listed_with_its_schema() {
-        let tools = catalogue(&Registry::builtin());
+        let tools = catalogue(&Registry::builtin(), &Default::default());
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, Registry::builtin().names());
         let read = tools.iter().find(|t| t.name == "fs_read").unwrap();

@@ -27,4 +27,11 @@ pub enum CompileError {
 pub trait Contracts: Send + Sync {
     fn specs(&self) -> Vec<ToolSpec>;
     fn compile(&self, tool: &str, arguments: &Value) -> Result<Compiled, CompileError>;
+
+    /// The specs of tools whose contracts come from outside this installation (an MCP
+    /// server's tools): the kernel records them in `run_started`, so replay compiles their
+    /// calls from the record instead of asking the server again.
+    fn recorded_specs(&self) -> Vec<ToolSpec> {
+        Vec::new()
+    }
 }

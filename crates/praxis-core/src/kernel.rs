@@ -18,7 +18,7 @@ use crate::record::{
 pub use crate::record::{Record, RunResult, kinds};
 use crate::types::*;
 use intents::{Reply, intents_of};
-pub use io::{Command, Event, ExecRequest, KernelError};
+pub use io::{Command, ContractSet, Event, ExecRequest, KernelError};
 pub use judge::{Judgement, judge};
 #[cfg(test)]
 use prompt::civil_date;
@@ -221,6 +221,31 @@ impl Kernel {
                 }
                 self.push_message(Message::new(Role::User, self.spec.task.clone()));
                 self.next_step(now, &mut out);
+            }
+            (
+                Event::ToolsChanged {
+                    now,
+                    source,
+                    contracts,
+                },
+                phase,
+            ) if !matches!(phase, Phase::NotStarted | Phase::Finished) => {
+                self.contracts = contracts.0;
+                self.offered = Arc::new(
+                    self.contracts
+                        .specs()
+                        .into_iter()
+                        .filter(|s| self.policy.offers(&s.name))
+                        .collect(),
+                );
+                record(
+                    &mut out,
+                    Record::ToolsChanged(crate::record::ToolsChanged {
+                        source,
+                        tools: self.contracts.recorded_specs(),
+                        now,
+                    }),
+                );
             }
             (Event::ModelReplied { now, response }, Phase::AwaitingModel) => {
                 self.on_reply(now, response, &mut out);
@@ -728,6 +753,7 @@ fn event_name(event: &Event) -> &'static str {
         Event::Cancel { .. } => "Cancel",
         Event::Resume { .. } => "Resume",
         Event::Branch { .. } => "Branch",
+        Event::ToolsChanged { .. } => "ToolsChanged",
     }
 }
 

@@ -13,7 +13,7 @@ pub mod types;
 pub use authority::{Authority, Authorization, AuthzRequest, Spent};
 pub use contract::{CompileError, Compiled, Contracts};
 pub use kernel::{
-    Command, Event, ExecRequest, Kernel, KernelError, PromptData, build_system_prompt,
+    Command, ContractSet, Event, ExecRequest, Kernel, KernelError, PromptData, build_system_prompt,
 };
 pub use policy::Policy;
 pub use record::{Record, RunResult};

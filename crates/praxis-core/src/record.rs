@@ -31,6 +31,7 @@ pub mod kinds {
     pub const RUN_FINISHED: &str = "run_finished";
     pub const RUN_RESUMED: &str = "run_resumed";
     pub const COMPACTION: &str = "compaction";
+    pub const TOOLS_CHANGED: &str = "tools_changed";
     /// Written by the driver (signed head attestation), never by the kernel.
     pub const CHECKPOINT: &str = "checkpoint";
 }
@@ -66,6 +67,7 @@ pub enum Record {
     RunResumed(RunResumed),
     RunFinished(RunFinished),
     Checkpoint(Checkpoint),
+    ToolsChanged(ToolsChanged),
 }
 
 impl Record {
@@ -85,6 +87,7 @@ impl Record {
             Record::RunResumed(_) => kinds::RUN_RESUMED,
             Record::RunFinished(_) => kinds::RUN_FINISHED,
             Record::Checkpoint(_) => kinds::CHECKPOINT,
+            Record::ToolsChanged(_) => kinds::TOOLS_CHANGED,
         }
     }
 
@@ -107,6 +110,7 @@ impl Record {
             Record::RunResumed(r) => v(r),
             Record::RunFinished(r) => v(r),
             Record::Checkpoint(r) => v(r),
+            Record::ToolsChanged(r) => v(r),
         }
     }
 
@@ -126,6 +130,7 @@ impl Record {
             kinds::RUN_RESUMED => Record::RunResumed(parse_payload(kind, payload)?),
             kinds::RUN_FINISHED => Record::RunFinished(parse_payload(kind, payload)?),
             kinds::CHECKPOINT => Record::Checkpoint(parse_payload(kind, payload)?),
+            kinds::TOOLS_CHANGED => Record::ToolsChanged(parse_payload(kind, payload)?),
             other => return Err(RecordError::UnknownKind(other.to_string())),
         })
     }
@@ -144,6 +149,7 @@ impl Record {
             Record::Compaction(r) => Some(r.now()),
             Record::RunResumed(r) => Some(r.now),
             Record::RunFinished(r) => Some(r.now),
+            Record::ToolsChanged(r) => Some(r.now),
             Record::WorkspaceSnapshot(_)
             | Record::InvalidOutput(_)
             | Record::ApprovalRequested(_)
@@ -191,6 +197,11 @@ pub struct RunStarted {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<BranchOrigin>,
     pub now: Millis,
+    /// The tools whose contracts come from outside the installation (MCP servers' tools,
+    /// `mcp__{server}__{tool}`), as offered at the start: replay compiles their calls from
+    /// these, without the server. Absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
 }
 
 impl RunStarted {
@@ -629,6 +640,19 @@ pub enum WaitingFor {
     Model,
     Tool,
     Approval,
+}
+
+/// `tools_changed`: the tools from outside the installation changed during the run (an MCP
+/// server said its tool list changed). From the next model call on, the model is offered
+/// `tools` (every such tool now in force, not only the changed server's), and replay
+/// compiles calls with them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolsChanged {
+    /// What changed, e.g. `mcp server everything`.
+    pub source: String,
+    pub tools: Vec<ToolSpec>,
+    pub now: Millis,
 }
 
 /// `run_resumed`: a new driver took over the run.

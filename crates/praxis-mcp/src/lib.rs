@@ -5,3 +5,5 @@
 //! - `server`: `praxis mcp serve`, which offers Praxis's governed tools to any MCP client.
 
 pub mod server;
+pub mod client;
+

@@ -34,6 +34,9 @@ pub struct Config {
     pub compaction: CompactionConfig,
     /// Tools besides the built-ins (home file or environment only).
     pub tools: ToolsConfig,
+    /// MCP servers whose tools runs are offered (home file only; see [`crate::mcp_config`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mcp_servers: Vec<crate::mcp_config::McpServerConfig>,
 }
 
 /// `[tools]`: where manifest-backed tools come from.
@@ -374,6 +377,16 @@ pub fn load_layers(
                         .map_or("the home configuration".into(), |f| f.display().to_string())
                 ));
             }
+            if table.remove("mcp_servers").is_some() {
+                warnings.push(format!(
+                    "ignored mcp_servers in {}: MCP servers may only be declared in {} (a \
+                     repository must not be able to start processes or reach endpoints)",
+                    path.display(),
+                    home_file
+                        .as_deref()
+                        .map_or("the home configuration".into(), |f| f.display().to_string())
+                ));
+            }
             narrow(&mut table, &home_config, &path, &mut warnings, &mut notes);
             for section in ["providers", "prices"] {
                 if table.remove(section).is_some() {
@@ -412,6 +425,10 @@ pub fn load_layers(
             source_name: "the merged configuration".into(),
             message: e.to_string(),
         })?;
+    crate::mcp_config::check(&config.mcp_servers).map_err(|e| ConfigError::Invalid {
+        source_name: "the home configuration".into(),
+        message: e.to_string(),
+    })?;
     let keys = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
         .iter()
         .map(|k| (k.to_string(), env(k).is_some_and(|v| !v.trim().is_empty())))

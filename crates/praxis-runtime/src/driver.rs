@@ -557,6 +557,14 @@ impl Drive<'_> {
         let (provider, cancel) = (context.provider, context.cancel);
         let mut event = first;
         loop {
+            // A tool list that changed is taken in before the event that leads to the next
+            // model call, so that call offers the new tools.
+            if matches!(
+                event,
+                Event::ToolFinished { .. } | Event::ApprovalDecided { .. }
+            ) {
+                self.follow_tool_changes(kernel).await?;
+            }
             let commands = kernel
                 .handle(event)
                 .map_err(|source| RuntimeError::Kernel {
@@ -651,6 +659,46 @@ impl Drive<'_> {
                 },
             })?;
         }
+    }
+
+    /// When the outside tools changed (an MCP server's list), refreshes them, hands the
+    /// kernel the new registry (recorded as `tools_changed`) and runs calls with it.
+    async fn follow_tool_changes(&mut self, kernel: &mut Kernel) -> Result<(), RuntimeError> {
+        let Some((updates, seen)) = self.registry.updates().map(|(u, g)| (u.clone(), g)) else {
+            return Ok(());
+        };
+        if updates.generation() == seen {
+            return Ok(());
+        }
+        let refresh = updates.refresh().await;
+        let (registry, _refused) = self
+            .registry
+            .with_outside_tools(refresh.tools, refresh.generation);
+        self.registry = Arc::new(registry);
+        let change = Event::ToolsChanged {
+            now: now_millis(),
+            source: refresh.source,
+            contracts: praxis_core::ContractSet(self.registry.clone()),
+        };
+        let commands = kernel
+            .handle(change)
+            .map_err(|source| RuntimeError::Kernel {
+                run_id: self.run_id.clone(),
+                source,
+            })?;
+        let batch = commands
+            .into_iter()
+            .filter_map(|command| match command {
+                Command::Record(record) => Some(NewEntry {
+                    kind: record.kind().to_string(),
+                    payload: record.to_payload(),
+                    at: now_rfc3339(),
+                }),
+                _ => None,
+            })
+            .collect();
+        self.submit(batch);
+        Ok(())
     }
 
     /// Notes what `settle` made durable.

@@ -123,8 +123,20 @@ pub(crate) fn restore(
         prices,
         branch,
         now,
+        tools,
         ..
     } = started;
+    // Tools known from the record (MCP servers' tools): compiled from their recorded specs,
+    // never asked of their server.
+    let base = contracts.clone();
+    let contracts: Arc<dyn Contracts> = if tools.is_empty() {
+        contracts
+    } else {
+        Arc::new(
+            praxis_tools::recorded::WithRecorded::new(contracts, &tools)
+                .map_err(|e| r.malformed(first, "tools", e.to_string()))?,
+        )
+    };
     let (mut kernel, event) = match branch {
         None => {
             let kernel = Kernel::new(spec, contracts).with_prices(prices);
@@ -158,7 +170,7 @@ pub(crate) fn restore(
         next: 0,
         checkpoints: &checkpoint_seqs,
     };
-    let (report, waiting, consumed) = drive_recorded(&mut kernel, r, cursor, event, until)?;
+    let (report, waiting, consumed) = drive_recorded(&mut kernel, r, cursor, (event, base), until)?;
     let last = all.iter().take_while(|e| e.seq <= consumed).last().cloned();
     Ok(Restored {
         kernel,
@@ -238,11 +250,40 @@ fn drive_recorded(
     kernel: &mut Kernel,
     r: Reader<'_>,
     mut cursor: Cursor<'_>,
-    mut event: Event,
+    (mut event, base): (Event, Arc<dyn Contracts>),
     until: Until,
 ) -> Result<Driven, ReplayError> {
     let run_id = r.run_id;
     loop {
+        // A recorded change of the outside tools came before the event (see the driver).
+        while let Some(entry) = cursor.tools_changed() {
+            let Record::ToolsChanged(change) = r.record(entry)? else {
+                unreachable!("a tools_changed entry")
+            };
+            let contracts = praxis_tools::recorded::WithRecorded::new(base.clone(), &change.tools)
+                .map_err(|e| r.malformed(entry, "tools", e.to_string()))?;
+            let changed = Event::ToolsChanged {
+                now: change.now,
+                source: change.source,
+                contracts: praxis_core::ContractSet(Arc::new(contracts)),
+            };
+            let seq = entry.seq;
+            let commands = kernel
+                .handle(changed)
+                .map_err(|source| ReplayError::Kernel {
+                    run_id: run_id.to_string(),
+                    seq,
+                    source,
+                })?;
+            for command in commands {
+                if let Command::Record(record) = command
+                    && let Some(divergence) =
+                        cursor.compare(run_id, record.kind(), record.to_payload())
+                {
+                    return stopped(&cursor, divergence);
+                }
+            }
+        }
         // The entry the event was rebuilt from (for error messages): the one before the cursor.
         let event_seq = cursor.last_seq();
         let commands = kernel.handle(event).map_err(|source| ReplayError::Kernel {
@@ -441,13 +482,27 @@ struct Cursor<'a> {
     checkpoints: &'a [u64],
 }
 
-impl Cursor<'_> {
-    fn peek(&self) -> Option<&Entry> {
-        self.entries.get(self.next)
+impl<'a> Cursor<'a> {
+    /// The next entry an event is rebuilt from (past `tools_changed` entries, which are fed
+    /// to the kernel before that event).
+    fn peek(&self) -> Option<&'a Entry> {
+        self.entries[self.next.min(self.entries.len())..]
+            .iter()
+            .find(|e| e.kind != kinds::TOOLS_CHANGED)
     }
 
-    fn peek_after(&self) -> Option<&Entry> {
-        self.entries.get(self.next + 1)
+    fn peek_after(&self) -> Option<&'a Entry> {
+        self.entries[self.next.min(self.entries.len())..]
+            .iter()
+            .filter(|e| e.kind != kinds::TOOLS_CHANGED)
+            .nth(1)
+    }
+
+    /// The next entry, when it records a change of the outside tools.
+    fn tools_changed(&self) -> Option<&'a Entry> {
+        self.entries
+            .get(self.next)
+            .filter(|e| e.kind == kinds::TOOLS_CHANGED)
     }
 
     /// Seq of the last consumed entry (0 before any).

@@ -6,6 +6,7 @@ pub mod fabric;
 pub mod gitguard;
 pub mod manifest;
 pub mod process;
+pub mod recorded;
 pub mod registry;
 mod spawn;
 pub mod tools;
@@ -67,6 +68,31 @@ pub trait ToolContract: Send + Sync {
     fn placement(&self) -> Placement {
         Placement::Worker
     }
+
+    /// Whether the contract comes from outside this installation (an MCP server's tool), so
+    /// its spec is recorded with each run (see [`praxis_core::Contracts::recorded_specs`]).
+    fn recorded(&self) -> bool {
+        false
+    }
+}
+
+/// Tools from outside the installation whose set can change while a run goes on (an MCP
+/// server's `notifications/tools/list_changed`). The driver compares [`ToolUpdates::generation`]
+/// with the registry's before each model call, and on a difference asks for the tools now
+/// in force and hands the kernel a registry with them.
+pub trait ToolUpdates: Send + Sync {
+    /// Bumped each time a source says its tools changed.
+    fn generation(&self) -> u64;
+    /// Asks the sources that changed for their tools again: the generation this reflects,
+    /// what changed (for the record), and every outside tool now in force.
+    fn refresh(&self) -> BoxFuture<'_, ToolRefresh>;
+}
+
+/// What [`ToolUpdates::refresh`] found.
+pub struct ToolRefresh {
+    pub generation: u64,
+    pub source: String,
+    pub tools: Vec<std::sync::Arc<dyn ToolContract>>,
 }
 
 /// A tool whose arguments are one struct, parsed once at the door: the blanket

@@ -3,7 +3,7 @@
 //! helpers every built-in tool shares: spec generation, argument parsing, output capping.
 
 use crate::manifest::{ManifestTool, ToolManifest};
-use crate::{BoxFuture, ExecContext, Placement, ToolContract};
+use crate::{BoxFuture, ExecContext, Placement, ToolContract, ToolUpdates};
 use jsonschema::error::ValidationErrorKind;
 use praxis_core::{
     AccessMode, CompileError, Compiled, Contracts, Effect, Observation, Resource, ToolSpec,
@@ -40,6 +40,8 @@ pub struct Registry {
     entries: BTreeMap<String, Entry>,
     /// The manifest tools among the entries (the worker is told them, to run them there).
     manifests: Vec<ToolManifest>,
+    /// Where outside tools can change during a run, and the generation these entries reflect.
+    updates: Option<(Arc<dyn ToolUpdates>, u64)>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -102,6 +104,43 @@ impl Registry {
             })?;
         self.manifests.push(manifest);
         Ok(())
+    }
+
+    /// Follows `updates` (see [`ToolUpdates`]); the entries reflect `generation`.
+    pub fn set_updates(&mut self, updates: Arc<dyn ToolUpdates>, generation: u64) {
+        self.updates = Some((updates, generation));
+    }
+
+    /// The source of changes and the generation these entries reflect.
+    pub fn updates(&self) -> Option<(&Arc<dyn ToolUpdates>, u64)> {
+        self.updates.as_ref().map(|(u, g)| (u, *g))
+    }
+
+    /// This registry with its outside tools ([`ToolContract::recorded`]) replaced by `tools`,
+    /// reflecting `generation`. A tool whose schema does not compile or whose name is taken
+    /// is left out and named in the second value.
+    pub fn with_outside_tools(
+        &self,
+        tools: Vec<Arc<dyn ToolContract>>,
+        generation: u64,
+    ) -> (Registry, Vec<String>) {
+        let mut next = Registry {
+            manifests: self.manifests.clone(),
+            updates: self.updates.as_ref().map(|(u, _)| (u.clone(), generation)),
+            ..Registry::default()
+        };
+        let mut refused = Vec::new();
+        let kept = self
+            .entries
+            .values()
+            .filter(|e| !e.tool.recorded())
+            .map(|e| e.tool.clone());
+        for tool in kept.chain(tools) {
+            if let Err(e) = next.register(tool) {
+                refused.push(e.to_string());
+            }
+        }
+        (next, refused)
     }
 
     /// The manifest tools registered here.
@@ -228,6 +267,14 @@ impl Contracts for Registry {
             effect: entry.spec.effect,
             resources: entry.tool.resources(arguments),
         })
+    }
+
+    fn recorded_specs(&self) -> Vec<ToolSpec> {
+        self.entries
+            .values()
+            .filter(|e| e.tool.recorded())
+            .map(|e| e.spec.clone())
+            .collect()
     }
 }
 

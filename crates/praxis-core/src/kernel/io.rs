@@ -52,6 +52,14 @@ pub enum Event {
     /// (a branch): `spec` is the new run's (its own workspace, provider, limits), `origin`
     /// names the run and entry the history is taken from, `note` is an extra instruction for
     /// the model, and `workspace_files` the new workspace's start manifest.
+    /// The tools from outside the installation changed (an MCP server's list): `contracts`
+    /// are the run's contracts from now on. Valid once the run started; recorded as
+    /// `tools_changed` and offered from the next model call.
+    ToolsChanged {
+        now: Millis,
+        source: String,
+        contracts: ContractSet,
+    },
     Branch {
         now: Millis,
         /// Boxed: the spec is the largest part of any event.
@@ -61,6 +69,26 @@ pub enum Event {
         note: Option<String>,
         workspace_files: Option<Manifest>,
     },
+}
+
+/// A run's tool contracts as an event carries them (equal when they are the same object).
+#[derive(Clone)]
+pub struct ContractSet(pub std::sync::Arc<dyn crate::contract::Contracts>);
+
+impl PartialEq for ContractSet {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::addr_eq(
+            std::sync::Arc::as_ptr(&self.0),
+            std::sync::Arc::as_ptr(&other.0),
+        )
+    }
+}
+
+impl std::fmt::Debug for ContractSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self.0.specs().into_iter().map(|s| s.name).collect();
+        f.debug_tuple("ContractSet").field(&names).finish()
+    }
 }
 
 /// An allowed proposal, ready for the tool fabric.

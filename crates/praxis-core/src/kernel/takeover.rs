@@ -136,6 +136,7 @@ impl Kernel {
                 prices: self.prices.clone(),
                 branch,
                 now,
+                tools: self.contracts.recorded_specs(),
             }),
         );
         if let Some(files) = workspace_files {

@@ -182,6 +182,11 @@ fn v01_payloads() -> Vec<(&'static str, Value)> {
                    "usage": {"input_tokens": 0, "output_tokens": 0}, "now": 13}),
         ),
         (
+            "tools_changed",
+            json!({"source": "mcp server s", "tools": [{"name": "mcp__s__t", "description": "d",
+                   "effect": "exec", "parameters": {"type": "object"}}], "now": 11}),
+        ),
+        (
             "checkpoint",
             json!({"head_seq": 64, "head_hash": "e".repeat(64), "key": "k".repeat(64),
                    "signature": "5".repeat(128)}),
@@ -220,6 +225,7 @@ fn every_kind_is_covered() {
         kinds::RUN_RESUMED,
         kinds::COMPACTION,
         kinds::CHECKPOINT,
+        kinds::TOOLS_CHANGED,
     ];
     assert_eq!(covered, all.into_iter().collect());
 }
