@@ -10,7 +10,7 @@
 //! role are merged into one message, and empty text is left out (the API rejects both).
 
 use crate::convert::{arguments_object, forced_choice, history, parse_arguments, sends_tools};
-use crate::http::{Endpoint, SizeCap, SseReader, client, parse_url, post_json};
+use crate::http::{Endpoint, SharedClient, SizeCap, SseReader, client, parse_url, post_json};
 use crate::{DeltaSink, ModelError, ProviderSettings, ToolChoice, estimate_usage};
 use praxis_core::{Message, ModelRequest, ModelResponse, Reasoning, Role, ToolCall, Usage};
 use serde_json::{Value, json};
@@ -25,7 +25,7 @@ pub struct AnthropicProvider {
     model: String,
     label: String,
     settings: Arc<ProviderSettings>,
-    client: reqwest::Client,
+    client: SharedClient,
     endpoint: Endpoint,
     api_key: String,
 }

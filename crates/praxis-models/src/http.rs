@@ -7,9 +7,10 @@ use bytes::Bytes;
 use eventsource_stream::{Event, EventStream, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
@@ -114,9 +115,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// The client of one provider: every request is bounded by the connect and request timeouts.
-pub(crate) fn client(settings: &ProviderSettings) -> Result<reqwest::Client, ModelError> {
-    reqwest::Client::builder()
+/// The HTTP client of one provider configuration: every request is bounded by the connect
+/// and request timeouts. Built once per configuration and shared by every provider (and so
+/// every run) that uses it: building one loads the TLS root store and starts a connection
+/// pool, which a run must not pay for again.
+pub(crate) fn client(settings: &ProviderSettings) -> Result<SharedClient, ModelError> {
+    /// More distinct configurations than this in one process is not a server's steady
+    /// state: the cache starts over rather than grow without bound.
+    const MAX_CONFIGURATIONS: usize = 64;
+    type Clients = HashMap<(Duration, Duration), SharedClient>;
+    static CLIENTS: OnceLock<Mutex<Clients>> = OnceLock::new();
+    let key = (settings.connect_timeout, settings.request_timeout);
+    let mut clients = CLIENTS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(shared) = clients.get(&key) {
+        return Ok(shared.clone());
+    }
+    let built = reqwest::Client::builder()
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.request_timeout)
         .user_agent(concat!("praxis/", env!("CARGO_PKG_VERSION")))
@@ -126,8 +143,17 @@ pub(crate) fn client(settings: &ProviderSettings) -> Result<reqwest::Client, Mod
                 "cannot create the HTTP client: {}",
                 error_chain(&e)
             ))
-        })
+        })?;
+    if clients.len() >= MAX_CONFIGURATIONS {
+        clients.clear();
+    }
+    let shared = Arc::new(built);
+    clients.insert(key, shared.clone());
+    Ok(shared)
 }
+
+/// An HTTP client shared by the providers of one configuration (see [`client`]).
+pub(crate) type SharedClient = Arc<reqwest::Client>;
 
 /// Parses `url`, naming `variable` when it is not a usable http(s) URL.
 pub(crate) fn parse_url(url: &str, variable: &str) -> Result<reqwest::Url, ModelError> {

@@ -8,7 +8,7 @@
 //! configured context window in `options.num_ctx` (Ollama's own default is small).
 
 use crate::convert::{arguments_object, arguments_text, history, parse_arguments, sends_tools};
-use crate::http::{Endpoint, LineReader, SizeCap, client, parse_url, post_json};
+use crate::http::{Endpoint, LineReader, SharedClient, SizeCap, client, parse_url, post_json};
 use crate::{DeltaSink, ModelError, ProviderSettings, estimate_usage};
 use praxis_core::{Message, ModelRequest, ModelResponse, Reasoning, Role, ToolCall, Usage};
 use serde_json::{Map, Value, json};
@@ -21,7 +21,7 @@ pub struct OllamaProvider {
     model: String,
     label: String,
     settings: Arc<ProviderSettings>,
-    client: reqwest::Client,
+    client: SharedClient,
     endpoint: Endpoint,
 }
 

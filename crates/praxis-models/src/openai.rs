@@ -11,7 +11,8 @@
 
 use crate::convert::{arguments_text, forced_choice, history, parse_arguments, sends_tools};
 use crate::http::{
-    Endpoint, SizeCap, SseReader, client, is_json, is_loopback, parse_url, post_json, read_body,
+    Endpoint, SharedClient, SizeCap, SseReader, client, is_json, is_loopback, parse_url, post_json,
+    read_body,
 };
 use crate::{DeltaSink, ModelError, ProviderSettings, ToolChoice, estimate_usage};
 use praxis_core::{Message, ModelRequest, ModelResponse, Reasoning, Role, ToolCall, Usage};
@@ -28,7 +29,7 @@ pub struct OpenAiProvider {
     model: String,
     label: String,
     settings: Arc<ProviderSettings>,
-    client: reqwest::Client,
+    client: SharedClient,
     endpoint: Endpoint,
     api_key: Option<String>,
     /// OpenAI's own API wants `max_completion_tokens` (its reasoning models reject
@@ -613,5 +614,26 @@ mod tests {
             "http://127.0.0.1:8080/v1/chat/completions"
         );
         assert_eq!(provider.body(&request).unwrap()["max_tokens"], 4096);
+    }
+
+    #[test]
+    fn providers_of_one_configuration_share_one_http_client() {
+        // Two runs of the same provider configuration: one client, so the TLS root store
+        // is loaded and the connection pool started once.
+        let settings = ProviderSettings {
+            openai_base_url: "http://127.0.0.1:8080/v1".into(),
+            connect_timeout: std::time::Duration::from_millis(4321),
+            ..ProviderSettings::default()
+        };
+        let first = OpenAiProvider::new("a", &settings).unwrap();
+        let second = OpenAiProvider::new("b", &settings).unwrap();
+        assert!(Arc::ptr_eq(&first.client, &second.client));
+        // Another configuration (other timeouts) gets a client of its own.
+        let other = ProviderSettings {
+            request_timeout: std::time::Duration::from_millis(98_765),
+            ..settings
+        };
+        let third = OpenAiProvider::new("a", &other).unwrap();
+        assert!(!Arc::ptr_eq(&first.client, &third.client));
     }
 }
