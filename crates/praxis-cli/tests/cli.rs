@@ -705,6 +705,7 @@ fn every_command_has_help_with_examples() {
         vec!["approvals", "--help"],
         vec!["approve", "--help"],
         vec!["deny", "--help"],
+        vec!["mcp", "serve", "--help"],
     ] {
         let out = env.praxis(&args);
         assert!(out.status.success(), "{args:?}");
