@@ -6,6 +6,7 @@
 mod common;
 
 use praxis_core::{FileChange, blob_id};
+use praxis_tools::tracking::CallChanges;
 use praxis_tools::worker::WorkerClient;
 use praxis_tools::{
     CaptureLimits, ExecContext, Fabric, ToolLimits, Tracking, WorkerCommand, Workspace,
@@ -72,7 +73,10 @@ async fn track_without_reading(
                 .await
                 .expect("capture");
             std::fs::write(ctx.workspace.root().join("b.txt"), "beta").unwrap();
-            let (changes, _) = tracking.refresh(vec![]).await.expect("refresh");
+            let CallChanges {
+                files_changed: changes,
+                ..
+            } = tracking.refresh(vec![]).await.expect("refresh");
             (serde_json::to_value(manifest).unwrap(), blobs, changes)
         });
         let _ = done.send(tracked);
@@ -127,14 +131,21 @@ async fn a_restarted_worker_goes_on_tracking_where_the_dead_one_stopped() {
         .await
         .unwrap();
     std::fs::write(ws.path().join("a.txt"), "changed").unwrap();
-    let (changes, blobs) = tracking.refresh(vec![]).await.unwrap();
+    let CallChanges {
+        files_changed: changes,
+        blobs,
+        ..
+    } = tracking.refresh(vec![]).await.unwrap();
     assert_eq!(changes.len(), 1);
     assert_eq!(blobs, vec![b"changed".to_vec()]);
     let first = worker.pid().unwrap();
     worker.kill();
     std::fs::remove_file(ws.path().join("a.txt")).unwrap();
     std::fs::write(ws.path().join("c.txt"), "gamma").unwrap();
-    let (changes, _) = tracking.refresh(vec![]).await.unwrap();
+    let CallChanges {
+        files_changed: changes,
+        ..
+    } = tracking.refresh(vec![]).await.unwrap();
     assert_ne!(worker.pid(), Some(first));
     assert_eq!(
         changes,
