@@ -44,6 +44,9 @@ pub(super) struct Walker {
     pub(super) changes_dir: bool,
     /// Command substitutions seen so far, to check that a `$(` in raw text was understood.
     substitutions: usize,
+    /// The text being walked (the line, or a `bash -c` argument while that is walked), for
+    /// what the parser's tree does not say.
+    source: String,
 }
 
 impl Walker {
@@ -59,10 +62,13 @@ impl Walker {
         })
         .map_err(|_| format!("shell parser crashed on {src:?}"))?;
         let program = parsed.map_err(|e| format!("cannot parse {src:?}: {e}"))?;
-        for list in &program.complete_commands {
-            self.list(list, depth)?;
-        }
-        Ok(())
+        let outer = std::mem::replace(&mut self.source, src.to_string());
+        let walked = program
+            .complete_commands
+            .iter()
+            .try_for_each(|list| self.list(list, depth));
+        self.source = outer;
+        walked
     }
 
     fn list(&mut self, list: &CompoundList, depth: usize) -> Result<(), String> {
@@ -112,6 +118,13 @@ impl Walker {
     fn compound(&mut self, compound: &CompoundCommand, depth: usize) -> Result<(), String> {
         match compound {
             CompoundCommand::Arithmetic(a) => {
+                // The parser reads `( ( rm ) )` as the arithmetic command `((rm))`, but bash
+                // starts arithmetic only at two adjacent parentheses: anything else is a
+                // subshell in a subshell, whose commands run.
+                let at = self.source.get(a.loc.start.index..).unwrap_or_default();
+                if !at.starts_with("((") {
+                    return self.script(&a.expr.value, depth + 1);
+                }
                 self.arithmetic(&a.expr.value);
                 self.raw_text(&a.expr.value, depth)
             }
