@@ -5,7 +5,9 @@
 mod fuzz_support;
 
 use fuzz_support::fuzz;
-use praxis_core::cmd::{CLOSE, CmdParseError, OPEN, format_cmd, parse_cmd_blocks, strip_cmd_blocks};
+use praxis_core::cmd::{
+    CLOSE, CmdParseError, OPEN, format_cmd, parse_cmd_blocks, strip_cmd_blocks,
+};
 use proptest::prelude::*;
 
 /// Text made of the protocol's tags, their fragments and ordinary text, so tags meet, nest,

@@ -37,7 +37,12 @@ fn export_of(key: &CheckpointKey, n: u64) -> Vec<Entry> {
     for run_id in ["01run-a", "01run-b"] {
         let mut chain = Vec::new();
         for i in 1..=n {
-            push(&mut chain, run_id, "note", json!({"i": i, "text": format!("entry {i}"), "n": 1.5}));
+            push(
+                &mut chain,
+                run_id,
+                "note",
+                json!({"i": i, "text": format!("entry {i}"), "n": 1.5}),
+            );
             if i == n / 2 || i == n {
                 let head = chain.last().unwrap();
                 let payload = checkpoint_payload(key, run_id, head.seq, &head.hash);

@@ -6,7 +6,7 @@ mod common;
 mod fuzz_support;
 
 use common::*;
-use fuzz_support::{fuzz, mutations, mutate};
+use fuzz_support::{fuzz, mutate, mutations};
 use praxis_core::{Authorization, Effect, Spent, Verdict};
 use praxis_writ::{IssuerKey, Rules, attenuate, inspect, issue, shell, verify};
 use proptest::prelude::*;
@@ -35,10 +35,7 @@ fn fuzz_mutated_writ_tokens_never_verify_and_never_panic() {
         "writ tokens",
         file!(),
         64,
-        (
-            any::<bool>(),
-            mutations(),
-        ),
+        (any::<bool>(), mutations()),
         |(which, mutations)| {
             let original = if which { &token } else { &attenuated };
             let mutated = mutate(original.as_bytes(), &mutations);
@@ -122,10 +119,7 @@ fn wrapper() -> impl Strategy<Value = &'static str> {
 
 /// A command the writ denies.
 fn denied() -> impl Strategy<Value = String> {
-    (
-        prop::sample::select(vec!["rm", "curl"]),
-        "[a-z./ -]{0,12}",
-    )
+    (prop::sample::select(vec!["rm", "curl"]), "[a-z./ -]{0,12}")
         .prop_map(|(name, args)| format!("{name} {args}").trim_end().to_string())
 }
 
