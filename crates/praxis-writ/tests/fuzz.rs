@@ -47,10 +47,13 @@ fn fuzz_mutated_writ_tokens_never_verify_and_never_panic() {
                 return Ok(());
             }
             let _ = inspect(&text);
-            prop_assert!(
-                verify(&text, &anchor, now()).is_err(),
-                "a mutated token verified: {text}"
-            );
+            // Base64 whose unused low bits changed decodes to the very same token (found by
+            // this target): it verifies as the same writ, never as a different one.
+            if let Ok(writ) = verify(&text, &anchor, now()) {
+                let same = verify(original, &anchor, now()).unwrap();
+                prop_assert_eq!(writ.revocation_ids(), same.revocation_ids(), "{}", text);
+                prop_assert_eq!(writ.blocks(), same.blocks());
+            }
             Ok(())
         },
     );
@@ -97,9 +100,9 @@ fn wrapper() -> impl Strategy<Value = &'static str> {
         "while false; do :; done; {}",
         "for x in a; do {}; done",
         "X=1 {}",
-        "$(echo {})",
+        "$( echo {} )",
         "echo `{}`",
-        "echo \"$({})\"",
+        "echo \"$( {} )\"",
         "{} &",
         "! {}",
         "sh -c '{}'",
