@@ -32,6 +32,10 @@ pub(crate) enum Access {
     ReadWrite,
     /// `SQLITE_OPEN_READ_ONLY`: cannot write, checkpoint or delete anything.
     ReadOnly,
+    /// `SQLITE_OPEN_READ_ONLY` with `immutable=1`: no locks and no WAL at all. Only for a
+    /// file whose WAL is absent or empty and cannot be created (a read-only file system, a
+    /// full disk): no writer can be appending to it then.
+    Immutable,
 }
 
 /// Opens `path` with the rules above. Read-write connections also get the busy timeout and
@@ -43,7 +47,7 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
     };
     let flags = match access {
         Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Access::ReadOnly | Access::Immutable => OpenFlags::SQLITE_OPEN_READ_ONLY,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = match access {
@@ -51,6 +55,7 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
         // `readonly_shm`: the WAL index is mapped read-only too, so a reader never
         // re-initialises (truncates) it, even when the writer's locks on it were lost.
         Access::ReadOnly => Connection::open_with_flags(uri(path, "readonly_shm=1"), flags),
+        Access::Immutable => Connection::open_with_flags(uri(path, "immutable=1"), flags),
     }
     .map_err(open_err)?;
     // Before anything else: this connection must never checkpoint-and-delete on close.
@@ -88,12 +93,7 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
 /// them on close) has neither. A read-write connection that reads once creates both, and
 /// (never checkpointing on close) leaves them in place.
 pub(crate) fn ensure_wal_files(path: &Path) -> Result<(), LedgerError> {
-    let missing = |suffix: &str| {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        !Path::new(&name).exists()
-    };
-    if missing("-wal") || missing("-shm") {
+    if !sibling(path, "-wal").exists() || !sibling(path, "-shm").exists() {
         let conn = open(path, Access::ReadWrite)?;
         conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
             .map_err(|source| LedgerError::Open {
@@ -102,6 +102,13 @@ pub(crate) fn ensure_wal_files(path: &Path) -> Result<(), LedgerError> {
             })?;
     }
     Ok(())
+}
+
+/// `PATH` with `suffix` appended (`-wal`, `-shm`).
+pub(crate) fn sibling(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
 }
 
 /// `file:PATH?QUERY`, the path percent-encoded where a URI needs it.

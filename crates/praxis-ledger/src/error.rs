@@ -25,6 +25,15 @@ pub enum LedgerError {
         found: i64,
         supported: i64,
     },
+    #[error(
+        "the ledger {} has schema version {found}, older than this praxis's ({supported}), and a read-only command does not migrate it; run `praxis ledger migrate` first (it writes to the ledger)",
+        path.display()
+    )]
+    NeedsMigration {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error("ledger {}: {context}: {source}", path.display())]
     Sqlite {
         path: PathBuf,

@@ -16,6 +16,7 @@ pub mod copy;
 mod error;
 mod memory;
 mod postgres;
+mod read_only;
 mod rows;
 mod side_db;
 mod side_schema;

@@ -28,7 +28,7 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const MAX_GROUP: usize = 1024;
 
 /// Schema migrations; `PRAGMA user_version` counts how many have been applied.
-const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE entries (
     run_id    TEXT    NOT NULL CHECK (length(run_id) BETWEEN 1 AND 128),
     seq       INTEGER NOT NULL CHECK (seq >= 1),
@@ -219,7 +219,10 @@ impl Drop for WriterPause {
     }
 }
 
-fn sql_err(path: &Path, context: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> LedgerError {
+pub(crate) fn sql_err(
+    path: &Path,
+    context: impl Into<String>,
+) -> impl FnOnce(rusqlite::Error) -> LedgerError {
     let path = path.to_path_buf();
     let context = context.into();
     move |source| LedgerError::Sqlite {
@@ -276,44 +279,15 @@ impl SqliteLedger {
         })
     }
 
-    /// Opens the ledger at `path` for reading only (`SQLITE_OPEN_READ_ONLY`): this handle
-    /// cannot append, checkpoint or delete the WAL, whatever other processes do. A ledger
-    /// that does not exist yet is created first (empty), so reading it finds no runs.
-    pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
-        if !path.exists() {
-            drop(Self::open(path)?);
-        }
-        connection::ensure_wal_files(path)?;
-        let version_of = |reader: &Connection| -> Result<i64, LedgerError> {
-            reader
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .map_err(sql_err(path, "reading the schema version"))
-        };
-        let supported = MIGRATIONS.len() as i64;
-        let mut reader = connection::open(path, Access::ReadOnly)?;
-        let mut version = version_of(&reader)?;
-        if version < supported {
-            // Created (by a side table) but not migrated yet, or an older schema: the
-            // writer's open migrates it.
-            drop(reader);
-            drop(Self::open(path)?);
-            reader = connection::open(path, Access::ReadOnly)?;
-            version = version_of(&reader)?;
-        }
-        if version > supported {
-            return Err(LedgerError::SchemaTooNew {
-                path: path.to_path_buf(),
-                found: version,
-                supported,
-            });
-        }
-        Ok(SqliteLedger {
+    /// A read-only handle over `reader` (see `read_only.rs`, where it is opened).
+    pub(crate) fn with_reader_only(path: &Path, reader: Connection) -> Self {
+        SqliteLedger {
             path: path.to_path_buf(),
             tx: None,
             writer: None,
             reader: Mutex::new(reader),
             shared: Arc::new(Shared::default()),
-        })
+        }
     }
 
     /// Whether this handle was opened with [`SqliteLedger::open_read_only`].

@@ -54,6 +54,9 @@ pub struct Canned {
     /// Content-Length.
     pub streamed: bool,
     pub end: End,
+    /// Piece sizes for a streamed body (cycled; zeros skipped), with no pause between
+    /// pieces; `None`: the default sizes with short pauses.
+    pub pieces: Option<Vec<usize>>,
 }
 
 /// Piece sizes cycled through when streaming, chosen to split lines and JSON tokens.
@@ -67,6 +70,7 @@ impl Canned {
             body: body.as_bytes().to_vec(),
             streamed: true,
             end: End::Complete,
+            pieces: None,
         }
     }
 
@@ -93,11 +97,18 @@ impl Canned {
             body: body.as_bytes().to_vec(),
             streamed: false,
             end: End::Complete,
+            pieces: None,
         }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Streams the body in pieces of these sizes (cycled), without pauses.
+    pub fn in_pieces(mut self, pieces: Vec<usize>) -> Self {
+        self.pieces = Some(pieces);
         self
     }
 
@@ -189,7 +200,15 @@ async fn serve(
         return socket.shutdown().await;
     }
     let mut rest = canned.body.as_slice();
-    let mut sizes = PIECES.iter().cycle();
+    let custom: Vec<usize> = canned
+        .pieces
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|&n| n > 0)
+        .collect();
+    let pause = custom.is_empty();
+    let mut sizes = if pause { PIECES.iter() } else { custom.iter() }.cycle();
     while !rest.is_empty() {
         let size = (*sizes.next().unwrap_or(&8)).min(rest.len());
         let (piece, tail) = rest.split_at(size);
@@ -198,7 +217,9 @@ async fn serve(
         socket.write_all(b"\r\n").await?;
         socket.flush().await?;
         rest = tail;
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        if pause {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     match canned.end {
         End::Complete => {

@@ -5,6 +5,7 @@ mod common;
 
 mod anthropic;
 mod failover;
+mod fuzz;
 mod ollama;
 mod openai;
 mod presets;
