@@ -4,6 +4,5 @@
 //!   model as `mcp__{server}__{tool}` and governed like any built-in tool.
 //! - `server`: `praxis mcp serve`, which offers Praxis's governed tools to any MCP client.
 
-pub mod server;
 pub mod client;
-
+pub mod server;

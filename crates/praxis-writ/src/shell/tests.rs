@@ -246,6 +246,12 @@ fn judge(line: &str, allow: &[String], deny: &[String]) -> Result<(), String> {
 fn adjacent_parentheses_are_arithmetic_and_spaced_ones_are_subshells() {
     assert_eq!(commands_in("(( rm ))").unwrap(), Vec::<String>::new());
     assert_eq!(commands_in("( (rm -rf x) )").unwrap(), vec!["rm -rf x"]);
-    assert_eq!(commands_in("echo a; ( ( ( rm ) ) )").unwrap(), vec!["echo a", "rm"]);
-    assert_eq!(commands_in("bash -c '( ( rm ) )'").unwrap(), vec!["bash -c ( ( rm ) )", "rm"]);
+    assert_eq!(
+        commands_in("echo a; ( ( ( rm ) ) )").unwrap(),
+        vec!["echo a", "rm"]
+    );
+    assert_eq!(
+        commands_in("bash -c '( ( rm ) )'").unwrap(),
+        vec!["bash -c ( ( rm ) )", "rm"]
+    );
 }
