@@ -7,7 +7,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use praxis_ledger::Ledger;
 use praxis_ledger::tokens::TokenStore;
 
 /// Whether requests must carry a token under `setting` (auto: once any token exists).
