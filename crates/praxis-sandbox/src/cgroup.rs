@@ -426,7 +426,7 @@ pub enum CommandsEnded {
 }
 
 /// Kills every process in the command cgroups of `owner` (the pid of a process that made
-/// them, already gone: a worker killed with a call in flight), and waits at most `wait`
+/// them, already reaped: a worker killed with a call in flight), and waits at most `wait`
 /// until none is listed, then removes the cgroups. A process leaves `cgroup.procs` only
 /// once every thread of it is past its last system call, so `Gone` means nothing of those
 /// commands can write any more.
@@ -439,6 +439,13 @@ pub fn end_commands_of(owner: u32, wait: Duration) -> CommandsEnded {
                 .unwrap_or_else(|| "no pids cgroup on this host".into()),
         };
     };
+    // The owner was reaped: a live process of that pid is another one, whose cgroups these
+    // may be.
+    if Path::new(&format!("/proc/{owner}")).exists() {
+        return CommandsEnded::Unknown {
+            why: format!("pid {owner} was reused before its commands' cgroups were read"),
+        };
+    }
     let prefix = format!("praxis-{owner}-");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
         .map(|entries| {
