@@ -786,7 +786,13 @@ impl Drive<'_> {
             Ended::Cancelled(reason) => {
                 // A call that does not answer its cancel (blocked in the kernel) dies with
                 // its worker; the next call starts a new one.
-                self.ctx.abandon_calls_in_flight();
+                // The sweep waits until every process of the call is gone.
+                if let Err(why) = self.ctx.abandon_calls_in_flight().await {
+                    eprintln!(
+                        "praxis: after the cancel, the call's processes were not confirmed \
+                         gone before the git metadata sweep: {why}"
+                    );
+                }
                 // What the cancelled call planted in git metadata is stripped all the same.
                 if request.effect >= Effect::Write {
                     let mut dropped = Observation::error(String::new());
@@ -802,14 +808,22 @@ impl Drive<'_> {
                 return Ok(Event::Cancel { now, reason });
             }
             Ended::Deadline => {
-                self.ctx.abandon_calls_in_flight();
+                // The sweep below waits until every process of the call is gone.
+                let confirmed = self.ctx.abandon_calls_in_flight().await;
                 now = now.max(request.deadline.unwrap_or(0));
+                let mut message = format!(
+                    "`{}` was stopped at the run's deadline (max_seconds) and abandoned",
+                    request.tool
+                );
+                if let Err(why) = confirmed {
+                    message.push_str(&format!(
+                        "; its processes were not confirmed gone before the git metadata \
+                         sweep: {why}"
+                    ));
+                }
                 Observation {
                     status: praxis_core::ExecStatus::Timeout,
-                    ..Observation::error(format!(
-                        "`{}` was stopped at the run's deadline (max_seconds) and abandoned",
-                        request.tool
-                    ))
+                    ..Observation::error(message)
                 }
             }
         };

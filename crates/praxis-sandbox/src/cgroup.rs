@@ -411,3 +411,87 @@ impl Drop for SpawnCgroup {
         self.finish();
     }
 }
+
+/// What [`end_commands_of`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CommandsEnded {
+    /// No process of the owner's commands is left in any of its cgroups (each one has
+    /// passed the point of its exit after which it makes no system call); `cgroups` were
+    /// emptied and removed.
+    Gone { cgroups: usize },
+    /// Processes were still listed when the wait ran out.
+    StillRunning { pids: Vec<i32> },
+    /// The host has no pids cgroup, so the commands' end cannot be seen here.
+    Unknown { why: String },
+}
+
+/// Kills every process in the command cgroups of `owner` (the pid of a process that made
+/// them, already reaped: a worker killed with a call in flight), and waits at most `wait`
+/// until none is listed, then removes the cgroups. A process leaves `cgroup.procs` only
+/// once every thread of it is past its last system call, so `Gone` means nothing of those
+/// commands can write any more.
+pub fn end_commands_of(owner: u32, wait: Duration) -> CommandsEnded {
+    let host = crate::probe();
+    let Some(base) = host.pids_cgroup.clone() else {
+        return CommandsEnded::Unknown {
+            why: host
+                .pids_cgroup_why
+                .unwrap_or_else(|| "no pids cgroup on this host".into()),
+        };
+    };
+    // The owner was reaped: a live process of that pid is another one, whose cgroups these
+    // may be.
+    if Path::new(&format!("/proc/{owner}")).exists() {
+        return CommandsEnded::Unknown {
+            why: format!("pid {owner} was reused before its commands' cgroups were read"),
+        };
+    }
+    let prefix = format!("praxis-{owner}-");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&base)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(&prefix))
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    let count = dirs.len();
+    let until = std::time::Instant::now() + wait;
+    loop {
+        let mut left = Vec::new();
+        dirs.retain(|dir| {
+            let pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+                .map(|t| t.lines().filter_map(|l| l.trim().parse().ok()).collect())
+                .unwrap_or_default();
+            if pids.is_empty() {
+                let _ = std::fs::remove_dir(dir);
+                if let (Some(memory), Some(name)) = (&host.memory_cgroup, dir.file_name())
+                    && *memory != base
+                {
+                    let _ = std::fs::remove_dir(memory.join(name));
+                }
+                return false;
+            }
+            if std::fs::write(dir.join("cgroup.kill"), "1").is_err() {
+                for &pid in &pids {
+                    // SAFETY: plain kill(2); a pid that exited meanwhile yields ESRCH.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            left.extend(pids);
+            true
+        });
+        if dirs.is_empty() {
+            return CommandsEnded::Gone { cgroups: count };
+        }
+        if std::time::Instant::now() >= until {
+            return CommandsEnded::StillRunning { pids: left };
+        }
+        std::thread::sleep(FINISH_PAUSE);
+    }
+}

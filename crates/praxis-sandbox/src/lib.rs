@@ -37,7 +37,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use cgroup::SpawnCgroup;
+pub use cgroup::{CommandsEnded, SpawnCgroup, end_commands_of};
 pub use launch::{Launch, Launched, launch, reap};
 pub use lifetime::exit_with_parent;
 pub use probe::{HostSupport, probe};

@@ -215,14 +215,22 @@ impl Fabric {
 impl ExecContext {
     /// After the driver abandoned a call (cancel, the run's deadline): a worker is killed
     /// with whatever it still runs, since a call blocked in the kernel cannot answer a
-    /// cancel. In-process calls were dropped already; a thread blocked in a read stays
-    /// blocked (one reason the in-process fabric is for tests and development).
-    pub fn abandon_calls_in_flight(&self) {
-        if let Fabric::Worker(worker) = &self.fabric {
-            worker.kill();
+    /// cancel, and this returns once the worker and every process of its commands are
+    /// confirmed gone ([`WorkerClient::kill_and_confirm`], at most [`ABANDON_WAIT`]), so a
+    /// sweep after it races nothing of the call. `Err` says what could not be confirmed.
+    /// In-process calls were dropped already, which kills their commands' cgroups; a
+    /// thread blocked in a read stays blocked (one reason the in-process fabric is for
+    /// tests and development).
+    pub async fn abandon_calls_in_flight(&self) -> Result<(), String> {
+        match &self.fabric {
+            Fabric::Worker(worker) => worker.kill_and_confirm(ABANDON_WAIT).await,
+            Fabric::InProcess { .. } => Ok(()),
         }
     }
 }
+
+/// How long an abandoned call's worker and commands may take to be gone.
+pub const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Builds a confined in-process sandbox per `limits`, or the reason there is none.
 pub fn local_sandbox(workspace: &Workspace, limits: &ToolLimits) -> Result<Arc<Sandbox>, String> {

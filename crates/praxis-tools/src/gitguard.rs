@@ -73,6 +73,12 @@ pub struct GitGuardState {
     pub known: BTreeMap<String, Known>,
     /// When the last scan started (`CLOCK_REALTIME_COARSE`, the clock file times come from).
     pub scanned_at_ns: i64,
+    /// The protected git directories of the run's start (see
+    /// [`GitGuardSettings::protected`]): a worker that replaces a dead one keeps them, and
+    /// never takes for the user's a git directory a call planted before its sandbox was
+    /// made (None: a state from before this field).
+    #[serde(default)]
+    pub protected: Option<Vec<String>>,
 }
 
 /// One entry's status, read without following a link.
@@ -292,6 +298,7 @@ pub fn sweep(
     let baseline = GitGuardState {
         known: BTreeMap::new(),
         scanned_at_ns: i64::MAX,
+        protected: None,
     };
     let mut sweep = Sweep {
         settings,
@@ -311,6 +318,7 @@ pub fn sweep(
         GitGuardState {
             known: sweep.known,
             scanned_at_ns,
+            protected: Some(settings.protected.clone()),
         },
         removed,
     )

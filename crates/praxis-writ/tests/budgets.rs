@@ -150,7 +150,9 @@ model_tokens = 1000
     )
     .resolved(now())
     .unwrap();
-    let rules = Rules::new(vec![outer, inner]).unwrap();
+    let rules = Rules::new(vec![outer.clone(), inner.clone()]).unwrap();
+    // Whichever block is narrower, outer or inner (a hand-built chain may narrow first).
+    let reversed = Rules::new(vec![inner, outer]).unwrap();
     let spent = Spent {
         tool_calls: 3,
         model_calls: 2,
@@ -170,6 +172,7 @@ model_tokens = 1000
             bytes_written: None,
         }
     );
+    assert_eq!(reversed.remaining(&spent), rules.remaining(&spent));
     let asked = Budget {
         tool_calls: Some(5),
         model_calls: Some(2),

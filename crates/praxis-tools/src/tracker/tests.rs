@@ -148,6 +148,33 @@ fn ignored_files_a_call_creates_are_tracked() {
 }
 
 #[test]
+fn an_ignored_file_whose_times_a_call_sets_back_is_still_found() {
+    let (dir, ws) = fixture();
+    let (mut tracker, _m, _b) = WorkspaceTracker::capture(&ws, CaptureLimits::default());
+    let path = dir.path().join("target/old.rs");
+    fs::write(&path, "hidden").unwrap();
+    // Access and modification times set to 1970: the change time cannot be set back.
+    let times = fs::FileTimes::new()
+        .set_accessed(std::time::SystemTime::UNIX_EPOCH)
+        .set_modified(std::time::SystemTime::UNIX_EPOCH);
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_times(times)
+        .unwrap();
+    assert_eq!(
+        tracker.refresh(&[]).0,
+        vec![FileChange {
+            path: "target/old.rs".into(),
+            before: None,
+            after: Some(blob_id(b"hidden")),
+            size: Some(6),
+        }]
+    );
+}
+
+#[test]
 fn ignored_files_that_were_there_already_are_not_reported() {
     let (dir, ws) = fixture();
     // `target/out.bin` (ignored) was made just before the capture: within the ctime

@@ -88,6 +88,8 @@ struct Connection {
     pid: u32,
     /// Taking (dropping) it makes the reader kill the worker.
     kill: Mutex<Option<oneshot::Sender<()>>>,
+    /// Becomes true once the worker process has exited and been reaped.
+    exited: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Connection {
@@ -281,6 +283,7 @@ impl WorkerClient {
         let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         let (kill_tx, mut kill_rx) = oneshot::channel::<()>();
+        let (exited_tx, exited) = tokio::sync::watch::channel(false);
         let (reader_pending, reader_dead) = (pending.clone(), dead.clone());
         tokio::spawn(async move {
             loop {
@@ -304,9 +307,11 @@ impl WorkerClient {
                 Ok(Ok(status)) => status.to_string(),
                 _ => {
                     let _ = child.start_kill();
+                    let _ = child.wait().await;
                     "stopped answering; killed".to_string()
                 }
             };
+            let _ = exited_tx.send(true);
             let waiters: Vec<_> = match reader_pending.lock() {
                 Ok(mut p) => {
                     p.dead = true;
@@ -324,6 +329,7 @@ impl WorkerClient {
             dead,
             pid,
             kill: Mutex::new(Some(kill_tx)),
+            exited,
         })
     }
 
@@ -334,6 +340,53 @@ impl WorkerClient {
             && let Some(conn) = slot.as_ref()
         {
             conn.kill();
+        }
+    }
+
+    /// Kills the current worker like [`WorkerClient::kill`], then waits (at most `wait`)
+    /// until the worker is reaped and every process of its commands is gone: the processes
+    /// left in its commands' cgroups are killed and must leave them (see
+    /// [`praxis_sandbox::end_commands_of`]). After `Ok`, nothing a call of that worker
+    /// started can write any more; `Err` says what could not be confirmed.
+    pub async fn kill_and_confirm(&self, wait: Duration) -> Result<(), String> {
+        let until = tokio::time::Instant::now() + wait;
+        let conn = match tokio::time::timeout_at(until, self.conn.lock()).await {
+            Ok(slot) => slot.clone(),
+            Err(_) => return Err("the tool worker's connection stayed busy".into()),
+        };
+        let Some(conn) = conn else {
+            return Ok(());
+        };
+        conn.kill();
+        let mut exited = conn.exited.clone();
+        let reaped = matches!(
+            tokio::time::timeout_at(until, exited.wait_for(|gone| *gone)).await,
+            Ok(Ok(_))
+        );
+        if !reaped {
+            return Err(format!(
+                "worker pid {} was not seen to exit within {} ms",
+                conn.pid,
+                wait.as_millis()
+            ));
+        }
+        let owner = conn.pid;
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let ended =
+            tokio::task::spawn_blocking(move || praxis_sandbox::end_commands_of(owner, left))
+                .await
+                .map_err(|e| format!("waiting for the commands of worker pid {owner}: {e}"))?;
+        match ended {
+            praxis_sandbox::CommandsEnded::Gone { .. } => Ok(()),
+            praxis_sandbox::CommandsEnded::StillRunning { pids } => Err(format!(
+                "processes of worker pid {owner}'s commands were still running after {} ms \
+                 (pids {pids:?})",
+                wait.as_millis()
+            )),
+            praxis_sandbox::CommandsEnded::Unknown { why } => Err(format!(
+                "the end of worker pid {owner}'s commands cannot be seen on this host ({why}); \
+                 they die with their PID namespace"
+            )),
         }
     }
 

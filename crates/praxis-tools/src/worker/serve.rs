@@ -169,7 +169,13 @@ where
                 calls.insert(id, task.abort_handle());
             }
             ToWorker::Restore { mut limits, state } => {
-                limits.git.protected = git_protected(&ctx);
+                // The run's start decides what is the user's, not this worker's sandbox,
+                // which also mounts read-only what an abandoned call planted.
+                limits.git.protected = state
+                    .git
+                    .protected
+                    .clone()
+                    .unwrap_or_else(|| git_protected(&ctx));
                 if let Ok(mut slot) = tracker.lock() {
                     *slot = Some(WorkspaceTracker::restore(&workspace, limits, state));
                 }
