@@ -24,7 +24,7 @@
 //! that grants commands write access to `.git` switches this off (see `CaptureLimits::git`).
 
 use crate::Workspace;
-use crate::wsfs::{MAX_WALK_DEPTH, component, open_subdir, read_entries};
+use crate::wsfs::{MAX_WALK_DEPTH, component, open_subdir, read_entries, stat_nofollow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
@@ -90,18 +90,8 @@ struct Stat {
 }
 
 fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<Stat> {
-    // SAFETY: plain stat buffer filled by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: live descriptor, NUL-terminated name, valid buffer.
-    let rc = unsafe {
-        libc::fstatat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    (rc == 0).then(|| Stat {
+    let st = stat_nofollow(dir, name)?;
+    Some(Stat {
         dev: st.st_dev,
         ino: st.st_ino,
         ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec,

@@ -574,6 +574,22 @@ pub(crate) fn open_subdir(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedF
     )
 }
 
+/// `fstatat` of `name` in `dir`, the last component not followed; `None` if it fails.
+pub(crate) fn stat_nofollow(dir: BorrowedFd<'_>, name: &CStr) -> Option<libc::stat> {
+    // SAFETY: plain stat buffer filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: live descriptor, NUL-terminated name, valid buffer.
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    (rc == 0).then_some(st)
+}
+
 /// The entries of an open directory (without `.` and `..`), as (name, is_dir, is_file),
 /// sorted by name; symlinks and special files have both false. Read from the descriptor.
 pub(crate) fn read_entries(dir: BorrowedFd<'_>) -> io::Result<Vec<(CString, bool, bool)>> {
@@ -611,20 +627,9 @@ pub(crate) fn read_entries(dir: BorrowedFd<'_>) -> io::Result<Vec<(CString, bool
             libc::DT_DIR => (true, false),
             libc::DT_REG => (false, true),
             libc::DT_UNKNOWN => {
-                // SAFETY: plain stat buffer filled by the kernel.
-                let mut st: libc::stat = unsafe { std::mem::zeroed() };
-                // SAFETY: live descriptor, NUL-terminated name, valid buffer.
-                let rc = unsafe {
-                    libc::fstatat(
-                        dir.as_raw_fd(),
-                        name.as_ptr(),
-                        &mut st,
-                        libc::AT_SYMLINK_NOFOLLOW,
-                    )
-                };
-                if rc != 0 {
+                let Some(st) = stat_nofollow(dir, &name) else {
                     continue;
-                }
+                };
                 let fmt = st.st_mode & libc::S_IFMT;
                 (fmt == libc::S_IFDIR, fmt == libc::S_IFREG)
             }
