@@ -81,6 +81,11 @@ impl ServerHandler for Peer {
             "grow" => {
                 self.grown.store(true, Ordering::SeqCst);
                 let _ = context.peer.notify_tool_list_changed().await;
+                // Over streamable HTTP the notification travels on the session's own stream
+                // and the reply on the call's: nothing orders them. The test asserts that a
+                // change seen before the next model call is offered there, so give the
+                // notification a head start (a wait, not a timing assertion).
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
                 Ok(CallToolResult::success(vec![ContentBlock::text("grown")]).into())
             }
             "late" => Ok(CallToolResult::success(vec![ContentBlock::text("late answer")]).into()),
