@@ -3,22 +3,21 @@
 //! ledger, a writ that does not list the tool denies it, a hung server gives an error
 //! observation and is restarted, and the run replays without the server.
 
+mod common;
 mod peer;
 
+use common::Ran;
+
+use praxis_core::ExecStatus;
 use praxis_core::record::{Record, VerdictKind};
-use praxis_core::{ExecStatus, Limits, RunSpec};
-use praxis_ledger::{Ledger, SqliteLedger};
 use praxis_mcp::client::{self, McpTools};
-use praxis_models::ScriptedProvider;
+use praxis_runtime::NoObserver;
 use praxis_runtime::home::DataHome;
 use praxis_runtime::replay::{ReplayReport, replay};
-use praxis_runtime::{NoObserver, RunOptions, Runtime, WritGrant};
 use praxis_tools::Registry;
-use praxis_writ::{IssuerKey, WritSpec};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// A data dir whose home praxis.toml declares the server at `url`.
 fn home_with(url: &str) -> tempfile::TempDir {
@@ -34,14 +33,7 @@ fn home_with(url: &str) -> tempfile::TempDir {
     home
 }
 
-struct Ran {
-    records: Vec<Record>,
-    ledger: Arc<SqliteLedger>,
-    run_id: String,
-    conversation: String,
-}
-
-/// Runs the scripted `calls` (tool, arguments) under a writ listing `listed`.
+/// Runs the scripted `calls` under a writ listing `listed` (ceiling exec).
 async fn run(
     registry: Arc<Registry>,
     listed: &[&str],
@@ -49,71 +41,7 @@ async fn run(
     home: &Path,
     ws: &Path,
 ) -> Ran {
-    let ledger = Arc::new(SqliteLedger::open(&home.join("l.db")).unwrap());
-    let runtime = Runtime::new(ledger.clone(), registry);
-    let key = IssuerKey::generate();
-    let tools: String = listed
-        .iter()
-        .map(|t| format!("[[tools]]\nname = \"{t}\"\n"))
-        .collect();
-    let spec = WritSpec::from_toml_str(&format!(
-        "subject = \"mcp\"\nexpires_in = \"1h\"\neffect_ceiling = \"exec\"\n{tools}"
-    ))
-    .unwrap();
-    let token = praxis_writ::issue(&spec, &key, SystemTime::now()).unwrap();
-    let mut turns: Vec<Value> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, (name, arguments))| {
-            json!({"tool_calls": [{"id": format!("c{i}"), "name": name, "arguments": arguments}]})
-        })
-        .collect();
-    turns.push(json!({"content": "done"}));
-    let script = json!({ "turns": turns });
-    let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "mcp").unwrap());
-    let run_spec = RunSpec {
-        protocol: Default::default(),
-        compaction: None,
-        task: "use the MCP tools".into(),
-        workspace: ws.display().to_string(),
-        provider: "scripted".into(),
-        model: String::new(),
-        tools: None,
-        read_only: false,
-        limits: Limits::default(),
-        conversation: Default::default(),
-    };
-    let options = RunOptions {
-        writ: Some(WritGrant {
-            token,
-            anchor: key.anchor(),
-        }),
-        ..RunOptions::new(run_spec, provider)
-    };
-    let report = runtime.run(options, &NoObserver).await.unwrap();
-    let records = ledger
-        .entries(&report.run_id, 0)
-        .unwrap()
-        .iter()
-        .map(|e| Record::from_entry(&e.kind, &e.payload).unwrap())
-        .collect();
-    let conversation = serde_json::to_string(&*report.conversation).unwrap();
-    Ran {
-        records,
-        ledger,
-        run_id: report.run_id,
-        conversation,
-    }
-}
-
-fn executions(records: &[Record]) -> Vec<&praxis_core::record::Execution> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Execution(e) => Some(e),
-            _ => None,
-        })
-        .collect()
+    common::run(registry, "exec", listed, calls, (home, ws), &NoObserver).await
 }
 
 async fn tool_set(home: &Path) -> (Registry, McpTools) {
@@ -155,7 +83,7 @@ async fn a_call_reaches_the_model_and_the_ledger_and_replays_without_the_server(
         })
         .unwrap();
     assert_eq!(proposal.verdict, VerdictKind::Allow, "{proposal:?}");
-    let execution = executions(&ran.records)[0];
+    let execution = ran.executions()[0];
     assert_eq!(execution.status, ExecStatus::Ok, "{}", execution.output);
     for part in [
         "echo: hi there",
@@ -204,7 +132,7 @@ async fn a_writ_that_does_not_list_the_tool_denies_it() {
     assert_eq!(proposal.verdict, VerdictKind::Deny, "{proposal:?}");
     assert!(proposal.rule.starts_with("writ"), "{proposal:?}");
     assert!(proposal.reason.contains("mcp__peer__echo"), "{proposal:?}");
-    assert!(executions(&ran.records).is_empty());
+    assert!(ran.executions().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -223,7 +151,7 @@ async fn a_hung_server_gives_an_error_observation_and_is_restarted() {
         ws.path(),
     )
     .await;
-    let done = executions(&ran.records);
+    let done = ran.executions();
     assert_eq!(done[0].status, ExecStatus::Error, "{}", done[0].output);
     assert!(
         done[0].output.contains("did not answer within 2 s")
@@ -330,7 +258,7 @@ async fn a_list_change_is_offered_at_the_next_model_call_recorded_and_replayed()
         change.tools.iter().any(|t| t.name == "mcp__peer__late"),
         "{change:?}"
     );
-    let done = executions(&ran.records);
+    let done = ran.executions();
     assert_eq!(done.len(), 2, "{:?}", ran.records);
     assert!(done[1].output.contains("late answer"), "{}", done[1].output);
     // Replay takes the change from the record: the new tool compiles without the server.

@@ -7,19 +7,18 @@
 //! installs them and runs these ignored tests). Without it they say why and pass, except
 //! under `CI=true`, where they fail.
 
-use praxis_core::record::{Execution, Record, VerdictKind};
-use praxis_core::{ExecStatus, Limits, RunSpec};
-use praxis_ledger::{Ledger, SqliteLedger};
+mod common;
+
+use common::Ran;
+use praxis_core::ExecStatus;
+use praxis_core::record::{Record, VerdictKind};
 use praxis_mcp::client::{self, McpTools};
-use praxis_models::ScriptedProvider;
 use praxis_runtime::home::DataHome;
-use praxis_runtime::{LiveEvent, NoObserver, RunObserver, RunOptions, Runtime, WritGrant};
+use praxis_runtime::{LiveEvent, NoObserver, RunObserver};
 use praxis_tools::Registry;
-use praxis_writ::{IssuerKey, WritSpec};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 fn node_modules() -> Option<PathBuf> {
     match std::env::var_os("PRAXIS_MCP_NODE_MODULES") {
@@ -52,23 +51,6 @@ async fn tool_set(home: &Path) -> (Registry, McpTools) {
     (registry, mcp)
 }
 
-struct Ran {
-    records: Vec<Record>,
-    conversation: String,
-}
-
-impl Ran {
-    fn executions(&self) -> Vec<&Execution> {
-        self.records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Execution(e) => Some(e),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 async fn run(
     registry: Registry,
     listed: &[&str],
@@ -76,59 +58,7 @@ async fn run(
     dirs: (&Path, &Path),
     observer: &dyn RunObserver,
 ) -> Ran {
-    let (home, ws) = dirs;
-    let ledger = Arc::new(SqliteLedger::open(&home.join("l.db")).unwrap());
-    let runtime = Runtime::new(ledger.clone(), Arc::new(registry));
-    let key = IssuerKey::generate();
-    let tools: String = listed
-        .iter()
-        .map(|t| format!("[[tools]]\nname = \"{t}\"\n"))
-        .collect();
-    let spec = WritSpec::from_toml_str(&format!(
-        "subject = \"mcp\"\nexpires_in = \"1h\"\neffect_ceiling = \"network\"\n{tools}"
-    ))
-    .unwrap();
-    let token = praxis_writ::issue(&spec, &key, SystemTime::now()).unwrap();
-    let mut turns: Vec<Value> = calls
-        .iter()
-        .enumerate()
-        .map(|(i, (name, arguments))| {
-            json!({"tool_calls": [{"id": format!("c{i}"), "name": name, "arguments": arguments}]})
-        })
-        .collect();
-    turns.push(json!({"content": "done"}));
-    let script = json!({ "turns": turns }).to_string();
-    let provider = Arc::new(ScriptedProvider::from_json_str(&script, "mcp").unwrap());
-    let run_spec = RunSpec {
-        protocol: Default::default(),
-        compaction: None,
-        task: "use the MCP tools".into(),
-        workspace: ws.display().to_string(),
-        provider: "scripted".into(),
-        model: String::new(),
-        tools: None,
-        read_only: false,
-        limits: Limits::default(),
-        conversation: Default::default(),
-    };
-    let options = RunOptions {
-        writ: Some(WritGrant {
-            token,
-            anchor: key.anchor(),
-        }),
-        ..RunOptions::new(run_spec, provider)
-    };
-    let report = runtime.run(options, observer).await.unwrap();
-    let records = ledger
-        .entries(&report.run_id, 0)
-        .unwrap()
-        .iter()
-        .map(|e| Record::from_entry(&e.kind, &e.payload).unwrap())
-        .collect();
-    Ran {
-        records,
-        conversation: serde_json::to_string(&*report.conversation).unwrap(),
-    }
+    common::run(Arc::new(registry), "network", listed, calls, dirs, observer).await
 }
 
 fn stdio_everything(modules: &Path) -> String {
