@@ -3,13 +3,16 @@
 //!
 //! - `PROPTEST_CASES=N`: N cases per round (default: the target's own, small).
 //! - `PRAXIS_FUZZ_SECONDS=S`: rounds with fresh seeds until S seconds have passed.
+//! - `PRAXIS_FUZZ_TRACE=FILE`: each input is written to FILE before it is tried, so an
+//!   input that kills the process (out of memory, a stack overflow, a signal: no panic,
+//!   nothing shrunk or saved) is still known afterwards.
 //!
-//! A failing case is shrunk and its seed saved under `proptest-regressions/` beside the
-//! crate's tests (commit it: every later run replays it first).
+//! A failing case is shrunk and its seed saved in `tests/fuzz.proptest-regressions` beside
+//! the test file (commit it: every later run replays it first).
 #![allow(dead_code)]
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
@@ -32,6 +35,7 @@ pub fn fuzz<S>(
     let seconds = std::env::var("PRAXIS_FUZZ_SECONDS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok());
+    let trace = std::env::var_os("PRAXIS_FUZZ_TRACE");
     let started = Instant::now();
     let deadline = seconds.map(|s| started + Duration::from_secs(s));
     let mut total: u64 = 0;
@@ -39,11 +43,23 @@ pub fn fuzz<S>(
         let config = Config {
             cases,
             source_file: Some(source_file),
+            // Beside the test file (`tests/fuzz.proptest-regressions`): the default looks
+            // for a lib.rs or main.rs above the source, which integration tests do not have.
+            failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+                "proptest-regressions",
+            ))),
             max_shrink_iters: 4096,
             ..Config::default()
         };
         let mut runner = TestRunner::new(config);
-        if let Err(e) = runner.run(&strategy, &test) {
+        let traced = |value: S::Value| {
+            if let Some(file) = &trace {
+                // Best effort: the trace only helps find an input that kills the process.
+                let _ = std::fs::write(file, format!("{name}: {value:?}\n"));
+            }
+            test(value)
+        };
+        if let Err(e) = runner.run(&strategy, traced) {
             panic!("fuzz target {name} failed after {total} cases: {e}");
         }
         total += u64::from(cases);

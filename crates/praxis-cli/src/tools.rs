@@ -2,51 +2,12 @@
 //! JSON Schema of its arguments. A table by default, JSON with `--json`.
 
 use anyhow::Result;
-use praxis_core::{Contracts, Effect, ToolSpec};
 use praxis_runtime::DataHome;
-use praxis_tools::Registry;
-use serde::{Deserialize, Serialize};
+use praxis_tools::ToolInfo;
+use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::ExitCode;
-
-/// Where a tool comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Source {
-    BuiltIn,
-    /// A manifest file (see `praxis_tools::manifest`), named in `file`.
-    Manifest,
-    /// An MCP server of the home configuration, named in `server`.
-    Mcp,
-}
-
-impl Source {
-    fn as_str(self) -> &'static str {
-        match self {
-            Source::BuiltIn => "built-in",
-            Source::Manifest => "manifest",
-            Source::Mcp => "mcp",
-        }
-    }
-}
-
-/// One line of the listing (and one object of `--json`).
-#[derive(Debug, Serialize)]
-pub struct ToolInfo {
-    pub name: String,
-    pub effect: Effect,
-    pub source: Source,
-    /// The manifest a manifest tool comes from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<PathBuf>,
-    /// The MCP server an MCP tool comes from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub server: Option<String>,
-    pub description: String,
-    pub input_schema: Value,
-}
 
 /// The part of an argument schema the table shows: the properties and which are required.
 #[derive(Debug, Default, Deserialize)]
@@ -88,36 +49,6 @@ impl Kind {
     }
 }
 
-/// Every tool of `registry` (the one a run uses), sorted by name; `mcp` says which server
-/// an MCP tool comes from.
-pub fn catalogue(registry: &Registry, mcp: &praxis_mcp::client::McpTools) -> Vec<ToolInfo> {
-    let manifests: BTreeMap<&str, &PathBuf> = registry
-        .manifests()
-        .iter()
-        .map(|m| (m.spec.name.as_str(), &m.file))
-        .collect();
-    registry
-        .specs()
-        .into_iter()
-        .map(|spec: ToolSpec| ToolInfo {
-            file: manifests.get(spec.name.as_str()).map(|f| (*f).clone()),
-            server: mcp.server_of(&spec.name),
-            source: match (
-                manifests.contains_key(spec.name.as_str()),
-                mcp.server_of(&spec.name),
-            ) {
-                (true, _) => Source::Manifest,
-                (false, Some(_)) => Source::Mcp,
-                (false, None) => Source::BuiltIn,
-            },
-            name: spec.name,
-            effect: spec.effect,
-            description: spec.description,
-            input_schema: spec.parameters,
-        })
-        .collect()
-}
-
 /// `name: type` for each argument, required ones marked with `*`.
 fn arguments(schema: &Value) -> String {
     let schema = ObjectSchema::deserialize(schema).unwrap_or_default();
@@ -151,7 +82,7 @@ pub fn render(tools: &[ToolInfo]) -> String {
             "{:<width$}  {:<7}  {:<8}  {}\n{:<width$}  {}\n",
             tool.name,
             tool.effect.as_str(),
-            tool.source.as_str(),
+            tool.origin.as_str(),
             arguments(&tool.input_schema),
             "",
             tool.description,
@@ -165,7 +96,7 @@ pub async fn tools(home: &DataHome, json: bool) -> Result<ExitCode> {
     for warning in mcp.warnings() {
         eprintln!("praxis: warning: {warning}");
     }
-    let tools = catalogue(&registry, &mcp);
+    let tools = registry.catalogue();
     if json {
         println!("{}", serde_json::to_string_pretty(&tools)?);
     } else {
@@ -177,14 +108,19 @@ pub async fn tools(home: &DataHome, json: bool) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use praxis_core::Effect;
+    use praxis_tools::{Registry, ToolOrigin};
 
     #[test]
     fn every_builtin_tool_is_listed_with_its_schema() {
-        let tools = catalogue(&Registry::builtin(), &Default::default());
+        let tools = Registry::builtin().catalogue();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, Registry::builtin().names());
         let read = tools.iter().find(|t| t.name == "fs_read").unwrap();
-        assert_eq!((read.effect, read.source), (Effect::Read, Source::BuiltIn));
+        assert_eq!(
+            (read.effect, &read.origin),
+            (Effect::Read, &ToolOrigin::BuiltIn)
+        );
         assert_eq!(
             arguments(&read.input_schema),
             "end_line: integer?, max_bytes: integer?, path*: string, start_line: integer?"

@@ -14,7 +14,7 @@ use praxis_mcp::client::{self, McpTools};
 use praxis_runtime::NoObserver;
 use praxis_runtime::home::DataHome;
 use praxis_runtime::replay::{ReplayReport, replay};
-use praxis_tools::Registry;
+use praxis_tools::{Registry, ToolOrigin};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -57,6 +57,22 @@ async fn a_call_reaches_the_model_and_the_ledger_and_replays_without_the_server(
     let (registry, mcp) = tool_set(home.path()).await;
     assert!(mcp.failures().is_empty(), "{:?}", mcp.failures());
     assert_eq!(mcp.server_of("mcp__peer__echo"), Some("peer".to_string()));
+    // The listing (`praxis tools`, `GET /v1/tools`) names the server.
+    let listed = registry.catalogue();
+    let echo = listed.iter().find(|t| t.name == "mcp__peer__echo").unwrap();
+    assert_eq!(
+        echo.origin,
+        ToolOrigin::Mcp {
+            server: "peer".into()
+        }
+    );
+    let json = serde_json::to_value(echo).unwrap();
+    assert_eq!(
+        (&json["source"], &json["server"]),
+        (&json!("mcp"), &json!("peer"))
+    );
+    let read = listed.iter().find(|t| t.name == "fs_read").unwrap();
+    assert_eq!(read.origin, ToolOrigin::BuiltIn);
     let ran = run(
         Arc::new(registry),
         &["mcp__peer__echo"],

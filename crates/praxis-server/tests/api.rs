@@ -317,6 +317,7 @@ async fn run_lifecycle_with_an_inline_script() {
         "{names:?}"
     );
     assert_eq!(tools["tools"][0]["parameters"]["type"], "object");
+    assert_eq!(tools["tools"][0]["source"], "built-in");
     let good = h.writ(&WritSpec::development("x"));
     let (_, verdict) = h.post("/v1/writs/verify", json!({"writ": good})).await;
     assert_eq!(verdict["valid"], true, "{verdict}");

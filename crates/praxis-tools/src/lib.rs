@@ -2,6 +2,7 @@
 //! execution with limits, and workspace change tracking. Tools execute; they never decide
 //! policy (the kernel does, before anything here runs).
 
+pub mod catalogue;
 pub mod fabric;
 pub mod gitguard;
 pub mod manifest;
@@ -23,6 +24,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use catalogue::{ToolInfo, ToolOrigin};
 pub use fabric::{Fabric, FabricChoice, SandboxSettings, WorkerCommand};
 /// The OS sandbox crate, re-exported so the runtime and CLI need no direct dependency.
 pub use praxis_sandbox as sandbox;
@@ -73,6 +75,11 @@ pub trait ToolContract: Send + Sync {
     /// its spec is recorded with each run (see [`praxis_core::Contracts::recorded_specs`]).
     fn recorded(&self) -> bool {
         false
+    }
+
+    /// Where the tool comes from (for listings: `praxis tools`, `GET /v1/tools`).
+    fn origin(&self) -> ToolOrigin {
+        ToolOrigin::BuiltIn
     }
 }
 

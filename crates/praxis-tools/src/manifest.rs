@@ -392,6 +392,12 @@ impl ToolContract for ManifestTool {
             observation
         })
     }
+
+    fn origin(&self) -> crate::ToolOrigin {
+        crate::ToolOrigin::Manifest {
+            file: self.0.file.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -36,6 +36,10 @@ impl ToolContract for RecordedTool {
     fn recorded(&self) -> bool {
         true
     }
+
+    fn origin(&self) -> crate::ToolOrigin {
+        crate::ToolOrigin::Recorded
+    }
 }
 
 /// `base` with the recorded `tools` over it: a recorded spec wins over a live tool of the

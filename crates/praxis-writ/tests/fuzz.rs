@@ -161,7 +161,12 @@ fn fuzz_the_shell_matcher_never_panics() {
         "shell matcher: arbitrary lines",
         file!(),
         512,
-        prop_oneof![any::<String>(), chars],
+        prop_oneof![
+            any::<String>(),
+            chars,
+            // Here-documents, where the parser once looped without end (see below).
+            (chars, "<<-?[ \t]?[\"'$\\\\a\n]{0,4}", chars).prop_map(|(a, op, b)| a + &op + &b),
+        ],
         |line| {
             let _ = shell::commands_in(&line);
             let _ = judge(&rules, &line);
@@ -180,4 +185,27 @@ fn a_denied_command_in_nested_subshells_stays_denied() {
         verdict,
         Authorization::Verdict(Verdict::Allow { .. })
     ));
+}
+
+/// Found by `fuzz_the_shell_matcher_never_panics` (in CI, as an out-of-memory kill): the
+/// shell parser's tokenizer loops forever, allocating, on a here-document whose delimiter
+/// is empty (`x<<"" `). Such a line is refused before it reaches the parser. Without the
+/// guard this test does not fail politely: it exhausts memory.
+#[test]
+fn an_empty_here_document_delimiter_is_refused_before_the_parser() {
+    let rules = Rules::new(vec![spec(SPEC).resolved(now()).unwrap()]).unwrap();
+    for line in [
+        "$\n\t - i< \n.*?=\\\\>).!{*<<\"\"\t",
+        "x<<\"\" ",
+        "echo hi <<'' x",
+        "echo hi <<-$''\t",
+    ] {
+        let err = shell::commands_in(line).unwrap_err();
+        assert!(err.contains("empty here-document delimiter"), "{err}");
+        assert!(!matches!(
+            judge(&rules, line),
+            Authorization::Verdict(Verdict::Allow { .. })
+        ));
+    }
+    assert!(shell::commands_in("cat <<EOF\nhi\nEOF").is_ok());
 }

@@ -5,7 +5,7 @@
 use super::output::McpOutput;
 use super::session::Session;
 use praxis_core::{Observation, Resource, ToolSpec};
-use praxis_tools::{BoxFuture, ExecContext, Placement, ToolContract};
+use praxis_tools::{BoxFuture, ExecContext, Placement, ToolContract, ToolOrigin};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -66,5 +66,11 @@ impl ToolContract for McpTool {
 
     fn recorded(&self) -> bool {
         true
+    }
+
+    fn origin(&self) -> ToolOrigin {
+        ToolOrigin::Mcp {
+            server: self.server().to_string(),
+        }
     }
 }

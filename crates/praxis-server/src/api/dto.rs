@@ -235,6 +235,11 @@ pub struct ToolView {
     pub description: String,
     /// read, write, exec, network or external.
     pub effect: String,
+    /// Where the tool comes from: built-in, manifest or mcp.
+    pub source: String,
+    /// The MCP server (of the server's home configuration) an MCP tool comes from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// JSON Schema of the arguments object.
     #[schema(value_type = Object)]
     pub parameters: Value,

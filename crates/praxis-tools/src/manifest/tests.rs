@@ -275,6 +275,18 @@ fn the_registry_compiles_manifest_tools_and_refuses_taken_names() {
     let registry = Registry::with_manifests(vec![manifest(ECHO)]).unwrap();
     assert!(registry.names().contains(&"echo_args".to_string()));
     assert_eq!(registry.manifests().len(), 1);
+    let listed = registry.catalogue();
+    let echo = listed.iter().find(|t| t.name == "echo_args").unwrap();
+    assert_eq!(
+        echo.origin,
+        crate::ToolOrigin::Manifest {
+            file: "/m/echo.toml".into()
+        }
+    );
+    assert_eq!(
+        serde_json::to_value(echo).unwrap()["file"],
+        json!("/m/echo.toml")
+    );
     let compiled = registry
         .compile("echo_args", &json!({"text": "x"}))
         .unwrap();

@@ -64,6 +64,7 @@
 //! so a writ should not allow such programs with `*` when that matters.
 
 mod effects;
+mod heredoc;
 mod walker;
 mod wrappers;
 

@@ -55,6 +55,11 @@ impl Walker {
         if depth > MAX_DEPTH {
             return Err(format!("nesting deeper than {MAX_DEPTH} levels in {src:?}"));
         }
+        if super::heredoc::has_empty_delimiter(src) {
+            return Err(format!(
+                "an empty here-document delimiter in {src:?} is not judged (the parser cannot end on it)"
+            ));
+        }
         let options = ParserOptions::default();
         // The parser is third-party code fed untrusted input: a panic must become a denial.
         let parsed = std::panic::catch_unwind(|| {

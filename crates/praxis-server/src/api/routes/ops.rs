@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use praxis_core::{Contracts, RunStatus};
+use praxis_core::RunStatus;
 use praxis_runtime::overview;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -20,16 +20,15 @@ pub(crate) async fn list_tools(State(state): State<AppState>) -> Json<ToolList> 
     let tools = state
         .config
         .registry
-        .specs()
+        .catalogue()
         .into_iter()
-        .map(|spec| ToolView {
-            effect: serde_json::to_value(spec.effect)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            name: spec.name,
-            description: spec.description,
-            parameters: spec.parameters,
+        .map(|tool| ToolView {
+            effect: tool.effect.as_str().to_string(),
+            source: tool.origin.as_str().to_string(),
+            server: tool.origin.server().map(str::to_string),
+            name: tool.name,
+            description: tool.description,
+            parameters: tool.input_schema,
         })
         .collect();
     Json(ToolList { tools })
