@@ -4,6 +4,7 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
+pub mod crash;
 pub mod served;
 
 use serde_json::Value;
