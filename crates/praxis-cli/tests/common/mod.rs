@@ -6,6 +6,7 @@
 
 pub mod crash;
 pub mod served;
+pub mod tmpfs;
 
 use serde_json::Value;
 use std::path::PathBuf;
