@@ -222,7 +222,9 @@ fn server_iteration(
     for k in 0..RUNS_PER_PHASE {
         let tag = format!("srv{i}-{k}");
         let ws = workspace(dirs, &tag);
-        let body = json!({"task": format!("crash {tag}"), "workspace": ws, "script": script(&tag)});
+        let body = json!({"task": format!("crash {tag}"), "workspace": ws, "script": script(&tag),
+            // What a server taking the run over applies to the call that was in flight.
+            "approve": "never"});
         let (status, reply) = call("POST", &format!("{}/v1/runs", server.url), Some(body));
         assert_eq!(status, 201, "{reply}");
         let id = serde_json::from_str::<Value>(&reply).unwrap()["id"]
