@@ -89,10 +89,9 @@ fn a_full_disk_stops_the_run_without_losing_an_entry_and_it_resumes_after() {
     fs.fill();
     let (id, _) = wait_for("the run's first entry", 60, || run_id_of(&praxis, tag));
     let seen = seq_hashes(&praxis.entries(&id));
-    let output = wait_for("praxis run to give up on the full disk", 120, || {
-        child.try_wait().unwrap().map(|_| ())
+    wait_for("praxis run to give up on the full disk", 120, || {
+        child.try_wait().unwrap()
     });
-    let _ = output;
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);
     eprintln!(
