@@ -4,7 +4,9 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
+pub mod crash;
 pub mod served;
+pub mod tmpfs;
 
 use serde_json::Value;
 use std::path::PathBuf;
