@@ -6,8 +6,8 @@
 //! verifies, every run ended, replay matches.
 //!
 //! `PRAXIS_CRASH_ITERATIONS` (default 20; CI) sets the iterations, `PRAXIS_CRASH_SEED` the
-//! seed. Ignored in the workspace run; `.ci/crash` runs it, and the PostgreSQL variant when
-//! `PRAXIS_TEST_POSTGRES_URL` is set (under CI=true its absence fails).
+//! seed. Ignored in the workspace run; `.ci/crash` runs it, `.ci/postgres` the PostgreSQL variant
+//! (it needs `PRAXIS_TEST_POSTGRES_URL`; under CI=true its absence fails).
 
 mod common;
 
@@ -316,12 +316,12 @@ fn crash_harness_sqlite_cli_and_server() {
 }
 
 #[test]
-#[ignore = "needs PostgreSQL: run by .ci/crash with PRAXIS_TEST_POSTGRES_URL"]
+#[ignore = "needs PostgreSQL: run by .ci/postgres with PRAXIS_TEST_POSTGRES_URL"]
 fn crash_harness_postgres_server() {
     let Ok(admin) = std::env::var("PRAXIS_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "PRAXIS_TEST_POSTGRES_URL is not set under CI=true: .ci/crash starts a cluster for it"
+            "PRAXIS_TEST_POSTGRES_URL is not set under CI=true: .ci/postgres starts a cluster for it"
         );
         eprintln!("skipped: PRAXIS_TEST_POSTGRES_URL is not set");
         return;
