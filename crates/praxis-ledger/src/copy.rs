@@ -3,6 +3,8 @@
 //! and payload, so the target computes the very same hashes; each is compared with the
 //! source's, and every copied chain is verified in the target afterwards.
 
+use crate::approvals::ApprovalStore;
+use crate::tokens::TokenStore;
 use crate::{Entry, Ledger, LedgerError, NewEntry, VerifyReport};
 use serde::Serialize;
 
@@ -19,6 +21,32 @@ pub struct CopyReport {
     pub blobs: u64,
     /// Runs the target already held in full.
     pub runs_already_there: u64,
+    /// Side-table rows added now (see [`copy_side`]).
+    pub tokens: u64,
+    pub run_owners: u64,
+    pub pending_approvals: u64,
+}
+
+/// The side tables of one store that [`copy_side`] moves. Cancel requests are not among
+/// them: one is addressed to the process driving the run where it was filed.
+pub struct SideTables<'a> {
+    pub tokens: &'a TokenStore,
+    pub approvals: &'a ApprovalStore,
+}
+
+/// Adds to `to` what it lacks of `from`'s side tables: API tokens (hashes, tenant, creation
+/// time), run owners, and approval requests still waiting. Running it again adds nothing;
+/// a token or run `to` holds for another tenant is refused.
+pub fn copy_side(
+    from: &SideTables<'_>,
+    to: &SideTables<'_>,
+    report: &mut CopyReport,
+) -> Result<(), CopyError> {
+    let (tokens, owners) = from.tokens.copy_into(to.tokens)?;
+    report.tokens += tokens;
+    report.run_owners += owners;
+    report.pending_approvals += from.approvals.copy_pending_into(to.approvals)?;
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +67,12 @@ pub enum CopyError {
     Diverged { run_id: String, seq: u64 },
     #[error("blob {id} is missing from the source")]
     BlobMissing { id: String },
+    #[error("{what} belongs to tenant {ours:?} in the source and {theirs:?} in the target; the target keeps its own")]
+    SideDiverged {
+        what: String,
+        ours: String,
+        theirs: String,
+    },
     #[error("run {run_id} does not verify in the target after the copy: seq {seq}: {problem}")]
     TargetBroken {
         run_id: String,
