@@ -185,16 +185,24 @@ struct Store {
 }
 
 impl Store {
-    fn sqlite(home: &DataHome, ledger: Arc<dyn Ledger>) -> Result<Store, HomeError> {
+    /// The data dir's side tables, then its ledger from `ledger` (the writable tables first:
+    /// within one process the first opener of the file decides whether SQLite's shared
+    /// index is writable).
+    fn sqlite(
+        home: &DataHome,
+        ledger: impl FnOnce() -> Result<Arc<dyn Ledger>, HomeError>,
+    ) -> Result<Store, HomeError> {
         let path = home.ledger_path();
         let err = |source| HomeError::Ledger {
             path: path.clone(),
             source: Box::new(source),
         };
+        let tokens = TokenStore::open(&path).map_err(err)?;
+        let approvals = ApprovalStore::open(&path).map_err(err)?;
         Ok(Store {
-            ledger,
-            tokens: TokenStore::open(&path).map_err(err)?,
-            approvals: ApprovalStore::open(&path).map_err(err)?,
+            ledger: ledger()?,
+            tokens,
+            approvals,
         })
     }
 
@@ -223,13 +231,15 @@ pub async fn copy(home: &DataHome, direction: &CopyDirection) -> Result<Copied, 
             if !path.exists() {
                 return Err(CopyFailed::NoSource(path.display().to_string()));
             }
-            let sqlite = SqliteLedger::open_read_only(&path).map_err(|source| {
-                HomeError::Ledger {
-                    path: path.clone(),
-                    source: Box::new(source),
-                }
+            let source = Store::sqlite(home, || {
+                let sqlite = SqliteLedger::open_read_only(&path).map_err(|source| {
+                    HomeError::Ledger {
+                        path: path.clone(),
+                        source: Box::new(source),
+                    }
+                })?;
+                Ok(Arc::new(sqlite) as Arc<dyn Ledger>)
             })?;
-            let source = Store::sqlite(home, Arc::new(sqlite))?;
             (source, Store::postgres(crate::home::open_postgres(url)?))
         }
         CopyDirection::FromPostgres(url) => {
@@ -239,7 +249,9 @@ pub async fn copy(home: &DataHome, direction: &CopyDirection) -> Result<Copied, 
                     path: praxis_ledger::redact_url(url).into(),
                     source: Box::new(source),
                 })?;
-            let target = Store::sqlite(home, home.open_sqlite_ledger()?)?;
+            let target = Store::sqlite(home, || {
+                Ok(home.open_sqlite_ledger()? as Arc<dyn Ledger>)
+            })?;
             (Store::postgres(pg), target)
         }
     };
