@@ -255,6 +255,17 @@ fn local_run_commands_work_on_postgres_and_hold_the_run_lease() {
     );
     let export = ok(&env, pg, &["ledger", "export", &run_id]);
     assert!(text(&export.stdout).contains("\"kind\":\"run_finished\""));
+    // `praxis cancel` from another terminal reaches a local run through PostgreSQL's
+    // cancel-request table.
+    let (mut child, running) = start_slow_run(&env, pg, ws.path(), &script, "15");
+    let out = ok(&env, pg, &["cancel", &running, "--reason", "enough"]);
+    assert!(
+        text(&out.stdout).contains("cancelled"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!child.wait().unwrap().success());
+    assert_eq!(status_of(&env, pg, &running), "cancelled");
     // Everything went to PostgreSQL: the data dir has no SQLite ledger.
     assert!(!env.home.path().join("ledger.db").exists());
 }
