@@ -8,10 +8,10 @@ use praxis_core::{RunSpec, RunStatus};
 use praxis_runtime::approval::{Approver, FixedDecision, StoreApprover};
 use praxis_runtime::config::{self, Override};
 use praxis_runtime::home::WorkspaceOrigin;
-use praxis_runtime::stores::{RunLease, Selected};
 use praxis_runtime::run_request::{
     self, Asked, CognitionRequest, RequestError, RunRequest, Script,
 };
+use praxis_runtime::stores::{RunLease, Selected};
 use praxis_runtime::{
     BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant, new_run_id,
 };

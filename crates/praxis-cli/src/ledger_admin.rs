@@ -3,8 +3,8 @@
 
 use anyhow::{Result, bail};
 use praxis_ledger::{PostgresLedger, is_postgres_url, redact_url};
-use praxis_runtime::stores::CopyDirection;
 use praxis_runtime::DataHome;
+use praxis_runtime::stores::CopyDirection;
 use std::process::ExitCode;
 
 /// Brings the selected ledger's schema up to date (opening a store migrates it) and says

@@ -389,7 +389,12 @@ enum LedgerCmd {
     )]
     Copy {
         /// Copy the data dir's SQLite ledger into this database (a postgres:// URL).
-        #[arg(long, value_name = "URL", required_unless_present = "from", conflicts_with = "from")]
+        #[arg(
+            long,
+            value_name = "URL",
+            required_unless_present = "from",
+            conflicts_with = "from"
+        )]
         to: Option<String>,
         /// Copy this database (a postgres:// URL) into the data dir's SQLite ledger.
         #[arg(long, value_name = "URL")]

@@ -189,7 +189,10 @@ fn local_run_commands_work_on_postgres_and_hold_the_run_lease() {
     // A local run on PostgreSQL holds the run's lease while it is alive.
     let (mut child, run_id) = start_slow_run(&env, pg, ws.path(), &script, "1");
     let observer = PostgresLedger::connect_as(&url, Some("server-x".into())).unwrap();
-    let lease = observer.lease(&run_id).unwrap().expect("the run has a lease");
+    let lease = observer
+        .lease(&run_id)
+        .unwrap()
+        .expect("the run has a lease");
     assert!(lease.owner.starts_with("local:"), "{lease:?}");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -202,7 +205,10 @@ fn local_run_commands_work_on_postgres_and_hold_the_run_lease() {
         .acquire_lease(&run_id, Duration::from_secs(3600))
         .unwrap()
     {
-        assert!(Instant::now() < give_up, "the dead run's lease never expired");
+        assert!(
+            Instant::now() < give_up,
+            "the dead run's lease never expired"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let out = cmd(
@@ -232,7 +238,10 @@ fn local_run_commands_work_on_postgres_and_hold_the_run_lease() {
     let lease = observer.lease(&run_id).unwrap().unwrap();
     assert!(lease.owner.starts_with("local:"), "{lease:?}");
     assert!(lease.expired, "a finished local run lets its lease expire");
-    assert!(!ws.path().join("log.txt").exists(), "the killed call ran again");
+    assert!(
+        !ws.path().join("log.txt").exists(),
+        "the killed call ran again"
+    );
 
     // The reading commands on the same database.
     assert_eq!(status_of(&env, pg, &run_id), "completed");
@@ -299,9 +308,17 @@ fn ledger_copy_moves_runs_and_side_tables_both_ways() {
         said.contains("2 runs (2 already there), 0 entries, 0 blobs, 0 tokens, 0 run owners"),
         "{said}"
     );
-    let store = PostgresLedger::connect(&url).map(std::sync::Arc::new).unwrap();
-    assert_eq!(store.tokens().tenant_for(&token).unwrap().as_deref(), Some("ops"));
-    assert_eq!(store.tokens().run_tenant(&first).unwrap().as_deref(), Some("ops"));
+    let store = PostgresLedger::connect(&url)
+        .map(std::sync::Arc::new)
+        .unwrap();
+    assert_eq!(
+        store.tokens().tenant_for(&token).unwrap().as_deref(),
+        Some("ops")
+    );
+    assert_eq!(
+        store.tokens().run_tenant(&first).unwrap().as_deref(),
+        Some("ops")
+    );
 
     // On PostgreSQL: listed, shown, resumable.
     assert_eq!(status_of(&a, pg, &first), "interrupted");
@@ -334,8 +351,7 @@ fn ledger_copy_moves_runs_and_side_tables_both_ways() {
         "{}",
         text(&out.stdout)
     );
-    let tokens = praxis_ledger::tokens::TokenStore::open(&b.home.path().join("ledger.db"))
-        .unwrap();
+    let tokens = praxis_ledger::tokens::TokenStore::open(&b.home.path().join("ledger.db")).unwrap();
     assert_eq!(tokens.tenant_for(&token).unwrap().as_deref(), Some("ops"));
 
     // Back again: PostgreSQL holds `second` as it was before B resumed it, so B's longer

@@ -67,7 +67,9 @@ pub enum CopyError {
     Diverged { run_id: String, seq: u64 },
     #[error("blob {id} is missing from the source")]
     BlobMissing { id: String },
-    #[error("{what} belongs to tenant {ours:?} in the source and {theirs:?} in the target; the target keeps its own")]
+    #[error(
+        "{what} belongs to tenant {ours:?} in the source and {theirs:?} in the target; the target keeps its own"
+    )]
     SideDiverged {
         what: String,
         ours: String,

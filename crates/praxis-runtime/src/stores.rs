@@ -232,12 +232,11 @@ pub async fn copy(home: &DataHome, direction: &CopyDirection) -> Result<Copied, 
                 return Err(CopyFailed::NoSource(path.display().to_string()));
             }
             let source = Store::sqlite(home, || {
-                let sqlite = SqliteLedger::open_read_only(&path).map_err(|source| {
-                    HomeError::Ledger {
+                let sqlite =
+                    SqliteLedger::open_read_only(&path).map_err(|source| HomeError::Ledger {
                         path: path.clone(),
                         source: Box::new(source),
-                    }
-                })?;
+                    })?;
                 Ok(Arc::new(sqlite) as Arc<dyn Ledger>)
             })?;
             (source, Store::postgres(crate::home::open_postgres(url)?))
@@ -249,9 +248,7 @@ pub async fn copy(home: &DataHome, direction: &CopyDirection) -> Result<Copied, 
                     path: praxis_ledger::redact_url(url).into(),
                     source: Box::new(source),
                 })?;
-            let target = Store::sqlite(home, || {
-                Ok(home.open_sqlite_ledger()? as Arc<dyn Ledger>)
-            })?;
+            let target = Store::sqlite(home, || Ok(home.open_sqlite_ledger()? as Arc<dyn Ledger>))?;
             (Store::postgres(pg), target)
         }
     };

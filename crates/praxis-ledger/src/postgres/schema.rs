@@ -151,10 +151,7 @@ pub(crate) async fn current_version(client: &Client, url: &Path) -> Result<i64, 
 /// (read-only handles): older is refused naming `praxis ledger migrate`, newer as too new.
 pub(crate) async fn require_current(client: &Client, url: &Path) -> Result<i64, LedgerError> {
     let table: Option<String> = client
-        .query_one(
-            "SELECT to_regclass('praxis_schema_migrations')::text",
-            &[],
-        )
+        .query_one("SELECT to_regclass('praxis_schema_migrations')::text", &[])
         .await
         .map(|row| row.get(0))
         .map_err(pg_err(url, "looking for praxis_schema_migrations"))?;
