@@ -168,3 +168,102 @@ fn as_new(entry: &Entry) -> NewEntry {
         at: entry.at.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approvals::ApprovalRequest;
+
+    struct Side {
+        _dir: tempfile::TempDir,
+        tokens: TokenStore,
+        approvals: ApprovalStore,
+    }
+
+    fn side() -> Side {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        Side {
+            tokens: TokenStore::open(&path).unwrap(),
+            approvals: ApprovalStore::open(&path).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn tables(s: &Side) -> SideTables<'_> {
+        SideTables {
+            tokens: &s.tokens,
+            approvals: &s.approvals,
+        }
+    }
+
+    fn request(run_id: &str, call_id: &str) -> ApprovalRequest {
+        ApprovalRequest {
+            run_id: run_id.into(),
+            call_id: call_id.into(),
+            tool: "shell".into(),
+            arguments: "{}".into(),
+            reason: "writes".into(),
+            requested_at: crate::now_rfc3339(),
+            expires_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn side_tables_copy_once_and_keep_what_the_target_decided() {
+        let (from, to) = (side(), side());
+        let token = from.tokens.create("ops").unwrap();
+        from.tokens.set_run_tenant("run-a", "ops").unwrap();
+        from.approvals.request(&request("run-a", "c1")).unwrap();
+        from.approvals.request(&request("run-a", "c2")).unwrap();
+        // The target already decided c2: it is not filed again.
+        to.approvals.request(&request("run-a", "c2")).unwrap();
+        to.approvals
+            .decide("run-a", Some("c2"), false, "ana", "no")
+            .unwrap();
+
+        let mut report = CopyReport::default();
+        copy_side(&tables(&from), &tables(&to), &mut report).unwrap();
+        assert_eq!(
+            (report.tokens, report.run_owners, report.pending_approvals),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            to.tokens.tenant_for(&token).unwrap().as_deref(),
+            Some("ops")
+        );
+        assert_eq!(
+            to.tokens.run_tenant("run-a").unwrap().as_deref(),
+            Some("ops")
+        );
+        let pending: Vec<String> = to
+            .approvals
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.call_id)
+            .collect();
+        assert_eq!(pending, ["c1"]);
+
+        let mut again = CopyReport::default();
+        copy_side(&tables(&from), &tables(&to), &mut again).unwrap();
+        assert_eq!(again, CopyReport::default());
+    }
+
+    #[test]
+    fn a_run_owned_by_another_tenant_in_the_target_is_refused() {
+        let (from, to) = (side(), side());
+        from.tokens.set_run_tenant("run-a", "ops").unwrap();
+        to.tokens.set_run_tenant("run-a", "eve").unwrap();
+        let mut report = CopyReport::default();
+        let err = copy_side(&tables(&from), &tables(&to), &mut report).unwrap_err();
+        assert!(
+            matches!(&err, CopyError::SideDiverged { ours, theirs, .. } if ours == "ops" && theirs == "eve"),
+            "{err}"
+        );
+        assert_eq!(
+            to.tokens.run_tenant("run-a").unwrap().as_deref(),
+            Some("eve")
+        );
+    }
+}

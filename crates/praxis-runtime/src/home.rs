@@ -38,10 +38,16 @@ pub fn open_postgres(
 ) -> Result<std::sync::Arc<praxis_ledger::PostgresLedger>, HomeError> {
     praxis_ledger::PostgresLedger::connect(url)
         .map(std::sync::Arc::new)
-        .map_err(|source| HomeError::Ledger {
-            path: PathBuf::from(praxis_ledger::redact_url(url)),
-            source: Box::new(source),
-        })
+        .map_err(postgres_error(url))
+}
+
+/// A PostgreSQL ledger that could not be opened, named by its URL without the password.
+pub(crate) fn postgres_error(url: &str) -> impl FnOnce(praxis_ledger::LedgerError) -> HomeError {
+    let path = PathBuf::from(praxis_ledger::redact_url(url));
+    move |source| HomeError::Ledger {
+        path,
+        source: Box::new(source),
+    }
 }
 
 /// A data-dir file that cannot be read or made.
@@ -126,7 +132,8 @@ impl DataHome {
         }
     }
 
-    fn sqlite_error(&self, source: praxis_ledger::LedgerError) -> HomeError {
+    /// An error of the data dir's SQLite ledger file, naming it.
+    pub(crate) fn sqlite_error(&self, source: praxis_ledger::LedgerError) -> HomeError {
         HomeError::Ledger {
             path: self.ledger_path(),
             source: Box::new(source),
@@ -158,10 +165,7 @@ impl DataHome {
                 Some(crate::stores::local_owner_id()),
             )
             .map(|pg| Selected::Postgres(std::sync::Arc::new(pg)))
-            .map_err(|source| HomeError::Ledger {
-                path: PathBuf::from(praxis_ledger::redact_url(&url)),
-                source: Box::new(source),
-            }),
+            .map_err(postgres_error(&url)),
             None => Ok(Selected::Sqlite(self.open_sqlite_ledger()?)),
         }
     }
@@ -174,10 +178,7 @@ impl DataHome {
         if let Some(url) = self.ledger_url()? {
             return praxis_ledger::PostgresLedger::connect_read_only(&url)
                 .map(|pg| std::sync::Arc::new(pg) as std::sync::Arc<dyn praxis_ledger::Ledger>)
-                .map_err(|source| HomeError::Ledger {
-                    path: PathBuf::from(praxis_ledger::redact_url(&url)),
-                    source: Box::new(source),
-                });
+                .map_err(postgres_error(&url));
         }
         let path = self.ledger_path();
         praxis_ledger::SqliteLedger::open_read_only(&path)

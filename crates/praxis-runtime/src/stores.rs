@@ -193,12 +193,8 @@ impl Store {
         ledger: impl FnOnce() -> Result<Arc<dyn Ledger>, HomeError>,
     ) -> Result<Store, HomeError> {
         let path = home.ledger_path();
-        let err = |source| HomeError::Ledger {
-            path: path.clone(),
-            source: Box::new(source),
-        };
-        let tokens = TokenStore::open(&path).map_err(err)?;
-        let approvals = ApprovalStore::open(&path).map_err(err)?;
+        let tokens = TokenStore::open(&path).map_err(|e| home.sqlite_error(e))?;
+        let approvals = ApprovalStore::open(&path).map_err(|e| home.sqlite_error(e))?;
         Ok(Store {
             ledger: ledger()?,
             tokens,
@@ -232,11 +228,7 @@ pub async fn copy(home: &DataHome, direction: &CopyDirection) -> Result<Copied, 
                 return Err(CopyFailed::NoSource(path.display().to_string()));
             }
             let source = Store::sqlite(home, || {
-                let sqlite =
-                    SqliteLedger::open_read_only(&path).map_err(|source| HomeError::Ledger {
-                        path: path.clone(),
-                        source: Box::new(source),
-                    })?;
+                let sqlite = SqliteLedger::open_read_only(&path).map_err(|e| home.sqlite_error(e))?;
                 Ok(Arc::new(sqlite) as Arc<dyn Ledger>)
             })?;
             (source, Store::postgres(crate::home::open_postgres(url)?))
@@ -244,10 +236,7 @@ pub async fn copy(home: &DataHome, direction: &CopyDirection) -> Result<Copied, 
         CopyDirection::FromPostgres(url) => {
             let pg = PostgresLedger::connect_read_only(url)
                 .map(Arc::new)
-                .map_err(|source| HomeError::Ledger {
-                    path: praxis_ledger::redact_url(url).into(),
-                    source: Box::new(source),
-                })?;
+                .map_err(crate::home::postgres_error(url))?;
             let target = Store::sqlite(home, || Ok(home.open_sqlite_ledger()? as Arc<dyn Ledger>))?;
             (Store::postgres(pg), target)
         }
