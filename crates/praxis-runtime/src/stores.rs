@@ -228,7 +228,8 @@ pub async fn copy(home: &DataHome, direction: &CopyDirection) -> Result<Copied, 
                 return Err(CopyFailed::NoSource(path.display().to_string()));
             }
             let source = Store::sqlite(home, || {
-                let sqlite = SqliteLedger::open_read_only(&path).map_err(|e| home.sqlite_error(e))?;
+                let sqlite =
+                    SqliteLedger::open_read_only(&path).map_err(|e| home.sqlite_error(e))?;
                 Ok(Arc::new(sqlite) as Arc<dyn Ledger>)
             })?;
             (source, Store::postgres(crate::home::open_postgres(url)?))
