@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use praxis_core::RunStatus;
 use praxis_ledger::Ledger;
-use praxis_ledger::cancels::{CancelRequest, CancelStore};
+use praxis_ledger::cancels::CancelRequest;
 use praxis_runtime::{Cancel, DataHome};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -18,9 +18,9 @@ const WAIT: Duration = Duration::from_secs(30);
 /// Fires `cancel` when a request for `run_id` appears. A request left over from an earlier
 /// driver of the same run (one that died before acting on it) is discarded first.
 pub(crate) fn watch_requests(home: &DataHome, run_id: String, cancel: Cancel) -> Result<()> {
-    let path = home.ledger_path();
-    let store = CancelStore::open(&path)
-        .with_context(|| format!("opening the cancel requests in {}", path.display()))?;
+    let store = home
+        .cancel_store()
+        .context("opening the cancel-request table")?;
     store.take(&run_id)?;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(POLL);
@@ -50,8 +50,8 @@ pub(crate) async fn cancel_local(
 ) -> Result<ExitCode> {
     // The writable table first: within one process, the first opener of the file decides
     // whether SQLite's shared index is writable.
-    let store = CancelStore::open(&home.ledger_path())?;
-    let status = |ledger: &praxis_ledger::SqliteLedger, run_id: &str| -> Result<RunStatus> {
+    let store = home.cancel_store()?;
+    let status = |ledger: &dyn Ledger, run_id: &str| -> Result<RunStatus> {
         let row = ledger
             .runs()?
             .into_iter()
@@ -61,7 +61,7 @@ pub(crate) async fn cancel_local(
     };
     let ledger = crate::read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
-    match status(&ledger, &run_id)? {
+    match status(ledger.as_ref(), &run_id)? {
         RunStatus::Queued | RunStatus::Running | RunStatus::AwaitingApproval => {}
         RunStatus::Interrupted => {
             eprintln!(
@@ -92,7 +92,7 @@ pub(crate) async fn cancel_local(
     }
     let deadline = Instant::now() + WAIT;
     loop {
-        let now = status(&ledger, &run_id)?;
+        let now = status(ledger.as_ref(), &run_id)?;
         match now {
             RunStatus::Queued | RunStatus::Running | RunStatus::AwaitingApproval => {}
             RunStatus::Interrupted => {

@@ -2,16 +2,16 @@
 //! is equipped (writ, approver, prices, checkpoint key, cancel on a signal) and how its end
 //! is reported.
 
-use crate::{ApproveMode, RunArgs, governance, open_ledger, present, runtime_key, writs};
+use crate::{ApproveMode, RunArgs, governance, present, runtime_key, writs};
 use anyhow::{Context, Result};
 use praxis_core::{RunSpec, RunStatus};
-use praxis_ledger::SqliteLedger;
 use praxis_runtime::approval::{Approver, FixedDecision, StoreApprover};
 use praxis_runtime::config::{self, Override};
 use praxis_runtime::home::WorkspaceOrigin;
 use praxis_runtime::run_request::{
     self, Asked, CognitionRequest, RequestError, RunRequest, Script,
 };
+use praxis_runtime::stores::{RunLease, Selected};
 use praxis_runtime::{
     BranchFrom, Cancel, DataHome, RunOptions, RunReport, Runtime, WritGrant, new_run_id,
 };
@@ -62,8 +62,8 @@ pub async fn run(home: &DataHome, args: RunArgs) -> Result<ExitCode> {
     let resolved =
         run_request::resolve(home, request, &|k| std::env::var(k).ok()).map_err(flagged)?;
     say(&resolved.warnings, &resolved.notes);
-    let (runtime, _) = local_runtime(home).await?;
-    let mut options = equip(home, resolved.options, args.approve)?;
+    let (runtime, selected) = local_runtime(home).await?;
+    let (mut options, _lease) = equip(home, resolved.options, args.approve, &selected)?;
     options.writ = Some(WritGrant {
         token: writs::for_run(home, args.writ.as_deref())?,
         anchor: writs::anchor_for_run(home, args.writ.is_some())?,
@@ -200,8 +200,8 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
         home,
         cognition_request(args.provider.clone(), None, args.script.clone()),
     )?;
-    let (runtime, ledger) = local_runtime(home).await?;
-    let origin = ledger.find_run(&args.run)?;
+    let (runtime, selected) = local_runtime(home).await?;
+    let origin = runtime.ledger().find_run(&args.run)?;
     let run_id = praxis_runtime::new_run_id();
     let workspace = match &args.workspace {
         Some(dir) => home
@@ -222,7 +222,7 @@ pub async fn branch(home: &DataHome, args: BranchArgs) -> Result<ExitCode> {
     options.prices = prices;
     confinement.apply(&mut options);
     options.run_id = Some(run_id);
-    let mut options = equip(home, options, args.approve)?;
+    let (mut options, _lease) = equip(home, options, args.approve, &selected)?;
     // Without --writ the branch keeps acting under the origin's writ as recorded.
     if let Some(path) = &args.writ {
         options.writ = Some(WritGrant {
@@ -267,8 +267,8 @@ pub struct ResumeArgs {
 }
 
 pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
-    let (runtime, ledger) = local_runtime(home).await?;
-    let run_id = ledger.find_run(&args.run)?;
+    let (runtime, selected) = local_runtime(home).await?;
+    let run_id = runtime.ledger().find_run(&args.run)?;
     let recorded = recorded_spec(&runtime, &run_id)?;
     // By default the run goes on with the cognition it was started with.
     let name = args.provider.clone().or_else(|| {
@@ -287,7 +287,7 @@ pub async fn resume(home: &DataHome, args: ResumeArgs) -> Result<ExitCode> {
     options.prices = prices;
     confinement.apply(&mut options);
     options.run_id = Some(run_id.clone());
-    let mut options = equip(home, options, args.approve)?;
+    let (mut options, _lease) = equip(home, options, args.approve, &selected)?;
     if let Some(path) = &args.writ {
         options.writ = Some(WritGrant {
             token: writs::for_run(home, Some(path))?,
@@ -305,35 +305,52 @@ fn recorded_spec(runtime: &Runtime, run_id: &str) -> Result<RunSpec> {
     Ok(praxis_runtime::recorded::run_started(&**runtime.ledger(), run_id)?.spec)
 }
 
-/// The local runtime, and its ledger (for finding runs by id prefix). Its registry has the
-/// tools of the configured MCP servers; a server that did not start is named here, with its
-/// stderr tail, and the run goes on without its tools.
-async fn local_runtime(home: &DataHome) -> Result<(Runtime, Arc<SqliteLedger>)> {
-    let ledger = open_ledger(home)?;
+/// The local runtime on the selected ledger (SQLite, or PostgreSQL with
+/// `PRAXIS_LEDGER_URL`), and which one it is. Its registry has the tools of the configured
+/// MCP servers; a server that did not start is named here, with its stderr tail, and the
+/// run goes on without its tools.
+async fn local_runtime(home: &DataHome) -> Result<(Runtime, Selected)> {
+    let selected = home.open_ledger()?;
     let (registry, mcp) = praxis_mcp::client::tool_set_from_env(home).await?;
     for warning in mcp.warnings() {
         eprintln!("praxis: warning: {warning}");
     }
     Ok((
-        Runtime::new(ledger.clone(), Arc::new(registry)).with_home(home.clone()),
-        ledger,
+        Runtime::new(selected.ledger(), Arc::new(registry)).with_home(home.clone()),
+        selected,
     ))
 }
 
-/// Checkpoint key, approver and cancel-on-signal: what every local run gets.
-fn equip(home: &DataHome, mut options: RunOptions, approve: ApproveMode) -> Result<RunOptions> {
+/// Checkpoint key, approver and cancel-on-signal: what every local run gets; on PostgreSQL
+/// also the run's lease, held until the returned guard is dropped (no server takes the run
+/// over while this process drives it; a run another process drives is refused here).
+fn equip(
+    home: &DataHome,
+    mut options: RunOptions,
+    approve: ApproveMode,
+    selected: &Selected,
+) -> Result<(RunOptions, Option<RunLease>)> {
     options.checkpoint_key = Some(Arc::new(runtime_key(home)?));
     options.approver = approver(home, approve)?;
     let cancel = Cancel::default();
     options.cancel = cancel.clone();
     // `praxis cancel RUN` from another terminal reaches this process through the ledger.
     let run_id = options.run_id.get_or_insert_with(new_run_id).clone();
+    let lease = match selected.postgres() {
+        Some(pg) => Some(RunLease::take(
+            pg.clone(),
+            &run_id,
+            praxis_runtime::stores::lease_from_env()?,
+            cancel.clone(),
+        )?),
+        None => None,
+    };
     crate::cancel::watch_requests(home, run_id, cancel.clone())?;
     tokio::spawn(async move {
         let reason = crate::wait_for_stop_signal().await;
         cancel.cancel(reason);
     });
-    Ok(options)
+    Ok((options, lease))
 }
 
 fn approver(home: &DataHome, mode: ApproveMode) -> Result<Arc<dyn Approver>> {

@@ -1,9 +1,10 @@
 //! `praxis ledger migrate` and `praxis ledger copy`: the ledger's schema and moving a data
 //! dir's SQLite ledger into PostgreSQL. Presentation only; the work is in praxis-ledger.
 
-use anyhow::{Context, Result, bail};
-use praxis_ledger::{Ledger, PostgresLedger, SqliteLedger, is_postgres_url, redact_url};
+use anyhow::{Result, bail};
+use praxis_ledger::{PostgresLedger, is_postgres_url, redact_url};
 use praxis_runtime::DataHome;
+use praxis_runtime::stores::CopyDirection;
 use std::process::ExitCode;
 
 /// Brings the selected ledger's schema up to date (opening a store migrates it) and says
@@ -20,7 +21,7 @@ pub fn migrate(home: &DataHome) -> Result<ExitCode> {
             );
         }
         None => {
-            let ledger = home.open_ledger()?;
+            let ledger = home.open_sqlite_ledger()?;
             let health = ledger.check_health()?;
             println!(
                 "SQLite ledger {}: schema version {}",
@@ -31,36 +32,36 @@ pub fn migrate(home: &DataHome) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Copies the data dir's SQLite ledger (every run and blob) into the PostgreSQL database at
-/// `to`; every copied chain is verified there.
-pub async fn copy(home: &DataHome, to: &str) -> Result<ExitCode> {
-    if !is_postgres_url(to) {
-        bail!(
-            "--to {:?}: expected a postgres:// or postgresql:// URL",
-            redact_url(to)
-        );
-    }
-    let path = home.ledger_path();
-    if !path.exists() {
-        bail!(
-            "no SQLite ledger to copy: {} does not exist",
-            path.display()
-        );
-    }
-    let source = SqliteLedger::open_read_only(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    let target = praxis_runtime::home::open_postgres(to)?;
-    let report = praxis_ledger::copy::copy_all(&source, target.as_ref())
-        .await
-        .with_context(|| format!("copying {} to {}", path.display(), target.location()))?;
+/// `praxis ledger copy --to URL | --from URL`; the work is `praxis_runtime::stores::copy`.
+pub async fn copy(home: &DataHome, to: Option<String>, from: Option<String>) -> Result<ExitCode> {
+    let direction = match (to, from) {
+        (Some(url), None) => CopyDirection::ToPostgres(postgres_url("--to", url)?),
+        (None, Some(url)) => CopyDirection::FromPostgres(postgres_url("--from", url)?),
+        _ => bail!("give one of --to URL or --from URL"),
+    };
+    let copied = praxis_runtime::stores::copy(home, &direction).await?;
+    let r = &copied.report;
     println!(
-        "copied {} to {}: {} runs ({} already there), {} entries, {} blobs; every copied chain verifies",
-        path.display(),
-        target.location(),
-        report.runs,
-        report.runs_already_there,
-        report.entries,
-        report.blobs
+        "copied {} to {}: {} runs ({} already there), {} entries, {} blobs, {} tokens, {} run owners, {} waiting approvals; every copied chain verifies",
+        copied.from,
+        copied.to,
+        r.runs,
+        r.runs_already_there,
+        r.entries,
+        r.blobs,
+        r.tokens,
+        r.run_owners,
+        r.pending_approvals
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn postgres_url(flag: &str, url: String) -> Result<String> {
+    if !is_postgres_url(&url) {
+        bail!(
+            "{flag} {:?}: expected a postgres:// or postgresql:// URL",
+            redact_url(&url)
+        );
+    }
+    Ok(url)
 }

@@ -18,7 +18,7 @@ mod writs;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use praxis_ledger::checkpoint::{self, CheckpointKey};
-use praxis_ledger::{Ledger, SqliteLedger, VerifyReport};
+use praxis_ledger::{Ledger, VerifyReport};
 use praxis_runtime::{DataHome, bench, doctor, overview};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -381,15 +381,24 @@ enum LedgerCmd {
         after_help = "Examples:\n  praxis ledger migrate\n  PRAXIS_LEDGER_URL=postgres://praxis@127.0.0.1/praxis praxis ledger migrate"
     )]
     Migrate,
-    /// Copy the data dir's SQLite ledger (every run and blob) into PostgreSQL; every copied
-    /// chain is verified there. Running it again copies only what is new.
+    /// Copy between the data dir's SQLite ledger and PostgreSQL, either way: every run,
+    /// blob, API token, run owner and waiting approval request the target lacks; every
+    /// copied chain is verified there. Running it again copies nothing.
     #[command(
-        after_help = "Examples:\n  praxis ledger copy --to postgres://praxis@127.0.0.1/praxis"
+        after_help = "Examples:\n  praxis ledger copy --to postgres://praxis@127.0.0.1/praxis\n  praxis ledger copy --from postgres://praxis@127.0.0.1/praxis"
     )]
     Copy {
-        /// The target database: a postgres:// URL.
+        /// Copy the data dir's SQLite ledger into this database (a postgres:// URL).
+        #[arg(
+            long,
+            value_name = "URL",
+            required_unless_present = "from",
+            conflicts_with = "from"
+        )]
+        to: Option<String>,
+        /// Copy this database (a postgres:// URL) into the data dir's SQLite ledger.
         #[arg(long, value_name = "URL")]
-        to: String,
+        from: Option<String>,
     },
 }
 
@@ -589,7 +598,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }) => verify_export(&file, key.as_deref().unwrap_or_default()),
         Cmd::Ledger(LedgerCmd::Verify { run, all, .. }) => verify(&home, run.as_deref(), all),
         Cmd::Ledger(LedgerCmd::Migrate) => ledger_admin::migrate(&home),
-        Cmd::Ledger(LedgerCmd::Copy { to }) => ledger_admin::copy(&home, &to).await,
+        Cmd::Ledger(LedgerCmd::Copy { to, from }) => ledger_admin::copy(&home, to, from).await,
         Cmd::Ledger(LedgerCmd::Key) => {
             println!("{}", runtime_key(&home)?.public_hex());
             Ok(ExitCode::SUCCESS)
@@ -659,13 +668,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn open_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
-    Ok(home.open_ledger()?)
-}
-
-/// The ledger for commands that only read it: opened read-only, so they can never
-/// checkpoint or delete what a running writer depends on.
-fn read_ledger(home: &DataHome) -> Result<Arc<SqliteLedger>> {
+/// The ledger for commands that only read it (SQLite or PostgreSQL, see
+/// `DataHome::read_ledger`): never written through.
+fn read_ledger(home: &DataHome) -> Result<Arc<dyn Ledger>> {
     Ok(home.read_ledger()?)
 }
 
@@ -713,7 +718,7 @@ fn show(home: &DataHome, run: &str, json: bool) -> Result<ExitCode> {
 }
 
 fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
-    let ledger = home.read_selected_ledger()?;
+    let ledger = read_ledger(home)?;
     let run_id = ledger.find_run(run)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -726,7 +731,7 @@ fn export(home: &DataHome, run: &str) -> Result<ExitCode> {
 }
 
 fn verify(home: &DataHome, run: Option<&str>, all: bool) -> Result<ExitCode> {
-    let ledger = home.read_selected_ledger()?;
+    let ledger = read_ledger(home)?;
     let run_ids = if all {
         ledger.runs()?.into_iter().map(|r| r.run_id).collect()
     } else {

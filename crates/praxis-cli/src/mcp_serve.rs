@@ -57,7 +57,7 @@ async fn serve(home: &DataHome, args: ServeArgs) -> Result<ExitCode> {
         anchor: writs::anchor_for_run(home, args.writ.is_some())?,
     };
     let runtime = Runtime::new(
-        home.open_ledger()?,
+        home.open_ledger()?.ledger(),
         Arc::new(praxis_runtime::tool_set::registry_from_env(home)?),
     )
     .with_home(home.clone());

@@ -10,7 +10,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use praxis_core::record::RunFinished;
 use praxis_core::{Record, RunStatus};
-use praxis_ledger::{Entry, Ledger};
+use praxis_ledger::Entry;
 use praxis_runtime::{DataHome, RunOverview};
 use serde::Deserialize;
 use serde_json::{Value, json};

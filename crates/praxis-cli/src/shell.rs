@@ -13,7 +13,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use praxis_core::Record;
 use praxis_core::record::RunFinished;
-use praxis_ledger::{Entry, Ledger};
+use praxis_ledger::Entry;
 use praxis_runtime::DataHome;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;

@@ -109,18 +109,4 @@ fn a_data_dir_copies_into_postgres_and_verifies_there() {
         "{}",
         text(&out.stdout)
     );
-
-    // Runs are not driven on PostgreSQL yet: refused, not written to the file instead.
-    let out = on_postgres(&[
-        "run",
-        "Summarize this repository",
-        "--workspace",
-        ws.path().to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("PRAXIS_LEDGER_URL"),
-        "{}",
-        text(&out.stderr)
-    );
 }

@@ -76,6 +76,28 @@ impl ApprovalStore {
         self.backend.pending()
     }
 
+    /// Files in `to` the requests still waiting here that `to` has neither waiting nor
+    /// decided; how many. (A decided request needs no copy: its decision is in the run's
+    /// chain once the run takes it up.)
+    pub(crate) fn copy_pending_into(&self, to: &ApprovalStore) -> Result<u64, LedgerError> {
+        let waiting: std::collections::HashSet<(String, String)> = to
+            .backend
+            .pending()?
+            .into_iter()
+            .map(|r| (r.run_id, r.call_id))
+            .collect();
+        let mut added = 0;
+        for request in self.backend.pending()? {
+            let key = (request.run_id.clone(), request.call_id.clone());
+            if waiting.contains(&key) || to.backend.decision(&key.0, &key.1)?.is_some() {
+                continue;
+            }
+            to.backend.insert(&request)?;
+            added += 1;
+        }
+        Ok(added)
+    }
+
     /// Decides the pending request of `run_id` (the given call, or the only pending one).
     /// Returns the call decided. Fails when nothing is pending or the call was already decided.
     pub fn decide(

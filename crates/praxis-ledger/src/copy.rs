@@ -3,6 +3,8 @@
 //! and payload, so the target computes the very same hashes; each is compared with the
 //! source's, and every copied chain is verified in the target afterwards.
 
+use crate::approvals::ApprovalStore;
+use crate::tokens::TokenStore;
 use crate::{Entry, Ledger, LedgerError, NewEntry, VerifyReport};
 use serde::Serialize;
 
@@ -19,6 +21,32 @@ pub struct CopyReport {
     pub blobs: u64,
     /// Runs the target already held in full.
     pub runs_already_there: u64,
+    /// Side-table rows added now (see [`copy_side`]).
+    pub tokens: u64,
+    pub run_owners: u64,
+    pub pending_approvals: u64,
+}
+
+/// The side tables of one store that [`copy_side`] moves. Cancel requests are not among
+/// them: one is addressed to the process driving the run where it was filed.
+pub struct SideTables<'a> {
+    pub tokens: &'a TokenStore,
+    pub approvals: &'a ApprovalStore,
+}
+
+/// Adds to `to` what it lacks of `from`'s side tables: API tokens (hashes, tenant, creation
+/// time), run owners, and approval requests still waiting. Running it again adds nothing;
+/// a token or run `to` holds for another tenant is refused.
+pub fn copy_side(
+    from: &SideTables<'_>,
+    to: &SideTables<'_>,
+    report: &mut CopyReport,
+) -> Result<(), CopyError> {
+    let (tokens, owners) = from.tokens.copy_into(to.tokens)?;
+    report.tokens += tokens;
+    report.run_owners += owners;
+    report.pending_approvals += from.approvals.copy_pending_into(to.approvals)?;
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +67,14 @@ pub enum CopyError {
     Diverged { run_id: String, seq: u64 },
     #[error("blob {id} is missing from the source")]
     BlobMissing { id: String },
+    #[error(
+        "{what} belongs to tenant {ours:?} in the source and {theirs:?} in the target; the target keeps its own"
+    )]
+    SideDiverged {
+        what: String,
+        ours: String,
+        theirs: String,
+    },
     #[error("run {run_id} does not verify in the target after the copy: seq {seq}: {problem}")]
     TargetBroken {
         run_id: String,
@@ -130,5 +166,104 @@ fn as_new(entry: &Entry) -> NewEntry {
         kind: entry.kind.clone(),
         payload: entry.payload.clone(),
         at: entry.at.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::approvals::ApprovalRequest;
+
+    struct Side {
+        _dir: tempfile::TempDir,
+        tokens: TokenStore,
+        approvals: ApprovalStore,
+    }
+
+    fn side() -> Side {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        Side {
+            tokens: TokenStore::open(&path).unwrap(),
+            approvals: ApprovalStore::open(&path).unwrap(),
+            _dir: dir,
+        }
+    }
+
+    fn tables(s: &Side) -> SideTables<'_> {
+        SideTables {
+            tokens: &s.tokens,
+            approvals: &s.approvals,
+        }
+    }
+
+    fn request(run_id: &str, call_id: &str) -> ApprovalRequest {
+        ApprovalRequest {
+            run_id: run_id.into(),
+            call_id: call_id.into(),
+            tool: "shell".into(),
+            arguments: "{}".into(),
+            reason: "writes".into(),
+            requested_at: crate::now_rfc3339(),
+            expires_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn side_tables_copy_once_and_keep_what_the_target_decided() {
+        let (from, to) = (side(), side());
+        let token = from.tokens.create("ops").unwrap();
+        from.tokens.set_run_tenant("run-a", "ops").unwrap();
+        from.approvals.request(&request("run-a", "c1")).unwrap();
+        from.approvals.request(&request("run-a", "c2")).unwrap();
+        // The target already decided c2: it is not filed again.
+        to.approvals.request(&request("run-a", "c2")).unwrap();
+        to.approvals
+            .decide("run-a", Some("c2"), false, "ana", "no")
+            .unwrap();
+
+        let mut report = CopyReport::default();
+        copy_side(&tables(&from), &tables(&to), &mut report).unwrap();
+        assert_eq!(
+            (report.tokens, report.run_owners, report.pending_approvals),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            to.tokens.tenant_for(&token).unwrap().as_deref(),
+            Some("ops")
+        );
+        assert_eq!(
+            to.tokens.run_tenant("run-a").unwrap().as_deref(),
+            Some("ops")
+        );
+        let pending: Vec<String> = to
+            .approvals
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.call_id)
+            .collect();
+        assert_eq!(pending, ["c1"]);
+
+        let mut again = CopyReport::default();
+        copy_side(&tables(&from), &tables(&to), &mut again).unwrap();
+        assert_eq!(again, CopyReport::default());
+    }
+
+    #[test]
+    fn a_run_owned_by_another_tenant_in_the_target_is_refused() {
+        let (from, to) = (side(), side());
+        from.tokens.set_run_tenant("run-a", "ops").unwrap();
+        to.tokens.set_run_tenant("run-a", "eve").unwrap();
+        let mut report = CopyReport::default();
+        let err = copy_side(&tables(&from), &tables(&to), &mut report).unwrap_err();
+        assert!(
+            matches!(&err, CopyError::SideDiverged { ours, theirs, .. } if ours == "ops" && theirs == "eve"),
+            "{err}"
+        );
+        assert_eq!(
+            to.tokens.run_tenant("run-a").unwrap().as_deref(),
+            Some("eve")
+        );
     }
 }

@@ -148,6 +148,50 @@ impl TokenStore {
     pub fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError> {
         self.backend.run_tenants()
     }
+
+    /// Adds what `to` lacks of this store's tokens (by hash, with their tenant and creation
+    /// time) and run owners; `(tokens, run owners)` added. A token or run `to` holds for
+    /// another tenant is refused, not overwritten.
+    pub(crate) fn copy_into(&self, to: &TokenStore) -> Result<(u64, u64), crate::copy::CopyError> {
+        use crate::copy::CopyError;
+        let mut tokens = 0;
+        for (hash, tenant, created_at) in self.backend.tokens()? {
+            match to.backend.tenant_for_hash(&hash)? {
+                Some(theirs) if theirs == tenant => {}
+                Some(theirs) => {
+                    return Err(CopyError::SideDiverged {
+                        what: format!("token {}", &hash[..hash.len().min(12)]),
+                        ours: tenant,
+                        theirs,
+                    });
+                }
+                None => {
+                    to.backend.insert_token(&hash, &tenant, &created_at)?;
+                    tokens += 1;
+                }
+            }
+        }
+        let mut owners = 0;
+        let mut runs: Vec<(String, String)> = self.backend.run_tenants()?.into_iter().collect();
+        runs.sort();
+        for (run_id, tenant) in runs {
+            match to.backend.run_tenant(&run_id)? {
+                Some(theirs) if theirs == tenant => {}
+                Some(theirs) => {
+                    return Err(CopyError::SideDiverged {
+                        what: format!("the owner of run {run_id}"),
+                        ours: tenant,
+                        theirs,
+                    });
+                }
+                None => {
+                    to.backend.set_run_tenant(&run_id, &tenant)?;
+                    owners += 1;
+                }
+            }
+        }
+        Ok((tokens, owners))
+    }
 }
 
 struct SqliteTokens {

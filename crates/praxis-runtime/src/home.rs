@@ -38,10 +38,16 @@ pub fn open_postgres(
 ) -> Result<std::sync::Arc<praxis_ledger::PostgresLedger>, HomeError> {
     praxis_ledger::PostgresLedger::connect(url)
         .map(std::sync::Arc::new)
-        .map_err(|source| HomeError::Ledger {
-            path: PathBuf::from(praxis_ledger::redact_url(url)),
-            source: Box::new(source),
-        })
+        .map_err(postgres_error(url))
+}
+
+/// A PostgreSQL ledger that could not be opened, named by its URL without the password.
+pub(crate) fn postgres_error(url: &str) -> impl FnOnce(praxis_ledger::LedgerError) -> HomeError {
+    let path = PathBuf::from(praxis_ledger::redact_url(url));
+    move |source| HomeError::Ledger {
+        path,
+        source: Box::new(source),
+    }
 }
 
 /// A data-dir file that cannot be read or made.
@@ -59,12 +65,8 @@ pub enum HomeError {
         path: PathBuf,
         source: Box<praxis_ledger::LedgerError>,
     },
-    /// `PRAXIS_LEDGER_URL` is set, and the caller reads or writes the SQLite file only.
-    #[error(
-        "PRAXIS_LEDGER_URL names a PostgreSQL ledger ({url}), and this command works on the data dir's SQLite ledger only so far; unset PRAXIS_LEDGER_URL to use {}, or see README \"PostgreSQL\" for what runs on PostgreSQL",
-        path.display()
-    )]
-    SqliteOnly { url: String, path: PathBuf },
+    #[error("{name}: {reason}")]
+    Setting { name: &'static str, reason: String },
     #[error("PRAXIS_LEDGER_URL: {reason}")]
     LedgerUrl { reason: String },
     #[error("{context}: {source}")]
@@ -102,18 +104,6 @@ impl DataHome {
         }
     }
 
-    /// For commands that work on either backend: the PostgreSQL ledger `PRAXIS_LEDGER_URL`
-    /// selects (migrated on connect), else the data dir's SQLite ledger opened read-only.
-    pub fn read_selected_ledger(
-        &self,
-    ) -> Result<std::sync::Arc<dyn praxis_ledger::Ledger>, HomeError> {
-        let ledger: std::sync::Arc<dyn praxis_ledger::Ledger> = match self.ledger_url()? {
-            Some(url) => open_postgres(&url)?,
-            None => self.read_ledger()?,
-        };
-        Ok(ledger)
-    }
-
     /// The API token and run-owner tables of the selected ledger (PostgreSQL when
     /// `PRAXIS_LEDGER_URL` names one, else the data dir's SQLite file).
     pub fn token_store(&self) -> Result<praxis_ledger::tokens::TokenStore, HomeError> {
@@ -133,26 +123,28 @@ impl DataHome {
         }
     }
 
-    fn sqlite_error(&self, source: praxis_ledger::LedgerError) -> HomeError {
+    /// The cancel-request table of the selected ledger (see [`DataHome::token_store`]).
+    pub fn cancel_store(&self) -> Result<praxis_ledger::cancels::CancelStore, HomeError> {
+        match self.ledger_url()? {
+            Some(url) => Ok(open_postgres(&url)?.cancels()),
+            None => praxis_ledger::cancels::CancelStore::open(&self.ledger_path())
+                .map_err(|e| self.sqlite_error(e)),
+        }
+    }
+
+    /// An error of the data dir's SQLite ledger file, naming it.
+    pub(crate) fn sqlite_error(&self, source: praxis_ledger::LedgerError) -> HomeError {
         HomeError::Ledger {
             path: self.ledger_path(),
             source: Box::new(source),
         }
     }
 
-    /// Refuses when `PRAXIS_LEDGER_URL` selects PostgreSQL: a caller that only knows the
-    /// SQLite file must not write a run where the other servers will never see it.
-    fn sqlite_only(&self) -> Result<(), HomeError> {
-        match self.ledger_url()? {
-            Some(url) => Err(HomeError::SqliteOnly {
-                url: praxis_ledger::redact_url(&url),
-                path: self.ledger_path(),
-            }),
-            None => Ok(()),
-        }
-    }
-
-    fn open_sqlite(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
+    /// The data dir's SQLite ledger, opened (and created) at [`DataHome::ledger_path`],
+    /// whatever `PRAXIS_LEDGER_URL` says (for a caller that already chose it).
+    pub fn open_sqlite_ledger(
+        &self,
+    ) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
         let path = self.ledger_path();
         praxis_ledger::SqliteLedger::open(&path)
             .map(std::sync::Arc::new)
@@ -162,19 +154,35 @@ impl DataHome {
             })
     }
 
-    /// The ledger, opened (and created) at [`DataHome::ledger_path`].
-    pub fn open_ledger(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
-        self.sqlite_only()?;
-        self.open_sqlite()
+    /// The ledger a command that writes runs works on: the PostgreSQL database
+    /// `PRAXIS_LEDGER_URL` names (migrated on connect; a handle that holds run leases as
+    /// [`crate::stores::local_owner_id`]), else the data dir's SQLite file (created).
+    pub fn open_ledger(&self) -> Result<crate::stores::Selected, HomeError> {
+        use crate::stores::Selected;
+        match self.ledger_url()? {
+            Some(url) => praxis_ledger::PostgresLedger::connect_as(
+                &url,
+                Some(crate::stores::local_owner_id()),
+            )
+            .map(|pg| Selected::Postgres(std::sync::Arc::new(pg)))
+            .map_err(postgres_error(&url)),
+            None => Ok(Selected::Sqlite(self.open_sqlite_ledger()?)),
+        }
     }
 
-    /// The ledger opened read-only, for commands that only read it: they can never
-    /// checkpoint or delete what a running writer depends on.
-    pub fn read_ledger(&self) -> Result<std::sync::Arc<praxis_ledger::SqliteLedger>, HomeError> {
-        self.sqlite_only()?;
+    /// The ledger for commands that only read it, never written through: PostgreSQL in
+    /// read-only sessions without migrating ([`praxis_ledger::PostgresLedger::connect_read_only`]),
+    /// or the SQLite file opened read-only (it can never checkpoint or delete what a running
+    /// writer depends on).
+    pub fn read_ledger(&self) -> Result<std::sync::Arc<dyn praxis_ledger::Ledger>, HomeError> {
+        if let Some(url) = self.ledger_url()? {
+            return praxis_ledger::PostgresLedger::connect_read_only(&url)
+                .map(|pg| std::sync::Arc::new(pg) as std::sync::Arc<dyn praxis_ledger::Ledger>)
+                .map_err(postgres_error(&url));
+        }
         let path = self.ledger_path();
         praxis_ledger::SqliteLedger::open_read_only(&path)
-            .map(std::sync::Arc::new)
+            .map(|l| std::sync::Arc::new(l) as std::sync::Arc<dyn praxis_ledger::Ledger>)
             .map_err(|source| HomeError::Ledger {
                 path,
                 source: Box::new(source),

@@ -23,6 +23,7 @@ pub mod replay;
 pub mod run_request;
 pub mod session;
 pub mod status;
+pub mod stores;
 pub mod tool_set;
 pub mod whatif;
 pub mod world;

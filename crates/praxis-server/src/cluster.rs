@@ -89,7 +89,7 @@ impl Stores {
             }
             None => {
                 let path = config.home.ledger_path();
-                let sqlite = config.home.open_ledger()?;
+                let sqlite = config.home.open_sqlite_ledger()?;
                 Ok(Stores {
                     ledger: sqlite.clone(),
                     sqlite: Some(sqlite),

@@ -316,7 +316,7 @@ impl AgentBuilder {
         .map_err(|e| setting("provider", e.message))?;
         let (durable, writ, checkpoint_key) = match &home {
             Some(home) => {
-                let ledger: Arc<dyn Ledger> = home.open_ledger()?;
+                let ledger: Arc<dyn Ledger> = home.open_ledger()?.ledger();
                 let runtime =
                     Runtime::new(ledger, Arc::new(Registry::builtin())).with_home(home.clone());
                 let writ = match self.writ {

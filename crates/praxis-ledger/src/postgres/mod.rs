@@ -113,6 +113,17 @@ impl PostgresLedger {
     /// id): its appends to a leased run succeed only while the lease names it, and it
     /// listens for new entries and cancel requests ([`PostgresLedger::subscribe`]).
     pub fn connect_as(url: &str, owner: Option<String>) -> Result<Self, LedgerError> {
+        Self::open(url, owner, false)
+    }
+
+    /// For commands that only read: both sessions are read-only (`SET
+    /// default_transaction_read_only`), nothing is migrated, and a schema older than this
+    /// praxis knows is refused naming `praxis ledger migrate`. Appends fail in the database.
+    pub fn connect_read_only(url: &str) -> Result<Self, LedgerError> {
+        Self::open(url, None, true)
+    }
+
+    fn open(url: &str, owner: Option<String>, read_only: bool) -> Result<Self, LedgerError> {
         let shown = PathBuf::from(redact_url(url));
         let config: Config = url.parse().map_err(pg_err(&shown, "parsing the URL"))?;
         let shared = Arc::new(Shared::default());
@@ -146,8 +157,20 @@ impl PostgresLedger {
                             .batch_execute("SET synchronous_commit = on")
                             .await
                             .map_err(pg_err(&url, "setting synchronous_commit"))?;
-                        let version = schema::migrate(&writer, &url).await?;
+                        let version = if read_only {
+                            schema::require_current(&writer, &url).await?
+                        } else {
+                            schema::migrate(&writer, &url).await?
+                        };
                         let reader = connect(&config, &url, "reader").await?;
+                        if read_only {
+                            for session in [&writer, &reader] {
+                                session
+                                    .batch_execute("SET default_transaction_read_only = on")
+                                    .await
+                                    .map_err(pg_err(&url, "making the session read-only"))?;
+                            }
+                        }
                         let listener = match thread_notices {
                             Some(tx) => Some(listen::start(&listen_config, &url, tx).await?),
                             None => None,

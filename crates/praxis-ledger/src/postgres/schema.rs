@@ -146,3 +146,33 @@ pub(crate) async fn current_version(client: &Client, url: &Path) -> Result<i64, 
         .map(|row| row.get::<_, i64>(0))
         .map_err(pg_err(url, "reading the schema version"))
 }
+
+/// The schema version, which must be the one this praxis knows, without changing anything
+/// (read-only handles): older is refused naming `praxis ledger migrate`, newer as too new.
+pub(crate) async fn require_current(client: &Client, url: &Path) -> Result<i64, LedgerError> {
+    let table: Option<String> = client
+        .query_one("SELECT to_regclass('praxis_schema_migrations')::text", &[])
+        .await
+        .map(|row| row.get(0))
+        .map_err(pg_err(url, "looking for praxis_schema_migrations"))?;
+    let found = match table {
+        Some(_) => current_version(client, url).await?,
+        None => 0,
+    };
+    let supported = MIGRATIONS.len() as i64;
+    if found > supported {
+        return Err(LedgerError::SchemaTooNew {
+            path: url.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    if found < supported {
+        return Err(LedgerError::NeedsMigration {
+            path: url.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    Ok(found)
+}
