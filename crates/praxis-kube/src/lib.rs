@@ -11,6 +11,8 @@
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "fake-api")]
+pub mod fake;
 #[cfg(feature = "kubernetes")]
 pub mod job;
 #[cfg(feature = "kubernetes")]
