@@ -114,6 +114,19 @@ impl DataHome {
         Ok(ledger)
     }
 
+    /// For commands that record runs on either backend (`praxis job` in a pod of the
+    /// Kubernetes executor): the PostgreSQL ledger `PRAXIS_LEDGER_URL` selects, else the
+    /// data dir's SQLite ledger.
+    pub fn open_selected_ledger(
+        &self,
+    ) -> Result<std::sync::Arc<dyn praxis_ledger::Ledger>, HomeError> {
+        let ledger: std::sync::Arc<dyn praxis_ledger::Ledger> = match self.ledger_url()? {
+            Some(url) => open_postgres(&url)?,
+            None => self.open_ledger()?,
+        };
+        Ok(ledger)
+    }
+
     /// The API token and run-owner tables of the selected ledger (PostgreSQL when
     /// `PRAXIS_LEDGER_URL` names one, else the data dir's SQLite file).
     pub fn token_store(&self) -> Result<praxis_ledger::tokens::TokenStore, HomeError> {

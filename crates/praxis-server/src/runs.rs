@@ -93,6 +93,21 @@ pub(crate) struct Ghost {
     pub created_at: String,
 }
 
+impl Ghost {
+    /// A run of `spec` that ended `status` for `why` without its ledger saying so.
+    fn of(tenant: &str, spec: &praxis_core::RunSpec, status: RunStatus, why: String) -> Ghost {
+        Ghost {
+            tenant: tenant.to_string(),
+            status,
+            error: Some(why),
+            task: spec.task.clone(),
+            workspace: spec.workspace.clone(),
+            provider: spec.provider.clone(),
+            created_at: praxis_ledger::now_rfc3339(),
+        }
+    }
+}
+
 /// How many ghosts are remembered (oldest forgotten first).
 const MAX_GHOSTS: usize = 4096;
 
@@ -446,19 +461,8 @@ impl Manager {
             // No `run_finished` was written: without this the run would look like it is
             // still running for as long as this process lives.
             eprintln!("praxis serve: run {run_id} failed: {error}");
-            remember_ghost(
-                &mut inner,
-                run_id,
-                Ghost {
-                    tenant: tenant.to_string(),
-                    status: RunStatus::Failed,
-                    error: Some(error.to_string()),
-                    task: spec.task.clone(),
-                    workspace: spec.workspace.clone(),
-                    provider: spec.provider.clone(),
-                    created_at: praxis_ledger::now_rfc3339(),
-                },
-            );
+            let ghost = Ghost::of(tenant, spec, RunStatus::Failed, error.to_string());
+            remember_ghost(&mut inner, run_id, ghost);
         }
         self.settle(inner);
     }
@@ -478,19 +482,7 @@ impl Manager {
                 "praxis serve: run {run_id} ended {}: {why}",
                 status.as_str()
             );
-            remember_ghost(
-                &mut inner,
-                run_id,
-                Ghost {
-                    tenant: tenant.to_string(),
-                    status,
-                    error: Some(why),
-                    task: spec.task.clone(),
-                    workspace: spec.workspace.clone(),
-                    provider: spec.provider.clone(),
-                    created_at: praxis_ledger::now_rfc3339(),
-                },
-            );
+            remember_ghost(&mut inner, run_id, Ghost::of(tenant, spec, status, why));
         }
         self.settle(inner);
     }

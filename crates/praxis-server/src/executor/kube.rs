@@ -253,6 +253,12 @@ impl KubeExecutor {
                 relay.pull().await;
                 (!relay.finished()).then(|| (RunStatus::Failed, e.to_string()))
             }
+            Ended::Cancelled(reason) if reason == crate::SHUTDOWN_REASON => {
+                // This server stops (a rolling update, say): the pod goes on recording the
+                // run in the shared ledger; only a cancel deletes a Job.
+                eprintln!("praxis serve: run {run_id}: no longer followed here; its Job runs on");
+                None
+            }
             Ended::Cancelled(reason) => {
                 let deleted = match self.cluster.delete(&run_id).await {
                     Ok(()) => "its Job and writ Secret were deleted".to_string(),
@@ -273,5 +279,86 @@ impl Executor for KubeExecutor {
         hub: Arc<Hub>,
     ) -> Pin<Box<dyn Future<Output = RemoteEnd> + Send>> {
         Box::pin(async move { self.run(run_id, options, hub).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use praxis_runtime::WritGrant;
+
+    fn options(spec: serde_json::Value, writ: bool) -> (RunOptions, String) {
+        let spec: praxis_core::RunSpec = serde_json::from_value(spec).unwrap();
+        let mut options = RunOptions::new(spec, Arc::new(praxis_models::MockProvider::new()));
+        let key = praxis_writ::IssuerKey::generate();
+        if writ {
+            let token = praxis_writ::issue(
+                &praxis_writ::WritSpec::development("test"),
+                &key,
+                std::time::SystemTime::now(),
+            )
+            .unwrap();
+            options.writ = Some(WritGrant {
+                token,
+                anchor: key.anchor(),
+            });
+        }
+        (options, key.public_hex())
+    }
+
+    #[test]
+    fn a_runs_options_become_the_job_request_praxis_job_reads() {
+        let mut settings = KubeSettings::new("registry.example/praxis:1");
+        settings.seccomp = SeccompSetting::Localhost("praxis.json".into());
+        settings.memory_limit = "8Gi".into();
+        let (run, anchor) = options(
+            serde_json::json!({"task": "Fix the test", "workspace": "/w", "provider": "ollama",
+                "model": "qwen3", "tools": ["fs_read", "shell"],
+                "limits": {"max_steps": 5, "max_seconds": 120, "max_invalid_replies": 3}}),
+            true,
+        );
+        let (request, token) = job_request(&settings, "agents", "01abc", &run).unwrap();
+        assert_eq!(token, run.writ.as_ref().unwrap().token);
+        assert_eq!(request.run_id, "01abc");
+        assert_eq!(request.namespace, "agents");
+        assert_eq!(request.objective, "Fix the test");
+        assert_eq!(
+            request.model_config,
+            r#"{"provider":"ollama","name":"qwen3"}"#
+        );
+        assert_eq!(
+            request.tools.as_deref(),
+            Some(r#"[{"name":"fs_read"},{"name":"shell"}]"#)
+        );
+        // The run's own time limit is the Job's deadline.
+        assert_eq!(request.deadline_seconds, 120);
+        assert_eq!(request.trust_anchor, Some(anchor));
+        assert_eq!(request.resources.memory_limit, "8Gi");
+        assert_eq!(request.seccomp, Seccomp::Localhost("praxis.json".into()));
+        assert_eq!(
+            request.model_credentials.as_deref(),
+            Some("praxis-model-keys")
+        );
+
+        // Without a time limit of its own, the setting's.
+        let (run, _) = options(
+            serde_json::json!({"task": "t", "workspace": "/w", "provider": "mock",
+                "limits": {"max_steps": 5, "max_seconds": null, "max_invalid_replies": 3}}),
+            true,
+        );
+        let (request, _) = job_request(&settings, "agents", "01abc", &run).unwrap();
+        assert_eq!(request.deadline_seconds, 3600);
+        assert_eq!(request.tools, None);
+
+        // What `praxis job` could not do is refused with the reason.
+        let scripted = serde_json::json!({"task": "t", "workspace": "/w", "provider": "scripted"});
+        let why = job_request(&settings, "a", "r", &options(scripted, true).0).unwrap_err();
+        assert!(why.contains("script"), "{why}");
+        let unknown = serde_json::json!({"task": "t", "workspace": "/w", "provider": "vllm"});
+        let why = job_request(&settings, "a", "r", &options(unknown, true).0).unwrap_err();
+        assert!(why.contains("`vllm`"), "{why}");
+        let no_writ = serde_json::json!({"task": "t", "workspace": "/w", "provider": "mock"});
+        let why = job_request(&settings, "a", "r", &options(no_writ, false).0).unwrap_err();
+        assert!(why.contains("writ"), "{why}");
     }
 }
