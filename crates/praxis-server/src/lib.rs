@@ -113,7 +113,7 @@ pub async fn serve(
     #[cfg(feature = "kubernetes")]
     if let executor::ExecutorSetting::Kubernetes(settings) = &config.executor {
         let kube = executor::kube::KubeExecutor::connect(
-            settings.clone(),
+            (**settings).clone(),
             stores.ledger.clone(),
             config.poll_interval,
         )

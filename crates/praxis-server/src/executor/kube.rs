@@ -190,7 +190,7 @@ impl Relay {
 }
 
 enum Ended {
-    Job(Result<k8s_openapi::api::batch::v1::Job, praxis_kube::client::KubeError>),
+    Job(Box<Result<k8s_openapi::api::batch::v1::Job, praxis_kube::client::KubeError>>),
     Cancelled(String),
 }
 
@@ -233,13 +233,17 @@ impl KubeExecutor {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ended = loop {
             tokio::select! {
-                ended = &mut follow => break Ended::Job(ended),
+                ended = &mut follow => break Ended::Job(Box::new(ended)),
                 reason = options.cancel.wait() => break Ended::Cancelled(reason),
                 _ = ticks.tick() => relay.pull().await,
             }
         };
+        let ended = match ended {
+            Ended::Job(ended) => Ok(*ended),
+            Ended::Cancelled(reason) => Err(reason),
+        };
         match ended {
-            Ended::Job(Ok(job)) => {
+            Ok(Ok(job)) => {
                 // The Job stays for its logs until its TTL; the writ is not needed anymore.
                 if let Err(e) = self.cluster.delete_secret(&run_id).await {
                     eprintln!("praxis serve: run {run_id}: {e}");
@@ -248,18 +252,18 @@ impl KubeExecutor {
                 let (status, why) = run_status(&job, relay.recorded);
                 why.map(|why| (status, why))
             }
-            Ended::Job(Err(e)) => {
+            Ok(Err(e)) => {
                 let _ = self.cluster.delete(&run_id).await;
                 relay.pull().await;
                 (!relay.finished()).then(|| (RunStatus::Failed, e.to_string()))
             }
-            Ended::Cancelled(reason) if reason == crate::SHUTDOWN_REASON => {
+            Err(reason) if reason == crate::SHUTDOWN_REASON => {
                 // This server stops (a rolling update, say): the pod goes on recording the
                 // run in the shared ledger; only a cancel deletes a Job.
                 eprintln!("praxis serve: run {run_id}: no longer followed here; its Job runs on");
                 None
             }
-            Ended::Cancelled(reason) => {
+            Err(reason) => {
                 let deleted = match self.cluster.delete(&run_id).await {
                     Ok(()) => "its Job and writ Secret were deleted".to_string(),
                     Err(e) => format!("deleting its Job failed: {e}"),

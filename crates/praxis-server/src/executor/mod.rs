@@ -27,7 +27,7 @@ pub enum ExecutorSetting {
     #[default]
     Local,
     /// Each new run is a Kubernetes Job.
-    Kubernetes(KubeSettings),
+    Kubernetes(Box<KubeSettings>),
 }
 
 /// The seccomp profile of run pods (`PRAXIS_KUBE_SECCOMP`).
@@ -198,7 +198,7 @@ impl ExecutorSetting {
                     format!("PRAXIS_KUBE_DEADLINE_SECONDS={v:?}: expected 1 to 604800 seconds")
                 })?;
         }
-        Ok(ExecutorSetting::Kubernetes(s))
+        Ok(ExecutorSetting::Kubernetes(Box::new(s)))
     }
 }
 
@@ -296,7 +296,7 @@ mod tests {
 
     #[test]
     fn kubernetes_is_refused_without_the_shared_ledger() {
-        let kube = ExecutorSetting::Kubernetes(KubeSettings::new("i"));
+        let kube = ExecutorSetting::Kubernetes(Box::new(KubeSettings::new("i")));
         assert!(refusal(&ExecutorSetting::Local, false).is_none());
         let why = refusal(&kube, false).unwrap();
         assert!(why.contains("PRAXIS_LEDGER_URL"), "{why}");
