@@ -236,6 +236,7 @@ impl Manager {
     }
 
     /// New runs (not resumes or branches) execute there from now on.
+    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
     pub fn set_executor(&self, executor: Arc<dyn crate::executor::Executor>) {
         let _ = self.executor.set(executor);
     }
