@@ -8,7 +8,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p praxis-cli \
+RUN cargo build --release --locked -p praxis-cli --features kubernetes \
  && install -D -m 0755 target/release/praxis /out/praxis
 
 # --- runtime: what tools and commands need, and nothing that runs as root ------------

@@ -29,6 +29,7 @@ pub async fn job(home: &DataHome) -> Result<ExitCode> {
         let reason = crate::wait_for_stop_signal().await;
         on_signal.cancel(reason);
     });
+    // The shared PostgreSQL ledger when PRAXIS_LEDGER_URL names one (a run Job's pod).
     let ledger = home.open_ledger()?.ledger();
     let runtime = Runtime::new(ledger, registry).with_home(home.clone());
     match job::run(home, &runtime, &config, &env, cancel).await {

@@ -23,6 +23,8 @@ const CONTRACT: &[&str] = &[
     "PRAXIS_WRIT",
     "PRAXIS_WORKSPACE",
     "PRAXIS_PROVIDER",
+    "PRAXIS_RUN_ID",
+    "PRAXIS_LEDGER_URL",
 ];
 
 const MOCK: &str = r#"{"provider": "mock", "name": "mock"}"#;
@@ -319,4 +321,71 @@ fn sigterm_mid_run_cancels_records_and_exits_1() {
     let runs = job.praxis.json(&["runs", "--json"]);
     assert_eq!(runs[0]["run_id"], run_id);
     assert_eq!(runs[0]["status"], "cancelled");
+}
+
+/// The run a server's Kubernetes executor created: `PRAXIS_RUN_ID` makes the job record under
+/// that id (once only), and the run records which sandbox layers the pod gave it, the same
+/// layers `praxis doctor` predicts there.
+#[test]
+fn a_job_attaches_to_the_run_id_it_is_given_and_records_its_sandbox_layers() {
+    let job = Job::new();
+    let run_id = "01jobattach0000000000000000";
+    let vars = [
+        ("THOUGHTMESH_MODEL_CONFIG", MOCK),
+        ("THOUGHTMESH_OBJECTIVE", "Summarize this repository"),
+        ("PRAXIS_RUN_ID", run_id),
+    ];
+    let out = job.run(&vars);
+    let report = report_of(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{report:#} {}",
+        text(&out.stderr)
+    );
+    assert_eq!(report["run_id"], run_id);
+    let entries = job.praxis.entries(run_id);
+    assert_eq!(entries[0]["kind"], "run_started");
+    assert!(entries.iter().any(|e| e["kind"] == "run_finished"));
+
+    // What the pod had, as the run recorded it and as doctor reports it beforehand.
+    let layers = |list: &Value| -> Vec<(String, bool)> {
+        list.as_array()
+            .unwrap_or_else(|| panic!("no layer list: {list}"))
+            .iter()
+            .map(|l| (l["name"].as_str().unwrap().to_string(), l["active"] == true))
+            .collect()
+    };
+    let recorded = layers(&entries[0]["payload"]["environment"]["sandbox"]["layers"]);
+    assert!(!recorded.is_empty());
+    let doctor = job.praxis.praxis(&["doctor", "--json"]);
+    let doctor: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(
+        layers(&doctor["sandbox_features"]["run_layers"]),
+        recorded,
+        "doctor: {doctor:#}"
+    );
+
+    // A second pod for the same run (a retried Job) does not record it again.
+    let again = job.run(&vars);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stderr).contains("PRAXIS_RUN_ID=01jobattach"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(job.praxis.entries(run_id).len(), entries.len());
+
+    // An id that could not be the server's is refused as configuration.
+    let bad = job.run(&[
+        ("THOUGHTMESH_MODEL_CONFIG", MOCK),
+        ("THOUGHTMESH_OBJECTIVE", "x"),
+        ("PRAXIS_RUN_ID", "../other"),
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("PRAXIS_RUN_ID"),
+        "{}",
+        text(&bad.stderr)
+    );
 }

@@ -78,6 +78,9 @@ pub struct JobRequest {
     /// API keys (`OPENAI_API_KEY`, ...) as variables of this Secret, when the model needs one.
     pub model_credentials: Option<String>,
     pub service_account: String,
+    /// `PRAXIS_TRUST_ANCHOR`: the public key (hex) the writ chains to. Public, so a plain
+    /// variable; None: the pod's own configuration (e.g. an `envFrom` in a mutated image).
+    pub trust_anchor: Option<String>,
     pub seccomp: Seccomp,
     /// `hostUsers: false`: the pod in its own user namespace (needs the cluster's support).
     pub pod_user_namespace: bool,
@@ -163,6 +166,8 @@ pub fn job(request: &JobRequest) -> Job {
         var("PRAXIS_WRIT", &format!("{WRIT_DIR}/{WRIT_KEY}")),
         var("PRAXIS_WORKSPACE", WORKSPACE_DIR),
         var("PRAXIS_HOME", HOME_DIR),
+        // `praxis job` records the run the server created under this id.
+        var("PRAXIS_RUN_ID", &request.run_id),
         EnvVar {
             name: "PRAXIS_LEDGER_URL".into(),
             value_from: Some(EnvVarSource {
@@ -181,6 +186,9 @@ pub fn job(request: &JobRequest) -> Job {
     }
     if let Some(tools) = &request.tools {
         env.push(var("THOUGHTMESH_TOOLS", tools));
+    }
+    if let Some(anchor) = &request.trust_anchor {
+        env.push(var("PRAXIS_TRUST_ANCHOR", anchor));
     }
     let seccomp = match &request.seccomp {
         Seccomp::RuntimeDefault => SeccompProfile {
@@ -308,6 +316,7 @@ mod tests {
             },
             model_credentials: Some("praxis-model-keys".into()),
             service_account: "praxis-job".into(),
+            trust_anchor: Some("ab".repeat(32)),
             seccomp: Seccomp::Localhost("praxis.json".into()),
             pod_user_namespace: true,
         }
@@ -373,6 +382,11 @@ mod tests {
         );
         assert!(env.contains_key("THOUGHTMESH_KEY_RESULTS"));
         assert!(!env.contains_key("THOUGHTMESH_TOOLS"));
+        assert_eq!(env["PRAXIS_RUN_ID"].value.as_deref(), Some("01jd8k2q9x"));
+        assert_eq!(
+            env["PRAXIS_TRUST_ANCHOR"].value.as_deref(),
+            Some("ab".repeat(32).as_str())
+        );
         assert_eq!(
             env["PRAXIS_WRIT"].value.as_deref(),
             Some("/var/run/praxis/writ/writ")
@@ -454,6 +468,7 @@ mod tests {
             },
             model_credentials: Some("praxis-model-keys".into()),
             service_account: "praxis-job".into(),
+            trust_anchor: Some("ab".repeat(32)),
             seccomp: Seccomp::Localhost("praxis.json".into()),
             pod_user_namespace: true,
         };

@@ -172,6 +172,8 @@ pub struct ServerConfig {
     pub checkpoint_key: Option<Arc<CheckpointKey>>,
     pub prices: PriceTable,
     pub registry: Arc<Registry>,
+    /// Where new runs execute (`PRAXIS_EXECUTOR`, `PRAXIS_KUBE_*`).
+    pub executor: crate::executor::ExecutorSetting,
 }
 
 impl ServerConfig {
@@ -201,6 +203,7 @@ impl ServerConfig {
             checkpoint_key: None,
             prices: PriceTable::default(),
             registry: Arc::new(Registry::builtin()),
+            executor: crate::executor::ExecutorSetting::Local,
         }
     }
 
@@ -295,6 +298,7 @@ impl ServerConfig {
         if let Some(v) = var("PRAXIS_WORKSPACE_ROOTS") {
             self.workspace_roots = WorkspaceRoots::parse(&v)?;
         }
+        self.executor = crate::executor::ExecutorSetting::from_env(&|k| std::env::var(k).ok())?;
         Ok(())
     }
 

@@ -21,6 +21,7 @@ mod audit;
 pub mod bench;
 mod cluster;
 mod config;
+mod executor;
 mod history;
 mod listen;
 pub mod mcp;
@@ -38,6 +39,7 @@ pub use audit::{ChainVerdict, ChangedVerdictView, WhatIf, WhatIfAnswer};
 pub use config::{
     AuthSetting, DEFAULT_BIND, ServerConfig, WorkspaceRoots, WritSource, parse_bind, parse_origins,
 };
+pub use executor::{ExecutorSetting, KubeSettings, SeccompSetting};
 pub use history::{BranchRun, Branched, WorldDiff, WorldView};
 pub use ui::{API_CSP, CONSOLE_CSP, Session};
 
@@ -91,6 +93,9 @@ pub async fn serve(
     }
     // The data dir's SQLite ledger, or the PostgreSQL one several servers share.
     let stores = cluster::Stores::open(&config)?;
+    if let Some(why) = executor::refusal(&config.executor, stores.cluster.is_some()) {
+        return Err(ServerError::Config(why));
+    }
     let metrics = Arc::new(metrics::Metrics::default());
     let manager = runs::Manager::new(
         &stores,
@@ -105,6 +110,17 @@ pub async fn serve(
             follower_buffer: config.follower_buffer,
         },
     );
+    #[cfg(feature = "kubernetes")]
+    if let executor::ExecutorSetting::Kubernetes(settings) = &config.executor {
+        let kube = executor::kube::KubeExecutor::connect(
+            (**settings).clone(),
+            stores.ledger.clone(),
+            config.poll_interval,
+        )
+        .await
+        .map_err(ServerError::Config)?;
+        manager.set_executor(Arc::new(kube));
+    }
     let grace = config.shutdown_grace;
     let bounds = listen::Bounds {
         header_read_timeout: config.header_read_timeout,

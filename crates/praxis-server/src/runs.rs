@@ -67,13 +67,13 @@ impl Hub {
             .clone()
     }
 
-    fn set(&self, phase: &'static str, tool: Option<String>) {
+    pub(crate) fn set(&self, phase: &'static str, tool: Option<String>) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.phase = phase;
         state.active_tool = tool;
     }
 
-    fn send(&self, live: Live) {
+    pub(crate) fn send(&self, live: Live) {
         // No follower is not an error.
         let _ = self.tx.send(live);
     }
@@ -91,6 +91,21 @@ pub(crate) struct Ghost {
     pub workspace: String,
     pub provider: String,
     pub created_at: String,
+}
+
+impl Ghost {
+    /// A run of `spec` that ended `status` for `why` without its ledger saying so.
+    fn of(tenant: &str, spec: &praxis_core::RunSpec, status: RunStatus, why: String) -> Ghost {
+        Ghost {
+            tenant: tenant.to_string(),
+            status,
+            error: Some(why),
+            task: spec.task.clone(),
+            workspace: spec.workspace.clone(),
+            provider: spec.provider.clone(),
+            created_at: praxis_ledger::now_rfc3339(),
+        }
+    }
 }
 
 /// How many ghosts are remembered (oldest forgotten first).
@@ -190,6 +205,8 @@ pub(crate) struct Manager {
     finished: Notify,
     /// One lane per provider spec (with `max_runs_per_provider`).
     provider_lanes: Mutex<HashMap<String, Lane>>,
+    /// Where new runs execute when not here (`PRAXIS_EXECUTOR=kubernetes`).
+    executor: std::sync::OnceLock<Arc<dyn crate::executor::Executor>>,
 }
 
 impl Manager {
@@ -214,7 +231,14 @@ impl Manager {
             }),
             finished: Notify::new(),
             provider_lanes: Mutex::default(),
+            executor: std::sync::OnceLock::new(),
         })
+    }
+
+    /// New runs (not resumes or branches) execute there from now on.
+    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
+    pub fn set_executor(&self, executor: Arc<dyn crate::executor::Executor>) {
+        let _ = self.executor.set(executor);
     }
 
     /// The lane bounding runs of `provider`, if providers are bounded.
@@ -356,6 +380,13 @@ impl Manager {
                 metrics: manager.metrics.clone(),
             };
             let spec = options.spec.clone();
+            // A new run placed elsewhere (a Kubernetes Job): its pod records it; no lease
+            // here, the pod's appends must not be fenced off.
+            if let (Job::Start, Some(executor)) = (&job, manager.executor.get().cloned()) {
+                let end = executor.drive(run_id.clone(), options, hub.clone()).await;
+                manager.finish_remote(&run_id, &tenant, &spec, end);
+                return;
+            }
             // On a shared ledger, the lease first: exactly one server drives a run.
             let mut renewing = None;
             if let Some(cluster) = manager.cluster.clone() {
@@ -420,16 +451,7 @@ impl Manager {
         result: Result<RunReport, RuntimeError>,
     ) {
         let mut inner = self.inner();
-        if let Some(active) = inner.active.remove(run_id) {
-            active.hub.set("finished", None);
-            active.hub.send(Live::Done);
-        }
-        if let Some(count) = inner.by_tenant.get_mut(tenant) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                inner.by_tenant.remove(tenant);
-            }
-        }
+        self.release(&mut inner, run_id, tenant);
         if let Err(RuntimeError::NotResumable { why, .. }) = &result {
             // Nothing was written: the run stays as its ledger says.
             eprintln!("praxis serve: run {run_id} was not resumed: {why}");
@@ -440,20 +462,48 @@ impl Manager {
             // No `run_finished` was written: without this the run would look like it is
             // still running for as long as this process lives.
             eprintln!("praxis serve: run {run_id} failed: {error}");
-            remember_ghost(
-                &mut inner,
-                run_id,
-                Ghost {
-                    tenant: tenant.to_string(),
-                    status: RunStatus::Failed,
-                    error: Some(error.to_string()),
-                    task: spec.task.clone(),
-                    workspace: spec.workspace.clone(),
-                    provider: spec.provider.clone(),
-                    created_at: praxis_ledger::now_rfc3339(),
-                },
-            );
+            let ghost = Ghost::of(tenant, spec, RunStatus::Failed, error.to_string());
+            remember_ghost(&mut inner, run_id, ghost);
         }
+        self.settle(inner);
+    }
+
+    /// A run placed elsewhere ended; `end` says how when its ledger does not.
+    fn finish_remote(
+        self: &Arc<Self>,
+        run_id: &str,
+        tenant: &str,
+        spec: &praxis_core::RunSpec,
+        end: crate::executor::RemoteEnd,
+    ) {
+        let mut inner = self.inner();
+        self.release(&mut inner, run_id, tenant);
+        if let Some((status, why)) = end {
+            eprintln!(
+                "praxis serve: run {run_id} ended {}: {why}",
+                status.as_str()
+            );
+            remember_ghost(&mut inner, run_id, Ghost::of(tenant, spec, status, why));
+        }
+        self.settle(inner);
+    }
+
+    /// A run's slot is free: its followers are told it is done.
+    fn release(&self, inner: &mut Inner, run_id: &str, tenant: &str) {
+        if let Some(active) = inner.active.remove(run_id) {
+            active.hub.set("finished", None);
+            active.hub.send(Live::Done);
+        }
+        if let Some(count) = inner.by_tenant.get_mut(tenant) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                inner.by_tenant.remove(tenant);
+            }
+        }
+    }
+
+    /// After a run ended: queued runs start, the gauges follow, shutdown's wait wakes.
+    fn settle(self: &Arc<Self>, mut inner: MutexGuard<'_, Inner>) {
         self.schedule(&mut inner);
         self.metrics.set_active_runs(inner.active.len());
         self.metrics.set_queue_depth(inner.queue.len());

@@ -3,8 +3,8 @@
 
 use crate::critic::KeyResult;
 use praxis_writ::{ToolGrant, ToolMode};
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// The settings the contract defines; each is read as `THOUGHTMESH_<NAME>` or
@@ -16,6 +16,12 @@ pub const TOOLS: &str = "TOOLS";
 /// Praxis' own: the writ (token text or a file holding it) and the workspace.
 pub const WRIT: &str = "PRAXIS_WRIT";
 pub const WORKSPACE: &str = "PRAXIS_WORKSPACE";
+/// The run this job records as: set by the server's Kubernetes executor, which created the
+/// run (its owner, its Job) under this id before the pod started. Unset: a new id.
+pub const RUN_ID: &str = "PRAXIS_RUN_ID";
+/// The longest run id a job attaches to: `praxis-run-` + id is a Job name (a DNS-1123
+/// label, 63 characters at most).
+pub const MAX_ATTACHED_RUN_ID: usize = 52;
 
 /// A configuration the job refuses (exit 2): `variable` is the environment variable at fault.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +41,7 @@ impl JobConfigError {
 }
 
 /// Provider kinds a job's model may be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// The keyless deterministic agent (`name` is ignored).
@@ -71,14 +77,14 @@ impl ProviderKind {
 }
 
 /// `*_MODEL_CONFIG`: `{"provider", "name", "api_key"?, "base_url"?}`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub provider: ProviderKind,
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
 }
 
@@ -110,20 +116,20 @@ impl ModelConfig {
 }
 
 /// How a tool entry may narrow the tool, with the fields of a writ block's tool grant.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolNarrowing {
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ToolMode>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_commands: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deny_commands: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_env: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<Vec<String>>,
 }
 
@@ -163,11 +169,11 @@ impl ToolNarrowing {
 }
 
 /// One `*_TOOLS` entry.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ToolConfig {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ToolNarrowing>,
 }
 
@@ -195,6 +201,37 @@ pub struct JobConfig {
     pub writ: WritSource,
     /// The workspace as given (admitted by the job before use).
     pub workspace: PathBuf,
+    /// `PRAXIS_RUN_ID`: the id the run is recorded under (a run the server created).
+    pub run_id: Option<String>,
+}
+
+/// `PRAXIS_RUN_ID`'s value, checked: 1 to [`MAX_ATTACHED_RUN_ID`] lower-case ASCII letters,
+/// digits and inner `-` (what `praxis serve` makes, and what fits a Job's name).
+pub fn attached_run_id(value: &str) -> Result<String, JobConfigError> {
+    let id = value.trim();
+    let problem = if id.is_empty() {
+        Some("must not be empty".to_string())
+    } else if id.len() > MAX_ATTACHED_RUN_ID {
+        Some(format!(
+            "is {} characters long; at most {MAX_ATTACHED_RUN_ID}",
+            id.len()
+        ))
+    } else if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        Some(format!(
+            "contains {c:?}; only lower-case ASCII letters, digits and `-` are allowed"
+        ))
+    } else if id.starts_with('-') || id.ends_with('-') {
+        Some("must not start or end with `-`".to_string())
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(JobConfigError::new(RUN_ID, problem)),
+        None => Ok(id.to_string()),
+    }
 }
 
 /// The value of setting `name`, and the variable it came from: `THOUGHTMESH_NAME` or
@@ -334,6 +371,9 @@ impl JobConfig {
                 format!("{} is not a directory", workspace.display()),
             ));
         }
+        let run_id = env(RUN_ID)
+            .map(|value| attached_run_id(&value))
+            .transpose()?;
         Ok(JobConfig {
             model,
             model_var,
@@ -344,6 +384,7 @@ impl JobConfig {
             tools_var,
             writ,
             workspace,
+            run_id,
         })
     }
 }
@@ -620,5 +661,47 @@ mod tests {
             grant.deny_commands,
             Some(vec!["rm".to_string(), "curl".to_string()])
         );
+    }
+
+    #[test]
+    fn the_run_id_a_job_attaches_to_is_checked_and_the_model_config_round_trips() {
+        let base = [
+            ("THOUGHTMESH_MODEL_CONFIG", MOCK),
+            ("THOUGHTMESH_OBJECTIVE", "x"),
+        ];
+        assert_eq!(parse(&base).unwrap().run_id, None);
+        let id = "01jd8k2q9xabcdefghjkmnpqrs";
+        let with = |value: &str| {
+            let mut vars = base.to_vec();
+            vars.push((RUN_ID, value));
+            parse(&vars)
+        };
+        assert_eq!(with(id).unwrap().run_id.as_deref(), Some(id));
+        for bad in ["", "ABC", "a/b", "../x", "-a", "a-", "a b", &"x".repeat(53)] {
+            let e = with(bad).expect_err(bad);
+            assert_eq!(e.variable, RUN_ID, "{bad}: {e}");
+        }
+        // What the server's executor writes is what the job reads.
+        let model = ModelConfig {
+            provider: ProviderKind::Ollama,
+            name: "qwen3".into(),
+            api_key: None,
+            base_url: None,
+        };
+        let text = serde_json::to_string(&model).unwrap();
+        assert_eq!(text, r#"{"provider":"ollama","name":"qwen3"}"#);
+        let tools = vec![ToolConfig {
+            name: "fs_read".into(),
+            config: None,
+        }];
+        let tools_text = serde_json::to_string(&tools).unwrap();
+        let back = parse(&[
+            ("THOUGHTMESH_MODEL_CONFIG", &text),
+            ("THOUGHTMESH_OBJECTIVE", "x"),
+            ("THOUGHTMESH_TOOLS", &tools_text),
+        ])
+        .unwrap();
+        assert_eq!(back.model.provider, ProviderKind::Ollama);
+        assert_eq!(back.tools, Some(tools));
     }
 }

@@ -105,6 +105,21 @@ pub async fn run(
         .map_err(|e| JobError::Run(e.to_string()))?;
     options.checkpoint_key = Some(Arc::new(key));
     options.cancel = cancel.clone();
+    if let Some(run_id) = &config.run_id {
+        // The run the server created for this pod: recorded under its id, and only once.
+        let recorded = runtime
+            .ledger()
+            .entries(run_id, 0)
+            .map_err(|e| JobError::Run(e.to_string()))?;
+        if !recorded.is_empty() {
+            return Err(JobError::Run(format!(
+                "{}={run_id}: that run already has {} ledger entries; a job attaches only to a run that has not started",
+                config::RUN_ID,
+                recorded.len()
+            )));
+        }
+        options.run_id = Some(run_id.clone());
+    }
     let critic_provider = options.provider.clone();
     let tool_limits = options.tool_limits.clone();
     let report = runtime
