@@ -444,6 +444,7 @@ impl Runtime {
         tool_limits.sandbox.git_writable |= authority.is_some_and(|writ| {
             writ.commands_write_git(&self.registry.names_with_effect(Effect::Exec))
         });
+        let driving = crate::live::Driving::start(&run_id);
         let mut drive = Drive {
             run_id,
             ledger: self.ledger.clone(),
@@ -463,6 +464,7 @@ impl Runtime {
             checkpoint_key: options.checkpoint_key.clone(),
             head: None,
             unattested: 0,
+            _driving: driving,
         };
         // Where the run's file tools run (the worker, when it has one): this process never
         // opens a workspace file then.
@@ -545,6 +547,8 @@ struct Drive<'o> {
     head: Option<Entry>,
     /// Durable entries since the last checkpoint.
     unattested: u64,
+    /// This process drives the run while the drive lives (see `live`).
+    _driving: crate::live::Driving,
 }
 
 impl Drive<'_> {

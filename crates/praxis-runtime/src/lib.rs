@@ -16,6 +16,7 @@ pub mod home;
 mod host;
 pub mod job;
 pub mod lane;
+mod live;
 pub mod mcp_config;
 mod observer;
 pub mod recorded;
