@@ -19,12 +19,15 @@ pub mod lane;
 mod live;
 pub mod mcp_config;
 mod observer;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod recorded;
 pub mod replay;
 pub mod run_request;
 pub mod session;
 pub mod status;
 pub mod tool_set;
+mod trace;
 pub mod whatif;
 pub mod world;
 
