@@ -133,7 +133,22 @@ impl Agent {
         let held = Held::reserve(&*ports.budget, task)?;
         let observer = CallbackObserver::new(callbacks);
         let report = match job {
-            Job::Run => runtime.run(options, &observer).await?,
+            Job::Run => {
+                let run_id = options.run_id.clone();
+                match runtime.run(options, &observer).await {
+                    Ok(report) => report,
+                    Err(e) => {
+                        // A new run that failed to start or to go on: only an interrupted
+                        // one is worth keeping.
+                        if let Some(run_id) = run_id
+                            && !inner.checkpointer.interrupted().contains(&run_id)
+                        {
+                            inner.checkpointer.finished(&run_id);
+                        }
+                        return Err(e.into());
+                    }
+                }
+            }
             Job::Resume(run_id) => runtime.resume(run_id, options, &observer).await?,
         };
         // The run reached its end: there is nothing left to resume.
