@@ -26,7 +26,8 @@ pub struct ServeArgs {
     /// Listen address (default 127.0.0.1:3001; also PRAXIS_BIND).
     #[arg(long, env = "PRAXIS_BIND", default_value = praxis_server::DEFAULT_BIND)]
     bind: String,
-    /// Runs executing at once, across tenants (also PRAXIS_MAX_RUNS; default unbounded).
+    /// Runs executing at once, across tenants; more wait in the queue, tenants in turn
+    /// (also PRAXIS_MAX_RUNS; default 32; 0: unbounded).
     #[arg(long)]
     max_runs: Option<usize>,
     /// Runs executing at once per tenant (also PRAXIS_MAX_RUNS_PER_TENANT).

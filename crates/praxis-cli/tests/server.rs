@@ -499,6 +499,8 @@ fn production_mode_refuses_to_start_naming_each_setting() {
     let out = env
         .cmd(&["serve", "--bind", "127.0.0.1:0"])
         .env("PRAXIS_MODE", "production")
+        // 0: unbounded (the default is a bound).
+        .env("PRAXIS_MAX_RUNS", "0")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));

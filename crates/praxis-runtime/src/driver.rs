@@ -230,11 +230,11 @@ impl Runtime {
         options: RunOptions,
         observer: &'a dyn RunObserver,
     ) -> praxis_ledger::BoxFuture<'a, Result<RunReport, RuntimeError>> {
-        Box::pin(self.run(options, observer))
+        Box::pin(self.run_observed(options, observer))
     }
 
-    /// Runs one task to its end. The returned report mirrors the `run_finished` entry.
-    pub async fn run(
+    /// `Runtime::run` (see `trace`) without the trace sink.
+    pub(crate) async fn run_observed(
         &self,
         mut options: RunOptions,
         observer: &dyn RunObserver,
@@ -269,13 +269,8 @@ impl Runtime {
         drive.run(&mut kernel, start, &context).await
     }
 
-    /// Takes over run `run_id` after its driver died (crash recovery): the kernel is restored
-    /// by replaying the record, then goes on appending to the same chain. A model call that
-    /// was in flight is asked again; a tool call that was in flight is not re-run unless it
-    /// is read-only or `options.approver` approves (see [`praxis_core::Event::Resume`]).
-    /// The run keeps its recorded spec and workspace; `options.spec` is ignored. Without
-    /// `options.writ` the writ recorded at run start (verified then) keeps governing.
-    pub async fn resume(
+    /// `Runtime::resume` (see `trace`) without the trace sink.
+    pub(crate) async fn resume_observed(
         &self,
         run_id: &str,
         mut options: RunOptions,
@@ -352,11 +347,8 @@ impl Runtime {
         drive.run(&mut kernel, resume, &context).await
     }
 
-    /// Starts a new run whose history is run `from.run_id`'s up to the last model call at or
-    /// before entry `from.at` (linked by seq and hash, not copied), in a new workspace holding
-    /// the origin's world at that point, and continues it live with `options.provider`.
-    /// Without `options.writ` the branch acts under the origin's writ as recorded.
-    pub async fn branch(
+    /// `Runtime::branch` (see `trace`) without the trace sink.
+    pub(crate) async fn branch_observed(
         &self,
         from: BranchFrom,
         mut options: RunOptions,
@@ -444,6 +436,7 @@ impl Runtime {
         tool_limits.sandbox.git_writable |= authority.is_some_and(|writ| {
             writ.commands_write_git(&self.registry.names_with_effect(Effect::Exec))
         });
+        let driving = crate::live::Driving::start(&run_id);
         let mut drive = Drive {
             run_id,
             ledger: self.ledger.clone(),
@@ -463,6 +456,7 @@ impl Runtime {
             checkpoint_key: options.checkpoint_key.clone(),
             head: None,
             unattested: 0,
+            _driving: driving,
         };
         // Where the run's file tools run (the worker, when it has one): this process never
         // opens a workspace file then.
@@ -545,6 +539,8 @@ struct Drive<'o> {
     head: Option<Entry>,
     /// Durable entries since the last checkpoint.
     unattested: u64,
+    /// This process drives the run while the drive lives (see `live`).
+    _driving: crate::live::Driving,
 }
 
 impl Drive<'_> {

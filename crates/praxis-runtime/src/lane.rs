@@ -23,9 +23,125 @@ pub struct LaneLimits {
 struct State {
     running: usize,
     running_by_key: BTreeMap<String, usize>,
-    waiting: BTreeMap<String, VecDeque<oneshot::Sender<()>>>,
+    waiting: FairQueue<oneshot::Sender<()>>,
+}
+
+/// Items waiting per key, served keys in turn: the queueing rule of a [`Lane`], kept
+/// apart from its async permits so a queue that must also be listed and cancelled (the
+/// server's run queue) follows the same rule. Within a key, first come first served.
+pub struct FairQueue<T> {
+    waiting: BTreeMap<String, VecDeque<T>>,
     /// The key served last: the next turn starts after it.
     last: Option<String>,
+}
+
+impl<T> Default for FairQueue<T> {
+    fn default() -> Self {
+        FairQueue {
+            waiting: BTreeMap::new(),
+            last: None,
+        }
+    }
+}
+
+impl<T> FairQueue<T> {
+    pub fn push(&mut self, key: &str, item: T) {
+        self.waiting
+            .entry(key.to_string())
+            .or_default()
+            .push_back(item);
+    }
+
+    pub fn len(&self) -> usize {
+        self.waiting.values().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.waiting.values().all(VecDeque::is_empty)
+    }
+
+    /// `key` was served without waiting: the next turn goes to another key.
+    pub fn served(&mut self, key: &str) {
+        self.last = Some(key.to_string());
+    }
+
+    /// The next item: from the first key after the one served last (wrapping around)
+    /// among the keys with an item that `eligible` admits (a key at its own bound waits).
+    pub fn pop_next(&mut self, eligible: impl Fn(&str) -> bool) -> Option<(String, T)> {
+        let next = self.next_key(&eligible)?;
+        let queue = self.waiting.get_mut(&next)?;
+        let item = queue.pop_front()?;
+        if queue.is_empty() {
+            self.waiting.remove(&next);
+        }
+        self.last = Some(next.clone());
+        Some((next, item))
+    }
+
+    fn next_key(&self, eligible: &impl Fn(&str) -> bool) -> Option<String> {
+        let mut keys = self
+            .waiting
+            .iter()
+            .filter(|(k, q)| !q.is_empty() && eligible(k))
+            .map(|(k, _)| k);
+        let first = keys.clone().next()?;
+        let after = self.last.as_ref().and_then(|last| keys.find(|k| *k > last));
+        Some(after.unwrap_or(first).clone())
+    }
+
+    /// Every item with its key, in the order they would be served if every key were
+    /// eligible (a queue position is an index in it).
+    pub fn in_order(&self) -> Vec<(&str, &T)> {
+        let mut cursors: BTreeMap<&str, std::collections::vec_deque::Iter<'_, T>> = self
+            .waiting
+            .iter()
+            .map(|(k, q)| (k.as_str(), q.iter()))
+            .collect();
+        let mut last = self.last.clone();
+        let mut out = Vec::with_capacity(self.len());
+        while !cursors.is_empty() {
+            let key = match &last {
+                Some(l) => cursors
+                    .keys()
+                    .find(|k| **k > l.as_str())
+                    .or_else(|| cursors.keys().next())
+                    .copied(),
+                None => cursors.keys().next().copied(),
+            };
+            let Some(key) = key else { break };
+            match cursors.get_mut(key).and_then(Iterator::next) {
+                Some(item) => out.push((key, item)),
+                None => {
+                    cursors.remove(key);
+                    continue;
+                }
+            }
+            last = Some(key.to_string());
+        }
+        out
+    }
+
+    /// Takes out the first item `matches` finds (e.g. a cancelled run).
+    pub fn remove(&mut self, matches: impl Fn(&T) -> bool) -> Option<T> {
+        let (key, index) = self
+            .waiting
+            .iter()
+            .find_map(|(k, q)| q.iter().position(&matches).map(|i| (k.clone(), i)))?;
+        let queue = self.waiting.get_mut(&key)?;
+        let item = queue.remove(index);
+        if queue.is_empty() {
+            self.waiting.remove(&key);
+        }
+        item
+    }
+
+    /// Takes every item out.
+    pub fn drain(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.waiting)
+            .into_values()
+            .flatten()
+            .collect()
+    }
 }
 
 /// A bounded pool with per-key fair queueing. Clone it to share.
@@ -61,7 +177,7 @@ impl Lane {
 
     /// Jobs waiting for a slot now.
     pub fn waiting(&self) -> usize {
-        self.lock().waiting.values().map(VecDeque::len).sum()
+        self.lock().waiting.len()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -73,20 +189,16 @@ impl Lane {
         let rx = {
             let mut state = self.lock();
             let mine = state.running_by_key.get(key).copied().unwrap_or(0);
-            let nobody_waits = state.waiting.values().all(VecDeque::is_empty);
+            let nobody_waits = state.waiting.is_empty();
             if nobody_waits && state.running < self.limits.global && mine < self.limits.per_key {
                 state.running += 1;
                 *state.running_by_key.entry(key.to_string()).or_default() += 1;
                 // Served without waiting is served: the next turn goes to another key.
-                state.last = Some(key.to_string());
+                state.waiting.served(key);
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
-                state
-                    .waiting
-                    .entry(key.to_string())
-                    .or_default()
-                    .push_back(tx);
+                state.waiting.push(key, tx);
                 Some(rx)
             }
         };
@@ -119,34 +231,22 @@ impl Lane {
 
     /// Hands free slots to waiting jobs, keys in turn.
     fn dispatch(&self, state: &mut State) {
+        let per_key = self.limits.per_key;
         while state.running < self.limits.global {
-            let keys: Vec<String> = state
-                .waiting
-                .iter()
-                .filter(|(k, q)| {
-                    !q.is_empty()
-                        && state.running_by_key.get(*k).copied().unwrap_or(0) < self.limits.per_key
-                })
-                .map(|(k, _)| k.clone())
-                .collect();
-            if keys.is_empty() {
+            let State {
+                waiting,
+                running_by_key,
+                ..
+            } = &mut *state;
+            let Some((key, tx)) =
+                waiting.pop_next(|k| running_by_key.get(k).copied().unwrap_or(0) < per_key)
+            else {
                 return;
-            }
-            // The first eligible key after the one served last (wrapping around).
-            let next = match &state.last {
-                Some(last) => keys.iter().find(|k| *k > last).unwrap_or(&keys[0]).clone(),
-                None => keys[0].clone(),
             };
-            let queue = state.waiting.get_mut(&next).expect("listed above");
-            let tx = queue.pop_front().expect("non-empty");
-            if queue.is_empty() {
-                state.waiting.remove(&next);
-            }
-            state.last = Some(next.clone());
             // A waiter that gave up (its future dropped) does not take the slot.
             if tx.send(()).is_ok() {
                 state.running += 1;
-                *state.running_by_key.entry(next).or_default() += 1;
+                *state.running_by_key.entry(key).or_default() += 1;
             }
         }
     }

@@ -16,8 +16,11 @@ pub mod home;
 mod host;
 pub mod job;
 pub mod lane;
+mod live;
 pub mod mcp_config;
 mod observer;
+#[cfg(feature = "otel")]
+pub mod otel;
 pub mod recorded;
 pub mod replay;
 pub mod run_request;
@@ -25,6 +28,7 @@ pub mod session;
 pub mod status;
 pub mod stores;
 pub mod tool_set;
+mod trace;
 pub mod whatif;
 pub mod world;
 

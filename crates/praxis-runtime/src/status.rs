@@ -35,11 +35,14 @@ pub fn overview(row: &RunRow) -> RunOverview {
     let status = match &finished {
         Some(f) => f.status,
         // A run taken over by a new driver (crash recovery) lives as long as that driver.
-        None if driver_alive(&match (&resumed, &started) {
-            (Some(r), _) => r.driver(),
-            (None, Some(s)) => s.driver(),
-            (None, None) => DriverProcess::default(),
-        }) =>
+        None if driver_alive(
+            &row.run_id,
+            &match (&resumed, &started) {
+                (Some(r), _) => r.driver(),
+                (None, Some(s)) => s.driver(),
+                (None, None) => DriverProcess::default(),
+            },
+        ) =>
         {
             // A run resumed while it waited for a decision asks for it again without a new
             // `approval_requested` entry.
@@ -76,7 +79,7 @@ pub fn overview(row: &RunRow) -> RunOverview {
 
 /// Whether the process that drives an unfinished run still exists on this host. A run
 /// without a `run_finished` entry whose driver is gone was interrupted (crash, kill).
-fn driver_alive(driver: &DriverProcess) -> bool {
+fn driver_alive(run_id: &str, driver: &DriverProcess) -> bool {
     let same_host = driver.host.as_deref() == Some(crate::host::hostname().as_str());
     let Some(pid) = driver.pid.and_then(|p| i32::try_from(p).ok()) else {
         return false;
@@ -85,8 +88,14 @@ fn driver_alive(driver: &DriverProcess) -> bool {
     // live driver from an unrelated process that got the same pid later.
     let boot_matches = driver.boot_id.as_deref() == crate::host::boot_id().as_deref();
     let started = driver.pid_start_ticks;
-    same_host
+    let alive = same_host
         && boot_matches
         && started.is_some()
-        && crate::host::process_start_ticks(pid) == started
+        && crate::host::process_start_ticks(pid) == started;
+    // This process drives the run only while its drive lives (a dropped run future is
+    // gone as surely as a dead process).
+    if alive && u32::try_from(pid).ok() == Some(std::process::id()) {
+        return crate::live::is_driving(run_id);
+    }
+    alive
 }

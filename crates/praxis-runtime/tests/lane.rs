@@ -145,3 +145,28 @@ async fn a_key_served_without_waiting_has_had_its_turn() {
     }
     assert_eq!(gauge.lock().unwrap().order, ["b0", "a1"]);
 }
+
+#[test]
+fn the_fair_queue_serves_keys_in_turn_lists_in_that_order_and_removes_by_item() {
+    use praxis_runtime::lane::FairQueue;
+    let mut queue = FairQueue::default();
+    for item in ["a1", "a2", "a3", "b1", "b2", "c1"] {
+        queue.push(&item[..1], item);
+    }
+    // `a` was served last (without waiting): the turn goes to `b`.
+    queue.served("a");
+    let order: Vec<&str> = queue.in_order().iter().map(|(_, i)| **i).collect();
+    assert_eq!(order, ["b1", "c1", "a1", "b2", "a2", "a3"]);
+    assert_eq!(queue.remove(|i| *i == "c1"), Some("c1"));
+    assert_eq!(queue.remove(|i| *i == "c1"), None);
+    // A key at its own bound is skipped, not dropped.
+    assert_eq!(queue.pop_next(|k| k != "b"), Some(("a".to_string(), "a1")));
+    assert_eq!(queue.pop_next(|_| true), Some(("b".to_string(), "b1")));
+    assert_eq!(queue.pop_next(|_| true), Some(("a".to_string(), "a2")));
+    assert_eq!(queue.len(), 2);
+    assert_eq!(queue.pop_next(|_| false), None);
+    let mut rest = queue.drain();
+    rest.sort();
+    assert_eq!(rest, ["a3", "b2"]);
+    assert!(queue.is_empty());
+}

@@ -129,7 +129,8 @@ pub struct ServerConfig {
     /// Browser origins allowed by CORS (`PRAXIS_ALLOWED_ORIGINS`, comma-separated); empty:
     /// no cross-origin access.
     pub allowed_origins: Vec<String>,
-    /// Runs executing at once across tenants (`--max-runs`); None: unbounded.
+    /// Runs executing at once across tenants (`--max-runs`, `PRAXIS_MAX_RUNS`; default
+    /// [`DEFAULT_MAX_RUNS`]); None (`0`): unbounded. More wait in the queue, tenants in turn.
     pub max_runs: Option<usize>,
     /// Runs executing at once per tenant (`--max-runs-per-tenant`); None: unbounded.
     pub max_runs_per_tenant: Option<usize>,
@@ -176,15 +177,19 @@ pub struct ServerConfig {
     pub executor: crate::executor::ExecutorSetting,
 }
 
+/// Runs executing at once unless `PRAXIS_MAX_RUNS` says otherwise.
+pub const DEFAULT_MAX_RUNS: usize = 32;
+
 impl ServerConfig {
-    /// Defaults for a data directory: auth auto, no CORS, unbounded, no writs.
+    /// Defaults for a data directory: auth auto, no CORS, [`DEFAULT_MAX_RUNS`] runs at once,
+    /// no writs.
     pub fn new(home: DataHome) -> Self {
         ServerConfig {
             home,
             workspace_roots: WorkspaceRoots::current_dir(),
             auth: AuthSetting::Auto,
             allowed_origins: Vec::new(),
-            max_runs: None,
+            max_runs: Some(DEFAULT_MAX_RUNS),
             max_runs_per_tenant: None,
             max_runs_per_provider: None,
             queue_capacity: 64,
@@ -338,8 +343,9 @@ impl ServerConfig {
             );
         }
         if self.max_runs.is_none() {
-            problems
-                .push("PRAXIS_MAX_RUNS (--max-runs): concurrency is unbounded; set a limit".into());
+            problems.push(
+                "PRAXIS_MAX_RUNS (--max-runs) is 0: concurrency is unbounded; set a limit".into(),
+            );
         }
         if self.max_runs_per_tenant.is_none() {
             problems.push(
@@ -458,6 +464,7 @@ mod tests {
     #[test]
     fn production_names_every_problem_at_once() {
         let mut config = ServerConfig::new(DataHome::at("/tmp/praxis-prod-check"));
+        config.max_runs = None;
         let sandbox = json!({"in_use": "none: in-process", "landlock_abi": null, "user_namespaces": false, "seccomp": true});
         let problems = config.production_problems(false, &sandbox).join("\n");
         for setting in [

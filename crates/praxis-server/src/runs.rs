@@ -10,7 +10,7 @@ use praxis_core::RunStatus;
 use praxis_core::record::{RunStarted, kinds, parse_payload};
 use praxis_ledger::tokens::TokenStore;
 use praxis_ledger::{Entry, Ledger, LedgerError, SqliteLedger};
-use praxis_runtime::lane::{Lane, LaneLimits};
+use praxis_runtime::lane::{FairQueue, Lane, LaneLimits};
 use praxis_runtime::{
     BranchFrom, Cancel, LiveEvent, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
 };
@@ -142,11 +142,25 @@ struct Inner {
     accepting: bool,
     active: HashMap<String, Active>,
     by_tenant: HashMap<String, usize>,
-    queue: VecDeque<Queued>,
+    /// Runs waiting for a slot, by tenant: served tenants in turn (the lanes' rule), so one
+    /// tenant's burst cannot hold another's run back.
+    queue: FairQueue<Queued>,
     ghosts: HashMap<String, Ghost>,
     ghost_order: VecDeque<String>,
     /// Runs found interrupted at start, with what was done about them.
     recovered: HashMap<String, String>,
+}
+
+impl Inner {
+    /// A queued run and its place in the queue's order (0-based).
+    fn queued(&self, run_id: &str) -> Option<(usize, &Queued)> {
+        self.queue
+            .in_order()
+            .into_iter()
+            .map(|(_, q)| q)
+            .enumerate()
+            .find(|(_, q)| q.run_id == run_id)
+    }
 }
 
 /// The outcome of asking to start a run.
@@ -288,11 +302,11 @@ impl Manager {
         if !inner.accepting {
             return Ok(Admission::ShuttingDown);
         }
-        if inner.active.contains_key(&run_id) || inner.queue.iter().any(|q| q.run_id == run_id) {
+        if inner.active.contains_key(&run_id) || inner.queued(&run_id).is_some() {
             // A second resume of the same run: it is already being taken care of.
             return Ok(Admission::Started);
         }
-        let can_start = self.has_slot(&inner, &tenant);
+        let can_start = self.has_slot(&inner.active, &inner.by_tenant, &tenant);
         if !can_start && !recovering && inner.queue.len() >= self.limits.queue_capacity {
             return Ok(Admission::Full);
         }
@@ -303,30 +317,38 @@ impl Manager {
         inner.ghosts.remove(&run_id);
         let hub = Hub::new(self.limits.follower_buffer);
         if can_start {
+            // Served without waiting: the next turn goes to another tenant.
+            inner.queue.served(&tenant);
             self.start(&mut inner, run_id, tenant, hub, options, job);
             Ok(Admission::Started)
         } else {
-            inner.queue.push_back(Queued {
-                run_id,
-                tenant,
-                hub,
-                options,
-                job,
-                created_at: praxis_ledger::now_rfc3339(),
-            });
+            let key = tenant.clone();
+            let id = run_id.clone();
+            inner.queue.push(
+                &key,
+                Queued {
+                    run_id,
+                    tenant,
+                    hub,
+                    options,
+                    job,
+                    created_at: praxis_ledger::now_rfc3339(),
+                },
+            );
             self.metrics.set_queue_depth(inner.queue.len());
-            Ok(Admission::Queued {
-                position: inner.queue.len(),
-            })
+            let position = inner.queued(&id).map_or(inner.queue.len(), |(i, _)| i + 1);
+            Ok(Admission::Queued { position })
         }
     }
 
-    fn has_slot(&self, inner: &Inner, tenant: &str) -> bool {
-        let global = self
-            .limits
-            .max_runs
-            .is_none_or(|max| inner.active.len() < max);
-        let own = inner.by_tenant.get(tenant).copied().unwrap_or(0);
+    fn has_slot(
+        &self,
+        active: &HashMap<String, Active>,
+        by_tenant: &HashMap<String, usize>,
+        tenant: &str,
+    ) -> bool {
+        let global = self.limits.max_runs.is_none_or(|max| active.len() < max);
+        let own = by_tenant.get(tenant).copied().unwrap_or(0);
         let per_tenant = self.limits.max_runs_per_tenant.is_none_or(|max| own < max);
         global && per_tenant
     }
@@ -511,28 +533,25 @@ impl Manager {
         self.finished.notify_waiters();
     }
 
-    /// Starts queued runs while slots are free, first come first served, skipping runs
-    /// whose tenant is at its own limit.
+    /// Starts queued runs while slots are free: tenants in turn (round robin over the
+    /// tenants with a run waiting and room under their own limit), each tenant's runs in
+    /// the order they came.
     fn schedule(self: &Arc<Self>, inner: &mut Inner) {
         if !inner.accepting {
             return;
         }
-        let mut index = 0;
-        while index < inner.queue.len() {
-            if self
-                .limits
-                .max_runs
-                .is_some_and(|max| inner.active.len() >= max)
-            {
-                break;
-            }
-            if self.has_slot(inner, &inner.queue[index].tenant) {
-                if let Some(q) = inner.queue.remove(index) {
-                    self.start(inner, q.run_id, q.tenant, q.hub, q.options, q.job);
-                }
-            } else {
-                index += 1;
-            }
+        loop {
+            let Inner {
+                queue,
+                active,
+                by_tenant,
+                ..
+            } = &mut *inner;
+            let Some((_, q)) = queue.pop_next(|tenant| self.has_slot(active, by_tenant, tenant))
+            else {
+                return;
+            };
+            self.start(inner, q.run_id, q.tenant, q.hub, q.options, q.job);
         }
     }
 
@@ -546,12 +565,7 @@ impl Manager {
                 recovered: inner.recovered.get(run_id).cloned(),
             };
         }
-        if let Some((position, q)) = inner
-            .queue
-            .iter()
-            .enumerate()
-            .find(|(_, q)| q.run_id == run_id)
-        {
+        if let Some((position, q)) = inner.queued(run_id) {
             return Known::Queued {
                 tenant: q.tenant.clone(),
                 task: q.options.spec.task.clone(),
@@ -576,11 +590,7 @@ impl Manager {
         if let Some(active) = inner.active.get(run_id) {
             return Some(active.hub.subscribe());
         }
-        inner
-            .queue
-            .iter()
-            .find(|q| q.run_id == run_id)
-            .map(|q| q.hub.subscribe())
+        inner.queued(run_id).map(|(_, q)| q.hub.subscribe())
     }
 
     /// Queued runs and ghosts (runs without ledger entries), newest first.
@@ -588,7 +598,9 @@ impl Manager {
         let inner = self.inner();
         let mut out: Vec<(String, Known)> = inner
             .queue
-            .iter()
+            .in_order()
+            .into_iter()
+            .map(|(_, q)| q)
             .enumerate()
             .rev()
             .map(|(i, q)| {
@@ -630,7 +642,7 @@ impl Manager {
     /// Whether this server drives or queues `run_id`.
     pub fn is_local(&self, run_id: &str) -> bool {
         let inner = self.inner();
-        inner.active.contains_key(run_id) || inner.queue.iter().any(|q| q.run_id == run_id)
+        inner.active.contains_key(run_id) || inner.queued(run_id).is_some()
     }
 
     /// Resumes a run whose lease this server just won from a driver that died.
@@ -663,11 +675,9 @@ impl Manager {
             active.cancel.cancel(reason);
             return true;
         }
-        if let Some(index) = inner.queue.iter().position(|q| q.run_id == run_id) {
-            if let Some(q) = inner.queue.remove(index) {
-                cancel_queued(&mut inner, q, reason);
-                self.metrics.set_queue_depth(inner.queue.len());
-            }
+        if let Some(q) = inner.queue.remove(|q| q.run_id == run_id) {
+            cancel_queued(&mut inner, q, reason);
+            self.metrics.set_queue_depth(inner.queue.len());
             return true;
         }
         false
@@ -685,7 +695,7 @@ impl Manager {
         {
             let mut inner = self.inner();
             inner.accepting = false;
-            let queued: Vec<Queued> = inner.queue.drain(..).collect();
+            let queued: Vec<Queued> = inner.queue.drain();
             for q in queued {
                 cancel_queued(&mut inner, q, reason);
             }

@@ -1023,6 +1023,93 @@ async fn concurrency_limits_queue_then_429_with_retry_after() {
 }
 
 #[tokio::test]
+async fn the_run_queue_serves_tenants_in_turn_within_the_global_bound() {
+    let mut h = Harness::start(|c| c.max_runs = Some(1)).await;
+    let a = h.tokens().create("acme").unwrap();
+    let b = h.tokens().create("globex").unwrap();
+    h.token = Some(a.clone());
+    let writ = h.writ(&approval_writ_for("acme"));
+    // acme's first run holds the only slot while it waits for approval.
+    let held = h.create(write_script(), json!({"writ": writ})).await;
+    h.wait_approval(&held).await;
+    // acme bursts three runs, then globex queues three.
+    let mut runs: Vec<(&str, String, &str)> = Vec::new();
+    for (name, token) in [
+        ("a1", &a),
+        ("a2", &a),
+        ("a3", &a),
+        ("b1", &b),
+        ("b2", &b),
+        ("b3", &b),
+    ] {
+        let body = json!({"task": name, "workspace": h.ws.path().to_str().unwrap(), "script": answer_script(name)});
+        let (status, created) = h.post_as("/v1/runs", body, Some(token)).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert_eq!(created["status"], "queued");
+        runs.push((name, created["id"].as_str().unwrap().to_string(), token));
+    }
+    // The queue's order: tenants in turn, globex first (acme was served last).
+    let mut positions = Vec::new();
+    for (name, id, token) in &runs {
+        let (_, view) = h.get_as(&format!("/v1/runs/{id}"), Some(token)).await;
+        assert_eq!(view["status"], "queued", "{view}");
+        positions.push((view["queue_position"].as_u64().unwrap(), *name));
+    }
+    positions.sort();
+    let queued: Vec<&str> = positions.iter().map(|p| p.1).collect();
+    assert_eq!(queued, ["b1", "a1", "b2", "a2", "b3", "a3"]);
+
+    // Free the slot: the runs go one at a time, in that order.
+    let (status, _) = h.post(&format!("/v1/runs/{held}/cancel"), json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for (name, id, token) in &runs {
+        h.token = Some(token.to_string());
+        assert_eq!(
+            h.wait_status(id, &["completed"]).await["final_answer"],
+            *name
+        );
+    }
+    let ledger = praxis_ledger::SqliteLedger::open(&h.home.path().join("ledger.db")).unwrap();
+    let span = |id: &str| {
+        let (mut start, mut end) = (None, None);
+        for entry in praxis_ledger::Ledger::entries(&ledger, id, 0).unwrap() {
+            match praxis_core::Record::from_entry(&entry.kind, &entry.payload).unwrap() {
+                praxis_core::Record::RunStarted(s) => start = Some(s.now),
+                praxis_core::Record::RunFinished(f) => end = Some(f.now),
+                _ => {}
+            }
+        }
+        (start.unwrap(), end.unwrap())
+    };
+    let mut spans: Vec<(u64, u64, &str)> = runs
+        .iter()
+        .map(|(name, id, _)| {
+            let (start, end) = span(id);
+            (start, end, *name)
+        })
+        .collect();
+    let (held_start, held_end) = span(&held);
+    spans.push((held_start, held_end, "held"));
+    spans.sort();
+    let started: Vec<&str> = spans.iter().map(|s| s.2).collect();
+    assert_eq!(started, ["held", "b1", "a1", "b2", "a2", "b3", "a3"]);
+    // The most runs at once, from the records' times (an end before a start at the same
+    // millisecond): the bound.
+    let mut edges: Vec<(u64, i32)> = spans
+        .iter()
+        .flat_map(|(start, end, _)| [(*start, 1), (*end, -1)])
+        .collect();
+    edges.sort();
+    let (mut now, mut most) = (0, 0);
+    for (_, delta) in edges {
+        now += delta;
+        most = most.max(now);
+    }
+    assert_eq!(most, 1);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn per_tenant_limit_lets_other_tenants_through() {
     let mut h = Harness::start(|c| {
         c.max_runs = Some(4);
@@ -1168,6 +1255,8 @@ async fn production_mode_names_every_offending_setting() {
     let home = tempfile::tempdir().unwrap();
     let mut config = ServerConfig::new(DataHome::at(home.path()));
     config.production = true;
+    // PRAXIS_MAX_RUNS=0: unbounded (the default is a bound).
+    config.max_runs = None;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let problems = match Server::start(listener, config).await {
         Err(ServerError::Production(problems)) => problems,

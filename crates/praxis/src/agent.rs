@@ -2,22 +2,23 @@
 //! path (`run_request::resolve_in`, then `Runtime::run`): the same kernel, policy, writ,
 //! sandbox and ledger records as `praxis run`.
 
-use crate::callbacks::{CallbackObserver, Callbacks};
+mod drive;
+
+use crate::callbacks::Callbacks;
 use crate::ports::{
-    Audit, AuditError, Budget, BudgetDenied, Critic, Delivery, Ports, Review, RunSummary, Spend,
-    UsageRecord, UsageSink,
+    Audit, AuditError, Budget, BudgetDenied, Checkpointer, Critic, Delivery, LedgerCheckpointer,
+    MemoryCheckpointer, Ports, Review, UsageSink,
 };
+use drive::Job;
 use praxis_core::record::{Execution, ModelResponseRecord, ProposalRecord};
-use praxis_core::{
-    Conversation, Message, Record, Role, RunStatus, StopReason, SystemPrompt, Usage,
-};
+use praxis_core::{Conversation, Message, Role, RunStatus, StopReason, SystemPrompt, Usage};
 use praxis_ledger::checkpoint::CheckpointKey;
-use praxis_ledger::{Entry, Ledger, MemoryLedger};
+use praxis_ledger::{Entry, Ledger};
 use praxis_runtime::approval::{Approver, FixedDecision};
 use praxis_runtime::config::Override;
-use praxis_runtime::critic::{Evidence, Judgement, KeyResult};
+use praxis_runtime::critic::{Judgement, KeyResult};
 use praxis_runtime::home::WorkspaceOrigin;
-use praxis_runtime::run_request::{self, Asked, CognitionRequest, RunRequest, Script};
+use praxis_runtime::run_request::{self, CognitionRequest, Script};
 use praxis_runtime::{Cancel, DataHome, Runtime, WritGrant};
 use praxis_tools::{Registry, SandboxSettings, ToolLimits};
 use std::path::{Path, PathBuf};
@@ -264,6 +265,15 @@ impl AgentBuilder {
         self
     }
 
+    /// Where runs are recorded so that one stopped before its end can be resumed with
+    /// [`Agent::resume`] (default: the data dir's ledger when [`AgentBuilder::durable`],
+    /// else [`crate::ports::MemoryCheckpointer`], an in-memory ledger per run kept until
+    /// the run finishes).
+    pub fn checkpointer(mut self, checkpointer: Arc<dyn Checkpointer>) -> Self {
+        self.ports.checkpointer = Some(checkpointer);
+        self
+    }
+
     /// Receives each model call's usage (default: [`crate::ports::UsageTotals`]).
     pub fn usage_sink(mut self, sink: Arc<dyn UsageSink>) -> Self {
         self.ports.usage = sink;
@@ -272,7 +282,7 @@ impl AgentBuilder {
 
     /// Checks the settings and the provider (a missing API key fails here), and prepares
     /// the writ and checkpoint key.
-    pub fn build(self) -> Result<Agent, AgentError> {
+    pub fn build(mut self) -> Result<Agent, AgentError> {
         let env = |k: &str| std::env::var(k).ok();
         let home = self.durable.as_ref().map(DataHome::at);
         let (workspace, scratch) = match &self.workspace {
@@ -333,10 +343,23 @@ impl AgentBuilder {
                 (None, writ, CheckpointKey::generate()?)
             }
         };
+        let checkpointer: Arc<dyn Checkpointer> = match (&durable, self.ports.checkpointer.take()) {
+            (Some(_), Some(_)) => {
+                return Err(setting(
+                    "checkpointer",
+                    "a durable agent checkpoints in its data dir's ledger; set .durable() or \
+                     .checkpointer(), not both",
+                ));
+            }
+            (Some(runtime), None) => Arc::new(LedgerCheckpointer(runtime.ledger().clone())),
+            (None, Some(checkpointer)) => checkpointer,
+            (None, None) => Arc::new(MemoryCheckpointer::default()),
+        };
         Ok(Agent {
             inner: Arc::new(Inner {
                 home,
                 durable,
+                checkpointer,
                 registry: Arc::new(Registry::builtin()),
                 cognition,
                 flags: self.flags,
@@ -391,8 +414,9 @@ fn cognition_request(provider: Option<&str>) -> CognitionRequest {
 
 struct Inner {
     home: Option<DataHome>,
-    /// The durable runtime (None: each run gets a runtime over its own in-memory ledger).
+    /// The durable runtime (None: each run gets a runtime over the checkpointer's ledger).
     durable: Option<Runtime>,
+    checkpointer: Arc<dyn Checkpointer>,
     registry: Arc<Registry>,
     cognition: CognitionRequest,
     flags: Vec<Override>,
@@ -473,104 +497,17 @@ impl Agent {
                 ),
             ));
         }
-        let request = RunRequest {
-            task: Asked::new(task.to_string(), "task"),
-            workspace: inner.workspace.clone(),
-            cognition: inner.cognition.clone(),
-            protocol: inner.protocol.clone().map(|p| Asked::new(p, "protocol")),
-            tool_choice: None,
-            max_steps: inner.max_steps.map(|n| Asked::new(n, "max_steps")),
-            max_seconds: inner.max_seconds.map(|n| Asked::new(n, "max_seconds")),
-            max_invalid_replies: None,
-            tools: inner.tools.clone(),
-            read_only: inner.read_only,
-        };
-        let resolved = run_request::resolve_in(inner.home.as_ref(), request, &inner.flags, &|k| {
-            std::env::var(k).ok()
-        })
-        .map_err(|e| setting(e.field.unwrap_or("config"), e.message))?;
-        let mut options = resolved.options;
+        let mut options = self.options(task, inner.workspace.clone())?;
         options.spec.conversation = Box::new(Conversation {
             history: history.to_vec(),
             system_prompt: inner.system_prompt.clone(),
         });
-        options.writ = Some(inner.writ.clone());
-        options.approver = inner.approver.clone();
-        options.checkpoint_key = Some(inner.checkpoint_key.clone());
-        options.tool_limits = inner.tool_limits.clone();
         options.cancel = control.cancel.unwrap_or_default();
-        options.run_id = control.run_id;
-        let runtime = match &inner.durable {
-            Some(runtime) => runtime.clone(),
-            None => Runtime::new(Arc::new(MemoryLedger::new()), inner.registry.clone()),
-        };
-        let provider = options.provider.clone();
-        let ports = &inner.ports;
-        let reservation = ports.budget.reserve(task)?;
-        let observer = CallbackObserver::new(callbacks);
-        let report = match runtime.run(options, &observer).await {
-            Ok(report) => report,
-            Err(e) => {
-                ports.budget.commit(reservation, Spend::default());
-                return Err(e.into());
-            }
-        };
-        let entries = runtime.ledger().entries(&report.run_id, 0);
-        let steps = steps(entries.as_deref().unwrap_or_default());
-        ports.budget.commit(reservation, spend(&steps));
-        let entries = entries?;
-        for step in &steps {
-            ports.usage.record(&UsageRecord {
-                run_id: report.run_id.clone(),
-                step: step.reply.step,
-                model: step.reply.model.clone(),
-                usage: step.reply.usage,
-                cost_usd_micros: step.reply.cost_usd_micros,
-            });
-        }
-        ports.audit.record(&report.run_id, &entries)?;
-        let judgement = match &ports.critic {
-            Some(Review {
-                critic,
-                key_results,
-            }) if report.result.status == RunStatus::Completed => {
-                let evidence = Evidence::of_run(&**runtime.ledger(), &report.run_id)
-                    .map_err(|e| AgentError::Critic(e.to_string()))?;
-                let judgement = match critic {
-                    Some(critic) => critic.review(&evidence, key_results).await,
-                    None => {
-                        praxis_runtime::critic::Critic::new(provider)
-                            .judge(&evidence, key_results)
-                            .await
-                    }
-                };
-                Some(judgement)
-            }
-            _ => None,
-        };
-        let new_messages = new_messages(&report.conversation, history.len(), task);
-        let mut result = RunResult {
-            steps,
-            run_id: report.run_id,
-            text: report.result.final_answer,
-            status: report.result.status,
-            stop_reason: report.result.stop_reason,
-            error: report.result.error,
-            usage: report.result.usage,
-            new_messages,
-            entries,
-            judgement,
-            delivery_error: None,
-        };
-        if let Some(delivery) = &ports.delivery {
-            let summary = RunSummary::of(&result);
-            result.delivery_error = delivery
-                .deliver(&summary)
-                .await
-                .err()
-                .map(|e| e.to_string());
-        }
-        Ok(result)
+        let run_id = control.run_id.unwrap_or_else(praxis_runtime::new_run_id);
+        options.run_id = Some(run_id.clone());
+        let runtime = self.runtime_for(&run_id);
+        self.drive(runtime, Job::Run, options, callbacks, history.len(), task)
+            .await
     }
 }
 
@@ -581,53 +518,6 @@ pub struct RunControl {
     pub cancel: Option<Cancel>,
     /// The run's id (default: a fresh ULID).
     pub run_id: Option<String>,
-}
-
-/// The turns after the system prompt and the history (the task first).
-fn new_messages(conversation: &[Message], history: usize, task: &str) -> Vec<Message> {
-    let start = 1 + history;
-    match conversation.get(start) {
-        Some(first) if first.role == Role::User && first.content == task.trim() => {
-            conversation[start..].to_vec()
-        }
-        _ => conversation.iter().skip(1).cloned().collect(),
-    }
-}
-
-/// What the steps' model calls spent.
-fn spend(steps: &[Step]) -> Spend {
-    let mut spent = Spend::default();
-    for step in steps {
-        spent.usage.add(step.reply.usage);
-        spent.cost_usd_micros += step.reply.cost_usd_micros.unwrap_or(0);
-    }
-    spent
-}
-
-/// The run's steps, from its typed records.
-fn steps(entries: &[Entry]) -> Vec<Step> {
-    let mut steps: Vec<Step> = Vec::new();
-    for entry in entries {
-        match Record::from_entry(&entry.kind, &entry.payload) {
-            Ok(Record::ModelResponse(reply)) => steps.push(Step {
-                reply,
-                calls: Vec::new(),
-                results: Vec::new(),
-            }),
-            Ok(Record::Proposal(call)) => {
-                if let Some(step) = steps.last_mut() {
-                    step.calls.push(call);
-                }
-            }
-            Ok(Record::Execution(result)) => {
-                if let Some(step) = steps.last_mut() {
-                    step.results.push(result);
-                }
-            }
-            _ => {}
-        }
-    }
-    steps
 }
 
 /// A configuration value for [`AgentBuilder::config`].

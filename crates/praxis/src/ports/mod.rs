@@ -8,6 +8,7 @@
 //! | critic | [`Critic`] | `praxis_runtime::critic::Critic` (the one `praxis job` uses) over the agent's provider | after a run given key results |
 //! | delivery | [`Delivery`] | none; [`Stdout`], [`JsonlFile`], [`Webhook`] (retries, backoff, HMAC-SHA256) | after each run |
 //! | usage sink | [`UsageSink`] | [`UsageTotals`] (per model) | after each run, one record per model call |
+//! | checkpointer | [`Checkpointer`] | the ledger: [`MemoryCheckpointer`] (stateless), [`LedgerCheckpointer`] (durable) | every record, written ahead; [`crate::Agent::resume`] takes an interrupted run up |
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -26,10 +27,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not here yet: a checkpointer port. Resuming an interrupted run from its ledger is the
-//! runtime's (`Runtime::resume`, `praxis resume`); the facade does not expose it.
+//! A run stopped before its end is taken up from the checkpointer by the runtime's resume
+//! rules (the same as `praxis resume`), see [`crate::Agent::resume`].
 
+mod checkpoint;
 mod delivery;
+
+pub use checkpoint::{Checkpointer, LedgerCheckpointer, MemoryCheckpointer};
 
 pub use delivery::{Delivery, DeliveryError, JsonlFile, RunSummary, Stdout, Webhook};
 use praxis_core::Usage;
@@ -296,6 +300,8 @@ pub(crate) struct Ports {
     pub critic: Option<Review>,
     pub delivery: Option<Arc<dyn Delivery>>,
     pub usage: Arc<dyn UsageSink>,
+    /// Set on the builder (None: the default, chosen when the agent is built).
+    pub checkpointer: Option<Arc<dyn Checkpointer>>,
 }
 
 impl Default for Ports {
@@ -306,6 +312,7 @@ impl Default for Ports {
             critic: None,
             delivery: None,
             usage: Arc::new(UsageTotals::default()),
+            checkpointer: None,
         }
     }
 }
