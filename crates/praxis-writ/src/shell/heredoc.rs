@@ -1,7 +1,7 @@
 //! A guard in front of the third-party shell parser.
 //!
 //! brush-parser 0.4's tokenizer never ends on a here-document whose delimiter is empty once
-//! unquoted (`cat <<""`, `<<''`, `<<$''`, a quoted newline): it matches the empty delimiter
+//! unquoted (`cat <<""`, `<<''`, `<<'""'`, a quoted newline): it matches the empty delimiter
 //! at the same place again and again, pushing an empty token each time until the process
 //! runs out of memory. A model writes the command lines judged here, so such a line is
 //! refused before it reaches the parser. The scan is deliberately coarse: it also refuses
@@ -47,22 +47,35 @@ fn find(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|at| from + at)
 }
 
-/// The end of the word starting at `at` and how many of its bytes survive unquoting.
+/// The end of the word starting at `at` and how many of its bytes survive unquoting the
+/// way the parser unquotes a delimiter: every `'` and `"` is dropped wherever it stands (so
+/// `'""'` is empty too), a backslash keeps the byte after it; `$` and newlines are not
+/// counted either, which only makes the guard refuse more.
 fn delimiter_word(bytes: &[u8], mut at: usize) -> (usize, usize) {
     let mut kept = 0;
     let mut quote: Option<u8> = None;
+    let mut escaped = false;
     while let Some(&c) = bytes.get(at) {
-        match quote {
-            Some(q) if c == q => quote = None,
-            // A quoted newline is dropped from the delimiter by the tokenizer too.
-            Some(_) if c == b'\n' => {}
-            Some(_) => kept += 1,
-            None => match c {
+        if escaped {
+            escaped = false;
+            if c != b'\n' {
+                kept += 1;
+            }
+        } else if c == b'\\' {
+            escaped = true;
+        } else if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            } else if !matches!(c, b'\'' | b'"' | b'$' | b'\n') {
+                kept += 1;
+            }
+        } else {
+            match c {
                 b'\'' | b'"' => quote = Some(c),
-                b'\\' | b'$' => {}
+                b'$' => {}
                 b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => break,
                 _ => kept += 1,
-            },
+            }
         }
         at += 1;
     }
@@ -86,6 +99,9 @@ mod tests {
             "cat <<",
             "a; b <<\"\"; c",
             "cat <<< x; cat <<'' y",
+            "cat <<'\"\"' y",
+            "cat <<\"''\" y",
+            "x<<-\t'\"\"')\ta",
             "$\n\t - i< \n.*?=\\\\>).!{*<<\"\"\t",
         ] {
             assert!(has_empty_delimiter(line), "{line:?}");
