@@ -10,6 +10,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The ABI whose access rights were tested here (kernel ABI 7 offers all of them); older
 /// kernels get what they support (best effort), newer rights stay unhandled.
@@ -150,13 +151,30 @@ pub(crate) fn grants(workspace: &Path, home: &Path, policy: &SandboxPolicy) -> G
 /// The parts of /etc every user may read (world-readable files, and directories whose
 /// whole subtree is), as few rules as possible. /etc/shadow, private keys and the like are
 /// left out, which matters when the runtime runs as root (file permissions do not stop it).
-fn etc_readable() -> &'static [PathBuf] {
-    static CACHE: OnceLock<Vec<PathBuf>> = OnceLock::new();
-    CACHE.get_or_init(|| {
+pub fn etc_readable() -> &'static [PathBuf] {
+    ETC_READABLE.get_or_init(|| {
+        ETC_WALKS.fetch_add(1, Ordering::Relaxed);
         let mut out = Vec::new();
         cover(Path::new("/etc"), 0, &mut out);
         out
     })
+}
+
+/// The world-readable part of /etc, walked at most once per process.
+static ETC_READABLE: OnceLock<Vec<PathBuf>> = OnceLock::new();
+/// How many times this process walked /etc (0 or 1).
+static ETC_WALKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes `paths` as this process's [`etc_readable`] instead of walking /etc, unless it
+/// walked already (then false). For the tool worker: its runtime walked the same /etc once
+/// per server (a stat of every file there) and hands the result to each worker.
+pub fn adopt_etc_readable(paths: Vec<PathBuf>) -> bool {
+    ETC_READABLE.set(paths).is_ok()
+}
+
+/// How many times this process walked /etc itself (0 when it adopted the list).
+pub fn etc_walks() -> usize {
+    ETC_WALKS.load(Ordering::Relaxed)
 }
 
 /// Adds rules covering the world-readable part of `path` to `out`; true if all of it is

@@ -38,9 +38,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use cgroup::{CommandsEnded, SpawnCgroup, end_commands_of};
+pub use landlock_rules::{adopt_etc_readable, etc_readable, etc_walks};
 pub use launch::{Launch, Launched, launch, reap};
 pub use lifetime::exit_with_parent;
-pub use probe::{HostSupport, probe};
+pub use probe::{HostSupport, adopt_probe, host_probes, probe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {

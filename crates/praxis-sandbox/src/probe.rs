@@ -1,12 +1,13 @@
 //! What this host's kernel offers, tested for real (in a throwaway forked child) rather than
 //! guessed from configuration files; computed once per process.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The sandbox primitives this host offers.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HostSupport {
     /// The Landlock ABI version, None when Landlock is missing or disabled.
     pub landlock_abi: Option<i32>,
@@ -42,8 +43,29 @@ impl HostSupport {
 
 /// Probes once; later calls return the cached answer.
 pub fn probe() -> HostSupport {
-    static CACHE: OnceLock<HostSupport> = OnceLock::new();
-    CACHE.get_or_init(probe_now).clone()
+    HOST.get_or_init(|| {
+        PROBES.fetch_add(1, Ordering::Relaxed);
+        probe_now()
+    })
+    .clone()
+}
+
+/// This process's answer, probed at most once.
+static HOST: OnceLock<HostSupport> = OnceLock::new();
+/// How many times this process probed the host (0 or 1).
+static PROBES: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes `host` as this process's answer instead of probing, unless it probed already
+/// (then false). For the tool worker, which its runtime starts on the same host as its own
+/// child, with the same ids and cgroup: the runtime's probe (4 forked test children) is
+/// made once per server, not once per worker.
+pub fn adopt_probe(host: HostSupport) -> bool {
+    HOST.set(host).is_ok()
+}
+
+/// How many times this process probed the host itself (0 when it adopted an answer).
+pub fn host_probes() -> usize {
+    PROBES.load(Ordering::Relaxed)
 }
 
 fn probe_now() -> HostSupport {

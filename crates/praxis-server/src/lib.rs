@@ -91,6 +91,11 @@ pub async fn serve(
     if !problems.is_empty() {
         return Err(ServerError::Production(problems));
     }
+    // Worker processes started ahead of the runs that claim them (one run each, never
+    // shared), and the host facts each worker is handed, computed once for the server.
+    tokio::task::spawn_blocking(|| {
+        praxis_tools::fabric::keep_default_workers_warm(praxis_tools::fabric::WARM_WORKERS)
+    });
     // The data dir's SQLite ledger, or the PostgreSQL one several servers share.
     let stores = cluster::Stores::open(&config)?;
     if let Some(why) = executor::refusal(&config.executor, stores.cluster.is_some()) {

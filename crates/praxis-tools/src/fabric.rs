@@ -131,6 +131,30 @@ fn default_fabric() -> FabricChoice {
     }
 }
 
+/// How many worker processes `praxis serve` keeps started ahead of its runs.
+pub const WARM_WORKERS: usize = 2;
+
+/// For a server: keeps `size` worker processes of the default worker command started ahead
+/// of the runs that will claim them ([`crate::worker::keep_warm`]), when a run with default
+/// sandbox settings would use the worker fabric, and computes the host facts every worker is
+/// handed ([`crate::worker::HostFacts`]) now rather than in the first run. Returns the
+/// pooled command (None: runs start their workers on demand).
+pub fn keep_default_workers_warm(size: usize) -> Option<WorkerCommand> {
+    let settings = SandboxSettings::default();
+    let worker_fabric = match settings.fabric {
+        FabricChoice::InProcess => false,
+        FabricChoice::Worker => true,
+        FabricChoice::Auto => probe().sandbox_available(),
+    };
+    let command = settings
+        .worker
+        .or_else(WorkerCommand::discover)
+        .filter(|_| worker_fabric)?;
+    crate::worker::HostFacts::of_this_process();
+    crate::worker::keep_warm(command.clone(), size);
+    Some(command)
+}
+
 /// Before a run starts: a warning when commands would not be fully confined on this host
 /// with `settings` (None when every layer is available).
 pub fn host_warning(settings: &SandboxSettings) -> Option<String> {

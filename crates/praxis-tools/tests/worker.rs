@@ -327,3 +327,116 @@ async fn the_worker_runs_manifest_tools_it_was_told() {
     assert_eq!(o.status, ExecStatus::Error);
     assert!(o.output.contains("unknown tool `hi`"), "{}", o.output);
 }
+
+/// Polls until the pool holds a process of `command` other than `not`; its pid.
+async fn pooled_pid(command: &WorkerCommand, not: &[u32]) -> u32 {
+    for _ in 0..1200 {
+        if let Some(pid) = praxis_tools::worker::ready_pids(command)
+            .into_iter()
+            .find(|p| !not.contains(p))
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no worker was started ahead of time");
+}
+
+/// A worker started ahead of time is claimed by the next run that starts one, leaves the
+/// pool (a second run claims another, started in its place), and serves only the run that
+/// claimed it. A command that is not pooled is started on demand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_claim_workers_started_ahead_and_never_share_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // A program path of its own: no other test of this binary starts the pooled command.
+    let program = dir.path().join("pooled-worker");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_praxis-worker"), &program).unwrap();
+    let command = WorkerCommand {
+        program,
+        args: Vec::new(),
+    };
+    praxis_tools::worker::keep_warm(command.clone(), 1);
+    let first = pooled_pid(&command, &[]).await;
+
+    let (ws_a, ws_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let run = |ws: &std::path::Path| {
+        let worker = WorkerClient::new(
+            command.clone(),
+            ws.canonicalize().unwrap(),
+            ToolLimits::default(),
+        );
+        let mut ctx = ExecContext::new(Workspace::new(ws).unwrap());
+        let worker = Arc::new(worker);
+        ctx.fabric = Fabric::Worker(worker.clone());
+        (worker, ctx)
+    };
+    let (a, ctx_a) = run(ws_a.path());
+    a.start().await.expect("the first run's worker starts");
+    assert_eq!(
+        a.pid(),
+        Some(first),
+        "the first run claims the pooled worker"
+    );
+    assert_eq!((a.starts(), a.warm_starts()), (1, 1));
+    assert!(!praxis_tools::worker::ready_pids(&command).contains(&first));
+
+    let second = pooled_pid(&command, &[first]).await;
+    let (b, ctx_b) = run(ws_b.path());
+    b.start().await.expect("the second run's worker starts");
+    assert_eq!(
+        b.pid(),
+        Some(second),
+        "the second run claims the replacement"
+    );
+    assert_eq!(b.warm_starts(), 1);
+    assert_ne!(a.pid(), b.pid());
+
+    // Each serves its own run's workspace only.
+    let registry = Registry::builtin();
+    for (ctx, content) in [(&ctx_a, "a\n"), (&ctx_b, "b\n")] {
+        let o = registry
+            .execute(
+                ctx,
+                "fs_write",
+                json!({"path": "f.txt", "content": content}),
+            )
+            .await;
+        assert_eq!(o.status, ExecStatus::Ok, "{}", o.output);
+    }
+    assert_eq!(
+        std::fs::read_to_string(ws_a.path().join("f.txt")).unwrap(),
+        "a\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws_b.path().join("f.txt")).unwrap(),
+        "b\n"
+    );
+
+    praxis_tools::worker::stop_warm();
+    assert!(praxis_tools::worker::ready_pids(&command).is_empty());
+    let (c, _ctx_c) = run(ws_a.path());
+    c.start().await.expect("a worker starts on demand");
+    assert_eq!((c.starts(), c.warm_starts()), (1, 0));
+}
+
+/// A worker takes its runtime's host facts (the host probe, the readable part of /etc its
+/// grants cover) instead of computing them again: the runtime computes them once per
+/// process, however many workers it starts.
+#[tokio::test]
+async fn workers_take_the_host_facts_of_their_runtime() {
+    for _ in 0..2 {
+        let ws = tempfile::tempdir().unwrap();
+        let worker = client(ws.path());
+        worker.start().await.expect("worker starts");
+        assert_eq!(
+            worker.setup(),
+            praxis_tools::worker::WorkerSetup {
+                host_probes: 0,
+                etc_walks: 0
+            }
+        );
+    }
+    // This process probed and walked once, for both.
+    assert_eq!(praxis_sandbox::host_probes(), 1);
+    assert_eq!(praxis_sandbox::etc_walks(), 1);
+}

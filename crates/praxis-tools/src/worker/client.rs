@@ -1,7 +1,10 @@
 //! The runtime's side of the worker: starts it, sends calls and tracking requests, restarts
 //! it after a crash (restoring the tracker's state).
 
-use super::protocol::{Answer, FromWorker, HELLO_TIMEOUT, ToWorker, read_frame, write_frame};
+use super::pool;
+use super::protocol::{
+    Answer, FromWorker, HELLO_TIMEOUT, HostFacts, ToWorker, WorkerSetup, read_frame, write_frame,
+};
 use crate::ToolLimits;
 use crate::fabric::WorkerCommand;
 use crate::manifest::ToolManifest;
@@ -10,9 +13,7 @@ use crate::tracking::CallChanges;
 use praxis_core::Observation;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::io;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,6 +107,10 @@ struct Info {
     pid: Option<u32>,
     layers: Value,
     starts: u32,
+    /// Of `starts`, how many claimed a process started ahead of time.
+    warm_starts: u32,
+    /// What the current worker computed itself to get ready.
+    setup: WorkerSetup,
 }
 
 /// The runtime's side of the worker: starts it, sends calls, restarts it after a crash.
@@ -169,6 +174,17 @@ impl WorkerClient {
         self.info.lock().map(|i| i.starts).unwrap_or(0)
     }
 
+    /// Of [`WorkerClient::starts`], how many claimed a worker process started ahead of
+    /// time ([`super::keep_warm`]).
+    pub fn warm_starts(&self) -> u32 {
+        self.info.lock().map(|i| i.warm_starts).unwrap_or(0)
+    }
+
+    /// What the current worker computed itself to get ready (see [`WorkerSetup`]).
+    pub fn setup(&self) -> WorkerSetup {
+        self.info.lock().map(|i| i.setup).unwrap_or_default()
+    }
+
     /// The sandbox layers the worker reported in its `ready`.
     pub fn layers(&self) -> Value {
         self.info
@@ -183,6 +199,7 @@ impl WorkerClient {
             "command": format!("{} {}", self.command.program.display(), self.command.args.join(" ")),
             "pid": info.pid,
             "starts": info.starts,
+            "warm_starts": info.warm_starts,
         })
     }
 
@@ -201,32 +218,15 @@ impl WorkerClient {
 
     async fn spawn(&self) -> Result<Connection, String> {
         let program = &self.command.program;
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&self.command.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        // SAFETY: only async-signal-safe prctl in the child.
-        unsafe {
-            cmd.pre_exec(|| {
-                // The worker must not outlive the runtime.
-                if libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                ) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?;
+        // A process started ahead of time when this command is pooled, else a new one.
+        let (mut child, warm) = match pool::claim(&self.command) {
+            Some(child) => (child, true),
+            None => (
+                pool::start(&self.command)
+                    .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?,
+                false,
+            ),
+        };
         let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err("the worker's pipes are missing".into());
         };
@@ -234,12 +234,13 @@ impl WorkerClient {
             workspace: self.workspace.clone(),
             limits: Box::new(self.limits.clone()),
             manifests: self.manifests.clone(),
+            host: Some(Box::new(HostFacts::of_this_process())),
         };
         let handshake = async {
             write_frame(&mut stdin, &hello).await?;
             read_frame::<_, FromWorker>(&mut stdout).await
         };
-        let (pid, layers) = match tokio::time::timeout(HELLO_TIMEOUT, handshake).await {
+        let (pid, layers, setup) = match tokio::time::timeout(HELLO_TIMEOUT, handshake).await {
             Err(_) => return Err(format!("`{}` did not answer hello", program.display())),
             Ok(Err(e)) => return Err(format!("`{}`: {e}", program.display())),
             Ok(Ok(None)) => {
@@ -253,7 +254,7 @@ impl WorkerClient {
                     program.display()
                 ));
             }
-            Ok(Ok(Some(FromWorker::Ready { pid, layers }))) => (pid, layers),
+            Ok(Ok(Some(FromWorker::Ready { pid, layers, setup }))) => (pid, layers, setup),
             Ok(Ok(Some(FromWorker::Refused { message }))) => {
                 return Err(format!("the worker refused to start: {message}"));
             }
@@ -263,6 +264,8 @@ impl WorkerClient {
             info.pid = Some(pid);
             info.layers = layers;
             info.starts += 1;
+            info.warm_starts += u32::from(warm);
+            info.setup = setup;
         }
         // A replacement worker goes on tracking where the dead one stopped.
         let restore = self.tracking.lock().ok().and_then(|t| t.clone());

@@ -19,9 +19,13 @@
 //! observation saying so, and the next call starts a new worker.
 
 mod client;
+mod pool;
 mod protocol;
 mod serve;
 
 pub use client::WorkerClient;
-pub use protocol::{FromWorker, MAX_FRAME, ToWorker, read_frame, write_frame};
+pub use pool::{keep_warm, ready_pids, stop_warm};
+pub use protocol::{
+    FromWorker, HostFacts, MAX_FRAME, ToWorker, WorkerSetup, read_frame, write_frame,
+};
 pub use serve::{serve, serve_stdio};

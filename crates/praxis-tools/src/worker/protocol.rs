@@ -26,6 +26,10 @@ pub enum ToWorker {
         /// Manifest tools of the run's registry, registered besides the built-ins.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         manifests: Vec<ToolManifest>,
+        /// What the runtime learned about the host once per process, so that no worker
+        /// probes the host or walks /etc again (absent: the worker does both itself).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<Box<HostFacts>>,
     },
     Call {
         id: u64,
@@ -62,6 +66,9 @@ pub enum FromWorker {
     Ready {
         pid: u32,
         layers: Value,
+        /// What the worker computed itself to get ready.
+        #[serde(default)]
+        setup: WorkerSetup,
     },
     Refused {
         message: String,
@@ -156,4 +163,52 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad frame: {e}")))
+}
+
+/// The host facts a worker takes from its runtime (same host, same ids, same cgroup: the
+/// worker is the runtime's child) instead of computing them again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostFacts {
+    /// [`praxis_sandbox::probe`]'s answer.
+    pub probe: praxis_sandbox::HostSupport,
+    /// [`praxis_sandbox::etc_readable`]: the world-readable part of /etc its grants cover.
+    pub etc_readable: Vec<PathBuf>,
+}
+
+impl HostFacts {
+    /// This process's facts, computed on the first call and reused after.
+    pub fn of_this_process() -> HostFacts {
+        HostFacts {
+            probe: praxis_sandbox::probe(),
+            etc_readable: praxis_sandbox::etc_readable().to_vec(),
+        }
+    }
+
+    /// Makes them this process's facts (the worker, before it prepares its sandbox); false
+    /// when either was computed already.
+    pub fn adopt(self) -> bool {
+        let probe = praxis_sandbox::adopt_probe(self.probe);
+        let etc = praxis_sandbox::adopt_etc_readable(self.etc_readable);
+        probe && etc
+    }
+}
+
+/// How much a worker computed itself to get ready: 0 and 0 when it took its runtime's
+/// [`HostFacts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSetup {
+    /// Host probes made by the worker (each forks 4 test children).
+    pub host_probes: usize,
+    /// Walks of /etc made by the worker (a stat of every file there).
+    pub etc_walks: usize,
+}
+
+impl WorkerSetup {
+    /// This process's counts so far.
+    pub fn of_this_process() -> WorkerSetup {
+        WorkerSetup {
+            host_probes: praxis_sandbox::host_probes(),
+            etc_walks: praxis_sandbox::etc_walks(),
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The worker's side: `praxis worker` confines itself, then serves calls and tracking.
 
-use super::protocol::{FromWorker, ToWorker, read_frame, write_frame};
+use super::protocol::{FromWorker, ToWorker, WorkerSetup, read_frame, write_frame};
 use crate::fabric::{self, Fabric};
 use crate::tracker::{CaptureLimits, WorkspaceTracker};
 use crate::tracking::git_protected;
@@ -54,12 +54,17 @@ where
         workspace,
         limits,
         manifests,
+        host,
     } = hello
     else {
         let message = "the first message must be `hello`".to_string();
         write_frame(&mut output, &FromWorker::Refused { message }).await?;
         return Ok(());
     };
+    // The runtime's host facts, before anything below would compute them.
+    if let Some(host) = host {
+        host.adopt();
+    }
     let workspace = match Workspace::new(&workspace) {
         Ok(ws) => ws,
         Err(e) => {
@@ -88,6 +93,7 @@ where
         &FromWorker::Ready {
             pid: std::process::id(),
             layers,
+            setup: WorkerSetup::of_this_process(),
         },
     )
     .await?;
