@@ -711,7 +711,7 @@ fn commit_group(conn: &Connection, path: &Path, group: Vec<Request>, stats: &Cou
             r.reply.send(Err(not_committed(r.run_id, reason)));
         }
     };
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec_cached(conn, "BEGIN IMMEDIATE") {
         answer_all(
             group,
             &format!("could not start the write transaction: {e}"),
@@ -741,9 +741,7 @@ fn commit_group(conn: &Connection, path: &Path, group: Vec<Request>, stats: &Cou
     }
     let outcome = match abort {
         Some(reason) => Err(reason),
-        None => conn
-            .execute_batch("COMMIT")
-            .map_err(|e| format!("COMMIT failed: {e}")),
+        None => exec_cached(conn, "COMMIT").map_err(|e| format!("COMMIT failed: {e}")),
     };
     if let Err(reason) = outcome {
         if !conn.is_autocommit() {
@@ -782,6 +780,12 @@ fn commit_group(conn: &Connection, path: &Path, group: Vec<Request>, stats: &Cou
     }
 }
 
+/// Runs one statement without parameters from the connection's statement cache: the
+/// transaction statements of every commit are parsed once per connection, not per commit.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 fn apply_in_savepoint(
     conn: &Connection,
     path: &Path,
@@ -789,11 +793,11 @@ fn apply_in_savepoint(
     entries: Vec<NewEntry>,
     blobs: Vec<Vec<u8>>,
 ) -> Step {
-    if let Err(e) = conn.execute_batch("SAVEPOINT praxis_request") {
+    if let Err(e) = exec_cached(conn, "SAVEPOINT praxis_request") {
         return Step::Abort(format!("SAVEPOINT failed: {e}"));
     }
     match apply(conn, path, run_id, entries, blobs) {
-        Ok(applied) => match conn.execute_batch("RELEASE praxis_request") {
+        Ok(applied) => match exec_cached(conn, "RELEASE praxis_request") {
             Ok(()) => Step::Applied(applied),
             Err(e) => Step::Abort(format!("RELEASE failed: {e}")),
         },
