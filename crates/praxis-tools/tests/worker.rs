@@ -417,6 +417,35 @@ async fn runs_claim_workers_started_ahead_and_never_share_one() {
     let (c, _ctx_c) = run(ws_a.path());
     c.start().await.expect("a worker starts on demand");
     assert_eq!((c.starts(), c.warm_starts()), (1, 0));
+
+    // Pooled for another runtime (another server in this process): not handed to this one.
+    let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let elsewhere_command = command.clone();
+    let other = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            praxis_tools::worker::keep_warm(elsewhere_command.clone(), 1);
+            pid_tx
+                .send(pooled_pid(&elsewhere_command, &[]).await)
+                .unwrap();
+        });
+        let _ = done_rx.recv();
+    });
+    let elsewhere = tokio::task::spawn_blocking(move || pid_rx.recv().unwrap())
+        .await
+        .unwrap();
+    let (d, _ctx_d) = run(ws_b.path());
+    d.start().await.expect("a worker starts on demand");
+    assert_eq!(d.warm_starts(), 0);
+    assert_ne!(d.pid(), Some(elsewhere));
+    praxis_tools::worker::stop_warm();
+    done_tx.send(()).unwrap();
+    other.join().unwrap();
 }
 
 /// A worker takes its runtime's host facts (the host probe, the readable part of /etc its

@@ -68,11 +68,16 @@ pub fn ready_pids(command: &WorkerCommand) -> Vec<u32> {
 }
 
 /// Takes a started process of `command` out of the pool (None when `command` is not pooled
-/// or none is ready), and starts its replacement in the background.
+/// on the current runtime or none is ready), and starts its replacement in the background.
 pub(crate) fn claim(command: &WorkerCommand) -> Option<Child> {
     let claimed = {
         let mut slot = pool();
-        let pool = slot.as_mut().filter(|p| p.command == *command)?;
+        // Only on the runtime that drives the pool's pipes: a process started for another
+        // runtime (another server in the same process, as in tests) is not handed out.
+        let here = tokio::runtime::Handle::try_current().ok()?.id();
+        let pool = slot
+            .as_mut()
+            .filter(|p| p.command == *command && p.runtime.id() == here)?;
         let mut found = None;
         while let Some(mut child) = pool.ready.pop() {
             // One that died while it waited is dropped, not handed out.
