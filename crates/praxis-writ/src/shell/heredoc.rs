@@ -1,28 +1,33 @@
 //! A guard in front of the third-party shell parser.
 //!
 //! brush-parser 0.4's tokenizer never ends on a here-document whose delimiter is empty once
-//! unquoted (`cat <<""`, `<<''`, `<<'""'`, a quoted newline): it matches the empty delimiter
-//! at the same place again and again, pushing an empty token each time until the process
-//! runs out of memory. A model writes the command lines judged here, so such a line is
-//! refused before it reaches the parser. The scan is deliberately coarse: it also refuses
-//! a line with `<<` followed by nothing that survives unquoting inside a quoted string
-//! (`echo '<<'`), which leaves that line unjudged (denied) rather than crashing.
+//! unquoted: it matches the empty delimiter at the same place again and again, pushing an
+//! empty token each time until the process runs out of memory. Its unquoting drops every
+//! `'` and `"` wherever they stand, so `<<""`, `<<''` and `<<'""'` are all empty, and so is
+//! a delimiter it never finds (`<< #comment`, `<<` at the end, `<<` before an operator). A
+//! model writes the command lines judged here, so such a line is refused before it reaches
+//! the parser.
+//!
+//! Rather than mirror the tokenizer, the guard accepts a `<<` only when the delimiter
+//! plainly starts with a byte that survives unquoting. It looks at every `<<` of the text,
+//! quoted or not, so it refuses more than it must (`echo '<<'`, `$((1<<(2)))`), which
+//! leaves such a line unjudged (denied) rather than crashing the runtime.
 
-/// Whether `src` has a here-document operator (`<<` or `<<-`, not the here-string `<<<`)
-/// whose delimiter word is empty once quotes, `$`, backslashes and quoted newlines are
-/// removed.
+/// Whether `src` has a `<<` whose here-document delimiter might be empty to the parser.
 pub(super) fn has_empty_delimiter(src: &str) -> bool {
     let bytes = src.as_bytes();
-    let mut from = 0;
-    while let Some(found) = find(bytes, from) {
-        let mut at = found + 2;
-        if bytes.get(at) == Some(&b'<') {
-            // `<<<` is a here-string; skip every `<` of the run.
-            while bytes.get(at) == Some(&b'<') {
-                at += 1;
-            }
-            from = at;
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] != b'<' {
+            at += 1;
             continue;
+        }
+        let run = bytes[at..].iter().take_while(|b| **b == b'<').count();
+        at += run;
+        match run {
+            1 | 3 => continue, // a redirection or a here-string
+            2 => {}
+            _ => return true, // `<<<<`: how the parser splits it is not worth guessing
         }
         if bytes.get(at) == Some(&b'-') {
             at += 1;
@@ -30,56 +35,34 @@ pub(super) fn has_empty_delimiter(src: &str) -> bool {
         while matches!(bytes.get(at), Some(b' ' | b'\t')) {
             at += 1;
         }
-        let (end, kept) = delimiter_word(bytes, at);
-        if kept == 0 {
+        if !delimiter_survives(&bytes[at..]) {
             return true;
         }
-        from = end;
     }
     false
 }
 
-fn find(bytes: &[u8], from: usize) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .windows(2)
-        .position(|w| w == b"<<")
-        .map(|at| from + at)
+/// Whether the delimiter word at the start of `word` certainly keeps a byte once unquoted.
+fn delimiter_survives(word: &[u8]) -> bool {
+    match word {
+        [first, ..] if plain(*first) => true,
+        // A backslash keeps the byte after it (a backslash-newline joins lines instead).
+        [b'\\', next, ..] => *next != b'\n',
+        [quote @ (b'\'' | b'"'), rest @ ..] => {
+            let inside = rest.split(|b| b == quote).next().unwrap_or_default();
+            inside.iter().enumerate().any(|(i, b)| match b {
+                b'\'' | b'"' | b'\n' => false,
+                b'\\' => inside.get(i + 1).is_some_and(|n| *n != b'\n'),
+                _ => true,
+            })
+        }
+        _ => false,
+    }
 }
 
-/// The end of the word starting at `at` and how many of its bytes survive unquoting the
-/// way the parser unquotes a delimiter: every `'` and `"` is dropped wherever it stands (so
-/// `'""'` is empty too), a backslash keeps the byte after it; `$` and newlines are not
-/// counted either, which only makes the guard refuse more.
-fn delimiter_word(bytes: &[u8], mut at: usize) -> (usize, usize) {
-    let mut kept = 0;
-    let mut quote: Option<u8> = None;
-    let mut escaped = false;
-    while let Some(&c) = bytes.get(at) {
-        if escaped {
-            escaped = false;
-            if c != b'\n' {
-                kept += 1;
-            }
-        } else if c == b'\\' {
-            escaped = true;
-        } else if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            } else if !matches!(c, b'\'' | b'"' | b'$' | b'\n') {
-                kept += 1;
-            }
-        } else {
-            match c {
-                b'\'' | b'"' => quote = Some(c),
-                b'$' => {}
-                b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>' | b'(' | b')' => break,
-                _ => kept += 1,
-            }
-        }
-        at += 1;
-    }
-    (at, kept)
+/// A byte the parser's unquoting keeps and that cannot start a comment or an operator.
+fn plain(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'+' | b'/' | b':' | b'@')
 }
 
 #[cfg(test)]
@@ -87,21 +70,25 @@ mod tests {
     use super::has_empty_delimiter;
 
     #[test]
-    fn empty_delimiters_are_found() {
+    fn empty_or_unclear_delimiters_are_refused() {
         for line in [
             "x<<\"\" ",
             "x<<\"\"\t",
             "cat <<'' x",
             "cat <<-\"\"\t",
-            "cat <<$'' y",
             "cat << \"\"\"\" z",
-            "cat <<\"\n\" w",
-            "cat <<",
-            "a; b <<\"\"; c",
-            "cat <<< x; cat <<'' y",
             "cat <<'\"\"' y",
             "cat <<\"''\" y",
             "x<<-\t'\"\"')\ta",
+            "cat <<\"\n\" w",
+            "cat <<",
+            "cat << #comment",
+            "cat <<;",
+            "cat <<\\\nEOF",
+            "a; b <<\"\"; c",
+            "cat <<< x; cat <<'' y",
+            "cat <<<<\"\"",
+            ".\"\"l/= ({\"}$(<w<(\\\\-.\n<< \t#?({{\\\\p/a}",
             "$\n\t - i< \n.*?=\\\\>).!{*<<\"\"\t",
         ] {
             assert!(has_empty_delimiter(line), "{line:?}");
@@ -114,6 +101,9 @@ mod tests {
             "cat <<EOF\nhi\nEOF",
             "cat <<-'EOF'\n\thi\nEOF",
             "cat <<\"E F\"\nx\nE F",
+            "cat <<\\EOF\nx\nEOF",
+            "cat > a.cpp <<'EOF'\nstd::cout << \"\\n\" << x << std::endl;\nEOF",
+            "python3 - <<PY\nprint(1 << 3)\nPY",
             "cat <<< word",
             "cat <<<\"\"",
             "echo a << b",

@@ -57,7 +57,7 @@ impl Walker {
         }
         if super::heredoc::has_empty_delimiter(src) {
             return Err(format!(
-                "an empty here-document delimiter in {src:?} is not judged (the parser cannot end on it)"
+                "a here-document delimiter in {src:?} that may be empty is not judged (the parser cannot end on it)"
             ));
         }
         let options = ParserOptions::default();
