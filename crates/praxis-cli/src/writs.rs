@@ -25,9 +25,7 @@ pub fn anchor(home: &DataHome) -> Result<TrustAnchor> {
 
 pub fn keygen(home: &DataHome, force: bool) -> Result<ExitCode> {
     let dir = keys_dir(home);
-    let key = IssuerKey::generate();
-    key.save(&dir, force)
-        .with_context(|| format!("writing keys to {}", dir.display()))?;
+    let key = home.generate_issuer_key(force)?;
     println!("{}", key.public_hex());
     eprintln!(
         "praxis: issuer key written to {} (issuer.key is private, mode 0600; issuer.pub is the trust anchor)",

@@ -155,7 +155,9 @@ async fn wave(url: &str, ws: &Path, first: usize, runs: usize, followers: usize)
                 .await
                 .map_err(|e| format!("create: {e}"))?;
             if created.status().as_u16() != 201 {
-                return Err(format!("create: {}", created.status()));
+                let status = created.status();
+                let body = created.text().await.unwrap_or_default();
+                return Err(format!("create: {status}: {body}"));
             }
             let id = created.json::<Value>().await.map_err(|e| e.to_string())?["id"]
                 .as_str()

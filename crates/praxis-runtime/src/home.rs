@@ -74,6 +74,11 @@ pub enum HomeError {
         context: String,
         source: praxis_writ::WritError,
     },
+    #[error("locking {path} (the keys directory's lock): {source}")]
+    KeysLock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the runtime checkpoint key in {dir}: {source}")]
     CheckpointKey {
         dir: PathBuf,
@@ -85,6 +90,31 @@ impl DataHome {
     /// `$PRAXIS_HOME/keys`: the writ issuer key and the runtime checkpoint key.
     pub fn keys_dir(&self) -> PathBuf {
         self.root.join("keys")
+    }
+
+    /// Runs `f` holding the keys directory's lock (`keys/.lock`, across threads and
+    /// processes), so a key generated on first use is never read half-written and two
+    /// first uses at once agree on one key.
+    fn with_keys_locked<T>(
+        &self,
+        f: impl FnOnce(&Path) -> Result<T, HomeError>,
+    ) -> Result<T, HomeError> {
+        let dir = self.keys_dir();
+        let path = dir.join(".lock");
+        let lock_error = |source| HomeError::KeysLock {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(lock_error)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(lock_error)?;
+        lock.lock().map_err(lock_error)?;
+        // Released when `lock` is dropped (closed), also on an early return.
+        f(&dir)
     }
 
     /// `PRAXIS_LEDGER_URL`: a `postgres://` URL selects a PostgreSQL ledger instead of the
@@ -208,22 +238,19 @@ impl DataHome {
     pub fn checkpoint_key(
         &self,
     ) -> Result<(praxis_ledger::checkpoint::CheckpointKey, bool), HomeError> {
-        use praxis_ledger::checkpoint::{self, CheckpointError, CheckpointKey};
-        let dir = self.keys_dir();
-        let error = |source| HomeError::CheckpointKey {
-            dir: dir.clone(),
-            source,
-        };
-        if !dir.join(checkpoint::PRIVATE_KEY_FILE).exists() {
-            let key = CheckpointKey::generate().map_err(error)?;
-            match key.save(&dir) {
-                Ok(()) => return Ok((key, true)),
-                // Another praxis generated it first: use theirs.
-                Err(CheckpointError::KeyExists { .. }) => {}
-                Err(e) => return Err(error(e)),
+        use praxis_ledger::checkpoint::{self, CheckpointKey};
+        self.with_keys_locked(|dir| {
+            let error = |source| HomeError::CheckpointKey {
+                dir: dir.to_path_buf(),
+                source,
+            };
+            if dir.join(checkpoint::PRIVATE_KEY_FILE).exists() {
+                return CheckpointKey::load(dir).map(|k| (k, false)).map_err(error);
             }
-        }
-        CheckpointKey::load(&dir).map(|k| (k, false)).map_err(error)
+            let key = CheckpointKey::generate().map_err(error)?;
+            key.save(dir).map_err(error)?;
+            Ok((key, true))
+        })
     }
 }
 
@@ -275,21 +302,23 @@ impl DataHome {
     /// The local issuer key, generated on first use; the flag says whether it was now.
     pub fn issuer_key(&self) -> Result<(praxis_writ::IssuerKey, bool), HomeError> {
         use praxis_writ::IssuerKey;
-        let dir = self.keys_dir();
-        if dir.join("issuer.key").exists() {
-            return IssuerKey::load(&dir)
-                .map(|k| (k, false))
-                .map_err(|source| HomeError::Writ {
-                    context: format!("loading the issuer key from {}", dir.display()),
-                    source,
+        self.with_keys_locked(|dir| {
+            if dir.join(praxis_writ::PRIVATE_KEY_FILE).exists() {
+                return IssuerKey::load(dir).map(|k| (k, false)).map_err(|source| {
+                    HomeError::Writ {
+                        context: format!("loading the issuer key from {}", dir.display()),
+                        source,
+                    }
                 });
-        }
-        let key = IssuerKey::generate();
-        key.save(&dir, false).map_err(|source| HomeError::Writ {
-            context: format!("saving a new issuer key in {}", dir.display()),
-            source,
-        })?;
-        Ok((key, true))
+            }
+            Ok((save_issuer_key(dir, false)?, true))
+        })
+    }
+
+    /// A new issuer key written to [`DataHome::keys_dir`] (`praxis writ keygen`); refused
+    /// when one is there unless `force`. Readers never see it half-written.
+    pub fn generate_issuer_key(&self, force: bool) -> Result<praxis_writ::IssuerKey, HomeError> {
+        self.with_keys_locked(|dir| save_issuer_key(dir, force))
     }
 
     /// A development writ (workspace read-write, exec allowed, network denied, modest
@@ -460,6 +489,16 @@ impl DataHome {
         }
         Ok(())
     }
+}
+
+/// A new issuer key, written into `dir` (refused over an existing one unless `force`).
+fn save_issuer_key(dir: &Path, force: bool) -> Result<praxis_writ::IssuerKey, HomeError> {
+    let key = praxis_writ::IssuerKey::generate();
+    key.save(dir, force).map_err(|source| HomeError::Writ {
+        context: format!("saving a new issuer key in {}", dir.display()),
+        source,
+    })?;
+    Ok(key)
 }
 
 #[cfg(test)]
