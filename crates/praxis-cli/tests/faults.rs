@@ -3,8 +3,9 @@
 //! reply. Each run is then checked like the crash harness's: nothing acknowledged lost, no
 //! effect twice, the chain verifies, the run ends, replay matches.
 //!
-//! fsync failure is not injected: nothing here can make fsync fail under SQLite without a
-//! device-mapper target or a preloaded libc shim (see README "Reliability").
+//! fsync failure is injected with a preloaded libc shim (`tests/fixtures/fsync_fault.c`,
+//! built with `cc`): while a trigger file exists, `fsync`, `fdatasync` and `syncfs` of the
+//! `praxis run` process fail with EIO.
 
 mod common;
 
@@ -28,22 +29,31 @@ fn workspace() -> tempfile::TempDir {
 
 /// `praxis run` of `script` in `ws`, in the background.
 fn spawn_run(praxis: &Praxis, tag: &str, script: &Value, ws: &Path, extra: &[&str]) -> Child {
+    run_command(praxis, tag, script, ws, extra).spawn().unwrap()
+}
+
+/// The command [`spawn_run`] spawns.
+fn run_command(
+    praxis: &Praxis,
+    tag: &str,
+    script: &Value,
+    ws: &Path,
+    extra: &[&str],
+) -> std::process::Command {
     let file = praxis.script(&format!("{tag}.json"), script.clone());
-    praxis
-        .cmd(&[
-            "run",
-            &format!("fault {tag}"),
-            "--script",
-            file.to_str().unwrap(),
-            "--workspace",
-            ws.to_str().unwrap(),
-            "--json",
-        ])
-        .args(extra)
+    let mut cmd = praxis.cmd(&[
+        "run",
+        &format!("fault {tag}"),
+        "--script",
+        file.to_str().unwrap(),
+        "--workspace",
+        ws.to_str().unwrap(),
+        "--json",
+    ]);
+    cmd.args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    cmd
 }
 
 fn run_id_of(praxis: &Praxis, tag: &str) -> Option<(String, String)> {
@@ -129,6 +139,83 @@ fn a_full_disk_stops_the_run_without_losing_an_entry_and_it_resumes_after() {
     let mut tally = Tally::default();
     check(&praxis, &mut tally, &id, &seen, ws.path(), tag);
     tally.assert_held("full disk");
+    assert!(tally.acknowledged_entries > 0);
+}
+
+/// A run stops where the ledger's fsync fails, without a lost entry, and resumes after.
+#[test]
+fn a_failing_fsync_stops_the_run_without_losing_an_entry_and_it_resumes_after() {
+    let praxis = Praxis::new();
+    let ws = workspace();
+    let tag = "fsync";
+    let shim = praxis.home.path().join("fsync_fault.so");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fsync_fault.c");
+    let built = std::process::Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&shim)
+        .arg(&source)
+        .arg("-ldl")
+        .output()
+        .expect("cc (the C compiler Rust links with) builds the fsync shim");
+    assert!(built.status.success(), "cc: {}", text(&built.stderr));
+    let trigger = praxis.home.path().join("fsync-fails");
+    let mut child = run_command(&praxis, tag, &script(tag), ws.path(), &[])
+        .env("LD_PRELOAD", &shim)
+        .env("PRAXIS_FSYNC_FAULT", &trigger)
+        .spawn()
+        .unwrap();
+    wait_for("the first step", 60, || {
+        std::fs::metadata(ws.path().join("steps/0.txt")).ok()
+    });
+    let (id, _) = wait_for("the run's first entry", 60, || run_id_of(&praxis, tag));
+    // What the ledger holds before fsync starts failing is acknowledged; then it fails.
+    let seen = seq_hashes(&praxis.entries(&id));
+    std::fs::write(&trigger, "").unwrap();
+    wait_for("praxis run to stop on the failing fsync", 120, || {
+        child.try_wait().unwrap()
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    std::fs::remove_file(&trigger).unwrap();
+    let failed_calls = std::fs::read(praxis.home.path().join("fsync-fails.count"))
+        .map(|b| b.len())
+        .unwrap_or(0);
+    eprintln!(
+        "praxis run with fsync failing: {}, {failed_calls} failed fsync call(s); stderr tail: {}",
+        out.status,
+        tail(&stderr)
+    );
+    assert!(failed_calls > 0, "the run never met the failing fsync");
+    assert!(
+        !out.status.success(),
+        "praxis run reported success although its ledger could not be made durable"
+    );
+    assert!(
+        out.status.code().is_some(),
+        "praxis run died of a signal: {}",
+        out.status
+    );
+    // fsync works again: the run resumes and ends.
+    let (_, status) = run_id_of(&praxis, tag).unwrap();
+    eprintln!("status after the failing fsync: {status}");
+    if status == "interrupted" {
+        let file = praxis.home.path().join(format!("{tag}.json"));
+        succeeds(
+            &praxis,
+            &[
+                "resume",
+                &id,
+                "--script",
+                file.to_str().unwrap(),
+                "--approve",
+                "never",
+            ],
+        )
+        .unwrap();
+    }
+    let mut tally = Tally::default();
+    check(&praxis, &mut tally, &id, &seen, ws.path(), tag);
+    tally.assert_held("fsync failure");
     assert!(tally.acknowledged_entries > 0);
 }
 

@@ -67,6 +67,9 @@ pub(crate) async fn serve(
             },
             () = stopped(&mut stop) => break,
         };
+        // Small writes (a response's head and body, each SSE event) leave at once instead
+        // of waiting on the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tokio::spawn(refuse(stream));
             continue;
