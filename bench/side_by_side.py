@@ -449,7 +449,10 @@ def main():
         for p in procs:
             p.kill()
             p.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("PRAXIS_BENCH_KEEP"):
+            print(f"kept: {root} (PRAXIS_BENCH_KEEP)", file=sys.stderr)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def print_report(r):

@@ -49,9 +49,19 @@ impl Shared {
                 hub,
                 recovered,
             } => {
-                let entries = self.manager.ledger.entries(id, 0)?;
+                let mut entries = self.manager.ledger.entries(id, 0)?;
                 let state = hub.state();
-                let mut view = match row_of(&entries) {
+                let mut row = row_of(&entries);
+                // "Interrupted" (no `run_finished`, no live drive) of a run this server
+                // drives means its drive ended after the entries were read: read them again,
+                // they hold its end now. Never report a live run as interrupted.
+                if row.as_ref().is_some_and(|r| {
+                    r.finished.is_none() && overview(r).status == RunStatus::Interrupted
+                }) {
+                    entries = self.manager.ledger.entries(id, 0)?;
+                    row = row_of(&entries);
+                }
+                let mut view = match row {
                     Some(row) => ledger_view(&row, &entries, tenant),
                     None => RunView {
                         id: id.into(),
