@@ -12,7 +12,7 @@
 mod common;
 
 use common::crash::{Rng, Tally, iterations, runs, script, seq_hashes, succeeds, wait_for};
-use common::served::Served;
+use common::served::{Served, call};
 use common::{Praxis, fresh_database};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -27,24 +27,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// One HTTP call: status and body text.
-fn call(method: &str, url: &str, body: Option<Value>) -> (u16, String) {
-    runtime().block_on(async {
-        let client = reqwest::Client::new();
-        let request = match method {
-            "POST" => client.post(url).json(&body.unwrap_or(json!({}))),
-            _ => client.get(url),
-        };
-        match request.send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                (status, r.text().await.unwrap_or_default())
-            }
-            Err(e) => (0, e.to_string()),
-        }
-    })
 }
 
 fn workspace(dir: &Path, name: &str) -> PathBuf {
@@ -312,6 +294,12 @@ fn crash_harness_sqlite_cli_and_server() {
         );
     }
     tally.assert_held("sqlite");
+    // A run answered 201 whose server died before its first entry starts with the server.
+    assert_eq!(
+        tally.accepted_never_started, 0,
+        "accepted runs forgotten: {:#?}",
+        tally.notes
+    );
     assert!(tally.crashes > 0, "no kill landed while a run was going");
 }
 

@@ -37,3 +37,13 @@ CREATE TABLE IF NOT EXISTS run_tenants (
     run_id TEXT PRIMARY KEY NOT NULL,
     tenant TEXT NOT NULL
 );";
+
+/// Runs a server accepted (answered 201) with the request that creates them, until they
+/// end (`tokens::TokenStore::accept_run`): a server killed before a run's first entry starts
+/// it at its next start.
+pub(crate) const ACCEPTED: &str = "CREATE TABLE IF NOT EXISTS accepted_runs (
+    run_id TEXT PRIMARY KEY NOT NULL,
+    tenant TEXT NOT NULL,
+    request TEXT NOT NULL,
+    accepted_at TEXT NOT NULL
+);";

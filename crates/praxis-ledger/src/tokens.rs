@@ -67,6 +67,22 @@ pub trait TokenBackend: Send + Sync {
     fn set_run_tenant(&self, run_id: &str, tenant: &str) -> Result<(), LedgerError>;
     fn run_tenant(&self, run_id: &str) -> Result<Option<String>, LedgerError>;
     fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError>;
+    /// Records `run`'s owner and its accepted request, in one transaction.
+    fn accept_run(&self, run: &AcceptedRun) -> Result<(), LedgerError>;
+    /// Every accepted run not forgotten yet, oldest first.
+    fn accepted_runs(&self) -> Result<Vec<AcceptedRun>, LedgerError>;
+    fn forget_accepted(&self, run_id: &str) -> Result<(), LedgerError>;
+}
+
+/// A run a server accepted: its owner and the request that creates it (the server's own
+/// JSON), kept until the run ends so that a server killed before the run's first entry
+/// can start it when it comes back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcceptedRun {
+    pub run_id: String,
+    pub tenant: String,
+    pub request: String,
+    pub accepted_at: String,
 }
 
 pub struct TokenStore {
@@ -78,7 +94,11 @@ impl TokenStore {
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         Ok(TokenStore {
             backend: Box::new(SqliteTokens {
-                db: SideDb::open(path, side_schema::TOKENS, "token tables")?,
+                db: SideDb::open(
+                    path,
+                    &[side_schema::TOKENS, side_schema::ACCEPTED].join("\n"),
+                    "token tables",
+                )?,
             }),
         })
     }
@@ -147,6 +167,27 @@ impl TokenStore {
     /// Every recorded run owner, by run id.
     pub fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError> {
         self.backend.run_tenants()
+    }
+
+    /// Records that `tenant` owns `run_id` and what creates it, durably, before the server
+    /// answers 201 (one commit for both).
+    pub fn accept_run(&self, run_id: &str, tenant: &str, request: &str) -> Result<(), LedgerError> {
+        self.backend.accept_run(&AcceptedRun {
+            run_id: run_id.into(),
+            tenant: tenant.into(),
+            request: request.into(),
+            accepted_at: crate::now_rfc3339(),
+        })
+    }
+
+    /// The accepted runs not forgotten yet (see [`AcceptedRun`]), oldest first.
+    pub fn accepted_runs(&self) -> Result<Vec<AcceptedRun>, LedgerError> {
+        self.backend.accepted_runs()
+    }
+
+    /// The run has entries of its own (or ended): its request is no longer needed.
+    pub fn forget_accepted(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.backend.forget_accepted(run_id)
     }
 
     /// Adds what `to` lacks of this store's tokens (by hash, with their tenant and creation
@@ -282,6 +323,56 @@ impl TokenBackend for SqliteTokens {
         stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
             .and_then(|rows| rows.collect::<Result<HashMap<_, _>, _>>())
             .map_err(|e| self.db.err("listing run tenants", e))
+    }
+
+    fn accept_run(&self, run: &AcceptedRun) -> Result<(), LedgerError> {
+        let mut conn = self.db.conn();
+        let err = |e| self.db.err("recording an accepted run", e);
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO run_tenants (run_id, tenant) VALUES (?1, ?2)",
+            params![run.run_id, run.tenant],
+        )
+        .map_err(err)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO accepted_runs (run_id, tenant, request, accepted_at)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![run.run_id, run.tenant, run.request, run.accepted_at],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    fn accepted_runs(&self) -> Result<Vec<AcceptedRun>, LedgerError> {
+        let conn = self.db.conn();
+        let err = |e| self.db.err("listing accepted runs", e);
+        let mut stmt = conn
+            .prepare(
+                "SELECT run_id, tenant, request, accepted_at FROM accepted_runs
+                 ORDER BY accepted_at, rowid",
+            )
+            .map_err(err)?;
+        stmt.query_map([], |row| {
+            Ok(AcceptedRun {
+                run_id: row.get(0)?,
+                tenant: row.get(1)?,
+                request: row.get(2)?,
+                accepted_at: row.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(err)
+    }
+
+    fn forget_accepted(&self, run_id: &str) -> Result<(), LedgerError> {
+        self.db
+            .conn()
+            .execute(
+                "DELETE FROM accepted_runs WHERE run_id = ?1",
+                params![run_id],
+            )
+            .map(drop)
+            .map_err(|e| self.db.err("forgetting an accepted run", e))
     }
 }
 

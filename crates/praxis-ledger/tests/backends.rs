@@ -545,3 +545,50 @@ async fn a_sqlite_store_copies_into_every_backend_hash_for_hash() {
         assert!(target.entries("first", 0).unwrap().is_empty());
     }
 }
+
+/// The token store of `backend`'s database, through the handle a server uses.
+fn tokens(backend: &Backend) -> praxis_ledger::tokens::TokenStore {
+    match backend {
+        Backend::Sqlite { path, .. } => praxis_ledger::tokens::TokenStore::open(path).unwrap(),
+        Backend::Postgres { .. } => {
+            Arc::new(praxis_ledger::PostgresLedger::connect(&backend.url()).unwrap()).tokens()
+        }
+    }
+}
+
+#[test]
+fn an_accepted_run_is_kept_with_its_owner_until_forgotten() {
+    for backend in Backend::all() {
+        let (a, b) = (tokens(&backend), tokens(&backend));
+        assert!(a.accepted_runs().unwrap().is_empty(), "{}", backend.name());
+        a.accept_run("r1", "acme", r#"{"task":"one"}"#).unwrap();
+        a.accept_run("r2", "globex", r#"{"task":"two"}"#).unwrap();
+        // Seen by another handle (another server or a restarted one), with the owner.
+        let accepted = b.accepted_runs().unwrap();
+        let seen: Vec<_> = accepted
+            .iter()
+            .map(|r| (r.run_id.as_str(), r.tenant.as_str(), r.request.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("r1", "acme", r#"{"task":"one"}"#),
+                ("r2", "globex", r#"{"task":"two"}"#)
+            ],
+            "{}",
+            backend.name()
+        );
+        assert_eq!(b.run_tenant("r2").unwrap().as_deref(), Some("globex"));
+        b.forget_accepted("r1").unwrap();
+        b.forget_accepted("never-accepted").unwrap();
+        let left: Vec<_> = a
+            .accepted_runs()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.run_id)
+            .collect();
+        assert_eq!(left, ["r2"], "{}", backend.name());
+        // The owner stays: it decides who may read the run for good.
+        assert_eq!(a.run_tenant("r1").unwrap().as_deref(), Some("acme"));
+    }
+}

@@ -162,6 +162,20 @@ pub async fn serve(
                 .ok()
         });
     }
+    // Runs answered 201 whose server died before their first entry start now, under the
+    // ids their clients hold. On a shared ledger another server may be starting them: there
+    // they are not taken up (see README "Scale out").
+    if stores.cluster.is_none() {
+        let scan = manager.clone();
+        let accepted = tokio::task::spawn_blocking(move || runs::accepted_never_started(&scan))
+            .await
+            .map_err(|e| ServerError::Task(e.to_string()))??;
+        for run in &accepted {
+            let note = state.start_accepted(run);
+            eprintln!("praxis serve: run {}: {note}", run.run_id);
+            manager.note_recovered(&run.run_id, note);
+        }
+    }
     let app = api::router(state);
     let server = listen::serve(listener, app, bounds, stop_rx.clone());
     tokio::pin!(server);

@@ -8,7 +8,7 @@ use crate::metrics::Metrics;
 use praxis_core::Record;
 use praxis_core::RunStatus;
 use praxis_core::record::{RunStarted, kinds, parse_payload};
-use praxis_ledger::tokens::TokenStore;
+use praxis_ledger::tokens::{AcceptedRun, TokenStore};
 use praxis_ledger::{Entry, Ledger, LedgerError, SqliteLedger};
 use praxis_runtime::lane::{FairQueue, Lane, LaneLimits};
 use praxis_runtime::{
@@ -135,6 +135,16 @@ pub(crate) enum Job {
     Resume,
     /// A new run continuing another's history (`Runtime::branch`).
     Branch(Box<BranchFrom>),
+}
+
+/// What admitting a run records of its owner.
+enum Owner<'a> {
+    /// Nothing: the owner is recorded already (a resume, a run recovered at start).
+    Kept,
+    /// The owner.
+    Record,
+    /// The owner and the request that creates the run (`Manager::submit_new`).
+    Accept(&'a str),
 }
 
 #[derive(Default)]
@@ -285,7 +295,33 @@ impl Manager {
         options: RunOptions,
         job: Job,
     ) -> Result<Admission, praxis_ledger::LedgerError> {
-        self.admit(run_id, tenant, options, job, false)
+        let owner = match job {
+            // A resumed run keeps the owner it has.
+            Job::Resume => Owner::Kept,
+            Job::Start | Job::Branch(_) => Owner::Record,
+        };
+        self.admit(run_id, tenant, options, job, owner, false)
+    }
+
+    /// A new run of `POST /v1/runs`: its owner and `request` (the body, as JSON) are
+    /// recorded in one commit before it is admitted, so the 201 that follows survives a
+    /// crash: a run with no entry when its server died starts when the server is back
+    /// ([`accepted_never_started`]). The request is forgotten when the run ends.
+    pub fn submit_new(
+        self: &Arc<Self>,
+        run_id: String,
+        tenant: String,
+        options: RunOptions,
+        request: &str,
+    ) -> Result<Admission, praxis_ledger::LedgerError> {
+        self.admit(
+            run_id,
+            tenant,
+            options,
+            Job::Start,
+            Owner::Accept(request),
+            false,
+        )
     }
 
     /// `submit`; `recovering` skips the queue's capacity (runs found at start were already
@@ -296,6 +332,7 @@ impl Manager {
         tenant: String,
         options: RunOptions,
         job: Job,
+        owner: Owner<'_>,
         recovering: bool,
     ) -> Result<Admission, praxis_ledger::LedgerError> {
         let mut inner = self.inner();
@@ -310,9 +347,11 @@ impl Manager {
         if !can_start && !recovering && inner.queue.len() >= self.limits.queue_capacity {
             return Ok(Admission::Full);
         }
-        // A resumed run keeps the owner it has; new runs (branches too) get theirs now.
-        if !matches!(job, Job::Resume) {
-            self.tokens.set_run_tenant(&run_id, &tenant)?;
+        // Before the run can write anything, so it is never visible to another tenant.
+        match owner {
+            Owner::Kept => {}
+            Owner::Record => self.tokens.set_run_tenant(&run_id, &tenant)?,
+            Owner::Accept(request) => self.tokens.accept_run(&run_id, &tenant, request)?,
         }
         inner.ghosts.remove(&run_id);
         let hub = Hub::new(self.limits.follower_buffer);
@@ -406,9 +445,11 @@ impl Manager {
             // here, the pod's appends must not be fenced off.
             if let (Job::Start, Some(executor)) = (&job, manager.executor.get().cloned()) {
                 let end = executor.drive(run_id.clone(), options, hub.clone()).await;
+                manager.forget_accepted(&run_id);
                 manager.finish_remote(&run_id, &tenant, &spec, end);
                 return;
             }
+            let accepted = matches!(job, Job::Start);
             // On a shared ledger, the lease first: exactly one server drives a run.
             let mut renewing = None;
             if let Some(cluster) = manager.cluster.clone() {
@@ -461,7 +502,22 @@ impl Manager {
                 let _ = stop.send(());
                 cluster.release(&run_id).await;
             }
+            if accepted {
+                manager.forget_accepted(&run_id);
+            }
             manager.finish(&run_id, &tenant, &spec, result);
+        });
+    }
+
+    /// The run ended (or was cancelled before it started): its accepted request is no
+    /// longer needed. Off the async threads; a failure only leaves a row that the next
+    /// start prunes.
+    fn forget_accepted(&self, run_id: &str) {
+        let (tokens, run_id) = (self.tokens.clone(), run_id.to_string());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = tokens.forget_accepted(&run_id) {
+                eprintln!("praxis serve: run {run_id}: forgetting its accepted request: {e}");
+            }
         });
     }
 
@@ -652,8 +708,41 @@ impl Manager {
         tenant: String,
         options: RunOptions,
     ) -> Result<(), LedgerError> {
-        self.admit(run_id, tenant, options, Job::Resume, true)
+        self.admit(run_id, tenant, options, Job::Resume, Owner::Kept, true)
             .map(drop)
+    }
+
+    /// Starts (or queues) a run accepted before a restart whose server died before its first
+    /// entry ([`accepted_never_started`]), under the run id the client was given.
+    pub fn start_accepted(
+        self: &Arc<Self>,
+        run: &AcceptedRun,
+        options: RunOptions,
+    ) -> Result<(), LedgerError> {
+        self.admit(
+            run.run_id.clone(),
+            run.tenant.clone(),
+            options,
+            Job::Start,
+            Owner::Kept,
+            true,
+        )
+        .map(drop)
+    }
+
+    /// A run accepted before a restart that cannot be started now (`why`): it answers as
+    /// failed, with the reason, instead of 404. Its request is kept.
+    pub fn unstartable(&self, run: &AcceptedRun, task: String, workspace: String, why: String) {
+        let ghost = Ghost {
+            tenant: run.tenant.clone(),
+            status: RunStatus::Failed,
+            error: Some(why),
+            task,
+            workspace,
+            provider: String::new(),
+            created_at: run.accepted_at.clone(),
+        };
+        remember_ghost(&mut self.inner(), &run.run_id, ghost);
     }
 
     /// The ledger's health, for `/ready`.
@@ -676,7 +765,10 @@ impl Manager {
             return true;
         }
         if let Some(q) = inner.queue.remove(|q| q.run_id == run_id) {
-            cancel_queued(&mut inner, q, reason);
+            if matches!(q.job, Job::Start) {
+                self.forget_accepted(run_id);
+            }
+            drop_queued(&mut inner, q, RunStatus::Cancelled, reason);
             self.metrics.set_queue_depth(inner.queue.len());
             return true;
         }
@@ -695,9 +787,17 @@ impl Manager {
         {
             let mut inner = self.inner();
             inner.accepting = false;
+            // Runs accepted with `POST /v1/runs` start again when the server is back (their
+            // request is kept); the others end here.
             let queued: Vec<Queued> = inner.queue.drain();
             for q in queued {
-                cancel_queued(&mut inner, q, reason);
+                if matches!(q.job, Job::Start) {
+                    let why =
+                        format!("{reason}; it had not started and starts when the server is back");
+                    drop_queued(&mut inner, q, RunStatus::Interrupted, &why);
+                } else {
+                    drop_queued(&mut inner, q, RunStatus::Cancelled, reason);
+                }
             }
             for active in inner.active.values() {
                 active.cancel.cancel(reason);
@@ -719,13 +819,13 @@ impl Manager {
     }
 }
 
-/// A queued run that will never start: its followers are told it is done, and it is
-/// remembered as cancelled with `reason`.
-fn cancel_queued(inner: &mut Inner, q: Queued, reason: &str) {
+/// A queued run that will not start here: its followers are told it is done, and it is
+/// remembered with `status` and `reason`.
+fn drop_queued(inner: &mut Inner, q: Queued, status: RunStatus, reason: &str) {
     q.hub.send(Live::Done);
     let ghost = Ghost {
         tenant: q.tenant,
-        status: RunStatus::Cancelled,
+        status,
         error: Some(reason.to_string()),
         task: q.options.spec.task.clone(),
         workspace: q.options.spec.workspace.clone(),
@@ -851,6 +951,27 @@ pub(crate) fn row_of(entries: &[Entry]) -> Option<praxis_ledger::RunRow> {
     })
 }
 
+/// Crash recovery, run at start: the runs accepted (answered 201) whose server died before
+/// their first entry, to start again; accepted runs that have entries are forgotten (the
+/// interrupted-run recovery takes those).
+pub(crate) fn accepted_never_started(manager: &Manager) -> Result<Vec<AcceptedRun>, LedgerError> {
+    let recorded: std::collections::HashSet<String> = manager
+        .ledger
+        .runs()?
+        .into_iter()
+        .map(|row| row.run_id)
+        .collect();
+    let mut waiting = Vec::new();
+    for run in manager.tokens.accepted_runs()? {
+        if recorded.contains(&run.run_id) {
+            manager.tokens.forget_accepted(&run.run_id)?;
+        } else {
+            waiting.push(run);
+        }
+    }
+    Ok(waiting)
+}
+
 /// Crash recovery, run at start: every run without `run_finished` whose driver is gone.
 /// Each goes through [`recover_run`].
 pub(crate) fn interrupted_runs(
@@ -881,7 +1002,14 @@ pub(crate) fn recover_run(
         Ok(Some(tenant)) => {
             let started = parse_payload::<RunStarted>(kinds::RUN_STARTED, &row.started);
             match started.ok().and_then(|started| resume(&started.spec)) {
-                Some(options) => match manager.admit(run_id.clone(), tenant, options, Job::Resume, true)
+                Some(options) => match manager.admit(
+                    run_id.clone(),
+                    tenant,
+                    options,
+                    Job::Resume,
+                    Owner::Kept,
+                    true,
+                )
                 {
                     Ok(_) => "resumed after a server restart".to_string(),
                     Err(e) => format!("interrupted; resuming failed: {e}"),

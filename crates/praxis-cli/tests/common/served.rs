@@ -100,6 +100,30 @@ impl Served {
     }
 }
 
+/// One HTTP call, without a token: its status (0 when no answer came) and body text.
+pub fn call(method: &str, url: &str, body: Option<serde_json::Value>) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let request = match method {
+            "POST" => client
+                .post(url)
+                .json(&body.unwrap_or_else(|| serde_json::json!({}))),
+            _ => client.get(url),
+        };
+        match request.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.text().await.unwrap_or_default())
+            }
+            Err(e) => (0, e.to_string()),
+        }
+    })
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: &[&[&str]] = &[
         side_schema::TOKENS,
         LEASES,
     ],
+    &[side_schema::ACCEPTED],
 ];
 
 /// Migration 1: the ledger itself.

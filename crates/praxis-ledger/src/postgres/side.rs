@@ -8,7 +8,7 @@ use crate::approvals::{
 };
 use crate::cancels::{CancelBackend, CancelRequest, CancelStore};
 use crate::error::LedgerError;
-use crate::tokens::{TokenBackend, TokenStore};
+use crate::tokens::{AcceptedRun, TokenBackend, TokenStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -264,6 +264,62 @@ impl TokenBackend for PgSide {
                         .collect()
                 })
                 .map_err(pg_err(&url, "listing run tenants"))
+        })
+    }
+
+    fn accept_run(&self, run: &AcceptedRun) -> Result<(), LedgerError> {
+        let run = run.clone();
+        self.0.read(move |client, url| async move {
+            // One statement, so one transaction: the owner and the request together.
+            client
+                .execute(
+                    "WITH owner AS (
+                        INSERT INTO run_tenants (run_id, tenant) VALUES ($1, $2)
+                        ON CONFLICT (run_id) DO UPDATE SET tenant = EXCLUDED.tenant
+                     )
+                     INSERT INTO accepted_runs (run_id, tenant, request, accepted_at)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (run_id) DO UPDATE SET tenant = EXCLUDED.tenant,
+                        request = EXCLUDED.request, accepted_at = EXCLUDED.accepted_at",
+                    &[&run.run_id, &run.tenant, &run.request, &run.accepted_at],
+                )
+                .await
+                .map(drop)
+                .map_err(pg_err(&url, "recording an accepted run"))
+        })
+    }
+
+    fn accepted_runs(&self) -> Result<Vec<AcceptedRun>, LedgerError> {
+        self.0.read(|client, url| async move {
+            client
+                .query(
+                    "SELECT run_id, tenant, request, accepted_at FROM accepted_runs
+                     ORDER BY accepted_at, run_id",
+                    &[],
+                )
+                .await
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|row| AcceptedRun {
+                            run_id: row.get(0),
+                            tenant: row.get(1),
+                            request: row.get(2),
+                            accepted_at: row.get(3),
+                        })
+                        .collect()
+                })
+                .map_err(pg_err(&url, "listing accepted runs"))
+        })
+    }
+
+    fn forget_accepted(&self, run_id: &str) -> Result<(), LedgerError> {
+        let run = run_id.to_string();
+        self.0.read(move |client, url| async move {
+            client
+                .execute("DELETE FROM accepted_runs WHERE run_id = $1", &[&run])
+                .await
+                .map(drop)
+                .map_err(pg_err(&url, "forgetting an accepted run"))
         })
     }
 }

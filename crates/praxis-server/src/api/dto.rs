@@ -17,8 +17,9 @@ pub enum ApproveMode {
     Never,
 }
 
-/// `POST /v1/runs`.
-#[derive(Debug, Deserialize, ToSchema)]
+/// `POST /v1/runs`. Kept as JSON until the run ends, so that a run accepted just before a
+/// crash starts when the server is back.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// What the agent should do.
@@ -64,7 +65,7 @@ pub struct CreateRun {
 }
 
 /// Run limits in a create request.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsBody {
     #[serde(default)]

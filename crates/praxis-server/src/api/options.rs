@@ -166,6 +166,40 @@ impl Shared {
         Ok(options)
     }
 
+    /// Starts a run accepted before a restart that has no entry yet, from its recorded
+    /// request, through the same resolver as a new one; what was done, for the log and the
+    /// run's view.
+    pub(crate) fn start_accepted(&self, run: &praxis_ledger::tokens::AcceptedRun) -> String {
+        let request = match serde_json::from_str::<CreateRun>(&run.request) {
+            Ok(request) => request,
+            Err(e) => {
+                let why = format!("its recorded request cannot be read: {e}");
+                self.manager
+                    .unstartable(run, String::new(), String::new(), why.clone());
+                return why;
+            }
+        };
+        let (task, workspace) = (request.task.clone(), request.workspace.clone());
+        let started = self
+            .build_options(&run.run_id, &Tenant(run.tenant.clone()), request)
+            .map_err(|e| e.message)
+            .and_then(|options| {
+                self.manager
+                    .start_accepted(run, options)
+                    .map_err(|e| e.to_string())
+            });
+        match started {
+            Ok(()) => "accepted before the server stopped and not started then: started now".into(),
+            Err(why) => {
+                let why =
+                    format!("accepted before the server stopped; it cannot be started now: {why}");
+                self.manager
+                    .unstartable(run, task, workspace.unwrap_or_default(), why.clone());
+                why
+            }
+        }
+    }
+
     /// The writ a new run acts under: the client's (verified, of the caller's tenant), or
     /// the development writ outside production mode.
     fn writ_for(

@@ -28,6 +28,9 @@ pub(crate) async fn create_run(
     JsonBody(request): JsonBody<CreateRun>,
 ) -> Result<Response, ApiError> {
     let run_id = new_run_id();
+    // Recorded with the run's owner before the 201: a crash before the run's first entry
+    // does not lose it.
+    let accepted = serde_json::to_string(&request).map_err(ApiError::internal)?;
     let shared = state.clone();
     let id = run_id.clone();
     let caller = tenant.clone();
@@ -48,9 +51,10 @@ pub(crate) async fn create_run(
         Ok(options)
     })
     .await?;
-    let admission = state
-        .manager
-        .submit(run_id.clone(), tenant.0.clone(), options, Job::Start)?;
+    let admission =
+        state
+            .manager
+            .submit_new(run_id.clone(), tenant.0.clone(), options, &accepted)?;
     let (status, queue_position) = state.admitted(admission)?;
     let created = Created {
         id: run_id.clone(),
