@@ -86,6 +86,12 @@ impl Shared {
                         recovery: None,
                     },
                 };
+                // Its driver task is alive (the run is active here): not interrupted, even
+                // if the drive itself just ended without `run_finished` (the task records
+                // how it failed when it returns).
+                if view.status == RunStatus::Interrupted.as_str() {
+                    view.status = RunStatus::Running.as_str().into();
+                }
                 // The ledger's last entry is not always the request (a resumed run waits
                 // again after `run_resumed`); the live phase knows.
                 if state.phase == "awaiting_approval" && view.status == "running" {
