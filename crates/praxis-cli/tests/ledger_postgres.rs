@@ -105,7 +105,7 @@ fn a_data_dir_copies_into_postgres_and_verifies_there() {
     let out = on_postgres(&["ledger", "migrate"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("schema version 2 (this praxis knows 2)"),
+        text(&out.stdout).contains("schema version 3 (this praxis knows 3)"),
         "{}",
         text(&out.stdout)
     );

@@ -242,7 +242,9 @@ pub(crate) fn spawn(state: AppState, cluster: Arc<Cluster>) {
             let result = tokio::task::spawn_blocking(move || {
                 take_cancels(&s.manager, &c);
                 if !woken_by_cancel {
+                    keep_queued(&s.manager, &c);
                     take_over(&s, &c, &mut tried);
+                    take_over_accepted(&s, &c, &mut tried);
                 }
                 tried
             })
@@ -265,6 +267,67 @@ fn take_cancels(manager: &Manager, cluster: &Cluster) {
             Ok(None) => {}
             Err(e) => eprintln!("praxis serve: run {run_id}: reading cancel requests: {e}"),
         }
+    }
+}
+
+/// Renews this server's leases on the runs it accepted that wait in its queue (taken at
+/// `POST /v1/runs`): while this server lives, no other starts them.
+fn keep_queued(manager: &Manager, cluster: &Cluster) {
+    // Runs placed elsewhere hold no lease here (their pods record them, unfenced).
+    if manager.places_new_runs_elsewhere() {
+        return;
+    }
+    for run_id in manager.queued_new_ids() {
+        match cluster.pg.renew_lease(&run_id, cluster.lease) {
+            Ok(true) => {}
+            // Another server took it (this one was too slow to renew): when it comes out of
+            // the queue here, its lease is refused and it does not start twice.
+            Ok(false) => eprintln!("praxis serve: run {run_id}: another server took it over"),
+            Err(e) => eprintln!("praxis serve: run {run_id}: renewing its lease: {e}"),
+        }
+    }
+}
+
+/// Starts the runs another server accepted (answered 201) and died with before their first
+/// entry: their lease expired, their request is in `accepted_runs`.
+fn take_over_accepted(state: &AppState, cluster: &Cluster, refused: &mut HashSet<String>) {
+    let orphans = match cluster.pg.orphaned_accepted() {
+        Ok(orphans) => orphans,
+        Err(e) => {
+            eprintln!("praxis serve: looking for accepted runs to take over: {e}");
+            return;
+        }
+    };
+    if orphans.is_empty() {
+        return;
+    }
+    let accepted = match state.tokens.accepted_runs() {
+        Ok(accepted) => accepted,
+        Err(e) => {
+            eprintln!("praxis serve: reading accepted runs: {e}");
+            return;
+        }
+    };
+    for run in accepted.iter().filter(|r| orphans.contains(&r.run_id)) {
+        let run_id = &run.run_id;
+        if refused.contains(run_id) || state.manager.is_local(run_id) {
+            continue;
+        }
+        match cluster.pg.acquire_lease(run_id, cluster.lease) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                eprintln!("praxis serve: run {run_id}: taking its lease: {e}");
+                continue;
+            }
+        }
+        let note = state.start_accepted(run);
+        if !note.contains("started now") {
+            refused.insert(run_id.clone());
+            let _ = cluster.pg.release_lease(run_id);
+        }
+        eprintln!("praxis serve: run {run_id}: {note}");
+        state.manager.note_recovered(run_id, note);
     }
 }
 

@@ -163,8 +163,8 @@ pub async fn serve(
         });
     }
     // Runs answered 201 whose server died before their first entry start now, under the
-    // ids their clients hold. On a shared ledger another server may be starting them: there
-    // they are not taken up (see README "Scale out").
+    // ids their clients hold. On a shared ledger they change hands through their leases
+    // (`cluster::take_over_accepted`), like interrupted runs.
     if stores.cluster.is_none() {
         let scan = manager.clone();
         let accepted = tokio::task::spawn_blocking(move || runs::accepted_never_started(&scan))

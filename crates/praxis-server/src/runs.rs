@@ -265,6 +265,11 @@ impl Manager {
         let _ = self.executor.set(executor);
     }
 
+    /// Whether new runs execute elsewhere (an executor is set).
+    pub fn places_new_runs_elsewhere(&self) -> bool {
+        self.executor.get().is_some()
+    }
+
     /// The lane bounding runs of `provider`, if providers are bounded.
     fn provider_lane(&self, provider: &str) -> Option<Lane> {
         let bound = self.limits.max_runs_per_provider?;
@@ -455,6 +460,18 @@ impl Manager {
             if let Some(cluster) = manager.cluster.clone() {
                 match cluster.acquire(&run_id).await {
                     Ok(true) => {
+                        // A new run another server started meanwhile (this one was taken
+                        // for dead while the run waited here) is not started twice.
+                        if matches!(job, Job::Start) && manager.has_entries(&run_id).await {
+                            cluster.release(&run_id).await;
+                            let why = "another server started it".to_string();
+                            let refused = RuntimeError::NotResumable {
+                                run_id: run_id.clone(),
+                                why,
+                            };
+                            manager.finish(&run_id, &tenant, &spec, Err(refused));
+                            return;
+                        }
                         renewing = Some(cluster.keep(run_id.clone(), move || {
                             lost.cancel(
                                 "another server took the run over (this server's lease expired)",
@@ -507,6 +524,15 @@ impl Manager {
             }
             manager.finish(&run_id, &tenant, &spec, result);
         });
+    }
+
+    /// Whether the ledger holds any entry of `run_id` (an unreadable ledger says yes: the
+    /// caller then does not start the run).
+    async fn has_entries(&self, run_id: &str) -> bool {
+        let (ledger, run_id) = (self.ledger.clone(), run_id.to_string());
+        tokio::task::spawn_blocking(move || ledger.entries(&run_id, 0).map(|e| !e.is_empty()))
+            .await
+            .map_or(true, |read| read.unwrap_or(true))
     }
 
     /// The run ended (or was cancelled before it started): its accepted request is no
@@ -691,6 +717,17 @@ impl Manager {
     }
 
     /// The runs this server drives now.
+    /// The runs of `POST /v1/runs` waiting in the queue.
+    pub fn queued_new_ids(&self) -> Vec<String> {
+        self.inner()
+            .queue
+            .in_order()
+            .into_iter()
+            .filter(|(_, q)| matches!(q.job, Job::Start))
+            .map(|(_, q)| q.run_id.clone())
+            .collect()
+    }
+
     pub fn active_ids(&self) -> Vec<String> {
         self.inner().active.keys().cloned().collect()
     }

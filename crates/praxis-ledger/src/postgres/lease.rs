@@ -139,6 +139,26 @@ impl PostgresLedger {
         })
     }
 
+    /// Runs accepted (answered 201) by a server whose lease on them expired before their
+    /// first entry: that server is gone, another may start them (`accepted_runs`, oldest
+    /// first).
+    pub fn orphaned_accepted(&self) -> Result<Vec<String>, LedgerError> {
+        self.read(|client, url| async move {
+            let rows = client
+                .query(
+                    "SELECT a.run_id FROM accepted_runs a
+                     JOIN run_leases l ON l.run_id = a.run_id
+                     WHERE l.expires_at < now()
+                       AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.run_id = a.run_id)
+                     ORDER BY a.accepted_at, a.run_id",
+                    &[],
+                )
+                .await
+                .map_err(pg_err(&url, "listing accepted runs whose server is gone"))?;
+            Ok(rows.into_iter().map(|row| row.get(0)).collect())
+        })
+    }
+
     /// Keeps what another server needs to resume `run_id` (the request's cognition, as
     /// JSON the server defines; the ledger does not read it).
     pub fn save_resume_request(&self, run_id: &str, request: &str) -> Result<(), LedgerError> {

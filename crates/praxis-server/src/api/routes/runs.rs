@@ -46,6 +46,16 @@ pub(crate) async fn create_run(
     let options = blocking(move || {
         let options = shared.build_options(&id, &caller, request)?;
         if let Some(cluster) = &shared.manager.cluster {
+            // Held (and renewed while the run waits in the queue) from now: if this server
+            // dies before the run's first entry, another starts it once the lease expires.
+            // Not for a run placed elsewhere: its pod records it, unfenced.
+            if !shared.manager.places_new_runs_elsewhere()
+                && !cluster.pg.acquire_lease(&id, cluster.lease)?
+            {
+                return Err(ApiError::internal(format!(
+                    "run {id}: its new lease is held by another server"
+                )));
+            }
             crate::cluster::save_resume_request(cluster, &id, &resume)?;
         }
         Ok(options)
