@@ -117,12 +117,7 @@ fn runs_once(url: &str, id: &str, ws: &Path, mark: &str, seen: &Value) {
 #[test]
 #[ignore = "needs PostgreSQL: run by .ci/postgres with PRAXIS_TEST_POSTGRES_URL"]
 fn a_queued_run_of_a_killed_server_is_started_by_another_on_postgres() {
-    let Ok(admin) = std::env::var("PRAXIS_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "PRAXIS_TEST_POSTGRES_URL is not set under CI=true: .ci/postgres starts a cluster for it"
-        );
-        eprintln!("skipped: PRAXIS_TEST_POSTGRES_URL is not set");
+    let Some(admin) = common::postgres_admin_url() else {
         return;
     };
     let db = common::fresh_database(&admin);
@@ -149,14 +144,21 @@ fn a_queued_run_of_a_killed_server_is_started_by_another_on_postgres() {
     runs_once(&b.url, &id, &ws, "waiting", &seen);
 }
 
-#[test]
-fn a_queued_run_killed_with_its_server_starts_when_the_server_is_back() {
+/// A SQLite server with its one slot taken and a run `waiting` queued behind it: the data
+/// dir, the workspaces' directory, the server, the queued run's workspace and id.
+fn one_run_queued() -> (Praxis, tempfile::TempDir, Served, PathBuf, String) {
     let praxis = Praxis::new();
     let dirs = tempfile::tempdir().unwrap();
     let server = serve_with_slot_taken(&praxis, dirs.path(), "holder", None);
     let ws = workspace(dirs.path(), "waiting");
     let (id, status) = create(&server.url, body("waiting", &ws, "waiting", 0));
     assert_eq!(status, "queued");
+    (praxis, dirs, server, ws, id)
+}
+
+#[test]
+fn a_queued_run_killed_with_its_server_starts_when_the_server_is_back() {
+    let (praxis, dirs, server, ws, id) = one_run_queued();
     // Cancelled by its client while queued: it must stay so.
     let cancelled_ws = workspace(dirs.path(), "cancelled");
     let (cancelled, _) = create(
@@ -180,12 +182,7 @@ fn a_queued_run_killed_with_its_server_starts_when_the_server_is_back() {
 
 #[test]
 fn a_queued_run_of_a_stopped_server_starts_when_the_server_is_back() {
-    let praxis = Praxis::new();
-    let dirs = tempfile::tempdir().unwrap();
-    let server = serve_with_slot_taken(&praxis, dirs.path(), "holder", None);
-    let ws = workspace(dirs.path(), "waiting");
-    let (id, status) = create(&server.url, body("waiting", &ws, "waiting", 0));
-    assert_eq!(status, "queued");
+    let (praxis, dirs, server, ws, id) = one_run_queued();
     server.signal("-TERM");
     let (_, log) = server.wait();
     assert_eq!(marks(&ws), "", "the queued run ran before the stop: {log}");

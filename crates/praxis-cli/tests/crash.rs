@@ -306,12 +306,7 @@ fn crash_harness_sqlite_cli_and_server() {
 #[test]
 #[ignore = "needs PostgreSQL: run by .ci/postgres with PRAXIS_TEST_POSTGRES_URL"]
 fn crash_harness_postgres_server() {
-    let Ok(admin) = std::env::var("PRAXIS_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "PRAXIS_TEST_POSTGRES_URL is not set under CI=true: .ci/postgres starts a cluster for it"
-        );
-        eprintln!("skipped: PRAXIS_TEST_POSTGRES_URL is not set");
+    let Some(admin) = common::postgres_admin_url() else {
         return;
     };
     let db = fresh_database(&admin);

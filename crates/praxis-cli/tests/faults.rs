@@ -121,23 +121,8 @@ fn a_full_disk_stops_the_run_without_losing_an_entry_and_it_resumes_after() {
     eprintln!("status on the full disk: {status}");
     // Room again: the run resumes and ends.
     std::fs::remove_file(fs.path().join("filler")).unwrap();
-    if status == "interrupted" {
-        let file = praxis.home.path().join(format!("{tag}.json"));
-        succeeds(
-            &praxis,
-            &[
-                "resume",
-                &id,
-                "--script",
-                file.to_str().unwrap(),
-                "--approve",
-                "never",
-            ],
-        )
-        .unwrap();
-    }
     let mut tally = Tally::default();
-    check(&praxis, &mut tally, &id, &seen, ws.path(), tag);
+    resume_and_check(&praxis, &mut tally, &id, &status, &seen, ws.path(), tag);
     tally.assert_held("full disk");
     assert!(tally.acknowledged_entries > 0);
 }
@@ -198,25 +183,33 @@ fn a_failing_fsync_stops_the_run_without_losing_an_entry_and_it_resumes_after() 
     // fsync works again: the run resumes and ends.
     let (_, status) = run_id_of(&praxis, tag).unwrap();
     eprintln!("status after the failing fsync: {status}");
+    let mut tally = Tally::default();
+    resume_and_check(&praxis, &mut tally, &id, &status, &seen, ws.path(), tag);
+    tally.assert_held("fsync failure");
+    assert!(tally.acknowledged_entries > 0);
+}
+
+/// `praxis resume` of run `id` of `tag` if it reads `interrupted` (its script again, no
+/// in-flight call re-run), then the checks.
+fn resume_and_check(
+    praxis: &Praxis,
+    tally: &mut Tally,
+    id: &str,
+    status: &str,
+    seen: &[(u64, String)],
+    ws: &Path,
+    tag: &str,
+) {
     if status == "interrupted" {
         let file = praxis.home.path().join(format!("{tag}.json"));
+        let script = file.to_str().unwrap();
         succeeds(
-            &praxis,
-            &[
-                "resume",
-                &id,
-                "--script",
-                file.to_str().unwrap(),
-                "--approve",
-                "never",
-            ],
+            praxis,
+            &["resume", id, "--script", script, "--approve", "never"],
         )
         .unwrap();
     }
-    let mut tally = Tally::default();
-    check(&praxis, &mut tally, &id, &seen, ws.path(), tag);
-    tally.assert_held("fsync failure");
-    assert!(tally.acknowledged_entries > 0);
+    check(praxis, tally, id, seen, ws, tag);
 }
 
 fn tail(s: &str) -> String {

@@ -90,6 +90,20 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The admin URL of the PostgreSQL server PRAXIS_TEST_POSTGRES_URL names; None (the test
+/// skips, saying so) when it is not set, which fails under `CI=true`.
+pub fn postgres_admin_url() -> Option<String> {
+    let Ok(admin) = std::env::var("PRAXIS_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "PRAXIS_TEST_POSTGRES_URL is not set under CI=true: .ci/postgres starts a cluster for it"
+        );
+        eprintln!("skipped: PRAXIS_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    Some(admin)
+}
+
 /// Creates a database of its own on the server PRAXIS_TEST_POSTGRES_URL names.
 pub fn fresh_database(admin: &str) -> String {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
