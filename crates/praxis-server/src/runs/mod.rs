@@ -526,21 +526,26 @@ impl Manager {
     }
 
     /// Cancels a live or queued run. Returns false when the run is neither.
+    /// Off the async threads: a queued run's cancellation is made durable before it returns.
     pub fn cancel(&self, run_id: &str, reason: &str) -> bool {
         let mut inner = self.inner();
         if let Some(active) = inner.active.get(run_id) {
             active.cancel.cancel(reason);
             return true;
         }
-        if let Some(q) = inner.queue.remove(|q| q.run_id == run_id) {
-            if matches!(q.job, Job::Start) {
-                self.forget_accepted(run_id);
-            }
-            drop_queued(&mut inner, q, RunStatus::Cancelled, reason);
-            self.metrics.set_queue_depth(inner.queue.len());
-            return true;
+        let Some(q) = inner.queue.remove(|q| q.run_id == run_id) else {
+            return false;
+        };
+        let accepted = matches!(q.job, Job::Start);
+        drop_queued(&mut inner, q, RunStatus::Cancelled, reason);
+        self.metrics.set_queue_depth(inner.queue.len());
+        drop(inner);
+        // Forgotten before the client hears "cancelled": a crash right after must not start
+        // it with the next server.
+        if accepted && let Err(e) = self.tokens.forget_accepted(run_id) {
+            eprintln!("praxis serve: run {run_id}: forgetting its accepted request: {e}");
         }
-        false
+        true
     }
 
     /// Notes a run found interrupted at start.
