@@ -470,6 +470,15 @@ enum ApproveMode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if only_prints(&cli.command) {
+        // It ends quietly when its reader goes away (`praxis show RUN | head`), as Unix
+        // tools do, instead of panicking on the broken pipe. Commands that drive or serve
+        // runs keep SIGPIPE ignored: a closed pipe must not kill a run halfway.
+        // SAFETY: before any thread is started; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     // The worker serves one run's calls: a single-threaded runtime saves it the cross-thread
     // wake-ups of a work-stealing pool on every frame (commands still run in parallel).
     let mut builder = if matches!(cli.command, Cmd::Worker) {
@@ -491,6 +500,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Commands that only read and print.
+fn only_prints(command: &Cmd) -> bool {
+    matches!(
+        command,
+        Cmd::Approvals { .. }
+            | Cmd::Runs { .. }
+            | Cmd::Status(_)
+            | Cmd::Show { .. }
+            | Cmd::Replay { .. }
+            | Cmd::Config { .. }
+            | Cmd::World { .. }
+            | Cmd::Diff { .. }
+            | Cmd::Doctor { .. }
+            | Cmd::Tools { .. }
+            | Cmd::Policy(_)
+            | Cmd::Ledger(LedgerCmd::Export { .. } | LedgerCmd::Verify { .. })
+    )
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {

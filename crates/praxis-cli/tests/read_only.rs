@@ -257,3 +257,32 @@ fn read_only_commands_work_on_a_copy_without_write_permission() {
     chmod("u+w");
     assert_unchanged(&before, &after);
 }
+
+/// `praxis show RUN | head`: a printing command whose reader goes away ends as Unix tools
+/// do (SIGPIPE), without a panic.
+#[test]
+fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
+    use std::os::unix::process::ExitStatusExt;
+    let (praxis, _ws, id) = seeded();
+    for args in [
+        &["show", id.as_str()][..],
+        &["ledger", "export", id.as_str()][..],
+    ] {
+        let mut child = praxis
+            .cmd(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command writes (it is still starting).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            out.status.signal() == Some(13) || out.status.success(),
+            "{args:?}: {} {stderr}",
+            out.status
+        );
+    }
+}

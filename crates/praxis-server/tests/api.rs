@@ -1629,6 +1629,31 @@ async fn runs_of_one_provider_are_bounded_and_tenants_take_turns() {
         }
         runs.push((tenant, token.clone(), id));
     }
+    // A run waiting for its provider has no entry yet: the list shows it all the same (one
+    // tenant's runs only), with what it was asked.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, list) = h.get_as("/v1/runs", Some(&acme)).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let listed: Vec<&Value> = list["runs"].as_array().unwrap().iter().collect();
+        let waiting = listed
+            .iter()
+            .filter(|v| v["phase"] == "waiting_for_provider")
+            .count();
+        if waiting == 2 {
+            assert!(listed.iter().all(|v| v["task"] == "acme task"), "{list}");
+            for (tenant, _, id) in &runs {
+                let shown = listed.iter().any(|v| v["id"] == id.as_str());
+                assert_eq!(shown, *tenant == "acme", "run {id} of {tenant}: {list}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acme's waiting runs never listed: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut order = Vec::new();
     let mut max_started = 0;
     let deadline = Instant::now() + Duration::from_secs(120);

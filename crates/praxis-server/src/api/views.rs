@@ -48,6 +48,8 @@ impl Shared {
                 tenant,
                 hub,
                 recovered,
+                spec,
+                since,
             } => {
                 let mut entries = self.manager.ledger.entries(id, 0)?;
                 let state = hub.state();
@@ -74,10 +76,10 @@ impl Shared {
                         steps: 0,
                         tool_calls: 0,
                         usage: UsageView::default(),
-                        task: String::new(),
-                        workspace: String::new(),
-                        provider: String::new(),
-                        started_at: String::new(),
+                        task: spec.task,
+                        workspace: spec.workspace,
+                        provider: spec.provider,
+                        started_at: since,
                         ended_at: None,
                         cost_usd_micros: 0,
                         last_seq: 0,

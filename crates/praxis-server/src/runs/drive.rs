@@ -24,6 +24,8 @@ impl Manager {
                 tenant: tenant.clone(),
                 hub: hub.clone(),
                 cancel,
+                spec: options.spec.clone(),
+                since: praxis_ledger::now_rfc3339(),
             },
         );
         self.metrics.set_active_runs(inner.active.len());

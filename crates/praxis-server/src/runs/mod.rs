@@ -65,6 +65,10 @@ pub(crate) struct Active {
     pub tenant: String,
     pub hub: Arc<Hub>,
     cancel: Cancel,
+    /// What it was asked and when it got its slot: its view until its ledger speaks (a run
+    /// waiting for its provider, or placed on Kubernetes and not yet started there).
+    pub spec: praxis_core::RunSpec,
+    pub since: String,
 }
 
 pub(crate) struct Queued {
@@ -148,6 +152,8 @@ pub(crate) enum Known {
         tenant: String,
         hub: Arc<Hub>,
         recovered: Option<String>,
+        spec: praxis_core::RunSpec,
+        since: String,
     },
     Ghost(Ghost),
     Unknown {
@@ -372,11 +378,7 @@ impl Manager {
     pub fn known(&self, run_id: &str) -> Known {
         let inner = self.inner();
         if let Some(active) = inner.active.get(run_id) {
-            return Known::Active {
-                tenant: active.tenant.clone(),
-                hub: active.hub.clone(),
-                recovered: inner.recovered.get(run_id).cloned(),
-            };
+            return active_known(&inner, run_id, active);
         }
         if let Some((position, q)) = inner.queued(run_id) {
             return Known::Queued {
@@ -436,6 +438,16 @@ impl Manager {
             }
         }
         out
+    }
+
+    /// The runs driven here (or placed elsewhere by this server) now.
+    pub fn active_runs(&self) -> Vec<(String, Known)> {
+        let inner = self.inner();
+        inner
+            .active
+            .iter()
+            .map(|(id, active)| (id.clone(), active_known(&inner, id, active)))
+            .collect()
     }
 
     /// Ghosts override what the ledger says (a failed driver leaves no `run_finished`).
@@ -589,6 +601,16 @@ impl Manager {
                 return self.active_count();
             }
         }
+    }
+}
+
+fn active_known(inner: &Inner, run_id: &str, active: &Active) -> Known {
+    Known::Active {
+        tenant: active.tenant.clone(),
+        hub: active.hub.clone(),
+        recovered: inner.recovered.get(run_id).cloned(),
+        spec: active.spec.clone(),
+        since: active.since.clone(),
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::api::dto::*;
 use crate::api::views::{fill_from_entries, ledger_view};
 use crate::api::{ApiError, AppState, DEFAULT_TENANT, ErrorBody, JsonBody, Tenant, blocking};
-use crate::runs::{Admission, Job, Known};
+use crate::runs::{Admission, Job, Known, row_of};
 use crate::sse::Feed;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -123,7 +123,22 @@ pub(crate) async fn list_runs(
             }
         }
         let owners = shared.tokens.run_tenants()?;
-        for row in shared.manager.ledger.runs()? {
+        let rows = shared.manager.ledger.runs()?;
+        // Runs that have their slot but no entry yet (waiting for their provider, or a Job
+        // not started yet): listed as their own view says.
+        let recorded: std::collections::HashSet<&str> =
+            rows.iter().map(|r| r.run_id.as_str()).collect();
+        for (id, known) in shared.manager.active_runs() {
+            if let Known::Active { tenant, .. } = &known
+                && *tenant == tenant_name
+                && !recorded.contains(id.as_str())
+                && !seen.contains(&id)
+            {
+                seen.insert(id.clone());
+                views.push(shared.view(&id, known)?);
+            }
+        }
+        for row in rows {
             if seen.contains(&row.run_id) {
                 continue;
             }
@@ -135,7 +150,20 @@ pub(crate) async fn list_runs(
                 continue;
             }
             let mut view = ledger_view(&row, &[], owner.to_string());
-            if let Known::Active { hub, .. } = shared.manager.known(&row.run_id) {
+            let known = shared.manager.known(&row.run_id);
+            if view.status == RunStatus::Interrupted.as_str() {
+                if matches!(known, Known::Active { .. }) {
+                    // Driven here: not interrupted (see `Shared::view`).
+                    view.status = RunStatus::Running.as_str().into();
+                } else {
+                    // Its drive may have ended since the rows were read: its entries say.
+                    let entries = shared.manager.ledger.entries(&row.run_id, 0)?;
+                    if let Some(now) = row_of(&entries) {
+                        view = ledger_view(&now, &entries, owner.to_string());
+                    }
+                }
+            }
+            if let Known::Active { hub, .. } = known {
                 let live = hub.state();
                 if live.phase == "awaiting_approval" && view.status == "running" {
                     view.status = RunStatus::AwaitingApproval.as_str().into();
