@@ -8,10 +8,15 @@
 //! model writes the command lines judged here, so such a line is refused before it reaches
 //! the parser.
 //!
-//! Rather than mirror the tokenizer, the guard accepts a `<<` only when the delimiter
-//! plainly starts with a byte that survives unquoting. It looks at every `<<` of the text,
-//! quoted or not, so it refuses more than it must (`echo '<<'`, `$((1<<(2)))`), which
-//! leaves such a line unjudged (denied) rather than crashing the runtime.
+//! It also never ends on a delimiter word that runs on into an expansion (`<<x$( ;#`,
+//! `<<'x'$( ;#`), found by the fuzz target in CI.
+//!
+//! Rather than mirror the tokenizer, the guard accepts a `<<` only when its delimiter is a
+//! word it can vouch for: plain bytes, quoted runs of plain bytes and spaces, and
+//! backslash-escaped plain bytes, at least one plain byte in all, ending where a word ends.
+//! It looks at every `<<` of the text, quoted or not, so it refuses more than it must
+//! (`echo '<<'`, `$((1<<(2)))`, `cat <<$END`), which leaves such a line unjudged (denied)
+//! rather than crashing the runtime.
 
 /// Whether `src` has a `<<` whose here-document delimiter might be empty to the parser.
 pub(super) fn has_empty_delimiter(src: &str) -> bool {
@@ -42,22 +47,42 @@ pub(super) fn has_empty_delimiter(src: &str) -> bool {
     false
 }
 
-/// Whether the delimiter word at the start of `word` certainly keeps a byte once unquoted.
+/// Whether the delimiter word at the start of `word` is one the guard vouches for (see the
+/// module's text): it keeps a plain byte once unquoted and ends where a word ends.
 fn delimiter_survives(word: &[u8]) -> bool {
-    match word {
-        [first, ..] if plain(*first) => true,
-        // A backslash keeps the byte after it (a backslash-newline joins lines instead).
-        [b'\\', next, ..] => *next != b'\n',
-        [quote @ (b'\'' | b'"'), rest @ ..] => {
-            let inside = rest.split(|b| b == quote).next().unwrap_or_default();
-            inside.iter().enumerate().any(|(i, b)| match b {
-                b'\'' | b'"' | b'\n' => false,
-                b'\\' => inside.get(i + 1).is_some_and(|n| *n != b'\n'),
-                _ => true,
-            })
+    let escaped_plain = |at: usize| word.get(at + 1).is_some_and(|b| plain(*b));
+    let (mut at, mut kept) = (0, false);
+    loop {
+        match word.get(at) {
+            None => return kept,
+            Some(b) if ends_word(*b) => return kept,
+            Some(b) if plain(*b) => (at, kept) = (at + 1, true),
+            Some(b'\\') if escaped_plain(at) => (at, kept) = (at + 2, true),
+            Some(quote @ (b'\'' | b'"')) => {
+                let quote = *quote;
+                at += 1;
+                loop {
+                    match word.get(at) {
+                        Some(b) if *b == quote => break,
+                        Some(b) if plain(*b) => (at, kept) = (at + 1, true),
+                        Some(b' ') => at += 1,
+                        Some(b'\\') if escaped_plain(at) => (at, kept) = (at + 2, true),
+                        _ => return false,
+                    }
+                }
+                at += 1;
+            }
+            Some(_) => return false,
         }
-        _ => false,
     }
+}
+
+/// A byte after which the parser reads no more of the delimiter word.
+fn ends_word(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t' | b'\n' | b';' | b'|' | b'&' | b')' | b'<' | b'>'
+    )
 }
 
 /// A byte the parser's unquoting keeps and that cannot start a comment or an operator.
@@ -90,6 +115,13 @@ mod tests {
             "cat <<<<\"\"",
             ".\"\"l/= ({\"}$(<w<(\\\\-.\n<< \t#?({{\\\\p/a}",
             "$\n\t - i< \n.*?=\\\\>).!{*<<\"\"\t",
+            "<<x$( ;#",
+            "<<'x'$( ;#",
+            "<<x'y'$( ;#",
+            "<<\\>$( ;#",
+            "cat <<$END",
+            "cat <<E`x`",
+            "cat <<'E\nF'",
         ] {
             assert!(has_empty_delimiter(line), "{line:?}");
         }
@@ -104,6 +136,9 @@ mod tests {
             "cat <<\\EOF\nx\nEOF",
             "cat > a.cpp <<'EOF'\nstd::cout << \"\\n\" << x << std::endl;\nEOF",
             "python3 - <<PY\nprint(1 << 3)\nPY",
+            "cat <<EOF>out.txt\nx\nEOF",
+            "cat <<'END_OF_FILE' | python3 -\nprint(1)\nEND_OF_FILE",
+            "x=$(cat <<EOF\nhi\nEOF\n)",
             "cat <<< word",
             "cat <<<\"\"",
             "echo a << b",

@@ -57,7 +57,7 @@ impl Walker {
         }
         if super::heredoc::has_empty_delimiter(src) {
             return Err(format!(
-                "a here-document delimiter in {src:?} that may be empty is not judged (the parser cannot end on it)"
+                "a here-document delimiter in {src:?} that is not a plain word is not judged (the parser may never end on it)"
             ));
         }
         let options = ParserOptions::default();
