@@ -9,6 +9,7 @@ mod common;
 use common::Praxis;
 use common::crash::wait_for;
 use common::served::{Served, call};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,20 +37,28 @@ fn marks(ws: &Path) -> String {
     std::fs::read_to_string(ws.join("marks.txt")).unwrap_or_default()
 }
 
+/// What the tests read of the server's answers: `POST /v1/runs` (id, status), a run's
+/// view (status, recovery; empty for an error body), a chain verdict (intact).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Answer {
+    id: String,
+    status: String,
+    recovery: Option<String>,
+    intact: bool,
+}
+
 /// `POST /v1/runs`: the run id and the status it was accepted with.
 fn create(url: &str, body: Value) -> (String, String) {
     let (code, reply) = call("POST", &format!("{url}/v1/runs"), Some(body));
     assert_eq!(code, 201, "{reply}");
-    let reply: Value = serde_json::from_str(&reply).unwrap();
-    (
-        reply["id"].as_str().unwrap().to_string(),
-        reply["status"].as_str().unwrap().to_string(),
-    )
+    let reply: Answer = serde_json::from_str(&reply).unwrap();
+    (reply.id, reply.status)
 }
 
-fn view(url: &str, id: &str) -> (u16, Value) {
+fn view(url: &str, id: &str) -> (u16, Answer) {
     let (code, reply) = call("GET", &format!("{url}/v1/runs/{id}"), None);
-    (code, serde_json::from_str(&reply).unwrap_or(Value::Null))
+    (code, serde_json::from_str(&reply).unwrap_or_default())
 }
 
 /// `praxis serve` (on `ledger_url` if given) with one run slot; a first run holding it
@@ -91,27 +100,27 @@ fn runs_once_after_restart(url: &str, id: &str, ws: &Path, mark: &str) {
     let (code, seen) = view(url, id);
     assert_eq!(
         code, 200,
-        "the accepted run is unknown after the restart: {seen}"
+        "the accepted run is unknown after the restart: {seen:?}"
     );
     runs_once(url, id, ws, mark, &seen);
 }
 
 /// The run (its view `seen`) says it was started again, completes, ran its command once.
-fn runs_once(url: &str, id: &str, ws: &Path, mark: &str, seen: &Value) {
+fn runs_once(url: &str, id: &str, ws: &Path, mark: &str, seen: &Answer) {
     assert!(
-        seen["recovery"]
-            .as_str()
+        seen.recovery
+            .as_deref()
             .is_some_and(|r| r.contains("started now")),
-        "{seen}"
+        "{seen:?}"
     );
     wait_for("the accepted run to complete", 60, || {
-        (view(url, id).1["status"] == "completed").then_some(())
+        (view(url, id).1.status == "completed").then_some(())
     });
     assert_eq!(marks(ws), format!("{mark}\n"), "its command ran once");
     // The chain verifies, on whichever ledger the server uses.
     let (code, verdict) = call("GET", &format!("{url}/v1/runs/{id}/verify"), None);
-    let verdict: Value = serde_json::from_str(&verdict).unwrap();
-    assert_eq!((code, &verdict["intact"]), (200, &json!(true)), "{verdict}");
+    let intact = serde_json::from_str::<Answer>(&verdict).unwrap().intact;
+    assert_eq!((code, intact), (200, true), "{verdict}");
 }
 
 #[test]
@@ -139,7 +148,7 @@ fn a_queued_run_of_a_killed_server_is_started_by_another_on_postgres() {
     // B takes it up once A's lease expires.
     let seen = wait_for("B to start the accepted run", 60, || {
         let (code, seen) = view(&b.url, &id);
-        (code == 200 && seen["recovery"].is_string()).then_some(seen)
+        (code == 200 && seen.recovery.is_some()).then_some(seen)
     });
     runs_once(&b.url, &id, &ws, "waiting", &seen);
 }
@@ -177,7 +186,7 @@ fn a_queued_run_killed_with_its_server_starts_when_the_server_is_back() {
     let server = restart(&praxis, dirs.path());
     runs_once_after_restart(&server.url, &id, &ws, "waiting");
     assert_eq!(marks(&cancelled_ws), "", "a cancelled run was started");
-    assert_ne!(view(&server.url, &cancelled).1["status"], "running");
+    assert_ne!(view(&server.url, &cancelled).1.status, "running");
 }
 
 #[test]

@@ -88,19 +88,7 @@ impl Shared {
                         recovery: None,
                     },
                 };
-                // Its driver task is alive (the run is active here): not interrupted, even
-                // if the drive itself just ended without `run_finished` (the task records
-                // how it failed when it returns).
-                if view.status == RunStatus::Interrupted.as_str() {
-                    view.status = RunStatus::Running.as_str().into();
-                }
-                // The ledger's last entry is not always the request (a resumed run waits
-                // again after `run_resumed`); the live phase knows.
-                if state.phase == "awaiting_approval" && view.status == "running" {
-                    view.status = RunStatus::AwaitingApproval.as_str().into();
-                }
-                view.phase = Some(state.phase.to_string());
-                view.active_tool = state.active_tool;
+                live_view(&mut view, state);
                 view.recovery = recovered;
                 Ok(view)
             }
@@ -118,6 +106,21 @@ impl Shared {
             }
         }
     }
+}
+
+/// A run this server drives, beyond its ledger: its driver task is alive, so it is not
+/// interrupted even if the drive itself just ended without `run_finished` (the task records
+/// how it failed when it returns); and its live phase (the ledger's last entry is not
+/// always the request: a resumed run waits again after `run_resumed`).
+pub(crate) fn live_view(view: &mut RunView, live: crate::runs::LiveState) {
+    if view.status == RunStatus::Interrupted.as_str() {
+        view.status = RunStatus::Running.as_str().into();
+    }
+    if live.phase == "awaiting_approval" && view.status == RunStatus::Running.as_str() {
+        view.status = RunStatus::AwaitingApproval.as_str().into();
+    }
+    view.phase = Some(live.phase.to_string());
+    view.active_tool = live.active_tool;
 }
 
 pub(crate) fn ledger_view(

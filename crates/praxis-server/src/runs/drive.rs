@@ -66,6 +66,14 @@ impl Manager {
             let accepted = matches!(job, Job::Start);
             // On a shared ledger, the lease first: exactly one server drives a run.
             let mut renewing = None;
+            // Nothing was written: the run stays as its ledger (or another server) has it.
+            let refuse = |why: &str| {
+                let refused = RuntimeError::NotResumable {
+                    run_id: run_id.clone(),
+                    why: why.to_string(),
+                };
+                manager.finish(&run_id, &tenant, &spec, Err(refused));
+            };
             if let Some(cluster) = manager.cluster.clone() {
                 match cluster.acquire(&run_id).await {
                     Ok(true) => {
@@ -73,12 +81,7 @@ impl Manager {
                         // for dead while the run waited here) is not started twice.
                         if matches!(job, Job::Start) && manager.has_entries(&run_id).await {
                             cluster.release(&run_id).await;
-                            let why = "another server started it".to_string();
-                            let refused = RuntimeError::NotResumable {
-                                run_id: run_id.clone(),
-                                why,
-                            };
-                            manager.finish(&run_id, &tenant, &spec, Err(refused));
+                            refuse("another server started it");
                             return;
                         }
                         renewing = Some(cluster.keep(run_id.clone(), move || {
@@ -88,12 +91,7 @@ impl Manager {
                         }));
                     }
                     Ok(false) => {
-                        let why = "another server drives it (it holds the run's lease)".to_string();
-                        let refused = RuntimeError::NotResumable {
-                            run_id: run_id.clone(),
-                            why,
-                        };
-                        manager.finish(&run_id, &tenant, &spec, Err(refused));
+                        refuse("another server drives it (it holds the run's lease)");
                         return;
                     }
                     Err(source) => {

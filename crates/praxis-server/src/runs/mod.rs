@@ -25,7 +25,7 @@ mod records;
 mod recovery;
 
 use hub::HubObserver;
-pub(crate) use hub::{Hub, Live};
+pub(crate) use hub::{Hub, Live, LiveState};
 pub(crate) use records::{Counters, row_of};
 pub(crate) use recovery::{accepted_never_started, interrupted_runs, recover_run};
 

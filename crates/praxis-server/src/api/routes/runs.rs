@@ -1,7 +1,7 @@
 //! `/v1/runs`: create, list, get, events, ledger, cancel, resume.
 
 use crate::api::dto::*;
-use crate::api::views::{fill_from_entries, ledger_view};
+use crate::api::views::{fill_from_entries, ledger_view, live_view};
 use crate::api::{ApiError, AppState, DEFAULT_TENANT, ErrorBody, JsonBody, Tenant, blocking};
 use crate::runs::{Admission, Job, Known, row_of};
 use crate::sse::Feed;
@@ -151,25 +151,16 @@ pub(crate) async fn list_runs(
             }
             let mut view = ledger_view(&row, &[], owner.to_string());
             let known = shared.manager.known(&row.run_id);
-            if view.status == RunStatus::Interrupted.as_str() {
-                if matches!(known, Known::Active { .. }) {
-                    // Driven here: not interrupted (see `Shared::view`).
-                    view.status = RunStatus::Running.as_str().into();
-                } else {
-                    // Its drive may have ended since the rows were read: its entries say.
+            match known {
+                Known::Active { hub, .. } => live_view(&mut view, hub.state()),
+                // Its drive may have ended since the rows were read: its entries say.
+                _ if view.status == RunStatus::Interrupted.as_str() => {
                     let entries = shared.manager.ledger.entries(&row.run_id, 0)?;
                     if let Some(now) = row_of(&entries) {
                         view = ledger_view(&now, &entries, owner.to_string());
                     }
                 }
-            }
-            if let Known::Active { hub, .. } = known {
-                let live = hub.state();
-                if live.phase == "awaiting_approval" && view.status == "running" {
-                    view.status = RunStatus::AwaitingApproval.as_str().into();
-                }
-                view.phase = Some(live.phase.to_string());
-                view.active_tool = live.active_tool;
+                _ => {}
             }
             views.push(view);
         }
