@@ -39,8 +39,7 @@ impl Sandbox {
             });
         }
         let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
-        let grants = landlock_rules::grants(&self.policy.workspace, &self.home, &self.policy);
-        let mut rules = grants.rules;
+        let mut rules = self.grants.clone();
         if let Some(pool) = &self.cgroups {
             rules.push((pool.base().to_path_buf(), landlock_rules::Grant::Full));
             // Commands' memory bounds live in the v1 memory hierarchy on such hosts.

@@ -69,10 +69,9 @@ pub(crate) fn toolchain_home(var: &str, default: &str) -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-/// Whether granting `grant` would expose `deny` (equal, or an ancestor of it).
-fn covers(grant: &Path, deny: &Path) -> bool {
-    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    canon(deny).starts_with(canon(grant))
+/// A path as the kernel resolves it (itself when it cannot be resolved).
+fn resolved(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
 pub(crate) fn grants(workspace: &Path, home: &Path, policy: &SandboxPolicy) -> Grants {
@@ -128,12 +127,17 @@ pub(crate) fn grants(workspace: &Path, home: &Path, policy: &SandboxPolicy) -> G
     for path in &policy.write_paths {
         optional.push((path.clone(), Grant::Full));
     }
+    // Each deny path resolved once, not once per optional grant.
+    let deny: Vec<(&PathBuf, PathBuf)> =
+        policy.deny_paths.iter().map(|d| (d, resolved(d))).collect();
     let mut dropped = Vec::new();
     for (path, grant) in optional {
         if !path.exists() {
             continue;
         }
-        if let Some(deny) = policy.deny_paths.iter().find(|d| covers(&path, d)) {
+        // Granting `path` would expose a deny path equal to it or below it.
+        let granted = resolved(&path);
+        if let Some((deny, _)) = deny.iter().find(|(_, real)| real.starts_with(&granted)) {
             dropped.push(format!(
                 "{} (would expose {})",
                 path.display(),

@@ -218,6 +218,15 @@ impl SandboxReport {
     }
 }
 
+/// How [`Sandbox::new`] learns that the namespace layers work on this host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tested {
+    /// By the spawner entering them (no throwaway child).
+    Spawner,
+    /// Each in a throwaway child first (commands started directly enter them).
+    EachLayer,
+}
+
 /// A prepared confinement. Cheap to share (`Arc`); every spawn reuses the same ruleset fd
 /// and BPF programs.
 #[derive(Debug)]
@@ -234,6 +243,9 @@ pub struct Sandbox {
     /// The toolchain homes found when the sandbox was made, then HOME and TMPDIR: what
     /// [`Sandbox::environment`] sets (looked up once, not on every spawn).
     pinned_env: Vec<(String, String)>,
+    /// The commands' Landlock grants, computed once: the worker confines itself to them
+    /// too ([`Sandbox::confine_current_process`]).
+    grants: Vec<(PathBuf, landlock_rules::Grant)>,
 }
 
 impl Drop for Sandbox {
@@ -247,7 +259,23 @@ impl Sandbox {
     /// Prepares every layer the host supports. Fails only when something that should work
     /// does not (a ruleset that cannot be built, a home that cannot be created); a layer
     /// the host lacks is reported as unavailable instead.
+    ///
+    /// The spawner is tried first with every namespace layer and no throwaway test child:
+    /// it enters the same namespaces (the shared network namespace, the mount namespace)
+    /// the tests would, so once it runs they would have passed. Only when it cannot start is
+    /// the sandbox prepared again with each namespace layer tested first, so that commands
+    /// started directly get the layers this host allows.
     pub fn new(policy: SandboxPolicy) -> Result<Sandbox, SandboxError> {
+        match Self::prepare(policy.clone(), Tested::Spawner)? {
+            Some(sandbox) => Ok(sandbox),
+            None => Ok(Self::prepare(policy, Tested::EachLayer)?
+                .expect("a sandbox tested layer by layer is always prepared")),
+        }
+    }
+
+    /// [`Sandbox::new`] with the namespace layers tested as `tested` says; None when
+    /// `Tested::Spawner` and the spawner could not start.
+    fn prepare(policy: SandboxPolicy, tested: Tested) -> Result<Option<Sandbox>, SandboxError> {
         let workspace = policy
             .workspace
             .canonicalize()
@@ -300,7 +328,7 @@ impl Sandbox {
             let namespaces = if policy.allow_network {
                 child::Namespaces::Unshare(libc::CLONE_NEWUSER)
             } else {
-                match namespaces::shared_network() {
+                match namespaces::shared_network(tested == Tested::EachLayer) {
                     Ok(shared) => {
                         netns_detail = "an empty network namespace (no interfaces) made once \
                                         for this sandbox; each command joins it from a user \
@@ -480,9 +508,13 @@ impl Sandbox {
             let mounts = mounts::MountPlan::new(&granted, !policy.allow_network, &read_only);
             let detail = mounts.describe();
             plan.mounts = Some(mounts);
-            // Tried once in a throwaway child, the way every command enters it.
-            // SAFETY: raw system calls only, in a forked child.
-            let works = probe::in_child(|| unsafe { plan.enter_namespaces().is_ok() });
+            // Tried once in a throwaway child, the way every command enters it (or by the
+            // spawner, which enters it the same way).
+            let works = match tested {
+                Tested::Spawner => Some(true),
+                // SAFETY: raw system calls only, in a forked child.
+                Tested::EachLayer => probe::in_child(|| unsafe { plan.enter_namespaces().is_ok() }),
+            };
             if works == Some(true) {
                 report.push("mount_namespace", true, detail);
                 plan.pid_namespace = true;
@@ -512,6 +544,11 @@ impl Sandbox {
                     spawner.pid()
                 );
                 Some(spawner)
+            }
+            Err(_) if tested == Tested::Spawner => {
+                // Its private home goes; the next preparation makes its own.
+                let _ = std::fs::remove_dir_all(&home);
+                return Ok(None);
             }
             Err(why) => {
                 report.launcher = format!(
@@ -564,7 +601,7 @@ impl Sandbox {
             .collect();
         pinned_env.push(("HOME".into(), home.display().to_string()));
         pinned_env.push(("TMPDIR".into(), home.join("tmp").display().to_string()));
-        Ok(Sandbox {
+        Ok(Some(Sandbox {
             plan,
             home,
             policy,
@@ -572,7 +609,8 @@ impl Sandbox {
             cgroups,
             spawner: std::sync::Mutex::new(spawner),
             pinned_env,
-        })
+            grants: grants.rules,
+        }))
     }
 
     pub fn report(&self) -> &SandboxReport {

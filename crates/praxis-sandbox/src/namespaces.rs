@@ -98,9 +98,14 @@ impl SharedNetwork {
 /// The shared namespaces of a new sandbox, tested by joining them in a throwaway child the
 /// way every command will (so a host that refuses any step falls back to per-command
 /// namespaces instead of failing every spawn).
-pub(crate) fn shared_network() -> Result<SharedNetwork, String> {
+/// Untested (`test` false) when the caller learns it from a process that joins them anyway
+/// (the spawner).
+pub(crate) fn shared_network(test: bool) -> Result<SharedNetwork, String> {
     let (uid_map, gid_map) = crate::child::ChildPlan::id_maps();
     let shared = SharedNetwork::create(&uid_map, &gid_map).map_err(|e| e.to_string())?;
+    if !test {
+        return Ok(shared);
+    }
     let (user, net) = (shared.user.as_raw_fd(), shared.net.as_raw_fd());
     // SAFETY: the test makes raw system calls only, on data prepared here.
     let joined = crate::probe::in_child(|| unsafe { join(user, net, &uid_map, &gid_map).is_ok() });

@@ -30,6 +30,9 @@ use std::collections::BTreeMap;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 /// The entries of a git directory that can make git run code.
 const CODE_BEARING: [&str; 4] = ["config", "config.worktree", "commondir", "hooks"];
@@ -108,17 +111,57 @@ fn coarse_now_ns() -> i64 {
     ts.tv_sec.saturating_mul(1_000_000_000) + ts.tv_nsec
 }
 
-/// The time of the next tick of the coarse clock (waited for, at most one tick): a change
-/// made after this returns carries a change time at or after it, and one made before the
-/// call a time before it (even where file times are finer than the tick).
-fn next_tick_ns() -> i64 {
-    let start = coarse_now_ns();
-    loop {
-        let now = coarse_now_ns();
-        if now > start {
-            return now;
+/// The length of one tick of the coarse clock (at least 1 ms).
+fn tick_ns() -> i64 {
+    static TICK: OnceLock<i64> = OnceLock::new();
+    *TICK.get_or_init(|| {
+        // SAFETY: plain timespec filled by the kernel.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: valid clock id and buffer.
+        let res = unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+        let tick = ts.tv_sec.saturating_mul(1_000_000_000) + ts.tv_nsec;
+        if res == 0 {
+            tick.max(1_000_000)
+        } else {
+            10_000_000
         }
-        std::thread::sleep(std::time::Duration::from_micros(500));
+    })
+}
+
+/// The start of the coarse clock's next tick: every change made before this call carries a
+/// change time before it (even where file times are finer than the tick). Not waited for
+/// here: the next tool call waits for it ([`changes_may_start`]), so every change a call
+/// makes carries a time at or after it.
+fn next_tick_ns() -> i64 {
+    let boundary = coarse_now_ns() + tick_ns();
+    CHANGES_NOT_BEFORE.fetch_max(boundary, Ordering::SeqCst);
+    boundary
+}
+
+/// The latest boundary a scan of this process handed out (see [`next_tick_ns`]).
+static CHANGES_NOT_BEFORE: AtomicI64 = AtomicI64::new(0);
+
+/// How long until a change made now carries a time at or after every boundary this process
+/// handed out (None: already).
+fn until_changes_may_start() -> Option<Duration> {
+    let left = CHANGES_NOT_BEFORE.load(Ordering::SeqCst) - coarse_now_ns();
+    (left > 0).then(|| Duration::from_nanos(left.unsigned_abs()))
+}
+
+/// Waits (at most one tick of the coarse clock) until the last scan's boundary has passed,
+/// so what a tool call changes from now on is seen as changed after that scan. Every tool
+/// call that runs here waits for it first ([`crate::Registry::execute`]); a run's first call
+/// usually starts well after the start's scan, and then waits for nothing.
+pub async fn changes_may_start() {
+    while let Some(left) = until_changes_may_start() {
+        tokio::time::sleep(left.min(Duration::from_millis(1))).await;
+    }
+}
+
+/// [`changes_may_start`] for a thread that may block.
+pub fn changes_may_start_blocking() {
+    while let Some(left) = until_changes_may_start() {
+        std::thread::sleep(left.min(Duration::from_millis(1)));
     }
 }
 

@@ -214,7 +214,12 @@ impl Registry {
                 crate::Fabric::Worker(worker) if entry.tool.placement() == Placement::Worker => {
                     worker.execute(&tool, args, ctx.deadline).await
                 }
-                _ => entry.tool.execute(ctx, args).await,
+                _ => {
+                    // What the call changes must be seen as changed after the git guard's
+                    // last scan here.
+                    crate::gitguard::changes_may_start().await;
+                    entry.tool.execute(ctx, args).await
+                }
             };
             if observation.duration_ms == 0 {
                 observation.duration_ms =

@@ -47,6 +47,9 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    // Built before the run is known (a pooled worker waits for its run idle): the tools'
+    // argument schemas are not compiled on the run's path.
+    let mut registry = Registry::builtin();
     let Some(hello) = read_frame::<_, ToWorker>(&mut input).await? else {
         return Ok(());
     };
@@ -99,8 +102,11 @@ where
     .await?;
 
     let ctx = Arc::new(ctx);
-    let registry = match Registry::with_manifests(manifests) {
-        Ok(registry) => Arc::new(registry),
+    let registry = match manifests
+        .into_iter()
+        .try_for_each(|manifest| registry.add_manifest(manifest))
+    {
+        Ok(()) => Arc::new(registry),
         Err(e) => {
             // The runtime built the same registry, so this is a protocol mismatch.
             eprintln!("praxis worker: {e}; serving the built-in tools only");
