@@ -2,12 +2,8 @@
 //! the file tools, is Landlocked to what its tools and commands need, so that a bug in path
 //! resolution (a race swapping a directory for a symlink) still reaches nothing else.
 
-use crate::landlock_rules::{self, ABI_USED};
-use crate::{Layer, Sandbox, SandboxError};
-use landlock::{
-    Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus,
-};
+use crate::{Layer, Sandbox, SandboxError, ahead, landlock_rules};
+use landlock::RulesetStatus;
 
 impl Sandbox {
     /// Landlocks the calling thread, and every thread and process it starts from now on, to
@@ -39,39 +35,21 @@ impl Sandbox {
             });
         }
         let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
-        let mut rules = self.grants.clone();
-        if let Some(pool) = &self.cgroups {
-            rules.push((pool.base().to_path_buf(), landlock_rules::Grant::Full));
-            // Commands' memory bounds live in the v1 memory hierarchy on such hosts.
-            if let Some(memory) = pool.memory_base() {
-                rules.push((memory.to_path_buf(), landlock_rules::Grant::Full));
-            }
-        }
-        // Name resolution for the `http` tool: these are often links into /run (systemd),
-        // which the command grants leave out.
-        for file in ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf"] {
-            if let Ok(real) = std::fs::canonicalize(file)
-                && real.is_file()
-            {
-                rules.push((real, landlock_rules::Grant::Read));
-            }
-        }
-        let mut created = Ruleset::default()
-            .set_compatibility(CompatLevel::BestEffort)
-            .handle_access(AccessFs::from_all(ABI_USED))
-            .map_err(|e| err(&e))?
-            .create()
-            .map_err(|e| err(&e))?;
-        for (path, grant) in &rules {
-            let Ok(fd) = PathFd::new(path) else {
-                continue;
-            };
-            created = created
-                .add_rule(PathBeneath::new(fd, grant.access(path.is_dir())))
-                .map_err(|e| {
-                    SandboxError::Landlock(format!("rule for `{}`: {e}", path.display()))
-                })?;
-        }
+        let (own, common) = self.grants.split();
+        let mut rest = common.to_vec();
+        rest.extend(landlock_rules::worker_extra_grants(
+            self.cgroups.as_ref().map(|pool| pool.base()),
+            self.cgroups.as_ref().and_then(|pool| pool.memory_base()),
+        ));
+        // The common grants made ahead (a pooled worker), else all of them now.
+        let created = match ahead::take_worker(&rest) {
+            Some(created) => landlock_rules::add(created, own)?,
+            None => landlock_rules::add(
+                landlock_rules::add(landlock_rules::worker_ruleset()?, own)?,
+                &rest,
+            )?,
+        };
+        let rules = own.len() + rest.len();
         let status = created.restrict_self().map_err(|e| err(&e))?;
         let active = status.ruleset != RulesetStatus::NotEnforced;
         Ok(Layer {
@@ -83,7 +61,7 @@ impl Sandbox {
                      dirs, /proc, toolchains; the data dir and everything else denied ({} \
                      rules)",
                     self.policy.workspace.display(),
-                    rules.len()
+                    rules
                 )
             } else {
                 "not enforced: the kernel has no Landlock (or it is disabled)".into()

@@ -4,7 +4,7 @@
 use crate::{SandboxError, SandboxPolicy, real_home};
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
@@ -56,9 +56,23 @@ impl Grant {
     }
 }
 
+/// A path and what is granted beneath it.
+pub(crate) type Rule = (PathBuf, Grant);
+
+#[derive(Debug)]
 pub(crate) struct Grants {
     pub rules: Vec<(PathBuf, Grant)>,
+    /// How many of the first rules are the run's own (its workspace and private home); the
+    /// rest are [`common_grants`].
+    pub own: usize,
     pub dropped: Vec<String>,
+}
+
+impl Grants {
+    /// The run's own rules and the common ones.
+    pub(crate) fn split(&self) -> (&[Rule], &[Rule]) {
+        self.rules.split_at(self.own)
+    }
 }
 
 pub(crate) fn toolchain_home(var: &str, default: &str) -> Option<PathBuf> {
@@ -74,11 +88,29 @@ fn resolved(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The grants of a sandbox for `workspace` with its private `home`: those two first
+/// ([`Grants::own`] of them), then [`common_grants`].
 pub(crate) fn grants(workspace: &Path, home: &Path, policy: &SandboxPolicy) -> Grants {
     let mut rules: Vec<(PathBuf, Grant)> = vec![
         (workspace.to_path_buf(), Grant::Full),
         (home.to_path_buf(), Grant::Full),
     ];
+    rules.retain(|(p, _)| p.exists());
+    let own = rules.len();
+    let common = common_grants(policy);
+    rules.extend(common.rules);
+    Grants {
+        rules,
+        own,
+        dropped: common.dropped,
+    }
+}
+
+/// The grants that do not depend on the run's workspace: system directories, the readable
+/// part of /etc, /proc, devices, toolchains, PATH entries and `policy`'s extra paths, none
+/// exposing a deny path ([`Grants::own`] is 0).
+pub(crate) fn common_grants(policy: &SandboxPolicy) -> Grants {
+    let mut rules: Vec<(PathBuf, Grant)> = Vec::new();
     for dir in SYSTEM_DIRS {
         rules.push((PathBuf::from(dir), Grant::ReadExec));
     }
@@ -149,7 +181,11 @@ pub(crate) fn grants(workspace: &Path, home: &Path, policy: &SandboxPolicy) -> G
     }
     rules.retain(|(p, _)| p.exists());
     rules.dedup();
-    Grants { rules, dropped }
+    Grants {
+        rules,
+        own: 0,
+        dropped,
+    }
 }
 
 /// The parts of /etc every user may read (world-readable files, and directories whose
@@ -233,6 +269,12 @@ pub(crate) fn build(
     rules: &[(PathBuf, Grant)],
     allow_network: bool,
 ) -> Result<Option<OwnedFd>, SandboxError> {
+    Ok(add(commands_ruleset(allow_network)?, rules)?.into())
+}
+
+/// A ruleset for commands (every filesystem access handled, signals and abstract sockets
+/// scoped, TCP too without network), with no rule yet.
+pub(crate) fn commands_ruleset(allow_network: bool) -> Result<RulesetCreated, SandboxError> {
     let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -246,10 +288,29 @@ pub(crate) fn build(
             .handle_access(AccessNet::from_all(ABI_USED))
             .map_err(|e| err(&e))?;
     }
-    let mut created = ruleset.create().map_err(|e| err(&e))?;
+    ruleset.create().map_err(|e| err(&e))
+}
+
+/// A ruleset for the worker itself (every filesystem access handled; not network, not
+/// signals), with no rule yet.
+pub(crate) fn worker_ruleset() -> Result<RulesetCreated, SandboxError> {
+    let err = |e: &dyn std::fmt::Display| SandboxError::Landlock(e.to_string());
+    Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(ABI_USED))
+        .map_err(|e| err(&e))?
+        .create()
+        .map_err(|e| err(&e))
+}
+
+/// Adds a rule for each grant to `created` (one that vanished since it was listed grants
+/// nothing).
+pub(crate) fn add(
+    mut created: RulesetCreated,
+    rules: &[(PathBuf, Grant)],
+) -> Result<RulesetCreated, SandboxError> {
     for (path, grant) in rules {
         let Ok(fd) = PathFd::new(path) else {
-            // Vanished since it was listed: nothing to grant.
             continue;
         };
         let access = grant.access(path.is_dir());
@@ -257,5 +318,28 @@ pub(crate) fn build(
             .add_rule(PathBeneath::new(fd, access))
             .map_err(|e| SandboxError::Landlock(format!("rule for `{}`: {e}", path.display())))?;
     }
-    Ok(created.into())
+    Ok(created)
+}
+
+/// What the worker's own Landlock grants besides its sandbox's grants: the cgroups the
+/// sandbox manages (`pids`, and `memory` on hosts with a v1 memory hierarchy) and the files
+/// name resolution reads for the `http` tool (often links into /run, which the command
+/// grants leave out).
+pub(crate) fn worker_extra_grants(
+    pids: Option<&Path>,
+    memory: Option<&Path>,
+) -> Vec<(PathBuf, Grant)> {
+    let mut rules: Vec<(PathBuf, Grant)> = [pids, memory]
+        .into_iter()
+        .flatten()
+        .map(|base| (base.to_path_buf(), Grant::Full))
+        .collect();
+    for file in ["/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf"] {
+        if let Ok(real) = std::fs::canonicalize(file)
+            && real.is_file()
+        {
+            rules.push((real, Grant::Read));
+        }
+    }
+    rules
 }

@@ -16,6 +16,7 @@
 //! Layers that the host lacks are reported (see [`SandboxReport`]), never faked. The
 //! [`ssrf`] module holds the address guard of the `http` tool.
 
+mod ahead;
 mod cgroup;
 mod child;
 mod confine_self;
@@ -37,6 +38,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use ahead::{made_ahead, prepare_ahead};
 pub use cgroup::{CommandsEnded, SpawnCgroup, end_commands_of};
 pub use landlock_rules::{adopt_etc_readable, etc_readable, etc_walks};
 pub use launch::{Launch, Launched, launch, reap};
@@ -245,7 +247,7 @@ pub struct Sandbox {
     pinned_env: Vec<(String, String)>,
     /// The commands' Landlock grants, computed once: the worker confines itself to them
     /// too ([`Sandbox::confine_current_process`]).
-    grants: Vec<(PathBuf, landlock_rules::Grant)>,
+    grants: landlock_rules::Grants,
 }
 
 impl Drop for Sandbox {
@@ -293,7 +295,12 @@ impl Sandbox {
         report.dropped_grants = grants.dropped.clone();
         let landlock_fd: Option<OwnedFd> = match host.landlock_abi {
             Some(abi) => {
-                let fd = landlock_rules::build(&grants.rules, policy.allow_network)?;
+                // The common grants made ahead (a pooled worker), else all of them now.
+                let (own, common) = grants.split();
+                let fd = match ahead::take_commands(common, policy.allow_network) {
+                    Some(created) => landlock_rules::add(created, own)?.into(),
+                    None => landlock_rules::build(&grants.rules, policy.allow_network)?,
+                };
                 report.push(
                     "landlock",
                     fd.is_some(),
@@ -328,7 +335,13 @@ impl Sandbox {
             let namespaces = if policy.allow_network {
                 child::Namespaces::Unshare(libc::CLONE_NEWUSER)
             } else {
-                match namespaces::shared_network(tested == Tested::EachLayer) {
+                let shared = match tested {
+                    Tested::Spawner => {
+                        ahead::take_network().map_or_else(|| namespaces::shared_network(false), Ok)
+                    }
+                    Tested::EachLayer => namespaces::shared_network(true),
+                };
+                match shared {
                     Ok(shared) => {
                         netns_detail = "an empty network namespace (no interfaces) made once \
                                         for this sandbox; each command joins it from a user \
@@ -609,7 +622,7 @@ impl Sandbox {
             cgroups,
             spawner: std::sync::Mutex::new(spawner),
             pinned_env,
-            grants: grants.rules,
+            grants,
         }))
     }
 

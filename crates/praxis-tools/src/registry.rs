@@ -11,7 +11,7 @@ use praxis_core::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,16 @@ pub enum RegistryError {
 struct Entry {
     tool: Arc<dyn ToolContract>,
     spec: ToolSpec,
-    validator: jsonschema::Validator,
+    /// Compiled when a tool from outside is registered (a bad schema refuses it), or when a
+    /// built-in tool's arguments are first checked: its schema is generated from our own
+    /// types (the tests compile every one), and a process that never compiles an intent
+    /// (the tool worker, a `praxis` command that runs nothing) never pays for it.
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
+}
+
+/// `spec`'s argument schema, compiled.
+fn validator_of(spec: &ToolSpec) -> Result<jsonschema::Validator, String> {
+    jsonschema::validator_for(&spec.parameters).map_err(|e| e.to_string())
 }
 
 /// Tools by name (a BTreeMap, so listings are sorted and deterministic).
@@ -75,9 +84,9 @@ impl Registry {
         let mut registry = Registry::empty();
         for tool in tools {
             let name = tool.spec().name;
-            if let Err(e) = registry.register(tool) {
-                // The built-in schemas are generated from our own types: a failure here is a
-                // programming error caught by the tests, not bad input.
+            if let Err(e) = registry.insert(tool, OnceLock::new()) {
+                // The built-in names are our own: a failure here is a programming error
+                // caught by the tests, not bad input.
                 panic!("built-in tool `{name}` failed to register: {e}");
             }
         }
@@ -152,15 +161,23 @@ impl Registry {
     /// error and leaves the registry unchanged.
     pub fn register(&mut self, tool: Arc<dyn ToolContract>) -> Result<(), RegistryError> {
         let spec = tool.spec();
+        let validator = validator_of(&spec).map_err(|problem| RegistryError::InvalidSchema {
+            tool: spec.name.clone(),
+            problem,
+        })?;
+        self.insert(tool, OnceLock::from(Ok(validator)))
+    }
+
+    /// Adds `tool` with its validator (compiled, or to be compiled on first use).
+    fn insert(
+        &mut self,
+        tool: Arc<dyn ToolContract>,
+        validator: OnceLock<Result<jsonschema::Validator, String>>,
+    ) -> Result<(), RegistryError> {
+        let spec = tool.spec();
         if self.entries.contains_key(&spec.name) {
             return Err(RegistryError::Duplicate(spec.name));
         }
-        let validator = jsonschema::validator_for(&spec.parameters).map_err(|e| {
-            RegistryError::InvalidSchema {
-                tool: spec.name.clone(),
-                problem: e.to_string(),
-            }
-        })?;
         self.entries.insert(
             spec.name.clone(),
             Entry {
@@ -254,8 +271,16 @@ impl Contracts for Registry {
                 problems: vec![format!("arguments must be a JSON object; got {got}")],
             });
         }
-        let mut problems: Vec<String> = entry
-            .validator
+        let validator = match entry.validator.get_or_init(|| validator_of(&entry.spec)) {
+            Ok(validator) => validator,
+            Err(problem) => {
+                return Err(CompileError::InvalidArguments {
+                    tool: tool.to_string(),
+                    problems: vec![format!("the tool's argument schema is invalid: {problem}")],
+                });
+            }
+        };
+        let mut problems: Vec<String> = validator
             .iter_errors(arguments)
             .flat_map(|e| describe(&e))
             .collect();
@@ -442,7 +467,15 @@ mod tests {
             assert_eq!(spec.parameters["type"], "object", "{}", spec.name);
             assert!(spec.parameters.get("$schema").is_none());
             assert!(!spec.description.is_empty());
+            // Compiled on first use: every built-in schema must compile.
+            if let Err(problem) = validator_of(spec) {
+                panic!("built-in tool `{}`: {problem}", spec.name);
+            }
         }
+        // Not compiled until a tool's arguments are checked.
+        assert!(r.entries.values().all(|e| e.validator.get().is_none()));
+        r.compile("fs_read", &json!({"path": "a"})).unwrap();
+        assert!(r.entries["fs_read"].validator.get().is_some());
         let read = specs.iter().find(|s| s.name == "fs_read").unwrap();
         assert_eq!(read.effect, Effect::Read);
         assert!(read.parameters["properties"]["path"]["description"].is_string());

@@ -379,6 +379,18 @@ async fn runs_claim_workers_started_ahead_and_never_share_one() {
     );
     assert_eq!((a.starts(), a.warm_starts()), (1, 1));
     assert!(!praxis_tools::worker::ready_pids(&command).contains(&first));
+    // While it waited, it made what its run's sandbox needs that does not depend on the
+    // run, and the run's sandbox took each part.
+    let host = praxis_sandbox::probe();
+    let mut expected = Vec::new();
+    if host.user_namespaces {
+        expected.push("network_namespace");
+    }
+    if host.landlock_abi.is_some() {
+        expected.extend(["landlock", "worker_landlock"]);
+    }
+    expected.sort();
+    assert_eq!(a.setup().made_ahead, expected);
 
     let second = pooled_pid(&command, &[first]).await;
     let (b, ctx_b) = run(ws_b.path());
@@ -461,7 +473,9 @@ async fn workers_take_the_host_facts_of_their_runtime() {
             worker.setup(),
             praxis_tools::worker::WorkerSetup {
                 host_probes: 0,
-                etc_walks: 0
+                etc_walks: 0,
+                // Started for this run: nothing was made before it was known.
+                made_ahead: Vec::new(),
             }
         );
     }

@@ -182,7 +182,10 @@ impl WorkerClient {
 
     /// What the current worker computed itself to get ready (see [`WorkerSetup`]).
     pub fn setup(&self) -> WorkerSetup {
-        self.info.lock().map(|i| i.setup).unwrap_or_default()
+        self.info
+            .lock()
+            .map(|i| i.setup.clone())
+            .unwrap_or_default()
     }
 
     /// The sandbox layers the worker reported in its `ready`.
@@ -200,6 +203,7 @@ impl WorkerClient {
             "pid": info.pid,
             "starts": info.starts,
             "warm_starts": info.warm_starts,
+            "made_ahead": info.setup.made_ahead,
         })
     }
 

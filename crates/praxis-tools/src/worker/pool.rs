@@ -6,6 +6,7 @@
 //!
 //! Only the command given to [`keep_warm`] is pooled; any other is started on demand.
 
+use super::protocol::{HostFacts, ToWorker, write_frame};
 use crate::fabric::WorkerCommand;
 use std::io;
 use std::process::Stdio;
@@ -111,7 +112,10 @@ fn replenish() {
     for _ in 0..missing {
         let command = command.clone();
         runtime.spawn(async move {
-            let started = start(&command);
+            let started = match start(&command) {
+                Ok(child) => prepare(child).await,
+                Err(e) => Err(e),
+            };
             let mut slot = pool();
             let Some(pool) = slot.as_mut().filter(|p| p.generation == generation) else {
                 // Pooling stopped or changed meanwhile: `started` is dropped, and killed.
@@ -129,6 +133,19 @@ fn replenish() {
             }
         });
     }
+}
+
+/// Tells a worker started ahead of its run to make the parts of a sandbox that do not
+/// depend on the run while it waits (with this runtime's host facts).
+async fn prepare(mut child: Child) -> io::Result<Child> {
+    let prepare = ToWorker::Prepare {
+        host: Box::new(HostFacts::of_this_process()),
+    };
+    match child.stdin.as_mut() {
+        Some(stdin) => write_frame(stdin, &prepare).await?,
+        None => return Err(io::Error::other("the worker's stdin is not piped")),
+    }
+    Ok(child)
 }
 
 /// Starts one worker process of `command`: piped stdin and stdout, killed with the runtime

@@ -20,6 +20,12 @@ pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToWorker {
+    /// Before `hello`, to a worker started ahead of its run: the runtime's host facts, so
+    /// that the worker makes the parts of a sandbox that do not depend on the run while it
+    /// waits ([`praxis_sandbox::prepare_ahead`]).
+    Prepare {
+        host: Box<HostFacts>,
+    },
     Hello {
         workspace: PathBuf,
         limits: Box<ToolLimits>,
@@ -195,12 +201,16 @@ impl HostFacts {
 
 /// How much a worker computed itself to get ready: 0 and 0 when it took its runtime's
 /// [`HostFacts`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerSetup {
     /// Host probes made by the worker (each forks 4 test children).
     pub host_probes: usize,
     /// Walks of /etc made by the worker (a stat of every file there).
     pub etc_walks: usize,
+    /// The parts of its run's sandbox it had made before its run was known
+    /// ([`praxis_sandbox::made_ahead`]).
+    #[serde(default)]
+    pub made_ahead: Vec<String>,
 }
 
 impl WorkerSetup {
@@ -209,6 +219,7 @@ impl WorkerSetup {
         WorkerSetup {
             host_probes: praxis_sandbox::host_probes(),
             etc_walks: praxis_sandbox::etc_walks(),
+            made_ahead: praxis_sandbox::made_ahead(),
         }
     }
 }

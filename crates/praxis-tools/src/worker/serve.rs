@@ -50,7 +50,15 @@ where
     // Built before the run is known (a pooled worker waits for its run idle): the tools'
     // argument schemas are not compiled on the run's path.
     let mut registry = Registry::builtin();
-    let Some(hello) = read_frame::<_, ToWorker>(&mut input).await? else {
+    let mut first = read_frame::<_, ToWorker>(&mut input).await?;
+    // Started ahead of its run: what its sandbox needs that does not depend on the run is
+    // made while it waits.
+    if let Some(ToWorker::Prepare { host }) = first {
+        host.adopt();
+        praxis_sandbox::prepare_ahead();
+        first = read_frame::<_, ToWorker>(&mut input).await?;
+    }
+    let Some(hello) = first else {
         return Ok(());
     };
     let ToWorker::Hello {
@@ -192,7 +200,7 @@ where
                     *slot = Some(WorkspaceTracker::restore(&workspace, limits, state));
                 }
             }
-            ToWorker::Hello { .. } => {
+            ToWorker::Hello { .. } | ToWorker::Prepare { .. } => {
                 eprintln!("praxis worker: ignoring a second hello");
             }
         }

@@ -1,0 +1,74 @@
+//! A sandbox made with the parts a pooled worker prepares before its run is known
+//! ([`praxis_sandbox::prepare_ahead`]): only the parts that fit the run's policy are taken,
+//! and the confinement is the same as with parts made for the run. Its own test binary:
+//! the parts made ahead belong to the process.
+
+mod common;
+
+use common::{require_sandbox, run};
+use praxis_sandbox::{Sandbox, SandboxPolicy, made_ahead, prepare_ahead};
+
+#[test]
+fn a_sandbox_takes_only_the_parts_made_ahead_that_fit_its_policy_and_confines_the_same() {
+    if !require_sandbox() {
+        return;
+    }
+    let ws = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "s3cret").unwrap();
+    prepare_ahead();
+    assert!(made_ahead().is_empty(), "nothing is taken before a sandbox");
+
+    // Network allowed: neither the empty network namespace nor the commands' ruleset (which
+    // denies TCP) fits.
+    let mut open = SandboxPolicy::new(ws.path());
+    open.allow_network = true;
+    let _open = Sandbox::new(open).unwrap();
+    assert!(made_ahead().is_empty(), "{:?}", made_ahead());
+
+    // An extra grant: the ruleset made ahead holds other grants; the namespace fits.
+    let extra = tempfile::tempdir().unwrap();
+    let mut wider = SandboxPolicy::new(ws.path());
+    wider.read_paths.push(extra.path().to_path_buf());
+    let _wider = Sandbox::new(wider).unwrap();
+    assert_eq!(made_ahead(), ["network_namespace"]);
+
+    // The default policy takes the commands' ruleset, completed with the run's workspace
+    // and private home, and confines as before.
+    let sandbox = Sandbox::new(SandboxPolicy::new(ws.path())).unwrap();
+    assert_eq!(made_ahead(), ["landlock", "network_namespace"]);
+    assert!(sandbox.report().layer("landlock").is_some_and(|l| l.active));
+    let script = format!(
+        "echo inside > f.txt && cat f.txt; echo home > $HOME/h && echo HOME-OK; \
+         cat /etc/hostname >/dev/null && echo etc-ok; cat /etc/shadow 2>/dev/null && echo SHADOW-READ; \
+         cat {o}/secret 2>/dev/null && echo OUT-READ; echo x > {o}/new 2>/dev/null && echo OUT-WRITE; true",
+        o = outside.path().display()
+    );
+    let (code, out, err) = run(&sandbox, &script, ws.path());
+    assert_eq!(code, 0, "{out}{err}");
+    for expected in ["inside", "HOME-OK", "etc-ok"] {
+        assert!(out.contains(expected), "{expected}: {out}{err}");
+    }
+    for refused in ["SHADOW-READ", "OUT-READ", "OUT-WRITE"] {
+        assert!(!out.contains(refused), "{refused}: {out}");
+    }
+
+    // The worker's own ruleset (on a thread of its own: Landlock binds the calling thread).
+    let (workspace, secret) = (ws.path().join("f.txt"), outside.path().join("secret"));
+    let confined = std::thread::spawn(move || {
+        let layer = sandbox.confine_current_process().unwrap();
+        let inside = std::fs::read_to_string(&workspace).is_ok();
+        let outside = std::fs::read_to_string(&secret).is_ok();
+        (layer, inside, outside)
+    })
+    .join()
+    .unwrap();
+    let (layer, inside, outside_read) = confined;
+    assert!(layer.active, "{layer:?}");
+    assert_eq!(
+        made_ahead(),
+        ["landlock", "network_namespace", "worker_landlock"]
+    );
+    assert!(inside, "the workspace stays readable");
+    assert!(!outside_read, "a file outside the grants is not readable");
+}
