@@ -8,10 +8,14 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 /// the parent; when it becomes readable, every live command cgroup of this process is
 /// killed and the process exits. Its sandboxes' spawners then see their socket close and
 /// end, and with each spawner its commands' PID namespace. If the parent is already gone
-/// (we were reparented), the process exits at once.
-pub fn exit_with_parent() -> std::io::Result<()> {
+/// (we were reparented), the process exits at once: `expected` is the parent's pid when the
+/// parent said it (then a parent that died before this call is seen too).
+pub fn exit_with_parent(expected: Option<libc::pid_t>) -> std::io::Result<()> {
     // SAFETY: getppid cannot fail.
     let parent = unsafe { libc::getppid() };
+    if expected.is_some_and(|pid| pid != parent) {
+        parent_gone();
+    }
     // SAFETY: pidfd_open returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) } as libc::c_int;
     if fd < 0 {

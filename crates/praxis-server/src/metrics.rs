@@ -13,6 +13,8 @@ pub struct Metrics {
     sse_clients: AtomicU64,
     sse_dropped: AtomicU64,
     entries_appended: AtomicU64,
+    /// Views of a running run served from the view computed at its latest entry.
+    run_views_reused: AtomicU64,
     /// (method, route template, status) -> count.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
@@ -44,6 +46,10 @@ impl Metrics {
 
     pub fn entry_appended(&self) {
         self.entries_appended.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn run_view_reused(&self) {
+        self.run_views_reused.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn sse_dropped(&self) {
@@ -103,6 +109,11 @@ impl Metrics {
             out,
             "# HELP praxis_ledger_entries_appended_total Ledger entries appended by runs of this server.\n# TYPE praxis_ledger_entries_appended_total counter\npraxis_ledger_entries_appended_total {}",
             self.entries_appended.load(Ordering::Acquire)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP praxis_run_views_reused_total Views of running runs served without reading the ledger (no entry since the view was computed).\n# TYPE praxis_run_views_reused_total counter\npraxis_run_views_reused_total {}",
+            self.run_views_reused.load(Ordering::Acquire)
         );
         let _ = writeln!(
             out,

@@ -504,6 +504,58 @@ async fn a_follower_too_slow_for_the_live_channel_is_dropped_and_resumes_from_th
     h.stop().await;
 }
 
+/// A polled run's view is read from the ledger once per entry: asked again before its next
+/// entry, it is the view kept at the last one (`praxis_run_views_reused_total` counts them),
+/// and the next entry makes the next view new.
+#[tokio::test]
+async fn a_polled_run_reads_its_ledger_once_per_entry() {
+    let h = Harness::start(|_| {}).await;
+    let writ = h.writ(&approval_writ_spec());
+    let id = h.create(write_script(), json!({"writ": writ})).await;
+    h.wait_approval(&id).await;
+    h.wait_status(&id, &["awaiting_approval"]).await;
+    let reused = || async {
+        let metrics = h
+            .req(reqwest::Method::GET, "/metrics", None)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("praxis_run_views_reused_total "))
+            .unwrap_or_else(|| panic!("no praxis_run_views_reused_total in {metrics}"))
+            .parse::<u64>()
+            .unwrap()
+    };
+    // Waiting for its approval: no entry comes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (_, waiting) = h.get(&format!("/v1/runs/{id}")).await;
+    let before = reused().await;
+    for _ in 0..3 {
+        let (status, view) = h.get(&format!("/v1/runs/{id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(view, waiting);
+    }
+    assert_eq!(reused().await, before + 3);
+    let (status, _) = h
+        .post(
+            &format!("/v1/approvals/{id}:w1"),
+            json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let done = h.wait_status(&id, &["completed", "failed"]).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(
+        done["last_seq"].as_u64() > waiting["last_seq"].as_u64(),
+        "{done}"
+    );
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn approvals_over_http() {
     let h = Harness::start(|_| {}).await;

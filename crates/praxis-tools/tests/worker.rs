@@ -483,3 +483,43 @@ async fn workers_take_the_host_facts_of_their_runtime() {
     assert_eq!(praxis_sandbox::host_probes(), 1);
     assert_eq!(praxis_sandbox::etc_walks(), 1);
 }
+
+/// A worker whose runtime is gone before it runs (its parent is not the pid it was told)
+/// ends at once, even with its stdin still open: it is never left serving nobody.
+#[test]
+fn a_worker_whose_runtime_is_gone_ends_at_once() {
+    use std::process::{Command, Stdio};
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_praxis-worker"))
+        // Not this test's pid: as if the runtime that started it had died.
+        .env("PRAXIS_WORKER_PARENT", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = worker.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = worker.kill();
+            panic!("the worker went on waiting for a runtime that is gone");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
+    // Told its real parent, it waits for its hello.
+    let mut waiting = Command::new(env!("CARGO_BIN_EXE_praxis-worker"))
+        .env("PRAXIS_WORKER_PARENT", std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "it ended without cause"
+    );
+    drop(waiting.stdin.take());
+    assert!(waiting.wait().unwrap().success());
+}

@@ -115,7 +115,7 @@ pub struct UsageView {
 }
 
 /// One run, as `GET /v1/runs/{id}` and the list show it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct RunView {
     pub id: String,
     /// queued, running, awaiting_approval, completed, failed, cancelled, interrupted.

@@ -51,44 +51,21 @@ impl Shared {
                 spec,
                 since,
             } => {
-                let mut entries = self.manager.ledger.entries(id, 0)?;
-                let state = hub.state();
-                let mut row = row_of(&entries);
-                // "Interrupted" (no `run_finished`, no live drive) of a run this server
-                // drives means its drive ended after the entries were read: read them again,
-                // they hold its end now. Never report a live run as interrupted.
-                if row.as_ref().is_some_and(|r| {
-                    r.finished.is_none() && overview(r).status == RunStatus::Interrupted
-                }) {
-                    entries = self.manager.ledger.entries(id, 0)?;
-                    row = row_of(&entries);
-                }
-                let mut view = match row {
-                    Some(row) => ledger_view(&row, &entries, tenant),
-                    None => RunView {
-                        id: id.into(),
-                        status: RunStatus::Running.as_str().into(),
-                        phase: None,
-                        active_tool: None,
-                        stop_reason: None,
-                        final_answer: None,
-                        error: None,
-                        steps: 0,
-                        tool_calls: 0,
-                        usage: UsageView::default(),
-                        task: spec.task,
-                        workspace: spec.workspace,
-                        provider: spec.provider,
-                        started_at: since,
-                        ended_at: None,
-                        cost_usd_micros: 0,
-                        last_seq: 0,
-                        tenant,
-                        queue_position: None,
-                        recovery: None,
-                    },
+                // Read before the ledger: entries up to it are durable, so a view read now
+                // holds at least them, and stays right until the next entry.
+                let seq = hub.durable_seq();
+                let mut view = match hub.view_at(seq) {
+                    Some(view) => {
+                        self.metrics.run_view_reused();
+                        view
+                    }
+                    None => {
+                        let view = self.driven_view(id, tenant, spec, since)?;
+                        hub.keep_view(seq, &view);
+                        view
+                    }
                 };
-                live_view(&mut view, state);
+                live_view(&mut view, hub.state());
                 view.recovery = recovered;
                 Ok(view)
             }
@@ -105,6 +82,57 @@ impl Shared {
                 Ok(view)
             }
         }
+    }
+}
+
+impl Shared {
+    /// The view of a run this server drives, as its ledger has it now (without its live
+    /// phase): from its recorded request while it has no entry yet.
+    fn driven_view(
+        &self,
+        id: &str,
+        tenant: String,
+        spec: praxis_core::RunSpec,
+        since: String,
+    ) -> Result<RunView, ApiError> {
+        let mut entries = self.manager.ledger.entries(id, 0)?;
+        let mut row = row_of(&entries);
+        // "Interrupted" (no `run_finished`, no live drive) of a run this server
+        // drives means its drive ended after the entries were read: read them again,
+        // they hold its end now. Never report a live run as interrupted.
+        if row
+            .as_ref()
+            .is_some_and(|r| r.finished.is_none() && overview(r).status == RunStatus::Interrupted)
+        {
+            entries = self.manager.ledger.entries(id, 0)?;
+            row = row_of(&entries);
+        }
+        let view = match row {
+            Some(row) => ledger_view(&row, &entries, tenant),
+            None => RunView {
+                id: id.into(),
+                status: RunStatus::Running.as_str().into(),
+                phase: None,
+                active_tool: None,
+                stop_reason: None,
+                final_answer: None,
+                error: None,
+                steps: 0,
+                tool_calls: 0,
+                usage: UsageView::default(),
+                task: spec.task,
+                workspace: spec.workspace,
+                provider: spec.provider,
+                started_at: since,
+                ended_at: None,
+                cost_usd_micros: 0,
+                last_seq: 0,
+                tenant,
+                queue_position: None,
+                recovery: None,
+            },
+        };
+        Ok(view)
     }
 }
 

@@ -1,6 +1,8 @@
 //! A run's live channel for its followers, and the observer that feeds it.
 
 use super::*;
+use crate::api::RunView;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What followers of a live run receive.
 #[derive(Clone, Debug)]
@@ -26,6 +28,12 @@ pub(crate) struct LiveState {
 pub(crate) struct Hub {
     tx: broadcast::Sender<Live>,
     state: Mutex<LiveState>,
+    /// The seq of the run's latest entry its observer saw durable (0: none yet).
+    durable_seq: AtomicU64,
+    /// The run's view as its ledger had it when `durable_seq` was the key: a view asked
+    /// again before the next entry is the same (a polling client reads the ledger once per
+    /// entry, not once per poll).
+    view: Mutex<Option<(u64, RunView)>>,
 }
 
 impl Hub {
@@ -36,7 +44,27 @@ impl Hub {
                 phase: "queued",
                 active_tool: None,
             }),
+            durable_seq: AtomicU64::new(0),
+            view: Mutex::new(None),
         })
+    }
+
+    /// The seq of the run's latest entry seen durable here.
+    pub(crate) fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// The view kept for `seq` (see [`Hub::keep_view`]), if no entry came since.
+    pub(crate) fn view_at(&self, seq: u64) -> Option<RunView> {
+        let view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+        view.as_ref()
+            .filter(|(at, _)| *at == seq)
+            .map(|(_, view)| view.clone())
+    }
+
+    /// Keeps `view`, read from the ledger after [`Hub::durable_seq`] said `seq`.
+    pub(crate) fn keep_view(&self, seq: u64, view: &RunView) {
+        *self.view.lock().unwrap_or_else(PoisonError::into_inner) = Some((seq, view.clone()));
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Live> {
@@ -89,6 +117,7 @@ impl RunObserver for HubObserver {
         match event {
             LiveEvent::Entry(entry) => {
                 self.metrics.entry_appended();
+                self.hub.durable_seq.fetch_max(entry.seq, Ordering::AcqRel);
                 match entry.kind.as_str() {
                     "execution" | "approval_decided" => self.hub.set("running", None),
                     "run_finished" => self.hub.set("finishing", None),

@@ -6,7 +6,7 @@
 //!
 //! Only the command given to [`keep_warm`] is pooled; any other is started on demand.
 
-use super::protocol::{HostFacts, ToWorker, write_frame};
+use super::protocol::{HostFacts, PARENT_ENV, ToWorker, write_frame};
 use crate::fabric::WorkerCommand;
 use std::io;
 use std::process::Stdio;
@@ -148,31 +148,17 @@ async fn prepare(mut child: Child) -> io::Result<Child> {
     Ok(child)
 }
 
-/// Starts one worker process of `command`: piped stdin and stdout, killed with the runtime
-/// (`PR_SET_PDEATHSIG`) and when dropped.
+/// Starts one worker process of `command`: piped stdin and stdout, killed when dropped, and
+/// told this process's pid ([`PARENT_ENV`]) so that it ends with this process (see
+/// [`super::serve_stdio`]). Nothing runs in the child before its exec, so the standard
+/// library spawns it without copying this process's address space.
 pub(crate) fn start(command: &WorkerCommand) -> io::Result<Child> {
-    let mut cmd = Command::new(&command.program);
-    cmd.args(&command.args)
+    Command::new(&command.program)
+        .args(&command.args)
+        .env(PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    // SAFETY: only async-signal-safe prctl in the child.
-    unsafe {
-        cmd.pre_exec(|| {
-            // The worker must not outlive the runtime.
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
+        .kill_on_drop(true)
+        .spawn()
 }

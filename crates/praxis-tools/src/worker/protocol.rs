@@ -14,6 +14,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Largest frame either side accepts (an observation is capped far below this).
 pub const MAX_FRAME: usize = 64 << 20;
+/// The environment variable that tells a worker its runtime's pid: a worker whose parent is
+/// not that process (the runtime died before the worker ran) ends at once.
+pub(crate) const PARENT_ENV: &str = "PRAXIS_WORKER_PARENT";
 /// How long a starting worker may take to answer `hello`.
 pub(crate) const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 

@@ -1,6 +1,6 @@
 //! The worker's side: `praxis worker` confines itself, then serves calls and tracking.
 
-use super::protocol::{FromWorker, ToWorker, WorkerSetup, read_frame, write_frame};
+use super::protocol::{FromWorker, PARENT_ENV, ToWorker, WorkerSetup, read_frame, write_frame};
 use crate::fabric::{self, Fabric};
 use crate::tracker::{CaptureLimits, WorkspaceTracker};
 use crate::tracking::git_protected;
@@ -17,14 +17,33 @@ use tokio::sync::mpsc;
 
 /// `praxis worker`: serves the protocol on this process's stdin/stdout until stdin closes.
 pub async fn serve_stdio() -> io::Result<()> {
-    // Dies with the runtime, and its commands with it.
-    praxis_sandbox::exit_with_parent()?;
+    // Dies with the runtime, and its commands with it; at once if the runtime that started
+    // it is gone already.
+    let runtime = std::env::var(PARENT_ENV)
+        .ok()
+        .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+    praxis_sandbox::exit_with_parent(runtime)?;
     // The runtime connects pipes: drive them from the reactor. tokio's `stdin()`/`stdout()`
     // hand every read and write to a blocking thread, which costs a thread hop per frame.
-    match (stdio_pipe_in(), stdio_pipe_out()) {
-        (Some(input), Some(output)) => serve(tokio::io::BufReader::new(input), output).await,
-        _ => serve(tokio::io::stdin(), tokio::io::stdout()).await,
+    // Both or neither: making one non-blocking and reading the other with blocking calls
+    // would fail them with EAGAIN.
+    if is_pipe(std::io::stdin().as_fd())
+        && is_pipe(std::io::stdout().as_fd())
+        && let (Some(input), Some(output)) = (stdio_pipe_in(), stdio_pipe_out())
+    {
+        return serve(tokio::io::BufReader::new(input), output).await;
     }
+    serve(tokio::io::stdin(), tokio::io::stdout()).await
+}
+
+/// Whether `fd` is a pipe (a FIFO).
+fn is_pipe(fd: std::os::fd::BorrowedFd<'_>) -> bool {
+    std::fs::File::from(match fd.try_clone_to_owned() {
+        Ok(owned) => owned,
+        Err(_) => return false,
+    })
+    .metadata()
+    .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()))
 }
 
 /// A reactor-driven copy of this process's stdin, if it is a pipe.
