@@ -110,11 +110,11 @@ fn take(
 ) -> Option<RulesetCreated> {
     let mut slot = spare();
     let spare = slot.as_mut()?;
-    let fits = part(spare).as_ref().is_some_and(|(held, _)| held == rules);
-    if !fits {
+    let made = part(spare);
+    if !made.as_ref().is_some_and(|(held, _)| held == rules) {
         return None;
     }
-    let (_, created) = part(spare).take()?;
+    let (_, created) = made.take()?;
     spare.taken.push(name);
     Some(created)
 }

@@ -110,6 +110,17 @@ impl Harness {
         self.post_as(path, body, None).await
     }
 
+    /// The Prometheus exposition of `GET /metrics`.
+    async fn metrics(&self) -> String {
+        self.req(reqwest::Method::GET, "/metrics", None)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     fn writ(&self, spec: &WritSpec) -> String {
         praxis_writ::issue(spec, &self.key, SystemTime::now()).unwrap()
     }
@@ -331,14 +342,7 @@ async fn run_lifecycle_with_an_inline_script() {
     let (_, verdict) = h.post("/v1/writs/verify", json!({"writ": foreign})).await;
     assert_eq!(verdict["valid"], false);
     assert!(verdict["error"].as_str().unwrap().len() > 5);
-    let metrics = h
-        .req(reqwest::Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("praxis_runs{status=\"completed\"} 2"),
         "{metrics}"
@@ -492,14 +496,7 @@ async fn a_follower_too_slow_for_the_live_channel_is_dropped_and_resumes_from_th
         .unwrap();
     let seqs: Vec<u64> = seen.iter().map(|e| e.0).collect();
     assert_eq!(seqs, (1..=run_finished as u64 + 1).collect::<Vec<_>>());
-    let metrics = h
-        .req(reqwest::Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(!metrics.contains("praxis_sse_dropped_total 0"), "{metrics}");
     h.stop().await;
 }
@@ -515,14 +512,7 @@ async fn a_polled_run_reads_its_ledger_once_per_entry() {
     h.wait_approval(&id).await;
     h.wait_status(&id, &["awaiting_approval"]).await;
     let reused = || async {
-        let metrics = h
-            .req(reqwest::Method::GET, "/metrics", None)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = h.metrics().await;
         metrics
             .lines()
             .find_map(|l| l.strip_prefix("praxis_run_views_reused_total "))
@@ -1018,14 +1008,7 @@ async fn concurrency_limits_queue_then_429_with_retry_after() {
             .unwrap()
             .contains("queue is full")
     );
-    let metrics = h
-        .req(reqwest::Method::GET, "/metrics", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = h.metrics().await;
     assert!(
         metrics.contains("praxis_queue_depth 1") && metrics.contains("praxis_active_runs 1"),
         "{metrics}"

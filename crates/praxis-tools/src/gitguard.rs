@@ -158,13 +158,6 @@ pub async fn changes_may_start() {
     }
 }
 
-/// [`changes_may_start`] for a thread that may block.
-pub fn changes_may_start_blocking() {
-    while let Some(left) = until_changes_may_start() {
-        std::thread::sleep(left.min(Duration::from_millis(1)));
-    }
-}
-
 /// Removes `name` in `dir` (a directory with everything below it), never following a link.
 fn remove_at(dir: BorrowedFd<'_>, name: &CStr, depth: usize) -> io::Result<()> {
     let Some(stat) = stat_at(dir, name) else {

@@ -391,6 +391,8 @@ async fn runs_claim_workers_started_ahead_and_never_share_one() {
     }
     expected.sort();
     assert_eq!(a.setup().made_ahead, expected);
+    // Its host facts came with its `prepare` (its `hello` carries none): it computed none.
+    assert_eq!((a.setup().host_probes, a.setup().etc_walks), (0, 0));
 
     let second = pooled_pid(&command, &[first]).await;
     let (b, ctx_b) = run(ws_b.path());

@@ -22,26 +22,15 @@ impl Shared {
                 position,
                 ..
             } => Ok(RunView {
-                id: id.into(),
-                status: RunStatus::Queued.as_str().into(),
                 phase: Some("queued".into()),
-                active_tool: None,
-                stop_reason: None,
-                final_answer: None,
-                error: None,
-                steps: 0,
-                tool_calls: 0,
-                usage: UsageView::default(),
-                task,
-                workspace,
-                provider,
-                started_at: created_at,
-                ended_at: None,
-                cost_usd_micros: 0,
-                last_seq: 0,
-                tenant,
                 queue_position: Some(position),
-                recovery: None,
+                ..unrecorded_view(
+                    id,
+                    RunStatus::Queued,
+                    tenant,
+                    (task, workspace, provider),
+                    created_at,
+                )
             }),
             Known::Ghost(ghost) => Ok(ghost_view(id, ghost, self.manager.ledger.entries(id, 0)?)),
             Known::Active {
@@ -83,9 +72,7 @@ impl Shared {
             }
         }
     }
-}
 
-impl Shared {
     /// The view of a run this server drives, as its ledger has it now (without its live
     /// phase): from its recorded request while it has no entry yet.
     fn driven_view(
@@ -109,30 +96,49 @@ impl Shared {
         }
         let view = match row {
             Some(row) => ledger_view(&row, &entries, tenant),
-            None => RunView {
-                id: id.into(),
-                status: RunStatus::Running.as_str().into(),
-                phase: None,
-                active_tool: None,
-                stop_reason: None,
-                final_answer: None,
-                error: None,
-                steps: 0,
-                tool_calls: 0,
-                usage: UsageView::default(),
-                task: spec.task,
-                workspace: spec.workspace,
-                provider: spec.provider,
-                started_at: since,
-                ended_at: None,
-                cost_usd_micros: 0,
-                last_seq: 0,
+            None => unrecorded_view(
+                id,
+                RunStatus::Running,
                 tenant,
-                queue_position: None,
-                recovery: None,
-            },
+                (spec.task, spec.workspace, spec.provider),
+                since,
+            ),
         };
         Ok(view)
+    }
+}
+
+/// A run with no entry yet, as its request has it: `asked` is its task, workspace and
+/// provider, `since` when it was accepted.
+fn unrecorded_view(
+    id: &str,
+    status: RunStatus,
+    tenant: String,
+    asked: (String, String, String),
+    since: String,
+) -> RunView {
+    let (task, workspace, provider) = asked;
+    RunView {
+        id: id.into(),
+        status: status.as_str().into(),
+        phase: None,
+        active_tool: None,
+        stop_reason: None,
+        final_answer: None,
+        error: None,
+        steps: 0,
+        tool_calls: 0,
+        usage: UsageView::default(),
+        task,
+        workspace,
+        provider,
+        started_at: since,
+        ended_at: None,
+        cost_usd_micros: 0,
+        last_seq: 0,
+        tenant,
+        queue_position: None,
+        recovery: None,
     }
 }
 

@@ -1,5 +1,12 @@
 use super::*;
 
+/// [`changes_may_start`] for a test thread.
+fn changes_may_start_blocking() {
+    while let Some(left) = until_changes_may_start() {
+        std::thread::sleep(left.min(std::time::Duration::from_millis(1)));
+    }
+}
+
 /// The guard's scan as a call sees it: a change made after it (planted by the test, as a
 /// call would) starts once the scan's boundary passed, as every tool call does.
 fn sweep(

@@ -238,7 +238,8 @@ impl WorkerClient {
             workspace: self.workspace.clone(),
             limits: Box::new(self.limits.clone()),
             manifests: self.manifests.clone(),
-            host: Some(Box::new(HostFacts::of_this_process())),
+            // A pooled worker took them with its `prepare`.
+            host: (!warm).then(|| Box::new(HostFacts::of_this_process())),
         };
         let handshake = async {
             write_frame(&mut stdin, &hello).await?;

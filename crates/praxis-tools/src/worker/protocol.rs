@@ -202,8 +202,8 @@ impl HostFacts {
     }
 }
 
-/// How much a worker computed itself to get ready: 0 and 0 when it took its runtime's
-/// [`HostFacts`].
+/// How much a worker computed itself to get ready (0 and 0 when it took its runtime's
+/// [`HostFacts`]), and what it had made before its run was known.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerSetup {
     /// Host probes made by the worker (each forks 4 test children).

@@ -38,12 +38,11 @@ pub async fn serve_stdio() -> io::Result<()> {
 
 /// Whether `fd` is a pipe (a FIFO).
 fn is_pipe(fd: std::os::fd::BorrowedFd<'_>) -> bool {
-    std::fs::File::from(match fd.try_clone_to_owned() {
-        Ok(owned) => owned,
-        Err(_) => return false,
-    })
-    .metadata()
-    .is_ok_and(|meta| std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()))
+    use std::os::unix::fs::FileTypeExt;
+    fd.try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|file| file.metadata())
+        .is_ok_and(|meta| meta.file_type().is_fifo())
 }
 
 /// A reactor-driven copy of this process's stdin, if it is a pipe.
@@ -220,7 +219,7 @@ where
                 }
             }
             ToWorker::Hello { .. } | ToWorker::Prepare { .. } => {
-                eprintln!("praxis worker: ignoring a second hello");
+                eprintln!("praxis worker: ignoring a hello or prepare after the first hello");
             }
         }
     }
