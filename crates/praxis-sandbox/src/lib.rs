@@ -20,6 +20,7 @@ mod ahead;
 mod cgroup;
 mod child;
 mod confine_self;
+mod homes;
 mod landlock_rules;
 mod launch;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use std::sync::Arc;
 
 pub use ahead::{made_ahead, prepare_ahead};
 pub use cgroup::{CommandsEnded, SpawnCgroup, end_commands_of};
+pub use homes::{WorkerHome, sweep_abandoned_homes};
 pub use landlock_rules::{adopt_etc_readable, etc_readable, etc_walks};
 pub use launch::{Launch, Launched, launch, reap};
 pub use lifetime::exit_with_parent;
@@ -287,7 +289,7 @@ impl Sandbox {
                 path: policy.workspace.clone(),
             })?;
         let host = probe();
-        let home = make_private_home(policy.home_parent.as_deref())?;
+        let home = homes::make_private_home(policy.home_parent.as_deref())?;
         let mut report = SandboxReport::default();
 
         // Landlock.
@@ -725,32 +727,4 @@ impl Sandbox {
             Some(&confine),
         )
     }
-}
-
-fn make_private_home(parent: Option<&Path>) -> Result<PathBuf, SandboxError> {
-    use std::os::unix::fs::DirBuilderExt;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let path = parent.join(format!(
-        "praxis-home-{}-{}-{nanos:x}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let mut builder = std::fs::DirBuilder::new();
-    builder.mode(0o700);
-    builder
-        .create(&path)
-        .and_then(|()| builder.create(path.join("tmp")))
-        .map_err(|source| SandboxError::Home {
-            path: path.clone(),
-            source,
-        })?;
-    // Canonical, so the Landlock rule and the HOME variable name the same directory.
-    path.canonicalize()
-        .map_err(|source| SandboxError::Home { path, source })
 }

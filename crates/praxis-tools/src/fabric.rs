@@ -258,17 +258,29 @@ pub const ABANDON_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Builds a confined in-process sandbox per `limits`, or the reason there is none.
 pub fn local_sandbox(workspace: &Workspace, limits: &ToolLimits) -> Result<Arc<Sandbox>, String> {
+    sandbox_with_home_in(workspace, limits, None)
+}
+
+/// [`local_sandbox`], its private home made in `home_parent` (default: the temp dir).
+fn sandbox_with_home_in(
+    workspace: &Workspace,
+    limits: &ToolLimits,
+    home_parent: Option<&Path>,
+) -> Result<Arc<Sandbox>, String> {
     if let Some(why) = sandbox_refusal(limits) {
         return Err(why);
     }
-    Sandbox::new(limits.sandbox.policy(workspace.root()))
+    let mut policy = limits.sandbox.policy(workspace.root());
+    policy.home_parent = home_parent.map(Path::to_path_buf);
+    Sandbox::new(policy)
         .map(Arc::new)
         .map_err(|e| format!("sandbox could not be prepared: {e}"))
 }
 
-/// Gives `ctx` its own sandbox, or records why it has none.
-pub(crate) fn confine_locally(ctx: &mut ExecContext) {
-    match local_sandbox(&ctx.workspace, &ctx.limits) {
+/// Gives `ctx` its own sandbox (its private home in `home_parent`, default the temp dir),
+/// or records why it has none.
+pub(crate) fn confine_locally(ctx: &mut ExecContext, home_parent: Option<&Path>) {
+    match sandbox_with_home_in(&ctx.workspace, &ctx.limits, home_parent) {
         Ok(sandbox) => ctx.sandbox = Some(sandbox),
         Err(why) => ctx.unconfined_because = Some(why),
     }
@@ -326,7 +338,7 @@ pub(crate) async fn for_run(
         Ok(client) => ctx.fabric = Fabric::Worker(client),
         Err(reason) => {
             ctx.fabric = Fabric::InProcess { reason };
-            confine_locally(&mut ctx);
+            confine_locally(&mut ctx, None);
         }
     }
     ctx

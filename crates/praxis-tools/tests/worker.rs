@@ -301,6 +301,47 @@ async fn killing_the_worker_ends_the_call_in_flight_and_the_next_call_restarts_i
     assert_eq!(worker.starts(), 2);
 }
 
+/// A run ends by killing its worker, which therefore never removes its sandbox's private
+/// home itself: the runtime made the directory the home is in, and removes it once the
+/// worker has exited (before this, every run left a `praxis-home-*` in the temp dir).
+#[tokio::test]
+async fn a_killed_workers_private_home_is_removed() {
+    let ws = tempfile::tempdir().unwrap();
+    let worker = client(ws.path());
+    let obs = worker
+        .execute(
+            "shell",
+            json!({"command": "echo $HOME; touch $HOME/left"}),
+            None,
+        )
+        .await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    let home = std::path::PathBuf::from(obs.output.trim());
+    assert!(home.join("left").exists(), "{}", home.display());
+    let parent = home.parent().unwrap().to_path_buf();
+    let name = parent.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("praxis-worker-"), "{}", home.display());
+    worker
+        .kill_and_confirm(Duration::from_secs(5))
+        .await
+        .expect("worker gone");
+    assert!(!parent.exists(), "{} is left", parent.display());
+    // The next worker gets a home of its own, removed in turn.
+    let obs = worker
+        .execute("shell", json!({"command": "echo $HOME"}), None)
+        .await;
+    let second = std::path::PathBuf::from(obs.output.trim());
+    assert!(second.exists() && !second.starts_with(&parent));
+    drop(worker);
+    for _ in 0..200 {
+        if !second.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(!second.exists(), "{} is left", second.display());
+}
+
 /// The worker is told the run's manifest tools and runs them there (a worker that was not
 /// told would answer "unknown tool").
 #[tokio::test]

@@ -113,6 +113,17 @@ struct Info {
     setup: WorkerSetup,
 }
 
+/// Once per process, in the background (never on a run's path): removes the worker homes
+/// and private homes left in the temp dir by runtimes and workers that were killed.
+fn sweep_abandoned_homes_once() {
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(|| {
+        let _ = std::thread::Builder::new()
+            .name("praxis-sweep-homes".into())
+            .spawn(|| praxis_sandbox::sweep_abandoned_homes(&std::env::temp_dir()));
+    });
+}
+
 /// The runtime's side of the worker: starts it, sends calls, restarts it after a crash.
 pub struct WorkerClient {
     command: WorkerCommand,
@@ -234,12 +245,22 @@ impl WorkerClient {
         let (Some(mut stdin), Some(mut stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err("the worker's pipes are missing".into());
         };
+        // The worker's private home goes in here, removed once the worker has exited: a
+        // killed worker (the end of every run) cannot remove it itself.
+        sweep_abandoned_homes_once();
+        let home_parent = praxis_sandbox::WorkerHome::new().map_err(|e| {
+            format!(
+                "cannot make the worker's home directory in `{}`: {e}",
+                std::env::temp_dir().display()
+            )
+        })?;
         let hello = ToWorker::Hello {
             workspace: self.workspace.clone(),
             limits: Box::new(self.limits.clone()),
             manifests: self.manifests.clone(),
             // A pooled worker took them with its `prepare`.
             host: (!warm).then(|| Box::new(HostFacts::of_this_process())),
+            home_parent: Some(home_parent.path().to_path_buf()),
         };
         let handshake = async {
             write_frame(&mut stdin, &hello).await?;
@@ -319,6 +340,8 @@ impl WorkerClient {
                     "stopped answering; killed".to_string()
                 }
             };
+            // Gone before anyone is told the worker exited.
+            drop(home_parent);
             let _ = exited_tx.send(true);
             let waiters: Vec<_> = match reader_pending.lock() {
                 Ok(mut p) => {

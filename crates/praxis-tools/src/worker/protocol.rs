@@ -39,6 +39,11 @@ pub enum ToWorker {
         /// probes the host or walks /etc again (absent: the worker does both itself).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host: Option<Box<HostFacts>>,
+        /// Where the worker makes its sandbox's private home: a directory the runtime made
+        /// and removes once the worker has exited (a killed worker cleans nothing up).
+        /// Absent: the system temp dir, and the worker removes its home itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        home_parent: Option<PathBuf>,
     },
     Call {
         id: u64,

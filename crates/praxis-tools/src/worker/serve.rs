@@ -84,6 +84,7 @@ where
         limits,
         manifests,
         host,
+        home_parent,
     } = hello
     else {
         let message = "the first message must be `hello`".to_string();
@@ -107,7 +108,7 @@ where
     ctx.fabric = Fabric::InProcess {
         reason: "inside the worker".into(),
     };
-    fabric::confine_locally(&mut ctx);
+    fabric::confine_locally(&mut ctx, home_parent.as_deref());
     let mut layers = fabric::local_layers(&ctx);
     // Before any call is served: this process opens workspace files for the file tools, so
     // it is itself confined to what its tools and commands need (never the data dir).
