@@ -63,6 +63,19 @@ def rss_kib(pid):
     return None
 
 
+def cpu_ms(pid):
+    """CPU time of `pid` and of its children it has reaped (their reaped children too), in
+    ms: user + system. A server's runs (its workers, their commands) are all in here."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the name: state is field 3, utime..cstime are fields 14..17.
+    ticks = sum(int(x) for x in fields[11:15])
+    return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
 def fs_type(path):
     best, kind = "", "?"
     with open("/proc/mounts") as f:
@@ -246,8 +259,12 @@ class Target:
             return {"ok": status in self.ok, "status": status, "total_ms": total,
                     "accept_ms": accept, "id": run_id, "posted_at": posted_at,
                     "seen_done_at": time.time()}
+        cpu_before = cpu_ms(self.pid)
         results, wall = drive(n, concurrency, one)
+        cpu_after = cpu_ms(self.pid)
         out = summarize(results, wall)
+        if cpu_before is not None and cpu_after is not None:
+            out["cpu_ms_per_run"] = (cpu_after - cpu_before) / max(1, len(results))
         out["last_id"] = next((r.get("id") for r in reversed(results) if r.get("id")), None)
         out["samples"] = [{k: r[k] for k in ("id", "posted_at", "seen_done_at")}
                           for r in results[-50:] if r.get("ok")]
@@ -491,6 +508,8 @@ def print_report(r):
     row("RSS MB: before -> after 1st round -> end (runs)", "-",
         lambda x: f"{x['rss']['before_kib'] / 1024:.0f} -> {x['rss']['after_first_round_kib'] / 1024:.0f}"
                   f" -> {x['rss']['after_kib'] / 1024:.0f} ({x['rss']['runs']})")
+    row("CPU ms per run, the server and its reaped children (sequential)", "-",
+        lambda x: f"{x['sequential'].get('cpu_ms_per_run', float('nan')):.1f}")
     row("sequential p50 as a multiple of the floor", "1.00",
         lambda x: f"{x['sequential']['p50_ms'] / fl['sequential']['p50_ms']:.2f}x")
     row("overhead above the floor, sequential p50 ms", "0",

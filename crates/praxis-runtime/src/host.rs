@@ -7,19 +7,53 @@ use serde_json::{Value, json};
 /// The host and process a run starts in, and what its tools run within: the fabric and
 /// each sandbox layer, active or unavailable with why (`ctx.sandbox_report()`).
 pub(crate) fn environment(ctx: &ExecContext) -> Value {
-    let pid = std::process::id();
+    let fresh;
+    let this = match this_process() {
+        this if this.pid == std::process::id() => this,
+        // A forked copy of the process that read them: read again.
+        _ => {
+            fresh = ThisProcess::read();
+            &fresh
+        }
+    };
     let sandbox = ctx.sandbox_report();
     json!({
         "praxis_version": env!("CARGO_PKG_VERSION"),
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
-        "host": hostname(),
-        "pid": pid,
-        "pid_start_ticks": process_start_ticks(pid as i32),
-        "boot_id": boot_id(),
+        "host": this.host,
+        "pid": this.pid,
+        "pid_start_ticks": this.start_ticks,
+        "boot_id": this.boot_id,
         "tool_fabric": sandbox["fabric"].clone(),
         "sandbox": sandbox,
     })
+}
+
+/// Who this process is, read once: none of it changes while it runs, and reading its
+/// `/proc/self/stat` walks every thread of a busy server (it was 1% of a server's CPU).
+struct ThisProcess {
+    host: String,
+    pid: u32,
+    start_ticks: Option<u64>,
+    boot_id: Option<String>,
+}
+
+impl ThisProcess {
+    fn read() -> Self {
+        let pid = std::process::id();
+        ThisProcess {
+            host: hostname(),
+            pid,
+            start_ticks: process_start_ticks(pid as i32),
+            boot_id: boot_id(),
+        }
+    }
+}
+
+fn this_process() -> &'static ThisProcess {
+    static THIS: std::sync::OnceLock<ThisProcess> = std::sync::OnceLock::new();
+    THIS.get_or_init(ThisProcess::read)
 }
 
 pub(crate) fn hostname() -> String {

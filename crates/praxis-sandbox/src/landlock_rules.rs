@@ -3,8 +3,8 @@
 
 use crate::{SandboxError, SandboxPolicy, real_home};
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
@@ -114,9 +114,6 @@ pub(crate) fn common_grants(policy: &SandboxPolicy) -> Grants {
     for dir in SYSTEM_DIRS {
         rules.push((PathBuf::from(dir), Grant::ReadExec));
     }
-    for path in etc_readable() {
-        rules.push((path.clone(), Grant::Read));
-    }
     // Other processes' sensitive /proc files (environ, mem) stay closed: Landlock refuses
     // ptrace-mode access from inside the domain to processes outside it. A rule on
     // /proc/self would bind to the parent's pid directory, so /proc is granted whole.
@@ -180,6 +177,9 @@ pub(crate) fn common_grants(policy: &SandboxPolicy) -> Grants {
         rules.push((path, grant));
     }
     rules.retain(|(p, _)| p.exists());
+    // Found by walking /etc (once per runtime), so not looked up again; one removed since
+    // then grants nothing (`add` skips what it cannot open).
+    rules.extend(etc_readable().iter().map(|p| (p.clone(), Grant::Read)));
     rules.dedup();
     Grants {
         rules,
@@ -309,13 +309,21 @@ pub(crate) fn add(
     mut created: RulesetCreated,
     rules: &[(PathBuf, Grant)],
 ) -> Result<RulesetCreated, SandboxError> {
+    use std::os::unix::fs::OpenOptionsExt;
     for (path, grant) in rules {
-        let Ok(fd) = PathFd::new(path) else {
+        // O_PATH, as `PathFd` opens it; whether it is a directory comes from the open file,
+        // not from a second walk of the path.
+        let Ok(file) = std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(path)
+        else {
             continue;
         };
-        let access = grant.access(path.is_dir());
+        let is_dir = file.metadata().is_ok_and(|m| m.is_dir());
+        let access = grant.access(is_dir);
         created = created
-            .add_rule(PathBeneath::new(fd, access))
+            .add_rule(PathBeneath::new(file, access))
             .map_err(|e| SandboxError::Landlock(format!("rule for `{}`: {e}", path.display())))?;
     }
     Ok(created)
