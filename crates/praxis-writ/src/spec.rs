@@ -4,7 +4,9 @@ use crate::error::WritError;
 use globset::{GlobBuilder, GlobMatcher};
 use praxis_core::Effect;
 use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The built-in tools the default development writ grants.
@@ -477,10 +479,27 @@ fn validate_tool(i: usize, tool: &ToolGrant, before: &[ToolGrant]) -> Result<(),
 
 /// Path globs match workspace-relative paths; `*` stays within one path segment, `**`
 /// crosses segments.
+///
+/// Each glob is compiled once per process (a regex: it was half the time of issuing and
+/// verifying a writ, which happens at every run's start and step); the first
+/// [`GLOB_CACHE_MAX`] distinct globs are kept.
 pub(crate) fn compile_glob(glob: &str) -> Result<GlobMatcher, String> {
-    GlobBuilder::new(glob)
+    static COMPILED: LazyLock<Mutex<HashMap<String, GlobMatcher>>> = LazyLock::new(Mutex::default);
+    if let Some(matcher) = COMPILED.lock().ok().and_then(|c| c.get(glob).cloned()) {
+        return Ok(matcher);
+    }
+    let matcher = GlobBuilder::new(glob)
         .literal_separator(true)
         .build()
         .map(|g| g.compile_matcher())
-        .map_err(|e| format!("invalid glob `{glob}`: {e}"))
+        .map_err(|e| format!("invalid glob `{glob}`: {e}"))?;
+    if let Ok(mut compiled) = COMPILED.lock()
+        && compiled.len() < GLOB_CACHE_MAX
+    {
+        compiled.insert(glob.to_string(), matcher.clone());
+    }
+    Ok(matcher)
 }
+
+/// How many distinct compiled globs a process keeps.
+const GLOB_CACHE_MAX: usize = 1024;
