@@ -327,7 +327,7 @@ impl DataHome {
     pub fn development_writ(&self) -> Result<(String, bool), HomeError> {
         let (key, generated) = self.issuer_key()?;
         let token = praxis_writ::issue(
-            &praxis_writ::WritSpec::development(&crate::host::hostname()),
+            &praxis_writ::WritSpec::development(&crate::host::this_process().host),
             &key,
             std::time::SystemTime::now(),
         )

@@ -7,15 +7,7 @@ use serde_json::{Value, json};
 /// The host and process a run starts in, and what its tools run within: the fabric and
 /// each sandbox layer, active or unavailable with why (`ctx.sandbox_report()`).
 pub(crate) fn environment(ctx: &ExecContext) -> Value {
-    let fresh;
-    let this = match this_process() {
-        this if this.pid == std::process::id() => this,
-        // A forked copy of the process that read them: read again.
-        _ => {
-            fresh = ThisProcess::read();
-            &fresh
-        }
-    };
+    let this = this_process();
     let sandbox = ctx.sandbox_report();
     json!({
         "praxis_version": env!("CARGO_PKG_VERSION"),
@@ -30,17 +22,19 @@ pub(crate) fn environment(ctx: &ExecContext) -> Value {
     })
 }
 
-/// Who this process is, read once: none of it changes while it runs, and reading its
-/// `/proc/self/stat` walks every thread of a busy server (it was 1% of a server's CPU).
-struct ThisProcess {
-    host: String,
-    pid: u32,
-    start_ticks: Option<u64>,
-    boot_id: Option<String>,
+/// Who this process is and where it runs, read once: none of it changes while it runs (no
+/// process of Praxis forks and goes on running runs), and reading its `/proc/self/stat`
+/// walks every thread of a busy server (it was 1% of a server's CPU).
+pub(crate) struct ThisProcess {
+    pub host: String,
+    pub pid: u32,
+    pub start_ticks: Option<u64>,
+    pub boot_id: Option<String>,
 }
 
-impl ThisProcess {
-    fn read() -> Self {
+pub(crate) fn this_process() -> &'static ThisProcess {
+    static THIS: std::sync::OnceLock<ThisProcess> = std::sync::OnceLock::new();
+    THIS.get_or_init(|| {
         let pid = std::process::id();
         ThisProcess {
             host: hostname(),
@@ -48,21 +42,16 @@ impl ThisProcess {
             start_ticks: process_start_ticks(pid as i32),
             boot_id: boot_id(),
         }
-    }
+    })
 }
 
-fn this_process() -> &'static ThisProcess {
-    static THIS: std::sync::OnceLock<ThisProcess> = std::sync::OnceLock::new();
-    THIS.get_or_init(ThisProcess::read)
-}
-
-pub(crate) fn hostname() -> String {
+fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
 }
 
-pub(crate) fn boot_id() -> Option<String> {
+fn boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .ok()
         .map(|s| s.trim().to_string())

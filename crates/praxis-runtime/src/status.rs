@@ -80,21 +80,27 @@ pub fn overview(row: &RunRow) -> RunOverview {
 /// Whether the process that drives an unfinished run still exists on this host. A run
 /// without a `run_finished` entry whose driver is gone was interrupted (crash, kill).
 fn driver_alive(run_id: &str, driver: &DriverProcess) -> bool {
-    let same_host = driver.host.as_deref() == Some(crate::host::hostname().as_str());
+    let this = crate::host::this_process();
+    let same_host = driver.host.as_deref() == Some(this.host.as_str());
     let Some(pid) = driver.pid.and_then(|p| i32::try_from(p).ok()) else {
         return false;
     };
     // A pid can be reused: the process start time (since boot) and the boot id tell a
     // live driver from an unrelated process that got the same pid later.
-    let boot_matches = driver.boot_id.as_deref() == crate::host::boot_id().as_deref();
+    let boot_matches = driver.boot_id == this.boot_id;
     let started = driver.pid_start_ticks;
+    let own = u32::try_from(pid).ok() == Some(this.pid);
     let alive = same_host
         && boot_matches
         && started.is_some()
-        && crate::host::process_start_ticks(pid) == started;
+        && if own {
+            this.start_ticks == started
+        } else {
+            crate::host::process_start_ticks(pid) == started
+        };
     // This process drives the run only while its drive lives (a dropped run future is
     // gone as surely as a dead process).
-    if alive && u32::try_from(pid).ok() == Some(std::process::id()) {
+    if alive && own {
         return crate::live::is_driving(run_id);
     }
     alive

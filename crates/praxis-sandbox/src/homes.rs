@@ -49,7 +49,16 @@ pub struct WorkerHome {
 }
 
 impl WorkerHome {
+    /// The first one a process makes also starts, on a thread of its own (never on a run's
+    /// path), [`sweep_abandoned_homes`] of the temp dir: what runtimes and workers that
+    /// were killed left there.
     pub fn new() -> std::io::Result<Self> {
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| {
+            let _ = std::thread::Builder::new()
+                .name("praxis-sweep-homes".into())
+                .spawn(|| sweep_abandoned_homes(&std::env::temp_dir()));
+        });
         make_unique(&std::env::temp_dir(), WORKER).map(|path| WorkerHome { path })
     }
 
@@ -68,7 +77,7 @@ impl Drop for WorkerHome {
 /// that no longer runs (its runtime or worker was killed); how many. One whose pid runs
 /// (even if reused by another program) is left alone, as is anything not a directory of
 /// this user's.
-pub fn sweep_abandoned_homes(dir: &Path) -> usize {
+fn sweep_abandoned_homes(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

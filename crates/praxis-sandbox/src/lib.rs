@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 pub use ahead::{made_ahead, prepare_ahead};
 pub use cgroup::{CommandsEnded, SpawnCgroup, end_commands_of};
-pub use homes::{WorkerHome, sweep_abandoned_homes};
+pub use homes::WorkerHome;
 pub use landlock_rules::{adopt_etc_readable, etc_readable, etc_walks};
 pub use launch::{Launch, Launched, launch, reap};
 pub use lifetime::exit_with_parent;

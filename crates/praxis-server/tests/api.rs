@@ -9,7 +9,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use praxis_ledger::tokens::TokenStore;
 use praxis_runtime::{DataHome, WritGrant};
-use praxis_server::{Server, ServerConfig, ServerError, WorkspaceRoots};
+use praxis_server::{RunView, Server, ServerConfig, ServerError, WorkspaceRoots};
 use praxis_writ::{IssuerKey, WritSpec};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -111,6 +111,12 @@ impl Harness {
     }
 
     /// The Prometheus exposition of `GET /metrics`.
+    /// `POST /v1/approvals/{approval}` (a run id, or `run:call`) with `decision`.
+    async fn decide(&self, approval: &str, decision: Value) -> (StatusCode, Value) {
+        self.post(&format!("/v1/approvals/{approval}"), decision)
+            .await
+    }
+
     async fn metrics(&self) -> String {
         self.req(reqwest::Method::GET, "/metrics", None)
             .send()
@@ -416,12 +422,7 @@ async fn reconnecting_with_last_event_id_loses_nothing_and_repeats_nothing() {
     };
     let approve = async {
         tokio::task::yield_now().await;
-        let (status, answer) = h
-            .post(
-                &format!("/v1/approvals/{id}"),
-                json!({"decision": "approve"}),
-            )
-            .await;
+        let (status, answer) = h.decide(&id, json!({"decision": "approve"})).await;
         assert_eq!(status, StatusCode::OK, "{answer}");
     };
     let (all, rest, raw, ()) = tokio::join!(all, rest, raw, approve);
@@ -480,11 +481,8 @@ async fn a_follower_too_slow_for_the_live_channel_is_dropped_and_resumes_from_th
     };
     let approve = async {
         tokio::task::yield_now().await;
-        h.post(
-            &format!("/v1/approvals/{id}"),
-            json!({"decision": "approve", "reason": "ok"}),
-        )
-        .await
+        h.decide(&id, json!({"decision": "approve", "reason": "ok"}))
+            .await
     };
     let ((seen, connections), (status, _)) = tokio::join!(follow, approve);
     assert_eq!(status, StatusCode::OK);
@@ -531,18 +529,16 @@ async fn a_polled_run_reads_its_ledger_once_per_entry() {
     }
     assert_eq!(reused().await, before + 3);
     let (status, _) = h
-        .post(
-            &format!("/v1/approvals/{id}:w1"),
-            json!({"decision": "approve"}),
-        )
+        .decide(&format!("{id}:w1"), json!({"decision": "approve"}))
         .await;
     assert_eq!(status, StatusCode::OK);
-    let done = h.wait_status(&id, &["completed", "failed"]).await;
-    assert_eq!(done["status"], "completed", "{done}");
-    assert!(
-        done["last_seq"].as_u64() > waiting["last_seq"].as_u64(),
-        "{done}"
+    let run_view = |view: Value| serde_json::from_value::<RunView>(view).expect("a run view");
+    let (waiting, done) = (
+        run_view(waiting),
+        run_view(h.wait_status(&id, &["completed", "failed"]).await),
     );
+    assert_eq!(done.status, "completed", "{done:?}");
+    assert!(done.last_seq > waiting.last_seq, "{done:?}");
     h.stop().await;
 }
 
@@ -560,26 +556,20 @@ async fn approvals_over_http() {
     assert_eq!(view["phase"], "awaiting_approval");
     assert_eq!(view["active_tool"], "fs_write");
     let (status, err) = h
-        .post(
-            &format!("/v1/approvals/{id}:w1"),
-            json!({"decision": "maybe"}),
-        )
+        .decide(&format!("{id}:w1"), json!({"decision": "maybe"}))
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["field"], "decision");
     let (status, answer) = h
-        .post(
-            &format!("/v1/approvals/{id}:w1"),
+        .decide(
+            &format!("{id}:w1"),
             json!({"decision": "approve", "reason": "looks fine"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["by"], "api:default");
     let (status, _) = h
-        .post(
-            &format!("/v1/approvals/{id}:w1"),
-            json!({"decision": "deny"}),
-        )
+        .decide(&format!("{id}:w1"), json!({"decision": "deny"}))
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "a decision is final");
     let view = h.wait_status(&id, &["completed", "failed"]).await;
@@ -603,10 +593,7 @@ async fn approvals_over_http() {
     let id = h.create(write_script(), json!({"writ": writ})).await;
     h.wait_approval(&id).await;
     let (status, _) = h
-        .post(
-            &format!("/v1/approvals/{id}"),
-            json!({"decision": "deny", "reason": "not today"}),
-        )
+        .decide(&id, json!({"decision": "deny", "reason": "not today"}))
         .await;
     assert_eq!(status, StatusCode::OK);
     h.wait_status(&id, &["completed", "failed"]).await;
@@ -792,12 +779,7 @@ async fn auth_401_and_tenant_isolation_on_every_run_route() {
     assert_eq!(list["approvals"].as_array().unwrap().len(), 1);
     let (status, _) = h.post(&format!("/v1/runs/{done}/resume"), json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    let (status, answer) = h
-        .post(
-            &format!("/v1/approvals/{waiting}"),
-            json!({"decision": "approve"}),
-        )
-        .await;
+    let (status, answer) = h.decide(&waiting, json!({"decision": "approve"})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["by"], "api:acme");
     let view = h.wait_status(&waiting, &["completed", "failed"]).await;

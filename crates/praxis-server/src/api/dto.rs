@@ -108,14 +108,14 @@ pub struct Created {
     pub queue_position: Option<usize>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, ToSchema)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, ToSchema)]
 pub struct UsageView {
     pub input_tokens: u64,
     pub output_tokens: u64,
 }
 
 /// One run, as `GET /v1/runs/{id}` and the list show it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize, ToSchema)]
 pub struct RunView {
     pub id: String,
     /// queued, running, awaiting_approval, completed, failed, cancelled, interrupted.

@@ -113,17 +113,6 @@ struct Info {
     setup: WorkerSetup,
 }
 
-/// Once per process, in the background (never on a run's path): removes the worker homes
-/// and private homes left in the temp dir by runtimes and workers that were killed.
-fn sweep_abandoned_homes_once() {
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    SWEPT.call_once(|| {
-        let _ = std::thread::Builder::new()
-            .name("praxis-sweep-homes".into())
-            .spawn(|| praxis_sandbox::sweep_abandoned_homes(&std::env::temp_dir()));
-    });
-}
-
 /// The runtime's side of the worker: starts it, sends calls, restarts it after a crash.
 pub struct WorkerClient {
     command: WorkerCommand,
@@ -247,7 +236,6 @@ impl WorkerClient {
         };
         // The worker's private home goes in here, removed once the worker has exited: a
         // killed worker (the end of every run) cannot remove it itself.
-        sweep_abandoned_homes_once();
         let home_parent = praxis_sandbox::WorkerHome::new().map_err(|e| {
             format!(
                 "cannot make the worker's home directory in `{}`: {e}",
