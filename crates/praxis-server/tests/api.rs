@@ -110,13 +110,13 @@ impl Harness {
         self.post_as(path, body, None).await
     }
 
-    /// The Prometheus exposition of `GET /metrics`.
     /// `POST /v1/approvals/{approval}` (a run id, or `run:call`) with `decision`.
     async fn decide(&self, approval: &str, decision: Value) -> (StatusCode, Value) {
         self.post(&format!("/v1/approvals/{approval}"), decision)
             .await
     }
 
+    /// The Prometheus exposition of `GET /metrics`.
     async fn metrics(&self) -> String {
         self.req(reqwest::Method::GET, "/metrics", None)
             .send()
