@@ -795,6 +795,34 @@ async fn auth_401_and_tenant_isolation_on_every_run_route() {
     h.stop().await;
 }
 
+/// A run's end is durable (and seen) before its driver has torn its worker down: a cancel
+/// in between is refused like any cancel of a finished run, never answered "cancelling".
+/// Two threads, so the client's cancel can land while the driver is still tearing down
+/// (without the check, most runs of this test hit that window at least once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_seen_ended_is_not_cancelled_while_its_driver_tears_down() {
+    let h = Harness::start(|_| {}).await;
+    let first = h.create(write_script(), json!({})).await;
+    let (entries, _) = h.feed(&first, None, None).await;
+    assert_eq!(entries.last().unwrap().1, "run_finished");
+    for _ in 0..50 {
+        let id = h.create(write_script(), json!({})).await;
+        // The feed hands over `run_finished` as soon as it is durable; the cancel follows.
+        let (seen, _) = h.feed(&id, None, Some(entries.len())).await;
+        assert_eq!(seen.last().unwrap().1, "run_finished");
+        let (status, answer) = h.post(&format!("/v1/runs/{id}/cancel"), json!({})).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap()
+                .contains("status completed"),
+            "{answer}"
+        );
+    }
+    h.stop().await;
+}
+
 #[tokio::test]
 async fn bad_input_gets_clear_status_codes_and_json_errors() {
     let h = Harness::start(|c| c.body_limit = 64 * 1024).await;

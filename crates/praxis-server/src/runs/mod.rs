@@ -537,9 +537,15 @@ impl Manager {
         }
     }
 
-    /// Cancels a live or queued run. Returns false when the run is neither.
-    /// Off the async threads: a queued run's cancellation is made durable before it returns.
+    /// Cancels a live or queued run. Returns false when the run is neither, or when its end
+    /// is already durable (its driver may still be tearing its worker down, but a reader of
+    /// its ledger already sees it ended: there is nothing left to cancel).
+    /// Off the async threads: it reads the ledger, and a queued run's cancellation is made
+    /// durable before it returns.
     pub fn cancel(&self, run_id: &str, reason: &str) -> bool {
+        if self.inner().active.contains_key(run_id) && self.end_is_durable(run_id) {
+            return false;
+        }
         let mut inner = self.inner();
         if let Some(active) = inner.active.get(run_id) {
             active.cancel.cancel(reason);
@@ -558,6 +564,16 @@ impl Manager {
             eprintln!("praxis serve: run {run_id}: forgetting its accepted request: {e}");
         }
         true
+    }
+
+    /// Whether `run_id`'s ledger holds its `run_finished` (an unreadable ledger says no: a
+    /// cancel then goes to the driver, which ignores it if the run has ended).
+    fn end_is_durable(&self, run_id: &str) -> bool {
+        self.ledger.entries(run_id, 0).is_ok_and(|entries| {
+            entries
+                .last()
+                .is_some_and(|e| e.kind == praxis_ledger::RUN_FINISHED_KIND)
+        })
     }
 
     /// Notes a run found interrupted at start.
