@@ -6,7 +6,7 @@
 use crate::LedgerError;
 use crate::side_db::SideDb;
 use crate::side_schema;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::Serialize;
 use std::path::Path;
 
@@ -170,20 +170,20 @@ struct SqliteApprovals {
 
 impl ApprovalBackend for SqliteApprovals {
     fn insert(&self, r: &ApprovalRequest) -> Result<(), LedgerError> {
-        self.db.conn()
+        self.db
             .execute(
+                "filing an approval request",
                 "INSERT OR IGNORE INTO approvals (run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![r.run_id, r.call_id, r.tool, r.arguments, r.reason, r.requested_at, expiry_to_sql(r.expires_at_ms)],
             )
             .map(drop)
-            .map_err(|e| self.db.err("filing an approval request", e))
     }
 
     fn pending(&self) -> Result<Vec<ApprovalRequest>, LedgerError> {
         let conn = self.db.conn();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT run_id, call_id, tool, arguments, reason, requested_at, expires_at_ms FROM approvals
                  WHERE approved IS NULL ORDER BY requested_at, rowid",
             )
@@ -207,34 +207,30 @@ impl ApprovalBackend for SqliteApprovals {
 
     fn decide_once(&self, run_id: &str, call_id: &str, d: &Decision) -> Result<bool, LedgerError> {
         self.db
-            .conn()
             .execute(
+                "recording a decision",
                 "UPDATE approvals SET approved = ?1, decided_by = ?2, decision_reason = ?3, decided_at = ?4
                  WHERE run_id = ?5 AND call_id = ?6 AND approved IS NULL",
                 params![d.approved, d.by, d.reason, d.decided_at, run_id, call_id],
             )
             .map(|changed| changed > 0)
-            .map_err(|e| self.db.err("recording a decision", e))
     }
 
     fn decision(&self, run_id: &str, call_id: &str) -> Result<Option<Decision>, LedgerError> {
-        self.db
-            .conn()
-            .query_row(
-                "SELECT approved, decided_by, decision_reason, decided_at FROM approvals
-                 WHERE run_id = ?1 AND call_id = ?2 AND approved IS NOT NULL",
-                params![run_id, call_id],
-                |row| {
-                    Ok(Decision {
-                        approved: row.get(0)?,
-                        by: row.get(1)?,
-                        reason: row.get(2)?,
-                        decided_at: row.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.db.err("reading a decision", e))
+        self.db.query_row(
+            "reading a decision",
+            "SELECT approved, decided_by, decision_reason, decided_at FROM approvals
+             WHERE run_id = ?1 AND call_id = ?2 AND approved IS NOT NULL",
+            params![run_id, call_id],
+            |row| {
+                Ok(Decision {
+                    approved: row.get(0)?,
+                    by: row.get(1)?,
+                    reason: row.get(2)?,
+                    decided_at: row.get(3)?,
+                })
+            },
+        )
     }
 }
 

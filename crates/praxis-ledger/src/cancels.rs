@@ -6,7 +6,7 @@
 use crate::LedgerError;
 use crate::side_db::SideDb;
 use crate::side_schema;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use serde::Serialize;
 use std::path::Path;
 
@@ -66,34 +66,30 @@ struct SqliteCancels {
 impl CancelBackend for SqliteCancels {
     fn request(&self, r: &CancelRequest) -> Result<bool, LedgerError> {
         self.db
-            .conn()
             .execute(
+                "filing a cancel request",
                 "INSERT OR IGNORE INTO cancel_requests (run_id, reason, requested_by, requested_at)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![r.run_id, r.reason, r.by, r.requested_at],
             )
             .map(|inserted| inserted > 0)
-            .map_err(|e| self.db.err("filing a cancel request", e))
     }
 
     fn take(&self, run_id: &str) -> Result<Option<CancelRequest>, LedgerError> {
-        self.db
-            .conn()
-            .query_row(
-                "DELETE FROM cancel_requests WHERE run_id = ?1
-                 RETURNING run_id, reason, requested_by, requested_at",
-                params![run_id],
-                |row| {
-                    Ok(CancelRequest {
-                        run_id: row.get(0)?,
-                        reason: row.get(1)?,
-                        by: row.get(2)?,
-                        requested_at: row.get(3)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(|e| self.db.err("taking a cancel request", e))
+        self.db.query_row(
+            "taking a cancel request",
+            "DELETE FROM cancel_requests WHERE run_id = ?1
+             RETURNING run_id, reason, requested_by, requested_at",
+            params![run_id],
+            |row| {
+                Ok(CancelRequest {
+                    run_id: row.get(0)?,
+                    reason: row.get(1)?,
+                    by: row.get(2)?,
+                    requested_at: row.get(3)?,
+                })
+            },
+        )
     }
 }
 

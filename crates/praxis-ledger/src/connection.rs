@@ -68,6 +68,12 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
             reason: "SQLite refused SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE".into(),
         });
     }
+    // The query planner's stability guarantee: a plan depends on the SQL and the schema,
+    // never on the values bound to it. Without it SQLite compiles a cached statement again
+    // on every new value bound to a range bound (`seq > ?`) or a column of a partial index's
+    // condition, so the statement cache saved nothing on the hottest reads.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(open_err)?;
     conn.busy_timeout(crate::sqlite::BUSY_TIMEOUT)
         .map_err(open_err)?;
     if access == Access::ReadWrite {

@@ -27,6 +27,12 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most requests committed in one transaction; bounds the latency of the first in a group.
 pub(crate) const MAX_GROUP: usize = 1024;
 
+/// A run's entries after a seq, oldest first: every read of a run.
+const ENTRIES_AFTER: &str = "SELECT seq, kind, at, payload, prev_hash, hash FROM entries
+     WHERE run_id = ?1 AND seq > ?2 ORDER BY seq";
+/// A run's last entry, read inside every append's write transaction.
+const RUN_HEAD: &str = "SELECT seq, hash FROM entries WHERE run_id = ?1 ORDER BY seq DESC LIMIT 1";
+
 /// Schema migrations; `PRAGMA user_version` counts how many have been applied.
 pub(crate) const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE entries (
@@ -482,12 +488,7 @@ impl SqliteLedger {
         let after = i64::try_from(after_seq).unwrap_or(i64::MAX);
         self.read(|conn| {
             let err = || sql_err(&self.path, format!("reading entries of run {run_id}"));
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT seq, kind, at, payload, prev_hash, hash FROM entries
-                     WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
-                )
-                .map_err(err())?;
+            let mut stmt = conn.prepare_cached(ENTRIES_AFTER).map_err(err())?;
             stmt.query_map(params![run_id, after], |row| {
                 Ok(crate::rows::RawRow {
                     seq: row.get(0)?,
@@ -838,7 +839,7 @@ fn apply(
     // The head is read inside the write transaction, so appends from other processes to
     // the same file stay chained.
     let head: Option<(i64, String)> = conn
-        .prepare_cached("SELECT seq, hash FROM entries WHERE run_id = ?1 ORDER BY seq DESC LIMIT 1")
+        .prepare_cached(RUN_HEAD)
         .and_then(|mut stmt| {
             stmt.query_row(params![run_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
@@ -905,4 +906,47 @@ fn apply(
         entries: out,
         new_blobs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+    use serde_json::json;
+
+    /// How often `conn`'s cached `sql` was compiled again since it was first prepared.
+    fn recompiled(conn: &Connection, sql: &str) -> i32 {
+        conn.prepare_cached(sql)
+            .unwrap()
+            .get_status(StatementStatus::RePrepare)
+    }
+
+    /// A cached statement is compiled once per connection, whatever values are bound to it:
+    /// a read after a seq (a range bound), a run id (the append's head read).
+    #[test]
+    fn cached_statements_are_not_compiled_again_for_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.db");
+        let ledger = SqliteLedger::open(&path).unwrap();
+        for run in ["a", "b", "c"] {
+            let notes = (0..4).map(|i| NewEntry::now("note", json!({ "i": i })));
+            ledger
+                .append_blocking(run, notes.collect(), vec![])
+                .unwrap();
+        }
+        for (run, after) in [("a", 0), ("a", 2), ("b", 1), ("c", 0), ("c", 3), ("a", 5)] {
+            let read = ledger.entries(run, after).unwrap();
+            assert_eq!(read.len(), 4usize.saturating_sub(after as usize));
+        }
+        assert_eq!(recompiled(&ledger.reader.lock().unwrap(), ENTRIES_AFTER), 0);
+
+        // The writer's connection is opened the same way; its head read, bound to each run.
+        let conn = connection::open(&path, Access::ReadWrite).unwrap();
+        for run in ["a", "b", "c", "a"] {
+            let mut head = conn.prepare_cached(RUN_HEAD).unwrap();
+            let seq: i64 = head.query_row(params![run], |r| r.get(0)).unwrap();
+            assert_eq!(seq, 4);
+        }
+        assert_eq!(recompiled(&conn, RUN_HEAD), 0);
+    }
 }

@@ -9,7 +9,7 @@
 use crate::LedgerError;
 use crate::side_db::SideDb;
 use crate::side_schema;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
@@ -242,40 +242,38 @@ struct SqliteTokens {
 impl TokenBackend for SqliteTokens {
     fn insert_token(&self, hash: &str, tenant: &str, created_at: &str) -> Result<(), LedgerError> {
         self.db
-            .conn()
             .execute(
+                "storing a new API token",
                 "INSERT INTO api_tokens (token_sha256, tenant, created_at) VALUES (?1, ?2, ?3)",
                 params![hash, tenant, created_at],
             )
             .map(drop)
-            .map_err(|e| self.db.err("storing a new API token", e))
     }
 
     fn tenant_for_hash(&self, hash: &str) -> Result<Option<String>, LedgerError> {
-        self.db
-            .conn()
-            .query_row(
-                "SELECT tenant FROM api_tokens WHERE token_sha256 = ?1",
-                params![hash],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.db.err("looking up an API token", e))
+        self.db.query_row(
+            "looking up an API token",
+            "SELECT tenant FROM api_tokens WHERE token_sha256 = ?1",
+            params![hash],
+            |row| row.get(0),
+        )
     }
 
     fn any(&self) -> Result<bool, LedgerError> {
         self.db
-            .conn()
-            .query_row("SELECT EXISTS (SELECT 1 FROM api_tokens)", [], |row| {
-                row.get(0)
-            })
-            .map_err(|e| self.db.err("counting API tokens", e))
+            .query_row(
+                "counting API tokens",
+                "SELECT EXISTS (SELECT 1 FROM api_tokens)",
+                [],
+                |row| row.get(0),
+            )
+            .map(|any| any.unwrap_or(false))
     }
 
     fn tokens(&self) -> Result<Vec<(String, String, String)>, LedgerError> {
         let conn = self.db.conn();
         let mut stmt = conn
-            .prepare("SELECT token_sha256, tenant, created_at FROM api_tokens ORDER BY created_at, rowid")
+            .prepare_cached("SELECT token_sha256, tenant, created_at FROM api_tokens ORDER BY created_at, rowid")
             .map_err(|e| self.db.err("listing API tokens", e))?;
         stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -283,42 +281,36 @@ impl TokenBackend for SqliteTokens {
     }
 
     fn revoke_prefix(&self, prefix: &str) -> Result<usize, LedgerError> {
-        self.db
-            .conn()
-            .execute(
-                "DELETE FROM api_tokens WHERE substr(token_sha256, 1, length(?1)) = ?1",
-                params![prefix],
-            )
-            .map_err(|e| self.db.err("revoking an API token", e))
+        self.db.execute(
+            "revoking an API token",
+            "DELETE FROM api_tokens WHERE substr(token_sha256, 1, length(?1)) = ?1",
+            params![prefix],
+        )
     }
 
     fn set_run_tenant(&self, run_id: &str, tenant: &str) -> Result<(), LedgerError> {
         self.db
-            .conn()
             .execute(
+                "recording a run's tenant",
                 "INSERT OR REPLACE INTO run_tenants (run_id, tenant) VALUES (?1, ?2)",
                 params![run_id, tenant],
             )
             .map(drop)
-            .map_err(|e| self.db.err("recording a run's tenant", e))
     }
 
     fn run_tenant(&self, run_id: &str) -> Result<Option<String>, LedgerError> {
-        self.db
-            .conn()
-            .query_row(
-                "SELECT tenant FROM run_tenants WHERE run_id = ?1",
-                params![run_id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.db.err("reading a run's tenant", e))
+        self.db.query_row(
+            "reading a run's tenant",
+            "SELECT tenant FROM run_tenants WHERE run_id = ?1",
+            params![run_id],
+            |row| row.get(0),
+        )
     }
 
     fn run_tenants(&self) -> Result<HashMap<String, String>, LedgerError> {
         let conn = self.db.conn();
         let mut stmt = conn
-            .prepare("SELECT run_id, tenant FROM run_tenants")
+            .prepare_cached("SELECT run_id, tenant FROM run_tenants")
             .map_err(|e| self.db.err("listing run tenants", e))?;
         stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
             .and_then(|rows| rows.collect::<Result<HashMap<_, _>, _>>())
@@ -329,16 +321,21 @@ impl TokenBackend for SqliteTokens {
         let mut conn = self.db.conn();
         let err = |e| self.db.err("recording an accepted run", e);
         let tx = conn.transaction().map_err(err)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO run_tenants (run_id, tenant) VALUES (?1, ?2)",
-            params![run.run_id, run.tenant],
-        )
-        .map_err(err)?;
-        tx.execute(
+        tx.prepare_cached("INSERT OR REPLACE INTO run_tenants (run_id, tenant) VALUES (?1, ?2)")
+            .and_then(|mut stmt| stmt.execute(params![run.run_id, run.tenant]))
+            .map_err(err)?;
+        tx.prepare_cached(
             "INSERT OR REPLACE INTO accepted_runs (run_id, tenant, request, accepted_at)
              VALUES (?1, ?2, ?3, ?4)",
-            params![run.run_id, run.tenant, run.request, run.accepted_at],
         )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                run.run_id,
+                run.tenant,
+                run.request,
+                run.accepted_at
+            ])
+        })
         .map_err(err)?;
         tx.commit().map_err(err)
     }
@@ -366,13 +363,12 @@ impl TokenBackend for SqliteTokens {
 
     fn forget_accepted(&self, run_id: &str) -> Result<(), LedgerError> {
         self.db
-            .conn()
             .execute(
+                "forgetting an accepted run",
                 "DELETE FROM accepted_runs WHERE run_id = ?1",
                 params![run_id],
             )
             .map(drop)
-            .map_err(|e| self.db.err("forgetting an accepted run", e))
     }
 }
 
