@@ -350,12 +350,74 @@ impl DataHome {
                 token: token.trim().to_string(),
                 anchor: self.trust_anchor(env)?,
             },
-            None => crate::WritGrant {
-                token: self.development_writ()?.0,
-                anchor: self.local_anchor()?,
-            },
+            None => {
+                let now = std::time::SystemTime::now();
+                let keys = self.keys_dir();
+                // The anchor is read every time: a key replaced on disk is never paired with
+                // a writ the old one signed.
+                if let Ok(anchor) = self.local_anchor()
+                    && let Some(token) = kept_development_writ(&keys, &anchor, now)
+                {
+                    return Ok(crate::WritGrant { token, anchor });
+                }
+                let token = self.development_writ()?.0;
+                let anchor = self.local_anchor()?;
+                keep_development_writ(keys, &anchor, &token, now);
+                crate::WritGrant { token, anchor }
+            }
         })
     }
+}
+
+/// How long a development writ is handed out again after it was issued: half its life
+/// (`WritSpec::development` gives it 24 hours), so a run that takes it has at least 12
+/// hours, far more than its own time budget.
+const DEVELOPMENT_WRIT_REUSE: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// A development writ issued in this process: the keys directory it came from, the anchor
+/// that verifies it, its token, and until when it is handed out again.
+struct KeptWrit {
+    keys: PathBuf,
+    anchor_hex: String,
+    token: String,
+    until: std::time::SystemTime,
+}
+
+/// The development writs issued here, one per keys directory: issuing one (loading the key
+/// under its lock, building and signing the token) was a fifth of a server's `POST /v1/runs`.
+static DEVELOPMENT_WRITS: std::sync::Mutex<Vec<KeptWrit>> = std::sync::Mutex::new(Vec::new());
+
+/// The development writ kept for `keys`, if `anchor` still verifies it and its reuse window
+/// is open at `now`.
+fn kept_development_writ(
+    keys: &Path,
+    anchor: &praxis_writ::TrustAnchor,
+    now: std::time::SystemTime,
+) -> Option<String> {
+    let kept = DEVELOPMENT_WRITS.lock().ok()?;
+    kept.iter()
+        .find(|k| k.keys == keys && k.anchor_hex == anchor.public_hex())
+        .filter(|k| now < k.until)
+        .map(|k| k.token.clone())
+}
+
+/// Keeps `token`, just issued from `keys`, for [`DEVELOPMENT_WRIT_REUSE`] from `now`.
+fn keep_development_writ(
+    keys: PathBuf,
+    anchor: &praxis_writ::TrustAnchor,
+    token: &str,
+    now: std::time::SystemTime,
+) {
+    let Ok(mut kept) = DEVELOPMENT_WRITS.lock() else {
+        return;
+    };
+    kept.retain(|k| k.keys != keys);
+    kept.push(KeptWrit {
+        keys,
+        anchor_hex: anchor.public_hex(),
+        token: token.to_string(),
+        until: now + DEVELOPMENT_WRIT_REUSE,
+    });
 }
 
 /// The directory under the data dir that holds the workspaces the runtime makes itself

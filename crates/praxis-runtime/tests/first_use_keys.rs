@@ -60,3 +60,35 @@ fn concurrent_first_uses_agree_on_one_complete_issuer_key() {
 fn concurrent_first_uses_agree_on_one_complete_checkpoint_key() {
     race(|home| Ok(home.checkpoint_key()?.0.public_hex()));
 }
+
+/// A run without a writ of its own takes the development writ: issued once, handed out
+/// again while its key is the one on disk, issued anew from a key that replaced it.
+#[test]
+fn the_development_writ_is_issued_once_and_never_outlives_its_key() {
+    let now = std::time::SystemTime::now;
+    let no_env = |_: &str| None;
+    let dir = tempfile::tempdir().unwrap();
+    let home = DataHome::at(dir.path().join("home"));
+    let first = home.writ_grant(None, &no_env).unwrap();
+    let again = home.writ_grant(None, &no_env).unwrap();
+    assert_eq!(again.token, first.token);
+    praxis_writ::verify(&again.token, &again.anchor, now()).unwrap();
+
+    // Another data dir has a key and a writ of its own.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = DataHome::at(other_dir.path().join("home"))
+        .writ_grant(None, &no_env)
+        .unwrap();
+    assert_ne!(other.anchor.public_hex(), first.anchor.public_hex());
+    assert_ne!(other.token, first.token);
+
+    // The key replaced on disk: the kept writ is not handed out with the new anchor.
+    praxis_writ::IssuerKey::generate()
+        .save(&home.keys_dir(), true)
+        .unwrap();
+    let after = home.writ_grant(None, &no_env).unwrap();
+    assert_ne!(after.anchor.public_hex(), first.anchor.public_hex());
+    assert_ne!(after.token, first.token);
+    praxis_writ::verify(&after.token, &after.anchor, now()).unwrap();
+    assert_eq!(home.writ_grant(None, &no_env).unwrap().token, after.token);
+}

@@ -18,6 +18,7 @@ use praxis_core::{Authority, Authorization, AuthzRequest, Millis, Spent};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SPEC_FACT: &str = "writ_spec";
@@ -39,6 +40,10 @@ pub fn issue(spec: &WritSpec, key: &IssuerKey, now: SystemTime) -> Result<String
 
 /// Verifies the token's signature chain against `anchor`, parses every block and checks the
 /// validity window at `now`.
+///
+/// What does not depend on `now` (the signatures, the blocks' specs, the issuer and tenant
+/// checks) is the same for the same token text and anchor, so it is worked out once per
+/// process ([`signed`]); both time checks run on every call.
 pub fn verify(
     token: &str,
     anchor: &TrustAnchor,
@@ -47,6 +52,62 @@ pub fn verify(
     let token = token.trim();
     if token.is_empty() {
         return Err(WritError::Malformed("the token is empty".into()));
+    }
+    let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let signed = signed(token, digest, anchor)?;
+    let rules = Rules::new(signed.specs.clone())?;
+    rules.check_time(millis(now))?;
+
+    // Biscuit enforces the time checks embedded in the blocks too: a second, independent
+    // implementation of the same window.
+    // Biscuit's default time limit (1 ms) fails valid writs on a loaded host; our blocks are
+    // one fact and one check each, so a generous bound only caps pathological tokens (whose
+    // fact and iteration counts keep the default limits).
+    let limits = AuthorizerLimits {
+        max_time: Duration::from_secs(1),
+        ..AuthorizerLimits::default()
+    };
+    let mut authorizer = AuthorizerBuilder::new()
+        .set_limits(limits.clone())
+        .fact(fact("time", &[date(&now)]))
+        .and_then(|a| a.policy("allow if true"))
+        .and_then(|a| a.build(&signed.biscuit))
+        .map_err(|e| WritError::Rejected(e.to_string()))?;
+    authorizer
+        .authorize_with_limits(limits)
+        .map_err(|e| WritError::Rejected(e.to_string()))?;
+
+    Ok(VerifiedWrit {
+        id: hex::encode(digest),
+        issuer_hex: anchor.public_hex(),
+        revocation_ids: signed.revocation_ids.clone(),
+        specs: signed.specs.clone(),
+        rules,
+    })
+}
+
+/// What a token's signatures and blocks say, checked against an anchor: the same for the
+/// same token text and anchor, whenever it is asked.
+struct Signed {
+    biscuit: Biscuit,
+    specs: Vec<WritSpec>,
+    revocation_ids: Vec<String>,
+}
+
+/// How many distinct (token, anchor) pairs a process keeps checked.
+const SIGNED_CACHE_MAX: usize = 256;
+
+/// The token's signature chain verified against `anchor`, every block parsed, the issuer
+/// and tenant checked. A pair that passed is kept (keyed by the SHA-256 of the token text
+/// (`digest`) and the anchor's key; the first [`SIGNED_CACHE_MAX`] pairs), so each run's
+/// start and a server's check of the same writ do not verify its signatures and parse its
+/// blocks again. A failure is never kept.
+fn signed(token: &str, digest: [u8; 32], anchor: &TrustAnchor) -> Result<Arc<Signed>, WritError> {
+    type Key = ([u8; 32], String);
+    static CHECKED: LazyLock<Mutex<HashMap<Key, Arc<Signed>>>> = LazyLock::new(Mutex::default);
+    let key: Key = (digest, anchor.public_hex());
+    if let Some(signed) = CHECKED.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(signed);
     }
     let biscuit =
         Biscuit::from_base64(token, anchor.public_key()).map_err(|e| classify(token, anchor, e))?;
@@ -70,9 +131,9 @@ pub fn verify(
             ),
         });
     }
-    let tenant = specs[0].tenant.clone();
+    let tenant = &specs[0].tenant;
     for (index, spec) in specs.iter().enumerate() {
-        if spec.tenant != tenant {
+        if spec.tenant != *tenant {
             return Err(WritError::BadBlock {
                 block: index,
                 reason: format!(
@@ -82,39 +143,22 @@ pub fn verify(
             });
         }
     }
-    let rules = Rules::new(specs.clone())?;
-    rules.check_time(millis(now))?;
-
-    // Biscuit enforces the time checks embedded in the blocks too: a second, independent
-    // implementation of the same window.
-    // Biscuit's default time limit (1 ms) fails valid writs on a loaded host; our blocks are
-    // one fact and one check each, so a generous bound only caps pathological tokens (whose
-    // fact and iteration counts keep the default limits).
-    let limits = AuthorizerLimits {
-        max_time: Duration::from_secs(1),
-        ..AuthorizerLimits::default()
-    };
-    let mut authorizer = AuthorizerBuilder::new()
-        .set_limits(limits.clone())
-        .fact(fact("time", &[date(&now)]))
-        .and_then(|a| a.policy("allow if true"))
-        .and_then(|a| a.build(&biscuit))
-        .map_err(|e| WritError::Rejected(e.to_string()))?;
-    authorizer
-        .authorize_with_limits(limits)
-        .map_err(|e| WritError::Rejected(e.to_string()))?;
-
-    Ok(VerifiedWrit {
-        id: hex::encode(Sha256::digest(token.as_bytes())),
-        issuer_hex: anchor.public_hex(),
-        revocation_ids: biscuit
-            .revocation_identifiers()
-            .iter()
-            .map(hex::encode)
-            .collect(),
+    let revocation_ids = biscuit
+        .revocation_identifiers()
+        .iter()
+        .map(hex::encode)
+        .collect();
+    let signed = Arc::new(Signed {
+        biscuit,
         specs,
-        rules,
-    })
+        revocation_ids,
+    });
+    if let Ok(mut checked) = CHECKED.lock()
+        && checked.len() < SIGNED_CACHE_MAX
+    {
+        checked.insert(key, signed.clone());
+    }
+    Ok(signed)
 }
 
 /// Verifies `token`, checks that `child` grants nothing the writ does not (see `narrow`), and

@@ -183,6 +183,48 @@ expires_at = 2027-01-15T11:00:00Z
     verify(&early, &key.anchor(), at(2 * 3600 + 1)).unwrap();
 }
 
+/// What verifying found about a token's signatures and blocks is kept per process; its
+/// validity window and its anchor are still judged on every verification.
+#[test]
+fn a_writ_verified_before_is_judged_again_at_each_time_and_anchor() {
+    let (_, anchor, token) = parent();
+    verify(&token, &anchor, now()).unwrap();
+    verify(&token, &anchor, at(60)).unwrap();
+    assert!(matches!(
+        verify(&token, &anchor, at(3600)),
+        Err(WritError::Expired { block: 0, .. })
+    ));
+    let stranger = IssuerKey::generate().anchor();
+    assert!(matches!(
+        verify(&token, &stranger, now()),
+        Err(WritError::WrongAnchor { .. })
+    ));
+    let mut bytes = b64_decode(&token);
+    let pos = bytes.windows(7).position(|w| w == b"agent-1").unwrap();
+    bytes[pos + 6] = b'2';
+    assert!(matches!(
+        verify(&b64_encode(&bytes), &anchor, now()),
+        Err(WritError::Tampered(_))
+    ));
+    // Surrounding blanks are not part of the token.
+    verify(&format!(" {token}\n"), &anchor, now()).unwrap();
+
+    // Valid later, then refused before its window opens.
+    let later = spec(
+        r#"subject = "a"
+not_before = "2027-01-15T10:00:00Z"
+expires_at = 2027-01-15T11:00:00Z
+"#,
+    );
+    let key = IssuerKey::generate();
+    let early = issue(&later, &key, now()).unwrap();
+    verify(&early, &key.anchor(), at(2 * 3600 + 1)).unwrap();
+    assert!(matches!(
+        verify(&early, &key.anchor(), now()),
+        Err(WritError::NotYetValid { block: 0, .. })
+    ));
+}
+
 #[test]
 fn a_signed_block_without_a_valid_spec_is_refused() {
     let (_, anchor, token) = parent();
