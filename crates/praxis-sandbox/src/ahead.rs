@@ -9,7 +9,7 @@
 //! home; a part that does not fit is made for the run as it would be without this. Each
 //! part is taken once: no two sandboxes share one.
 
-use crate::landlock_rules::{self, Rule};
+use crate::landlock_rules::{self, Resolver, Rule};
 use crate::namespaces::{self, SharedNetwork};
 use crate::{SandboxPolicy, probe};
 use landlock::RulesetCreated;
@@ -25,6 +25,8 @@ struct Spare {
     commands: Option<(Rules, RulesetCreated)>,
     /// The worker's own ruleset and the grants it holds.
     worker: Option<(Rules, RulesetCreated)>,
+    /// The common grants' paths, resolved.
+    resolver: Option<Resolver>,
     /// The parts taken so far, by name.
     taken: Vec<&'static str>,
 }
@@ -48,7 +50,14 @@ pub fn prepare_ahead() {
         made.network = namespaces::shared_network(false).ok();
     }
     if host.landlock_abi.is_some() {
-        let common = landlock_rules::common_grants(&SandboxPolicy::new(PathBuf::new())).rules;
+        let mut resolver = Resolver::default();
+        let common =
+            landlock_rules::common_grants(&SandboxPolicy::new(PathBuf::new()), &mut resolver).rules;
+        // The run's mount plan resolves every granted path; the common ones are known now.
+        for (path, _) in &common {
+            resolver.canonical(path);
+        }
+        made.resolver = Some(resolver);
         if let Ok(created) =
             landlock_rules::commands_ruleset(false).and_then(|c| landlock_rules::add(c, &common))
         {
@@ -78,6 +87,13 @@ pub fn made_ahead() -> Vec<String> {
         .unwrap_or_default();
     taken.sort();
     taken
+}
+
+/// The common grants' paths resolved ahead, if not taken yet.
+pub(crate) fn take_resolver() -> Option<Resolver> {
+    let mut slot = spare();
+    let resolver = slot.as_mut()?.resolver.take()?;
+    Some(resolver)
 }
 
 /// The shared network namespace made ahead, if any is left.

@@ -6,6 +6,7 @@ use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset,
     RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -88,16 +89,41 @@ fn resolved(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// Paths as the kernel resolves them, each looked up once while a sandbox is made: its
+/// grants and its mount plan resolve the same system directories, toolchains, PATH entries
+/// and /etc files (a `readlink` for every component of each). A pooled worker fills one for
+/// its run's sandbox while it waits ([`crate::ahead`]); otherwise each sandbox starts with
+/// an empty one. Deny paths never come from it: they are resolved for each sandbox.
+#[derive(Debug, Default)]
+pub(crate) struct Resolver(HashMap<PathBuf, Option<PathBuf>>);
+
+impl Resolver {
+    /// `path` canonicalized (None when it does not resolve: missing, or not traversable).
+    pub(crate) fn canonical(&mut self, path: &Path) -> Option<PathBuf> {
+        if let Some(known) = self.0.get(path) {
+            return known.clone();
+        }
+        let real = path.canonicalize().ok();
+        self.0.insert(path.to_path_buf(), real.clone());
+        real
+    }
+}
+
 /// The grants of a sandbox for `workspace` with its private `home`: those two first
 /// ([`Grants::own`] of them), then [`common_grants`].
-pub(crate) fn grants(workspace: &Path, home: &Path, policy: &SandboxPolicy) -> Grants {
+pub(crate) fn grants(
+    workspace: &Path,
+    home: &Path,
+    policy: &SandboxPolicy,
+    resolver: &mut Resolver,
+) -> Grants {
     let mut rules: Vec<(PathBuf, Grant)> = vec![
         (workspace.to_path_buf(), Grant::Full),
         (home.to_path_buf(), Grant::Full),
     ];
     rules.retain(|(p, _)| p.exists());
     let own = rules.len();
-    let common = common_grants(policy);
+    let common = common_grants(policy, resolver);
     rules.extend(common.rules);
     Grants {
         rules,
@@ -109,7 +135,7 @@ pub(crate) fn grants(workspace: &Path, home: &Path, policy: &SandboxPolicy) -> G
 /// The grants that do not depend on the run's workspace: system directories, the readable
 /// part of /etc, /proc, devices, toolchains, PATH entries and `policy`'s extra paths, none
 /// exposing a deny path ([`Grants::own`] is 0).
-pub(crate) fn common_grants(policy: &SandboxPolicy) -> Grants {
+pub(crate) fn common_grants(policy: &SandboxPolicy, resolver: &mut Resolver) -> Grants {
     let mut rules: Vec<(PathBuf, Grant)> = Vec::new();
     for dir in SYSTEM_DIRS {
         rules.push((PathBuf::from(dir), Grant::ReadExec));
@@ -161,11 +187,10 @@ pub(crate) fn common_grants(policy: &SandboxPolicy) -> Grants {
         policy.deny_paths.iter().map(|d| (d, resolved(d))).collect();
     let mut dropped = Vec::new();
     for (path, grant) in optional {
-        if !path.exists() {
+        let Some(granted) = resolver.canonical(&path) else {
             continue;
-        }
+        };
         // Granting `path` would expose a deny path equal to it or below it.
-        let granted = resolved(&path);
         if let Some((deny, _)) = deny.iter().find(|(_, real)| real.starts_with(&granted)) {
             dropped.push(format!(
                 "{} (would expose {})",
@@ -176,7 +201,7 @@ pub(crate) fn common_grants(policy: &SandboxPolicy) -> Grants {
         }
         rules.push((path, grant));
     }
-    rules.retain(|(p, _)| p.exists());
+    rules.retain(|(p, _)| resolver.canonical(p).is_some());
     // Found by walking /etc (once per runtime), so not looked up again; one removed since
     // then grants nothing (`add` skips what it cannot open).
     rules.extend(etc_readable().iter().map(|p| (p.clone(), Grant::Read)));

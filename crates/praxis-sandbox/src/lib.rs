@@ -293,7 +293,9 @@ impl Sandbox {
         let mut report = SandboxReport::default();
 
         // Landlock.
-        let grants = landlock_rules::grants(&workspace, &home, &policy);
+        // Filled while a pooled worker waited, else empty.
+        let mut resolver = ahead::take_resolver().unwrap_or_default();
+        let grants = landlock_rules::grants(&workspace, &home, &policy, &mut resolver);
         report.dropped_grants = grants.dropped.clone();
         let landlock_fd: Option<OwnedFd> = match host.landlock_abi {
             Some(abi) => {
@@ -520,7 +522,8 @@ impl Sandbox {
             } else {
                 mounts::git_dirs(&workspace)
             };
-            let mounts = mounts::MountPlan::new(&granted, !policy.allow_network, &read_only);
+            let mounts =
+                mounts::MountPlan::new(&granted, !policy.allow_network, &read_only, &mut resolver);
             let detail = mounts.describe();
             plan.mounts = Some(mounts);
             // Tried once in a throwaway child, the way every command enters it (or by the

@@ -18,6 +18,7 @@
 //! makes raw system calls only, with the new mount API: a kept path is cloned as a
 //! detached tree (`open_tree`) before the tmpfs covers it, then moved onto its place.
 
+use crate::landlock_rules::Resolver;
 use std::ffi::{CString, c_int, c_uint};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -76,10 +77,16 @@ impl MountPlan {
     /// `granted`: every path the sandbox grants (canonical where it exists).
     /// `private_tmp`: give commands private /tmp, /run, /var/run and /dev/shm.
     /// `read_only`: directories mounted read-only (the workspace's `.git`).
-    pub(crate) fn new(granted: &[PathBuf], private_tmp: bool, read_only: &[PathBuf]) -> MountPlan {
+    /// `resolver`: where each granted path's canonical form is looked up.
+    pub(crate) fn new(
+        granted: &[PathBuf],
+        private_tmp: bool,
+        read_only: &[PathBuf],
+        resolver: &mut Resolver,
+    ) -> MountPlan {
         let canonical: Vec<PathBuf> = granted
             .iter()
-            .filter_map(|p| p.canonicalize().ok())
+            .filter_map(|p| resolver.canonical(p))
             .collect();
         let private: Vec<PathBuf> = if private_tmp {
             PRIVATE_DIRS

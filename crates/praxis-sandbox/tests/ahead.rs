@@ -71,4 +71,20 @@ fn a_sandbox_takes_only_the_parts_made_ahead_that_fit_its_policy_and_confines_th
     );
     assert!(inside, "the workspace stays readable");
     assert!(!outside_read, "a file outside the grants is not readable");
+
+    // The paths resolved ahead give the grants and the mount plan that resolving them for
+    // the run gives.
+    prepare_ahead();
+    let early = Sandbox::new(SandboxPolicy::new(ws.path())).unwrap();
+    let late = Sandbox::new(SandboxPolicy::new(ws.path())).unwrap();
+    for layer in ["landlock", "mount_namespace"] {
+        let detail = |s: &Sandbox| {
+            s.report()
+                .layer(layer)
+                .map(|l| (l.active, l.detail.clone()))
+        };
+        assert!(detail(&early).is_some_and(|(active, _)| active), "{layer}");
+        assert_eq!(detail(&early), detail(&late), "{layer}");
+    }
+    assert_eq!(early.report().dropped_grants, late.report().dropped_grants);
 }
