@@ -15,6 +15,7 @@ pub struct Metrics {
     entries_appended: AtomicU64,
     /// Views of a running run served from the view computed at its latest entry.
     run_views_reused: AtomicU64,
+    run_views_read: AtomicU64,
     /// (method, route template, status) -> count.
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
@@ -50,6 +51,10 @@ impl Metrics {
 
     pub fn run_view_reused(&self) {
         self.run_views_reused.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn run_view_read(&self) {
+        self.run_views_read.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn sse_dropped(&self) {
@@ -114,6 +119,11 @@ impl Metrics {
             out,
             "# HELP praxis_run_views_reused_total Views of running runs served without reading the ledger (no entry since the view was computed).\n# TYPE praxis_run_views_reused_total counter\npraxis_run_views_reused_total {}",
             self.run_views_reused.load(Ordering::Acquire)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP praxis_run_views_read_total Views of running runs read from the ledger (the others are made from the entries this server saw become durable).\n# TYPE praxis_run_views_read_total counter\npraxis_run_views_read_total {}",
+            self.run_views_read.load(Ordering::Acquire)
         );
         let _ = writeln!(
             out,

@@ -503,31 +503,34 @@ async fn a_follower_too_slow_for_the_live_channel_is_dropped_and_resumes_from_th
 /// entry, it is the view kept at the last one (`praxis_run_views_reused_total` counts them),
 /// and the next entry makes the next view new.
 #[tokio::test]
-async fn a_polled_run_reads_its_ledger_once_per_entry() {
+async fn a_polled_run_this_server_drives_never_reads_its_ledger() {
     let h = Harness::start(|_| {}).await;
+    let counter = |name: &'static str| {
+        let h = &h;
+        async move {
+            let metrics = h.metrics().await;
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
     let writ = h.writ(&approval_writ_spec());
     let id = h.create(write_script(), json!({"writ": writ})).await;
     h.wait_approval(&id).await;
     h.wait_status(&id, &["awaiting_approval"]).await;
-    let reused = || async {
-        let metrics = h.metrics().await;
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("praxis_run_views_reused_total "))
-            .unwrap_or_else(|| panic!("no praxis_run_views_reused_total in {metrics}"))
-            .parse::<u64>()
-            .unwrap()
-    };
-    // Waiting for its approval: no entry comes.
+    // Waiting for its approval: no entry comes, the view is the one kept.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (_, waiting) = h.get(&format!("/v1/runs/{id}")).await;
-    let before = reused().await;
+    let before = counter("praxis_run_views_reused_total").await;
     for _ in 0..3 {
         let (status, view) = h.get(&format!("/v1/runs/{id}")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(view, waiting);
     }
-    assert_eq!(reused().await, before + 3);
+    assert_eq!(counter("praxis_run_views_reused_total").await, before + 3);
     let (status, _) = h
         .decide(&format!("{id}:w1"), json!({"decision": "approve"}))
         .await;
@@ -539,6 +542,24 @@ async fn a_polled_run_reads_its_ledger_once_per_entry() {
     );
     assert_eq!(done.status, "completed", "{done:?}");
     assert!(done.last_seq > waiting.last_seq, "{done:?}");
+    // Every view of it while it ran was made from the entries this server saw durable.
+    assert_eq!(counter("praxis_run_views_read_total").await, 0);
+    // The same as its ledger says, once the run is no longer driven here.
+    let from_ledger = loop {
+        let (_, view) = h.get(&format!("/v1/runs/{id}")).await;
+        let view = run_view(view);
+        if view.phase.is_none() {
+            break view;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut polled = done;
+    polled.phase = None;
+    polled.active_tool = None;
+    assert_eq!(
+        serde_json::to_value(&polled).unwrap(),
+        serde_json::to_value(&from_ledger).unwrap()
+    );
     h.stop().await;
 }
 

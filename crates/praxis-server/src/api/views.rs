@@ -49,7 +49,7 @@ impl Shared {
                         view
                     }
                     None => {
-                        let view = self.driven_view(id, tenant, spec, since)?;
+                        let view = self.driven_view(id, tenant, spec, since, &hub)?;
                         hub.keep_view(seq, &view);
                         view
                     }
@@ -73,15 +73,30 @@ impl Shared {
         }
     }
 
-    /// The view of a run this server drives, as its ledger has it now (without its live
-    /// phase): from its recorded request while it has no entry yet.
+    /// The view of a run this server drives (without its live phase): from the entries it
+    /// saw become durable when it saw them all, else as its ledger has it now; from its
+    /// recorded request while it has no entry yet.
     fn driven_view(
         &self,
         id: &str,
         tenant: String,
         spec: praxis_core::RunSpec,
         since: String,
+        hub: &crate::runs::Hub,
     ) -> Result<RunView, ApiError> {
+        let folded = hub.with_digest(|digest| {
+            let row = digest.row()?;
+            Some(view_of(
+                &row,
+                &digest.counters,
+                digest.ended_at(),
+                tenant.clone(),
+            ))
+        });
+        if let Some(view) = folded.flatten() {
+            return Ok(view);
+        }
+        self.metrics.run_view_read();
         let mut entries = self.manager.ledger.entries(id, 0)?;
         let mut row = row_of(&entries);
         // "Interrupted" (no `run_finished`, no live drive) of a run this server
@@ -162,8 +177,22 @@ pub(crate) fn ledger_view(
     entries: &[Entry],
     tenant: String,
 ) -> RunView {
+    view_of(
+        row,
+        &Counters::from_entries(entries),
+        finished_at(entries),
+        tenant,
+    )
+}
+
+/// A run's view from its row, its counters and when it ended.
+fn view_of(
+    row: &praxis_ledger::RunRow,
+    counters: &Counters,
+    ended_at: Option<String>,
+    tenant: String,
+) -> RunView {
     let o = overview(row);
-    let counters = Counters::from_entries(entries);
     let finished = row
         .finished
         .as_ref()
@@ -193,7 +222,7 @@ pub(crate) fn ledger_view(
         workspace: o.workspace,
         provider: o.provider,
         started_at: o.started_at,
-        ended_at: finished_at(entries),
+        ended_at,
         cost_usd_micros: counters.cost_usd_micros,
         last_seq: o.last_seq,
         tenant,

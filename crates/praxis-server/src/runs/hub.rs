@@ -34,6 +34,10 @@ pub(crate) struct Hub {
     /// again before the next entry is the same (a polling client reads the ledger once per
     /// entry, not once per poll).
     view: Mutex<Option<(u64, RunView)>>,
+    /// The run's entries folded as they became durable here, while this server saw every
+    /// one from the run's first (None once one did not follow the last, as a resumed run's
+    /// first does): its view is made from this, not read from the ledger.
+    digest: Mutex<Option<Digest>>,
 }
 
 impl Hub {
@@ -46,6 +50,7 @@ impl Hub {
             }),
             durable_seq: AtomicU64::new(0),
             view: Mutex::new(None),
+            digest: Mutex::new(Some(Digest::default())),
         })
     }
 
@@ -60,6 +65,24 @@ impl Hub {
         view.as_ref()
             .filter(|(at, _)| *at == seq)
             .map(|(_, view)| view.clone())
+    }
+
+    /// `f` of the run's digest, when this server saw every entry of the run (see
+    /// [`Hub::digest`]'s field) and there is at least one.
+    pub(crate) fn with_digest<T>(&self, f: impl FnOnce(&Digest) -> T) -> Option<T> {
+        let digest = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
+        digest.as_ref().filter(|d| d.last_seq() > 0).map(f)
+    }
+
+    /// Folds a durable entry into the digest (or drops the digest: an entry that does not
+    /// follow the last one means this server did not see them all).
+    fn digest_entry(&self, entry: &Entry) {
+        let mut digest = self.digest.lock().unwrap_or_else(PoisonError::into_inner);
+        match digest.as_mut() {
+            Some(d) if entry.seq == d.last_seq() + 1 => d.add(entry),
+            Some(_) => *digest = None,
+            None => {}
+        }
     }
 
     /// Keeps `view`, read from the ledger after [`Hub::durable_seq`] said `seq`.
@@ -117,6 +140,8 @@ impl RunObserver for HubObserver {
         match event {
             LiveEvent::Entry(entry) => {
                 self.metrics.entry_appended();
+                // Before the seq: a view made for this seq holds this entry.
+                self.hub.digest_entry(entry);
                 self.hub.durable_seq.fetch_max(entry.seq, Ordering::AcqRel);
                 match entry.kind.as_str() {
                     "execution" | "approval_decided" => self.hub.set("running", None),

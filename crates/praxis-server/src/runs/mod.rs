@@ -26,7 +26,7 @@ mod recovery;
 
 use hub::HubObserver;
 pub(crate) use hub::{Hub, Live, LiveState};
-pub(crate) use records::{Counters, row_of};
+pub(crate) use records::{Counters, Digest, row_of};
 pub(crate) use recovery::{accepted_never_started, interrupted_runs, recover_run};
 
 /// A run that has no ledger entries to speak for it: it waited in the queue and was

@@ -328,8 +328,8 @@ impl WorkerClient {
                     "stopped answering; killed".to_string()
                 }
             };
-            // Gone before anyone is told the worker exited.
-            drop(home_parent);
+            // Gone before anyone is told the worker exited; removed off the async threads.
+            let _ = tokio::task::spawn_blocking(move || drop(home_parent)).await;
             let _ = exited_tx.send(true);
             let waiters: Vec<_> = match reader_pending.lock() {
                 Ok(mut p) => {
