@@ -107,6 +107,19 @@ fn issued_writ_verifies_and_describes_itself() {
     assert_eq!(d["id"], writ.id());
 }
 
+/// A writ (and its key) valid from two hours after [`now`] for one hour.
+fn valid_in_two_hours() -> (IssuerKey, String) {
+    let later = spec(
+        r#"subject = "a"
+not_before = "2027-01-15T10:00:00Z"
+expires_at = 2027-01-15T11:00:00Z
+"#,
+    );
+    let key = IssuerKey::generate();
+    let early = issue(&later, &key, now()).unwrap();
+    (key, early)
+}
+
 #[test]
 fn each_refusal_is_distinct() {
     let (_, anchor, token) = parent();
@@ -167,14 +180,7 @@ fn each_refusal_is_distinct() {
         verify(&token, &anchor, at(3600)),
         Err(WritError::Expired { block: 0, .. })
     ));
-    let later = spec(
-        r#"subject = "a"
-not_before = "2027-01-15T10:00:00Z"
-expires_at = 2027-01-15T11:00:00Z
-"#,
-    );
-    let key = IssuerKey::generate();
-    let early = issue(&later, &key, now()).unwrap();
+    let (key, early) = valid_in_two_hours();
     let err = verify(&early, &key.anchor(), now()).unwrap_err();
     assert!(
         matches!(err, WritError::NotYetValid { block: 0, .. }),
@@ -210,14 +216,7 @@ fn a_writ_verified_before_is_judged_again_at_each_time_and_anchor() {
     verify(&format!(" {token}\n"), &anchor, now()).unwrap();
 
     // Valid later, then refused before its window opens.
-    let later = spec(
-        r#"subject = "a"
-not_before = "2027-01-15T10:00:00Z"
-expires_at = 2027-01-15T11:00:00Z
-"#,
-    );
-    let key = IssuerKey::generate();
-    let early = issue(&later, &key, now()).unwrap();
+    let (key, early) = valid_in_two_hours();
     verify(&early, &key.anchor(), at(2 * 3600 + 1)).unwrap();
     assert!(matches!(
         verify(&early, &key.anchor(), now()),
