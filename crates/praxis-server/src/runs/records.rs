@@ -53,20 +53,18 @@ pub(crate) struct Digest {
 }
 
 impl Digest {
-    pub(crate) fn of(entries: &[Entry]) -> Self {
-        let mut digest = Digest::default();
-        for e in entries {
-            digest.add(e);
-        }
-        digest
-    }
-
     /// The seq of the last entry added (0: none).
     pub(crate) fn last_seq(&self) -> u64 {
         self.last.as_ref().map_or(0, |(seq, _)| *seq)
     }
 
     pub(crate) fn add(&mut self, e: &Entry) {
+        self.note(e);
+        self.counters.add(e);
+    }
+
+    /// Takes in what the run's row needs of `e` (not its counters).
+    fn note(&mut self, e: &Entry) {
         if self.first.is_none() {
             self.first = Some(e.clone());
         }
@@ -76,7 +74,6 @@ impl Digest {
             _ => {}
         }
         self.last = Some((e.seq, e.kind.clone()));
-        self.counters.add(e);
     }
 
     /// The run's row (None before its first entry).
@@ -103,5 +100,9 @@ impl Digest {
 /// A `RunRow` (what `overview` reads) built from one run's entries, so looking at one run
 /// does not list every run.
 pub(crate) fn row_of(entries: &[Entry]) -> Option<praxis_ledger::RunRow> {
-    Digest::of(entries).row()
+    let mut digest = Digest::default();
+    for e in entries {
+        digest.note(e);
+    }
+    digest.row()
 }
