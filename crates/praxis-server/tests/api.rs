@@ -822,24 +822,35 @@ async fn auth_401_and_tenant_isolation_on_every_run_route() {
 /// (without the check, most runs of this test hit that window at least once).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_seen_ended_is_not_cancelled_while_its_driver_tears_down() {
-    let h = Harness::start(|_| {}).await;
+    // As `praxis serve` does: each run's end is attested by a checkpoint after `run_finished`.
+    let key = praxis_ledger::checkpoint::CheckpointKey::generate().unwrap();
+    let h = Harness::start(|c| c.checkpoint_key = Some(Arc::new(key))).await;
     let first = h.create(write_script(), json!({})).await;
     let (entries, _) = h.feed(&first, None, None).await;
-    assert_eq!(entries.last().unwrap().1, "run_finished");
+    let kinds: Vec<&str> = entries.iter().map(|(_, kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds[kinds.len() - 2..], ["run_finished", "checkpoint"]);
     for _ in 0..50 {
         let id = h.create(write_script(), json!({})).await;
         // The feed hands over `run_finished` as soon as it is durable; the cancel follows.
-        let (seen, _) = h.feed(&id, None, Some(entries.len())).await;
+        let (seen, _) = h.feed(&id, None, Some(entries.len() - 1)).await;
         assert_eq!(seen.last().unwrap().1, "run_finished");
-        let (status, answer) = h.post(&format!("/v1/runs/{id}/cancel"), json!({})).await;
-        assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-        assert!(
-            answer["error"]
-                .as_str()
-                .unwrap()
-                .contains("status completed"),
-            "{answer}"
-        );
+        let cancel = || async {
+            let (status, answer) = h.post(&format!("/v1/runs/{id}/cancel"), json!({})).await;
+            assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+            let error = answer["error"].as_str().unwrap();
+            assert!(error.contains("status completed"), "{answer}");
+        };
+        cancel().await;
+        // And once its end is attested (the checkpoint after `run_finished`).
+        while !h
+            .export(&id)
+            .await
+            .iter()
+            .any(|e| e["kind"] == "checkpoint")
+        {
+            tokio::task::yield_now().await;
+        }
+        cancel().await;
     }
     h.stop().await;
 }

@@ -566,13 +566,15 @@ impl Manager {
         true
     }
 
-    /// Whether `run_id`'s ledger holds its `run_finished` (an unreadable ledger says no: a
-    /// cancel then goes to the driver, which ignores it if the run has ended).
+    /// Whether `run_id`'s ledger holds its `run_finished` (followed, once its end is attested,
+    /// by a checkpoint). An unreadable ledger says no: a cancel then goes to the driver,
+    /// which ignores it if the run has ended.
     fn end_is_durable(&self, run_id: &str) -> bool {
         self.ledger.entries(run_id, 0).is_ok_and(|entries| {
             entries
-                .last()
-                .is_some_and(|e| e.kind == praxis_ledger::RUN_FINISHED_KIND)
+                .iter()
+                .rev()
+                .any(|e| e.kind == praxis_ledger::RUN_FINISHED_KIND)
         })
     }
 
