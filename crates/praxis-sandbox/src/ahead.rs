@@ -91,9 +91,7 @@ pub fn made_ahead() -> Vec<String> {
 
 /// The common grants' paths resolved ahead, if not taken yet.
 pub(crate) fn take_resolver() -> Option<Resolver> {
-    let mut slot = spare();
-    let resolver = slot.as_mut()?.resolver.take()?;
-    Some(resolver)
+    spare().as_mut()?.resolver.take()
 }
 
 /// The shared network namespace made ahead, if any is left.

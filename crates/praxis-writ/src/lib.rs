@@ -7,6 +7,7 @@
 
 mod error;
 mod eval;
+mod kept;
 mod keys;
 mod narrow;
 pub mod shell;

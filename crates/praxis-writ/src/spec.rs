@@ -1,12 +1,11 @@
 //! The writ spec: what users write (TOML or JSON) and what each token block carries.
 
 use crate::error::WritError;
+use crate::kept::Kept;
 use globset::{GlobBuilder, GlobMatcher};
 use praxis_core::Effect;
 use serde::{Deserialize, Deserializer, Serialize};
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The built-in tools the default development writ grants.
@@ -484,21 +483,14 @@ fn validate_tool(i: usize, tool: &ToolGrant, before: &[ToolGrant]) -> Result<(),
 /// verifying a writ, which happens at every run's start and step); the first
 /// [`GLOB_CACHE_MAX`] distinct globs are kept.
 pub(crate) fn compile_glob(glob: &str) -> Result<GlobMatcher, String> {
-    static COMPILED: LazyLock<Mutex<HashMap<String, GlobMatcher>>> = LazyLock::new(Mutex::default);
-    if let Some(matcher) = COMPILED.lock().ok().and_then(|c| c.get(glob).cloned()) {
-        return Ok(matcher);
-    }
-    let matcher = GlobBuilder::new(glob)
-        .literal_separator(true)
-        .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| format!("invalid glob `{glob}`: {e}"))?;
-    if let Ok(mut compiled) = COMPILED.lock()
-        && compiled.len() < GLOB_CACHE_MAX
-    {
-        compiled.insert(glob.to_string(), matcher.clone());
-    }
-    Ok(matcher)
+    static COMPILED: Kept<String, GlobMatcher> = Kept::new(GLOB_CACHE_MAX);
+    COMPILED.get_or_try(glob.to_string(), || {
+        GlobBuilder::new(glob)
+            .literal_separator(true)
+            .build()
+            .map(|g| g.compile_matcher())
+            .map_err(|e| format!("invalid glob `{glob}`: {e}"))
+    })
 }
 
 /// How many distinct compiled globs a process keeps.

@@ -6,6 +6,7 @@
 
 use crate::error::WritError;
 use crate::eval::Rules;
+use crate::kept::Kept;
 use crate::keys::{IssuerKey, TrustAnchor, key_id};
 use crate::narrow;
 use crate::spec::{WritSpec, format_millis, millis};
@@ -18,7 +19,7 @@ use praxis_core::{Authority, Authorization, AuthzRequest, Millis, Spent};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SPEC_FACT: &str = "writ_spec";
@@ -103,12 +104,14 @@ const SIGNED_CACHE_MAX: usize = 256;
 /// start and a server's check of the same writ do not verify its signatures and parse its
 /// blocks again. A failure is never kept.
 fn signed(token: &str, digest: [u8; 32], anchor: &TrustAnchor) -> Result<Arc<Signed>, WritError> {
-    type Key = ([u8; 32], String);
-    static CHECKED: LazyLock<Mutex<HashMap<Key, Arc<Signed>>>> = LazyLock::new(Mutex::default);
-    let key: Key = (digest, anchor.public_hex());
-    if let Some(signed) = CHECKED.lock().ok().and_then(|c| c.get(&key).cloned()) {
-        return Ok(signed);
-    }
+    static CHECKED: Kept<([u8; 32], String), Arc<Signed>> = Kept::new(SIGNED_CACHE_MAX);
+    CHECKED.get_or_try((digest, anchor.public_hex()), || {
+        check_signed(token, anchor)
+    })
+}
+
+/// [`signed`]'s work: the signatures, every block's spec, the issuer and the tenant.
+fn check_signed(token: &str, anchor: &TrustAnchor) -> Result<Arc<Signed>, WritError> {
     let biscuit =
         Biscuit::from_base64(token, anchor.public_key()).map_err(|e| classify(token, anchor, e))?;
     let mut specs = Vec::with_capacity(biscuit.block_count());
@@ -148,17 +151,11 @@ fn signed(token: &str, digest: [u8; 32], anchor: &TrustAnchor) -> Result<Arc<Sig
         .iter()
         .map(hex::encode)
         .collect();
-    let signed = Arc::new(Signed {
+    Ok(Arc::new(Signed {
         biscuit,
         specs,
         revocation_ids,
-    });
-    if let Ok(mut checked) = CHECKED.lock()
-        && checked.len() < SIGNED_CACHE_MAX
-    {
-        checked.insert(key, signed.clone());
-    }
-    Ok(signed)
+    }))
 }
 
 /// Verifies `token`, checks that `child` grants nothing the writ does not (see `narrow`), and

@@ -570,12 +570,9 @@ impl Manager {
     /// by a checkpoint). An unreadable ledger says no: a cancel then goes to the driver,
     /// which ignores it if the run has ended.
     fn end_is_durable(&self, run_id: &str) -> bool {
-        self.ledger.entries(run_id, 0).is_ok_and(|entries| {
-            entries
-                .iter()
-                .rev()
-                .any(|e| e.kind == praxis_ledger::RUN_FINISHED_KIND)
-        })
+        self.ledger
+            .entries(run_id, 0)
+            .is_ok_and(|entries| row_of(&entries).is_some_and(|row| row.finished.is_some()))
     }
 
     /// Notes a run found interrupted at start.
