@@ -27,10 +27,18 @@ pub(super) fn has_empty_delimiter(src: &str) -> bool {
             at += 1;
             continue;
         }
-        let run = bytes[at..].iter().take_while(|b| **b == b'<').count();
-        at += run;
+        let length = bytes[at..].iter().take_while(|b| **b == b'<').count();
+        // A `<` after an odd number of backslashes is a plain byte to the parser: `\<<<`
+        // is a word ending in `<` and then a here-document, not a here-string.
+        let backslashes = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|b| **b == b'\\')
+            .count();
+        let run = length - backslashes % 2;
+        at += length;
         match run {
-            1 | 3 => continue, // a redirection or a here-string
+            0 | 1 | 3 => continue, // a literal `<`, a redirection or a here-string
             2 => {}
             _ => return true, // `<<<<`: how the parser splits it is not worth guessing
         }
@@ -122,6 +130,9 @@ mod tests {
             "cat <<$END",
             "cat <<E`x`",
             "cat <<'E\nF'",
+            // Found by the 60-second run in CI: an escaped `<` before a here-string's `<<<`.
+            "cat \\<<< \"\"\t",
+            "\\g\"!\t<=$!*\\\\*o-\\!*'\n\n|<\n\\a\\$=.\\\nf\\\\\"\\<<< \"\"\t",
         ] {
             assert!(has_empty_delimiter(line), "{line:?}");
         }
@@ -141,6 +152,9 @@ mod tests {
             "x=$(cat <<EOF\nhi\nEOF\n)",
             "cat <<< word",
             "cat <<<\"\"",
+            // An escaped backslash leaves the here-string a here-string.
+            "cat \\\\<<< word",
+            "echo \\< in",
             "echo a << b",
             "ls -la",
             "",
