@@ -53,26 +53,27 @@ pub fn prepare_ahead() {
         let mut resolver = Resolver::default();
         let common =
             landlock_rules::common_grants(&SandboxPolicy::new(PathBuf::new()), &mut resolver).rules;
-        // The run's mount plan resolves every granted path; the common ones are known now.
-        for (path, _) in &common {
-            resolver.canonical(path);
-        }
+        // Each common path opened once for both rulesets; the run's mount plan resolves
+        // every granted path, and the common ones are resolved from the same descriptors.
+        let (commands, worker) = landlock_rules::add_to_both(
+            landlock_rules::commands_ruleset(false),
+            landlock_rules::worker_ruleset(),
+            &common,
+            &mut resolver,
+        );
         made.resolver = Some(resolver);
-        if let Ok(created) =
-            landlock_rules::commands_ruleset(false).and_then(|c| landlock_rules::add(c, &common))
-        {
+        if let Ok(created) = commands {
             made.commands = Some((common.clone(), created));
         }
         let pids = host.pids_cgroup.as_deref();
         let memory = pids
             .and(host.memory_cgroup.as_deref())
             .filter(|memory| Some(*memory) != pids);
-        let mut worker = common;
-        worker.extend(landlock_rules::worker_extra_grants(pids, memory));
-        if let Ok(created) =
-            landlock_rules::worker_ruleset().and_then(|c| landlock_rules::add(c, &worker))
-        {
-            made.worker = Some((worker, created));
+        let extra = landlock_rules::worker_extra_grants(pids, memory);
+        if let Ok(created) = worker.and_then(|c| landlock_rules::add(c, &extra)) {
+            let mut rules = common;
+            rules.extend(extra);
+            made.worker = Some((rules, created));
         }
     }
     *spare() = Some(made);

@@ -107,6 +107,29 @@ impl Resolver {
         self.0.insert(path.to_path_buf(), real.clone());
         real
     }
+
+    /// Notes where `path` resolves from `file`, its open `O_PATH` descriptor: the kernel's
+    /// own name for it (`/proc/self/fd/N`, one `readlink` where canonicalizing takes one per
+    /// component). Falls back to canonicalizing when that name is not a plain path.
+    fn note_open(&mut self, path: &Path, file: &std::fs::File) {
+        use std::os::fd::AsRawFd;
+        if self.0.contains_key(path) {
+            return;
+        }
+        let named = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .ok()
+            .filter(|p| {
+                p.is_absolute() && !p.as_os_str().as_encoded_bytes().ends_with(b" (deleted)")
+            });
+        match named {
+            Some(real) => {
+                self.0.insert(path.to_path_buf(), Some(real));
+            }
+            None => {
+                self.canonical(path);
+            }
+        }
+    }
 }
 
 /// The grants of a sandbox for `workspace` with its private `home`: those two first
@@ -334,24 +357,62 @@ pub(crate) fn add(
     mut created: RulesetCreated,
     rules: &[(PathBuf, Grant)],
 ) -> Result<RulesetCreated, SandboxError> {
-    use std::os::unix::fs::OpenOptionsExt;
     for (path, grant) in rules {
-        // O_PATH, as `PathFd` opens it; whether it is a directory comes from the open file,
-        // not from a second walk of the path.
-        let Ok(file) = std::fs::File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open(path)
-        else {
+        let Some((file, is_dir)) = open_rule_path(path) else {
             continue;
         };
-        let is_dir = file.metadata().is_ok_and(|m| m.is_dir());
-        let access = grant.access(is_dir);
-        created = created
-            .add_rule(PathBeneath::new(file, access))
-            .map_err(|e| SandboxError::Landlock(format!("rule for `{}`: {e}", path.display())))?;
+        created = add_rule(created, &file, grant.access(is_dir), path)?;
     }
     Ok(created)
+}
+
+/// Adds each of `common` to both rulesets (the commands' and the worker's own), opening
+/// each path once, and notes in `resolver` where each resolves (a sandbox's mount plan
+/// resolves every granted path). A ruleset that failed stays failed; the other goes on.
+pub(crate) fn add_to_both(
+    mut commands: Result<RulesetCreated, SandboxError>,
+    mut worker: Result<RulesetCreated, SandboxError>,
+    common: &[Rule],
+    resolver: &mut Resolver,
+) -> (
+    Result<RulesetCreated, SandboxError>,
+    Result<RulesetCreated, SandboxError>,
+) {
+    for (path, grant) in common {
+        let Some((file, is_dir)) = open_rule_path(path) else {
+            resolver.canonical(path);
+            continue;
+        };
+        resolver.note_open(path, &file);
+        let access = grant.access(is_dir);
+        commands = commands.and_then(|c| add_rule(c, &file, access, path));
+        worker = worker.and_then(|c| add_rule(c, &file, access, path));
+    }
+    (commands, worker)
+}
+
+/// `path` opened as a rule's parent (`O_PATH`, as `PathFd` opens it) and whether it is a
+/// directory, from the open file rather than a second walk. None when it cannot be opened.
+fn open_rule_path(path: &Path) -> Option<(std::fs::File, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path)
+        .ok()?;
+    let is_dir = file.metadata().is_ok_and(|m| m.is_dir());
+    Some((file, is_dir))
+}
+
+fn add_rule(
+    created: RulesetCreated,
+    file: &std::fs::File,
+    access: BitFlags<AccessFs>,
+    path: &Path,
+) -> Result<RulesetCreated, SandboxError> {
+    created
+        .add_rule(PathBeneath::new(file, access))
+        .map_err(|e| SandboxError::Landlock(format!("rule for `{}`: {e}", path.display())))
 }
 
 /// What the worker's own Landlock grants besides its sandbox's grants: the cgroups the
@@ -375,4 +436,49 @@ pub(crate) fn worker_extra_grants(
         }
     }
     rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A path resolved from its open descriptor is where canonicalizing it leads, through
+    /// symlinked directories and a symlinked file; a path that cannot be opened resolves to
+    /// nothing, as it does canonicalized; and each rule added to both rulesets holds.
+    #[test]
+    fn paths_resolved_from_their_descriptors_are_their_canonical_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::fs::write(real.join("sub/file"), "x").unwrap();
+        std::os::unix::fs::symlink(&real, dir.path().join("via")).unwrap();
+        std::os::unix::fs::symlink(real.join("sub/file"), dir.path().join("to-file")).unwrap();
+        let paths = [
+            dir.path().join("via/sub"),
+            dir.path().join("via/sub/../sub/file"),
+            dir.path().join("to-file"),
+            real.clone(),
+            dir.path().join("missing"),
+            PathBuf::from("/etc"),
+        ];
+        let common: Vec<Rule> = paths.iter().map(|p| (p.clone(), Grant::Read)).collect();
+        let mut resolver = Resolver::default();
+        let (commands, worker) = add_to_both(
+            commands_ruleset(false),
+            worker_ruleset(),
+            &common,
+            &mut resolver,
+        );
+        commands.expect("the commands' ruleset takes every rule");
+        worker.expect("the worker's ruleset takes every rule");
+        for path in &paths {
+            let noted = resolver.0.get(path).cloned().expect("every path is noted");
+            assert_eq!(noted, path.canonicalize().ok(), "{}", path.display());
+        }
+        assert_eq!(resolver.0[&dir.path().join("missing")], None);
+        assert_eq!(
+            resolver.0[&dir.path().join("to-file")],
+            Some(real.canonicalize().unwrap().join("sub/file"))
+        );
+    }
 }
