@@ -563,6 +563,60 @@ async fn a_polled_run_this_server_drives_never_reads_its_ledger() {
     h.stop().await;
 }
 
+/// Polling a live run waits for no thread of the blocking pool: with every one of them
+/// taken (by slow ledger reads, say), a run this server drives is still answered from what
+/// it saw become durable.
+#[test]
+fn a_live_run_is_answered_while_the_blocking_pool_is_taken() {
+    const BLOCKING: usize = 2;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(BLOCKING)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let h = Harness::start(|_| {}).await;
+        let writ = h.writ(&approval_writ_spec());
+        let id = h.create(write_script(), json!({"writ": writ})).await;
+        h.wait_approval(&id).await;
+        let waiting = h.wait_status(&id, &["awaiting_approval"]).await;
+        // Every blocking thread held until `release` is dropped.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let (taken_tx, mut taken) = tokio::sync::mpsc::unbounded_channel();
+        let blockers: Vec<_> = (0..BLOCKING)
+            .map(|_| {
+                let (held, taken_tx) = (held.clone(), taken_tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    taken_tx.send(()).unwrap();
+                    // Each waits for the channel's end, one after the other.
+                    let _ = held.lock().unwrap().recv();
+                })
+            })
+            .collect();
+        for _ in 0..BLOCKING {
+            taken.recv().await.unwrap();
+        }
+        let polled = tokio::time::timeout(Duration::from_secs(5), h.get(&format!("/v1/runs/{id}")))
+            .await
+            .expect("a poll of a live run waited for the blocking pool");
+        assert_eq!(polled.0, StatusCode::OK);
+        assert_eq!(polled.1, waiting);
+        drop(release);
+        for blocker in blockers {
+            blocker.await.unwrap();
+        }
+        let (status, _) = h
+            .decide(&format!("{id}:w1"), json!({"decision": "approve"}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let done = h.wait_status(&id, &["completed", "failed"]).await;
+        assert_eq!(done["status"], "completed", "{done}");
+        h.stop().await;
+    });
+}
+
 #[tokio::test]
 async fn approvals_over_http() {
     let h = Harness::start(|_| {}).await;

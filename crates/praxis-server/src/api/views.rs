@@ -43,20 +43,15 @@ impl Shared {
                 // Read before the ledger: entries up to it are durable, so a view read now
                 // holds at least them, and stays right until the next entry.
                 let seq = hub.durable_seq();
-                let mut view = match hub.view_at(seq) {
-                    Some(view) => {
-                        self.metrics.run_view_reused();
-                        view
-                    }
+                let view = match self.held_view(seq, &hub, &tenant) {
+                    Some(view) => view,
                     None => {
-                        let view = self.driven_view(id, tenant, spec, since, &hub)?;
+                        let view = self.read_view(id, tenant, spec, since)?;
                         hub.keep_view(seq, &view);
                         view
                     }
                 };
-                live_view(&mut view, hub.state());
-                view.recovery = recovered;
-                Ok(view)
+                Ok(active_view(view, &hub, recovered))
             }
             Known::Unknown { recovered } => {
                 let entries = self.manager.ledger.entries(id, 0)?;
@@ -73,29 +68,65 @@ impl Shared {
         }
     }
 
-    /// The view of a run this server drives (without its live phase): from the entries it
-    /// saw become durable when it saw them all, else as its ledger has it now; from its
-    /// recorded request while it has no entry yet.
-    fn driven_view(
+    /// The view of a run `tenant` may see, when this server holds the run and can make its
+    /// view without reading anything: a queued run, and a run it drives whose entries up to
+    /// the durable one it saw and folded. None otherwise (the caller reads, off the async
+    /// threads): polling a live run never waits for the blocking pool.
+    pub(crate) fn view_from_memory(
+        &self,
+        tenant: &crate::api::Tenant,
+        id: &str,
+    ) -> Option<RunView> {
+        match self.manager.known(id) {
+            known @ Known::Queued { .. } if known_tenant(&known) == Some(&tenant.0) => {
+                self.view(id, known).ok()
+            }
+            Known::Active {
+                tenant: owner,
+                hub,
+                recovered,
+                ..
+            } if owner == tenant.0 => {
+                let seq = hub.durable_seq();
+                let view = self.held_view(seq, &hub, &owner)?;
+                Some(active_view(view, &hub, recovered))
+            }
+            _ => None,
+        }
+    }
+
+    /// The view of a run this server drives as of durable entry `seq` (without its live
+    /// phase), from memory: the view kept for `seq`, else the one folded from the entries it
+    /// saw become durable (then kept for `seq`). None when it saw none, or not all of them.
+    fn held_view(&self, seq: u64, hub: &crate::runs::Hub, tenant: &str) -> Option<RunView> {
+        if let Some(view) = hub.view_at(seq) {
+            self.metrics.run_view_reused();
+            return Some(view);
+        }
+        let view = hub
+            .with_digest(|digest| {
+                let row = digest.row()?;
+                Some(view_of(
+                    &row,
+                    &digest.counters,
+                    digest.ended_at(),
+                    tenant.to_string(),
+                ))
+            })
+            .flatten()?;
+        hub.keep_view(seq, &view);
+        Some(view)
+    }
+
+    /// The view of a run this server drives (without its live phase) as its ledger has it
+    /// now; from its recorded request while it has no entry yet.
+    fn read_view(
         &self,
         id: &str,
         tenant: String,
         spec: praxis_core::RunSpec,
         since: String,
-        hub: &crate::runs::Hub,
     ) -> Result<RunView, ApiError> {
-        let folded = hub.with_digest(|digest| {
-            let row = digest.row()?;
-            Some(view_of(
-                &row,
-                &digest.counters,
-                digest.ended_at(),
-                tenant.clone(),
-            ))
-        });
-        if let Some(view) = folded.flatten() {
-            return Ok(view);
-        }
         self.metrics.run_view_read();
         let mut entries = self.manager.ledger.entries(id, 0)?;
         let mut row = row_of(&entries);
@@ -121,6 +152,21 @@ impl Shared {
         };
         Ok(view)
     }
+}
+
+/// A held run's tenant.
+fn known_tenant(known: &Known) -> Option<&String> {
+    match known {
+        Known::Queued { tenant, .. } | Known::Active { tenant, .. } => Some(tenant),
+        _ => None,
+    }
+}
+
+/// A driven run's view with what the server knows live: its phase and recovery.
+fn active_view(mut view: RunView, hub: &crate::runs::Hub, recovered: Option<String>) -> RunView {
+    live_view(&mut view, hub.state());
+    view.recovery = recovered;
+    view
 }
 
 /// A run with no entry yet, as its request has it: `asked` is its task, workspace and
