@@ -1,4 +1,3 @@
-
 use super::*;
 use crate::{ToolContract, Workspace};
 use serde_json::json;
