@@ -65,6 +65,37 @@ impl NewEntry {
     }
 }
 
+/// Makes the entry appended after a batch from the batch's last entry, in the same
+/// transaction: a run's checkpoint signing its head (see [`Ledger::append_attested`]).
+pub type Attest = std::sync::Arc<dyn Fn(&Entry) -> NewEntry + Send + Sync>;
+
+/// A batch's entries in order, then the entry its [`Attest`] makes of the last one
+/// appended (none when nothing was): what each store's append loop takes, one at a time.
+pub(crate) struct Pending {
+    entries: std::iter::Enumerate<std::vec::IntoIter<NewEntry>>,
+    attest: Option<Attest>,
+}
+
+impl Pending {
+    pub(crate) fn new(entries: Vec<NewEntry>, attest: Option<Attest>) -> Self {
+        Pending {
+            entries: entries.into_iter().enumerate(),
+            attest,
+        }
+    }
+
+    /// The next entry to append and its index in the batch; `appended` is what this batch
+    /// appended so far.
+    pub(crate) fn next(&mut self, appended: &[Entry]) -> Option<(usize, NewEntry)> {
+        if let Some(next) = self.entries.next() {
+            return Some(next);
+        }
+        let attest = self.attest.take()?;
+        let last = appended.last()?;
+        Some((appended.len(), attest(last)))
+    }
+}
+
 /// A recorded entry. Field order matters: `serde_json::to_string(&entry)` is the line format
 /// of `praxis ledger export`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,6 +158,17 @@ pub trait Ledger: Send + Sync {
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>>;
+    /// [`Ledger::append`], and after `entries`, in the same transaction, the entry `attest`
+    /// makes of the last of them (a run's checkpoint signing its head): the head and its
+    /// attestation become durable together, with one commit. Resolves with every entry
+    /// appended, the attestation last; nothing is attested when `entries` is empty.
+    fn append_attested(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        attest: Attest,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>>;
     /// The run's entries with `seq > after_seq`, ordered by seq.
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError>;

@@ -5,9 +5,9 @@
 
 use crate::rows::{validate_entry, validate_run_id};
 use crate::{
-    BoxFuture, Entry, GENESIS_HASH, Ledger, LedgerError, NewEntry, RUN_FINISHED_KIND,
-    RUN_RESUMED_KIND, RunRow, VerifyReport, canonical_json, hash_with_canonical_payload,
-    verify_entries,
+    Attest, BoxFuture, Entry, GENESIS_HASH, Ledger, LedgerError, NewEntry, Pending,
+    RUN_FINISHED_KIND, RUN_RESUMED_KIND, RunRow, VerifyReport, canonical_json,
+    hash_with_canonical_payload, verify_entries,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -49,18 +49,19 @@ impl MemoryLedger {
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
+        attest: Option<Attest>,
     ) -> Result<Vec<Entry>, LedgerError> {
         validate_run_id(run_id)?;
-        for (index, entry) in entries.iter().enumerate() {
-            validate_entry(run_id, index, entry)?;
-        }
         let mut state = self.state();
         let (mut seq, mut prev_hash) = match state.runs.get(run_id).and_then(|c| c.last()) {
             Some(last) => (last.seq, last.hash.clone()),
             None => (0, GENESIS_HASH.to_string()),
         };
-        let mut out = Vec::with_capacity(entries.len());
-        for entry in entries {
+        let mut out = Vec::with_capacity(entries.len() + 1);
+        let mut pending = Pending::new(entries, attest);
+        // Every entry is built (and checked) before any is stored.
+        while let Some((index, entry)) = pending.next(&out) {
+            validate_entry(run_id, index, &entry)?;
             seq += 1;
             let hash = hash_with_canonical_payload(
                 run_id,
@@ -116,7 +117,24 @@ impl Ledger for MemoryLedger {
         blobs: Vec<Vec<u8>>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
         // Applied when called, as the trait asks ("queued when this is called").
-        Box::pin(std::future::ready(self.append_now(run_id, entries, blobs)))
+        Box::pin(std::future::ready(
+            self.append_now(run_id, entries, blobs, None),
+        ))
+    }
+
+    fn append_attested(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        attest: Attest,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        Box::pin(std::future::ready(self.append_now(
+            run_id,
+            entries,
+            blobs,
+            Some(attest),
+        )))
     }
 
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {

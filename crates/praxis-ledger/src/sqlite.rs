@@ -9,7 +9,8 @@
 use crate::connection::{self, Access};
 use crate::error::LedgerError;
 use crate::{
-    BoxFuture, Entry, Ledger, NewEntry, RUN_FINISHED_KIND, RUN_RESUMED_KIND, RunRow, VerifyReport,
+    Attest, BoxFuture, Entry, Ledger, NewEntry, RUN_FINISHED_KIND, RUN_RESUMED_KIND, RunRow,
+    VerifyReport,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -173,6 +174,8 @@ pub(crate) struct Request {
     pub(crate) run_id: String,
     pub(crate) entries: Vec<NewEntry>,
     pub(crate) blobs: Vec<Vec<u8>>,
+    /// Makes the entry appended after `entries` in the same transaction.
+    pub(crate) attest: Option<Attest>,
     pub(crate) reply: Reply,
 }
 
@@ -319,7 +322,7 @@ impl SqliteLedger {
         blobs: Vec<Vec<u8>>,
     ) -> Result<Vec<Entry>, LedgerError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.send(run_id, entries, blobs, Reply::Blocking(tx))?;
+        self.send(run_id, entries, blobs, None, Reply::Blocking(tx))?;
         rx.recv().unwrap_or_else(|_| Err(self.writer_stopped()))
     }
 
@@ -460,17 +463,36 @@ impl SqliteLedger {
         }
     }
 
+    /// Queues an append for the writer; resolves once it is committed.
+    fn queue(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        attest: Option<Attest>,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.send(run_id, entries, blobs, attest, Reply::Async(tx)) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let stopped = self.writer_stopped();
+        // tokio's oneshot receiver needs no tokio runtime, so any executor can await this.
+        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
+    }
+
     fn send(
         &self,
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
+        attest: Option<Attest>,
         reply: Reply,
     ) -> Result<(), LedgerError> {
         let request = Request {
             run_id: run_id.to_string(),
             entries,
             blobs,
+            attest,
             reply,
         };
         match &self.tx {
@@ -548,13 +570,17 @@ impl Ledger for SqliteLedger {
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.send(run_id, entries, blobs, Reply::Async(tx)) {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        let stopped = self.writer_stopped();
-        // tokio's oneshot receiver needs no tokio runtime, so any executor can await this.
-        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
+        self.queue(run_id, entries, blobs, None)
+    }
+
+    fn append_attested(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        attest: Attest,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        self.queue(run_id, entries, blobs, Some(attest))
     }
 
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {

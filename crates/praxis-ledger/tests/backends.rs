@@ -592,3 +592,63 @@ fn an_accepted_run_is_kept_with_its_owner_until_forgotten() {
         assert_eq!(a.run_tenant("r1").unwrap().as_deref(), Some("acme"));
     }
 }
+
+/// An attested batch: its entries, then the entry its `Attest` makes of the last of them (here
+/// a checkpoint signing it), chained, in one commit; an empty batch attests nothing. The same
+/// from the in-memory ledger.
+#[tokio::test]
+async fn an_attested_batch_and_its_attestation_are_one_commit() {
+    use praxis_ledger::checkpoint::{
+        CHECKPOINT_KIND, CheckpointKey, checkpoint_payload, verify_export,
+    };
+    use praxis_ledger::{Attest, Entry, MemoryLedger};
+    let key = Arc::new(CheckpointKey::generate().unwrap());
+    let signing = key.clone();
+    let attest: Attest = Arc::new(move |head: &Entry| {
+        NewEntry::now(
+            CHECKPOINT_KIND,
+            checkpoint_payload(&signing, &head.run_id, head.seq, &head.hash),
+        )
+    });
+    let check = |name: &str, got: Vec<Entry>, all: Vec<Entry>| {
+        let kinds: Vec<&str> = got.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["note", "note", CHECKPOINT_KIND], "{name}");
+        assert_chained(&all, "att", 5);
+        assert_eq!(all[3..], got[1..], "{name}");
+        let report = verify_export(&all, &key.public_hex());
+        assert!(report.ok(), "{name}: {report:?}");
+    };
+    for backend in Backend::all() {
+        let ledger: Arc<dyn common::Store> = Arc::from(backend.open());
+        ledger.append("att", notes(1, 2), vec![]).await.unwrap();
+        let before = ledger.stats();
+        let got = ledger
+            .append_attested("att", notes(3, 2), vec![], attest.clone())
+            .await
+            .unwrap();
+        let after = ledger.stats();
+        assert_eq!(
+            (
+                after.commits - before.commits,
+                after.entries - before.entries
+            ),
+            (1, 3),
+            "{}",
+            backend.name()
+        );
+        check(backend.name(), got, ledger.entries("att", 0).unwrap());
+        let nothing = ledger
+            .append_attested("att", vec![], vec![], attest.clone())
+            .await
+            .unwrap();
+        assert!(nothing.is_empty(), "{}", backend.name());
+        assert_eq!(ledger.entries("att", 0).unwrap().len(), 5);
+    }
+    let memory = MemoryLedger::new();
+    memory.append("att", notes(1, 2), vec![]).await.unwrap();
+    let got = memory
+        .append_attested("att", notes(3, 2), vec![], attest)
+        .await
+        .unwrap();
+    check("memory", got, memory.entries("att", 0).unwrap());
+}

@@ -113,3 +113,59 @@ async fn without_a_key_no_checkpoint_is_written() {
         "{problem}"
     );
 }
+
+/// A run's end is attested in the commit that makes it durable: a short run with a
+/// checkpoint key takes as many commits as the same run without one, and still ends with a
+/// checkpoint signing its `run_finished`.
+#[tokio::test]
+async fn the_end_of_a_run_and_its_checkpoint_are_one_commit() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::write(ws.path().join("a.txt"), "hello\n").unwrap();
+    let script = json!({"turns": [
+        {"tool_calls": [{"id": "c1", "name": "fs_read", "arguments": {"path": "a.txt"}}]},
+        {"content": "done"},
+    ]});
+    let key = Arc::new(CheckpointKey::generate().unwrap());
+    let mut commits = Vec::new();
+    for signed in [false, true] {
+        let home = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(SqliteLedger::open(&home.path().join("l.db")).unwrap());
+        let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "t").unwrap());
+        let spec = RunSpec {
+            conversation: Default::default(),
+            protocol: Default::default(),
+            compaction: None,
+            task: "read".into(),
+            workspace: ws.path().display().to_string(),
+            provider: "scripted".into(),
+            model: String::new(),
+            tools: None,
+            read_only: false,
+            limits: Limits::default(),
+        };
+        let mut options = RunOptions::new(spec, provider);
+        options.checkpoint_key = signed.then(|| key.clone());
+        let before = ledger.stats();
+        let report = Runtime::new(ledger.clone(), Arc::new(Registry::builtin()))
+            .run(options, &NoObserver)
+            .await
+            .unwrap();
+        assert_eq!(report.result.status, RunStatus::Completed);
+        commits.push(ledger.stats().commits - before.commits);
+        let entries = ledger.entries(&report.run_id, 0).unwrap();
+        let kinds: Vec<&str> = entries[entries.len() - 2..]
+            .iter()
+            .map(|e| e.kind.as_str())
+            .collect();
+        if signed {
+            assert_eq!(kinds, ["run_finished", CHECKPOINT_KIND]);
+            assert!(verify_export(&entries, &key.public_hex()).ok());
+        } else {
+            assert_eq!(kinds[1], "run_finished");
+        }
+    }
+    assert_eq!(
+        commits[0], commits[1],
+        "commits without a key, then with one"
+    );
+}

@@ -53,6 +53,18 @@ impl Ledger for RefusesProposals {
         }
         self.0.append(run_id, entries, blobs)
     }
+    fn append_attested(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        attest: praxis_ledger::Attest,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        if entries.iter().any(|e| e.kind == "proposal") {
+            return self.append(run_id, entries, blobs);
+        }
+        self.0.append_attested(run_id, entries, blobs, attest)
+    }
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {
         self.0.entries(run_id, after_seq)
     }

@@ -73,6 +73,15 @@ impl Ledger for MemLedger {
             })
         })
     }
+    fn append_attested(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        _: praxis_ledger::Attest,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        self.append(run_id, entries, blobs)
+    }
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {
         Ok(self
             .entries

@@ -21,8 +21,8 @@ use crate::error::LedgerError;
 use crate::rows::{RawRow, RawRun};
 use crate::sqlite::{AppendResult, Reply, Request, Shared};
 use crate::{
-    BoxFuture, Entry, Ledger, LedgerStats, NewEntry, RUN_FINISHED_KIND, RUN_RESUMED_KIND, RunRow,
-    VerifyReport, WriterPause,
+    Attest, BoxFuture, Entry, Ledger, LedgerStats, NewEntry, RUN_FINISHED_KIND, RUN_RESUMED_KIND,
+    RunRow, VerifyReport, WriterPause,
 };
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -309,8 +309,24 @@ impl PostgresLedger {
         blobs: Vec<Vec<u8>>,
     ) -> AppendResult {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.send(run_id, entries, blobs, Reply::Blocking(tx))?;
+        self.send(run_id, entries, blobs, None, Reply::Blocking(tx))?;
         rx.recv().unwrap_or_else(|_| Err(self.stopped()))
+    }
+
+    /// Queues an append for the writer; resolves once it is committed.
+    fn queue(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        attest: Option<Attest>,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.send(run_id, entries, blobs, attest, Reply::Async(tx)) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let stopped = self.stopped();
+        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
     }
 
     fn send(
@@ -318,12 +334,14 @@ impl PostgresLedger {
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
+        attest: Option<Attest>,
         reply: Reply,
     ) -> Result<(), LedgerError> {
         let request = Request {
             run_id: run_id.to_string(),
             entries,
             blobs,
+            attest,
             reply,
         };
         let writes = self.writes.as_ref().ok_or_else(|| self.stopped())?;
@@ -350,12 +368,17 @@ impl Ledger for PostgresLedger {
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.send(run_id, entries, blobs, Reply::Async(tx)) {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        let stopped = self.stopped();
-        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
+        self.queue(run_id, entries, blobs, None)
+    }
+
+    fn append_attested(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        attest: Attest,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        self.queue(run_id, entries, blobs, Some(attest))
     }
 
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {

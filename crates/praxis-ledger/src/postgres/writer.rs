@@ -8,7 +8,7 @@
 use super::pg_err;
 use crate::error::LedgerError;
 use crate::sqlite::{MAX_GROUP, Request, Shared};
-use crate::{Entry, GENESIS_HASH, NewEntry, canonical_json, hash_with_canonical_payload};
+use crate::{Entry, GENESIS_HASH, Pending, canonical_json, hash_with_canonical_payload};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -136,6 +136,7 @@ impl Writer {
                 run_id,
                 entries,
                 blobs,
+                attest,
                 reply,
             } = request;
             if let Err(e) = client.batch_execute("SAVEPOINT praxis_request").await {
@@ -149,7 +150,17 @@ impl Writer {
                 break;
             }
             let result = match self.fence(st, &run_id).await {
-                Ok(()) => apply(client, st, &self.url, &run_id, entries, blobs).await,
+                Ok(()) => {
+                    apply(
+                        client,
+                        st,
+                        &self.url,
+                        &run_id,
+                        Pending::new(entries, attest),
+                        blobs,
+                    )
+                    .await
+                }
                 Err(e) => Err(e),
             };
             let end = match &result {
@@ -249,7 +260,7 @@ async fn apply(
     st: &Statements,
     url: &Path,
     run_id: &str,
-    entries: Vec<NewEntry>,
+    mut entries: Pending,
     blobs: Vec<Vec<u8>>,
 ) -> Result<(Vec<Entry>, u64), LedgerError> {
     crate::rows::validate_run_id(run_id)?;
@@ -280,8 +291,8 @@ async fn apply(
         }
         None => (0, GENESIS_HASH.to_string()),
     };
-    let mut out = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.into_iter().enumerate() {
+    let mut out = Vec::new();
+    while let Some((index, entry)) = entries.next(&out) {
         crate::rows::validate_entry(run_id, index, &entry)?;
         seq += 1;
         let seq_sql = i64::try_from(seq).map_err(|_| LedgerError::InvalidEntry {

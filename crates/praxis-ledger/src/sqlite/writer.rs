@@ -4,7 +4,7 @@
 
 use super::{Counters, MAX_GROUP, RUN_HEAD, Reply, Request, Shared, sql_err};
 use crate::error::LedgerError;
-use crate::{Entry, GENESIS_HASH, NewEntry, canonical_json, hash_with_canonical_payload};
+use crate::{Entry, GENESIS_HASH, Pending, canonical_json, hash_with_canonical_payload};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -71,9 +71,10 @@ fn commit_group(conn: &Connection, path: &Path, group: Vec<Request>, stats: &Cou
             run_id,
             entries,
             blobs,
+            attest,
             reply,
         } = request;
-        match apply_in_savepoint(conn, path, &run_id, entries, blobs) {
+        match apply_in_savepoint(conn, path, &run_id, Pending::new(entries, attest), blobs) {
             Step::Applied(applied) => done.push((reply, run_id, Ok(applied))),
             Step::Failed(e) => done.push((reply, run_id, Err(e))),
             Step::Abort(reason) => {
@@ -135,7 +136,7 @@ fn apply_in_savepoint(
     conn: &Connection,
     path: &Path,
     run_id: &str,
-    entries: Vec<NewEntry>,
+    entries: Pending,
     blobs: Vec<Vec<u8>>,
 ) -> Step {
     if let Err(e) = exec_cached(conn, "SAVEPOINT praxis_request") {
@@ -161,7 +162,7 @@ fn apply(
     conn: &Connection,
     path: &Path,
     run_id: &str,
-    entries: Vec<NewEntry>,
+    mut entries: Pending,
     blobs: Vec<Vec<u8>>,
 ) -> Result<Applied, LedgerError> {
     crate::rows::validate_run_id(run_id)?;
@@ -207,8 +208,8 @@ fn apply(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(err("preparing the entry insert"))?;
-    let mut out = Vec::with_capacity(entries.len());
-    for (index, entry) in entries.into_iter().enumerate() {
+    let mut out = Vec::new();
+    while let Some((index, entry)) = entries.next(&out) {
         crate::rows::validate_entry(run_id, index, &entry)?;
         seq += 1;
         let seq_sql = i64::try_from(seq).map_err(|_| LedgerError::InvalidEntry {

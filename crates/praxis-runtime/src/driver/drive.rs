@@ -10,7 +10,7 @@ use praxis_core::{
     Authority, Command, Effect, Event, ExecRequest, Kernel, KernelError, Millis, Observation, Spent,
 };
 use praxis_ledger::checkpoint::{CHECKPOINT_KIND, CheckpointKey, checkpoint_payload};
-use praxis_ledger::{Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
+use praxis_ledger::{Attest, Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
 use praxis_models::Provider;
 use praxis_tools::tools::delegate;
 use praxis_tools::{ExecContext, Registry, Tracking, Workspace};
@@ -175,13 +175,18 @@ impl Drive<'_> {
                     }
                     // Write-ahead: everything recorded so far is durable before the next act.
                     other => {
-                        self.submit(std::mem::take(&mut batch));
+                        // The run's end is always attested, in the commit that makes it
+                        // durable; during the run, at most every CHECKPOINT_EVERY entries (a
+                        // signature per batch would be waste).
+                        let finishing = matches!(other, Command::Finish(_));
+                        if finishing {
+                            self.submit_attested(std::mem::take(&mut batch));
+                        } else {
+                            self.submit(std::mem::take(&mut batch));
+                        }
                         let pending = std::mem::take(&mut self.in_flight);
                         let settled = settle(pending, &self.run_id, self.observer).await?;
                         self.settled(settled);
-                        // The run's end is always attested; during the run, at most every
-                        // CHECKPOINT_EVERY entries (a signature per batch would be waste).
-                        let finishing = matches!(other, Command::Finish(_));
                         if finishing || self.unattested >= CHECKPOINT_EVERY {
                             self.checkpoint().await?;
                         }
@@ -283,8 +288,11 @@ impl Drive<'_> {
     /// Notes what `settle` made durable.
     fn settled(&mut self, settled: Settled) {
         self.unattested += settled.count;
-        if settled.last.is_some() {
-            self.head = settled.last;
+        if let Some(last) = settled.last {
+            if last.kind == CHECKPOINT_KIND {
+                self.unattested = 0;
+            }
+            self.head = Some(last);
         }
     }
 
@@ -298,10 +306,9 @@ impl Drive<'_> {
         if head.kind == CHECKPOINT_KIND || self.unattested == 0 {
             return Ok(());
         }
-        let payload = checkpoint_payload(key, &self.run_id, head.seq, &head.hash);
         let append = self.ledger.append(
             &self.run_id,
-            vec![NewEntry::now(CHECKPOINT_KIND, payload)],
+            vec![checkpoint_entry(key, &self.run_id, head)],
             Vec::new(),
         );
         let settled = settle(vec![append], &self.run_id, self.observer).await?;
@@ -319,6 +326,25 @@ impl Drive<'_> {
         let blobs = std::mem::take(&mut self.blobs);
         self.in_flight
             .push(self.ledger.append(&self.run_id, batch, blobs));
+    }
+
+    /// `submit`, with a `checkpoint` signing the batch's last entry appended in the same
+    /// commit when the run has a checkpoint key: the head and its signature are durable
+    /// together, at the cost of one commit.
+    fn submit_attested(&mut self, batch: Vec<NewEntry>) {
+        let Some(key) = self.checkpoint_key.clone() else {
+            return self.submit(batch);
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let run_id = self.run_id.clone();
+        let attest: Attest = Arc::new(move |head: &Entry| checkpoint_entry(&key, &run_id, head));
+        let blobs = std::mem::take(&mut self.blobs);
+        self.in_flight.push(
+            self.ledger
+                .append_attested(&self.run_id, batch, blobs, attest),
+        );
     }
 
     /// Runs one call; `spent` is what the run has consumed so far (a `delegate` gives its
@@ -455,6 +481,14 @@ impl Drive<'_> {
         observation.git_removed = changed.git_removed;
         Ok(())
     }
+}
+
+/// The `checkpoint` entry signing `head` with the run's key.
+fn checkpoint_entry(key: &CheckpointKey, run_id: &str, head: &Entry) -> NewEntry {
+    NewEntry::now(
+        CHECKPOINT_KIND,
+        checkpoint_payload(key, run_id, head.seq, &head.hash),
+    )
 }
 
 /// How a tool call ended in the driver.
