@@ -158,17 +158,20 @@ pub trait Ledger: Send + Sync {
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>>;
-    /// [`Ledger::append`], and after `entries`, in the same transaction, the entry `attest`
-    /// makes of the last of them (a run's checkpoint signing its head): the head and its
-    /// attestation become durable together, with one commit. Resolves with every entry
-    /// appended, the attestation last; nothing is attested when `entries` is empty.
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        self.append_attested(run_id, entries, blobs, None)
+    }
+    /// [`Ledger::append`], and with `attest`, after `entries` and in the same transaction,
+    /// the entry it makes of the last of them (a run's checkpoint signing its head): the
+    /// head and its attestation become durable together, with one commit. Resolves with
+    /// every entry appended, the attestation last; nothing is attested when `entries` is
+    /// empty. Each store implements this; `append` is this without `attest`.
     fn append_attested(
         &self,
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
-        attest: Attest,
+        attest: Option<Attest>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>>;
     /// The run's entries with `seq > after_seq`, ordered by seq.
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError>;

@@ -110,31 +110,17 @@ fn not_found(run_id: &str) -> LedgerError {
 }
 
 impl Ledger for MemoryLedger {
-    fn append(
-        &self,
-        run_id: &str,
-        entries: Vec<NewEntry>,
-        blobs: Vec<Vec<u8>>,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        // Applied when called, as the trait asks ("queued when this is called").
-        Box::pin(std::future::ready(
-            self.append_now(run_id, entries, blobs, None),
-        ))
-    }
-
     fn append_attested(
         &self,
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
-        attest: Attest,
+        attest: Option<Attest>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        Box::pin(std::future::ready(self.append_now(
-            run_id,
-            entries,
-            blobs,
-            Some(attest),
-        )))
+        // Applied when called, as the trait asks ("queued when this is called").
+        Box::pin(std::future::ready(
+            self.append_now(run_id, entries, blobs, attest),
+        ))
     }
 
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {

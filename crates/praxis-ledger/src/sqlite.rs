@@ -463,23 +463,6 @@ impl SqliteLedger {
         }
     }
 
-    /// Queues an append for the writer; resolves once it is committed.
-    fn queue(
-        &self,
-        run_id: &str,
-        entries: Vec<NewEntry>,
-        blobs: Vec<Vec<u8>>,
-        attest: Option<Attest>,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.send(run_id, entries, blobs, attest, Reply::Async(tx)) {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        let stopped = self.writer_stopped();
-        // tokio's oneshot receiver needs no tokio runtime, so any executor can await this.
-        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
-    }
-
     fn send(
         &self,
         run_id: &str,
@@ -541,6 +524,22 @@ impl Drop for SqliteLedger {
 }
 
 impl Ledger for SqliteLedger {
+    fn append_attested(
+        &self,
+        run_id: &str,
+        entries: Vec<NewEntry>,
+        blobs: Vec<Vec<u8>>,
+        attest: Option<Attest>,
+    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.send(run_id, entries, blobs, attest, Reply::Async(tx)) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let stopped = self.writer_stopped();
+        // tokio's oneshot receiver needs no tokio runtime, so any executor can await this.
+        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
+    }
+
     fn find_run(&self, prefix: &str) -> Result<String, LedgerError> {
         SqliteLedger::find_run(self, prefix)
     }
@@ -562,25 +561,6 @@ impl Ledger for SqliteLedger {
 
     fn location(&self) -> String {
         self.path.display().to_string()
-    }
-
-    fn append(
-        &self,
-        run_id: &str,
-        entries: Vec<NewEntry>,
-        blobs: Vec<Vec<u8>>,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        self.queue(run_id, entries, blobs, None)
-    }
-
-    fn append_attested(
-        &self,
-        run_id: &str,
-        entries: Vec<NewEntry>,
-        blobs: Vec<Vec<u8>>,
-        attest: Attest,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        self.queue(run_id, entries, blobs, Some(attest))
     }
 
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {

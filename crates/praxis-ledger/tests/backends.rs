@@ -623,7 +623,7 @@ async fn an_attested_batch_and_its_attestation_are_one_commit() {
         ledger.append("att", notes(1, 2), vec![]).await.unwrap();
         let before = ledger.stats();
         let got = ledger
-            .append_attested("att", notes(3, 2), vec![], attest.clone())
+            .append_attested("att", notes(3, 2), vec![], Some(attest.clone()))
             .await
             .unwrap();
         let after = ledger.stats();
@@ -638,7 +638,7 @@ async fn an_attested_batch_and_its_attestation_are_one_commit() {
         );
         check(backend.name(), got, ledger.entries("att", 0).unwrap());
         let nothing = ledger
-            .append_attested("att", vec![], vec![], attest.clone())
+            .append_attested("att", vec![], vec![], Some(attest.clone()))
             .await
             .unwrap();
         assert!(nothing.is_empty(), "{}", backend.name());
@@ -647,7 +647,7 @@ async fn an_attested_batch_and_its_attestation_are_one_commit() {
     let memory = MemoryLedger::new();
     memory.append("att", notes(1, 2), vec![]).await.unwrap();
     let got = memory
-        .append_attested("att", notes(3, 2), vec![], attest)
+        .append_attested("att", notes(3, 2), vec![], Some(attest))
         .await
         .unwrap();
     check("memory", got, memory.entries("att", 0).unwrap());

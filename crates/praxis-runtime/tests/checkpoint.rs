@@ -11,6 +11,22 @@ use praxis_tools::Registry;
 use serde_json::json;
 use std::sync::Arc;
 
+/// A scripted run of `task` in `workspace`.
+fn spec(task: &str, workspace: &std::path::Path, limits: Limits) -> RunSpec {
+    RunSpec {
+        conversation: Default::default(),
+        protocol: Default::default(),
+        compaction: None,
+        task: task.into(),
+        workspace: workspace.display().to_string(),
+        provider: "scripted".into(),
+        model: String::new(),
+        tools: None,
+        read_only: false,
+        limits,
+    }
+}
+
 #[tokio::test]
 async fn long_run_is_checkpointed_verifies_offline_and_still_replays() {
     let home = tempfile::tempdir().unwrap();
@@ -24,21 +40,14 @@ async fn long_run_is_checkpointed_verifies_offline_and_still_replays() {
     turns.push(json!({"content": "done"}));
     let script = json!({ "turns": turns });
     let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "t").unwrap());
-    let spec = RunSpec {
-        conversation: Default::default(),
-        protocol: Default::default(),
-        compaction: None,
-        task: "read a lot".into(),
-        workspace: ws.path().display().to_string(),
-        provider: "scripted".into(),
-        model: String::new(),
-        tools: None,
-        read_only: false,
-        limits: Limits {
+    let spec = spec(
+        "read a lot",
+        ws.path(),
+        Limits {
             max_steps: 60,
             ..Limits::default()
         },
-    };
+    );
     let key = Arc::new(CheckpointKey::generate().unwrap());
     let mut options = RunOptions::new(spec, provider);
     options.checkpoint_key = Some(key.clone());
@@ -87,18 +96,7 @@ async fn without_a_key_no_checkpoint_is_written() {
     let ledger = Arc::new(SqliteLedger::open(&home.path().join("l.db")).unwrap());
     let script = json!({"turns": [{"content": "done"}]});
     let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "t").unwrap());
-    let spec = RunSpec {
-        conversation: Default::default(),
-        protocol: Default::default(),
-        compaction: None,
-        task: "t".into(),
-        workspace: ws.path().display().to_string(),
-        provider: "scripted".into(),
-        model: String::new(),
-        tools: None,
-        read_only: false,
-        limits: Limits::default(),
-    };
+    let spec = spec("t", ws.path(), Limits::default());
     let report = Runtime::new(ledger.clone(), Arc::new(Registry::builtin()))
         .run(RunOptions::new(spec, provider), &NoObserver)
         .await
@@ -131,19 +129,7 @@ async fn the_end_of_a_run_and_its_checkpoint_are_one_commit() {
         let home = tempfile::tempdir().unwrap();
         let ledger = Arc::new(SqliteLedger::open(&home.path().join("l.db")).unwrap());
         let provider = Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "t").unwrap());
-        let spec = RunSpec {
-            conversation: Default::default(),
-            protocol: Default::default(),
-            compaction: None,
-            task: "read".into(),
-            workspace: ws.path().display().to_string(),
-            provider: "scripted".into(),
-            model: String::new(),
-            tools: None,
-            read_only: false,
-            limits: Limits::default(),
-        };
-        let mut options = RunOptions::new(spec, provider);
+        let mut options = RunOptions::new(spec("read", ws.path(), Limits::default()), provider);
         options.checkpoint_key = signed.then(|| key.clone());
         let before = ledger.stats();
         let report = Runtime::new(ledger.clone(), Arc::new(Registry::builtin()))

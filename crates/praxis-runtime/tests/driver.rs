@@ -35,11 +35,12 @@ fn provider(script: Value) -> Arc<ScriptedProvider> {
 struct RefusesProposals(SqliteLedger);
 
 impl Ledger for RefusesProposals {
-    fn append(
+    fn append_attested(
         &self,
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
+        attest: Option<praxis_ledger::Attest>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
         if entries.iter().any(|e| e.kind == "proposal") {
             let run_id = run_id.to_string();
@@ -50,18 +51,6 @@ impl Ledger for RefusesProposals {
                     reason: "disk full (simulated)".into(),
                 })
             });
-        }
-        self.0.append(run_id, entries, blobs)
-    }
-    fn append_attested(
-        &self,
-        run_id: &str,
-        entries: Vec<NewEntry>,
-        blobs: Vec<Vec<u8>>,
-        attest: praxis_ledger::Attest,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        if entries.iter().any(|e| e.kind == "proposal") {
-            return self.append(run_id, entries, blobs);
         }
         self.0.append_attested(run_id, entries, blobs, attest)
     }

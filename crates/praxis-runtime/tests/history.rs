@@ -58,11 +58,12 @@ struct MemLedger {
 }
 
 impl Ledger for MemLedger {
-    fn append(
+    fn append_attested(
         &self,
         run_id: &str,
         _: Vec<NewEntry>,
         _: Vec<Vec<u8>>,
+        _: Option<praxis_ledger::Attest>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
         let run_id = run_id.to_string();
         Box::pin(async move {
@@ -72,15 +73,6 @@ impl Ledger for MemLedger {
                 reason: "read-only test ledger".into(),
             })
         })
-    }
-    fn append_attested(
-        &self,
-        run_id: &str,
-        entries: Vec<NewEntry>,
-        blobs: Vec<Vec<u8>>,
-        _: praxis_ledger::Attest,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        self.append(run_id, entries, blobs)
     }
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {
         Ok(self

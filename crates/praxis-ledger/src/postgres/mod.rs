@@ -313,22 +313,6 @@ impl PostgresLedger {
         rx.recv().unwrap_or_else(|_| Err(self.stopped()))
     }
 
-    /// Queues an append for the writer; resolves once it is committed.
-    fn queue(
-        &self,
-        run_id: &str,
-        entries: Vec<NewEntry>,
-        blobs: Vec<Vec<u8>>,
-        attest: Option<Attest>,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.send(run_id, entries, blobs, attest, Reply::Async(tx)) {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        let stopped = self.stopped();
-        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
-    }
-
     fn send(
         &self,
         run_id: &str,
@@ -362,23 +346,19 @@ impl Drop for PostgresLedger {
 }
 
 impl Ledger for PostgresLedger {
-    fn append(
-        &self,
-        run_id: &str,
-        entries: Vec<NewEntry>,
-        blobs: Vec<Vec<u8>>,
-    ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        self.queue(run_id, entries, blobs, None)
-    }
-
     fn append_attested(
         &self,
         run_id: &str,
         entries: Vec<NewEntry>,
         blobs: Vec<Vec<u8>>,
-        attest: Attest,
+        attest: Option<Attest>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        self.queue(run_id, entries, blobs, Some(attest))
+        let (tx, rx) = oneshot::channel();
+        if let Err(e) = self.send(run_id, entries, blobs, attest, Reply::Async(tx)) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        let stopped = self.stopped();
+        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
     }
 
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {

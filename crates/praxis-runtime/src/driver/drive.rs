@@ -162,7 +162,7 @@ impl Drive<'_> {
                     // A model call changes nothing in the world, so the records before it are
                     // made durable while the model thinks; the outcome waits for both.
                     Command::CallModel(request) => {
-                        self.submit(std::mem::take(&mut batch));
+                        self.submit(std::mem::take(&mut batch), None);
                         self.observer
                             .on_event(&self.run_id, LiveEvent::ModelCall { step: request.step });
                         let pending = std::mem::take(&mut self.in_flight);
@@ -179,11 +179,8 @@ impl Drive<'_> {
                         // durable; during the run, at most every CHECKPOINT_EVERY entries (a
                         // signature per batch would be waste).
                         let finishing = matches!(other, Command::Finish(_));
-                        if finishing {
-                            self.submit_attested(std::mem::take(&mut batch));
-                        } else {
-                            self.submit(std::mem::take(&mut batch));
-                        }
+                        let attest = if finishing { self.attestation() } else { None };
+                        self.submit(std::mem::take(&mut batch), attest);
                         let pending = std::mem::take(&mut self.in_flight);
                         let settled = settle(pending, &self.run_id, self.observer).await?;
                         self.settled(settled);
@@ -234,7 +231,7 @@ impl Drive<'_> {
                     }
                 }
             }
-            self.submit(batch);
+            self.submit(batch, None);
             event = next.ok_or_else(|| RuntimeError::Kernel {
                 run_id: self.run_id.clone(),
                 source: KernelError::UnexpectedEvent {
@@ -281,7 +278,7 @@ impl Drive<'_> {
                 _ => None,
             })
             .collect();
-        self.submit(batch);
+        self.submit(batch, None);
         Ok(())
     }
 
@@ -317,34 +314,28 @@ impl Drive<'_> {
         Ok(())
     }
 
-    /// Queues a batch (with the blobs it references) in the ledger; `settle` waits for it.
-    /// The ledger takes requests in submission order, so the chain order is the kernel's.
-    fn submit(&mut self, batch: Vec<NewEntry>) {
+    /// Queues a batch (with the blobs it references) in the ledger, with `attest` appended
+    /// after it in the same commit; `settle` waits for it. The ledger takes requests in
+    /// submission order, so the chain order is the kernel's.
+    fn submit(&mut self, batch: Vec<NewEntry>, attest: Option<Attest>) {
         if batch.is_empty() {
             return;
         }
-        let blobs = std::mem::take(&mut self.blobs);
-        self.in_flight
-            .push(self.ledger.append(&self.run_id, batch, blobs));
-    }
-
-    /// `submit`, with a `checkpoint` signing the batch's last entry appended in the same
-    /// commit when the run has a checkpoint key: the head and its signature are durable
-    /// together, at the cost of one commit.
-    fn submit_attested(&mut self, batch: Vec<NewEntry>) {
-        let Some(key) = self.checkpoint_key.clone() else {
-            return self.submit(batch);
-        };
-        if batch.is_empty() {
-            return;
-        }
-        let run_id = self.run_id.clone();
-        let attest: Attest = Arc::new(move |head: &Entry| checkpoint_entry(&key, &run_id, head));
         let blobs = std::mem::take(&mut self.blobs);
         self.in_flight.push(
             self.ledger
                 .append_attested(&self.run_id, batch, blobs, attest),
         );
+    }
+
+    /// A `checkpoint` signing a batch's last entry with the run's key, if it has one: the
+    /// head and its signature durable together.
+    fn attestation(&self) -> Option<Attest> {
+        let key = self.checkpoint_key.clone()?;
+        let run_id = self.run_id.clone();
+        Some(Arc::new(move |head: &Entry| {
+            checkpoint_entry(&key, &run_id, head)
+        }))
     }
 
     /// Runs one call; `spent` is what the run has consumed so far (a `delegate` gives its

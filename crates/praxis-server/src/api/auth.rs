@@ -81,10 +81,9 @@ impl Shared {
             return Err(missing());
         }
         let known = self.manager.known(id);
-        let owner = match &known {
-            Known::Queued { tenant, .. } | Known::Active { tenant, .. } => tenant.clone(),
-            Known::Ghost(g) => g.tenant.clone(),
-            Known::Unknown { .. } => {
+        let owner = match known.tenant() {
+            Some(tenant) => tenant.to_string(),
+            None => {
                 let owner = self
                     .tokens
                     .run_tenant(id)?

@@ -10,28 +10,13 @@ use praxis_runtime::overview;
 use serde::Deserialize;
 
 impl Shared {
-    /// The view of a run, from the ledger plus what this process knows live.
+    /// The view of a run, from the ledger plus what this process knows live: made from
+    /// memory when that is enough ([`Shared::memory_view`]), read otherwise.
     pub(crate) fn view(&self, id: &str, known: Known) -> Result<RunView, ApiError> {
+        if let Some(view) = self.memory_view(id, &known) {
+            return Ok(view);
+        }
         match known {
-            Known::Queued {
-                tenant,
-                task,
-                workspace,
-                provider,
-                created_at,
-                position,
-                ..
-            } => Ok(RunView {
-                phase: Some("queued".into()),
-                queue_position: Some(position),
-                ..unrecorded_view(
-                    id,
-                    RunStatus::Queued,
-                    tenant,
-                    (task, workspace, provider),
-                    created_at,
-                )
-            }),
             Known::Ghost(ghost) => Ok(ghost_view(id, ghost, self.manager.ledger.entries(id, 0)?)),
             Known::Active {
                 tenant,
@@ -43,14 +28,8 @@ impl Shared {
                 // Read before the ledger: entries up to it are durable, so a view read now
                 // holds at least them, and stays right until the next entry.
                 let seq = hub.durable_seq();
-                let view = match self.held_view(seq, &hub, &tenant) {
-                    Some(view) => view,
-                    None => {
-                        let view = self.read_view(id, tenant, spec, since)?;
-                        hub.keep_view(seq, &view);
-                        view
-                    }
-                };
+                let view = self.read_view(id, tenant, spec, since)?;
+                hub.keep_view(seq, &view);
                 Ok(active_view(view, &hub, recovered))
             }
             Known::Unknown { recovered } => {
@@ -65,33 +44,57 @@ impl Shared {
                 view.recovery = recovered;
                 Ok(view)
             }
+            Known::Queued { .. } => unreachable!("a queued run's view is made from memory"),
         }
     }
 
-    /// The view of a run `tenant` may see, when this server holds the run and can make its
-    /// view without reading anything: a queued run, and a run it drives whose entries up to
-    /// the durable one it saw and folded. None otherwise (the caller reads, off the async
+    /// The view of a run `tenant` may see, when this server holds it and its view needs no
+    /// read ([`Shared::memory_view`]); None otherwise (the caller reads, off the async
     /// threads): polling a live run never waits for the blocking pool.
     pub(crate) fn view_from_memory(
         &self,
         tenant: &crate::api::Tenant,
         id: &str,
     ) -> Option<RunView> {
-        match self.manager.known(id) {
-            known @ Known::Queued { .. } if known_tenant(&known) == Some(&tenant.0) => {
-                self.view(id, known).ok()
-            }
+        let known = self.manager.known(id);
+        if known.tenant() != Some(tenant.0.as_str()) {
+            return None;
+        }
+        self.memory_view(id, &known)
+    }
+
+    /// A held run's view made from memory: a queued run's from its request, a driven run's
+    /// from its entries seen durable ([`Shared::held_view`]). None when it needs a read.
+    fn memory_view(&self, id: &str, known: &Known) -> Option<RunView> {
+        match known {
+            Known::Queued {
+                tenant,
+                task,
+                workspace,
+                provider,
+                created_at,
+                position,
+            } => Some(RunView {
+                phase: Some("queued".into()),
+                queue_position: Some(*position),
+                ..unrecorded_view(
+                    id,
+                    RunStatus::Queued,
+                    tenant.clone(),
+                    (task.clone(), workspace.clone(), provider.clone()),
+                    created_at.clone(),
+                )
+            }),
             Known::Active {
-                tenant: owner,
+                tenant,
                 hub,
                 recovered,
                 ..
-            } if owner == tenant.0 => {
-                let seq = hub.durable_seq();
-                let view = self.held_view(seq, &hub, &owner)?;
-                Some(active_view(view, &hub, recovered))
+            } => {
+                let view = self.held_view(hub.durable_seq(), hub, tenant)?;
+                Some(active_view(view, hub, recovered.clone()))
             }
-            _ => None,
+            Known::Ghost(_) | Known::Unknown { .. } => None,
         }
     }
 
@@ -151,14 +154,6 @@ impl Shared {
             ),
         };
         Ok(view)
-    }
-}
-
-/// A held run's tenant.
-fn known_tenant(known: &Known) -> Option<&String> {
-    match known {
-        Known::Queued { tenant, .. } | Known::Active { tenant, .. } => Some(tenant),
-        _ => None,
     }
 }
 

@@ -161,6 +161,18 @@ pub(crate) enum Known {
     },
 }
 
+impl Known {
+    /// The tenant of a run this process knows live (queued, active, or a ghost); None when
+    /// only the ledger knows it.
+    pub(crate) fn tenant(&self) -> Option<&str> {
+        match self {
+            Known::Queued { tenant, .. } | Known::Active { tenant, .. } => Some(tenant),
+            Known::Ghost(ghost) => Some(&ghost.tenant),
+            Known::Unknown { .. } => None,
+        }
+    }
+}
+
 pub(crate) struct Limits {
     pub max_runs: Option<usize>,
     pub max_runs_per_tenant: Option<usize>,

@@ -355,8 +355,9 @@ fn a_live_run_is_answered_while_the_blocking_pool_is_taken() {
             .decide(&format!("{id}:w1"), json!({"decision": "approve"}))
             .await;
         assert_eq!(status, StatusCode::OK);
-        let done = h.wait_status(&id, &["completed", "failed"]).await;
-        assert_eq!(done["status"], "completed", "{done}");
+        let done: RunView =
+            serde_json::from_value(h.wait_status(&id, &["completed", "failed"]).await).unwrap();
+        assert_eq!(done.status, "completed", "{done:?}");
         h.stop().await;
     });
 }

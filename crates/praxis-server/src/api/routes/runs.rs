@@ -112,12 +112,7 @@ pub(crate) async fn list_runs(
         let mut views = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (id, known) in shared.manager.unledgered() {
-            let owner = match &known {
-                Known::Queued { tenant, .. } => tenant.clone(),
-                Known::Ghost(g) => g.tenant.clone(),
-                _ => continue,
-            };
-            if owner == tenant_name {
+            if known.tenant() == Some(tenant_name.as_str()) {
                 seen.insert(id.clone());
                 views.push(shared.view(&id, known)?);
             }
