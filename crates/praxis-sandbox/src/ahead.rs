@@ -46,7 +46,9 @@ fn spare() -> MutexGuard<'static, Option<Spare>> {
 pub fn prepare_ahead() {
     let host = probe();
     let mut made = Spare::default();
-    if host.user_namespaces {
+    // Not where a spawner has proven itself: each sandbox's spawner makes its own network
+    // namespace when its first command starts, and a run without one needs none.
+    if host.user_namespaces && !crate::spawner_proven() {
         made.network = namespaces::shared_network(false).ok();
     }
     if host.landlock_abi.is_some() {

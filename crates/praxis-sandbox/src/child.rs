@@ -5,9 +5,7 @@ use crate::ResourceLimits;
 use crate::mounts::MountPlan;
 use crate::namespaces::{self, SharedNetwork};
 use std::io;
-#[cfg(test)]
-use std::os::fd::RawFd;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 type Resource = libc::__rlimit_resource_t;
@@ -24,6 +22,11 @@ pub(crate) enum Namespaces {
     /// Join the sandbox's user and empty network namespace, then unshare a user namespace
     /// of its own (see `namespaces`).
     Join(SharedNetwork),
+    /// What `Join` gives, made by the process itself: a user namespace with an empty
+    /// network namespace, then a user namespace of its own inside it (so it holds no
+    /// capability over that network). For a spawner that sets itself up at its first
+    /// command: no network namespace is made for a sandbox that never starts one.
+    OwnNetwork,
 }
 
 #[derive(Debug)]
@@ -135,6 +138,20 @@ impl ChildPlan {
         }
     }
 
+    /// The descriptors applying the plan uses (-1 for none): the Landlock ruleset and the
+    /// shared namespaces.
+    pub(crate) fn fds(&self) -> [RawFd; 3] {
+        let (user, net) = match &self.namespaces {
+            Namespaces::Join(shared) => (shared.user.as_raw_fd(), shared.net.as_raw_fd()),
+            _ => (-1, -1),
+        };
+        [
+            self.landlock.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+            user,
+            net,
+        ]
+    }
+
     /// Confines the calling (child) process.
     ///
     /// # Safety
@@ -164,6 +181,14 @@ impl ChildPlan {
                     &self.uid_map,
                     &self.gid_map,
                 )?,
+                Namespaces::OwnNetwork => {
+                    namespaces::enter_new(
+                        libc::CLONE_NEWUSER | libc::CLONE_NEWNET,
+                        &self.uid_map,
+                        &self.gid_map,
+                    )?;
+                    namespaces::enter_new(libc::CLONE_NEWUSER, &self.uid_map, &self.gid_map)?;
+                }
             }
             if let Some(mounts) = &self.mounts {
                 mounts.apply()?;

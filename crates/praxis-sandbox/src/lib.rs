@@ -46,6 +46,7 @@ pub use landlock_rules::{adopt_etc_readable, etc_readable, etc_walks};
 pub use launch::{Launch, Launched, launch, reap};
 pub use lifetime::exit_with_parent;
 pub use probe::{HostSupport, adopt_probe, host_probes, probe};
+pub use spawner::{note_spawner_proven, spawner_proven};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -289,6 +290,10 @@ impl Sandbox {
                 path: policy.workspace.clone(),
             })?;
         let host = probe();
+        // Once a spawner with every layer has started on this host, a sandbox's spawner is
+        // forked waiting and sets itself up (its namespaces, the network one included) at
+        // the first command: a run that starts none makes no namespace.
+        let waits = tested == Tested::Spawner && spawner::spawner_proven();
         let home = homes::make_private_home(policy.home_parent.as_deref())?;
         let mut report = SandboxReport::default();
 
@@ -340,13 +345,23 @@ impl Sandbox {
                 child::Namespaces::Unshare(libc::CLONE_NEWUSER)
             } else {
                 let shared = match tested {
-                    Tested::Spawner => {
-                        ahead::take_network().map_or_else(|| namespaces::shared_network(false), Ok)
-                    }
-                    Tested::EachLayer => namespaces::shared_network(true),
+                    Tested::Spawner => match ahead::take_network() {
+                        Some(made) => Ok(Some(made)),
+                        None if waits => Ok(None),
+                        None => namespaces::shared_network(false).map(Some),
+                    },
+                    Tested::EachLayer => namespaces::shared_network(true).map(Some),
                 };
                 match shared {
-                    Ok(shared) => {
+                    Ok(None) => {
+                        netns_detail = "an empty network namespace (no interfaces) made once \
+                                        for this sandbox, by its spawner when the first command \
+                                        starts; each command runs in a user namespace of the \
+                                        spawner's, without capabilities over it"
+                            .into();
+                        child::Namespaces::OwnNetwork
+                    }
+                    Ok(Some(shared)) => {
                         netns_detail = "an empty network namespace (no interfaces) made once \
                                         for this sandbox; each command joins it from a user \
                                         namespace of its own, without capabilities over it"
@@ -553,14 +568,28 @@ impl Sandbox {
             report.push("mount_namespace", false, why);
         }
         let plan = Arc::new(plan);
-        let spawner = match spawner::Spawner::start(plan.clone()) {
+        let started = if waits {
+            spawner::Spawner::fork_waiting(plan.clone(), plan.pid_namespace)
+        } else {
+            spawner::Spawner::start(plan.clone())
+        };
+        let spawner = match started {
             Ok(spawner) => {
                 report.launcher = format!(
-                    "spawner (pid {}): the layers are applied once, in a process that starts \
-                     every command and that commands inherit them from; commands of this \
-                     sandbox share its user namespace and Landlock domain",
-                    spawner.pid()
+                    "spawner (pid {}{}): the layers are applied once, in a process that \
+                     starts every command and that commands inherit them from; commands of \
+                     this sandbox share its user namespace and Landlock domain",
+                    spawner.pid(),
+                    if waits {
+                        ", set up at the first command: it refuses to start any command if it \
+                         cannot apply every layer listed here"
+                    } else {
+                        ""
+                    }
                 );
+                if !waits && (spawner.pid_namespace() || !plan.pid_namespace) {
+                    spawner::note_spawner_proven();
+                }
                 Some(spawner)
             }
             Err(_) if tested == Tested::Spawner => {
@@ -577,6 +606,14 @@ impl Sandbox {
             }
         };
         match &spawner {
+            // A waiting spawner makes it when it sets itself up, or starts nothing.
+            Some(_) if waits && plan.pid_namespace => report.push(
+                "pid_namespace",
+                true,
+                "a PID namespace of the spawner's commands with its own /proc, made when the \
+                 first command starts: no host process is visible to them; when the spawner \
+                 ends (with the runtime), the kernel kills every process in it",
+            ),
             Some(spawner) if spawner.pid_namespace() => report.push(
                 "pid_namespace",
                 true,
@@ -687,6 +724,16 @@ impl Sandbox {
             .as_ref()
             .filter(|s| s.is_alive())
             .map(|s| s.pid())
+    }
+
+    /// Whether its spawner still waits for the sandbox's first command to set itself up
+    /// (see [`spawner_proven`]): until then the sandbox has made no namespace.
+    pub fn spawner_waits(&self) -> bool {
+        self.spawner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|s| s.is_alive() && !s.is_awake())
     }
 
     /// Starts a confined command: through the spawner while it runs, else directly, with

@@ -61,13 +61,41 @@ pub(crate) enum SpawnerError {
 /// The runtime's side of a spawner.
 #[derive(Debug)]
 pub(crate) struct Spawner {
-    socket: Mutex<OwnedFd>,
+    socket: Mutex<Channel>,
     alive: AtomicBool,
     pid: libc::pid_t,
     /// Its commands have a PID namespace of their own (see the module documentation).
-    pid_namespace: bool,
+    pid_namespace: AtomicBool,
+    /// A spawner that waits for its first command was promised a PID namespace (its
+    /// sandbox's report says so): without one it starts nothing.
+    needs_pid_namespace: bool,
     /// Dropped with the spawner: lets the keeper thread end.
     _stop: mpsc::Sender<()>,
+}
+
+/// The socket to the spawner, and whether it has set itself up.
+#[derive(Debug)]
+struct Channel {
+    socket: OwnedFd,
+    /// It entered its namespaces and confined itself (false: it waits for the first command).
+    awake: bool,
+}
+
+/// A spawner of this process has set itself up with every layer (its namespaces, mount
+/// plan, PID namespace and restrictions): later sandboxes fork theirs waiting, and it sets
+/// itself up at their first command ([`Spawner::fork_waiting`]).
+static PROVEN: AtomicBool = AtomicBool::new(false);
+
+/// Whether a spawner with every layer has started in this process, or its runtime said one
+/// had in another ([`note_spawner_proven`]).
+pub fn spawner_proven() -> bool {
+    PROVEN.load(Ordering::Acquire)
+}
+
+/// Records that a spawner with every layer started on this host (a tool worker learns it
+/// from its runtime, which learns it from an earlier worker).
+pub fn note_spawner_proven() {
+    PROVEN.store(true, Ordering::Release);
 }
 
 /// What the forked spawner works with, all allocated before the fork.
@@ -78,6 +106,11 @@ struct SpawnerMemory {
     plan: Arc<ChildPlan>,
     runtime: libc::pid_t,
     socket: RawFd,
+    /// The runtime's end of the socket, which the spawner closes first (its copy would keep
+    /// it from seeing the runtime go).
+    runtime_end: RawFd,
+    /// The descriptors its setup needs (the plan's): kept while it waits, -1 for none.
+    plan_fds: [RawFd; 3],
     dev_null: RawFd,
     /// Set in the spawner once its PID namespace is up.
     pid_namespace: bool,
@@ -90,9 +123,27 @@ struct SpawnerMemory {
 unsafe impl Send for SpawnerMemory {}
 
 impl Spawner {
-    /// Forks the spawner (from a keeper thread that lives as long as this `Spawner`: the
-    /// commands' parent-death signal is tied to it) and waits until it is confined.
+    /// Forks the spawner and waits until it is confined.
     pub(crate) fn start(plan: Arc<ChildPlan>) -> io::Result<Spawner> {
+        let spawner = Self::fork_waiting(plan, false)?;
+        let mut channel = spawner.socket.lock().expect("fresh mutex");
+        spawner.wake(&mut channel).map_err(|e| match e {
+            SpawnerError::Failed(e) => e,
+            SpawnerError::Unavailable => io::Error::other("the spawner exited while setting up"),
+        })?;
+        drop(channel);
+        Ok(spawner)
+    }
+
+    /// Forks the spawner (from a keeper thread that lives as long as this `Spawner`: the
+    /// commands' parent-death signal is tied to it), which waits, holding only its socket,
+    /// /dev/null and the plan's descriptors, until the first command asks it to set itself
+    /// up: a sandbox whose run starts no command makes no namespace. `needs_pid_namespace`:
+    /// it was promised a PID namespace, and refuses to start commands without one.
+    pub(crate) fn fork_waiting(
+        plan: Arc<ChildPlan>,
+        needs_pid_namespace: bool,
+    ) -> io::Result<Spawner> {
         // Debug builds only: a host where no spawner can start, for the tests of what is
         // said and done then (`praxis doctor`, the worker's confinement).
         #[cfg(debug_assertions)]
@@ -103,6 +154,7 @@ impl Spawner {
         }
         let (ours, theirs) = socket_pair()?;
         let dev_null = launch::dev_null()?;
+        let plan_fds = plan.fds();
         let memory = SpawnerMemory {
             buffer: vec![0; REQUEST_CAP],
             pointers: vec![std::ptr::null(); MAX_STRINGS + 3],
@@ -111,6 +163,8 @@ impl Spawner {
             // SAFETY: getpid cannot fail.
             runtime: unsafe { libc::getpid() },
             socket: theirs.as_raw_fd(),
+            runtime_end: ours.as_raw_fd(),
+            plan_fds,
             dev_null: dev_null.as_raw_fd(),
             pid_namespace: false,
             arguments: argument_area().unwrap_or((0, 0)),
@@ -141,25 +195,63 @@ impl Spawner {
         let pid = forked_rx
             .recv()
             .map_err(|_| io::Error::other("the spawner keeper thread ended"))??;
-        let mut spawner = Spawner {
-            socket: Mutex::new(ours),
+        Ok(Spawner {
+            socket: Mutex::new(Channel {
+                socket: ours,
+                awake: false,
+            }),
             alive: AtomicBool::new(true),
             pid,
-            pid_namespace: false,
+            pid_namespace: AtomicBool::new(false),
+            needs_pid_namespace,
             _stop: stop_tx,
-        };
-        let mut ready = [0i32; 3];
-        recv_reply(&spawner.socket.lock().expect("fresh mutex"), &mut ready)?;
-        if ready[1] != Stage::None as i32 {
-            return Err(Stage::from_i32(ready[1]).error(ready[2]));
+        })
+    }
+
+    /// Asks a waiting spawner to set itself up, and waits until it is confined. Unavailable:
+    /// it was gone (killed while it waited); Failed: it could not apply every layer, or has
+    /// no PID namespace where one was promised. Either way it is gone afterwards.
+    fn wake(&self, channel: &mut Channel) -> Result<(), SpawnerError> {
+        let result = (|| {
+            let mut ready = [0i32; 3];
+            send_wake(&channel.socket)
+                .and_then(|()| recv_reply(&channel.socket, &mut ready))
+                .map_err(|_| SpawnerError::Unavailable)?;
+            if ready[1] != Stage::None as i32 {
+                return Err(SpawnerError::Failed(
+                    Stage::from_i32(ready[1]).error(ready[2]),
+                ));
+            }
+            if self.needs_pid_namespace && ready[0] != 1 {
+                return Err(SpawnerError::Failed(io::Error::other(
+                    "the host refused its PID namespace, which the sandbox's report promised",
+                )));
+            }
+            self.pid_namespace.store(ready[0] == 1, Ordering::Release);
+            Ok(())
+        })();
+        match result {
+            Ok(()) => channel.awake = true,
+            Err(_) => {
+                self.alive.store(false, Ordering::Release);
+                // SAFETY: kill(2) on our own unreaped child (the keeper thread reaps it).
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            }
         }
-        spawner.pid_namespace = ready[0] == 1;
-        Ok(spawner)
+        result
     }
 
     /// Whether its commands have a PID namespace (and /proc) of their own.
     pub(crate) fn pid_namespace(&self) -> bool {
-        self.pid_namespace
+        self.pid_namespace.load(Ordering::Acquire)
+    }
+
+    /// Whether it has set itself up (false: it waits for its first command).
+    pub(crate) fn is_awake(&self) -> bool {
+        self.socket
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .awake
     }
 
     pub(crate) fn pid(&self) -> libc::pid_t {
@@ -188,18 +280,31 @@ impl Spawner {
         ];
         fds.extend(cgroup_procs.into_iter().flatten().map(|fd| fd.as_raw_fd()));
         let mut reply = [0i32; 3];
-        let socket = self
+        let mut channel = self
             .socket
             .lock()
             .map_err(|_| SpawnerError::Failed(io::Error::other("the spawner lock is poisoned")))?;
-        if send_request(&socket, &request, &fds).is_err() {
+        if !channel.awake {
+            // Its first command: it sets itself up now. A spawner that cannot apply every
+            // layer its sandbox reported starts nothing (never a command with fewer); one
+            // that was gone is replaced as any lost spawner is.
+            self.wake(&mut channel).map_err(|e| match e {
+                SpawnerError::Failed(e) => SpawnerError::Failed(io::Error::other(format!(
+                    "the sandbox's spawner could not set itself up for its first command \
+                     ({e}); no command runs with fewer layers than the sandbox reported"
+                ))),
+                gone => gone,
+            })?;
+        }
+        let socket = &channel.socket;
+        if send_request(socket, &request, &fds).is_err() {
             // Gone before it got the request: nothing started, so the caller may start the
             // command directly.
             self.alive.store(false, Ordering::Release);
             return Err(SpawnerError::Unavailable);
         }
-        let replied = recv_reply(&socket, &mut reply);
-        drop(socket);
+        let replied = recv_reply(socket, &mut reply);
+        drop(channel);
         drop(stdio.stdout_write);
         drop(stdio.stderr_write);
         if let Err(e) = replied {
@@ -376,6 +481,32 @@ fn send_request(socket: &OwnedFd, request: &[u8], fds: &[RawFd]) -> io::Result<(
     }
 }
 
+/// The one-byte message that tells a waiting spawner to set itself up.
+fn send_wake(socket: &OwnedFd) -> io::Result<()> {
+    loop {
+        // SAFETY: sends one byte from a live local.
+        let sent = unsafe {
+            libc::send(
+                socket.as_raw_fd(),
+                [1u8].as_ptr().cast(),
+                1,
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent == 1 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if sent >= 0 || e.kind() != io::ErrorKind::Interrupted {
+            return Err(if sent >= 0 {
+                io::Error::other("short send")
+            } else {
+                e
+            });
+        }
+    }
+}
+
 fn recv_reply(socket: &OwnedFd, reply: &mut [i32; 3]) -> io::Result<()> {
     loop {
         // SAFETY: reads at most the reply's size into it.
@@ -432,6 +563,7 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         libc::sigfillset(&mut all);
         libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
         launch::reset_signal_handlers();
+        wait_for_first_command(memory);
         // Confined first: the plan uses descriptors (the Landlock ruleset, the namespaces).
         // The PID namespace's init comes between the namespaces and the restrictions (it
         // mounts /proc, which Landlock and seccomp forbid).
@@ -494,6 +626,60 @@ unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
         reply(i32::from(memory.pid_namespace), Stage::None, 0);
         loop {
             serve_one(memory);
+        }
+    }
+}
+
+/// Waits, holding nothing of the runtime's but what its setup needs, until the runtime asks
+/// it to set itself up (one byte); leaves when the runtime closes the socket or dies.
+///
+/// # Safety
+/// Only in the forked spawner: raw system calls.
+unsafe fn wait_for_first_command(memory: &SpawnerMemory) {
+    unsafe {
+        libc::close(memory.runtime_end);
+        // Ends with the runtime while it waits too (set again once its namespaces are made,
+        // which resets it).
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+            || libc::getppid() != memory.runtime
+        {
+            libc::_exit(1);
+        }
+        // Nothing of the runtime's stays open while it waits (a copy of a pipe's end would
+        // keep its reader from seeing the end): /dev/null on 0-2, then every descriptor
+        // closed but its socket, /dev/null and the plan's.
+        for fd in 0..3 {
+            libc::dup2(memory.dev_null, fd);
+        }
+        let [a, b, c] = memory.plan_fds;
+        let mut keep = [memory.socket, memory.dev_null, a, b, c];
+        keep.sort_unstable();
+        let mut next: RawFd = 3;
+        for fd in keep {
+            if fd < next {
+                continue;
+            }
+            if fd > next {
+                libc::syscall(libc::SYS_close_range, next as u32, (fd - 1) as u32, 0u32);
+            }
+            next = fd + 1;
+        }
+        libc::syscall(libc::SYS_close_range, next as u32, u32::MAX, 0u32);
+        let mut byte = 0u8;
+        loop {
+            let got = libc::recv(memory.socket, (&mut byte as *mut u8).cast(), 1, 0);
+            if got == 1 {
+                return;
+            }
+            if got == 0 || *libc::__errno_location() != libc::EINTR {
+                libc::_exit(0);
+            }
         }
     }
 }

@@ -424,7 +424,9 @@ async fn runs_claim_workers_started_ahead_and_never_share_one() {
     // run, and the run's sandbox took each part.
     let host = praxis_sandbox::probe();
     let mut expected = Vec::new();
-    if host.user_namespaces {
+    // Not where its runtime had seen a spawner start when it prepared: its own then makes
+    // its network namespace at the run's first command.
+    if host.user_namespaces && !a.setup().spawner_waits {
         expected.push("network_namespace");
     }
     if host.landlock_abi.is_some() {
@@ -508,18 +510,26 @@ async fn runs_claim_workers_started_ahead_and_never_share_one() {
 /// process, however many workers it starts.
 #[tokio::test]
 async fn workers_take_the_host_facts_of_their_runtime() {
+    let mut proven = false;
     for _ in 0..2 {
         let ws = tempfile::tempdir().unwrap();
         let worker = client(ws.path());
         worker.start().await.expect("worker starts");
-        assert_eq!(
-            worker.setup(),
-            praxis_tools::worker::WorkerSetup {
-                host_probes: 0,
-                etc_walks: 0,
-                // Started for this run: nothing was made before it was known.
-                made_ahead: Vec::new(),
-            }
+        let setup = worker.setup();
+        assert_eq!((setup.host_probes, setup.etc_walks), (0, 0));
+        // Started for this run: nothing was made before it was known.
+        assert!(setup.made_ahead.is_empty(), "{:?}", setup.made_ahead);
+        // Once a worker's spawner has started with every layer, the runtime knows, and the
+        // next worker's spawner waits for its run's first command.
+        if proven {
+            assert!(setup.spawner_waits, "{setup:?}");
+        }
+        proven = setup.spawner_proven;
+        assert!(!proven || praxis_sandbox::spawner_proven());
+        assert!(
+            proven || std::env::var_os("CI").is_none(),
+            "no spawner started in CI: {:?}",
+            worker.layers()
         );
     }
     // This process probed and walked once, for both.

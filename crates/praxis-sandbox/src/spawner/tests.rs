@@ -98,17 +98,53 @@ fn sandbox_with_spawner(ws: &Path) -> Option<crate::Sandbox> {
 #[test]
 fn the_spawner_holds_nothing_of_the_runtime_and_cannot_be_read() {
     let ws = tempfile::tempdir().unwrap();
-    let Some(sandbox) = sandbox_with_spawner(ws.path()) else {
+    // The first sandbox proves the spawner (it starts at once); the second's waits.
+    let Some(_first) = sandbox_with_spawner(ws.path()) else {
         return;
     };
+    let sandbox = crate::Sandbox::new(crate::SandboxPolicy::new(ws.path())).unwrap();
     let pid = sandbox.spawner_pid().unwrap();
+    assert!(sandbox.spawner_waits());
+    {
+        // Waiting for the first command: /dev/null on 0-2 and besides only its socket,
+        // /dev/null and the Landlock ruleset its setup applies (once the fork has closed the
+        // rest, right after it starts).
+        let expected = [
+            "/dev/null",
+            "/dev/null",
+            "/dev/null",
+            "/dev/null",
+            "anon_inode",
+            "socket",
+        ];
+        let held = || {
+            let mut held: Vec<String> = open_fds(pid)
+                .into_iter()
+                .filter_map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok())
+                .map(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    match target.split_once(':') {
+                        Some((kind, _)) => kind.to_string(),
+                        None => target,
+                    }
+                })
+                .collect();
+            held.sort();
+            held
+        };
+        let settled = (0..250).any(|_| {
+            let done = held() == expected;
+            if !done {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            done
+        });
+        assert!(settled, "{:?}", held());
+        assert_eq!(run(&sandbox, "true").0, 0);
+    }
     // Only /dev/null on 0-2, its socket and (with a PID namespace) its init's pipe: no
     // ledger, key or listening socket.
-    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
-        .collect();
-    fds.sort();
+    let fds = open_fds(pid);
     let expected: &[i32] = if sandbox.report().layer("pid_namespace").unwrap().active {
         &[0, 1, 2, 3, 4]
     } else {
@@ -126,6 +162,130 @@ fn the_spawner_holds_nothing_of_the_runtime_and_cannot_be_read() {
     assert_ne!(status, 0, "read the spawner's environment: {out}");
     let (status, out) = run(&sandbox, &format!("head -c 4 /proc/{pid}/mem"));
     assert_ne!(status, 0, "read the spawner's memory: {out}");
+}
+
+/// The descriptors `pid` holds, sorted.
+fn open_fds(pid: i32) -> Vec<i32> {
+    let mut fds: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_string_lossy().parse().ok())
+        .collect();
+    fds.sort();
+    fds
+}
+
+/// The namespace `kind` of `pid` (e.g. `net:[4026531840]`).
+fn namespace(pid: &str, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn gone(pid: i32) -> bool {
+    (0..250).any(|_| {
+        let gone = !Path::new(&format!("/proc/{pid}")).exists();
+        if !gone {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        gone
+    })
+}
+
+#[test]
+fn once_proven_a_spawner_makes_its_namespaces_at_the_first_command_and_not_before() {
+    let ws = tempfile::tempdir().unwrap();
+    // The first sandbox of a process starts its spawner at once, which proves the host.
+    let Some(_first) = sandbox_with_spawner(ws.path()) else {
+        return;
+    };
+    assert!(crate::spawner_proven());
+    let sandbox = crate::Sandbox::new(crate::SandboxPolicy::new(ws.path())).unwrap();
+    assert!(sandbox.spawner_waits(), "{}", sandbox.report().launcher);
+    let pid = sandbox.spawner_pid().unwrap();
+    // Waiting, it is in this process's namespaces: none was made for it.
+    for kind in ["user", "net", "mnt", "pid_for_children"] {
+        assert_eq!(
+            namespace(&pid.to_string(), kind),
+            namespace("self", kind),
+            "{kind}"
+        );
+    }
+    // The report promises every layer, and the first command gets each of them.
+    for layer in ["network_namespace", "mount_namespace", "pid_namespace"] {
+        assert!(
+            sandbox.report().layer(layer).is_some_and(|l| l.active),
+            "{layer}"
+        );
+    }
+    let (status, out) = run(
+        &sandbox,
+        "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; readlink /proc/self/ns/net; \
+         readlink /proc/self/ns/pid; cat /etc/shadow >/dev/null 2>&1 || echo shadow-denied; \
+         awk -F: 'NR > 2 { gsub(/ /, \"\", $1); print $1 }' /proc/net/dev; ps -e --no-headers | wc -l",
+    );
+    assert_eq!(status, 0, "{out}");
+    assert!(!sandbox.spawner_waits());
+    assert!(
+        out.contains("NoNewPrivs:\t1") && out.contains("Seccomp:\t2"),
+        "{out}"
+    );
+    assert!(out.contains("shadow-denied"), "{out}");
+    assert!(
+        !out.contains(&namespace("self", "net")),
+        "the host's network: {out}"
+    );
+    assert!(
+        !out.contains(&namespace("self", "pid")),
+        "the host's PIDs: {out}"
+    );
+    // Only loopback in its network namespace, and only its own processes in its PID
+    // namespace (init, bash, ps, wc).
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[lines.len() - 2], "lo", "{out}");
+    assert!(
+        lines[lines.len() - 1].trim().parse::<u32>().unwrap() <= 5,
+        "{out}"
+    );
+    // Set up, the spawner is in namespaces of its own.
+    for kind in ["user", "net", "mnt"] {
+        assert_ne!(
+            namespace(&pid.to_string(), kind),
+            namespace("self", kind),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_waiting_spawner_leaves_with_its_sandbox_and_one_lost_while_waiting_is_replaced() {
+    let ws = tempfile::tempdir().unwrap();
+    let Some(_first) = sandbox_with_spawner(ws.path()) else {
+        return;
+    };
+    // Dropped without a command: its spawner exits, having made nothing.
+    let unused = crate::Sandbox::new(crate::SandboxPolicy::new(ws.path())).unwrap();
+    assert!(unused.spawner_waits());
+    let pid = unused.spawner_pid().unwrap();
+    drop(unused);
+    assert!(gone(pid), "the waiting spawner {pid} outlived its sandbox");
+    // Killed while it waits: the first command gets a fresh spawner with every layer.
+    let sandbox = crate::Sandbox::new(crate::SandboxPolicy::new(ws.path())).unwrap();
+    let pid = sandbox.spawner_pid().unwrap();
+    // SAFETY: kill(2) on the spawner this sandbox forked.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(gone(pid));
+    let (status, out) = run(
+        &sandbox,
+        "grep -E '^Seccomp:' /proc/self/status; readlink /proc/self/ns/pid",
+    );
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(
+        !out.contains(&namespace("self", "pid")),
+        "the host's PIDs: {out}"
+    );
+    assert_ne!(sandbox.spawner_pid(), Some(pid));
 }
 
 #[test]

@@ -274,6 +274,10 @@ impl WorkerClient {
             }
             Ok(Ok(Some(other))) => return Err(format!("unexpected first answer {other:?}")),
         };
+        // Later workers' spawners may wait for their runs' first commands.
+        if setup.spawner_proven {
+            praxis_sandbox::note_spawner_proven();
+        }
         if let Ok(mut info) = self.info.lock() {
             info.pid = Some(pid);
             info.layers = layers;

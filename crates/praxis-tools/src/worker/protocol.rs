@@ -187,6 +187,11 @@ pub struct HostFacts {
     pub probe: praxis_sandbox::HostSupport,
     /// [`praxis_sandbox::etc_readable`]: the world-readable part of /etc its grants cover.
     pub etc_readable: Vec<PathBuf>,
+    /// [`praxis_sandbox::spawner_proven`]: a spawner with every layer has started on this
+    /// host (in an earlier worker), so the worker's own spawner waits for its run's first
+    /// command to set itself up, and no network namespace is made ahead of it.
+    #[serde(default)]
+    pub spawner_proven: bool,
 }
 
 impl HostFacts {
@@ -195,12 +200,16 @@ impl HostFacts {
         HostFacts {
             probe: praxis_sandbox::probe(),
             etc_readable: praxis_sandbox::etc_readable().to_vec(),
+            spawner_proven: praxis_sandbox::spawner_proven(),
         }
     }
 
     /// Makes them this process's facts (the worker, before it prepares its sandbox); false
     /// when either was computed already.
     pub fn adopt(self) -> bool {
+        if self.spawner_proven {
+            praxis_sandbox::note_spawner_proven();
+        }
         let probe = praxis_sandbox::adopt_probe(self.probe);
         let etc = praxis_sandbox::adopt_etc_readable(self.etc_readable);
         probe && etc
@@ -219,6 +228,14 @@ pub struct WorkerSetup {
     /// ([`praxis_sandbox::made_ahead`]).
     #[serde(default)]
     pub made_ahead: Vec<String>,
+    /// A spawner with every layer has started on this host: the worker's own (which its
+    /// runtime then tells later workers of), or an earlier one its runtime told it of.
+    #[serde(default)]
+    pub spawner_proven: bool,
+    /// Its sandbox's spawner waits for the run's first command to set itself up (the
+    /// sandbox has made no namespace until then).
+    #[serde(default)]
+    pub spawner_waits: bool,
 }
 
 impl WorkerSetup {
@@ -228,6 +245,8 @@ impl WorkerSetup {
             host_probes: praxis_sandbox::host_probes(),
             etc_walks: praxis_sandbox::etc_walks(),
             made_ahead: praxis_sandbox::made_ahead(),
+            spawner_proven: praxis_sandbox::spawner_proven(),
+            spawner_waits: false,
         }
     }
 }

@@ -118,12 +118,16 @@ where
     {
         list.push(layer);
     }
+    let setup = WorkerSetup {
+        spawner_waits: ctx.sandbox.as_ref().is_some_and(|s| s.spawner_waits()),
+        ..WorkerSetup::of_this_process()
+    };
     write_frame(
         &mut output,
         &FromWorker::Ready {
             pid: std::process::id(),
             layers,
-            setup: WorkerSetup::of_this_process(),
+            setup,
         },
     )
     .await?;
