@@ -29,12 +29,13 @@ mod lifetime;
 mod mounts;
 mod namespaces;
 mod pid_init;
+mod policy;
 pub mod probe;
+mod report;
 mod seccomp;
 mod spawner;
 pub mod ssrf;
 
-use serde::{Deserialize, Serialize};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,7 +46,10 @@ pub use homes::WorkerHome;
 pub use landlock_rules::{adopt_etc_readable, etc_readable, etc_walks};
 pub use launch::{Launch, Launched, launch, reap};
 pub use lifetime::exit_with_parent;
+pub(crate) use policy::real_home;
+pub use policy::{ResourceLimits, SandboxPolicy, default_deny_paths};
 pub use probe::{HostSupport, adopt_probe, host_probes, probe};
+pub use report::{Layer, SandboxReport};
 pub use spawner::{note_spawner_proven, spawner_proven};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,159 +72,6 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Resource limits applied with `setrlimit` in the child (soft = hard).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ResourceLimits {
-    /// CPU seconds per process (RLIMIT_CPU).
-    pub cpu_seconds: u64,
-    /// Virtual address space per process, bytes (RLIMIT_AS).
-    pub address_space_bytes: u64,
-    /// Open file descriptors per process (RLIMIT_NOFILE).
-    pub open_files: u64,
-    /// Processes the command may have at once (RLIMIT_NPROC inside its user namespace, and
-    /// the pids cgroup's `pids.max` where the host offers one).
-    pub processes: u64,
-    /// Largest file a process may write, bytes (RLIMIT_FSIZE).
-    pub file_size_bytes: u64,
-    /// Memory of a command and everything it started, together, bytes: the `memory.max`
-    /// (cgroup v2) or `memory.limit_in_bytes` (v1) of its cgroup, where the host delegates
-    /// the memory controller. Beyond it the kernel kills a process of the command.
-    pub memory_bytes: u64,
-}
-
-impl Default for ResourceLimits {
-    fn default() -> Self {
-        ResourceLimits {
-            cpu_seconds: 3600,
-            address_space_bytes: 16 << 30,
-            open_files: 4096,
-            processes: 512,
-            file_size_bytes: 4 << 30,
-            memory_bytes: 4 << 30,
-        }
-    }
-}
-
-/// What a confined command may touch.
-#[derive(Clone, Debug)]
-pub struct SandboxPolicy {
-    /// Read-write (the only writable place besides the private home).
-    pub workspace: PathBuf,
-    /// Network reachable (no new network namespace, no socket filter, no Landlock TCP rule).
-    pub allow_network: bool,
-    /// Extra read+execute grants (toolchains). Dropped when they would cover a deny path.
-    pub read_paths: Vec<PathBuf>,
-    /// Extra read-write grants.
-    pub write_paths: Vec<PathBuf>,
-    /// Never granted through `read_paths`, PATH directories or toolchain homes: a grant that
-    /// equals or contains one of these is dropped (Landlock can only allow, not carve out).
-    pub deny_paths: Vec<PathBuf>,
-    pub limits: ResourceLimits,
-    /// Where the private HOME is created (default: the system temp dir).
-    pub home_parent: Option<PathBuf>,
-    /// Commands may write the workspace's `.git` directory (default: it is mounted
-    /// read-only for them, so no command can plant a hook that runs at the user's next
-    /// `git commit`).
-    pub git_writable: bool,
-}
-
-impl SandboxPolicy {
-    /// A policy for `workspace` with the default limits, no network, and the standard deny
-    /// list ([`default_deny_paths`]).
-    pub fn new(workspace: impl Into<PathBuf>) -> Self {
-        SandboxPolicy {
-            workspace: workspace.into(),
-            allow_network: false,
-            read_paths: Vec::new(),
-            write_paths: Vec::new(),
-            deny_paths: default_deny_paths(),
-            limits: ResourceLimits::default(),
-            home_parent: None,
-            git_writable: false,
-        }
-    }
-}
-
-/// The real home directory itself (so `~` is never granted as a whole), `~/.ssh`,
-/// `~/.gnupg`, `~/.aws`, `~/.kube`, `~/.docker`, `~/.config`, `~/.local/share` (the default
-/// Praxis data dir lives there) and `$PRAXIS_HOME`.
-pub fn default_deny_paths() -> Vec<PathBuf> {
-    let mut deny = Vec::new();
-    if let Some(home) = real_home() {
-        for sub in [
-            "",
-            ".ssh",
-            ".gnupg",
-            ".aws",
-            ".kube",
-            ".docker",
-            ".config",
-            ".local/share",
-        ] {
-            deny.push(if sub.is_empty() {
-                home.clone()
-            } else {
-                home.join(sub)
-            });
-        }
-    }
-    if let Some(dir) = std::env::var_os("PRAXIS_HOME").filter(|d| !d.is_empty()) {
-        deny.push(PathBuf::from(dir));
-    }
-    deny
-}
-
-fn real_home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-}
-
-/// One layer of the boundary as applied to a run: active or not, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Layer {
-    pub name: String,
-    pub active: bool,
-    pub detail: String,
-}
-
-/// What the sandbox applies to every command it confines.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SandboxReport {
-    pub layers: Vec<Layer>,
-    /// Grants dropped because they covered a deny path (e.g. a PATH entry of `~`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dropped_grants: Vec<String>,
-    /// How commands are started: by the sandbox's spawner (the layers are applied once and
-    /// inherited) or directly (the layers are applied in each command), and why.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub launcher: String,
-}
-
-impl SandboxReport {
-    pub fn layer(&self, name: &str) -> Option<&Layer> {
-        self.layers.iter().find(|l| l.name == name)
-    }
-
-    /// Layers that are not active, as `name (why)`.
-    pub fn unavailable(&self) -> Vec<String> {
-        self.layers
-            .iter()
-            .filter(|l| !l.active)
-            .map(|l| format!("{} ({})", l.name, l.detail))
-            .collect()
-    }
-
-    fn push(&mut self, name: &str, active: bool, detail: impl Into<String>) {
-        self.layers.push(Layer {
-            name: name.into(),
-            active,
-            detail: detail.into(),
-        });
-    }
 }
 
 /// How [`Sandbox::new`] learns that the namespace layers work on this host.
