@@ -130,12 +130,10 @@ fn tick_ns() -> i64 {
 
 /// The start of the coarse clock's next tick: every change made before this call carries a
 /// change time before it (even where file times are finer than the tick). Not waited for
-/// here: the next tool call waits for it ([`changes_may_start`]), so every change a call
-/// makes carries a time at or after it.
+/// here: when the scan found a git context, the next tool call waits for it
+/// ([`changes_may_start`]), so every change a call makes carries a time at or after it.
 fn next_tick_ns() -> i64 {
-    let boundary = coarse_now_ns() + tick_ns();
-    CHANGES_NOT_BEFORE.fetch_max(boundary, Ordering::SeqCst);
-    boundary
+    coarse_now_ns() + tick_ns()
 }
 
 /// The latest boundary a scan of this process handed out (see [`next_tick_ns`]).
@@ -195,6 +193,8 @@ struct Sweep<'a> {
     learn_only: bool,
     before: &'a GitGuardState,
     known: BTreeMap<String, Known>,
+    /// Git contexts found: only theirs are judged by change time at the next scan.
+    contexts: usize,
     removed: Vec<String>,
 }
 
@@ -285,6 +285,7 @@ impl Sweep<'_> {
             }
         }
         let hooks = stat_at(dir.as_fd(), c"hooks").map(|s| s.ino);
+        self.contexts += 1;
         self.known.insert(
             key.to_string(),
             Known {
@@ -331,12 +332,20 @@ pub fn sweep(
         learn_only: before.is_none(),
         before: before.unwrap_or(&baseline),
         known: BTreeMap::new(),
+        contexts: 0,
         removed: Vec::new(),
     };
     if settings.sweep
         && let Ok(root) = open_subdir(ws.root_fd(), c".")
     {
         sweep.walk(&root, "", false, 0);
+    }
+    // The next scan judges a known context's entries by their change time against this
+    // scan's boundary, so tool calls wait for it ([`changes_may_start`]). Without a known
+    // context nothing is judged by time (a context that appears is new at its path, and a
+    // `.git` file is judged by its inode), and no call need wait.
+    if sweep.contexts > 0 {
+        CHANGES_NOT_BEFORE.fetch_max(scanned_at_ns, Ordering::SeqCst);
     }
     let mut removed = sweep.removed;
     removed.sort();
