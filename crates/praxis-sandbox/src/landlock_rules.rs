@@ -95,17 +95,33 @@ fn resolved(path: &Path) -> PathBuf {
 /// its run's sandbox while it waits ([`crate::ahead`]); otherwise each sandbox starts with
 /// an empty one. Deny paths never come from it: they are resolved for each sandbox.
 #[derive(Debug, Default)]
-pub(crate) struct Resolver(HashMap<PathBuf, Option<PathBuf>>);
+pub(crate) struct Resolver {
+    known: HashMap<PathBuf, Option<PathBuf>>,
+    /// Paths resolved from their descriptor (a `readlink` each).
+    from_descriptors: usize,
+}
 
 impl Resolver {
     /// `path` canonicalized (None when it does not resolve: missing, or not traversable).
     pub(crate) fn canonical(&mut self, path: &Path) -> Option<PathBuf> {
-        if let Some(known) = self.0.get(path) {
+        if let Some(known) = self.known.get(path) {
             return known.clone();
         }
         let real = path.canonicalize().ok();
-        self.0.insert(path.to_path_buf(), real.clone());
+        self.known.insert(path.to_path_buf(), real.clone());
         real
+    }
+
+    /// Notes where `path` resolves, `file` being its open `O_PATH` descriptor: as resolved
+    /// once per process when it is a path of the /etc walk ([`etc_links`]), else from the
+    /// descriptor.
+    fn note(&mut self, path: &Path, file: &std::fs::File) {
+        match etc_resolution(path) {
+            Some(real) => {
+                self.known.entry(path.to_path_buf()).or_insert(real);
+            }
+            None => self.note_open(path, file),
+        }
     }
 
     /// Notes where `path` resolves from `file`, its open `O_PATH` descriptor: the kernel's
@@ -113,9 +129,10 @@ impl Resolver {
     /// component). Falls back to canonicalizing when that name is not a plain path.
     fn note_open(&mut self, path: &Path, file: &std::fs::File) {
         use std::os::fd::AsRawFd;
-        if self.0.contains_key(path) {
+        if self.known.contains_key(path) {
             return;
         }
+        self.from_descriptors += 1;
         let named = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
             .ok()
             .filter(|p| {
@@ -123,7 +140,7 @@ impl Resolver {
             });
         match named {
             Some(real) => {
-                self.0.insert(path.to_path_buf(), Some(real));
+                self.known.insert(path.to_path_buf(), Some(real));
             }
             None => {
                 self.canonical(path);
@@ -248,6 +265,48 @@ pub fn etc_readable() -> &'static [PathBuf] {
     })
 }
 
+/// The [`etc_readable`] paths that do not resolve to themselves (links, or paths below a
+/// linked directory), with where they resolve (None: nowhere). Resolved once per process
+/// (a tool worker adopts its runtime's, [`adopt_etc_readable`]), like the walk itself: an
+/// entry swapped for a link since then still resolves as it did, so its new target is not
+/// mounted back below a private directory, which hides it (this never widens a grant: each
+/// rule holds the descriptor opened for its sandbox).
+pub fn etc_links() -> &'static [(PathBuf, Option<PathBuf>)] {
+    ETC_LINKS.get_or_init(|| {
+        etc_readable()
+            .iter()
+            .filter_map(|path| {
+                let real = path.canonicalize().ok();
+                (real.as_deref() != Some(path.as_path())).then(|| (path.clone(), real))
+            })
+            .collect()
+    })
+}
+
+static ETC_LINKS: OnceLock<Vec<(PathBuf, Option<PathBuf>)>> = OnceLock::new();
+
+/// Where `path` resolves if it is an [`etc_readable`] path (None: it is not one).
+fn etc_resolution(path: &Path) -> Option<Option<PathBuf>> {
+    type Index = (
+        std::collections::HashSet<&'static Path>,
+        HashMap<&'static Path, &'static Option<PathBuf>>,
+    );
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    let (walked, links) = INDEX.get_or_init(|| {
+        (
+            etc_readable().iter().map(PathBuf::as_path).collect(),
+            etc_links().iter().map(|(p, r)| (p.as_path(), r)).collect(),
+        )
+    });
+    if !walked.contains(path) {
+        return None;
+    }
+    Some(match links.get(path) {
+        Some(real) => (*real).clone(),
+        None => Some(path.to_path_buf()),
+    })
+}
+
 /// The world-readable part of /etc, walked at most once per process.
 static ETC_READABLE: OnceLock<Vec<PathBuf>> = OnceLock::new();
 /// How many times this process walked /etc (0 or 1).
@@ -256,8 +315,10 @@ static ETC_WALKS: AtomicUsize = AtomicUsize::new(0);
 /// Takes `paths` as this process's [`etc_readable`] instead of walking /etc, unless it
 /// walked already (then false). For the tool worker: its runtime walked the same /etc once
 /// per server (a stat of every file there) and hands the result to each worker.
-pub fn adopt_etc_readable(paths: Vec<PathBuf>) -> bool {
-    ETC_READABLE.set(paths).is_ok()
+pub fn adopt_etc_readable(paths: Vec<PathBuf>, links: Vec<(PathBuf, Option<PathBuf>)>) -> bool {
+    let walked = ETC_READABLE.set(paths).is_ok();
+    let resolved = ETC_LINKS.set(links).is_ok();
+    walked && resolved
 }
 
 /// How many times this process walked /etc itself (0 when it adopted the list).
@@ -383,7 +444,7 @@ pub(crate) fn add_to_both(
             resolver.canonical(path);
             continue;
         };
-        resolver.note_open(path, &file);
+        resolver.note(path, &file);
         let access = grant.access(is_dir);
         commands = commands.and_then(|c| add_rule(c, &file, access, path));
         worker = worker.and_then(|c| add_rule(c, &file, access, path));
@@ -472,13 +533,46 @@ mod tests {
         commands.expect("the commands' ruleset takes every rule");
         worker.expect("the worker's ruleset takes every rule");
         for path in &paths {
-            let noted = resolver.0.get(path).cloned().expect("every path is noted");
+            let noted = resolver
+                .known
+                .get(path)
+                .cloned()
+                .expect("every path is noted");
             assert_eq!(noted, path.canonicalize().ok(), "{}", path.display());
         }
-        assert_eq!(resolver.0[&dir.path().join("missing")], None);
+        assert_eq!(resolver.known[&dir.path().join("missing")], None);
         assert_eq!(
-            resolver.0[&dir.path().join("to-file")],
+            resolver.known[&dir.path().join("to-file")],
             Some(real.canonicalize().unwrap().join("sub/file"))
         );
+    }
+
+    #[test]
+    fn the_etc_walks_paths_resolve_as_canonicalizing_would_without_a_readlink_each() {
+        let walked = etc_readable();
+        assert!(
+            !walked.is_empty(),
+            "this host's /etc has world-readable files"
+        );
+        let common: Vec<Rule> = walked.iter().map(|p| (p.clone(), Grant::Read)).collect();
+        let mut resolver = Resolver::default();
+        let (commands, worker) = add_to_both(
+            commands_ruleset(false),
+            worker_ruleset(),
+            &common,
+            &mut resolver,
+        );
+        commands.expect("the commands' ruleset takes every rule");
+        worker.expect("the worker's ruleset takes every rule");
+        // Each resolves as canonicalizing it would, and none took a readlink of its own.
+        for path in walked {
+            assert_eq!(
+                resolver.known.get(path).cloned().flatten(),
+                path.canonicalize().ok(),
+                "{}",
+                path.display()
+            );
+        }
+        assert_eq!(resolver.from_descriptors, 0);
     }
 }

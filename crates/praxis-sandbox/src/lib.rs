@@ -43,7 +43,7 @@ use std::sync::Arc;
 pub use ahead::{made_ahead, prepare_ahead};
 pub use cgroup::{CommandsEnded, SpawnCgroup, end_commands_of};
 pub use homes::WorkerHome;
-pub use landlock_rules::{adopt_etc_readable, etc_readable, etc_walks};
+pub use landlock_rules::{adopt_etc_readable, etc_links, etc_readable, etc_walks};
 pub use launch::{Launch, Launched, launch, reap};
 pub use lifetime::exit_with_parent;
 pub(crate) use policy::real_home;

@@ -187,6 +187,9 @@ pub struct HostFacts {
     pub probe: praxis_sandbox::HostSupport,
     /// [`praxis_sandbox::etc_readable`]: the world-readable part of /etc its grants cover.
     pub etc_readable: Vec<PathBuf>,
+    /// [`praxis_sandbox::etc_links`]: those of them that resolve elsewhere, and where.
+    #[serde(default)]
+    pub etc_links: Vec<(PathBuf, Option<PathBuf>)>,
     /// [`praxis_sandbox::spawner_proven`]: a spawner with every layer has started on this
     /// host (in an earlier worker), so the worker's own spawner waits for its run's first
     /// command to set itself up, and no network namespace is made ahead of it.
@@ -200,6 +203,7 @@ impl HostFacts {
         HostFacts {
             probe: praxis_sandbox::probe(),
             etc_readable: praxis_sandbox::etc_readable().to_vec(),
+            etc_links: praxis_sandbox::etc_links().to_vec(),
             spawner_proven: praxis_sandbox::spawner_proven(),
         }
     }
@@ -211,7 +215,7 @@ impl HostFacts {
             praxis_sandbox::note_spawner_proven();
         }
         let probe = praxis_sandbox::adopt_probe(self.probe);
-        let etc = praxis_sandbox::adopt_etc_readable(self.etc_readable);
+        let etc = praxis_sandbox::adopt_etc_readable(self.etc_readable, self.etc_links);
         probe && etc
     }
 }
