@@ -506,6 +506,22 @@ mod tests {
     /// A path resolved from its open descriptor is where canonicalizing it leads, through
     /// symlinked directories and a symlinked file; a path that cannot be opened resolves to
     /// nothing, as it does canonicalized; and each rule added to both rulesets holds.
+    /// `paths` granted read to both rulesets (each must take every rule): the resolver that
+    /// noted where they resolve.
+    fn added_to_both(paths: &[PathBuf]) -> Resolver {
+        let common: Vec<Rule> = paths.iter().map(|p| (p.clone(), Grant::Read)).collect();
+        let mut resolver = Resolver::default();
+        let (commands, worker) = add_to_both(
+            commands_ruleset(false),
+            worker_ruleset(),
+            &common,
+            &mut resolver,
+        );
+        commands.expect("the commands' ruleset takes every rule");
+        worker.expect("the worker's ruleset takes every rule");
+        resolver
+    }
+
     #[test]
     fn paths_resolved_from_their_descriptors_are_their_canonical_paths() {
         let dir = tempfile::tempdir().unwrap();
@@ -522,16 +538,7 @@ mod tests {
             dir.path().join("missing"),
             PathBuf::from("/etc"),
         ];
-        let common: Vec<Rule> = paths.iter().map(|p| (p.clone(), Grant::Read)).collect();
-        let mut resolver = Resolver::default();
-        let (commands, worker) = add_to_both(
-            commands_ruleset(false),
-            worker_ruleset(),
-            &common,
-            &mut resolver,
-        );
-        commands.expect("the commands' ruleset takes every rule");
-        worker.expect("the worker's ruleset takes every rule");
+        let resolver = added_to_both(&paths);
         for path in &paths {
             let noted = resolver
                 .known
@@ -554,16 +561,7 @@ mod tests {
             !walked.is_empty(),
             "this host's /etc has world-readable files"
         );
-        let common: Vec<Rule> = walked.iter().map(|p| (p.clone(), Grant::Read)).collect();
-        let mut resolver = Resolver::default();
-        let (commands, worker) = add_to_both(
-            commands_ruleset(false),
-            worker_ruleset(),
-            &common,
-            &mut resolver,
-        );
-        commands.expect("the commands' ruleset takes every rule");
-        worker.expect("the worker's ruleset takes every rule");
+        let resolver = added_to_both(walked);
         // Each resolves as canonicalizing it would, and none took a readlink of its own.
         for path in walked {
             assert_eq!(

@@ -464,36 +464,30 @@ fn send_request(socket: &OwnedFd, request: &[u8], fds: &[RawFd]) -> io::Result<(
         (*header).cmsg_type = libc::SCM_RIGHTS;
         (*header).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
         std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(header).cast(), fds.len());
-        loop {
-            let sent = libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL);
-            if sent == request.len() as isize {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if sent >= 0 || e.kind() != io::ErrorKind::Interrupted {
-                return Err(if sent >= 0 {
-                    io::Error::other("short send")
-                } else {
-                    e
-                });
-            }
-        }
+        sent_all(request.len(), || {
+            libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+        })
     }
 }
 
 /// The one-byte message that tells a waiting spawner to set itself up.
 fn send_wake(socket: &OwnedFd) -> io::Result<()> {
+    // SAFETY: sends one byte from a live local.
+    sent_all(1, || unsafe {
+        libc::send(
+            socket.as_raw_fd(),
+            [1u8].as_ptr().cast(),
+            1,
+            libc::MSG_NOSIGNAL,
+        )
+    })
+}
+
+/// Repeats `send` while it is interrupted; Ok once it sent all `len` bytes.
+fn sent_all(len: usize, mut send: impl FnMut() -> isize) -> io::Result<()> {
     loop {
-        // SAFETY: sends one byte from a live local.
-        let sent = unsafe {
-            libc::send(
-                socket.as_raw_fd(),
-                [1u8].as_ptr().cast(),
-                1,
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        if sent == 1 {
+        let sent = send();
+        if sent == len as isize {
             return Ok(());
         }
         let e = io::Error::last_os_error();

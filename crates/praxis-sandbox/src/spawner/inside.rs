@@ -77,7 +77,22 @@ pub(super) unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
             libc::_exit(1);
         }
         // Ends with the runtime (its parent): the namespaces' credentials are set, so the
-        // signal is not reset any more. A runtime already gone is no longer our parent.
+        // signal is not reset any more.
+        die_with_runtime(memory);
+        reply(i32::from(memory.pid_namespace), Stage::None, 0);
+        loop {
+            serve_one(memory);
+        }
+    }
+}
+
+/// Makes the spawner end when the runtime (its parent) does; a runtime already gone is no
+/// longer its parent, and then it ends now.
+///
+/// # Safety
+/// Only in the forked spawner: raw system calls.
+unsafe fn die_with_runtime(memory: &SpawnerMemory) {
+    unsafe {
         if libc::prctl(
             libc::PR_SET_PDEATHSIG,
             libc::SIGKILL as libc::c_ulong,
@@ -88,10 +103,6 @@ pub(super) unsafe fn spawner_main(memory: &mut SpawnerMemory) -> ! {
             || libc::getppid() != memory.runtime
         {
             libc::_exit(1);
-        }
-        reply(i32::from(memory.pid_namespace), Stage::None, 0);
-        loop {
-            serve_one(memory);
         }
     }
 }
@@ -106,17 +117,7 @@ unsafe fn wait_for_first_command(memory: &SpawnerMemory) {
         libc::close(memory.runtime_end);
         // Ends with the runtime while it waits too (set again once its namespaces are made,
         // which resets it).
-        if libc::prctl(
-            libc::PR_SET_PDEATHSIG,
-            libc::SIGKILL as libc::c_ulong,
-            0,
-            0,
-            0,
-        ) != 0
-            || libc::getppid() != memory.runtime
-        {
-            libc::_exit(1);
-        }
+        die_with_runtime(memory);
         // Nothing of the runtime's stays open while it waits (a copy of a pipe's end would
         // keep its reader from seeing the end): /dev/null on 0-2, then every descriptor
         // closed but its socket, /dev/null and the plan's.
