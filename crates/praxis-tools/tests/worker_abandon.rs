@@ -37,10 +37,19 @@ fn size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
 
-async fn abandon_then_sweep(round: &str) {
+async fn abandon_then_sweep(round: &str, pid_namespace: bool) {
     let ws = tempfile::tempdir().unwrap();
     let worker = Arc::new(client(ws.path()));
     worker.start().await.expect("worker starts");
+    // The round is what it says: commands with or without the spawner's PID namespace (a
+    // spawner that would set itself up at the first command counts as one).
+    let layers: Vec<praxis_sandbox::Layer> = serde_json::from_value(worker.layers()).unwrap();
+    let layer = layers.iter().find(|l| l.name == "pid_namespace");
+    assert_eq!(
+        layer.is_some_and(|l| l.active),
+        pid_namespace,
+        "{round}: {layer:?}"
+    );
     worker
         .capture(CaptureLimits::default())
         .await
@@ -110,9 +119,9 @@ async fn an_abandoned_call_is_gone_before_its_sweep_with_or_without_a_pid_namesp
         eprintln!("skipped: {why}");
         return;
     }
-    abandon_then_sweep("with the spawner's PID namespace").await;
+    abandon_then_sweep("with the spawner's PID namespace", true).await;
     // SAFETY: this binary's only test, and no other thread reads the environment now (the
     // previous round's worker is gone; the next one is started after this).
     unsafe { std::env::set_var("PRAXIS_NO_SPAWNER_FOR_TESTS", "1") };
-    abandon_then_sweep("without a spawner (no PID namespace)").await;
+    abandon_then_sweep("without a spawner (no PID namespace)", false).await;
 }
