@@ -209,8 +209,9 @@ impl Spawner {
     }
 
     /// Asks a waiting spawner to set itself up, and waits until it is confined. Unavailable:
-    /// it was gone (killed while it waited); Failed: it could not apply every layer, or has
-    /// no PID namespace where one was promised. Either way it is gone afterwards.
+    /// it was gone (killed while it waited); Failed: it could not apply every layer (it then
+    /// exits), or has no PID namespace where one was promised (it is killed). Either way it
+    /// is gone afterwards.
     fn wake(&self, channel: &mut Channel) -> Result<(), SpawnerError> {
         let result = (|| {
             let mut ready = [0i32; 3];
@@ -223,6 +224,10 @@ impl Spawner {
                 ));
             }
             if self.needs_pid_namespace && ready[0] != 1 {
+                // Set up and serving, but not as promised: it goes. Alive (it answered and
+                // waits for requests), so its pid is still its own.
+                // SAFETY: kill(2) on our own unreaped child (the keeper thread reaps it).
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
                 return Err(SpawnerError::Failed(io::Error::other(
                     "the host refused its PID namespace, which the sandbox's report promised",
                 )));
@@ -230,13 +235,10 @@ impl Spawner {
             self.pid_namespace.store(ready[0] == 1, Ordering::Release);
             Ok(())
         })();
+        // A spawner that failed a stage has exited by itself.
         match result {
             Ok(()) => channel.awake = true,
-            Err(_) => {
-                self.alive.store(false, Ordering::Release);
-                // SAFETY: kill(2) on our own unreaped child (the keeper thread reaps it).
-                unsafe { libc::kill(self.pid, libc::SIGKILL) };
-            }
+            Err(_) => self.alive.store(false, Ordering::Release),
         }
         result
     }
