@@ -338,7 +338,9 @@ def praxis_layers(target, run_id):
         layers = sandbox.get("layers", [])
         return {"fabric": sandbox.get("fabric") or env.get("tool_fabric"),
                 "active": [l["name"] for l in layers if l.get("active")],
-                "inactive": [l["name"] for l in layers if not l.get("active")]}
+                "inactive": [l["name"] for l in layers if not l.get("active")],
+                # The run started no command: did its spawner wait (make no namespace)?
+                "spawner_waits": sandbox.get("worker", {}).get("spawner_waits")}
     return {"error": "no run_started entry"}
 
 
@@ -513,7 +515,8 @@ def print_report(r):
           f"bare write {fp['write_ms']:.3f} ms")
     sb = r["praxis_sandbox"]
     print(f"praxis sandbox: fabric {sb.get('fabric')}; active layers: {', '.join(sb.get('active', []))}"
-          f"; inactive: {', '.join(sb.get('inactive', [])) or 'none'}")
+          f"; inactive: {', '.join(sb.get('inactive', [])) or 'none'}"
+          f"; spawner set up only at a first command: {sb.get('spawner_waits')}")
     print(f"praxis fsync: {r['praxis_fsync']}")
     print()
     header = "| | floor | " + " | ".join(names) + " |"

@@ -524,6 +524,11 @@ async fn workers_take_the_host_facts_of_their_runtime() {
         if proven {
             assert!(setup.spawner_waits, "{setup:?}");
         }
+        // The run's record says so (`run_started.environment.sandbox.worker`).
+        assert_eq!(
+            worker.describe()["spawner_waits"],
+            serde_json::json!(setup.spawner_waits)
+        );
         proven = setup.spawner_proven;
         assert!(!proven || praxis_sandbox::spawner_proven());
         assert!(

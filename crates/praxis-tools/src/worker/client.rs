@@ -204,6 +204,8 @@ impl WorkerClient {
             "starts": info.starts,
             "warm_starts": info.warm_starts,
             "made_ahead": info.setup.made_ahead,
+            // Its sandbox's spawner sets itself up at the run's first command.
+            "spawner_waits": info.setup.spawner_waits,
         })
     }
 
