@@ -96,6 +96,9 @@ pub struct Sandbox {
     /// A spawner found dead is replaced by a fresh one with every layer, so no layer (the
     /// PID namespace above all) is lost for later commands.
     spawner: std::sync::Mutex<Option<spawner::Spawner>>,
+    /// Its spawner started at once with every layer its plan asked for (see
+    /// [`Sandbox::proves_spawner`]).
+    proves_spawner: bool,
     /// The toolchain homes found when the sandbox was made, then HOME and TMPDIR: what
     /// [`Sandbox::environment`] sets (looked up once, not on every spawn).
     pinned_env: Vec<(String, String)>,
@@ -141,9 +144,10 @@ impl Sandbox {
                 path: policy.workspace.clone(),
             })?;
         let host = probe();
-        // Once a spawner with every layer has started on this host, a sandbox's spawner is
-        // forked waiting and sets itself up (its namespaces, the network one included) at
-        // the first command: a run that starts none makes no namespace.
+        // Once a spawner with every layer has started on this host (in a tool worker, see
+        // [`Sandbox::proves_spawner`]), a sandbox's spawner is forked waiting and sets itself
+        // up (its namespaces, the network one included) at the first command: a run that
+        // starts none makes no namespace.
         let waits = tested == Tested::Spawner && spawner::spawner_proven();
         let home = homes::make_private_home(policy.home_parent.as_deref())?;
         let mut report = SandboxReport::default();
@@ -424,6 +428,7 @@ impl Sandbox {
         } else {
             spawner::Spawner::start(plan.clone())
         };
+        let mut proves = false;
         let spawner = match started {
             Ok(spawner) => {
                 report.launcher = format!(
@@ -438,9 +443,7 @@ impl Sandbox {
                         ""
                     }
                 );
-                if !waits && (spawner.pid_namespace() || !plan.pid_namespace) {
-                    spawner::note_spawner_proven();
-                }
+                proves = !waits && (spawner.pid_namespace() || !plan.pid_namespace);
                 Some(spawner)
             }
             Err(_) if tested == Tested::Spawner => {
@@ -514,6 +517,7 @@ impl Sandbox {
             report,
             cgroups,
             spawner: std::sync::Mutex::new(spawner),
+            proves_spawner: proves,
             pinned_env,
             grants,
         }))
@@ -575,6 +579,16 @@ impl Sandbox {
             .as_ref()
             .filter(|s| s.is_alive())
             .map(|s| s.pid())
+    }
+
+    /// Whether its spawner started at once with every layer its plan asked for: the proof
+    /// that a later sandbox's spawner may wait for its first command on this host. The
+    /// tool worker notes it ([`note_spawner_proven`]) and tells its runtime, which tells
+    /// later workers. A process that makes sandboxes for itself (the in-process fabric)
+    /// does not: its spawners all start at once, as a fork of a large server that waits
+    /// keeps its pages shared for the whole run.
+    pub fn proves_spawner(&self) -> bool {
+        self.proves_spawner
     }
 
     /// Whether its spawner still waits for the sandbox's first command to set itself up

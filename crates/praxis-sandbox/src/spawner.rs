@@ -81,13 +81,14 @@ struct Channel {
     awake: bool,
 }
 
-/// A spawner of this process has set itself up with every layer (its namespaces, mount
-/// plan, PID namespace and restrictions): later sandboxes fork theirs waiting, and it sets
-/// itself up at their first command ([`Spawner::fork_waiting`]).
+/// A spawner has set itself up with every layer on this host (its namespaces, mount plan,
+/// PID namespace and restrictions): later sandboxes fork theirs waiting, and it sets itself
+/// up at their first command ([`Spawner::fork_waiting`]). Noted by the tool worker whose
+/// sandbox proved it ([`crate::Sandbox::proves_spawner`]), and by runtimes it tells.
 static PROVEN: AtomicBool = AtomicBool::new(false);
 
-/// Whether a spawner with every layer has started in this process, or its runtime said one
-/// had in another ([`note_spawner_proven`]).
+/// Whether a spawner with every layer has started on this host, as noted here
+/// ([`note_spawner_proven`]).
 pub fn spawner_proven() -> bool {
     PROVEN.load(Ordering::Acquire)
 }

@@ -109,6 +109,11 @@ where
         reason: "inside the worker".into(),
     };
     fabric::confine_locally(&mut ctx, home_parent.as_deref());
+    // Its spawner started with every layer: later workers' spawners may wait for their
+    // runs' first commands (its runtime learns it from `ready`).
+    if ctx.sandbox.as_ref().is_some_and(|s| s.proves_spawner()) {
+        praxis_sandbox::note_spawner_proven();
+    }
     let mut layers = fabric::local_layers(&ctx);
     // Before any call is served: this process opens workspace files for the file tools, so
     // it is itself confined to what its tools and commands need (never the data dir).
