@@ -585,8 +585,8 @@ impl Sandbox {
     /// that a later sandbox's spawner may wait for its first command on this host. The
     /// tool worker notes it ([`note_spawner_proven`]) and tells its runtime, which tells
     /// later workers. A process that makes sandboxes for itself (the in-process fabric)
-    /// does not: its spawners all start at once, as a fork of a large server that waits
-    /// keeps its pages shared for the whole run.
+    /// does not: its spawners all start at once (with waiting ones, a server's idle memory
+    /// grew faster under the load test; see ARCHITECTURE.md).
     pub fn proves_spawner(&self) -> bool {
         self.proves_spawner
     }
