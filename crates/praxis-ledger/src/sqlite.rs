@@ -160,6 +160,21 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
+    /// An append handed to a store's writer thread: `queue` sends the request with the
+    /// reply it is given (an error: it could not be queued), and the future resolves with
+    /// the writer's answer, or `stopped` when the writer went away without one.
+    pub(crate) fn awaited(
+        queue: impl FnOnce(Reply) -> Result<(), LedgerError>,
+        stopped: LedgerError,
+    ) -> BoxFuture<'static, AppendResult> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(e) = queue(Reply::Async(tx)) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        // tokio's oneshot receiver needs no tokio runtime, so any executor can await this.
+        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
+    }
+
     pub(crate) fn send(self, result: AppendResult) {
         // A receiver that is gone only means the caller stopped waiting; what was committed
         // stays committed.
@@ -531,13 +546,10 @@ impl Ledger for SqliteLedger {
         blobs: Vec<Vec<u8>>,
         attest: Option<Attest>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.send(run_id, entries, blobs, attest, Reply::Async(tx)) {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        let stopped = self.writer_stopped();
-        // tokio's oneshot receiver needs no tokio runtime, so any executor can await this.
-        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
+        Reply::awaited(
+            |reply| self.send(run_id, entries, blobs, attest, reply),
+            self.writer_stopped(),
+        )
     }
 
     fn find_run(&self, prefix: &str) -> Result<String, LedgerError> {

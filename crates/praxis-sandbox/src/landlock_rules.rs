@@ -287,24 +287,22 @@ static ETC_LINKS: OnceLock<Vec<(PathBuf, Option<PathBuf>)>> = OnceLock::new();
 
 /// Where `path` resolves if it is an [`etc_readable`] path (None: it is not one).
 fn etc_resolution(path: &Path) -> Option<Option<PathBuf>> {
-    type Index = (
-        std::collections::HashSet<&'static Path>,
-        HashMap<&'static Path, &'static Option<PathBuf>>,
-    );
-    static INDEX: OnceLock<Index> = OnceLock::new();
-    let (walked, links) = INDEX.get_or_init(|| {
-        (
-            etc_readable().iter().map(PathBuf::as_path).collect(),
-            etc_links().iter().map(|(p, r)| (p.as_path(), r)).collect(),
-        )
-    });
-    if !walked.contains(path) {
-        return None;
-    }
-    Some(match links.get(path) {
-        Some(real) => (*real).clone(),
-        None => Some(path.to_path_buf()),
-    })
+    static RESOLVED: OnceLock<HashMap<&'static Path, Option<PathBuf>>> = OnceLock::new();
+    RESOLVED
+        .get_or_init(|| {
+            let mut resolved: HashMap<&'static Path, Option<PathBuf>> = etc_readable()
+                .iter()
+                .map(|p| (p.as_path(), Some(p.clone())))
+                .collect();
+            for (path, real) in etc_links() {
+                if let Some(slot) = resolved.get_mut(path.as_path()) {
+                    *slot = real.clone();
+                }
+            }
+            resolved
+        })
+        .get(path)
+        .cloned()
 }
 
 /// The world-readable part of /etc, walked at most once per process.

@@ -28,7 +28,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_postgres::{Client, Config, NoTls};
 
 type Job = Box<dyn FnOnce(Arc<Client>) -> BoxFuture<'static, ()> + Send>;
@@ -353,12 +353,10 @@ impl Ledger for PostgresLedger {
         blobs: Vec<Vec<u8>>,
         attest: Option<Attest>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        let (tx, rx) = oneshot::channel();
-        if let Err(e) = self.send(run_id, entries, blobs, attest, Reply::Async(tx)) {
-            return Box::pin(std::future::ready(Err(e)));
-        }
-        let stopped = self.stopped();
-        Box::pin(async move { rx.await.unwrap_or(Err(stopped)) })
+        Reply::awaited(
+            |reply| self.send(run_id, entries, blobs, attest, reply),
+            self.stopped(),
+        )
     }
 
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {

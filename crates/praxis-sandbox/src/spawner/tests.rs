@@ -137,14 +137,7 @@ fn the_spawner_holds_nothing_of_the_runtime_and_cannot_be_read() {
             held.sort();
             held
         };
-        let settled = (0..250).any(|_| {
-            let done = held() == expected;
-            if !done {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            done
-        });
-        assert!(settled, "{:?}", held());
+        assert!(eventually(|| held() == expected), "{:?}", held());
         assert_eq!(run(&sandbox, "true").0, 0);
     }
     // Only /dev/null on 0-2, its socket and (with a PID namespace) its init's pipe: no
@@ -187,14 +180,19 @@ fn namespace(pid: &str, kind: &str) -> String {
         .into_owned()
 }
 
-fn gone(pid: i32) -> bool {
+/// Whether `holds` becomes true within 5 s (polled every 20 ms).
+fn eventually(mut holds: impl FnMut() -> bool) -> bool {
     (0..250).any(|_| {
-        let gone = !Path::new(&format!("/proc/{pid}")).exists();
-        if !gone {
+        let now = holds();
+        if !now {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        gone
+        now
     })
+}
+
+fn gone(pid: i32) -> bool {
+    eventually(|| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 #[test]
