@@ -77,9 +77,7 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
     conn.busy_timeout(crate::sqlite::BUSY_TIMEOUT)
         .map_err(open_err)?;
     if access == Access::ReadWrite {
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-            .map_err(open_err)?;
+        let mode = into_wal(&conn).map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(LedgerError::Setup {
                 path: path.to_path_buf(),
@@ -92,6 +90,35 @@ pub(crate) fn open(path: &Path, access: Access) -> Result<Connection, LedgerErro
             .map_err(open_err)?;
     }
     Ok(conn)
+}
+
+/// Puts the file in WAL mode and returns the journal mode it is in afterwards.
+///
+/// WAL is a property of the file, so this reads the mode first: once any connection has
+/// converted the file, nothing here takes a lock. Converting needs the file to itself, and
+/// SQLite answers "database is locked" at once, without its busy handler, while another
+/// connection holds it (another process opening the same new file, or converting it). So a
+/// busy conversion is tried again, with a growing pause, within the busy timeout; one that
+/// another connection finished meanwhile then reads as done.
+fn into_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |row| row.get(0))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(mode);
+    }
+    let deadline = std::time::Instant::now() + crate::sqlite::BUSY_TIMEOUT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// Makes sure the WAL and its index exist beside `path`, so a `readonly_shm` connection can
@@ -143,4 +170,44 @@ pub(crate) fn create_parent(path: &Path) -> Result<(), LedgerError> {
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    /// Processes that open a new ledger file at the same moment (a server starting and a
+    /// `praxis token create` beside it) all get a WAL connection: converting the file to WAL
+    /// takes an exclusive lock for which SQLite runs no busy handler, so the losers of that
+    /// race must wait for the winner rather than fail with "database is locked".
+    #[test]
+    fn connections_opening_a_new_file_at_once_all_get_wal() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = Arc::new(dir.path().join("ledger.db"));
+            let threads = 8;
+            let barrier = Arc::new(Barrier::new(threads));
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (path, barrier) = (path.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        let conn = open(&path, Access::ReadWrite)?;
+                        // A write, as a migration or a side table's schema does next.
+                        conn.execute_batch("CREATE TABLE IF NOT EXISTS t (x)")
+                            .map_err(|source| LedgerError::Open {
+                                path: path.to_path_buf(),
+                                source,
+                            })
+                    })
+                })
+                .collect();
+            for handle in handles {
+                if let Err(e) = handle.join().unwrap() {
+                    panic!("round {round}: {e}");
+                }
+            }
+        }
+    }
 }
