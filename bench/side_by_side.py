@@ -340,7 +340,9 @@ def praxis_layers(target, run_id):
                 "active": [l["name"] for l in layers if l.get("active")],
                 "inactive": [l["name"] for l in layers if not l.get("active")],
                 # The run started no command: did its spawner wait (make no namespace)?
-                "spawner_waits": sandbox.get("worker", {}).get("spawner_waits")}
+                "spawner_waits": sandbox.get("worker", {}).get("spawner_waits"),
+                # Its worker was forked by the pool's fork server (not exec'd)?
+                "worker_forked": sandbox.get("worker", {}).get("forked")}
     return {"error": "no run_started entry"}
 
 
@@ -516,6 +518,7 @@ def print_report(r):
     sb = r["praxis_sandbox"]
     print(f"praxis sandbox: fabric {sb.get('fabric')}; active layers: {', '.join(sb.get('active', []))}"
           f"; inactive: {', '.join(sb.get('inactive', [])) or 'none'}"
+          f"; worker forked by the fork server: {sb.get('worker_forked')}"
           f"; spawner set up only at a first command: {sb.get('spawner_waits')}")
     print(f"praxis fsync: {r['praxis_fsync']}")
     print()

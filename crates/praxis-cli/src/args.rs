@@ -235,7 +235,11 @@ pub(crate) enum Cmd {
     Job,
     /// The sandboxed tool worker (started by the runtime; framed JSON on stdin/stdout).
     #[command(hide = true)]
-    Worker,
+    Worker {
+        /// Fork a worker for each request of the runtime instead (its pool's fork server).
+        #[arg(long)]
+        fork_server: bool,
+    },
     /// Measure the runtime's overheads against baselines taken in the same run.
     #[command(
         after_help = "Examples:\n  praxis bench\n  praxis bench --quick --json\n\nThe ledger benchmarks fsync: run on a real disk (default: under $PRAXIS_HOME)."

@@ -38,14 +38,25 @@ fn main() -> ExitCode {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
-    // The worker serves one run's calls: a single-threaded runtime saves it the cross-thread
-    // wake-ups of a work-stealing pool on every frame (commands still run in parallel).
-    let mut builder = if matches!(cli.command, Cmd::Worker) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let runtime = match builder.enable_all().build() {
+    // The worker makes its own runtime (a fork server must fork before any exists).
+    if let Cmd::Worker { fork_server } = cli.command {
+        let served = if fork_server {
+            praxis_tools::worker::serve_forks()
+        } else {
+            praxis_tools::worker::run_stdio()
+        };
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("praxis worker: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("praxis: cannot start the async runtime: {e}");
@@ -83,10 +94,7 @@ fn only_prints(command: &Cmd) -> bool {
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let home = DataHome::from_env()?;
     match cli.command {
-        Cmd::Worker => {
-            praxis_tools::worker::serve_stdio().await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Worker { .. } => unreachable!("`praxis worker` runs before the async runtime"),
         Cmd::Mcp(command) => mcp_serve::dispatch(&home, command).await,
         Cmd::Run(args) if args.server.is_none() => {
             if let Some(fabric) = args.fabric {

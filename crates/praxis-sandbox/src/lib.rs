@@ -45,7 +45,7 @@ pub use cgroup::{CommandsEnded, SpawnCgroup, end_commands_of};
 pub use homes::WorkerHome;
 pub use landlock_rules::{adopt_etc_readable, etc_links, etc_readable, etc_walks};
 pub use launch::{Launch, Launched, launch, reap};
-pub use lifetime::exit_with_parent;
+pub use lifetime::{exit_with_parent, pidfd_open};
 pub(crate) use policy::real_home;
 pub use policy::{ResourceLimits, SandboxPolicy, default_deny_paths};
 pub use probe::{HostSupport, adopt_probe, host_probes, probe};

@@ -3,6 +3,18 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+/// A pidfd of process `pid`: readable once it exited, and for signalling it without
+/// racing a reuse of its pid. Race-free for our own unreaped children.
+pub fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Makes this process end when its parent process does, killing the commands it started
 /// first: for `praxis worker`, whose parent is the runtime. A thread waits on a pidfd of
 /// the parent; when it becomes readable, every live command cgroup of this process is
@@ -16,13 +28,7 @@ pub fn exit_with_parent(expected: Option<libc::pid_t>) -> std::io::Result<()> {
     if expected.is_some_and(|pid| pid != parent) {
         parent_gone();
     }
-    // SAFETY: pidfd_open returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) } as libc::c_int;
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor owned by nobody else.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let pidfd = pidfd_open(parent)?;
     let orphaned = || unsafe { libc::getppid() } != parent;
     if orphaned() {
         parent_gone();

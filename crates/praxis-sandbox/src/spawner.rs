@@ -329,19 +329,18 @@ impl Spawner {
         }
         // The command is our child (CLONE_PARENT) and nobody else reaps it, so its pid is
         // still its own here, even if it has already exited.
-        // SAFETY: pidfd_open returns a new descriptor or -1.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
-        if pidfd < 0 {
-            let e = io::Error::last_os_error();
-            // SAFETY: our own unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            launch::reap(pid);
-            return Err(SpawnerError::Failed(e));
-        }
+        let pidfd = match crate::lifetime::pidfd_open(pid) {
+            Ok(pidfd) => pidfd,
+            Err(e) => {
+                // SAFETY: our own unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                launch::reap(pid);
+                return Err(SpawnerError::Failed(e));
+            }
+        };
         Ok(Launched {
             pid,
-            // SAFETY: a fresh descriptor owned by nobody else.
-            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+            pidfd,
             stdout: stdio.stdout_read,
             stderr: stdio.stderr_read,
         })

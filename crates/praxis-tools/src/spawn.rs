@@ -37,7 +37,8 @@ pub(crate) struct ChildProcess {
 }
 
 impl ChildProcess {
-    fn new(pid: libc::pid_t, pidfd: OwnedFd) -> io::Result<ChildProcess> {
+    /// Our own unreaped child `pid`, through its `pidfd`.
+    pub(crate) fn new(pid: libc::pid_t, pidfd: OwnedFd) -> io::Result<ChildProcess> {
         // SAFETY: the AsyncFd owns the OwnedFd, so the descriptor stays open and the same
         // for the AsyncFd's whole life.
         let pidfd =
@@ -55,7 +56,7 @@ impl ChildProcess {
     }
 
     /// The exit status if the child has exited (reaping it), without waiting.
-    fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
         if let Some(status) = self.status {
             return Ok(Some(status));
         }
@@ -84,15 +85,15 @@ impl ChildProcess {
             ready.clear_ready();
         }
     }
-}
 
-impl Drop for ChildProcess {
-    fn drop(&mut self) {
+    /// Sends the child SIGKILL (through its pidfd: never a reused pid); [`Self::wait`]
+    /// reaps it.
+    pub(crate) fn start_kill(&self) -> io::Result<()> {
         if self.status.is_some() {
-            return;
+            return Ok(());
         }
-        // SAFETY: signals our own unreaped child through its pidfd (never a reused pid).
-        unsafe {
+        // SAFETY: signals our own unreaped child through its pidfd.
+        let sent = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.pidfd.get_ref().as_raw_fd(),
@@ -101,6 +102,19 @@ impl Drop for ChildProcess {
                 0u32,
             )
         };
+        if sent < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if self.status.is_some() {
+            return;
+        }
+        let _ = self.start_kill();
         if matches!(self.try_wait(), Ok(Some(_))) {
             return;
         }

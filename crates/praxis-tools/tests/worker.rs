@@ -53,15 +53,7 @@ async fn calls_round_trip_through_the_registry() {
     }
     let ns = std::fs::read_to_string(ws.path().join("ns")).unwrap();
     let shell = common::host_pid_in(ns.trim(), pids_in(&pidfile)[0]).expect("shell running");
-    let stat = std::fs::read_to_string(format!("/proc/{shell}/stat")).unwrap();
-    let parent = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(1)
-        .unwrap();
-    assert_eq!(parent, worker_pid.to_string());
+    assert_eq!(common::parent_of(shell as u32), worker_pid);
     let obs = call.await.unwrap();
     assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
 
@@ -419,6 +411,10 @@ async fn runs_claim_workers_started_ahead_and_never_share_one() {
         "the first run claims the pooled worker"
     );
     assert_eq!((a.starts(), a.warm_starts()), (1, 1));
+    // The pool's fork server forked it, as a child of this process (not of the fork
+    // server): this process waits for it and signals it as for one it exec'd.
+    assert!(a.forked(), "a pooled worker is forked");
+    assert_eq!(common::parent_of(first), std::process::id());
     assert!(!praxis_tools::worker::ready_pids(&command).contains(&first));
     // While it waited, it made what its run's sandbox needs that does not depend on the
     // run, and the run's sandbox took each part.
@@ -474,6 +470,7 @@ async fn runs_claim_workers_started_ahead_and_never_share_one() {
     let (c, _ctx_c) = run(ws_a.path());
     c.start().await.expect("a worker starts on demand");
     assert_eq!((c.starts(), c.warm_starts()), (1, 0));
+    assert!(!c.forked(), "a worker started on demand is exec'd");
 
     // Pooled for another runtime (another server in this process): not handed to this one.
     let (pid_tx, pid_rx) = std::sync::mpsc::channel();

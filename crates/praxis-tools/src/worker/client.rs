@@ -1,10 +1,10 @@
 //! The runtime's side of the worker: starts it, sends calls and tracking requests, restarts
 //! it after a crash (restoring the tracker's state).
 
-use super::pool;
 use super::protocol::{
     Answer, FromWorker, HELLO_TIMEOUT, HostFacts, ToWorker, WorkerSetup, read_frame, write_frame,
 };
+use super::{pool, process};
 use crate::ToolLimits;
 use crate::fabric::WorkerCommand;
 use crate::manifest::ToolManifest;
@@ -109,6 +109,8 @@ struct Info {
     starts: u32,
     /// Of `starts`, how many claimed a process started ahead of time.
     warm_starts: u32,
+    /// The current worker was forked by its pool's fork server (not exec'd).
+    forked: bool,
     /// What the current worker computed itself to get ready.
     setup: WorkerSetup,
 }
@@ -180,6 +182,11 @@ impl WorkerClient {
         self.info.lock().map(|i| i.warm_starts).unwrap_or(0)
     }
 
+    /// Whether the current worker was forked by its pool's fork server (not exec'd).
+    pub fn forked(&self) -> bool {
+        self.info.lock().map(|i| i.forked).unwrap_or(false)
+    }
+
     /// What the current worker computed itself to get ready (see [`WorkerSetup`]).
     pub fn setup(&self) -> WorkerSetup {
         self.info
@@ -203,6 +210,7 @@ impl WorkerClient {
             "pid": info.pid,
             "starts": info.starts,
             "warm_starts": info.warm_starts,
+            "forked": info.forked,
             "made_ahead": info.setup.made_ahead,
             // Its sandbox's spawner sets itself up at the run's first command.
             "spawner_waits": info.setup.spawner_waits,
@@ -228,7 +236,7 @@ impl WorkerClient {
         let (mut child, warm) = match pool::claim(&self.command) {
             Some(child) => (child, true),
             None => (
-                pool::start(&self.command)
+                process::exec(&self.command)
                     .map_err(|e| format!("cannot start `{}`: {e}", program.display()))?,
                 false,
             ),
@@ -285,6 +293,7 @@ impl WorkerClient {
             info.layers = layers;
             info.starts += 1;
             info.warm_starts += u32::from(warm);
+            info.forked = child.forked;
             info.setup = setup;
         }
         // A replacement worker goes on tracking where the dead one stopped.

@@ -19,13 +19,29 @@
 //! observation saying so, and the next call starts a new worker.
 
 mod client;
+mod fork_server;
 mod pool;
+mod process;
 mod protocol;
 mod serve;
 
 pub use client::WorkerClient;
+pub use fork_server::serve_forks;
 pub use pool::{keep_warm, ready_pids, stop_warm};
 pub use protocol::{
     FromWorker, HostFacts, MAX_FRAME, ToWorker, WorkerSetup, read_frame, write_frame,
 };
 pub use serve::{serve, serve_stdio};
+
+/// A worker process's whole life (`praxis worker`, `praxis-worker`, a forked worker): its
+/// async runtime, then [`serve_stdio`] until its stdin closes. Current-thread: Landlock
+/// binds threads, and the worker confines itself before any thread that runs tool code
+/// exists (see [`serve`]); a single thread also saves it the cross-thread wake-ups of a
+/// work-stealing pool on every frame (commands still run in parallel).
+pub fn run_stdio() -> std::io::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| std::io::Error::other(format!("cannot start the async runtime: {e}")))?
+        .block_on(serve_stdio())
+}

@@ -1,23 +1,27 @@
-//! Worker processes started before a run asks for one (`praxis serve` keeps a few): each is
-//! exec'd and waits for its `hello`, which is where it learns its run (workspace, limits,
-//! tools) and prepares that run's sandbox and Landlocks itself. A run claims one whole: it
-//! leaves the pool when claimed, so no worker is ever shared by two runs, and another one
-//! is started in the background to take its place.
+//! Worker processes started before a run asks for one (`praxis serve` keeps a few): each
+//! waits for its `hello`, which is where it learns its run (workspace, limits, tools) and
+//! prepares that run's sandbox and Landlocks itself. A run claims one whole: it leaves the
+//! pool when claimed, so no worker is ever shared by two runs, and another one is started
+//! in the background to take its place.
 //!
-//! Only the command given to [`keep_warm`] is pooled; any other is started on demand.
+//! A pool's workers are forked by its fork server (`fork_server.rs`), exec'd once when the
+//! pool is made; where that fails, each is exec'd. Only the command given to [`keep_warm`]
+//! is pooled; any other is exec'd on demand.
 
-use super::protocol::{HostFacts, PARENT_ENV, ToWorker, write_frame};
+use super::fork_server::ForkServer;
+use super::process::{self, WorkerProcess};
+use super::protocol::{HostFacts, ToWorker, write_frame};
 use crate::fabric::WorkerCommand;
 use std::io;
-use std::process::Stdio;
-use std::sync::Mutex;
-use tokio::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 
 struct Pool {
     command: WorkerCommand,
     size: usize,
     /// Started and not yet claimed (each still waiting for its `hello`).
-    ready: Vec<Child>,
+    ready: Vec<WorkerProcess>,
+    /// Forks the pool's workers; None where it could not start or has failed.
+    forks: Option<Arc<ForkServer>>,
     /// Being started now, so a burst of claims starts no more than `size` at once.
     starting: usize,
     /// Which [`keep_warm`] call this pool is: a process started for an earlier one is not
@@ -44,6 +48,10 @@ pub fn keep_warm(command: WorkerCommand, size: usize) {
         let mut slot = pool();
         let generation = slot.as_ref().map_or(0, |p| p.generation + 1);
         *slot = (size > 0).then(|| Pool {
+            forks: ForkServer::start(&command)
+                .inspect_err(|e| exec_instead(&command, "start", e))
+                .ok()
+                .map(Arc::new),
             command,
             size,
             ready: Vec::new(),
@@ -63,14 +71,14 @@ pub fn stop_warm() {
 /// The pids of `command`'s processes waiting to be claimed.
 pub fn ready_pids(command: &WorkerCommand) -> Vec<u32> {
     match pool().as_ref() {
-        Some(p) if p.command == *command => p.ready.iter().filter_map(Child::id).collect(),
+        Some(p) if p.command == *command => p.ready.iter().map(WorkerProcess::id).collect(),
         _ => Vec::new(),
     }
 }
 
 /// Takes a started process of `command` out of the pool (None when `command` is not pooled
 /// on the current runtime or none is ready), and starts its replacement in the background.
-pub(crate) fn claim(command: &WorkerCommand) -> Option<Child> {
+pub(crate) fn claim(command: &WorkerCommand) -> Option<WorkerProcess> {
     let claimed = {
         let mut slot = pool();
         // Only on the runtime that drives the pool's pipes: a process started for another
@@ -95,7 +103,7 @@ pub(crate) fn claim(command: &WorkerCommand) -> Option<Child> {
 
 /// Starts as many processes as the pool lacks, in the background.
 fn replenish() {
-    let (command, runtime, generation, missing) = {
+    let (command, forks, runtime, generation, missing) = {
         let mut slot = pool();
         let Some(pool) = slot.as_mut() else {
             return;
@@ -104,15 +112,16 @@ fn replenish() {
         pool.starting += missing;
         (
             pool.command.clone(),
+            pool.forks.clone(),
             pool.runtime.clone(),
             pool.generation,
             missing,
         )
     };
     for _ in 0..missing {
-        let command = command.clone();
+        let (command, forks) = (command.clone(), forks.clone());
         runtime.spawn(async move {
-            let started = match start(&command) {
+            let started = match start(&command, forks.as_deref(), generation) {
                 Ok(child) => prepare(child).await,
                 Err(e) => Err(e),
             };
@@ -135,9 +144,40 @@ fn replenish() {
     }
 }
 
+/// Starts one pooled worker: forked by `forks` if the pool has a fork server, else exec'd.
+/// A fork server that fails is dropped from pool `generation` (once, with a message).
+fn start(
+    command: &WorkerCommand,
+    forks: Option<&ForkServer>,
+    generation: u64,
+) -> io::Result<WorkerProcess> {
+    if let Some(forks) = forks {
+        match forks.fork() {
+            Ok(worker) => return Ok(worker),
+            Err(e) => {
+                let mut slot = pool();
+                if let Some(pool) = slot.as_mut().filter(|p| p.generation == generation)
+                    && pool.forks.take().is_some()
+                {
+                    exec_instead(command, "fork a worker", &e);
+                }
+            }
+        }
+    }
+    process::exec(command)
+}
+
+/// Says that the pool's workers are exec'd because its fork server could not `what`.
+fn exec_instead(command: &WorkerCommand, what: &str, e: &io::Error) {
+    eprintln!(
+        "praxis: the worker fork server (`{}`) could not {what} ({e}); workers are exec'd instead",
+        command.program.display()
+    );
+}
+
 /// Tells a worker started ahead of its run to make the parts of a sandbox that do not
 /// depend on the run while it waits (with this runtime's host facts).
-async fn prepare(mut child: Child) -> io::Result<Child> {
+async fn prepare(mut child: WorkerProcess) -> io::Result<WorkerProcess> {
     let prepare = ToWorker::Prepare {
         host: Box::new(HostFacts::of_this_process()),
     };
@@ -146,19 +186,4 @@ async fn prepare(mut child: Child) -> io::Result<Child> {
         None => return Err(io::Error::other("the worker's stdin is not piped")),
     }
     Ok(child)
-}
-
-/// Starts one worker process of `command`: piped stdin and stdout, killed when dropped, and
-/// told this process's pid ([`PARENT_ENV`]) so that it ends with this process (see
-/// [`super::serve_stdio`]). Nothing runs in the child before its exec, so the standard
-/// library spawns it without copying this process's address space.
-pub(crate) fn start(command: &WorkerCommand) -> io::Result<Child> {
-    Command::new(&command.program)
-        .args(&command.args)
-        .env(PARENT_ENV, std::process::id().to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
 }

@@ -1,0 +1,93 @@
+//! A worker process as its runtime holds it: the two pipes of its protocol and its life,
+//! watched through a pidfd. It is the runtime's own child however it was started: exec'd
+//! ([`exec`]) or forked by the pool's fork server (`fork_server.rs`, with CLONE_PARENT).
+
+use super::protocol::PARENT_ENV;
+use crate::fabric::WorkerCommand;
+use crate::spawn::ChildProcess;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::{ExitStatus, Stdio};
+use tokio::net::unix::pipe;
+
+pub(crate) struct WorkerProcess {
+    /// The worker's stdin (frames to it); taken by whoever drives the protocol.
+    pub(crate) stdin: Option<pipe::Sender>,
+    /// The worker's stdout (frames from it).
+    pub(crate) stdout: Option<pipe::Receiver>,
+    child: ChildProcess,
+    /// Forked by a fork server rather than exec'd.
+    pub(crate) forked: bool,
+}
+
+impl WorkerProcess {
+    /// A started worker (our unreaped child `pid`) with the runtime's ends of its pipes.
+    pub(crate) fn new(
+        pid: libc::pid_t,
+        pidfd: OwnedFd,
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        forked: bool,
+    ) -> io::Result<WorkerProcess> {
+        // The process first: if a pipe cannot be made asynchronous, dropping it kills and
+        // reaps the worker.
+        let child = ChildProcess::new(pid, pidfd)?;
+        Ok(WorkerProcess {
+            stdin: Some(pipe::Sender::from_owned_fd(stdin)?),
+            stdout: Some(pipe::Receiver::from_owned_fd(stdout)?),
+            child,
+            forked,
+        })
+    }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id() as u32
+    }
+
+    /// Its exit status if it has exited (reaping it), without waiting.
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// Sends it SIGKILL; [`Self::wait`] reaps it. Dropping it unreaped does both.
+    pub(crate) fn start_kill(&self) -> io::Result<()> {
+        self.child.start_kill()
+    }
+}
+
+/// Execs one worker process of `command`: piped stdin and stdout, and told this process's
+/// pid ([`PARENT_ENV`]) so that it ends with this process (see [`super::serve_stdio`]).
+/// Nothing runs in the child before its exec, so the standard library spawns it without
+/// copying this process's address space.
+pub(crate) fn exec(command: &WorkerCommand) -> io::Result<WorkerProcess> {
+    let mut child = std::process::Command::new(&command.program)
+        .args(&command.args)
+        .env(PARENT_ENV, std::process::id().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    // Our child and unreaped: its pid cannot have been reused.
+    let pidfd = match (child.stdin.take(), child.stdout.take()) {
+        (Some(stdin), Some(stdout)) => {
+            praxis_sandbox::pidfd_open(pid).map(|fd| (fd, stdin, stdout))
+        }
+        _ => Err(io::Error::other("the worker's pipes are missing")),
+    };
+    match pidfd {
+        // From here on, dropping it kills and reaps it.
+        Ok((pidfd, stdin, stdout)) => {
+            WorkerProcess::new(pid, pidfd, stdin.into(), stdout.into(), false)
+        }
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(e)
+        }
+    }
+}
