@@ -1,7 +1,7 @@
 //! `praxis bench`: the runtime's own overheads, each measured against a baseline taken in
 //! the same process and run, so figures are comparable across machines as ratios.
 
-use crate::{NoObserver, RunOptions, Runtime};
+use crate::{LiveEvent, NoObserver, RunObserver, RunOptions, Runtime};
 use praxis_core::{
     Command, Contracts, Effect, Event, Kernel, Limits, ModelResponse, Observation, Resource,
     RunSpec, ToolCall, ToolSpec,
@@ -12,7 +12,7 @@ use praxis_tools::{BoxFuture, ExecContext, Registry, ToolContract, Workspace};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug, Serialize)]
@@ -187,6 +187,33 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// Stamps the moment each step's `execution` entry is durable, so steps can be timed one by
+/// one: the run's start (and its first step, which pays for it) apart from the rest.
+#[derive(Default)]
+struct StepClock {
+    stamps: Mutex<Vec<Instant>>,
+}
+
+impl RunObserver for StepClock {
+    fn on_event(&self, _: &str, event: LiveEvent<'_>) {
+        if let LiveEvent::Entry(entry) = event
+            && entry.kind == praxis_core::record::kinds::EXECUTION
+        {
+            let mut stamps = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+            stamps.push(Instant::now());
+        }
+    }
+}
+
+impl StepClock {
+    /// Each step's time after the first: from one `execution` durable to the next (the
+    /// model's reply, the proposal's commit, the tool, the execution's commit).
+    fn steps_after_the_first(&self) -> Vec<Duration> {
+        let stamps = self.stamps.lock().unwrap_or_else(|p| p.into_inner());
+        stamps.windows(2).map(|w| w[1] - w[0]).collect()
+    }
+}
+
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -218,14 +245,22 @@ pub async fn run_benchmarks(dir: &Path, options: &BenchOptions) -> anyhow::Resul
     let runtime = Runtime::new(ledger.clone(), registry.clone());
     let steps = 20 * scale;
     let provider = Arc::new(ScriptedProvider::from_json_str(&script(steps), "bench")?);
+    let clock = StepClock::default();
     let started = Instant::now();
     let report_run = runtime
         .run(
             RunOptions::new(spec(workspace.path(), steps), provider.clone()),
-            &NoObserver,
+            &clock,
         )
         .await?;
     let per_step = started.elapsed() / steps;
+    let step_times = clock.steps_after_the_first();
+    anyhow::ensure!(
+        step_times.len() + 1 == steps as usize,
+        "benchmark run timed {} steps of {steps}",
+        step_times.len() + 1
+    );
+    let step_p50 = median(step_times);
     anyhow::ensure!(
         report_run.result.final_answer.as_deref() == Some("done"),
         "benchmark run did not complete"
@@ -234,7 +269,13 @@ pub async fn run_benchmarks(dir: &Path, options: &BenchOptions) -> anyhow::Resul
         "governed step, durable",
         micros(per_step),
         "µs",
-        format!("1 run of {steps} no-op steps, fsync'd ledger"),
+        format!("1 run of {steps} no-op steps, fsync'd ledger; the mean, the run's start included"),
+    );
+    report.push(
+        "governed step, durable, p50",
+        micros(step_p50),
+        "µs",
+        "median of the same run's steps after the first, each from one `execution` durable to the next",
     );
 
     // Eight runs at once share the writer's group commits.
@@ -285,6 +326,12 @@ pub async fn run_benchmarks(dir: &Path, options: &BenchOptions) -> anyhow::Resul
         micros(per_step) / append,
         "ratio",
         format!("a step makes 2 fsync'd commits (proposal before the tool, execution after); append = {append:.0} µs"),
+    );
+    report.push(
+        "governed step p50 / durable append",
+        micros(step_p50) / append,
+        "ratio",
+        "the same at the median step: 2 is the two commits alone",
     );
     let runs = 32;
     let per_run = 20 * scale;
@@ -496,5 +543,41 @@ fn entry(i: u32) -> NewEntry {
         kind: "bench".into(),
         payload: json!({ "i": i }),
         at: praxis_ledger::now_rfc3339(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use praxis_core::record::kinds;
+
+    fn entry(kind: &str) -> praxis_ledger::Entry {
+        praxis_ledger::Entry {
+            run_id: "r".into(),
+            seq: 1,
+            kind: kind.into(),
+            at: String::new(),
+            prev_hash: String::new(),
+            hash: String::new(),
+            payload: Value::Null,
+        }
+    }
+
+    /// Only `execution` entries end a step, and the first step (which pays for the run's
+    /// start) is not among the times.
+    #[test]
+    fn the_step_clock_times_steps_from_one_execution_to_the_next() {
+        let clock = StepClock::default();
+        for kind in [kinds::RUN_STARTED, kinds::PROPOSAL, kinds::EXECUTION] {
+            clock.on_event("r", LiveEvent::Entry(&entry(kind)));
+        }
+        assert!(clock.steps_after_the_first().is_empty());
+        for _ in 0..2 {
+            clock.on_event("r", LiveEvent::ModelCall { step: 2 });
+            clock.on_event("r", LiveEvent::Entry(&entry(kinds::PROPOSAL)));
+            clock.on_event("r", LiveEvent::Entry(&entry(kinds::EXECUTION)));
+        }
+        clock.on_event("r", LiveEvent::Entry(&entry(kinds::RUN_FINISHED)));
+        assert_eq!(clock.steps_after_the_first().len(), 2);
     }
 }
