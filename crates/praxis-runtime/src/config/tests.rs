@@ -1,4 +1,5 @@
 use super::*;
+use praxis_core::Protocol;
 use std::collections::HashMap;
 
 fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -1,6 +1,7 @@
 //! Runs under a writ: its rules, budgets, expiry and approvals.
 
 use super::*;
+use crate::authority::AuthzRequest;
 
 /// A writ stand-in: a tool-call budget, a deadline, fs_write needing approval, shell denied.
 struct FakeWrit {
