@@ -1,7 +1,7 @@
 //! The command line as clap parses it: every subcommand, flag and its help text. `main`
 //! dispatches on these; nothing here runs anything.
 
-use crate::{fanout, launch, mcp_serve, remote, shell};
+use crate::{fanout, launch, mcp_serve, remote, serve, shell};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -88,14 +88,14 @@ pub(crate) enum Cmd {
     #[command(
         after_help = "Examples:\n  praxis serve\n  praxis serve --bind 0.0.0.0:3001 --max-runs 8 --max-runs-per-tenant 2\n\nEnvironment:\n  PRAXIS_BIND, PRAXIS_MAX_RUNS, PRAXIS_MAX_RUNS_PER_TENANT, PRAXIS_MAX_RUNS_PER_PROVIDER, PRAXIS_QUEUE\n  PRAXIS_AUTH (on|off|auto: on once a token exists)\n  PRAXIS_ALLOWED_ORIGINS (CORS, comma-separated)\n  PRAXIS_MODE=production (refuses unsafe settings, naming each)\nSIGTERM or ctrl-c: stop accepting, cancel running runs, exit 0."
     )]
-    Serve(remote::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Praxis and the Model Context Protocol: `praxis mcp serve` offers the governed tools
     /// to MCP clients.
     #[command(subcommand)]
     Mcp(mcp_serve::McpCmd),
     /// Create, list and revoke API tokens (each maps to a tenant).
     #[command(subcommand)]
-    Token(remote::TokenCmd),
+    Token(serve::TokenCmd),
     /// Follow a run's entries live until it ends (locally, or through --server).
     #[command(
         after_help = "Examples:\n  praxis follow 01jd\n  praxis follow 01JD... --server http://127.0.0.1:3001 --json"

@@ -12,6 +12,7 @@ mod ledger_admin;
 mod mcp_serve;
 mod present;
 mod remote;
+mod serve;
 mod shell;
 mod tools;
 mod writs;
@@ -113,8 +114,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         },
         Cmd::Fanout(args) => fanout::fanout(&home, args).await,
         Cmd::Job => job::job(&home).await,
-        Cmd::Serve(args) => remote::serve(&home, args).await,
-        Cmd::Token(cmd) => remote::token(&home, cmd),
+        Cmd::Serve(args) => serve::serve(&home, args).await,
+        Cmd::Token(cmd) => serve::token(&home, cmd),
         Cmd::Follow(args) => remote::follow(&home, args).await,
         Cmd::Status(args) => remote::status(&home, args).await,
         Cmd::Shell(args) => shell::shell(&home, args).await,
