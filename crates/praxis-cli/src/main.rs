@@ -41,12 +41,7 @@ fn main() -> ExitCode {
     }
     // The worker makes its own runtime (a fork server must fork before any exists).
     if let Cmd::Worker { fork_server } = cli.command {
-        let served = if fork_server {
-            praxis_tools::worker::serve_forks()
-        } else {
-            praxis_tools::worker::run_stdio()
-        };
-        return match served {
+        return match praxis_tools::worker::run(fork_server) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("praxis worker: {e}");

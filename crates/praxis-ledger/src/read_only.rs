@@ -36,17 +36,8 @@ impl SqliteLedger {
                 connection::open(path, Access::Immutable)?
             }
         };
-        let version: i64 = reader
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(sql_err(path, "reading the schema version"))?;
+        let version = crate::sqlite::schema_version(&reader, path)?;
         let supported = MIGRATIONS.len() as i64;
-        if version > supported {
-            return Err(LedgerError::SchemaTooNew {
-                path: path.to_path_buf(),
-                found: version,
-                supported,
-            });
-        }
         if version < supported {
             let has_entries: bool = reader
                 .query_row(

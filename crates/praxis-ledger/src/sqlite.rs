@@ -24,8 +24,8 @@ use tokio::sync::oneshot;
 mod schema;
 mod writer;
 
-pub(crate) use schema::MIGRATIONS;
 use schema::migrate;
+pub(crate) use schema::{MIGRATIONS, version as schema_version};
 
 /// How long a connection waits for another connection (possibly another process) to release
 /// the database lock before giving up.

@@ -386,7 +386,7 @@ pub(crate) fn report(ctx: &ExecContext) -> Value {
                 FabricChoice::Worker => "worker requested",
                 _ => "auto: the host supports the sandbox",
             });
-            report["worker"] = client.describe();
+            report["worker"] = json!(client.describe());
             report["layers"] = client.layers();
         }
     }

@@ -53,7 +53,7 @@ async fn calls_round_trip_through_the_registry() {
     }
     let ns = std::fs::read_to_string(ws.path().join("ns")).unwrap();
     let shell = common::host_pid_in(ns.trim(), pids_in(&pidfile)[0]).expect("shell running");
-    assert_eq!(common::parent_of(shell as u32), worker_pid);
+    assert_eq!(common::parent_of(shell as u32), Some(worker_pid));
     let obs = call.await.unwrap();
     assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
 
@@ -414,7 +414,7 @@ async fn runs_claim_workers_started_ahead_and_never_share_one() {
     // The pool's fork server forked it, as a child of this process (not of the fork
     // server): this process waits for it and signals it as for one it exec'd.
     assert!(a.forked(), "a pooled worker is forked");
-    assert_eq!(common::parent_of(first), std::process::id());
+    assert_eq!(common::parent_of(first), Some(std::process::id()));
     assert!(!praxis_tools::worker::ready_pids(&command).contains(&first));
     // While it waited, it made what its run's sandbox needs that does not depend on the
     // run, and the run's sandbox took each part.
@@ -522,10 +522,7 @@ async fn workers_take_the_host_facts_of_their_runtime() {
             assert!(setup.spawner_waits, "{setup:?}");
         }
         // The run's record says so (`run_started.environment.sandbox.worker`).
-        assert_eq!(
-            worker.describe()["spawner_waits"],
-            serde_json::json!(setup.spawner_waits)
-        );
+        assert_eq!(worker.describe().spawner_waits, setup.spawner_waits);
         proven = setup.spawner_proven;
         assert!(!proven || praxis_sandbox::spawner_proven());
         assert!(

@@ -106,7 +106,7 @@ impl Kernel {
                 now,
                 &spent,
             );
-            let (compiled, verdict) = match judgement {
+            let (compiled, verdict, exhausted) = match judgement {
                 Judgement::Rejected(error) => {
                     let reason = error.to_string();
                     record(
@@ -124,32 +124,15 @@ impl Kernel {
                     );
                     continue;
                 }
-                Judgement::Judged { compiled, verdict } => (compiled, verdict),
+                Judgement::Judged { compiled, verdict } => (compiled, verdict, None),
+                // Recorded as denied, and the run ends with the budget that ran out.
                 Judgement::Exhausted {
                     compiled,
                     rule,
                     reason,
                 } => {
-                    self.reply_usable = true;
-                    let denied = Proposal {
-                        call_id: intent.call_id,
-                        tool: intent.tool,
-                        arguments: intent.arguments,
-                        effect: compiled.effect,
-                        resources: compiled.resources,
-                        verdict: Verdict::deny(&rule, reason.clone()),
-                    };
-                    record(
-                        out,
-                        Record::Proposal(ProposalRecord::judged(
-                            &denied,
-                            intent.source,
-                            now,
-                            spent,
-                        )),
-                    );
                     let error = format!("{rule}: {reason}");
-                    return self.finish(now, StopReason::BudgetExhausted, None, Some(error), out);
+                    (compiled, Verdict::deny(&rule, reason), Some(error))
                 }
             };
             self.reply_usable = true;
@@ -163,6 +146,9 @@ impl Kernel {
             };
             let payload = ProposalRecord::judged(&proposal, intent.source, now, spent);
             record(out, Record::Proposal(payload));
+            if let Some(error) = exhausted {
+                return self.finish(now, StopReason::BudgetExhausted, None, Some(error), out);
+            }
             match &proposal.verdict {
                 Verdict::Allow { .. } => {
                     return self.execute(now, proposal, intent.source, out);

@@ -45,23 +45,30 @@ CREATE TRIGGER blobs_no_delete BEFORE DELETE ON blobs
 BEGIN SELECT RAISE(ABORT, 'praxis ledger blobs are append-only: DELETE refused'); END;
 "#];
 
+/// The schema version of `conn`'s file (`path`), refused when newer than this build knows.
+pub(crate) fn version(conn: &Connection, path: &Path) -> Result<i64, LedgerError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql_err(path, "reading the schema version"))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(LedgerError::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported,
+        });
+    }
+    Ok(version)
+}
+
 pub(super) fn migrate(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     let err = |what: &str| sql_err(path, format!("migrating the schema: {what}"));
     // IMMEDIATE: two processes opening a new file at once must not both migrate it.
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(err("begin"))?;
     let result = (|| {
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err("reading user_version"))?;
+        let version = version(conn, path)?;
         let supported = MIGRATIONS.len() as i64;
-        if version > supported {
-            return Err(LedgerError::SchemaTooNew {
-                path: path.to_path_buf(),
-                found: version,
-                supported,
-            });
-        }
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
             conn.execute_batch(sql)
                 .map_err(err(&format!("applying migration {}", index + 1)))?;

@@ -68,31 +68,24 @@ impl<'a> Cursor<'a> {
     /// otherwise returns the divergence.
     pub(super) fn compare(&mut self, run_id: &str, kind: &str, got: Value) -> Option<ReplayReport> {
         let expected_seq = self.expected_seq();
-        let Some(recorded) = self.entries.get(self.next) else {
-            return Some(ReplayReport::Diverged {
+        // The record has no entry where the kernel makes one; `record` says what it has.
+        let missing = |got, record: String| {
+            Some(ReplayReport::Diverged {
                 seq: expected_seq,
                 kind: kind.to_string(),
                 expected: Value::Null,
                 got,
                 detail: format!(
                     "missing recorded entry: the kernel records `{kind}` here but the record \
-                     ends at seq {}",
-                    self.last_seq()
+                     {record}"
                 ),
-            });
+            })
+        };
+        let Some(recorded) = self.entries.get(self.next) else {
+            return missing(got, format!("ends at seq {}", self.last_seq()));
         };
         if recorded.seq != expected_seq {
-            return Some(ReplayReport::Diverged {
-                seq: expected_seq,
-                kind: kind.to_string(),
-                expected: Value::Null,
-                got,
-                detail: format!(
-                    "missing recorded entry: the kernel records `{kind}` here but the record \
-                     jumps to seq {}",
-                    recorded.seq
-                ),
-            });
+            return missing(got, format!("jumps to seq {}", recorded.seq));
         }
         if recorded.kind != kind {
             return Some(ReplayReport::Diverged {

@@ -1,6 +1,6 @@
 //! The tool worker as a standalone binary (the same loop as `praxis worker`).
 //!
-//! `--fork-server` makes it the pool's fork server (see `worker::serve_forks`).
+//! `--fork-server` makes it the pool's fork server (see `worker::run`).
 //! `--broken-resolver-for-tests` (debug builds only) turns the workspace resolver's checks
 //! off, so tests can prove that the worker's own Landlock domain stops a resolver bug.
 
@@ -17,12 +17,7 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-    let served = if fork_server {
-        praxis_tools::worker::serve_forks()
-    } else {
-        praxis_tools::worker::run_stdio()
-    };
-    match served {
+    match praxis_tools::worker::run(fork_server) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("praxis-worker: {e}");

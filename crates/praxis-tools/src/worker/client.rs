@@ -11,7 +11,7 @@ use crate::manifest::ToolManifest;
 use crate::tracker::{CaptureLimits, TrackerState};
 use crate::tracking::CallChanges;
 use praxis_core::Observation;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -115,6 +115,24 @@ struct Info {
     setup: WorkerSetup,
 }
 
+/// What a run records of its worker ([`WorkerClient::describe`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct WorkerDescription {
+    /// The worker command (program and arguments).
+    pub command: String,
+    pub pid: Option<u32>,
+    /// Worker processes started for the run (1 + restarts).
+    pub starts: u32,
+    /// Of `starts`, how many claimed a process started ahead of time.
+    pub warm_starts: u32,
+    /// The current worker was forked by its pool's fork server (not exec'd).
+    pub forked: bool,
+    /// The parts of its sandbox made while it waited for its run.
+    pub made_ahead: Vec<String>,
+    /// Its sandbox's spawner sets itself up at the run's first command.
+    pub spawner_waits: bool,
+}
+
 /// The runtime's side of the worker: starts it, sends calls, restarts it after a crash.
 pub struct WorkerClient {
     command: WorkerCommand,
@@ -203,18 +221,22 @@ impl WorkerClient {
             .unwrap_or(Value::Null)
     }
 
-    pub fn describe(&self) -> Value {
+    /// What a run records of its worker (`run_started.environment.sandbox.worker`).
+    pub fn describe(&self) -> WorkerDescription {
         let info = self.info.lock().map(|i| i.clone()).unwrap_or_default();
-        json!({
-            "command": format!("{} {}", self.command.program.display(), self.command.args.join(" ")),
-            "pid": info.pid,
-            "starts": info.starts,
-            "warm_starts": info.warm_starts,
-            "forked": info.forked,
-            "made_ahead": info.setup.made_ahead,
-            // Its sandbox's spawner sets itself up at the run's first command.
-            "spawner_waits": info.setup.spawner_waits,
-        })
+        WorkerDescription {
+            command: format!(
+                "{} {}",
+                self.command.program.display(),
+                self.command.args.join(" ")
+            ),
+            pid: info.pid,
+            starts: info.starts,
+            warm_starts: info.warm_starts,
+            forked: info.forked,
+            made_ahead: info.setup.made_ahead,
+            spawner_waits: info.setup.spawner_waits,
+        }
     }
 
     async fn connection(&self) -> Result<Arc<Connection>, String> {

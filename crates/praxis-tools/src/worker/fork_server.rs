@@ -28,19 +28,19 @@ use crate::fabric::WorkerCommand;
 use crate::spawn::ChildProcess;
 use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg,
-    sendmsg, socketpair,
+    sendmsg, setsockopt, socketpair, sockopt,
 };
+use nix::sys::time::TimeVal;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// The argument (after the worker command's own) that makes a worker a fork server.
 pub(crate) const FORK_SERVER_ARG: &str = "--fork-server";
 
 /// How long the runtime waits for a fork's answer before it gives up on the fork server.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+const ANSWER_TIMEOUT: TimeVal = TimeVal::new(10, 0);
 
 /// The runtime's handle on a fork server. Dropping it kills the fork server (workers it
 /// forked are the runtime's children and live on).
@@ -61,7 +61,7 @@ impl ForkServer {
             None,
             SockFlag::SOCK_CLOEXEC,
         )?;
-        set_receive_timeout(&ours, ANSWER_TIMEOUT)?;
+        setsockopt(&ours, sockopt::ReceiveTimeout, &ANSWER_TIMEOUT)?;
         let mut child = std::process::Command::new(&command.program)
             .args(&command.args)
             .arg(FORK_SERVER_ARG)
@@ -89,8 +89,8 @@ impl ForkServer {
     /// Has one worker forked (blocks for the fork server's answer, a fraction of a
     /// millisecond). An error means the fork server is unusable: start workers otherwise.
     pub(crate) fn fork(&self) -> io::Result<WorkerProcess> {
-        let (stdin_read, stdin_write) = pipe()?;
-        let (stdout_read, stdout_write) = pipe()?;
+        let (stdin_read, stdin_write) = std::io::pipe()?;
+        let (stdout_read, stdout_write) = std::io::pipe()?;
         let (pid, pidfd) = {
             let control = self
                 .control
@@ -127,13 +127,13 @@ impl ForkServer {
                 _ => return Err(io::Error::other("the fork server sent no pidfd")),
             }
         };
-        WorkerProcess::new(pid, pidfd, stdin_write, stdout_read, true)
+        WorkerProcess::new(pid, pidfd, stdin_write.into(), stdout_read.into(), true)
     }
 }
 
 /// `praxis worker --fork-server`: forks a worker for each request on stdin until it closes.
 /// Call it before any thread or async runtime exists in this process.
-pub fn serve_forks() -> io::Result<()> {
+pub(super) fn serve_forks() -> io::Result<()> {
     // SAFETY: stdin is the runtime's socket, for the life of this process.
     let control = unsafe { OwnedFd::from_raw_fd(0) };
     loop {
@@ -284,36 +284,4 @@ fn receive(socket: &OwnedFd, buffer: &mut [u8]) -> io::Result<(usize, Vec<OwnedF
         return Err(io::Error::from_raw_os_error(libc::EMSGSIZE));
     }
     Ok((message.bytes, fds))
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills both descriptors or fails.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptors owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn set_receive_timeout(socket: &OwnedFd, timeout: Duration) -> io::Result<()> {
-    let value = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
-    };
-    // SAFETY: sets one option from a live local of the right size.
-    let set = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if set < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }

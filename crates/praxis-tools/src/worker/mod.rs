@@ -25,20 +25,30 @@ mod process;
 mod protocol;
 mod serve;
 
-pub use client::WorkerClient;
-pub use fork_server::serve_forks;
+pub use client::{WorkerClient, WorkerDescription};
 pub use pool::{keep_warm, ready_pids, stop_warm};
 pub use protocol::{
     FromWorker, HostFacts, MAX_FRAME, ToWorker, WorkerSetup, read_frame, write_frame,
 };
 pub use serve::{serve, serve_stdio};
 
-/// A worker process's whole life (`praxis worker`, `praxis-worker`, a forked worker): its
-/// async runtime, then [`serve_stdio`] until its stdin closes. Current-thread: Landlock
+/// A worker process's life (`praxis worker`, `praxis-worker`): with `fork_server`, its
+/// pool's fork server (`fork_server.rs`: it must run before any thread or async runtime
+/// exists in the process), else one run's worker (`run_stdio`).
+pub fn run(fork_server: bool) -> std::io::Result<()> {
+    if fork_server {
+        fork_server::serve_forks()
+    } else {
+        run_stdio()
+    }
+}
+
+/// One run's worker, exec'd or forked: its async runtime, then [`serve_stdio`] until its
+/// stdin closes. Current-thread: Landlock
 /// binds threads, and the worker confines itself before any thread that runs tool code
 /// exists (see [`serve`]); a single thread also saves it the cross-thread wake-ups of a
 /// work-stealing pool on every frame (commands still run in parallel).
-pub fn run_stdio() -> std::io::Result<()> {
+fn run_stdio() -> std::io::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -121,7 +121,14 @@ fn replenish() {
     for _ in 0..missing {
         let (command, forks) = (command.clone(), forks.clone());
         runtime.spawn(async move {
-            let started = match start(&command, forks.as_deref(), generation) {
+            // Off the async threads: a fork waits for the fork server's answer, an exec for
+            // the spawn.
+            let starting = command.clone();
+            let started =
+                tokio::task::spawn_blocking(move || start(&starting, forks.as_deref(), generation))
+                    .await
+                    .unwrap_or_else(|e| Err(io::Error::other(e)));
+            let started = match started {
                 Ok(child) => prepare(child).await,
                 Err(e) => Err(e),
             };

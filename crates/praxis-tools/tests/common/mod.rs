@@ -62,17 +62,12 @@ pub async fn wait_dead(pid: i32) -> bool {
     false
 }
 
-/// The parent pid of process `pid` (`/proc/PID/stat`'s fourth field).
-pub fn parent_of(pid: u32) -> u32 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+/// The parent pid of process `pid` (`/proc/PID/stat`'s fourth field); None once it is gone.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (second field) may hold spaces: count from its closing paren.
-    let (_, after_name) = stat.rsplit_once(')').unwrap();
-    after_name
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap()
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(1)?.parse().ok()
 }
 
 pub fn pids_in(path: &Path) -> Vec<i32> {
