@@ -122,6 +122,9 @@ impl Session {
             generation: self.generation.clone(),
         };
         let timeout = self.config.timeout;
+        // A stdio server's stderr reader: a server that fails its handshake is named with
+        // what it wrote, so that is read to its end first (its process has gone).
+        let mut stderr_reader = None;
         let started = match &self.config.transport {
             McpTransport::Stdio { command, args, env } => {
                 self.refuse_data_dir(command, args, env)?;
@@ -140,7 +143,7 @@ impl Session {
                     .store(transport.id().unwrap_or_default(), Ordering::SeqCst);
                 if let Some(mut stderr) = stderr {
                     let tail = self.stderr.clone();
-                    tokio::spawn(async move {
+                    stderr_reader = Some(tokio::spawn(async move {
                         let mut buf = [0u8; 1024];
                         while let Ok(n) = stderr.read(&mut buf).await {
                             if n == 0 {
@@ -152,7 +155,7 @@ impl Session {
                                 tail.drain(..excess);
                             }
                         }
-                    });
+                    }));
                 }
                 tokio::time::timeout(timeout, handler.serve(transport)).await
             }
@@ -176,6 +179,12 @@ impl Session {
                 tokio::time::timeout(timeout, handler.serve(transport)).await
             }
         };
+        if matches!(started, Ok(Err(_)))
+            && let Some(reader) = stderr_reader
+        {
+            // Bounded: a child of the server may hold its stderr open.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), reader).await;
+        }
         match started {
             Ok(Ok(service)) => Ok(service),
             Ok(Err(e)) => Err(self.error(format!("did not start: {e}"))),
