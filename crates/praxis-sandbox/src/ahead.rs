@@ -8,12 +8,21 @@
 //! same common grants; no network for commands) and adds the run's workspace and private
 //! home; a part that does not fit is made for the run as it would be without this. Each
 //! part is taken once: no two sandboxes share one.
+//!
+//! The paths of those common grants are opened once more upstream where the worker is a
+//! fork: the pool's fork server calls [`open_ahead`] once, and every worker it forks
+//! inherits the descriptors and adds its rules from them (no `open`, `stat`, `readlink` and
+//! `close` for each of about 200 paths in every worker). A rule binds the file it was opened
+//! on, so a path swapped since then is granted as it was when the fork server opened it
+//! (never more: the same grants are checked against the deny paths for each sandbox, and
+//! the inherited files are used only when the worker's own list of grants is the same).
 
 use crate::landlock_rules::{self, Resolver, Rule};
 use crate::namespaces::{self, SharedNetwork};
 use crate::{SandboxPolicy, probe};
 use landlock::RulesetCreated;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 type Rules = Vec<Rule>;
@@ -33,6 +42,53 @@ struct Spare {
 
 static SPARE: Mutex<Option<Spare>> = Mutex::new(None);
 
+/// The common grants' paths opened by [`open_ahead`] (in the fork server, then inherited by
+/// each worker it forks), where each resolves, and the grants they are for.
+struct OpenedAhead {
+    common: Rules,
+    opened: landlock_rules::Opened,
+    resolver: Resolver,
+}
+
+static OPENED: Mutex<Option<OpenedAhead>> = Mutex::new(None);
+
+/// Common grant paths [`prepare_ahead`] opened in this process (none when it took the ones
+/// [`open_ahead`] opened before this process was forked).
+static GRANT_PATHS_OPENED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many paths of the common grants this process's [`prepare_ahead`] opened itself.
+pub fn grant_paths_opened() -> usize {
+    GRANT_PATHS_OPENED.load(Ordering::Relaxed)
+}
+
+/// Opens, in this process, the paths of the common grants of a sandbox with the default
+/// policy (`O_PATH`), for the processes it will fork: each one's [`prepare_ahead`] adds its
+/// rules from these descriptors. Returns them: a fork that closes its inherited descriptors
+/// keeps these. Nothing where the host has no Landlock. Call it after the host facts are
+/// adopted ([`crate::adopt_probe`], [`crate::adopt_etc_readable`]), so that nothing is probed
+/// or walked here.
+pub fn open_ahead() -> Vec<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    if probe().landlock_abi.is_none() {
+        return Vec::new();
+    }
+    let mut resolver = Resolver::default();
+    let common =
+        landlock_rules::common_grants(&SandboxPolicy::new(PathBuf::new()), &mut resolver).rules;
+    let opened = landlock_rules::open_all(&common, &mut resolver);
+    let fds = opened
+        .iter()
+        .flatten()
+        .map(|(file, _)| file.as_raw_fd())
+        .collect();
+    *OPENED.lock().unwrap_or_else(|p| p.into_inner()) = Some(OpenedAhead {
+        common,
+        opened,
+        resolver,
+    });
+    fds
+}
+
 fn spare() -> MutexGuard<'static, Option<Spare>> {
     SPARE
         .lock()
@@ -51,18 +107,32 @@ pub fn prepare_ahead() {
     if host.user_namespaces && !crate::spawner_proven() {
         made.network = namespaces::shared_network(false).ok();
     }
+    // Closed below once the rules hold them (or unused, when they are not for these grants).
+    let inherited = OPENED.lock().unwrap_or_else(|p| p.into_inner()).take();
     if host.landlock_abi.is_some() {
-        let mut resolver = Resolver::default();
+        let (mut resolver, inherited) = match inherited {
+            Some(ahead) => (ahead.resolver, Some((ahead.common, ahead.opened))),
+            None => (Resolver::default(), None),
+        };
         let common =
             landlock_rules::common_grants(&SandboxPolicy::new(PathBuf::new()), &mut resolver).rules;
-        // Each common path opened once for both rulesets; the run's mount plan resolves
-        // every granted path, and the common ones are resolved from the same descriptors.
+        // Each common path opened once for both rulesets (by the fork server when it opened
+        // the same ones); the run's mount plan resolves every granted path, and the common
+        // ones are resolved from the same descriptors.
+        let opened = match inherited {
+            Some((held, opened)) if held == common => opened,
+            _ => {
+                GRANT_PATHS_OPENED.fetch_add(common.len(), Ordering::Relaxed);
+                landlock_rules::open_all(&common, &mut resolver)
+            }
+        };
         let (commands, worker) = landlock_rules::add_to_both(
             landlock_rules::commands_ruleset(false),
             landlock_rules::worker_ruleset(),
             &common,
-            &mut resolver,
+            &opened,
         );
+        drop(opened);
         made.resolver = Some(resolver);
         if let Ok(created) = commands {
             made.commands = Some((common.clone(), created));

@@ -425,27 +425,46 @@ pub(crate) fn add(
     Ok(created)
 }
 
-/// Adds each of `common` to both rulesets (the commands' and the worker's own), opening
-/// each path once, and notes in `resolver` where each resolves (a sandbox's mount plan
-/// resolves every granted path). A ruleset that failed stays failed; the other goes on.
+/// Each of `common`'s paths opened as a rule's parent (None: it cannot be opened), noting
+/// in `resolver` where each resolves (a sandbox's mount plan resolves every granted path).
+pub(crate) type Opened = Vec<Option<(std::fs::File, bool)>>;
+
+/// Opens each of `common`'s paths once, for [`add_to_both`] (see [`Opened`]).
+pub(crate) fn open_all(common: &[Rule], resolver: &mut Resolver) -> Opened {
+    common
+        .iter()
+        .map(|(path, _)| {
+            let opened = open_rule_path(path);
+            match &opened {
+                Some((file, _)) => resolver.note(path, file),
+                None => {
+                    resolver.canonical(path);
+                }
+            }
+            opened
+        })
+        .collect()
+}
+
+/// Adds each of `common` to both rulesets (the commands' and the worker's own) from its path
+/// opened by [`open_all`] (`opened`, in the same order). A ruleset that failed stays failed;
+/// the other goes on.
 pub(crate) fn add_to_both(
     mut commands: Result<RulesetCreated, SandboxError>,
     mut worker: Result<RulesetCreated, SandboxError>,
     common: &[Rule],
-    resolver: &mut Resolver,
+    opened: &Opened,
 ) -> (
     Result<RulesetCreated, SandboxError>,
     Result<RulesetCreated, SandboxError>,
 ) {
-    for (path, grant) in common {
-        let Some((file, is_dir)) = open_rule_path(path) else {
-            resolver.canonical(path);
+    for ((path, grant), opened) in common.iter().zip(opened) {
+        let Some((file, is_dir)) = opened else {
             continue;
         };
-        resolver.note(path, &file);
-        let access = grant.access(is_dir);
-        commands = commands.and_then(|c| add_rule(c, &file, access, path));
-        worker = worker.and_then(|c| add_rule(c, &file, access, path));
+        let access = grant.access(*is_dir);
+        commands = commands.and_then(|c| add_rule(c, file, access, path));
+        worker = worker.and_then(|c| add_rule(c, file, access, path));
     }
     (commands, worker)
 }
@@ -509,12 +528,9 @@ mod tests {
     fn added_to_both(paths: &[PathBuf]) -> Resolver {
         let common: Vec<Rule> = paths.iter().map(|p| (p.clone(), Grant::Read)).collect();
         let mut resolver = Resolver::default();
-        let (commands, worker) = add_to_both(
-            commands_ruleset(false),
-            worker_ruleset(),
-            &common,
-            &mut resolver,
-        );
+        let opened = open_all(&common, &mut resolver);
+        let (commands, worker) =
+            add_to_both(commands_ruleset(false), worker_ruleset(), &common, &opened);
         commands.expect("the commands' ruleset takes every rule");
         worker.expect("the worker's ruleset takes every rule");
         resolver

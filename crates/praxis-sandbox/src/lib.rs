@@ -40,7 +40,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use ahead::{made_ahead, prepare_ahead};
+pub use ahead::{grant_paths_opened, made_ahead, open_ahead, prepare_ahead};
 pub use cgroup::{CommandsEnded, SpawnCgroup, end_commands_of};
 pub use homes::WorkerHome;
 pub use landlock_rules::{adopt_etc_readable, etc_links, etc_readable, etc_walks};

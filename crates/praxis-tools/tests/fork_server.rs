@@ -107,6 +107,8 @@ async fn pooled_workers_are_forked_and_exec_d_where_no_fork_server_serves() {
         (a.pid(), a.forked(), a.warm_starts()),
         (Some(first), false, 1)
     );
+    // An exec'd worker opens the paths of its common grants itself.
+    assert!(a.setup().grant_paths_opened > 0, "{:?}", a.setup());
     stop_warm();
 
     let dir = tempfile::tempdir().unwrap();
@@ -130,6 +132,8 @@ async fn pooled_workers_are_forked_and_exec_d_where_no_fork_server_serves() {
     assert_eq!(pipe_copies(first), exec_d_copies);
     let server_socket = std::fs::read_link(format!("/proc/{}/fd/0", servers[0])).unwrap();
     assert!(!fds_of(first).contains(&server_socket));
+    // It opened the common grants' paths once for its workers.
+    assert!(fds_of(servers[0]).contains(&Path::new("/usr").to_path_buf()));
 
     let (ws_a, ws_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // The fork server dies before the next worker is forked.
@@ -145,6 +149,11 @@ async fn pooled_workers_are_forked_and_exec_d_where_no_fork_server_serves() {
         (a.pid(), a.forked(), a.warm_starts()),
         (Some(first), true, 1)
     );
+    // A forked worker adds its common grants from the paths its fork server opened once,
+    // opens none of them itself, and keeps none of those descriptors once its rules hold
+    // them (the fork server held one for /usr, say).
+    assert_eq!(a.setup().grant_paths_opened, 0, "{:?}", a.setup());
+    assert!(!fds_of(first).contains(&Path::new("/usr").to_path_buf()));
     // Its replacement could not be forked: it was exec'd, and the run does not notice.
     let second = pooled_pid(&command, &[first]).await;
     let b = run_writes(&command, ws_b.path()).await;

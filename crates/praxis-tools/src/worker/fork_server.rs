@@ -12,10 +12,15 @@
 //! runtime as its parent (and ends with it, see [`super::serve_stdio`]), and it gets its
 //! exit status. The fork server is a bystander once the worker exists.
 //!
-//! Protocol over a SOCK_SEQPACKET pair (the fork server's stdin): a request is one byte
-//! with the worker's stdin (read end) and stdout (write end) as SCM_RIGHTS; the answer is
-//! two i32, the pid and an errno (0 when forked), with the worker's pidfd as SCM_RIGHTS.
-//! The fork server exits when the socket closes (its runtime dropped the pool or died).
+//! Protocol over a SOCK_SEQPACKET pair (the fork server's stdin): first the runtime's
+//! [`HostFacts`] as one JSON message (`null` for none), which the fork server adopts, so
+//! that neither it nor a worker probes the host or walks /etc, and from which it opens the
+//! paths of the common Landlock grants once for all its workers
+//! ([`praxis_sandbox::open_ahead`]: each worker inherits the descriptors, adds its rules
+//! from them and closes them). Then each request is one byte with the worker's stdin (read
+//! end) and stdout (write end) as SCM_RIGHTS; the answer is two i32, the pid and an errno
+//! (0 when forked), with the worker's pidfd as SCM_RIGHTS. The fork server exits when the
+//! socket closes (its runtime dropped the pool or died).
 //!
 //! What differs from an exec'd worker: sibling workers share the fork server's address
 //! space layout (a fork does not re-randomize it; the runtime's own layout is separate, and
@@ -23,7 +28,7 @@
 //! handler runs (the fork server registered none: it never ran the code that would).
 
 use super::process::WorkerProcess;
-use super::protocol::PARENT_ENV;
+use super::protocol::{HostFacts, PARENT_ENV};
 use crate::fabric::WorkerCommand;
 use crate::spawn::ChildProcess;
 use nix::sys::socket::{
@@ -41,6 +46,8 @@ pub(crate) const FORK_SERVER_ARG: &str = "--fork-server";
 
 /// How long the runtime waits for a fork's answer before it gives up on the fork server.
 const ANSWER_TIMEOUT: TimeVal = TimeVal::new(10, 0);
+/// The largest host facts message the fork server takes.
+const MAX_FACTS: usize = 4 << 20;
 
 /// The runtime's handle on a fork server. Dropping it kills the fork server (workers it
 /// forked are the runtime's children and live on).
@@ -80,6 +87,14 @@ impl ForkServer {
                 return Err(e);
             }
         };
+        // Its first message. Too large a message (a huge /etc) goes as `null`: the fork
+        // server then opens nothing ahead, and each worker opens its grants itself.
+        let facts = serde_json::to_vec(&HostFacts::of_this_process()).map_err(io::Error::other)?;
+        // On an error `process` is killed and reaped as it is dropped.
+        send(&ours, &facts, &[]).or_else(|e| match e.raw_os_error() {
+            Some(libc::EMSGSIZE) => send(&ours, b"null", &[]),
+            _ => Err(e),
+        })?;
         Ok(ForkServer {
             control: Mutex::new(ours),
             _process: process,
@@ -96,15 +111,10 @@ impl ForkServer {
                 .control
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            sendmsg::<()>(
-                control.as_raw_fd(),
-                &[IoSlice::new(&[1])],
-                &[ControlMessage::ScmRights(&[
-                    stdin_read.as_raw_fd(),
-                    stdout_write.as_raw_fd(),
-                ])],
-                MsgFlags::MSG_NOSIGNAL,
-                None,
+            send(
+                &control,
+                &[1],
+                &[stdin_read.as_raw_fd(), stdout_write.as_raw_fd()],
             )?;
             // The worker holds its own copies now.
             drop((stdin_read, stdout_write));
@@ -136,6 +146,24 @@ impl ForkServer {
 pub(super) fn serve_forks() -> io::Result<()> {
     // SAFETY: stdin is the runtime's socket, for the life of this process.
     let control = unsafe { OwnedFd::from_raw_fd(0) };
+    let mut facts = vec![0u8; MAX_FACTS];
+    let (got, _) = receive(&control, &mut facts)?;
+    if got == 0 {
+        return Ok(());
+    }
+    // Kept open in every worker (see `worker_child`).
+    let kept = match serde_json::from_slice::<Option<HostFacts>>(&facts[..got]) {
+        Ok(Some(facts)) => {
+            facts.adopt();
+            praxis_sandbox::open_ahead()
+        }
+        Ok(None) => Vec::new(),
+        Err(e) => {
+            eprintln!("praxis worker: the fork server's host facts are unreadable: {e}");
+            Vec::new()
+        }
+    };
+    drop(facts);
     loop {
         let mut request = [0u8; 1];
         let (got, fds) = match receive(&control, &mut request) {
@@ -147,7 +175,7 @@ pub(super) fn serve_forks() -> io::Result<()> {
             return Ok(());
         }
         let answer = match fds.as_slice() {
-            [stdin, stdout] => fork_worker(stdin, stdout),
+            [stdin, stdout] => fork_worker(stdin, stdout, &kept),
             _ => Err(io::Error::from_raw_os_error(libc::EINVAL)),
         };
         // Ours are closed once the worker has its copies.
@@ -159,19 +187,24 @@ pub(super) fn serve_forks() -> io::Result<()> {
         let mut message = [0u8; 8];
         message[..4].copy_from_slice(&pid.to_ne_bytes());
         message[4..].copy_from_slice(&errno.to_ne_bytes());
-        let rights = pidfd.as_ref().map(|fd| [fd.as_raw_fd()]);
-        let control_messages: Vec<_> = rights
-            .iter()
-            .map(|r| ControlMessage::ScmRights(r))
-            .collect();
-        sendmsg::<()>(
-            control.as_raw_fd(),
-            &[IoSlice::new(&message)],
-            &control_messages,
-            MsgFlags::MSG_NOSIGNAL,
-            None,
-        )?;
+        let rights: Vec<RawFd> = pidfd.iter().map(|fd| fd.as_raw_fd()).collect();
+        send(&control, &message, &rights)?;
     }
+}
+
+/// Sends `bytes` as one message on `socket`, with `fds` as SCM_RIGHTS (none: no control
+/// message).
+fn send(socket: &OwnedFd, bytes: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    let rights = [ControlMessage::ScmRights(fds)];
+    let control: &[ControlMessage] = if fds.is_empty() { &[] } else { &rights };
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[IoSlice::new(bytes)],
+        control,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )?;
+    Ok(())
 }
 
 /// The arguments of clone3 up to `tls` (`CLONE_ARGS_SIZE_VER0`).
@@ -188,9 +221,13 @@ struct CloneArgs {
     tls: u64,
 }
 
-/// Forks one worker as a child of this process's parent, serving on `stdin`/`stdout`; its
-/// pid and pidfd. Never returns in the worker.
-fn fork_worker(stdin: &OwnedFd, stdout: &OwnedFd) -> io::Result<(libc::pid_t, OwnedFd)> {
+/// Forks one worker as a child of this process's parent, serving on `stdin`/`stdout` and
+/// keeping the descriptors `kept`; its pid and pidfd. Never returns in the worker.
+fn fork_worker(
+    stdin: &OwnedFd,
+    stdout: &OwnedFd,
+    kept: &[RawFd],
+) -> io::Result<(libc::pid_t, OwnedFd)> {
     let flags = (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64;
     let mut pidfd: libc::c_int = -1;
     let args = CloneArgs {
@@ -223,7 +260,7 @@ fn fork_worker(stdin: &OwnedFd, stdout: &OwnedFd) -> io::Result<(libc::pid_t, Ow
         };
     }
     match pid {
-        0 => worker_child(stdin.as_raw_fd(), stdout.as_raw_fd()),
+        0 => worker_child(stdin.as_raw_fd(), stdout.as_raw_fd(), kept),
         pid if pid < 0 => Err(io::Error::last_os_error()),
         // SAFETY: the kernel made `pidfd` for us.
         pid => Ok((pid as libc::pid_t, unsafe { OwnedFd::from_raw_fd(pidfd) })),
@@ -231,14 +268,12 @@ fn fork_worker(stdin: &OwnedFd, stdout: &OwnedFd) -> io::Result<(libc::pid_t, Ow
 }
 
 /// In the forked worker: the pipes become its stdin and stdout, every other descriptor of
-/// the fork server is closed, and it serves its run as an exec'd worker does.
-fn worker_child(stdin: RawFd, stdout: RawFd) -> ! {
+/// the fork server but `kept` (the grants' paths opened ahead, which its sandbox takes) is
+/// closed, and it serves its run as an exec'd worker does.
+fn worker_child(stdin: RawFd, stdout: RawFd, kept: &[RawFd]) -> ! {
     // SAFETY: descriptors this process owns; nothing else runs in it.
-    let ready = unsafe {
-        libc::dup2(stdin, 0) == 0
-            && libc::dup2(stdout, 1) == 1
-            && libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) == 0
-    };
+    let ready =
+        unsafe { libc::dup2(stdin, 0) == 0 && libc::dup2(stdout, 1) == 1 && close_all_but(kept) };
     if !ready {
         eprintln!(
             "praxis worker: cannot set up a forked worker: {}",
@@ -253,6 +288,25 @@ fn worker_child(stdin: RawFd, stdout: RawFd) -> ! {
             std::process::exit(1)
         }
     }
+}
+
+/// Closes every descriptor from 3 up but `kept` (a close_range for each gap between them).
+fn close_all_but(kept: &[RawFd]) -> bool {
+    let mut kept: Vec<u32> = kept
+        .iter()
+        .filter_map(|&fd| u32::try_from(fd).ok())
+        .collect();
+    kept.sort_unstable();
+    let mut from = 3u32;
+    for fd in kept.into_iter().filter(|&fd| fd >= 3) {
+        // SAFETY: closing descriptors of this process.
+        if fd > from && unsafe { libc::syscall(libc::SYS_close_range, from, fd - 1, 0u32) } != 0 {
+            return false;
+        }
+        from = from.max(fd + 1);
+    }
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) == 0 }
 }
 
 /// Receives one message into `buffer` with up to two descriptors (close-on-exec); its

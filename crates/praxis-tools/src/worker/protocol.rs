@@ -240,6 +240,10 @@ pub struct WorkerSetup {
     /// sandbox has made no namespace until then).
     #[serde(default)]
     pub spawner_waits: bool,
+    /// Paths of the common Landlock grants the worker opened itself (0 when it took those
+    /// its fork server opened once for every worker, [`praxis_sandbox::open_ahead`]).
+    #[serde(default)]
+    pub grant_paths_opened: usize,
 }
 
 impl WorkerSetup {
@@ -251,6 +255,7 @@ impl WorkerSetup {
             made_ahead: praxis_sandbox::made_ahead(),
             spawner_proven: praxis_sandbox::spawner_proven(),
             spawner_waits: false,
+            grant_paths_opened: praxis_sandbox::grant_paths_opened(),
         }
     }
 }
