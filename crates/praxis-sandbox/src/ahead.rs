@@ -69,6 +69,7 @@ pub fn grant_paths_opened() -> usize {
 /// or walked here.
 pub fn open_ahead() -> Vec<std::os::fd::RawFd> {
     use std::os::fd::AsRawFd;
+    crate::pid_init::argument_area();
     if probe().landlock_abi.is_none() {
         return Vec::new();
     }
@@ -100,6 +101,7 @@ fn spare() -> MutexGuard<'static, Option<Spare>> {
 /// cannot have are skipped, and a part that cannot be made is left to the sandbox, which
 /// makes it again and reports what fails. Replaces what an earlier call made.
 pub fn prepare_ahead() {
+    crate::pid_init::argument_area();
     let host = probe();
     let mut made = Spare::default();
     // Not where a spawner has proven itself: each sandbox's spawner makes its own network
