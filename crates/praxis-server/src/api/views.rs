@@ -2,7 +2,7 @@
 
 use crate::api::dto::*;
 use crate::api::{ApiError, DEFAULT_TENANT, Shared};
-use crate::runs::{Counters, Ghost, Known, row_of};
+use crate::runs::{Counters, Ended, Ghost, Known, row_of};
 use praxis_core::RunStatus;
 use praxis_core::record::RunFinished;
 use praxis_ledger::Entry;
@@ -32,7 +32,8 @@ impl Shared {
                 hub.keep_view(seq, &view);
                 Ok(active_view(view, &hub, recovered))
             }
-            Known::Unknown { recovered } => {
+            // A kept end always has a row: made from memory above.
+            Known::Unknown { recovered } | Known::Ended(Ended { recovered, .. }) => {
                 let entries = self.manager.ledger.entries(id, 0)?;
                 let row = row_of(&entries)
                     .ok_or_else(|| ApiError::not_found(format_args!("run {id}")))?;
@@ -64,7 +65,8 @@ impl Shared {
     }
 
     /// A held run's view made from memory: a queued run's from its request, a driven run's
-    /// from its entries seen durable ([`Shared::held_view`]). None when it needs a read.
+    /// from its entries seen durable ([`Shared::held_view`]), a run driven here to its end
+    /// from the same entries, kept ([`crate::runs::Ended`]). None when it needs a read.
     fn memory_view(&self, id: &str, known: &Known) -> Option<RunView> {
         match known {
             Known::Queued {
@@ -93,6 +95,17 @@ impl Shared {
             } => {
                 let view = self.held_view(hub.durable_seq(), hub, tenant)?;
                 Some(active_view(view, hub, recovered.clone()))
+            }
+            Known::Ended(ended) => {
+                let row = ended.digest.row()?;
+                let mut view = view_of(
+                    &row,
+                    &ended.digest.counters,
+                    ended.digest.ended_at(),
+                    ended.tenant.clone(),
+                );
+                view.recovery = ended.recovered.clone();
+                Some(view)
             }
             Known::Ghost(_) | Known::Unknown { .. } => None,
         }

@@ -162,7 +162,7 @@ impl Manager {
         result: Result<RunReport, RuntimeError>,
     ) {
         let mut inner = self.inner();
-        self.release(&mut inner, run_id, tenant);
+        let active = self.release(&mut inner, run_id, tenant);
         if let Err(RuntimeError::NotResumable { why, .. }) = &result {
             // Nothing was written: the run stays as its ledger says.
             eprintln!("praxis serve: run {run_id} was not resumed: {why}");
@@ -175,6 +175,16 @@ impl Manager {
             eprintln!("praxis serve: run {run_id} failed: {error}");
             let ghost = Ghost::of(tenant, spec, RunStatus::Failed, error.to_string());
             remember_ghost(&mut inner, run_id, ghost);
+        } else if let Some(digest) = active
+            .and_then(|a| a.hub.with_digest(|d| d.clone()))
+            .filter(|d| d.ended_at().is_some())
+        {
+            let ended = Ended {
+                tenant: tenant.to_string(),
+                digest: Arc::new(digest),
+                recovered: inner.recovered.get(run_id).cloned(),
+            };
+            remember_ended(&mut inner, run_id, ended);
         }
         self.settle(inner);
     }
@@ -188,7 +198,7 @@ impl Manager {
         end: crate::executor::RemoteEnd,
     ) {
         let mut inner = self.inner();
-        self.release(&mut inner, run_id, tenant);
+        let _ = self.release(&mut inner, run_id, tenant);
         if let Some((status, why)) = end {
             eprintln!(
                 "praxis serve: run {run_id} ended {}: {why}",
@@ -199,9 +209,10 @@ impl Manager {
         self.settle(inner);
     }
 
-    /// A run's slot is free: its followers are told it is done.
-    fn release(&self, inner: &mut Inner, run_id: &str, tenant: &str) {
-        if let Some(active) = inner.active.remove(run_id) {
+    /// A run's slot is free: its followers are told it is done. What it was while active.
+    fn release(&self, inner: &mut Inner, run_id: &str, tenant: &str) -> Option<Active> {
+        let active = inner.active.remove(run_id);
+        if let Some(active) = &active {
             active.hub.set("finished", None);
             active.hub.send(Live::Done);
         }
@@ -211,6 +222,7 @@ impl Manager {
                 inner.by_tenant.remove(tenant);
             }
         }
+        active
     }
 
     /// After a run ended: queued runs start, the gauges follow, shutdown's wait wakes.

@@ -61,6 +61,21 @@ impl Ghost {
 /// How many ghosts are remembered (oldest forgotten first).
 const MAX_GHOSTS: usize = 4096;
 
+/// A run this server drove to its end, as the entries it saw become durable leave it: the
+/// view of a run that just ended (asked at once by whoever polled it) is made from this,
+/// not read from the ledger. Only a run whose every entry this server saw, up to its
+/// `run_finished`, is kept.
+#[derive(Clone, Debug)]
+pub(crate) struct Ended {
+    pub tenant: String,
+    pub digest: Arc<Digest>,
+    pub recovered: Option<String>,
+}
+
+/// How many ended runs are kept (oldest forgotten first; a forgotten one is read from the
+/// ledger, as every run is after a restart).
+const MAX_ENDED: usize = 256;
+
 pub(crate) struct Active {
     pub tenant: String,
     pub hub: Arc<Hub>,
@@ -111,6 +126,8 @@ struct Inner {
     queue: FairQueue<Queued>,
     ghosts: HashMap<String, Ghost>,
     ghost_order: VecDeque<String>,
+    ended: HashMap<String, Ended>,
+    ended_order: VecDeque<String>,
     /// Runs found interrupted at start, with what was done about them.
     recovered: HashMap<String, String>,
 }
@@ -156,6 +173,8 @@ pub(crate) enum Known {
         since: String,
     },
     Ghost(Ghost),
+    /// Driven here to its `run_finished`, and still kept ([`Ended`]).
+    Ended(Ended),
     Unknown {
         recovered: Option<String>,
     },
@@ -168,6 +187,7 @@ impl Known {
         match self {
             Known::Queued { tenant, .. } | Known::Active { tenant, .. } => Some(tenant),
             Known::Ghost(ghost) => Some(&ghost.tenant),
+            Known::Ended(ended) => Some(&ended.tenant),
             Known::Unknown { .. } => None,
         }
     }
@@ -404,6 +424,9 @@ impl Manager {
         }
         if let Some(ghost) = inner.ghosts.get(run_id) {
             return Known::Ghost(ghost.clone());
+        }
+        if let Some(ended) = inner.ended.get(run_id) {
+            return Known::Ended(ended.clone());
         }
         Known::Unknown {
             recovered: inner.recovered.get(run_id).cloned(),
@@ -655,6 +678,17 @@ fn drop_queued(inner: &mut Inner, q: Queued, status: RunStatus, reason: &str) {
         created_at: q.created_at,
     };
     remember_ghost(inner, &q.run_id, ghost);
+}
+
+fn remember_ended(inner: &mut Inner, run_id: &str, ended: Ended) {
+    if inner.ended.insert(run_id.to_string(), ended).is_none() {
+        inner.ended_order.push_back(run_id.to_string());
+    }
+    while inner.ended_order.len() > MAX_ENDED {
+        if let Some(old) = inner.ended_order.pop_front() {
+            inner.ended.remove(&old);
+        }
+    }
 }
 
 fn remember_ghost(inner: &mut Inner, run_id: &str, ghost: Ghost) {

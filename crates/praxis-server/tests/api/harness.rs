@@ -29,6 +29,21 @@ impl Harness {
         let ws = tempfile::tempdir().unwrap();
         std::fs::write(ws.path().join("README.md"), "# Served\n").unwrap();
         let key = Arc::new(IssuerKey::generate());
+        Self::start_on(home, ws, key, configure).await
+    }
+
+    /// Stops this server and starts a new one on the same data dir, workspace and key.
+    pub(crate) async fn restart(mut self) -> Harness {
+        self.server.take().unwrap().shutdown().await.unwrap();
+        Self::start_on(self.home, self.ws, self.key, |_| {}).await
+    }
+
+    async fn start_on(
+        home: tempfile::TempDir,
+        ws: tempfile::TempDir,
+        key: Arc<IssuerKey>,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> Harness {
         let mut config = ServerConfig::new(DataHome::at(home.path()));
         config.workspace_roots = WorkspaceRoots::parse(ws.path().to_str().unwrap()).unwrap();
         let writ_key = key.clone();

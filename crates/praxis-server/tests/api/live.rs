@@ -325,11 +325,36 @@ fn a_live_run_is_answered_while_the_blocking_pool_is_taken() {
         let id = h.create(write_script(), json!({"writ": writ})).await;
         h.wait_approval(&id).await;
         let waiting = h.wait_status(&id, &["awaiting_approval"]).await;
-        // Every blocking thread held until `release` is dropped.
+        let taken = BlockingPoolTaken::take(BLOCKING).await;
+        let polled = tokio::time::timeout(Duration::from_secs(5), h.get(&format!("/v1/runs/{id}")))
+            .await
+            .expect("a poll of a live run waited for the blocking pool");
+        assert_eq!(polled.0, StatusCode::OK);
+        assert_eq!(polled.1, waiting);
+        taken.release().await;
+        let (status, _) = h
+            .decide(&format!("{id}:w1"), json!({"decision": "approve"}))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let done: RunView =
+            serde_json::from_value(h.wait_status(&id, &["completed", "failed"]).await).unwrap();
+        assert_eq!(done.status, "completed", "{done:?}");
+        h.stop().await;
+    });
+}
+
+/// Every thread of the blocking pool (`threads` of them) held until `release`.
+struct BlockingPoolTaken {
+    release: std::sync::mpsc::Sender<()>,
+    blockers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BlockingPoolTaken {
+    async fn take(threads: usize) -> BlockingPoolTaken {
         let (release, held) = std::sync::mpsc::channel::<()>();
         let held = Arc::new(std::sync::Mutex::new(held));
         let (taken_tx, mut taken) = tokio::sync::mpsc::unbounded_channel();
-        let blockers: Vec<_> = (0..BLOCKING)
+        let blockers: Vec<_> = (0..threads)
             .map(|_| {
                 let (held, taken_tx) = (held.clone(), taken_tx.clone());
                 tokio::task::spawn_blocking(move || {
@@ -339,25 +364,54 @@ fn a_live_run_is_answered_while_the_blocking_pool_is_taken() {
                 })
             })
             .collect();
-        for _ in 0..BLOCKING {
+        for _ in 0..threads {
             taken.recv().await.unwrap();
         }
-        let polled = tokio::time::timeout(Duration::from_secs(5), h.get(&format!("/v1/runs/{id}")))
-            .await
-            .expect("a poll of a live run waited for the blocking pool");
-        assert_eq!(polled.0, StatusCode::OK);
-        assert_eq!(polled.1, waiting);
-        drop(release);
-        for blocker in blockers {
+        BlockingPoolTaken { release, blockers }
+    }
+
+    async fn release(self) {
+        drop(self.release);
+        for blocker in self.blockers {
             blocker.await.unwrap();
         }
-        let (status, _) = h
-            .decide(&format!("{id}:w1"), json!({"decision": "approve"}))
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        let done: RunView =
-            serde_json::from_value(h.wait_status(&id, &["completed", "failed"]).await).unwrap();
-        assert_eq!(done.status, "completed", "{done:?}");
+    }
+}
+
+/// A run this server drove to its end is answered from the entries it saw become durable,
+/// kept past the end: with every thread of the blocking pool taken, a poll of the run that
+/// just ended still answers, and its view is the one its ledger gives (read by the next
+/// server on the same data dir, which knows the run only from the ledger).
+#[test]
+fn a_run_that_just_ended_is_answered_from_memory_as_its_ledger_has_it() {
+    const BLOCKING: usize = 2;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(BLOCKING)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let h = Harness::start(|_| {}).await;
+        let id = h.create(answer_script("all done"), json!({})).await;
+        let path = format!("/v1/runs/{id}");
+        // Until it is no longer driven here: no live phase.
+        let ended = loop {
+            let (status, view) = h.get(&path).await;
+            assert_eq!(status, StatusCode::OK);
+            if view["status"] == "completed" && view["phase"].is_null() {
+                break view;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let taken = BlockingPoolTaken::take(BLOCKING).await;
+        let polled = tokio::time::timeout(Duration::from_secs(5), h.get(&path))
+            .await
+            .expect("a poll of a run that just ended waited for the blocking pool");
+        assert_eq!(polled, (StatusCode::OK, ended.clone()));
+        taken.release().await;
+        let h = h.restart().await;
+        assert_eq!(h.get(&path).await, (StatusCode::OK, ended));
         h.stop().await;
     });
 }
