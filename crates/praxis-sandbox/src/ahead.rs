@@ -36,6 +36,8 @@ struct Spare {
     worker: Option<(Rules, RulesetCreated)>,
     /// The common grants' paths, resolved.
     resolver: Option<Resolver>,
+    /// The cgroup bases were swept of what dead processes left ([`crate::cgroup`]).
+    swept: bool,
     /// The parts taken so far, by name.
     taken: Vec<&'static str>,
 }
@@ -103,7 +105,10 @@ fn spare() -> MutexGuard<'static, Option<Spare>> {
 pub fn prepare_ahead() {
     crate::pid_init::argument_area();
     let host = probe();
-    let mut made = Spare::default();
+    let mut made = Spare {
+        swept: crate::cgroup::sweep_bases(&host),
+        ..Spare::default()
+    };
     // Not where a spawner has proven itself: each sandbox's spawner makes its own network
     // namespace when its first command starts, and a run without one needs none.
     if host.user_namespaces && !crate::spawner_proven() {
@@ -162,6 +167,13 @@ pub fn made_ahead() -> Vec<String> {
         .unwrap_or_default();
     taken.sort();
     taken
+}
+
+/// Whether the cgroup bases were swept ahead (once: the next sandbox sweeps them again).
+pub(crate) fn take_swept() -> bool {
+    spare()
+        .as_mut()
+        .is_some_and(|s| std::mem::take(&mut s.swept))
 }
 
 /// The common grants' paths resolved ahead, if not taken yet.

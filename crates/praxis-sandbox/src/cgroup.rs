@@ -372,9 +372,23 @@ impl SpawnCgroup {
     }
 }
 
+/// [`sweep_stale`] of the host's cgroup bases a sandbox uses: the pids one, and the memory
+/// one where it is apart (a v1 hierarchy; the memory cgroup comes with the pids one). True
+/// when there was a pids base to sweep.
+pub(crate) fn sweep_bases(host: &crate::HostSupport) -> bool {
+    let Some(pids) = &host.pids_cgroup else {
+        return false;
+    };
+    sweep_stale(pids);
+    if let Some(memory) = host.memory_cgroup.as_ref().filter(|m| *m != pids) {
+        sweep_stale(memory);
+    }
+    true
+}
+
 /// Removes the cgroups of Praxis processes that died without cleaning up (a worker killed
 /// mid-command): their leftover processes are killed, then the directories removed.
-pub(crate) fn sweep_stale(base: &Path) {
+fn sweep_stale(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };

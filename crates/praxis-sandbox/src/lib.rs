@@ -311,8 +311,9 @@ impl Sandbox {
             ),
         );
         let cgroup_base = host.pids_cgroup.clone();
-        if let Some(base) = &cgroup_base {
-            cgroup::sweep_stale(base);
+        // What dead processes left in the cgroups: swept while a pooled worker waited, else now.
+        if !ahead::take_swept() {
+            cgroup::sweep_bases(&host);
         }
         match &cgroup_base {
             Some(base) => report.push(
@@ -335,9 +336,6 @@ impl Sandbox {
         }
         let memory = match (&cgroup_base, &host.memory_cgroup) {
             (Some(_), Some(base)) => {
-                if Some(base) != cgroup_base.as_ref() {
-                    cgroup::sweep_stale(base);
-                }
                 report.push(
                     "memory_cgroup",
                     true,
