@@ -1,12 +1,13 @@
 //! A sandbox made with the parts a pooled worker prepares before its run is known
 //! ([`praxis_sandbox::prepare_ahead`]): only the parts that fit the run's policy are taken,
-//! and the confinement is the same as with parts made for the run. Its own test binary:
+//! and the confinement is the same as with parts made for the run; the cgroups dead
+//! processes left are swept then too, not on the run's way. Its own test binary:
 //! the parts made ahead belong to the process.
 
 mod common;
 
 use common::{require_sandbox, run};
-use praxis_sandbox::{Sandbox, SandboxPolicy, made_ahead, prepare_ahead};
+use praxis_sandbox::{Sandbox, SandboxPolicy, made_ahead, prepare_ahead, probe};
 
 #[test]
 fn a_sandbox_takes_only_the_parts_made_ahead_that_fit_its_policy_and_confines_the_same() {
@@ -16,22 +17,40 @@ fn a_sandbox_takes_only_the_parts_made_ahead_that_fit_its_policy_and_confines_th
     let ws = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret"), "s3cret").unwrap();
+    // Cgroups that a dead Praxis process left (named as a sandbox names its commands' for
+    // owner `dead`, now gone) are swept ahead too.
+    let base = probe()
+        .pids_cgroup
+        .expect("a host with every sandbox layer has the pids cgroup");
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    };
+    let stale = |n: u32| base.join(format!("praxis-{dead}-sweep-test-{n}"));
+    std::fs::create_dir(stale(1)).unwrap();
     prepare_ahead();
     assert!(made_ahead().is_empty(), "nothing is taken before a sandbox");
+    assert!(!stale(1).exists(), "swept while a pooled worker waits");
+    std::fs::create_dir(stale(2)).unwrap();
 
     // Network allowed: neither the empty network namespace nor the commands' ruleset (which
-    // denies TCP) fits.
+    // denies TCP) fits. The sweep made ahead is taken: this sandbox does not sweep again.
     let mut open = SandboxPolicy::new(ws.path());
     open.allow_network = true;
     let _open = Sandbox::new(open).unwrap();
     assert!(made_ahead().is_empty(), "{:?}", made_ahead());
+    assert!(stale(2).exists(), "the first sandbox took the sweep made ahead");
 
-    // An extra grant: the ruleset made ahead holds other grants; the namespace fits.
+    // An extra grant: the ruleset made ahead holds other grants; the namespace fits. With
+    // no sweep made ahead left, this sandbox sweeps.
     let extra = tempfile::tempdir().unwrap();
     let mut wider = SandboxPolicy::new(ws.path());
     wider.read_paths.push(extra.path().to_path_buf());
     let _wider = Sandbox::new(wider).unwrap();
     assert_eq!(made_ahead(), ["network_namespace"]);
+    assert!(!stale(2).exists(), "a sandbox with no sweep made ahead sweeps");
 
     // The default policy takes the commands' ruleset, completed with the run's workspace
     // and private home, and confines as before.
