@@ -159,13 +159,13 @@ fn spawner_check() -> Check {
     let report = sandbox.report();
     check(
         "spawner",
-        match sandbox.spawner_pid() {
-            Some(_) => Ok(
+        match sandbox.has_spawner() {
+            true => Ok(
                 "starts: commands inherit every layer from it, and a run's worker \
                  Landlocks itself"
                     .into(),
             ),
-            None => Err(format!(
+            false => Err(format!(
                 "no spawner can start ({}): a run's worker would run WITHOUT Landlock (its \
                  file tools confined by descriptors only, openat2 beneath the workspace) and \
                  commands without a PID namespace",
@@ -184,7 +184,7 @@ fn run_layers() -> Value {
     };
     let report = sandbox.report();
     let landlock = report.layer("landlock").is_some_and(|l| l.active);
-    let spawner = sandbox.spawner_pid().is_some();
+    let spawner = sandbox.has_spawner();
     let mut layers = json!(report.layers);
     if let Some(list) = layers.as_array_mut() {
         list.push(json!({

@@ -23,7 +23,7 @@ impl Sandbox {
         // execs. Inside a Landlock domain both are refused (mount(2) to every process of a
         // domain), so confining this process would make every command fail. The commands'
         // layers win: this process stays unconfined, and says so.
-        if self.spawner_pid().is_none() {
+        if !self.has_spawner() {
             return Ok(Layer {
                 name: "worker_landlock".into(),
                 active: false,

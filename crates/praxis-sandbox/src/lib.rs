@@ -145,9 +145,9 @@ impl Sandbox {
             })?;
         let host = probe();
         // Once a spawner with every layer has started on this host (in a tool worker, see
-        // [`Sandbox::proves_spawner`]), a sandbox's spawner is forked waiting and sets itself
-        // up (its namespaces, the network one included) at the first command: a run that
-        // starts none makes no namespace.
+        // [`Sandbox::proves_spawner`]), a sandbox's spawner waits: it is forked and sets
+        // itself up (its namespaces, the network one included) at the first command, so a
+        // run that starts none forks no spawner and makes no namespace.
         let waits = tested == Tested::Spawner && spawner::spawner_proven();
         let home = homes::make_private_home(policy.home_parent.as_deref())?;
         let mut report = SandboxReport::default();
@@ -429,17 +429,16 @@ impl Sandbox {
         let mut proves = false;
         let spawner = match started {
             Ok(spawner) => {
+                let which = match spawner.pid() {
+                    Some(pid) => format!("pid {pid}"),
+                    None => "forked and set up at the first command: it refuses to start any \
+                             command if it cannot apply every layer listed here"
+                        .into(),
+                };
                 report.launcher = format!(
-                    "spawner (pid {}{}): the layers are applied once, in a process that \
+                    "spawner ({which}): the layers are applied once, in a process that \
                      starts every command and that commands inherit them from; commands of \
-                     this sandbox share its user namespace and Landlock domain",
-                    spawner.pid(),
-                    if waits {
-                        ", set up at the first command: it refuses to start any command if it \
-                         cannot apply every layer listed here"
-                    } else {
-                        ""
-                    }
+                     this sandbox share its user namespace and Landlock domain"
                 );
                 proves = !waits && (spawner.pid_namespace() || !plan.pid_namespace);
                 Some(spawner)
@@ -569,14 +568,25 @@ impl Sandbox {
         self.cgroups.as_ref().map(|pool| pool.take()).transpose()
     }
 
-    /// The pid of the spawner that starts this sandbox's commands, if one runs.
+    /// Whether a spawner starts this sandbox's commands (one that waits for the first
+    /// command included: it is forked then).
+    pub fn has_spawner(&self) -> bool {
+        self.spawner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|s| s.is_alive())
+    }
+
+    /// The pid of the spawner that starts this sandbox's commands, if one runs (a waiting
+    /// spawner is forked at the sandbox's first command: none before).
     pub fn spawner_pid(&self) -> Option<i32> {
         self.spawner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .filter(|s| s.is_alive())
-            .map(|s| s.pid())
+            .and_then(|s| s.pid())
     }
 
     /// Whether its spawner started at once with every layer its plan asked for: the proof
@@ -589,8 +599,8 @@ impl Sandbox {
         self.proves_spawner
     }
 
-    /// Whether its spawner still waits for the sandbox's first command to set itself up
-    /// (see [`spawner_proven`]): until then the sandbox has made no namespace.
+    /// Whether its spawner still waits for the sandbox's first command to be forked and set
+    /// itself up (see [`spawner_proven`]): until then the sandbox has made no namespace.
     pub fn spawner_waits(&self) -> bool {
         self.spawner
             .lock()

@@ -34,7 +34,7 @@ use std::ffi::{c_char, c_int};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 /// The largest request the spawner takes (a SOCK_SEQPACKET message must fit the socket's
 /// send buffer); a larger command is started directly.
@@ -63,7 +63,8 @@ pub(crate) enum SpawnerError {
 pub(crate) struct Spawner {
     socket: Mutex<Channel>,
     alive: AtomicBool,
-    pid: libc::pid_t,
+    /// Forks it when first asked (see [`Spawner::fork_waiting`]) and knows its pid since.
+    fork: Fork,
     /// Its commands have a PID namespace of their own (see the module documentation).
     pid_namespace: AtomicBool,
     /// A spawner that waits for its first command was promised a PID namespace (its
@@ -71,6 +72,50 @@ pub(crate) struct Spawner {
     needs_pid_namespace: bool,
     /// Dropped with the spawner: lets the keeper thread end.
     _stop: mpsc::Sender<()>,
+}
+
+/// The spawner's fork, made by its keeper thread when first asked: a waiting spawner's at
+/// its sandbox's first command, so that a run that starts none forks nothing.
+#[derive(Debug)]
+struct Fork {
+    /// Tells the keeper thread to fork (taken by the first ask; dropped unsent with the
+    /// spawner, which ends the thread without a fork).
+    ask: Mutex<Option<mpsc::Sender<()>>>,
+    /// The keeper thread's answer, until it is taken into `known`.
+    answer: Mutex<Option<mpsc::Receiver<io::Result<libc::pid_t>>>>,
+    /// The pid, or the fork's errno.
+    known: OnceLock<Result<libc::pid_t, i32>>,
+}
+
+impl Fork {
+    /// The spawner's pid: forks it now if it was not yet, and waits for the fork.
+    fn pid(&self) -> io::Result<libc::pid_t> {
+        if let Some(ask) = lock(&self.ask).take() {
+            // A keeper thread that is gone answers nothing: the wait below says so.
+            let _ = ask.send(());
+        }
+        let known = self.known.get_or_init(|| {
+            let answer = lock(&self.answer).take();
+            match answer.map(|answer| answer.recv()) {
+                Some(Ok(Ok(pid))) => Ok(pid),
+                Some(Ok(Err(e))) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+                // The keeper thread ended without an answer.
+                Some(Err(_)) | None => Err(libc::ECHILD),
+            }
+        });
+        known.map_err(io::Error::from_raw_os_error)
+    }
+
+    /// The pid, if it was forked (never forks).
+    fn forked(&self) -> Option<libc::pid_t> {
+        self.known.get().and_then(|known| known.ok())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The socket to the spawner, and whether it has set itself up.
@@ -127,6 +172,8 @@ impl Spawner {
     /// Forks the spawner and waits until it is confined.
     pub(crate) fn start(plan: Arc<ChildPlan>) -> io::Result<Spawner> {
         let spawner = Self::fork_waiting(plan, false)?;
+        // Forked now, with the fork's own error rather than a spawner found gone.
+        spawner.fork.pid()?;
         let mut channel = spawner.socket.lock().expect("fresh mutex");
         spawner.wake(&mut channel).map_err(|e| match e {
             SpawnerError::Failed(e) => e,
@@ -136,11 +183,16 @@ impl Spawner {
         Ok(spawner)
     }
 
-    /// Forks the spawner (from a keeper thread that lives as long as this `Spawner`: the
-    /// commands' parent-death signal is tied to it), which waits, holding only its socket,
-    /// /dev/null and the plan's descriptors, until the first command asks it to set itself
-    /// up: a sandbox whose run starts no command makes no namespace. `needs_pid_namespace`:
-    /// it was promised a PID namespace, and refuses to start commands without one.
+    /// A spawner that waits for the sandbox's first command: only then does its keeper
+    /// thread (which lives as long as this `Spawner`: the commands' parent-death signal is
+    /// tied to it) fork it, and it set itself up: a sandbox whose run starts no command
+    /// forks nothing and makes no namespace. Forked, before it is set up, it holds only its
+    /// socket, /dev/null and the plan's descriptors. `needs_pid_namespace`: it was promised
+    /// a PID namespace, and refuses to start commands without one.
+    ///
+    /// The keeper thread is started here, before the worker Landlocks itself: Landlock binds
+    /// the calling thread, so the keeper thread stays outside the worker's domain, and the
+    /// spawner it forks at the first command can still make its namespaces and mounts.
     pub(crate) fn fork_waiting(
         plan: Arc<ChildPlan>,
         needs_pid_namespace: bool,
@@ -170,12 +222,17 @@ impl Spawner {
             pid_namespace: false,
             arguments: argument_area().unwrap_or((0, 0)),
         };
+        let (ask, asked) = mpsc::channel::<()>();
         let (forked_tx, forked_rx) = mpsc::channel::<io::Result<libc::pid_t>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("praxis-spawner".into())
             .spawn(move || {
                 let mut memory = memory;
+                // Until the first command (or the sandbox's end: then no fork at all).
+                if asked.recv().is_err() {
+                    return;
+                }
                 // SAFETY: the child only makes raw system calls on memory prepared above
                 // (see `inside::spawner_main`) and never returns into Rust code.
                 let pid = unsafe { libc::fork() };
@@ -193,28 +250,31 @@ impl Spawner {
                 // until the sandbox is gone, even if the spawner was killed.
                 let _ = stop_rx.recv();
             })?;
-        let pid = forked_rx
-            .recv()
-            .map_err(|_| io::Error::other("the spawner keeper thread ended"))??;
         Ok(Spawner {
             socket: Mutex::new(Channel {
                 socket: ours,
                 awake: false,
             }),
             alive: AtomicBool::new(true),
-            pid,
+            fork: Fork {
+                ask: Mutex::new(Some(ask)),
+                answer: Mutex::new(Some(forked_rx)),
+                known: OnceLock::new(),
+            },
             pid_namespace: AtomicBool::new(false),
             needs_pid_namespace,
             _stop: stop_tx,
         })
     }
 
-    /// Asks a waiting spawner to set itself up, and waits until it is confined. Unavailable:
-    /// it was gone (killed while it waited); Failed: it could not apply every layer (it then
+    /// Has a waiting spawner forked (if it was not yet) and set up, and waits until it is
+    /// confined. Unavailable: it was gone (its fork failed, or it was killed); Failed: it could not apply every layer (it then
     /// exits), or has no PID namespace where one was promised (it is killed). Either way it
     /// is gone afterwards.
     fn wake(&self, channel: &mut Channel) -> Result<(), SpawnerError> {
         let result = (|| {
+            // Forked now, at its first command (a fork that failed: as if it were gone).
+            let pid = self.fork.pid().map_err(|_| SpawnerError::Unavailable)?;
             let mut ready = [0i32; 3];
             send_wake(&channel.socket)
                 .and_then(|()| recv_reply(&channel.socket, &mut ready))
@@ -228,7 +288,7 @@ impl Spawner {
                 // Set up and serving, but not as promised: it goes. Alive (it answered and
                 // waits for requests), so its pid is still its own.
                 // SAFETY: kill(2) on our own unreaped child (the keeper thread reaps it).
-                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+                unsafe { libc::kill(pid, libc::SIGKILL) };
                 return Err(SpawnerError::Failed(io::Error::other(
                     "the host refused its PID namespace, which the sandbox's report promised",
                 )));
@@ -257,8 +317,9 @@ impl Spawner {
             .awake
     }
 
-    pub(crate) fn pid(&self) -> libc::pid_t {
-        self.pid
+    /// Its pid, once it is forked (a waiting spawner is at its first command).
+    pub(crate) fn pid(&self) -> Option<libc::pid_t> {
+        self.fork.forked()
     }
 
     pub(crate) fn is_alive(&self) -> bool {

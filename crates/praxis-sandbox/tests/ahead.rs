@@ -41,7 +41,10 @@ fn a_sandbox_takes_only_the_parts_made_ahead_that_fit_its_policy_and_confines_th
     open.allow_network = true;
     let _open = Sandbox::new(open).unwrap();
     assert!(made_ahead().is_empty(), "{:?}", made_ahead());
-    assert!(stale(2).exists(), "the first sandbox took the sweep made ahead");
+    assert!(
+        stale(2).exists(),
+        "the first sandbox took the sweep made ahead"
+    );
 
     // An extra grant: the ruleset made ahead holds other grants; the namespace fits. With
     // no sweep made ahead left, this sandbox sweeps.
@@ -50,7 +53,10 @@ fn a_sandbox_takes_only_the_parts_made_ahead_that_fit_its_policy_and_confines_th
     wider.read_paths.push(extra.path().to_path_buf());
     let _wider = Sandbox::new(wider).unwrap();
     assert_eq!(made_ahead(), ["network_namespace"]);
-    assert!(!stale(2).exists(), "a sandbox with no sweep made ahead sweeps");
+    assert!(
+        !stale(2).exists(),
+        "a sandbox with no sweep made ahead sweeps"
+    );
 
     // The default policy takes the commands' ruleset, completed with the run's workspace
     // and private home, and confines as before.

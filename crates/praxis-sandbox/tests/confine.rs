@@ -101,7 +101,7 @@ PY";
     // A user namespace that is not the host's (the sandbox's, shared by its commands
     // through the spawner), which holds no capability over the network namespace.
     assert_ne!(lines1[1], ns_of("/proc/self/ns/user"));
-    if sandbox.spawner_pid().is_some() {
+    if sandbox.has_spawner() {
         assert_eq!(lines1[1], lines2[1]);
     }
     for out in [&out1, &out2] {
