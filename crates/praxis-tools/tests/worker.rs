@@ -523,6 +523,25 @@ async fn workers_take_the_host_facts_of_their_runtime() {
         }
         // The run's record says so (`run_started.environment.sandbox.worker`).
         assert_eq!(worker.describe().spawner_waits, setup.spawner_waits);
+        if setup.spawner_waits {
+            // Its first command forks the spawner, from a thread the worker's own Landlock
+            // does not bind: it still makes every namespace, and the command gets every
+            // layer (its own PID namespace: no process of the host in sight).
+            let obs = worker
+                .execute(
+                    "shell",
+                    json!({"command": "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; \
+                        ps -e --no-headers | wc -l; cat /etc/shadow >/dev/null 2>&1 || echo shadow-denied"}),
+                    None,
+                )
+                .await;
+            assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+            for layer in ["NoNewPrivs:\t1", "Seccomp:\t2", "shadow-denied"] {
+                assert!(obs.output.contains(layer), "{layer}: {}", obs.output);
+            }
+            let processes: u32 = obs.output.lines().nth(2).unwrap().trim().parse().unwrap();
+            assert!(processes <= 5, "{}", obs.output);
+        }
         proven = setup.spawner_proven;
         assert!(!proven || praxis_sandbox::spawner_proven());
         assert!(
