@@ -2,7 +2,7 @@
 
 use crate::api::dto::*;
 use crate::api::{ApiError, DEFAULT_TENANT, Shared};
-use crate::runs::{Counters, Ended, Ghost, Known, row_of};
+use crate::runs::{Counters, Digest, Ghost, Known, row_of};
 use praxis_core::RunStatus;
 use praxis_core::record::RunFinished;
 use praxis_ledger::Entry;
@@ -32,8 +32,8 @@ impl Shared {
                 hub.keep_view(seq, &view);
                 Ok(active_view(view, &hub, recovered))
             }
-            // A kept end always has a row: made from memory above.
-            Known::Unknown { recovered } | Known::Ended(Ended { recovered, .. }) => {
+            Known::Ended(_) => unreachable!("a kept end's view is made from memory"),
+            Known::Unknown { recovered } => {
                 let entries = self.manager.ledger.entries(id, 0)?;
                 let row = row_of(&entries)
                     .ok_or_else(|| ApiError::not_found(format_args!("run {id}")))?;
@@ -96,17 +96,7 @@ impl Shared {
                 let view = self.held_view(hub.durable_seq(), hub, tenant)?;
                 Some(active_view(view, hub, recovered.clone()))
             }
-            Known::Ended(ended) => {
-                let row = ended.digest.row()?;
-                let mut view = view_of(
-                    &row,
-                    &ended.digest.counters,
-                    ended.digest.ended_at(),
-                    ended.tenant.clone(),
-                );
-                view.recovery = ended.recovered.clone();
-                Some(view)
-            }
+            Known::Ended(ended) => Some(ended.view.clone()),
             Known::Ghost(_) | Known::Unknown { .. } => None,
         }
     }
@@ -120,15 +110,7 @@ impl Shared {
             return Some(view);
         }
         let view = hub
-            .with_digest(|digest| {
-                let row = digest.row()?;
-                Some(view_of(
-                    &row,
-                    &digest.counters,
-                    digest.ended_at(),
-                    tenant.to_string(),
-                ))
-            })
+            .with_digest(|digest| digest.view(tenant.to_string()))
             .flatten()?;
         hub.keep_view(seq, &view);
         Some(view)
@@ -237,6 +219,14 @@ pub(crate) fn ledger_view(
         finished_at(entries),
         tenant,
     )
+}
+
+impl Digest {
+    /// The view of the run whose entries were folded here (None before its first entry).
+    pub(crate) fn view(&self, tenant: String) -> Option<RunView> {
+        let row = self.row()?;
+        Some(view_of(&row, &self.counters, self.ended_at(), tenant))
+    }
 }
 
 /// A run's view from its row, its counters and when it ended.

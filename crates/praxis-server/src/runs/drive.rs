@@ -175,16 +175,14 @@ impl Manager {
             eprintln!("praxis serve: run {run_id} failed: {error}");
             let ghost = Ghost::of(tenant, spec, RunStatus::Failed, error.to_string());
             remember_ghost(&mut inner, run_id, ghost);
-        } else if let Some(digest) = active
-            .and_then(|a| a.hub.with_digest(|d| d.clone()))
-            .filter(|d| d.ended_at().is_some())
-        {
-            let ended = Ended {
-                tenant: tenant.to_string(),
-                digest: Arc::new(digest),
-                recovered: inner.recovered.get(run_id).cloned(),
-            };
-            remember_ended(&mut inner, run_id, ended);
+        } else if let Some(mut view) = active.and_then(|a| {
+            a.hub
+                .with_digest(|d| d.ended_at().and(d.view(tenant.to_string())))
+                .flatten()
+        }) {
+            view.recovery = inner.recovered.get(run_id).cloned();
+            let tenant = tenant.to_string();
+            remember_ended(&mut inner, run_id, Ended { tenant, view });
         }
         self.settle(inner);
     }

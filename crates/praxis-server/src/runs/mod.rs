@@ -61,20 +61,20 @@ impl Ghost {
 /// How many ghosts are remembered (oldest forgotten first).
 const MAX_GHOSTS: usize = 4096;
 
-/// A run this server drove to its end, as the entries it saw become durable leave it: the
-/// view of a run that just ended (asked at once by whoever polled it) is made from this,
-/// not read from the ledger. Only a run whose every entry this server saw, up to its
+/// A run this server drove to its end: its view as the entries it saw become durable left
+/// it, kept so that the view of a run that just ended (asked at once by whoever polled it)
+/// is not read from the ledger. Only a run whose every entry this server saw, up to its
 /// `run_finished`, is kept.
 #[derive(Clone, Debug)]
 pub(crate) struct Ended {
     pub tenant: String,
-    pub digest: Arc<Digest>,
-    pub recovered: Option<String>,
+    pub view: crate::api::RunView,
 }
 
 /// How many ended runs are kept (oldest forgotten first; a forgotten one is read from the
-/// ledger, as every run is after a restart).
-const MAX_ENDED: usize = 256;
+/// ledger, as every run is after a restart): enough for the clients polling the runs that
+/// end at once, and a few kilobytes each.
+const MAX_ENDED: usize = 64;
 
 pub(crate) struct Active {
     pub tenant: String,
