@@ -174,7 +174,7 @@ impl Manager {
             // still running for as long as this process lives.
             eprintln!("praxis serve: run {run_id} failed: {error}");
             let ghost = Ghost::of(tenant, spec, RunStatus::Failed, error.to_string());
-            remember_ghost(&mut inner, run_id, ghost);
+            inner.ghosts.insert(run_id, ghost);
         } else if let Some(mut view) = active.and_then(|a| {
             a.hub
                 .with_digest(|d| d.ended_at().and(d.view(tenant.to_string())))
@@ -182,7 +182,7 @@ impl Manager {
         }) {
             view.recovery = inner.recovered.get(run_id).cloned();
             let tenant = tenant.to_string();
-            remember_ended(&mut inner, run_id, Ended { tenant, view });
+            inner.ended.insert(run_id, Ended { tenant, view });
         }
         self.settle(inner);
     }
@@ -202,7 +202,9 @@ impl Manager {
                 "praxis serve: run {run_id} ended {}: {why}",
                 status.as_str()
             );
-            remember_ghost(&mut inner, run_id, Ghost::of(tenant, spec, status, why));
+            inner
+                .ghosts
+                .insert(run_id, Ghost::of(tenant, spec, status, why));
         }
         self.settle(inner);
     }

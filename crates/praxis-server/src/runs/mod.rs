@@ -15,66 +15,22 @@ use praxis_runtime::{
     BranchFrom, Cancel, LiveEvent, RunObserver, RunOptions, RunReport, Runtime, RuntimeError,
 };
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{Notify, broadcast};
 
 mod drive;
 mod hub;
+mod kept;
 mod records;
 mod recovery;
 
 use hub::HubObserver;
 pub(crate) use hub::{Hub, Live, LiveState};
+pub(crate) use kept::{Ended, Ghost};
+use kept::{MAX_ENDED, MAX_GHOSTS, Recent};
 pub(crate) use records::{Counters, Digest, row_of};
 pub(crate) use recovery::{accepted_never_started, interrupted_runs, recover_run};
-
-/// A run that has no ledger entries to speak for it: it waited in the queue and was
-/// cancelled, or the driver refused it before recording anything, or the driver failed
-/// (ledger error) so its derived status would not be true.
-#[derive(Clone, Debug)]
-pub(crate) struct Ghost {
-    pub tenant: String,
-    pub status: RunStatus,
-    pub error: Option<String>,
-    pub task: String,
-    pub workspace: String,
-    pub provider: String,
-    pub created_at: String,
-}
-
-impl Ghost {
-    /// A run of `spec` that ended `status` for `why` without its ledger saying so.
-    fn of(tenant: &str, spec: &praxis_core::RunSpec, status: RunStatus, why: String) -> Ghost {
-        Ghost {
-            tenant: tenant.to_string(),
-            status,
-            error: Some(why),
-            task: spec.task.clone(),
-            workspace: spec.workspace.clone(),
-            provider: spec.provider.clone(),
-            created_at: praxis_ledger::now_rfc3339(),
-        }
-    }
-}
-
-/// How many ghosts are remembered (oldest forgotten first).
-const MAX_GHOSTS: usize = 4096;
-
-/// A run this server drove to its end: its view as the entries it saw become durable left
-/// it, kept so that the view of a run that just ended (asked at once by whoever polled it)
-/// is not read from the ledger. Only a run whose every entry this server saw, up to its
-/// `run_finished`, is kept.
-#[derive(Clone, Debug)]
-pub(crate) struct Ended {
-    pub tenant: String,
-    pub view: crate::api::RunView,
-}
-
-/// How many ended runs are kept (oldest forgotten first; a forgotten one is read from the
-/// ledger, as every run is after a restart): enough for the clients polling the runs that
-/// end at once, and a few kilobytes each.
-const MAX_ENDED: usize = 64;
 
 pub(crate) struct Active {
     pub tenant: String,
@@ -124,10 +80,8 @@ struct Inner {
     /// Runs waiting for a slot, by tenant: served tenants in turn (the lanes' rule), so one
     /// tenant's burst cannot hold another's run back.
     queue: FairQueue<Queued>,
-    ghosts: HashMap<String, Ghost>,
-    ghost_order: VecDeque<String>,
-    ended: HashMap<String, Ended>,
-    ended_order: VecDeque<String>,
+    ghosts: Recent<Ghost, MAX_GHOSTS>,
+    ended: Recent<Ended, MAX_ENDED>,
     /// Runs found interrupted at start, with what was done about them.
     recovered: HashMap<String, String>,
 }
@@ -347,6 +301,7 @@ impl Manager {
             Owner::Accept(request) => self.tokens.accept_run(&run_id, &tenant, request)?,
         }
         inner.ghosts.remove(&run_id);
+        inner.ended.remove(&run_id);
         let hub = Hub::new(self.limits.follower_buffer);
         if can_start {
             // Served without waiting: the next turn goes to another tenant.
@@ -467,10 +422,8 @@ impl Manager {
                 )
             })
             .collect();
-        for id in inner.ghost_order.iter().rev() {
-            if let Some(g) = inner.ghosts.get(id) {
-                out.push((id.clone(), Known::Ghost(g.clone())));
-            }
+        for (id, g) in inner.ghosts.newest_first() {
+            out.push((id.clone(), Known::Ghost(g.clone())));
         }
         out
     }
@@ -557,7 +510,7 @@ impl Manager {
             provider: String::new(),
             created_at: run.accepted_at.clone(),
         };
-        remember_ghost(&mut self.inner(), &run.run_id, ghost);
+        self.inner().ghosts.insert(&run.run_id, ghost);
     }
 
     /// The ledger's health, for `/ready`.
@@ -677,27 +630,5 @@ fn drop_queued(inner: &mut Inner, q: Queued, status: RunStatus, reason: &str) {
         provider: q.options.spec.provider.clone(),
         created_at: q.created_at,
     };
-    remember_ghost(inner, &q.run_id, ghost);
-}
-
-fn remember_ended(inner: &mut Inner, run_id: &str, ended: Ended) {
-    if inner.ended.insert(run_id.to_string(), ended).is_none() {
-        inner.ended_order.push_back(run_id.to_string());
-    }
-    while inner.ended_order.len() > MAX_ENDED {
-        if let Some(old) = inner.ended_order.pop_front() {
-            inner.ended.remove(&old);
-        }
-    }
-}
-
-fn remember_ghost(inner: &mut Inner, run_id: &str, ghost: Ghost) {
-    if inner.ghosts.insert(run_id.to_string(), ghost).is_none() {
-        inner.ghost_order.push_back(run_id.to_string());
-    }
-    while inner.ghost_order.len() > MAX_GHOSTS {
-        if let Some(old) = inner.ghost_order.pop_front() {
-            inner.ghosts.remove(&old);
-        }
-    }
+    inner.ghosts.insert(&q.run_id, ghost);
 }

@@ -312,20 +312,13 @@ async fn a_polled_run_this_server_drives_never_reads_its_ledger() {
 /// it saw become durable.
 #[test]
 fn a_live_run_is_answered_while_the_blocking_pool_is_taken() {
-    const BLOCKING: usize = 2;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(BLOCKING)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    BlockingPoolTaken::runtime().block_on(async {
         let h = Harness::start(|_| {}).await;
         let writ = h.writ(&approval_writ_spec());
         let id = h.create(write_script(), json!({"writ": writ})).await;
         h.wait_approval(&id).await;
         let waiting = h.wait_status(&id, &["awaiting_approval"]).await;
-        let taken = BlockingPoolTaken::take(BLOCKING).await;
+        let taken = BlockingPoolTaken::take().await;
         let polled = tokio::time::timeout(Duration::from_secs(5), h.get(&format!("/v1/runs/{id}")))
             .await
             .expect("a poll of a live run waited for the blocking pool");
@@ -343,14 +336,29 @@ fn a_live_run_is_answered_while_the_blocking_pool_is_taken() {
     });
 }
 
-/// Every thread of the blocking pool (`threads` of them) held until `release`.
+/// Every thread of the blocking pool held until `release`.
 struct BlockingPoolTaken {
     release: std::sync::mpsc::Sender<()>,
     blockers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl BlockingPoolTaken {
-    async fn take(threads: usize) -> BlockingPoolTaken {
+    /// The blocking pool's size in [`BlockingPoolTaken::runtime`].
+    const THREADS: usize = 2;
+
+    /// A runtime whose blocking pool has [`BlockingPoolTaken::THREADS`] threads.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(Self::THREADS)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// Takes every thread of the blocking pool of a [`BlockingPoolTaken::runtime`].
+    async fn take() -> BlockingPoolTaken {
+        let threads = Self::THREADS;
         let (release, held) = std::sync::mpsc::channel::<()>();
         let held = Arc::new(std::sync::Mutex::new(held));
         let (taken_tx, mut taken) = tokio::sync::mpsc::unbounded_channel();
@@ -384,14 +392,7 @@ impl BlockingPoolTaken {
 /// server on the same data dir, which knows the run only from the ledger).
 #[test]
 fn a_run_that_just_ended_is_answered_from_memory_as_its_ledger_has_it() {
-    const BLOCKING: usize = 2;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .max_blocking_threads(BLOCKING)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    BlockingPoolTaken::runtime().block_on(async {
         let h = Harness::start(|_| {}).await;
         let id = h.create(answer_script("all done"), json!({})).await;
         let path = format!("/v1/runs/{id}");
@@ -404,7 +405,7 @@ fn a_run_that_just_ended_is_answered_from_memory_as_its_ledger_has_it() {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
-        let taken = BlockingPoolTaken::take(BLOCKING).await;
+        let taken = BlockingPoolTaken::take().await;
         let polled = tokio::time::timeout(Duration::from_secs(5), h.get(&path))
             .await
             .expect("a poll of a run that just ended waited for the blocking pool");
