@@ -268,9 +268,9 @@ impl Spawner {
     }
 
     /// Has a waiting spawner forked (if it was not yet) and set up, and waits until it is
-    /// confined. Unavailable: it was gone (its fork failed, or it was killed); Failed: it could not apply every layer (it then
-    /// exits), or has no PID namespace where one was promised (it is killed). Either way it
-    /// is gone afterwards.
+    /// confined. Unavailable: it was gone (its fork failed, or it was killed); Failed: it
+    /// could not apply every layer (it then exits), or has no PID namespace where one was
+    /// promised (it is killed). Either way it is gone afterwards.
     fn wake(&self, channel: &mut Channel) -> Result<(), SpawnerError> {
         let result = (|| {
             // Forked now, at its first command (a fork that failed: as if it were gone).
