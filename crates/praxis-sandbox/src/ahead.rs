@@ -15,7 +15,8 @@
 //! `close` for each of about 200 paths in every worker). A rule binds the file it was opened
 //! on, so a path swapped since then is granted as it was when the fork server opened it
 //! (never more: the same grants are checked against the deny paths for each sandbox, and
-//! the inherited files are used only when the worker's own list of grants is the same).
+//! the inherited files are used only when the worker's own list of grants is the same);
+//! the fork server opens them again once they are a second old.
 
 use crate::landlock_rules::{self, Resolver, Rule};
 use crate::namespaces::{self, SharedNetwork};

@@ -42,6 +42,23 @@ async fn run_writes(command: &WorkerCommand, ws: &Path) -> Arc<WorkerClient> {
     worker
 }
 
+/// Runs `script` through a run's worker on `command` in `ws`: the pid of the worker and
+/// what the command printed.
+async fn run_shell(command: &WorkerCommand, ws: &Path, script: &str) -> (Option<u32>, String) {
+    let worker = Arc::new(WorkerClient::new(
+        command.clone(),
+        ws.canonicalize().unwrap(),
+        ToolLimits::default(),
+    ));
+    worker.start().await.expect("the run's worker starts");
+    let mut ctx = ExecContext::new(Workspace::new(ws).unwrap());
+    ctx.fabric = Fabric::Worker(worker.clone());
+    let o = Registry::builtin()
+        .execute(&ctx, "shell", json!({ "command": script }))
+        .await;
+    (worker.pid(), o.output)
+}
+
 /// What each descriptor of process `pid` refers to.
 fn fds_of(pid: u32) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -79,6 +96,19 @@ fn children_with_arg(arg: &str) -> Vec<u32> {
 /// children; once the fork server is gone, the pool exec's them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_workers_are_forked_and_exec_d_where_no_fork_server_serves() {
+    // A directory on PATH is one of the common grants the fork server opens for its
+    // workers (the only test of this binary: nothing else reads PATH meanwhile).
+    let on_path = tempfile::tempdir().unwrap();
+    let granted = on_path.path().join("bin");
+    std::fs::create_dir(&granted).unwrap();
+    std::fs::write(granted.join("f"), "one\n").unwrap();
+    let path = format!(
+        "{}:{}",
+        granted.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // SAFETY: no other thread reads or writes the environment yet.
+    unsafe { std::env::set_var("PATH", path) };
     let refusing_dir = tempfile::tempdir().unwrap();
     let program = refusing_dir.path().join("no-fork-server");
     std::fs::write(
@@ -134,6 +164,24 @@ async fn pooled_workers_are_forked_and_exec_d_where_no_fork_server_serves() {
     assert!(!fds_of(first).contains(&server_socket));
     // It opened the common grants' paths once for its workers.
     assert!(fds_of(servers[0]).contains(&Path::new("/usr").to_path_buf()));
+    // A rule binds the file opened, and the fork server opens them again once they are a
+    // second old: a granted directory replaced since is granted to workers forked later.
+    let read = format!("cat {}/f", granted.display());
+    let ws = tempfile::tempdir().unwrap();
+    let (pid, out) = run_shell(&command, ws.path(), &read).await;
+    assert_eq!((pid, out.as_str()), (Some(first), "one\n"));
+    std::fs::rename(&granted, on_path.path().join("old")).unwrap();
+    std::fs::create_dir(&granted).unwrap();
+    std::fs::write(granted.join("f"), "two\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The worker pooled before the swap keeps what it was given; the one forked after the
+    // second passed reads the new directory.
+    let waiting = pooled_pid(&command, &[first]).await;
+    let _ = run_shell(&command, ws.path(), "true").await;
+    let fresh = pooled_pid(&command, &[first, waiting]).await;
+    let (pid, out) = run_shell(&command, ws.path(), &read).await;
+    assert_eq!((pid, out.as_str()), (Some(fresh), "two\n"));
+    let first = pooled_pid(&command, &[first, waiting, fresh]).await;
 
     let (ws_a, ws_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // The fork server dies before the next worker is forked.

@@ -15,9 +15,10 @@
 //! Protocol over a SOCK_SEQPACKET pair (the fork server's stdin): first the runtime's
 //! [`HostFacts`] as one JSON message (`null` for none), which the fork server adopts, so
 //! that neither it nor a worker probes the host or walks /etc, and from which it opens the
-//! paths of the common Landlock grants once for all its workers
-//! ([`praxis_sandbox::open_ahead`]: each worker inherits the descriptors, adds its rules
-//! from them and closes them). Then each request is one byte with the worker's stdin (read
+//! paths of the common Landlock grants for its workers ([`praxis_sandbox::open_ahead`]:
+//! each worker inherits the descriptors, adds its rules from them and closes them; opened
+//! again at a fork once they are a second old, so a granted path replaced since is granted
+//! anew). Then each request is one byte with the worker's stdin (read
 //! end) and stdout (write end) as SCM_RIGHTS; the answer is two i32, the pid and an errno
 //! (0 when forked), with the worker's pidfd as SCM_RIGHTS. The fork server exits when the
 //! socket closes (its runtime dropped the pool or died).
@@ -40,6 +41,7 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::Stdio;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// The argument (after the worker command's own) that makes a worker a fork server.
 pub(crate) const FORK_SERVER_ARG: &str = "--fork-server";
@@ -48,6 +50,9 @@ pub(crate) const FORK_SERVER_ARG: &str = "--fork-server";
 const ANSWER_TIMEOUT: TimeVal = TimeVal::new(10, 0);
 /// The largest host facts message the fork server takes.
 const MAX_FACTS: usize = 4 << 20;
+/// How old the grants' paths opened for the workers may get before the fork server opens
+/// them again (at its next fork).
+const REOPEN_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The runtime's handle on a fork server. Dropping it kills the fork server (workers it
 /// forked are the runtime's children and live on).
@@ -151,19 +156,27 @@ pub(super) fn serve_forks() -> io::Result<()> {
     if got == 0 {
         return Ok(());
     }
-    // Kept open in every worker (see `worker_child`).
-    let kept = match serde_json::from_slice::<Option<HostFacts>>(&facts[..got]) {
+    let adopted = match serde_json::from_slice::<Option<HostFacts>>(&facts[..got]) {
         Ok(Some(facts)) => {
             facts.adopt();
-            praxis_sandbox::open_ahead()
+            true
         }
-        Ok(None) => Vec::new(),
+        Ok(None) => false,
         Err(e) => {
             eprintln!("praxis worker: the fork server's host facts are unreadable: {e}");
-            Vec::new()
+            false
         }
     };
     drop(facts);
+    // Kept open in every worker (see `worker_child`), and opened again when older than
+    // REOPEN_AFTER: a rule binds the file opened, so a granted path replaced since (an /etc
+    // file rewritten by rename, say) is granted anew to the workers forked after that.
+    let mut kept = if adopted {
+        praxis_sandbox::open_ahead()
+    } else {
+        Vec::new()
+    };
+    let mut opened_at = Instant::now();
     loop {
         let mut request = [0u8; 1];
         let (got, fds) = match receive(&control, &mut request) {
@@ -173,6 +186,10 @@ pub(super) fn serve_forks() -> io::Result<()> {
         };
         if got == 0 {
             return Ok(());
+        }
+        if adopted && opened_at.elapsed() > REOPEN_AFTER {
+            kept = praxis_sandbox::open_ahead();
+            opened_at = Instant::now();
         }
         let answer = match fds.as_slice() {
             [stdin, stdout] => fork_worker(stdin, stdout, &kept),
