@@ -24,8 +24,14 @@ async fn pooled_pid(command: &WorkerCommand, not: &[u32]) -> u32 {
     panic!("no worker was started ahead of time");
 }
 
-/// Starts a run's worker on `command` in `ws`, writes a file through it, and returns it.
-async fn run_writes(command: &WorkerCommand, ws: &Path) -> Arc<WorkerClient> {
+/// Starts a run's worker on `command` in `ws` and calls `tool` with `args` through it: the
+/// worker and the observation.
+async fn call(
+    command: &WorkerCommand,
+    ws: &Path,
+    tool: &str,
+    args: serde_json::Value,
+) -> (Arc<WorkerClient>, praxis_core::Observation) {
     let worker = Arc::new(WorkerClient::new(
         command.clone(),
         ws.canonicalize().unwrap(),
@@ -34,9 +40,14 @@ async fn run_writes(command: &WorkerCommand, ws: &Path) -> Arc<WorkerClient> {
     worker.start().await.expect("the run's worker starts");
     let mut ctx = ExecContext::new(Workspace::new(ws).unwrap());
     ctx.fabric = Fabric::Worker(worker.clone());
-    let o = Registry::builtin()
-        .execute(&ctx, "fs_write", json!({"path": "f.txt", "content": "x\n"}))
-        .await;
+    let o = Registry::builtin().execute(&ctx, tool, args).await;
+    (worker, o)
+}
+
+/// Starts a run's worker on `command` in `ws`, writes a file through it, and returns it.
+async fn run_writes(command: &WorkerCommand, ws: &Path) -> Arc<WorkerClient> {
+    let args = json!({"path": "f.txt", "content": "x\n"});
+    let (worker, o) = call(command, ws, "fs_write", args).await;
     assert_eq!(o.status, ExecStatus::Ok, "{}", o.output);
     assert_eq!(std::fs::read_to_string(ws.join("f.txt")).unwrap(), "x\n");
     worker
@@ -45,17 +56,7 @@ async fn run_writes(command: &WorkerCommand, ws: &Path) -> Arc<WorkerClient> {
 /// Runs `script` through a run's worker on `command` in `ws`: the pid of the worker and
 /// what the command printed.
 async fn run_shell(command: &WorkerCommand, ws: &Path, script: &str) -> (Option<u32>, String) {
-    let worker = Arc::new(WorkerClient::new(
-        command.clone(),
-        ws.canonicalize().unwrap(),
-        ToolLimits::default(),
-    ));
-    worker.start().await.expect("the run's worker starts");
-    let mut ctx = ExecContext::new(Workspace::new(ws).unwrap());
-    ctx.fabric = Fabric::Worker(worker.clone());
-    let o = Registry::builtin()
-        .execute(&ctx, "shell", json!({ "command": script }))
-        .await;
+    let (worker, o) = call(command, ws, "shell", json!({ "command": script })).await;
     (worker.pid(), o.output)
 }
 
