@@ -104,10 +104,15 @@ fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<Stat> {
 
 /// The coarse real-time clock, which file times are taken from.
 fn coarse_now_ns() -> i64 {
+    now_ns(libc::CLOCK_REALTIME_COARSE)
+}
+
+/// `clock` now, in nanoseconds.
+fn now_ns(clock: libc::clockid_t) -> i64 {
     // SAFETY: plain timespec filled by the kernel.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     // SAFETY: valid clock id and buffer.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec.saturating_mul(1_000_000_000) + ts.tv_nsec
 }
 
@@ -128,12 +133,16 @@ fn tick_ns() -> i64 {
     })
 }
 
-/// The start of the coarse clock's next tick: every change made before this call carries a
-/// change time before it (even where file times are finer than the tick). Not waited for
-/// here: when the scan found a git context, the next tool call waits for it
+/// A boundary no change made before this call carries a change time at or after: the
+/// start of the coarse clock's next tick, or a nanosecond after the real time now if that is
+/// later. File times never run ahead of the real time, fine-grained ones included, but the
+/// coarse clock can lag it by more than a tick (a VM whose ticks came late, under load): a
+/// change made just before, stamped with a fine-grained time, could otherwise land after
+/// the coarse clock's next tick and be taken for the call's. Not waited for here: when the
+/// scan found a git context, the next tool call waits until the coarse clock has passed it
 /// ([`changes_may_start`]), so every change a call makes carries a time at or after it.
 fn next_tick_ns() -> i64 {
-    coarse_now_ns() + tick_ns()
+    (coarse_now_ns() + tick_ns()).max(now_ns(libc::CLOCK_REALTIME) + 1)
 }
 
 /// The latest boundary a scan of this process handed out (see [`next_tick_ns`]).
