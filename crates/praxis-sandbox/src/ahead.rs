@@ -85,7 +85,7 @@ pub fn open_ahead() -> Vec<std::os::fd::RawFd> {
         .flatten()
         .map(|(file, _)| file.as_raw_fd())
         .collect();
-    *OPENED.lock().unwrap_or_else(|p| p.into_inner()) = Some(OpenedAhead {
+    *held(&OPENED) = Some(OpenedAhead {
         common,
         opened,
         resolver,
@@ -94,9 +94,12 @@ pub fn open_ahead() -> Vec<std::os::fd::RawFd> {
 }
 
 fn spare() -> MutexGuard<'static, Option<Spare>> {
-    SPARE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    held(&SPARE)
+}
+
+/// `slot` locked (a poisoned lock is taken as it is: its value is replaced or taken whole).
+fn held<T>(slot: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Makes, in this process, what a sandbox with the default policy will need: the shared
@@ -116,7 +119,7 @@ pub fn prepare_ahead() {
         made.network = namespaces::shared_network(false).ok();
     }
     // Closed below once the rules hold them (or unused, when they are not for these grants).
-    let inherited = OPENED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let inherited = held(&OPENED).take();
     if host.landlock_abi.is_some() {
         let (mut resolver, inherited) = match inherited {
             Some(ahead) => (ahead.resolver, Some((ahead.common, ahead.opened))),

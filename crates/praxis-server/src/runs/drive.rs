@@ -177,7 +177,7 @@ impl Manager {
             inner.ghosts.insert(run_id, ghost);
         } else if let Some(mut view) = active.and_then(|a| {
             a.hub
-                .with_digest(|d| d.ended_at().and(d.view(tenant.to_string())))
+                .with_digest(|d| d.ended_at().and_then(|_| d.view(tenant.to_string())))
                 .flatten()
         }) {
             view.recovery = inner.recovered.get(run_id).cloned();
