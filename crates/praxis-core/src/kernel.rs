@@ -56,6 +56,9 @@ impl Phase {
     }
 }
 
+/// One run's decisions. A copy decides as the original would (the kernel is deterministic):
+/// the runtime asks one what a new run's start will ask the model, to make that call early.
+#[derive(Clone)]
 pub struct Kernel {
     spec: RunSpec,
     policy: Policy,

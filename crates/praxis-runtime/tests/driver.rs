@@ -1,15 +1,16 @@
 //! The driver against real tools and a real SQLite ledger: write-ahead, cancellation, blobs.
 
-use praxis_core::{Limits, RunSpec, RunStatus, StopReason};
+use praxis_core::{Limits, ModelRequest, ModelResponse, RunSpec, RunStatus, StopReason};
 use praxis_ledger::{
     BoxFuture, Entry, Ledger, LedgerError, NewEntry, RunRow, SqliteLedger, VerifyReport,
 };
-use praxis_models::ScriptedProvider;
+use praxis_models::{DeltaSink, ModelError, Provider, ScriptedProvider};
 use praxis_runtime::{LiveEvent, NoObserver, RunObserver, RunOptions, Runtime, RuntimeError};
 use praxis_tools::Registry;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn spec(workspace: &Path) -> RunSpec {
@@ -31,10 +32,26 @@ fn provider(script: Value) -> Arc<ScriptedProvider> {
     Arc::new(ScriptedProvider::from_json_str(&script.to_string(), "test").unwrap())
 }
 
-/// A ledger that refuses any batch containing a proposal: the driver must then never run the tool.
-struct RefusesProposals(SqliteLedger);
+/// A SQLite ledger with test hooks: it can refuse any batch containing a proposal (the
+/// driver must then never run the tool), and `on_blob_bytes` runs where a drive opening
+/// asks for the data dir's blob count (its answer replaces the count when it is an error).
+struct Hooked {
+    inner: SqliteLedger,
+    refuse_proposals: bool,
+    on_blob_bytes: Box<dyn Fn() -> Result<(), LedgerError> + Send + Sync>,
+}
 
-impl Ledger for RefusesProposals {
+impl Hooked {
+    fn new(home: &Path) -> Self {
+        Hooked {
+            inner: SqliteLedger::open(&home.join("l.db")).unwrap(),
+            refuse_proposals: false,
+            on_blob_bytes: Box::new(|| Ok(())),
+        }
+    }
+}
+
+impl Ledger for Hooked {
     fn append_attested(
         &self,
         run_id: &str,
@@ -42,53 +59,57 @@ impl Ledger for RefusesProposals {
         blobs: Vec<Vec<u8>>,
         attest: Option<praxis_ledger::Attest>,
     ) -> BoxFuture<'static, Result<Vec<Entry>, LedgerError>> {
-        if entries.iter().any(|e| e.kind == "proposal") {
+        if self.refuse_proposals && entries.iter().any(|e| e.kind == "proposal") {
             let run_id = run_id.to_string();
-            return Box::pin(async move {
-                Err(LedgerError::NotCommitted {
-                    path: "sim.db".into(),
-                    run_id,
-                    reason: "disk full (simulated)".into(),
-                })
-            });
+            return Box::pin(async move { Err(simulated_failure(run_id)) });
         }
-        self.0.append_attested(run_id, entries, blobs, attest)
+        self.inner.append_attested(run_id, entries, blobs, attest)
     }
     fn entries(&self, run_id: &str, after_seq: u64) -> Result<Vec<Entry>, LedgerError> {
-        self.0.entries(run_id, after_seq)
+        self.inner.entries(run_id, after_seq)
     }
     fn runs(&self) -> Result<Vec<RunRow>, LedgerError> {
-        self.0.runs()
+        self.inner.runs()
     }
     fn blob(&self, id: &str) -> Result<Option<Vec<u8>>, LedgerError> {
-        self.0.blob(id)
+        self.inner.blob(id)
     }
     fn blob_bytes(&self) -> Result<u64, LedgerError> {
-        self.0.blob_bytes()
+        (self.on_blob_bytes)()?;
+        self.inner.blob_bytes()
     }
     fn verify_run(&self, run_id: &str) -> Result<VerifyReport, LedgerError> {
-        self.0.verify_run(run_id)
+        self.inner.verify_run(run_id)
     }
     fn verify_blobs(&self) -> Result<Vec<String>, LedgerError> {
-        Ledger::verify_blobs(&self.0)
+        Ledger::verify_blobs(&self.inner)
     }
     fn blob_ids(&self) -> Result<Vec<String>, LedgerError> {
-        self.0.blob_ids()
+        self.inner.blob_ids()
     }
     fn find_run(&self, prefix: &str) -> Result<String, LedgerError> {
-        self.0.find_run(prefix)
+        self.inner.find_run(prefix)
     }
     fn location(&self) -> String {
-        self.0.location()
+        self.inner.location()
+    }
+}
+
+fn simulated_failure(run_id: String) -> LedgerError {
+    LedgerError::NotCommitted {
+        path: "sim.db".into(),
+        run_id,
+        reason: "disk full (simulated)".into(),
     }
 }
 
 #[tokio::test]
 async fn a_tool_never_runs_when_its_proposal_cannot_be_made_durable() {
     let (home, ws) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let ledger = Arc::new(RefusesProposals(
-        SqliteLedger::open(&home.path().join("l.db")).unwrap(),
-    ));
+    let ledger = Arc::new(Hooked {
+        refuse_proposals: true,
+        ..Hooked::new(home.path())
+    });
     let runtime = Runtime::new(ledger, Arc::new(Registry::builtin()));
     let script = json!({"turns": [
         {"tool_calls": [{"id": "t", "name": "shell", "arguments": {"command": "touch ran.txt"}}]},
@@ -274,4 +295,177 @@ async fn the_data_dir_blob_cap_holds_across_runs() {
     // The second would pass the data dir's cap: recorded by hash and size only.
     assert!(run("second.txt", 64).await.is_none());
     assert!(ledger.blob_bytes().unwrap() <= cap);
+}
+
+/// A scripted provider that counts the calls made of it and streams a delta before each
+/// reply; with `hang`, its calls never answer, and it notes when one is dropped.
+struct Watched {
+    inner: Arc<ScriptedProvider>,
+    calls: Arc<AtomicUsize>,
+    hang: bool,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Watched {
+    fn new(script: Value) -> Self {
+        Watched {
+            inner: provider(script),
+            calls: Arc::default(),
+            hang: false,
+            dropped: Arc::default(),
+        }
+    }
+}
+
+/// Sets its flag when dropped.
+struct OnDrop(Arc<AtomicBool>);
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Provider for Watched {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+    fn complete<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+        deltas: &'a dyn DeltaSink,
+    ) -> BoxFuture<'a, Result<ModelResponse, ModelError>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let dropped = OnDrop(self.dropped.clone());
+        Box::pin(async move {
+            let _dropped = dropped;
+            deltas.text("thinking");
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            self.inner.complete(request, deltas).await
+        })
+    }
+    fn for_delegate(&self, task: &str) -> Result<Arc<dyn Provider>, ModelError> {
+        self.inner.for_delegate(task)
+    }
+}
+
+/// What an observer saw, in order: `entry <kind>`, `model_call` and `delta`.
+#[derive(Default)]
+struct Seen(Mutex<Vec<String>>);
+
+impl RunObserver for Seen {
+    fn on_event(&self, _: &str, event: LiveEvent<'_>) {
+        let seen = match event {
+            LiveEvent::Entry(entry) => format!("entry {}", entry.kind),
+            LiveEvent::ModelCall { .. } => "model_call".into(),
+            LiveEvent::Delta { .. } => "delta".into(),
+            _ => return,
+        };
+        self.0.lock().unwrap().push(seen);
+    }
+}
+
+/// A new run's first model call is made while its drive opens (its worker, its workspace
+/// captured): its request does not depend on them. It is made once, taken by the drive, and
+/// what the run records and observers see is as if it were made after the start.
+#[tokio::test]
+async fn a_new_runs_first_model_call_is_under_way_while_its_drive_opens() {
+    let (home, ws) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let watched = Watched::new(json!({"turns": [
+        {"tool_calls": [{"id": "w", "name": "fs_write", "arguments": {"path": "a.txt", "content": "hi\n"}}]},
+        {"content": "done"}
+    ]}));
+    // How many calls had started when the opening drive asked for the blob count.
+    let at_opening = Arc::new(Mutex::new(None));
+    let (calls, noted) = (watched.calls.clone(), at_opening.clone());
+    let ledger = Arc::new(Hooked {
+        on_blob_bytes: Box::new(move || {
+            noted
+                .lock()
+                .unwrap()
+                .get_or_insert(calls.load(Ordering::SeqCst));
+            Ok(())
+        }),
+        ..Hooked::new(home.path())
+    });
+    let runtime = Runtime::new(ledger.clone(), Arc::new(Registry::builtin()));
+    let calls = watched.calls.clone();
+    let seen = Seen::default();
+    let options = RunOptions::new(spec(ws.path()), Arc::new(watched));
+    let report = runtime.run(options, &seen).await.unwrap();
+    assert_eq!(report.result.status, RunStatus::Completed);
+    assert_eq!(
+        *at_opening.lock().unwrap(),
+        Some(1),
+        "the first model call was not under way while the drive opened"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "a model call was made twice"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ws.path().join("a.txt")).unwrap(),
+        "hi\n"
+    );
+    let entries = ledger.entries(&report.run_id, 0).unwrap();
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        &kinds[..3],
+        ["run_started", "workspace_snapshot", "model_response"]
+    );
+    let started = entries[0].payload["now"].as_u64().unwrap();
+    assert!(started <= entries[2].payload["now"].as_u64().unwrap());
+    assert_eq!(
+        ledger.verify_run(&report.run_id).unwrap(),
+        VerifyReport::Intact {
+            entries: entries.len() as u64
+        }
+    );
+    // The first call's delta, streamed while the drive opened, was held until the drive
+    // announced the call.
+    let seen = seen.0.lock().unwrap();
+    let at = |what: &str| seen.iter().position(|s| s == what).unwrap();
+    assert!(at("model_call") < at("delta"), "{seen:?}");
+    assert!(seen.iter().any(|s| s == "entry run_started"), "{seen:?}");
+}
+
+/// A drive that cannot open drops the first model call made meanwhile: the run fails at
+/// once with why, records nothing, and does not wait for the model.
+#[tokio::test]
+async fn a_drive_that_cannot_open_drops_its_first_model_call() {
+    let (home, ws) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ledger = Arc::new(Hooked {
+        on_blob_bytes: Box::new(|| Err(simulated_failure("opening".into()))),
+        ..Hooked::new(home.path())
+    });
+    let runtime = Runtime::new(ledger.clone(), Arc::new(Registry::builtin()));
+    let watched = Watched {
+        hang: true,
+        ..Watched::new(json!({"turns": [{"content": "never"}]}))
+    };
+    let (calls, dropped) = (watched.calls.clone(), watched.dropped.clone());
+    let options = RunOptions::new(spec(ws.path()), Arc::new(watched));
+    let result = tokio::time::timeout(Duration::from_secs(60), runtime.run(options, &NoObserver))
+        .await
+        .expect("the run waited for a model call that never answers");
+    assert!(
+        matches!(result, Err(RuntimeError::Ledger { .. })),
+        "{:?}",
+        result.map(|r| r.result)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the model call was not dropped"
+    );
+    assert!(
+        ledger.runs().unwrap().is_empty(),
+        "the failed run was recorded"
+    );
 }

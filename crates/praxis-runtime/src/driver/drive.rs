@@ -2,6 +2,7 @@
 //! durable before the command that follows it (write-ahead), the results fed back; and the
 //! runtime's opening of a drive (the run's fabric and sandbox, the workspace captured).
 
+use super::first_call::{FirstCall, Taken};
 use super::{CHECKPOINT_EVERY, Cancel, RunOptions, RunReport, Runtime, RuntimeError};
 use crate::approval::Approver;
 use crate::observer::{LiveEvent, ObserverDeltas, RunObserver};
@@ -11,7 +12,7 @@ use praxis_core::{
 };
 use praxis_ledger::checkpoint::{CHECKPOINT_KIND, CheckpointKey, checkpoint_payload};
 use praxis_ledger::{Attest, Entry, Ledger, LedgerError, NewEntry, now_rfc3339};
-use praxis_models::Provider;
+use praxis_models::{DeltaSink, Provider};
 use praxis_tools::tools::delegate;
 use praxis_tools::{ExecContext, Registry, Tracking, Workspace};
 use std::sync::Arc;
@@ -127,14 +128,19 @@ pub(super) struct Drive<'o> {
 }
 
 impl Drive<'_> {
+    /// Drives the run from event `first`; `first_call` is its first model call if it was
+    /// made ahead ([`FirstCall`]).
     pub(super) async fn run(
         &mut self,
         kernel: &mut Kernel,
         first: Event,
         context: &RunContext<'_>,
+        mut first_call: Option<FirstCall<'_>>,
     ) -> Result<RunReport, RuntimeError> {
         let (provider, cancel) = (context.provider, context.cancel);
         let mut event = first;
+        // Records carried to the next event's batch (see `Taken::Came`).
+        let mut carried = Vec::new();
         loop {
             // A tool list that changed is taken in before the event that leads to the next
             // model call, so that call offers the new tools.
@@ -150,8 +156,9 @@ impl Drive<'_> {
                     run_id: self.run_id.clone(),
                     source,
                 })?;
-            let mut batch = Vec::new();
+            let mut batch = std::mem::take(&mut carried);
             let mut next = None;
+            let mut carry = false;
             for command in commands {
                 match command {
                     Command::Record(record) => batch.push(NewEntry {
@@ -162,16 +169,38 @@ impl Drive<'_> {
                     // A model call changes nothing in the world, so the records before it are
                     // made durable while the model thinks; the outcome waits for both.
                     Command::CallModel(request) => {
-                        self.submit(std::mem::take(&mut batch), None);
                         self.observer
                             .on_event(&self.run_id, LiveEvent::ModelCall { step: request.step });
-                        let pending = std::mem::take(&mut self.in_flight);
-                        let (reply, durable) = tokio::join!(
-                            call_model(&self.run_id, self.observer, provider, &request, cancel),
-                            settle(pending, &self.run_id, self.observer)
-                        );
-                        self.settled(durable?);
-                        next = Some(reply);
+                        let taken = first_call.take().and_then(|call| call.take(&request));
+                        next = Some(match taken {
+                            // A reply that came while the drive opened goes on at once; the
+                            // records before it are committed with those it leads to, durable
+                            // before the next act as always.
+                            Some(Taken::Came(reply)) => {
+                                carry = true;
+                                reply
+                            }
+                            taken => {
+                                self.submit(std::mem::take(&mut batch), None);
+                                let sink = ObserverDeltas {
+                                    run_id: &self.run_id,
+                                    observer: self.observer,
+                                };
+                                let call = async {
+                                    match taken {
+                                        Some(Taken::Coming(call)) => call.await,
+                                        _ => call_model(provider, &request, &sink, cancel).await,
+                                    }
+                                };
+                                let pending = std::mem::take(&mut self.in_flight);
+                                let (reply, durable) = tokio::join!(
+                                    call,
+                                    settle(pending, &self.run_id, self.observer)
+                                );
+                                self.settled(durable?);
+                                reply
+                            }
+                        });
                     }
                     // Write-ahead: everything recorded so far is durable before the next act.
                     other => {
@@ -231,7 +260,11 @@ impl Drive<'_> {
                     }
                 }
             }
-            self.submit(batch, None);
+            if carry {
+                carried = batch;
+            } else {
+                self.submit(batch, None);
+            }
             event = next.ok_or_else(|| RuntimeError::Kernel {
                 run_id: self.run_id.clone(),
                 source: KernelError::UnexpectedEvent {
@@ -490,20 +523,18 @@ enum Ended {
     Deadline,
 }
 
-/// One model call, streaming deltas to the observer; a cancel wins over a slow model.
-async fn call_model(
-    run_id: &str,
-    observer: &dyn RunObserver,
+/// One model call, streaming deltas to `sink`; a cancel wins over a slow model.
+pub(super) async fn call_model(
     provider: &dyn Provider,
     request: &praxis_core::ModelRequest,
+    sink: &dyn DeltaSink,
     cancel: &Cancel,
 ) -> Event {
-    let sink = ObserverDeltas { run_id, observer };
     // Biased towards the cancel: a run cancelled before the call starts never makes it.
     tokio::select! {
         biased;
         reason = Cancel::cancelled(cancel.0.subscribe()) => Event::Cancel { now: now_millis(), reason },
-        reply = provider.complete(request, &sink) => match reply {
+        reply = provider.complete(request, sink) => match reply {
             Ok(response) => Event::ModelReplied { now: now_millis(), response },
             Err(error) => Event::ModelFailed { now: now_millis(), error: error.to_string() },
         },

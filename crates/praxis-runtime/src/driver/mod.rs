@@ -2,6 +2,7 @@
 //! durable before the command that follows it (write-ahead), and feeding results back.
 
 mod drive;
+mod first_call;
 
 use crate::approval::{Approver, FixedDecision};
 use crate::branch::{BranchFrom, BranchPoint, branch_point, materialise};
@@ -10,6 +11,7 @@ use crate::host::environment;
 pub use crate::observer::{LiveEvent, NoObserver, RunObserver};
 use crate::replay::{self, ReplayError, ReplayReport, Until};
 pub(crate) use drive::{RunContext, now_millis};
+use first_call::FirstCall;
 use praxis_core::record::BranchOrigin;
 use praxis_core::{
     Authority, Command, Event, Kernel, KernelError, PriceTable, RunResult, RunSpec, Spent,
@@ -251,9 +253,27 @@ impl Runtime {
         let mut kernel = Kernel::new(options.spec.clone(), self.registry.clone())
             .with_prices(options.prices.clone());
         kernel.set_authority(authority);
-        let (mut drive, manifest) = self
-            .open_drive(run_id, &workspace, &options, kernel.authority(), observer)
-            .await?;
+        // The run starts now; its first model call is made while its drive opens.
+        let now = now_millis();
+        let mut first_call = FirstCall::start(
+            &kernel,
+            now,
+            &run_id,
+            &*options.provider,
+            observer,
+            &options.cancel,
+        );
+        let opening = self.open_drive(
+            run_id.clone(),
+            &workspace,
+            &options,
+            kernel.authority(),
+            observer,
+        );
+        let (mut drive, manifest) = match first_call.as_mut() {
+            Some(call) => call.alongside(opening).await?,
+            None => opening.await?,
+        };
         let mut environment = environment(&drive.ctx);
         if let Some(parent) = &options.parent {
             environment["parent"] = json!(parent);
@@ -262,12 +282,12 @@ impl Runtime {
             environment["client"] = json!(client);
         }
         let start = Event::Start {
-            now: now_millis(),
+            now,
             environment,
             workspace_files: Some(manifest),
         };
         let context = self.context(&options, &kernel);
-        drive.run(&mut kernel, start, &context).await
+        drive.run(&mut kernel, start, &context, first_call).await
     }
 
     /// `Runtime::resume` (see `trace`) without the trace sink.
@@ -345,7 +365,7 @@ impl Runtime {
             interrupted_child_spent,
         };
         let context = self.context(&options, &kernel);
-        drive.run(&mut kernel, resume, &context).await
+        drive.run(&mut kernel, resume, &context, None).await
     }
 
     /// `Runtime::branch` (see `trace`) without the trace sink.
@@ -418,7 +438,7 @@ impl Runtime {
             workspace_files: Some(manifest),
         };
         let context = self.context(&options, &kernel);
-        let report = drive.run(&mut kernel, branch, &context).await?;
+        let report = drive.run(&mut kernel, branch, &context, None).await?;
         Ok((report, point))
     }
 }
