@@ -19,7 +19,7 @@
 
 use crate::manifest::ToolManifest;
 use crate::worker::WorkerClient;
-use crate::{ExecContext, ToolLimits, Workspace};
+use crate::{CaptureLimits, ExecContext, ToolLimits, Workspace};
 use praxis_sandbox::ssrf::AddressGuard;
 use praxis_sandbox::{ResourceLimits, Sandbox, SandboxPolicy, probe};
 use serde::{Deserialize, Serialize};
@@ -305,6 +305,7 @@ pub(crate) async fn for_run(
     workspace: Workspace,
     limits: ToolLimits,
     manifests: &[ToolManifest],
+    capture: Option<CaptureLimits>,
 ) -> ExecContext {
     let settings = limits.sandbox.clone();
     let host = probe();
@@ -326,8 +327,11 @@ pub(crate) async fn for_run(
             "worker unavailable: no `praxis` executable found to run `praxis worker`".to_string(),
         ),
         (Ok(()), Some(command)) => {
-            let client = WorkerClient::new(command, workspace.root().to_path_buf(), limits)
+            let mut client = WorkerClient::new(command, workspace.root().to_path_buf(), limits)
                 .with_manifests(manifests.to_vec());
+            if let Some(capture) = capture {
+                client = client.capturing_at_start(capture);
+            }
             match client.start().await {
                 Ok(()) => Ok(Arc::new(client)),
                 Err(e) => Err(format!("worker unavailable: {e}")),

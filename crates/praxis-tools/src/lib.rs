@@ -214,7 +214,7 @@ impl ExecContext {
     /// host supports them (see [`fabric::for_run`]; [`ExecContext::sandbox_report`] says
     /// what was applied).
     pub async fn for_run(workspace: Workspace, limits: ToolLimits) -> Self {
-        fabric::for_run(workspace, limits, &[]).await
+        fabric::for_run(workspace, limits, &[], None).await
     }
 
     /// [`ExecContext::for_run`] for a registry with manifest tools: a worker is told them,
@@ -224,7 +224,19 @@ impl ExecContext {
         limits: ToolLimits,
         manifests: &[manifest::ToolManifest],
     ) -> Self {
-        fabric::for_run(workspace, limits, manifests).await
+        fabric::for_run(workspace, limits, manifests, None).await
+    }
+
+    /// [`ExecContext::for_run_with`], and a worker, if the run gets one, starts capturing
+    /// the workspace under `capture` as soon as it is ready: [`Tracking::capture`] with the
+    /// same limits takes that capture.
+    pub async fn for_run_capturing(
+        workspace: Workspace,
+        limits: ToolLimits,
+        manifests: &[manifest::ToolManifest],
+        capture: CaptureLimits,
+    ) -> Self {
+        fabric::for_run(workspace, limits, manifests, Some(capture)).await
     }
 
     /// What this context applies, for the run's `environment` record: the fabric, why it

@@ -25,7 +25,7 @@ use std::io::Read;
 use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CaptureLimits {
     /// Files larger than this are not captured.
     pub max_file_bytes: u64,

@@ -594,3 +594,62 @@ fn a_worker_whose_runtime_is_gone_ends_at_once() {
     drop(waiting.stdin.take());
     assert!(waiting.wait().unwrap().success());
 }
+
+/// The frames a worker was sent, in order: each frame's `type`.
+fn frame_types(recorded: &[u8]) -> Vec<String> {
+    let (mut types, mut at) = (Vec::new(), 0);
+    while at + 4 <= recorded.len() {
+        let len = u32::from_be_bytes(recorded[at..at + 4].try_into().unwrap()) as usize;
+        let frame: serde_json::Value =
+            serde_json::from_slice(&recorded[at + 4..at + 4 + len]).unwrap();
+        types.push(frame["type"].as_str().unwrap().to_string());
+        at += 4 + len;
+    }
+    types
+}
+
+/// A run's worker is asked to capture the workspace in the same write as its `hello`, so it
+/// captures as soon as it is ready: the capture frame goes before anything sent after
+/// `ready`, once, and the run's capture takes its answer.
+#[tokio::test]
+async fn the_start_capture_is_sent_with_the_hello() {
+    let (dir, ws) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(ws.path().join("a.txt"), "before\n").unwrap();
+    let recorded = dir.path().join("frames");
+    // The worker itself (its parent is this process), reading through a `tee` that keeps
+    // what it is sent.
+    let command = WorkerCommand {
+        program: "bash".into(),
+        args: vec![
+            "-c".into(),
+            r#"exec "$1" < <(exec tee "$0")"#.into(),
+            recorded.display().to_string(),
+            env!("CARGO_BIN_EXE_praxis-worker").into(),
+        ],
+    };
+    let limits = praxis_tools::CaptureLimits::default();
+    let worker = Arc::new(
+        WorkerClient::new(
+            command,
+            ws.path().canonicalize().unwrap(),
+            ToolLimits::default(),
+        )
+        .capturing_at_start(limits.clone()),
+    );
+    worker.start().await.expect("worker starts");
+    let mut ctx = ExecContext::new(Workspace::new(ws.path()).unwrap());
+    ctx.fabric = Fabric::Worker(worker.clone());
+    let obs = Registry::builtin()
+        .execute(&ctx, "fs_read", json!({"path": "a.txt"}))
+        .await;
+    assert_eq!(obs.status, ExecStatus::Ok, "{}", obs.output);
+    let (manifest, blobs) = worker.capture(limits).await.unwrap();
+    assert!(manifest.contains_key("a.txt"), "{manifest:?}");
+    assert_eq!(blobs, vec![b"before\n".to_vec()]);
+    worker
+        .kill_and_confirm(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let types = frame_types(&std::fs::read(&recorded).unwrap());
+    assert_eq!(types, ["hello", "capture", "call"]);
+}

@@ -34,17 +34,31 @@ impl Runtime {
         tool_limits.sandbox.git_writable |= authority.is_some_and(|writ| {
             writ.commands_write_git(&self.registry.names_with_effect(Effect::Exec))
         });
+        // The data dir's blob cap: this run stores at most what is left of it.
+        let stored = self
+            .ledger
+            .blob_bytes()
+            .map_err(|source| RuntimeError::Ledger {
+                run_id: run_id.clone(),
+                source: Box::new(source),
+            })?;
+        let mut limits = options.capture.clone().with_data_dir_holding(stored);
+        // Git metadata a call plants is stripped after it, unless the writ grants commands
+        // write access to `.git`.
+        limits.git.sweep = !tool_limits.sandbox.git_writable;
         let driving = crate::live::Driving::start(&run_id);
         let mut drive = Drive {
             run_id,
             ledger: self.ledger.clone(),
             registry: self.registry.clone(),
             // The fabric (worker or in-process) and sandbox the settings in
-            // `tool_limits.sandbox` ask for, as far as this host supports them.
-            ctx: ExecContext::for_run_with(
+            // `tool_limits.sandbox` ask for, as far as this host supports them; a worker
+            // captures the workspace as soon as it is ready.
+            ctx: ExecContext::for_run_capturing(
                 workspace.clone(),
                 tool_limits,
                 self.registry.manifests(),
+                limits.clone(),
             )
             .await,
             tracker: None,
@@ -58,18 +72,6 @@ impl Runtime {
         };
         // Where the run's file tools run (the worker, when it has one): this process never
         // opens a workspace file then.
-        // The data dir's blob cap: this run stores at most what is left of it.
-        let stored = self
-            .ledger
-            .blob_bytes()
-            .map_err(|source| RuntimeError::Ledger {
-                run_id: drive.run_id.clone(),
-                source: Box::new(source),
-            })?;
-        let mut limits = options.capture.clone().with_data_dir_holding(stored);
-        // Git metadata a call plants is stripped after it, unless the writ grants commands
-        // write access to `.git`.
-        limits.git.sweep = !drive.ctx.limits.sandbox.git_writable;
         let (tracker, manifest, blobs) = Tracking::capture(&drive.ctx, limits)
             .await
             .map_err(RuntimeError::Capture)?;

@@ -146,6 +146,21 @@ pub struct WorkerClient {
     /// The workspace tracker's limits and state as the worker last reported them, restored
     /// into a worker that replaces a dead one.
     tracking: Mutex<Option<(CaptureLimits, TrackerState)>>,
+    /// The capture the first worker is asked for right after its `hello`
+    /// ([`WorkerClient::capturing_at_start`]), then its answer, until
+    /// [`WorkerClient::capture`] takes it.
+    early_capture: Mutex<EarlyCapture>,
+}
+
+/// A capture asked for with the first `hello` (see [`WorkerClient::capturing_at_start`]).
+#[derive(Default)]
+enum EarlyCapture {
+    #[default]
+    None,
+    /// To ask for with the first worker's `hello`.
+    Asked(CaptureLimits),
+    /// Sent: its answer comes on this receiver.
+    Sent(CaptureLimits, oneshot::Receiver<Result<Answer, String>>),
 }
 
 impl std::fmt::Debug for WorkerClient {
@@ -170,7 +185,18 @@ impl WorkerClient {
             info: Mutex::new(Info::default()),
             next_id: AtomicU64::new(1),
             tracking: Mutex::new(None),
+            early_capture: Mutex::new(EarlyCapture::None),
         }
+    }
+
+    /// The first worker is asked to capture the workspace under `limits` in the same write
+    /// as its `hello`: it does so once it is ready, without waiting for the runtime to read
+    /// `ready` and ask. [`WorkerClient::capture`] with the same limits takes that answer.
+    pub fn capturing_at_start(self, limits: CaptureLimits) -> Self {
+        if let Ok(mut early) = self.early_capture.lock() {
+            *early = EarlyCapture::Asked(limits);
+        }
+        self
     }
 
     /// The worker also runs these manifest tools (the run's registry's).
@@ -252,6 +278,21 @@ impl WorkerClient {
         Ok(conn)
     }
 
+    /// The capture to send with this `hello`, if one was asked for and not sent yet (only
+    /// the first worker's: a replacement is restored instead); its answer is registered in
+    /// `pending`.
+    fn capture_with_hello(&self, pending: &Pending) -> Option<ToWorker> {
+        let mut early = self.early_capture.lock().ok()?;
+        let EarlyCapture::Asked(limits) = std::mem::take(&mut *early) else {
+            return None;
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        pending.lock().ok()?.calls.insert(id, tx);
+        *early = EarlyCapture::Sent(limits.clone(), rx);
+        Some(ToWorker::Capture { id, limits })
+    }
+
     async fn spawn(&self) -> Result<Connection, String> {
         let program = &self.command.program;
         // A process started ahead of time when this command is pooled, else a new one.
@@ -282,8 +323,15 @@ impl WorkerClient {
             host: (!warm).then(|| Box::new(HostFacts::of_this_process())),
             home_parent: Some(home_parent.path().to_path_buf()),
         };
+        // The answers to requests sent before `ready` is read (the early capture) wait here
+        // until the reader below takes the worker's frames.
+        let pending: Pending = Arc::default();
+        let capture = self.capture_with_hello(&pending);
         let handshake = async {
             write_frame(&mut stdin, &hello).await?;
+            if let Some(capture) = &capture {
+                write_frame(&mut stdin, capture).await?;
+            }
             read_frame::<_, FromWorker>(&mut stdout).await
         };
         let (pid, layers, setup) = match tokio::time::timeout(HELLO_TIMEOUT, handshake).await {
@@ -334,7 +382,6 @@ impl WorkerClient {
                 }
             }
         });
-        let pending: Pending = Arc::default();
         let dead = Arc::new(AtomicBool::new(false));
         let (kill_tx, mut kill_rx) = oneshot::channel::<()>();
         let (exited_tx, exited) = tokio::sync::watch::channel(false);
@@ -482,12 +529,25 @@ impl WorkerClient {
         &self,
         limits: CaptureLimits,
     ) -> Result<(praxis_core::record::Manifest, Vec<Vec<u8>>), String> {
-        let sent = limits.clone();
-        match self
-            .request(move |id| ToWorker::Capture { id, limits: sent })
-            .await
-            .map_err(|f| f.describe("capture the workspace"))?
-        {
+        let early = match self.early_capture.lock().as_deref_mut() {
+            Ok(early) => std::mem::take(early),
+            Err(_) => EarlyCapture::None,
+        };
+        // Asked for with the worker's `hello`: its answer is on its way (if that worker
+        // died meanwhile, the capture is asked again, of the worker that replaces it).
+        let early = match early {
+            EarlyCapture::Sent(asked, answer) if asked == limits => answer.await.ok(),
+            _ => None,
+        };
+        let answer = match early {
+            Some(Ok(answer)) => Ok(answer),
+            _ => {
+                let sent = limits.clone();
+                self.request(move |id| ToWorker::Capture { id, limits: sent })
+                    .await
+            }
+        };
+        match answer.map_err(|f| f.describe("capture the workspace"))? {
             Answer::Captured {
                 manifest,
                 state,

@@ -118,6 +118,10 @@ where
     // Before any call is served: this process opens workspace files for the file tools, so
     // it is itself confined to what its tools and commands need (never the data dir).
     let confined = confine_self(&ctx);
+    // The blocking thread the capture and the file tools run on, started while the runtime
+    // reads `ready` rather than on the capture's way. After the confinement: it is
+    // Landlocked with this thread.
+    drop(tokio::task::spawn_blocking(|| ()));
     if let Value::Array(list) = &mut layers
         && let Ok(layer) = serde_json::to_value(&confined)
     {
