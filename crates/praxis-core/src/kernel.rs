@@ -57,7 +57,7 @@ impl Phase {
 }
 
 /// One run's decisions. A copy decides as the original would (the kernel is deterministic):
-/// the runtime asks one what a new run's start will ask the model, to make that call early.
+/// see [`Kernel::first_model_request`].
 #[derive(Clone)]
 pub struct Kernel {
     spec: RunSpec,
@@ -193,6 +193,41 @@ impl Kernel {
         Arc::make_mut(&mut self.messages).push(message);
     }
 
+    /// The model call a new run's `Start` at `now` asks for (None if that start asks for
+    /// none, as a run with no budget left does), worked out on a copy: this kernel is not
+    /// changed. The runtime makes that call while it opens the run's drive.
+    pub fn first_model_request(&self, now: Millis) -> Option<ModelRequest> {
+        if self.phase != Phase::NotStarted {
+            return None;
+        }
+        let mut copy = self.clone();
+        copy.started = now;
+        let mut out = Vec::new();
+        copy.begin(now, &mut out);
+        out.into_iter().find_map(|command| match command {
+            Command::CallModel(request) => Some(request),
+            _ => None,
+        })
+    }
+
+    /// A new run's first turn after its start is recorded: the system prompt, the history
+    /// and the task, then its first step.
+    fn begin(&mut self, now: Millis, out: &mut Vec<Command>) {
+        let system = system_prompt(&self.spec, &self.offered, now);
+        self.push_message(Message::new(Role::System, system));
+        for message in &self.spec.conversation.history {
+            // The system prompt is the spec's; a system turn in the history would
+            // be a second one, so it is sent as what it says, from the user.
+            let mut message = message.clone();
+            if message.role == Role::System {
+                message.role = Role::User;
+            }
+            Arc::make_mut(&mut self.messages).push(message);
+        }
+        self.push_message(Message::new(Role::User, self.spec.task.clone()));
+        self.next_step(now, out);
+    }
+
     pub fn handle(&mut self, event: Event) -> Result<Vec<Command>, KernelError> {
         let mut out = Vec::new();
         match (event, &self.phase) {
@@ -206,19 +241,7 @@ impl Kernel {
             ) => {
                 self.started = now;
                 self.record_start(now, environment, None, workspace_files, &mut out);
-                let system = system_prompt(&self.spec, &self.offered, now);
-                self.push_message(Message::new(Role::System, system));
-                for message in &self.spec.conversation.history {
-                    // The system prompt is the spec's; a system turn in the history would
-                    // be a second one, so it is sent as what it says, from the user.
-                    let mut message = message.clone();
-                    if message.role == Role::System {
-                        message.role = Role::User;
-                    }
-                    Arc::make_mut(&mut self.messages).push(message);
-                }
-                self.push_message(Message::new(Role::User, self.spec.task.clone()));
-                self.next_step(now, &mut out);
+                self.begin(now, &mut out);
             }
             (
                 Event::ToolsChanged {

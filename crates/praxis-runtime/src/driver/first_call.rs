@@ -3,13 +3,14 @@
 //! Opening a drive (the run's worker and sandbox, the workspace capture) takes longer than a
 //! fast model call, and the kernel's first request does not depend on either: it is the
 //! system prompt (the spec, the offered tools, the start time), the history and the task.
-//! So the runtime asks a copy of the kernel what the `Start` event will ask the model, starts
-//! that call, and opens the drive meanwhile. When the real kernel, given the real `Start`,
-//! asks for the same request, the drive takes this call's reply instead of making another.
+//! So the runtime asks the kernel what the `Start` event will ask the model
+//! ([`Kernel::first_model_request`], worked out on a copy), starts that call, and opens the
+//! drive meanwhile. When the real kernel, given the real `Start`, asks for the same request,
+//! the drive takes this call's reply instead of making another.
 //!
-//! What does not change: the run's first entry is still submitted before the call is taken,
-//! and every entry is durable before anything executes (the drive settles before each
-//! non-model command). What observers see does not change either: the call's streamed
+//! What does not change: the run's first entries are recorded before what the reply leads
+//! to (in the same commit, when the reply came first), and every entry is durable before
+//! anything executes (the drive settles before each non-model command). What observers see does not change either: the call's streamed
 //! deltas are held until the drive takes the call, after it announced the call
 //! ([`LiveEvent::ModelCall`]). A drive that cannot open drops the call (its request is
 //! abandoned, as a cancelled run's is): such a run records nothing, as before.
@@ -17,7 +18,7 @@
 use super::drive::call_model;
 use super::{Cancel, RunObserver};
 use crate::observer::LiveEvent;
-use praxis_core::{Command, Event, Kernel, Millis, ModelRequest};
+use praxis_core::{Event, Kernel, Millis, ModelRequest};
 use praxis_models::{DeltaSink, Provider};
 use std::future::Future;
 use std::pin::Pin;
@@ -35,8 +36,7 @@ pub(crate) struct FirstCall<'a> {
 
 impl<'a> FirstCall<'a> {
     /// Starts the call the kernel's `Start` at `now` will ask for (None when that start asks
-    /// for no model call, as a run with no budget left does). `kernel` is not changed: a
-    /// copy of it is asked.
+    /// for no model call, as a run with no budget left does).
     pub(crate) fn start(
         kernel: &Kernel,
         now: Millis,
@@ -45,20 +45,7 @@ impl<'a> FirstCall<'a> {
         observer: &'a dyn RunObserver,
         cancel: &'a Cancel,
     ) -> Option<Self> {
-        let start = Event::Start {
-            now,
-            environment: serde_json::Value::Null,
-            workspace_files: None,
-        };
-        let request = kernel
-            .clone()
-            .handle(start)
-            .ok()?
-            .into_iter()
-            .find_map(|command| match command {
-                Command::CallModel(request) => Some(request),
-                _ => None,
-            })?;
+        let request = kernel.first_model_request(now)?;
         let deltas = Arc::new(HeldDeltas {
             run_id,
             observer,

@@ -549,3 +549,40 @@ fn civil_dates() {
     assert_eq!(civil_date(1_795_000_000_000), "2026-11-18");
     assert_eq!(civil_date(951_782_400_000), "2000-02-29");
 }
+
+/// What the runtime calls the model with while a new run's drive opens is exactly the
+/// start's first request (history and its system turn included), worked out without
+/// changing the kernel; a started run has none.
+#[test]
+fn the_first_model_request_is_the_starts() {
+    let mut spec = spec();
+    spec.conversation.history = vec![
+        Message::new(Role::System, "earlier rules".to_string()),
+        Message::new(Role::User, "earlier question".to_string()),
+    ];
+    let mut k = kernel_with(spec);
+    let early = k
+        .first_model_request(1_000)
+        .expect("a start asks the model");
+    assert_eq!(k.messages().len(), 0, "asking changed the kernel");
+    let asked = start(&mut k)
+        .into_iter()
+        .find_map(|c| match c {
+            Command::CallModel(request) => Some(request),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(early, asked);
+    assert_eq!(early.messages.len(), 4);
+    assert!(k.first_model_request(1_000).is_none());
+    // No budget left: the start asks nothing.
+    let mut spent = spec_with_steps(0);
+    spent.task = "nothing".into();
+    assert!(kernel_with(spent).first_model_request(1_000).is_none());
+}
+
+fn spec_with_steps(max_steps: u32) -> RunSpec {
+    let mut spec = spec();
+    spec.limits.max_steps = max_steps;
+    spec
+}
