@@ -5,24 +5,14 @@
 
 mod common;
 
+use common::pooled_pid;
 use praxis_core::ExecStatus;
-use praxis_tools::worker::{WorkerClient, keep_warm, ready_pids, stop_warm};
+use praxis_tools::worker::{WorkerClient, keep_warm, stop_warm};
 use praxis_tools::{ExecContext, Fabric, Registry, ToolLimits, WorkerCommand, Workspace};
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Polls until the pool holds a process of `command` other than `not`; its pid.
-async fn pooled_pid(command: &WorkerCommand, not: &[u32]) -> u32 {
-    for _ in 0..1200 {
-        if let Some(pid) = ready_pids(command).into_iter().find(|p| !not.contains(p)) {
-            return pid;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no worker was started ahead of time");
-}
 
 /// Starts a run's worker on `command` in `ws` and calls `tool` with `args` through it: the
 /// worker and the observation.
@@ -156,13 +146,25 @@ async fn pooled_workers_are_forked_and_exec_d_where_no_fork_server_serves() {
         .filter(|pid| *pid != first)
         .collect();
     assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
-    // The worker is this process's child. It holds its pipes as often as an exec'd worker
-    // does (the copies the fork server received are closed) and nothing else of the fork
-    // server's, its socket included.
+    // The worker is this process's child. Once it has started (a pooled worker waits at
+    // idle priority, so that may take a moment), it holds its pipes as often as an exec'd
+    // worker does (the copies the fork server received are closed) and nothing else of the
+    // fork server's, its socket included.
     assert_eq!(common::parent_of(first), Some(std::process::id()));
-    assert_eq!(pipe_copies(first), exec_d_copies);
     let server_socket = std::fs::read_link(format!("/proc/{}/fd/0", servers[0])).unwrap();
-    assert!(!fds_of(first).contains(&server_socket));
+    let mut held = (pipe_copies(first), fds_of(first).contains(&server_socket));
+    for _ in 0..400 {
+        if held == (exec_d_copies, false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        held = (pipe_copies(first), fds_of(first).contains(&server_socket));
+    }
+    assert_eq!(
+        held,
+        (exec_d_copies, false),
+        "pipe copies, the server's socket"
+    );
     // It opened the common grants' paths once for its workers.
     assert!(fds_of(servers[0]).contains(&Path::new("/usr").to_path_buf()));
     // A rule binds the file opened, and the fork server opens them again once they are a

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{pids_in, wait_dead_in};
+use common::{pids_in, pooled_pid, wait_dead_in};
 use praxis_core::ExecStatus;
 use praxis_tools::worker::WorkerClient;
 use praxis_tools::{ExecContext, Fabric, Registry, ToolLimits, WorkerCommand, Workspace};
@@ -359,20 +359,6 @@ async fn the_worker_runs_manifest_tools_it_was_told() {
     let o = registry.execute(&ctx, "hi", json!({"who": "x"})).await;
     assert_eq!(o.status, ExecStatus::Error);
     assert!(o.output.contains("unknown tool `hi`"), "{}", o.output);
-}
-
-/// Polls until the pool holds a process of `command` other than `not`; its pid.
-async fn pooled_pid(command: &WorkerCommand, not: &[u32]) -> u32 {
-    for _ in 0..1200 {
-        if let Some(pid) = praxis_tools::worker::ready_pids(command)
-            .into_iter()
-            .find(|p| !not.contains(p))
-        {
-            return pid;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no worker was started ahead of time");
 }
 
 /// A worker started ahead of time is claimed by the next run that starts one, leaves the

@@ -12,7 +12,8 @@
 //! - worker -> runtime: `ready {pid, layers}` (or `refused {message}`), then
 //!   `result {id, observation}` per call, and `blob {id, hex}`... followed by
 //!   `captured {id, manifest, state}` / `refreshed {id, changes, delta, state}` (or
-//!   `track_failed {id, message}`) per tracking request, in completion order.
+//!   `track_failed {id, message}`) per tracking request, in completion order. The first
+//!   worker's start capture may follow its `hello` at once, before `ready` is read.
 //!
 //! Calls run concurrently; `cancel` (sent when the runtime drops a call) kills the call's
 //! process group. If the worker dies, every call in flight is answered with an error
@@ -27,6 +28,7 @@ mod serve;
 
 pub use client::{WorkerClient, WorkerDescription};
 pub use pool::{keep_warm, ready_pids, stop_warm};
+pub use process::waits_at_idle_priority;
 pub use protocol::{
     FromWorker, HostFacts, MAX_FRAME, ToWorker, WorkerSetup, read_frame, write_frame,
 };

@@ -91,6 +91,7 @@ pub(crate) fn claim(command: &WorkerCommand) -> Option<WorkerProcess> {
         while let Some(mut child) = pool.ready.pop() {
             // One that died while it waited is dropped, not handed out.
             if matches!(child.try_wait(), Ok(None)) {
+                child.to_foreground();
                 found = Some(child);
                 break;
             }
@@ -129,7 +130,11 @@ fn replenish() {
                     .await
                     .unwrap_or_else(|e| Err(io::Error::other(e)));
             let started = match started {
-                Ok(child) => prepare(child).await,
+                Ok(child) => {
+                    // What it prepares while it waits takes no CPU a run under way wants.
+                    child.to_background();
+                    prepare(child).await
+                }
                 Err(e) => Err(e),
             };
             let mut slot = pool();

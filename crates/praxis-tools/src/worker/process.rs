@@ -53,6 +53,22 @@ impl WorkerProcess {
         self.child.wait().await
     }
 
+    /// Puts it at idle CPU priority (`SCHED_IDLE`: it runs only on a core nothing else
+    /// wants) where [`waits_at_idle_priority`]: a pooled worker prepares ahead of its run
+    /// without taking CPU from the runs under way. [`Self::to_foreground`] undoes it.
+    pub(crate) fn to_background(&self) {
+        if waits_at_idle_priority() {
+            set_policy(self.child.id(), libc::SCHED_IDLE);
+        }
+    }
+
+    /// Back at the normal priority, every thread of it: a run claimed it.
+    pub(crate) fn to_foreground(&self) {
+        if waits_at_idle_priority() {
+            set_policy(self.child.id(), libc::SCHED_OTHER);
+        }
+    }
+
     /// Sends it SIGKILL; [`Self::wait`] reaps it. Dropping it unreaped does both.
     pub(crate) fn start_kill(&self) -> io::Result<()> {
         self.child.start_kill()
@@ -89,5 +105,54 @@ pub(crate) fn exec(command: &WorkerCommand) -> io::Result<WorkerProcess> {
             let _ = child.wait();
             Err(e)
         }
+    }
+}
+
+/// Whether pooled workers wait at idle CPU priority: only where this process may bring them
+/// back to the normal one (CAP_SYS_NICE, or an RLIMIT_NICE allowing nice 0; the kernel
+/// refuses the way back from `SCHED_IDLE` otherwise, and a claimed worker must never stay
+/// behind every other process).
+pub fn waits_at_idle_priority() -> bool {
+    static MAY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MAY.get_or_init(|| {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit only writes `limit`.
+        let nice_allowed =
+            unsafe { libc::getrlimit(libc::RLIMIT_NICE, &mut limit) } == 0 && limit.rlim_cur >= 20;
+        nice_allowed || has_cap_sys_nice()
+    })
+}
+
+/// Whether this process has CAP_SYS_NICE in its effective set (bit 23 of `CapEff`).
+fn has_cap_sys_nice() -> bool {
+    const CAP_SYS_NICE: u32 = 23;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_NICE) != 0)
+}
+
+/// Sets every thread of process `pid` to scheduling `policy` (priority 0). A thread that
+/// ended meanwhile is skipped; the ones it starts later take their starter's policy.
+fn set_policy(pid: i32, policy: libc::c_int) {
+    let param = libc::sched_param { sched_priority: 0 };
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|t| t.file_name().to_str()?.parse::<i32>().ok())
+                .collect()
+        })
+        .unwrap_or_else(|_| vec![pid]);
+    for tid in threads {
+        // SAFETY: sets the policy of a thread of our own child; `param` outlives the call.
+        unsafe { libc::sched_setscheduler(tid, policy, &param) };
     }
 }

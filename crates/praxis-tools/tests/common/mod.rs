@@ -146,3 +146,17 @@ pub fn require_layer(ctx: &ExecContext, layer: &str) -> bool {
         }
     }
 }
+
+/// Polls until the pool holds a process of `command` other than `not`; its pid.
+pub async fn pooled_pid(command: &praxis_tools::WorkerCommand, not: &[u32]) -> u32 {
+    for _ in 0..1200 {
+        if let Some(pid) = praxis_tools::worker::ready_pids(command)
+            .into_iter()
+            .find(|p| !not.contains(p))
+        {
+            return pid;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no worker was started ahead of time");
+}
