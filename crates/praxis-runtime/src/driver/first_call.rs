@@ -10,10 +10,11 @@
 //!
 //! What does not change: the run's first entries are recorded before what the reply leads
 //! to (in the same commit, when the reply came first), and every entry is durable before
-//! anything executes (the drive settles before each non-model command). What observers see does not change either: the call's streamed
-//! deltas are held until the drive takes the call, after it announced the call
-//! ([`LiveEvent::ModelCall`]). A drive that cannot open drops the call (its request is
-//! abandoned, as a cancelled run's is): such a run records nothing, as before.
+//! anything executes (the drive settles before each non-model command). What observers see
+//! does not change either: the call's streamed deltas are held until the drive takes the
+//! call, after it announced the call ([`LiveEvent::ModelCall`]). A drive that cannot open
+//! drops the call (its request is abandoned, as a cancelled run's is): such a run records
+//! nothing, as before.
 
 use super::drive::call_model;
 use super::{Cancel, RunObserver};
@@ -64,8 +65,7 @@ impl<'a> FirstCall<'a> {
     /// Runs `work` (the drive's opening) to its end while the call goes on. The call is
     /// polled first, so it is on its way before `work` does anything.
     pub(crate) async fn alongside<T>(&mut self, work: impl Future<Output = T>) -> T {
-        let work = std::pin::pin!(work);
-        let mut work = work;
+        let mut work = std::pin::pin!(work);
         loop {
             tokio::select! {
                 biased;

@@ -58,14 +58,21 @@ impl WorkerProcess {
     /// without taking CPU from the runs under way. [`Self::to_foreground`] undoes it.
     pub(crate) fn to_background(&self) {
         if waits_at_idle_priority() {
-            set_policy(self.child.id(), libc::SCHED_IDLE);
+            // Where it cannot be moved, it waits at the normal priority.
+            let _ = set_policy(self.child.id(), libc::SCHED_IDLE);
         }
     }
 
-    /// Back at the normal priority, every thread of it: a run claimed it.
+    /// Back at the normal priority, every thread of it: a run claimed it. A thread the
+    /// kernel would not move back is said on stderr (the worker still serves its run).
     pub(crate) fn to_foreground(&self) {
-        if waits_at_idle_priority() {
-            set_policy(self.child.id(), libc::SCHED_OTHER);
+        if waits_at_idle_priority()
+            && let Err(e) = set_policy(self.child.id(), libc::SCHED_OTHER)
+        {
+            eprintln!(
+                "praxis: worker pid {} stays at idle CPU priority: {e}",
+                self.child.id()
+            );
         }
     }
 
@@ -141,8 +148,9 @@ fn has_cap_sys_nice() -> bool {
 }
 
 /// Sets every thread of process `pid` to scheduling `policy` (priority 0). A thread that
-/// ended meanwhile is skipped; the ones it starts later take their starter's policy.
-fn set_policy(pid: i32, policy: libc::c_int) {
+/// ended meanwhile is skipped; the ones it starts later take their starter's policy. The
+/// first refusal other than a thread gone is the error.
+fn set_policy(pid: i32, policy: libc::c_int) -> io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|dir| {
@@ -151,8 +159,15 @@ fn set_policy(pid: i32, policy: libc::c_int) {
                 .collect()
         })
         .unwrap_or_else(|_| vec![pid]);
+    let mut refused = Ok(());
     for tid in threads {
         // SAFETY: sets the policy of a thread of our own child; `param` outlives the call.
-        unsafe { libc::sched_setscheduler(tid, policy, &param) };
+        if unsafe { libc::sched_setscheduler(tid, policy, &param) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) && refused.is_ok() {
+                refused = Err(e);
+            }
+        }
     }
+    refused
 }
