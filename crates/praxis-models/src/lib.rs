@@ -107,6 +107,33 @@ pub trait DeltaSink: Send + Sync {
     fn tool_arguments(&self, _index: usize, _name: &str, _fragment: &str) {}
 }
 
+/// One streamed fragment, owned: what a sink that keeps deltas for later holds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Delta {
+    Text(String),
+    Reasoning(String),
+    ToolArguments {
+        index: usize,
+        name: String,
+        fragment: String,
+    },
+}
+
+impl Delta {
+    /// Hands this fragment to `sink`, as a provider streams it.
+    pub fn send_to(&self, sink: &dyn DeltaSink) {
+        match self {
+            Delta::Text(text) => sink.text(text),
+            Delta::Reasoning(text) => sink.reasoning(text),
+            Delta::ToolArguments {
+                index,
+                name,
+                fragment,
+            } => sink.tool_arguments(*index, name, fragment),
+        }
+    }
+}
+
 /// A sink that drops every delta, for callers that only want the assembled response.
 pub struct NoDeltas;
 

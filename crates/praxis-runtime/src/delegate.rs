@@ -145,10 +145,7 @@ pub(crate) fn interrupted_spent(
     run_id: &str,
     call_id: &str,
 ) -> Result<Option<Spent>, RuntimeError> {
-    let ledger_error = |source| RuntimeError::Ledger {
-        run_id: run_id.to_string(),
-        source: Box::new(source),
-    };
+    let ledger_error = RuntimeError::ledger(run_id);
     let mut total: Option<Spent> = None;
     for row in ledger.runs().map_err(ledger_error)? {
         let Ok(started) = RunStarted::deserialize(&row.started) else {

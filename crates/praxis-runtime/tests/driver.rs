@@ -1,5 +1,6 @@
 //! The driver against real tools and a real SQLite ledger: write-ahead, cancellation, blobs.
 
+use praxis_core::record::Record;
 use praxis_core::{Limits, ModelRequest, ModelResponse, RunSpec, RunStatus, StopReason};
 use praxis_ledger::{
     BoxFuture, Entry, Ledger, LedgerError, NewEntry, RunRow, SqliteLedger, VerifyReport,
@@ -419,8 +420,13 @@ async fn a_new_runs_first_model_call_is_under_way_while_its_drive_opens() {
         &kinds[..3],
         ["run_started", "workspace_snapshot", "model_response"]
     );
-    let started = entries[0].payload["now"].as_u64().unwrap();
-    assert!(started <= entries[2].payload["now"].as_u64().unwrap());
+    let record = |e: &Entry| Record::from_entry(&e.kind, &e.payload).unwrap();
+    let (Record::RunStarted(started), Record::ModelResponse(replied)) =
+        (record(&entries[0]), record(&entries[2]))
+    else {
+        panic!("{kinds:?}");
+    };
+    assert!(started.now <= replied.now);
     assert_eq!(
         ledger.verify_run(&report.run_id).unwrap(),
         VerifyReport::Intact {

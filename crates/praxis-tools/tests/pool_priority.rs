@@ -5,8 +5,8 @@
 mod common;
 
 use common::pooled_pid;
+use praxis_tools::ToolLimits;
 use praxis_tools::worker::WorkerClient;
-use praxis_tools::{ToolLimits, WorkerCommand};
 
 /// Every thread of process `pid` and its scheduling policy.
 fn policies(pid: u32) -> Vec<(i32, i32)> {
@@ -26,13 +26,7 @@ fn policies(pid: u32) -> Vec<(i32, i32)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_workers_wait_at_idle_priority_and_run_at_the_normal_one() {
     let dir = tempfile::tempdir().unwrap();
-    // A program path of its own: no other test of this binary starts the pooled command.
-    let program = dir.path().join("idle-worker");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_praxis-worker"), &program).unwrap();
-    let command = WorkerCommand {
-        program,
-        args: Vec::new(),
-    };
+    let command = common::own_worker_command(dir.path(), "idle-worker");
     praxis_tools::worker::keep_warm(command.clone(), 1);
     let pid = pooled_pid(&command, &[]).await;
     let waiting = if praxis_tools::worker::waits_at_idle_priority() {

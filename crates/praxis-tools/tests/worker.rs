@@ -5,7 +5,7 @@ mod common;
 
 use common::{pids_in, pooled_pid, wait_dead_in};
 use praxis_core::ExecStatus;
-use praxis_tools::worker::WorkerClient;
+use praxis_tools::worker::{ToWorker, WorkerClient};
 use praxis_tools::{ExecContext, Fabric, Registry, ToolLimits, WorkerCommand, Workspace};
 use serde_json::json;
 use std::sync::Arc;
@@ -367,13 +367,7 @@ async fn the_worker_runs_manifest_tools_it_was_told() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_claim_workers_started_ahead_and_never_share_one() {
     let dir = tempfile::tempdir().unwrap();
-    // A program path of its own: no other test of this binary starts the pooled command.
-    let program = dir.path().join("pooled-worker");
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_praxis-worker"), &program).unwrap();
-    let command = WorkerCommand {
-        program,
-        args: Vec::new(),
-    };
+    let command = common::own_worker_command(dir.path(), "pooled-worker");
     praxis_tools::worker::keep_warm(command.clone(), 1);
     let first = pooled_pid(&command, &[]).await;
 
@@ -581,17 +575,15 @@ fn a_worker_whose_runtime_is_gone_ends_at_once() {
     assert!(waiting.wait().unwrap().success());
 }
 
-/// The frames a worker was sent, in order: each frame's `type`.
-fn frame_types(recorded: &[u8]) -> Vec<String> {
-    let (mut types, mut at) = (Vec::new(), 0);
+/// The frames a worker was sent, in order.
+fn frames(recorded: &[u8]) -> Vec<ToWorker> {
+    let (mut frames, mut at) = (Vec::new(), 0);
     while at + 4 <= recorded.len() {
         let len = u32::from_be_bytes(recorded[at..at + 4].try_into().unwrap()) as usize;
-        let frame: serde_json::Value =
-            serde_json::from_slice(&recorded[at + 4..at + 4 + len]).unwrap();
-        types.push(frame["type"].as_str().unwrap().to_string());
+        frames.push(serde_json::from_slice(&recorded[at + 4..at + 4 + len]).unwrap());
         at += 4 + len;
     }
-    types
+    frames
 }
 
 /// A run's worker is asked to capture the workspace in the same write as its `hello`, so it
@@ -636,6 +628,16 @@ async fn the_start_capture_is_sent_with_the_hello() {
         .kill_and_confirm(Duration::from_secs(10))
         .await
         .unwrap();
-    let types = frame_types(&std::fs::read(&recorded).unwrap());
-    assert_eq!(types, ["hello", "capture", "call"]);
+    let sent = frames(&std::fs::read(&recorded).unwrap());
+    assert!(
+        matches!(
+            sent[..],
+            [
+                ToWorker::Hello { .. },
+                ToWorker::Capture { .. },
+                ToWorker::Call { .. }
+            ]
+        ),
+        "{sent:?}"
+    );
 }

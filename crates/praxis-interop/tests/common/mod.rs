@@ -5,7 +5,7 @@
 #![allow(dead_code)] // Each test binary uses its own subset of these helpers.
 
 use praxis_core::{Message, ModelRequest, Role, ToolSpec};
-use praxis_models::{DeltaSink, ProviderSettings, RetryPolicy};
+use praxis_models::{Delta, DeltaSink, ProviderSettings, RetryPolicy};
 use serde_json::Value;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -88,18 +88,6 @@ impl Dialect {
             Dialect::Ollama => "/api/chat",
         }
     }
-}
-
-/// One delta as the provider streamed it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Delta {
-    Text(String),
-    Reasoning(String),
-    ToolArguments {
-        index: usize,
-        name: String,
-        fragment: String,
-    },
 }
 
 /// A sink that records every delta in order.

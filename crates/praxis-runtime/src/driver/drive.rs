@@ -38,10 +38,7 @@ impl Runtime {
         let stored = self
             .ledger
             .blob_bytes()
-            .map_err(|source| RuntimeError::Ledger {
-                run_id: run_id.clone(),
-                source: Box::new(source),
-            })?;
+            .map_err(RuntimeError::ledger(&run_id))?;
         let mut limits = options.capture.clone().with_data_dir_holding(stored);
         // Git metadata a call plants is stripped after it, unless the writ grants commands
         // write access to `.git`.
@@ -560,10 +557,7 @@ async fn settle(
         last: None,
     };
     for append in pending {
-        let entries = append.await.map_err(|source| RuntimeError::Ledger {
-            run_id: run_id.to_string(),
-            source: Box::new(source),
-        })?;
+        let entries = append.await.map_err(RuntimeError::ledger(run_id))?;
         for entry in &entries {
             observer.on_event(run_id, LiveEvent::Entry(entry));
         }

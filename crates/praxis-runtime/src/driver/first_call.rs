@@ -12,15 +12,15 @@
 //! to (in the same commit, when the reply came first), and every entry is durable before
 //! anything executes (the drive settles before each non-model command). What observers see
 //! does not change either: the call's streamed deltas are held until the drive takes the
-//! call, after it announced the call ([`LiveEvent::ModelCall`]). A drive that cannot open
-//! drops the call (its request is abandoned, as a cancelled run's is): such a run records
-//! nothing, as before.
+//! call, after it announced the call ([`crate::observer::LiveEvent::ModelCall`]). A drive
+//! that cannot open drops the call (its request is abandoned, as a cancelled run's is): such
+//! a run records nothing, as before.
 
 use super::drive::call_model;
 use super::{Cancel, RunObserver};
-use crate::observer::LiveEvent;
+use crate::observer::ObserverDeltas;
 use praxis_core::{Event, Kernel, Millis, ModelRequest};
-use praxis_models::{DeltaSink, Provider};
+use praxis_models::{Delta, DeltaSink, Provider};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -48,8 +48,7 @@ impl<'a> FirstCall<'a> {
     ) -> Option<Self> {
         let request = kernel.first_model_request(now)?;
         let deltas = Arc::new(HeldDeltas {
-            run_id,
-            observer,
+            live: ObserverDeltas { run_id, observer },
             held: Mutex::new(Some(Vec::new())),
         });
         let (asked, sink) = (request.clone(), deltas.clone());
@@ -100,78 +99,51 @@ pub(crate) enum Taken<'a> {
 
 /// Forwards a call's deltas to the run's observer, held until [`HeldDeltas::release`].
 struct HeldDeltas<'a> {
-    run_id: &'a str,
-    observer: &'a dyn RunObserver,
+    live: ObserverDeltas<'a>,
     /// The deltas held so far; None once released (deltas then go straight through).
     held: Mutex<Option<Vec<Delta>>>,
 }
 
-enum Delta {
-    Text(String),
-    Reasoning(String),
-    ToolArguments {
-        index: usize,
-        name: String,
-        fragment: String,
-    },
-}
-
 impl HeldDeltas<'_> {
-    /// `live` to the observer, or what `owned` makes of it held.
-    fn pass(&self, live: LiveEvent<'_>, owned: impl FnOnce() -> Delta) {
-        if let Some(held) = self.held.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            held.push(owned());
-            return;
+    /// Holds what `owned` makes of a delta while deltas are held; false once released.
+    fn hold(&self, owned: impl FnOnce() -> Delta) -> bool {
+        match self.held.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(held) => {
+                held.push(owned());
+                true
+            }
+            None => false,
         }
-        self.observer.on_event(self.run_id, live);
     }
 
     /// Sends what was held, and every later delta as it comes.
     fn release(&self) {
-        let held = self
-            .held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .unwrap_or_default();
-        for delta in &held {
-            let event = match delta {
-                Delta::Text(text) => LiveEvent::Delta { text },
-                Delta::Reasoning(text) => LiveEvent::ReasoningDelta { text },
-                Delta::ToolArguments {
-                    index,
-                    name,
-                    fragment,
-                } => LiveEvent::ToolArgumentsDelta {
-                    index: *index,
-                    name,
-                    fragment,
-                },
-            };
-            self.observer.on_event(self.run_id, event);
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
+        for delta in held.unwrap_or_default() {
+            delta.send_to(&self.live);
         }
     }
 }
 
 impl DeltaSink for HeldDeltas<'_> {
     fn text(&self, text: &str) {
-        self.pass(LiveEvent::Delta { text }, || Delta::Text(text.into()));
+        if !self.hold(|| Delta::Text(text.into())) {
+            self.live.text(text);
+        }
     }
     fn reasoning(&self, text: &str) {
-        self.pass(LiveEvent::ReasoningDelta { text }, || {
-            Delta::Reasoning(text.into())
-        });
+        if !self.hold(|| Delta::Reasoning(text.into())) {
+            self.live.reasoning(text);
+        }
     }
     fn tool_arguments(&self, index: usize, name: &str, fragment: &str) {
-        let live = LiveEvent::ToolArgumentsDelta {
-            index,
-            name,
-            fragment,
-        };
-        self.pass(live, || Delta::ToolArguments {
+        let owned = || Delta::ToolArguments {
             index,
             name: name.into(),
             fragment: fragment.into(),
-        });
+        };
+        if !self.hold(owned) {
+            self.live.tool_arguments(index, name, fragment);
+        }
     }
 }

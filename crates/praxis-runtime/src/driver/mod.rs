@@ -65,6 +65,16 @@ pub enum RuntimeError {
     },
 }
 
+impl RuntimeError {
+    /// What a ledger failure of run `run_id` becomes: `.map_err(RuntimeError::ledger(id))`.
+    pub(crate) fn ledger(run_id: &str) -> impl Fn(LedgerError) -> RuntimeError {
+        move |source| RuntimeError::Ledger {
+            run_id: run_id.to_string(),
+            source: Box::new(source),
+        }
+    }
+}
+
 impl From<ReplayError> for RuntimeError {
     fn from(error: ReplayError) -> Self {
         RuntimeError::Restore(Box::new(error))
@@ -304,10 +314,7 @@ impl Runtime {
         let row = self
             .ledger
             .runs()
-            .map_err(|source| RuntimeError::Ledger {
-                run_id: run_id.to_string(),
-                source: Box::new(source),
-            })?
+            .map_err(RuntimeError::ledger(run_id))?
             .into_iter()
             .find(|r| r.run_id == run_id)
             .ok_or_else(|| not_resumable("no such run".into()))?;

@@ -160,3 +160,14 @@ pub async fn pooled_pid(command: &praxis_tools::WorkerCommand, not: &[u32]) -> u
     }
     panic!("no worker was started ahead of time");
 }
+
+/// The worker binary under a program path of its own, `dir/name`: no other test starts that
+/// command, so a pool kept for it is the caller's.
+pub fn own_worker_command(dir: &Path, name: &str) -> praxis_tools::WorkerCommand {
+    let program = dir.join(name);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_praxis-worker"), &program).unwrap();
+    praxis_tools::WorkerCommand {
+        program,
+        args: Vec::new(),
+    }
+}

@@ -555,12 +555,12 @@ fn civil_dates() {
 /// changing the kernel; a started run has none.
 #[test]
 fn the_first_model_request_is_the_starts() {
-    let mut spec = spec();
-    spec.conversation.history = vec![
+    let mut with_history = spec();
+    with_history.conversation.history = vec![
         Message::new(Role::System, "earlier rules".to_string()),
         Message::new(Role::User, "earlier question".to_string()),
     ];
-    let mut k = kernel_with(spec);
+    let mut k = kernel_with(with_history);
     let early = k
         .first_model_request(1_000)
         .expect("a start asks the model");
@@ -575,14 +575,8 @@ fn the_first_model_request_is_the_starts() {
     assert_eq!(early, asked);
     assert_eq!(early.messages.len(), 4);
     assert!(k.first_model_request(1_000).is_none());
-    // No budget left: the start asks nothing.
-    let mut spent = spec_with_steps(0);
-    spent.task = "nothing".into();
+    // No step left: the start asks nothing.
+    let mut spent = spec();
+    spent.limits.max_steps = 0;
     assert!(kernel_with(spent).first_model_request(1_000).is_none());
-}
-
-fn spec_with_steps(max_steps: u32) -> RunSpec {
-    let mut spec = spec();
-    spec.limits.max_steps = max_steps;
-    spec
 }
