@@ -604,3 +604,70 @@ fn the_same_request_locally_and_over_http_starts_the_same_run() {
     assert_eq!(local["spec"]["compaction"]["context_window"], 64000);
     assert_eq!(local["prices"]["mock"]["input_per_mtok"], 1.0);
 }
+
+/// `praxis serve` keeps a run's worker for the next run of the same workspace and settings
+/// (one that started no command), and each run records it: the worker's pid and how many
+/// runs it served before. `PRAXIS_WORKER_REUSE=off` gives every run a new worker.
+#[test]
+fn a_served_runs_worker_serves_the_next_run_of_its_workspace_unless_reuse_is_off() {
+    let host = praxis_tools::sandbox::probe();
+    if !host.sandbox_available() {
+        let message = format!("no worker fabric on this host: {host:?}");
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{message}");
+        eprintln!("skipping: {message}");
+        return;
+    }
+    let env = Env::new();
+    let script = env.script(
+        "write.json",
+        json!([
+            {"tool_calls": [{"id": "c1", "name": "fs_write",
+                             "arguments": {"path": "out.txt", "content": "x\n"}}]},
+            {"content": "written"},
+        ]),
+    );
+    // Each run's worker: (pid, runs it served before).
+    let workers = |server: &Served| -> Vec<(u64, u64)> {
+        (0..3)
+            .map(|_| {
+                let out = env.praxis(&env.run_args(&server.url, &script));
+                assert!(out.status.success(), "{}", text(&out.stderr));
+                let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(summary["status"], "completed");
+                let entries = env.entries(summary["run_id"].as_str().unwrap());
+                // The host facts stay open JSON in the typed record.
+                let worker = &entries[0]["payload"]["environment"]["sandbox"]["worker"];
+                let number = |key: &str| {
+                    worker[key]
+                        .as_u64()
+                        .unwrap_or_else(|| panic!("no worker {key} recorded: {worker}"))
+                };
+                (number("pid"), number("earlier_runs"))
+            })
+            .collect()
+    };
+
+    let server = env.serve(&[]);
+    let kept = workers(&server);
+    server.signal("-TERM");
+    assert!(server.wait().0.success());
+    assert_eq!(kept[0].1, 0, "{kept:?}");
+    for (i, (pid, earlier)) in kept.iter().enumerate().skip(1) {
+        assert_eq!(
+            *pid, kept[0].0,
+            "the first run's worker serves run {i}: {kept:?}"
+        );
+        assert_eq!(*earlier, i as u64, "{kept:?}");
+    }
+
+    let mut cmd = env.cmd(&[]);
+    cmd.env("PRAXIS_WORKSPACE_ROOTS", env.ws.path())
+        .env("PRAXIS_WORKER_REUSE", "off");
+    let server = Served::start_with(cmd, &[]);
+    let fresh = workers(&server);
+    server.signal("-TERM");
+    assert!(server.wait().0.success());
+    let pids: BTreeSet<u64> = fresh.iter().map(|(pid, _)| *pid).collect();
+    assert_eq!(pids.len(), fresh.len(), "a new worker per run: {fresh:?}");
+    assert!(fresh.iter().all(|(_, earlier)| *earlier == 0), "{fresh:?}");
+}

@@ -41,6 +41,34 @@ pub(crate) fn make_private_home(parent: Option<&Path>) -> Result<PathBuf, crate:
     Ok(home)
 }
 
+/// Removes everything in the private home `home` but its `tmp` directory, emptied (made
+/// again if a command removed it).
+pub(crate) fn empty_private_home(home: &Path) -> std::io::Result<()> {
+    empty_dir(home, true)?;
+    match std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(home.join("tmp"))
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes everything in `dir` (not `dir` itself); with `keep_tmp`, its `tmp` directory is
+/// emptied instead. Symbolic links are removed, never followed.
+fn empty_dir(dir: &Path, keep_tmp: bool) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let (path, is_dir) = (entry.path(), entry.file_type()?.is_dir());
+        match is_dir {
+            true if keep_tmp && entry.file_name() == "tmp" => empty_dir(&path, false)?,
+            true => std::fs::remove_dir_all(&path)?,
+            false => std::fs::remove_file(&path)?,
+        }
+    }
+    Ok(())
+}
+
 /// The directory a runtime makes in the temp dir for one worker's private home; removed
 /// with everything in it when dropped (drop it once the worker has exited).
 #[derive(Debug)]
@@ -199,5 +227,40 @@ mod tests {
         std::fs::create_dir_all(path.join("praxis-home-1-0-a/tmp")).unwrap();
         drop(home);
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn emptying_a_private_home_leaves_only_an_empty_tmp() {
+        let parent = tempfile::tempdir().unwrap();
+        let home = make_private_home(Some(parent.path())).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), "x").unwrap();
+        std::fs::write(home.join(".bash_history"), "secret").unwrap();
+        std::fs::create_dir_all(home.join(".cache/pip")).unwrap();
+        std::fs::write(home.join(".cache/pip/f"), "x").unwrap();
+        std::fs::create_dir_all(home.join("tmp/build/deep")).unwrap();
+        std::fs::write(home.join("tmp/build/deep/f"), "x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), home.join("link")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), home.join("tmp/link")).unwrap();
+        empty_private_home(&home).unwrap();
+        let names = |dir: &Path| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        };
+        assert_eq!(names(&home), ["tmp"]);
+        assert!(names(&home.join("tmp")).is_empty());
+        // Links were removed, not followed.
+        assert!(outside.path().join("keep").exists());
+        // A `tmp` a command removed (or replaced by a file) is made again.
+        std::fs::remove_dir(home.join("tmp")).unwrap();
+        std::fs::write(home.join("tmp"), "not a dir").unwrap();
+        empty_private_home(&home).unwrap();
+        assert!(home.join("tmp").is_dir());
+        assert_eq!(
+            std::fs::metadata(home.join("tmp")).unwrap().mode() & 0o777,
+            0o700
+        );
     }
 }

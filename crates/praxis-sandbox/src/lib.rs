@@ -105,6 +105,8 @@ pub struct Sandbox {
     /// The commands' Landlock grants, computed once: the worker confines itself to them
     /// too ([`Sandbox::confine_current_process`]).
     grants: landlock_rules::Grants,
+    /// A command was asked of it ([`Sandbox::launch`]): see [`Sandbox::started_commands`].
+    commands_started: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Sandbox {
@@ -517,6 +519,7 @@ impl Sandbox {
             proves_spawner: proves,
             pinned_env,
             grants,
+            commands_started: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -540,6 +543,20 @@ impl Sandbox {
     /// The private HOME of confined commands (TMPDIR is its `tmp` subdirectory).
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// Whether a command was ever asked of this sandbox ([`Sandbox::launch`], started or
+    /// not). Until one is, its spawner (if any) has made no namespace and nothing ran in
+    /// it, so nothing of a command can outlive its run.
+    pub fn started_commands(&self) -> bool {
+        self.commands_started
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Empties the private home (its `tmp` stays, empty): what a reused sandbox's next run
+    /// must not see of the last one's.
+    pub fn empty_home(&self) -> std::io::Result<()> {
+        homes::empty_private_home(&self.home)
     }
 
     /// `base` (an already scrubbed environment) with HOME and TMPDIR pointing into the
@@ -617,6 +634,8 @@ impl Sandbox {
         launch: &Launch<'_>,
         cgroup: Option<&SpawnCgroup>,
     ) -> std::io::Result<Launched> {
+        self.commands_started
+            .store(true, std::sync::atomic::Ordering::Release);
         let procs = cgroup.map_or([None, None], |c| c.procs_fds());
         let mut slot = self
             .spawner

@@ -175,6 +175,20 @@ pub struct ServerConfig {
     pub registry: Arc<Registry>,
     /// Where new runs execute (`PRAXIS_EXECUTOR`, `PRAXIS_KUBE_*`).
     pub executor: crate::executor::ExecutorSetting,
+    /// A run's tool worker may serve the next run of the same workspace and settings once
+    /// released (`PRAXIS_WORKER_REUSE`, default on; see `praxis_tools::worker`); off: a new
+    /// worker process for every run.
+    pub worker_reuse: bool,
+}
+
+/// An on/off setting's value (`on`, `off`, `true`, `false`, `1`, `0`, `yes`, `no`); the error
+/// names the variable.
+fn switch(name: &str, value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "on" | "yes" => Ok(true),
+        "0" | "false" | "off" | "no" => Ok(false),
+        _ => Err(format!("{name}={value:?}: expected `on` or `off`")),
+    }
 }
 
 /// Runs executing at once unless `PRAXIS_MAX_RUNS` says otherwise.
@@ -209,6 +223,7 @@ impl ServerConfig {
             prices: PriceTable::default(),
             registry: Arc::new(Registry::builtin()),
             executor: crate::executor::ExecutorSetting::Local,
+            worker_reuse: true,
         }
     }
 
@@ -235,7 +250,8 @@ impl ServerConfig {
     /// Applies the environment: `PRAXIS_AUTH`, `PRAXIS_ALLOWED_ORIGINS`, `PRAXIS_MODE`,
     /// `PRAXIS_MAX_RUNS`, `PRAXIS_MAX_RUNS_PER_TENANT`, `PRAXIS_MAX_RUNS_PER_PROVIDER`, `PRAXIS_QUEUE`,
     /// `PRAXIS_HEADER_TIMEOUT`, `PRAXIS_MAX_UNAUTHENTICATED`, `PRAXIS_LEASE_SECONDS`,
-    /// `PRAXIS_TRUST_ANCHOR` (presence only). Command-line flags are applied after this.
+    /// `PRAXIS_TRUST_ANCHOR` (presence only), `PRAXIS_WORKER_REUSE`. Command-line flags are
+    /// applied after this.
     pub fn apply_env(&mut self) -> Result<(), String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         if let Some(v) = var("PRAXIS_AUTH") {
@@ -243,6 +259,9 @@ impl ServerConfig {
         }
         if let Some(v) = var("PRAXIS_ALLOWED_ORIGINS") {
             self.allowed_origins = parse_origins(&v)?;
+        }
+        if let Some(v) = var("PRAXIS_WORKER_REUSE") {
+            self.worker_reuse = switch("PRAXIS_WORKER_REUSE", &v)?;
         }
         if let Some(v) = var("PRAXIS_MODE") {
             self.production = match v.trim().to_ascii_lowercase().as_str() {
@@ -447,6 +466,21 @@ fn temporary_root(path: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_on_off_setting_takes_the_usual_words_and_names_itself_otherwise() {
+        for on in ["on", "ON", " true", "1", "yes"] {
+            assert_eq!(switch("PRAXIS_WORKER_REUSE", on), Ok(true), "{on}");
+        }
+        for off in ["off", "False", "0", "no "] {
+            assert_eq!(switch("PRAXIS_WORKER_REUSE", off), Ok(false), "{off}");
+        }
+        let err = switch("PRAXIS_WORKER_REUSE", "sometimes").unwrap_err();
+        assert!(
+            err.starts_with("PRAXIS_WORKER_REUSE=\"sometimes\""),
+            "{err}"
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -91,8 +91,10 @@ pub async fn serve(
     if !problems.is_empty() {
         return Err(ServerError::Production(problems));
     }
-    // Worker processes started ahead of the runs that claim them (one run each, never
-    // shared), and the host facts each worker is handed, computed once for the server.
+    // Worker processes started ahead of the runs that claim them (one run at a time, kept
+    // for the next run of the same workspace and settings unless `worker_reuse` is off), and
+    // the host facts each worker is handed, computed once for the server.
+    praxis_tools::worker::set_reuse(config.worker_reuse);
     tokio::task::spawn_blocking(|| {
         praxis_tools::fabric::keep_default_workers_warm(praxis_tools::fabric::WARM_WORKERS)
     });

@@ -149,7 +149,7 @@ impl<T: Tool> ToolContract for T {
 }
 
 /// Caps applied to every tool call, and the sandbox the run's tools execute in.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct ToolLimits {
     /// Bytes of output a tool returns at most; the rest is cut with a marker.

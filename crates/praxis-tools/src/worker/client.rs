@@ -73,6 +73,8 @@ impl PendingCalls {
                 self.blobs.remove(&id);
                 (id, Answer::TrackFailed(message))
             }
+            FromWorker::Released { id } => (id, Answer::Released(Ok(()))),
+            FromWorker::NotReleased { id, why } => (id, Answer::Released(Err(why))),
             FromWorker::Ready { .. } | FromWorker::Refused { .. } => return,
         };
         if let Some(waiter) = self.calls.remove(&id) {
@@ -82,10 +84,13 @@ impl PendingCalls {
 }
 
 /// One running worker process.
-struct Connection {
+pub(super) struct Connection {
     tx: mpsc::UnboundedSender<ToWorker>,
     pending: Pending,
     dead: Arc<AtomicBool>,
+    /// A request's caller went away before its answer (the worker was told to cancel it,
+    /// and may still be finishing it): the worker serves no other run.
+    abandoned: AtomicBool,
     pid: u32,
     /// Taking (dropping) it makes the reader kill the worker.
     kill: Mutex<Option<oneshot::Sender<()>>>,
@@ -100,6 +105,119 @@ impl Connection {
             kill.take();
         }
     }
+
+    /// Sends request `id` (`message`) and waits for its answer; dropping the future
+    /// cancels it in the worker.
+    async fn request(&self, id: u64, message: ToWorker) -> Result<Answer, Failure> {
+        let (tx, rx) = oneshot::channel();
+        let registered = match self.pending.lock() {
+            Ok(mut p) if !p.dead => {
+                p.calls.insert(id, tx);
+                true
+            }
+            _ => false,
+        };
+        if !registered {
+            return Err(Failure::Died(format!(
+                "worker pid {} had already exited",
+                self.pid
+            )));
+        }
+        if self.tx.send(message).is_err() {
+            if let Ok(mut p) = self.pending.lock() {
+                p.calls.remove(&id);
+            }
+            return Err(Failure::Died("its input is closed".into()));
+        }
+        let mut guard = CancelOnDrop {
+            conn: self,
+            id,
+            armed: true,
+        };
+        let answer = rx.await;
+        guard.armed = false;
+        match answer {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(why)) => Err(Failure::Died(why)),
+            Err(_) => Err(Failure::Died("the connection was dropped".into())),
+        }
+    }
+
+    /// Whether this worker may be asked to serve another run: alive, nothing pending, no
+    /// request abandoned.
+    fn may_serve_again(&self) -> bool {
+        !self.dead.load(Ordering::SeqCst)
+            && !self.abandoned.load(Ordering::SeqCst)
+            && self
+                .pending
+                .lock()
+                .is_ok_and(|p| !p.dead && p.calls.is_empty() && p.blobs.is_empty())
+    }
+
+    /// Ends its run in the worker (`release`): Ok once the worker said nothing of the run
+    /// is left in it.
+    async fn release(&self) -> Result<(), String> {
+        let answer = tokio::time::timeout(
+            RELEASE_WAIT,
+            self.request(RELEASE_ID, ToWorker::Release { id: RELEASE_ID }),
+        )
+        .await
+        .map_err(|_| format!("no answer within {} ms", RELEASE_WAIT.as_millis()))?;
+        match answer {
+            Ok(Answer::Released(released)) => released,
+            Ok(other) => Err(format!("unexpected answer to release: {other:?}")),
+            Err(failure) => Err(failure.describe("release the worker")),
+        }
+    }
+}
+
+/// The id of a `release` request (a client's own ids count up from 1).
+const RELEASE_ID: u64 = u64::MAX;
+/// How long a worker may take to answer `release` before it is ended instead.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// What a worker serves, all of which its sandbox and its own Landlock domain were made
+/// for: a worker kept after its run serves only a run that is the same in all of it.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Serves {
+    workspace: PathBuf,
+    /// The workspace directory's device and inode when the client was made: a directory
+    /// made again at the same path is another one, which the worker's Landlock rules (bound
+    /// to the old one's inode) would not cover. None (it could not be read): no worker is
+    /// kept for this client, nor taken.
+    identity: Option<(u64, u64)>,
+    limits: ToolLimits,
+    manifests: Vec<ToolManifest>,
+}
+
+/// A live worker kept after its run for the next run it serves the same way (see
+/// [`super::pool::park`]).
+pub(super) struct Parked {
+    conn: Arc<Connection>,
+    serves: Serves,
+    /// What its last client knew of it.
+    info: Info,
+}
+
+impl Parked {
+    /// Whether it may serve a run that needs `serves`.
+    pub(super) fn fits(&self, serves: &Serves) -> bool {
+        serves.identity.is_some() && self.serves == *serves && self.may_serve()
+    }
+
+    /// Whether it is still alive with nothing pending.
+    pub(super) fn may_serve(&self) -> bool {
+        self.conn.may_serve_again()
+    }
+
+    pub(super) fn pid(&self) -> u32 {
+        self.conn.pid
+    }
+
+    /// The runs it has served, the last one included.
+    pub(super) fn runs_served(&self) -> u32 {
+        self.info.earlier_runs + 1
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -113,6 +231,8 @@ struct Info {
     forked: bool,
     /// What the current worker computed itself to get ready.
     setup: WorkerSetup,
+    /// Runs the current worker process served before this one (0: a new process).
+    earlier_runs: u32,
 }
 
 /// What a run records of its worker ([`WorkerClient::describe`]).
@@ -131,15 +251,16 @@ pub struct WorkerDescription {
     pub made_ahead: Vec<String>,
     /// Its sandbox's spawner sets itself up at the run's first command.
     pub spawner_waits: bool,
+    /// Runs the worker process served before this one, each released first (see
+    /// [`super::pool`]): 0 for a new process.
+    pub earlier_runs: u32,
 }
 
 /// The runtime's side of the worker: starts it, sends calls, restarts it after a crash.
 pub struct WorkerClient {
     command: WorkerCommand,
-    workspace: PathBuf,
-    limits: ToolLimits,
-    /// Manifest tools the worker registers besides the built-ins.
-    manifests: Vec<ToolManifest>,
+    /// The workspace, limits and manifest tools (besides the built-ins) the worker serves.
+    serves: Serves,
     conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
     info: Mutex<Info>,
     next_id: AtomicU64,
@@ -167,7 +288,7 @@ impl std::fmt::Debug for WorkerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerClient")
             .field("command", &self.command)
-            .field("workspace", &self.workspace)
+            .field("workspace", &self.serves.workspace)
             .finish()
     }
 }
@@ -176,11 +297,18 @@ impl WorkerClient {
     /// A client for a worker serving `workspace` under `limits`; nothing starts until
     /// [`WorkerClient::start`] or the first call.
     pub fn new(command: WorkerCommand, workspace: PathBuf, limits: ToolLimits) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        let identity = std::fs::metadata(&workspace)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         WorkerClient {
             command,
-            workspace,
-            limits,
-            manifests: Vec::new(),
+            serves: Serves {
+                workspace,
+                identity,
+                limits,
+                manifests: Vec::new(),
+            },
             conn: tokio::sync::Mutex::new(None),
             info: Mutex::new(Info::default()),
             next_id: AtomicU64::new(1),
@@ -201,7 +329,7 @@ impl WorkerClient {
 
     /// The worker also runs these manifest tools (the run's registry's).
     pub fn with_manifests(mut self, manifests: Vec<ToolManifest>) -> Self {
-        self.manifests = manifests;
+        self.serves.manifests = manifests;
         self
     }
 
@@ -262,6 +390,7 @@ impl WorkerClient {
             forked: info.forked,
             made_ahead: info.setup.made_ahead,
             spawner_waits: info.setup.spawner_waits,
+            earlier_runs: info.earlier_runs,
         }
     }
 
@@ -273,8 +402,35 @@ impl WorkerClient {
             return Ok(conn.clone());
         }
         *slot = None;
-        let conn = Arc::new(self.spawn().await?);
+        let conn = match pool::claim_parked(&self.command, &self.serves) {
+            Some(parked) => self.adopt(parked).await?,
+            None => Arc::new(self.spawn().await?),
+        };
         *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Takes over a worker kept after an earlier run served the same way: it is ready
+    /// (confined, its sandbox made), so what `spawn` sends after its handshake goes at once.
+    async fn adopt(&self, parked: Parked) -> Result<Arc<Connection>, String> {
+        let Parked { conn, info, .. } = parked;
+        if let Ok(mut mine) = self.info.lock() {
+            mine.pid = info.pid;
+            mine.layers = info.layers;
+            mine.starts += 1;
+            mine.warm_starts += 1;
+            mine.forked = info.forked;
+            mine.setup = info.setup;
+            mine.earlier_runs = info.earlier_runs + 1;
+        }
+        let capture = self.capture_with_hello(&conn.pending);
+        let restore = self.tracking.lock().ok().and_then(|t| t.clone());
+        let restore = restore.map(|(limits, state)| ToWorker::Restore { limits, state });
+        for message in capture.into_iter().chain(restore) {
+            conn.tx
+                .send(message)
+                .map_err(|_| format!("worker pid {}: its input is closed", conn.pid))?;
+        }
         Ok(conn)
     }
 
@@ -308,7 +464,7 @@ impl WorkerClient {
             return Err("the worker's pipes are missing".into());
         };
         // The worker's private home goes in here, removed once the worker has exited: a
-        // killed worker (the end of every run) cannot remove it itself.
+        // killed worker (the end of a run whose worker is not kept) cannot remove it itself.
         let home_parent = praxis_sandbox::WorkerHome::new().map_err(|e| {
             format!(
                 "cannot make the worker's home directory in `{}`: {e}",
@@ -316,9 +472,9 @@ impl WorkerClient {
             )
         })?;
         let hello = ToWorker::Hello {
-            workspace: self.workspace.clone(),
-            limits: Box::new(self.limits.clone()),
-            manifests: self.manifests.clone(),
+            workspace: self.serves.workspace.clone(),
+            limits: Box::new(self.serves.limits.clone()),
+            manifests: self.serves.manifests.clone(),
             // A pooled worker took them with its `prepare`.
             host: (!warm).then(|| Box::new(HostFacts::of_this_process())),
             home_parent: Some(home_parent.path().to_path_buf()),
@@ -430,6 +586,7 @@ impl WorkerClient {
             tx,
             pending,
             dead,
+            abandoned: AtomicBool::new(false),
             pid,
             kill: Mutex::new(Some(kill_tx)),
             exited,
@@ -599,38 +756,36 @@ impl WorkerClient {
     async fn request(&self, make: impl FnOnce(u64) -> ToWorker) -> Result<Answer, Failure> {
         let conn = self.connection().await.map_err(Failure::NotStarted)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        let registered = match conn.pending.lock() {
-            Ok(mut p) if !p.dead => {
-                p.calls.insert(id, tx);
-                true
-            }
-            _ => false,
+        conn.request(id, make(id)).await
+    }
+}
+
+impl Drop for WorkerClient {
+    /// The run is over: its worker is kept for the next run served the same way when its
+    /// pool keeps workers and the worker says nothing of this run is left in it (see
+    /// [`super::pool::park`]); otherwise it is killed, as is a worker whose connection is
+    /// dropped.
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.get_mut().take() else {
+            return;
         };
-        if !registered {
-            return Err(Failure::Died(format!(
-                "worker pid {} had already exited",
-                conn.pid
-            )));
-        }
-        if conn.tx.send(make(id)).is_err() {
-            if let Ok(mut p) = conn.pending.lock() {
-                p.calls.remove(&id);
-            }
-            return Err(Failure::Died("its input is closed".into()));
-        }
-        let mut guard = CancelOnDrop {
-            conn: &conn,
-            id,
-            armed: true,
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
         };
-        let answer = rx.await;
-        guard.armed = false;
-        match answer {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(why)) => Err(Failure::Died(why)),
-            Err(_) => Err(Failure::Died("the connection was dropped".into())),
+        if self.serves.identity.is_none() || !conn.may_serve_again() || !pool::parks(&self.command)
+        {
+            return;
         }
+        let info = self.info.lock().map(|i| i.clone()).unwrap_or_default();
+        let serves = std::mem::take(&mut self.serves);
+        let command = self.command.clone();
+        runtime.spawn(async move {
+            // Not released (a command ran, say): `conn`, its last handle, is dropped here
+            // and the worker killed, as at the end of any run whose worker is not kept.
+            if conn.release().await.is_ok() {
+                pool::park(&command, Parked { conn, serves, info });
+            }
+        });
     }
 }
 
@@ -661,6 +816,7 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed {
+            self.conn.abandoned.store(true, Ordering::SeqCst);
             if let Ok(mut p) = self.conn.pending.lock() {
                 p.calls.remove(&self.id);
             }

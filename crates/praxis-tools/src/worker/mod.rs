@@ -8,11 +8,13 @@
 //! many bytes of JSON, each an object with a `type`:
 //! - runtime -> worker: `hello {workspace, limits}` once, then `restore {limits, state}`
 //!   (only in a worker replacing a dead one), then `call {id, tool, args, timeout_ms}`,
-//!   `capture {id, limits}`, `refresh {id, hints}` and `cancel {id}`;
+//!   `capture {id, limits}`, `refresh {id, hints}` and `cancel {id}`, and at the run's end
+//!   `release {id}` where its pool would keep it for another run (`pool.rs`);
 //! - worker -> runtime: `ready {pid, layers}` (or `refused {message}`), then
 //!   `result {id, observation}` per call, and `blob {id, hex}`... followed by
 //!   `captured {id, manifest, state}` / `refreshed {id, changes, delta, state}` (or
-//!   `track_failed {id, message}`) per tracking request, in completion order. The first
+//!   `track_failed {id, message}`) per tracking request, in completion order, and
+//!   `released {id}` or `not_released {id, why}`. The first
 //!   worker's start capture may follow its `hello` at once, before `ready` is read.
 //!
 //! Calls run concurrently; `cancel` (sent when the runtime drops a call) kills the call's
@@ -27,7 +29,10 @@ mod protocol;
 mod serve;
 
 pub use client::{WorkerClient, WorkerDescription};
-pub use pool::{keep_warm, ready_pids, stop_warm};
+pub use pool::{
+    MAX_PARKED, PARKED_FOR, RUNS_PER_WORKER, keep_warm, parked_pids, ready_pids, set_reuse,
+    stop_warm,
+};
 pub use process::waits_at_idle_priority;
 pub use protocol::{
     FromWorker, HostFacts, MAX_FRAME, ToWorker, WorkerSetup, read_frame, write_frame,

@@ -72,6 +72,12 @@ pub enum ToWorker {
         limits: CaptureLimits,
         state: TrackerState,
     },
+    /// The run is over and the runtime would keep this worker for the next run it serves
+    /// the same way (answered by `released` or `not_released`): nothing of this run may be
+    /// left in the worker that the next one could see (see `serve::release`).
+    Release {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -114,6 +120,15 @@ pub enum FromWorker {
         id: u64,
         message: String,
     },
+    /// Nothing of the last run is left: the worker may serve another run.
+    Released {
+        id: u64,
+    },
+    /// The worker cannot serve another run (the runtime ends it); `why` says what is left.
+    NotReleased {
+        id: u64,
+        why: String,
+    },
 }
 
 /// What a worker answered to one request.
@@ -133,6 +148,8 @@ pub(crate) enum Answer {
         git_removed: Vec<String>,
     },
     TrackFailed(String),
+    /// To `release`: Err says why the worker cannot serve another run.
+    Released(Result<(), String>),
 }
 
 /// Writes one frame.

@@ -232,6 +232,13 @@ where
                     *slot = Some(WorkspaceTracker::restore(&workspace, limits, state));
                 }
             }
+            ToWorker::Release { id } => {
+                let message = match release(&ctx, &calls, &tracker) {
+                    Ok(()) => FromWorker::Released { id },
+                    Err(why) => FromWorker::NotReleased { id, why },
+                };
+                let _ = tx.send(message);
+            }
             ToWorker::Hello { .. } | ToWorker::Prepare { .. } => {
                 eprintln!("praxis worker: ignoring a hello or prepare after the first hello");
             }
@@ -242,6 +249,37 @@ where
     }
     drop(tx);
     let _ = writer.await;
+    Ok(())
+}
+
+/// Ends this worker's run so that it may serve another one the same way (same workspace,
+/// limits and tools: its sandbox and its own Landlock domain stay as they are): the tracker
+/// is dropped and the private home emptied. Refused while a call or tracking request is
+/// still running, where the worker has no sandbox to tell what its commands left, and once
+/// its sandbox has started a command (its spawner's namespaces, and what the command's
+/// processes may have left in them, belong to this run).
+fn release(
+    ctx: &ExecContext,
+    calls: &HashMap<u64, tokio::task::AbortHandle>,
+    tracker: &SharedTracker,
+) -> Result<(), String> {
+    if !calls.is_empty() {
+        return Err(format!("{} request(s) still running", calls.len()));
+    }
+    let sandbox = ctx
+        .sandbox
+        .as_ref()
+        .ok_or("the worker has no sandbox, so what its commands left cannot be told")?;
+    if sandbox.started_commands() {
+        return Err("its sandbox started commands for this run".into());
+    }
+    sandbox
+        .empty_home()
+        .map_err(|e| format!("its private home could not be emptied: {e}"))?;
+    tracker
+        .lock()
+        .map_err(|_| "the tracker is poisoned".to_string())?
+        .take();
     Ok(())
 }
 
