@@ -1,8 +1,9 @@
 //! The worker: a long-lived helper process (`praxis worker`) that executes every tool whose
 //! [`Placement`] is the worker (every file tool, reads included, commands and `http`) for
-//! one run, and tracks the run's workspace. It confines itself with Landlock to what those
-//! tools need before it serves a call, and every command it starts is confined by the
-//! sandbox.
+//! one run at a time, and tracks the run's workspace. It confines itself with Landlock to
+//! what those tools need before it serves a call, and every command it starts is confined
+//! by the sandbox. Released after its run, it may serve the next run of the same workspace
+//! and settings (`pool.rs`).
 //!
 //! Protocol, on the worker's stdin/stdout: frames of a 4-byte big-endian length and that
 //! many bytes of JSON, each an object with a `type`:
@@ -14,8 +15,8 @@
 //!   `result {id, observation}` per call, and `blob {id, hex}`... followed by
 //!   `captured {id, manifest, state}` / `refreshed {id, changes, delta, state}` (or
 //!   `track_failed {id, message}`) per tracking request, in completion order, and
-//!   `released {id}` or `not_released {id, why}`. The first
-//!   worker's start capture may follow its `hello` at once, before `ready` is read.
+//!   `released {id}` or `not_released {id, why}`. The first worker's start capture may
+//!   follow its `hello` at once, before `ready` is read.
 //!
 //! Calls run concurrently; `cancel` (sent when the runtime drops a call) kills the call's
 //! process group. If the worker dies, every call in flight is answered with an error
