@@ -2,6 +2,7 @@
 //! (`run/runs/status/follow/approvals/approve/cancel --server`): shared state between
 //! processes, tokens, signals, a crash (`kill -9`) and a restart.
 
+use praxis_core::record::Record;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -626,8 +627,17 @@ fn a_served_runs_worker_serves_the_next_run_of_its_workspace_unless_reuse_is_off
             {"content": "written"},
         ]),
     );
+    // The part of the host facts (an open shape in `run_started`) read here.
+    #[derive(serde::Deserialize)]
+    struct Environment {
+        sandbox: Sandbox,
+    }
+    #[derive(serde::Deserialize)]
+    struct Sandbox {
+        worker: praxis_tools::worker::WorkerDescription,
+    }
     // Each run's worker: (pid, runs it served before).
-    let workers = |server: &Served| -> Vec<(u64, u64)> {
+    let workers = |server: &Served| -> Vec<(u32, u32)> {
         (0..3)
             .map(|_| {
                 let out = env.praxis(&env.run_args(&server.url, &script));
@@ -635,14 +645,16 @@ fn a_served_runs_worker_serves_the_next_run_of_its_workspace_unless_reuse_is_off
                 let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
                 assert_eq!(summary["status"], "completed");
                 let entries = env.entries(summary["run_id"].as_str().unwrap());
-                // The host facts stay open JSON in the typed record.
-                let worker = &entries[0]["payload"]["environment"]["sandbox"]["worker"];
-                let number = |key: &str| {
-                    worker[key]
-                        .as_u64()
-                        .unwrap_or_else(|| panic!("no worker {key} recorded: {worker}"))
+                let entry: praxis_ledger::Entry =
+                    serde_json::from_value(entries[0].clone()).unwrap();
+                let Ok(Record::RunStarted(started)) =
+                    Record::from_entry(&entry.kind, &entry.payload)
+                else {
+                    panic!("not a run_started: {}", entry.kind);
                 };
-                (number("pid"), number("earlier_runs"))
+                let Environment { sandbox } = serde_json::from_value(started.environment).unwrap();
+                let pid = sandbox.worker.pid.expect("the worker's pid is recorded");
+                (pid, sandbox.worker.earlier_runs)
             })
             .collect()
     };
@@ -657,7 +669,7 @@ fn a_served_runs_worker_serves_the_next_run_of_its_workspace_unless_reuse_is_off
             *pid, kept[0].0,
             "the first run's worker serves run {i}: {kept:?}"
         );
-        assert_eq!(*earlier, i as u64, "{kept:?}");
+        assert_eq!(*earlier, i as u32, "{kept:?}");
     }
 
     let mut cmd = env.cmd(&[]);
@@ -667,7 +679,7 @@ fn a_served_runs_worker_serves_the_next_run_of_its_workspace_unless_reuse_is_off
     let fresh = workers(&server);
     server.signal("-TERM");
     assert!(server.wait().0.success());
-    let pids: BTreeSet<u64> = fresh.iter().map(|(pid, _)| *pid).collect();
+    let pids: BTreeSet<u32> = fresh.iter().map(|(pid, _)| *pid).collect();
     assert_eq!(pids.len(), fresh.len(), "a new worker per run: {fresh:?}");
     assert!(fresh.iter().all(|(_, earlier)| *earlier == 0), "{fresh:?}");
 }

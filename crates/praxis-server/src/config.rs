@@ -182,12 +182,14 @@ pub struct ServerConfig {
 }
 
 /// An on/off setting's value (`on`, `off`, `true`, `false`, `1`, `0`, `yes`, `no`); the error
-/// names the variable.
-fn switch(name: &str, value: &str) -> Result<bool, String> {
+/// names the variable. Every on/off environment setting of the server is read with it.
+pub(crate) fn switch(name: &str, value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "on" | "yes" => Ok(true),
         "0" | "false" | "off" | "no" => Ok(false),
-        _ => Err(format!("{name}={value:?}: expected `on` or `off`")),
+        _ => Err(format!(
+            "{name}={value:?}: expected `on` or `off` (or true/false, 1/0, yes/no)"
+        )),
     }
 }
 

@@ -77,6 +77,10 @@ fn write(path: &str, content: &str) -> (&'static str, serde_json::Value) {
     ("fs_write", json!({"path": path, "content": content}))
 }
 
+fn shell(command: &str) -> (&'static str, serde_json::Value) {
+    ("shell", json!({ "command": command }))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_serves_the_next_run_of_the_same_workspace_and_settings_only() {
     if !common::require_sandbox("worker reuse") {
@@ -137,7 +141,7 @@ async fn a_worker_serves_the_next_run_of_the_same_workspace_and_settings_only() 
         &command,
         &ws,
         &limits,
-        &[("shell", json!({"command": "echo left > \"$HOME/left\""}))],
+        &[shell("echo left > \"$HOME/left\"")],
     )
     .await;
     assert_eq!(with_command.pid, remade.pid, "a kept worker took it");
@@ -145,13 +149,7 @@ async fn a_worker_serves_the_next_run_of_the_same_workspace_and_settings_only() 
         !kept_or_ended(&command, with_command.pid).await,
         "a worker whose sandbox ran a command is not kept"
     );
-    let after = run(
-        &command,
-        &ws,
-        &limits,
-        &[("shell", json!({"command": "test ! -e \"$HOME/left\""}))],
-    )
-    .await;
+    let after = run(&command, &ws, &limits, &[shell("test ! -e \"$HOME/left\"")]).await;
     assert_ne!(after.pid, with_command.pid);
     assert_eq!(after.earlier_runs, 0);
 

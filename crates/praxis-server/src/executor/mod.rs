@@ -168,15 +168,7 @@ impl ExecutorSetting {
             };
         }
         if let Some(v) = var("PRAXIS_KUBE_USER_NAMESPACE") {
-            s.user_namespace = match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "on" => true,
-                "false" | "0" | "off" => false,
-                _ => {
-                    return Err(format!(
-                        "PRAXIS_KUBE_USER_NAMESPACE={v:?}: expected true or false"
-                    ));
-                }
-            };
+            s.user_namespace = crate::config::switch("PRAXIS_KUBE_USER_NAMESPACE", &v)?;
         }
         for (name, field) in [
             ("PRAXIS_KUBE_CPU_REQUEST", &mut s.cpu_request),

@@ -200,9 +200,10 @@ pub(super) struct Parked {
 }
 
 impl Parked {
-    /// Whether it may serve a run that needs `serves`.
+    /// Whether it was made for a run that needs `serves` (a kept worker's workspace was
+    /// identified, see [`WorkerClient`]'s drop, so an equal `serves` was too).
     pub(super) fn fits(&self, serves: &Serves) -> bool {
-        serves.identity.is_some() && self.serves == *serves && self.may_serve()
+        self.serves == *serves
     }
 
     /// Whether it is still alive with nothing pending.
@@ -235,8 +236,10 @@ struct Info {
     earlier_runs: u32,
 }
 
-/// What a run records of its worker ([`WorkerClient::describe`]).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+/// What a run records of its worker ([`WorkerClient::describe`]); read back, a field an
+/// older run did not record is its default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct WorkerDescription {
     /// The worker command (program and arguments).
     pub command: String,
@@ -403,7 +406,7 @@ impl WorkerClient {
         }
         *slot = None;
         let conn = match pool::claim_parked(&self.command, &self.serves) {
-            Some(parked) => self.adopt(parked).await?,
+            Some(parked) => self.adopt(parked)?,
             None => Arc::new(self.spawn().await?),
         };
         *slot = Some(conn.clone());
@@ -412,16 +415,15 @@ impl WorkerClient {
 
     /// Takes over a worker kept after an earlier run served the same way: it is ready
     /// (confined, its sandbox made), so what `spawn` sends after its handshake goes at once.
-    async fn adopt(&self, parked: Parked) -> Result<Arc<Connection>, String> {
+    fn adopt(&self, parked: Parked) -> Result<Arc<Connection>, String> {
         let Parked { conn, info, .. } = parked;
         if let Ok(mut mine) = self.info.lock() {
-            mine.pid = info.pid;
-            mine.layers = info.layers;
-            mine.starts += 1;
-            mine.warm_starts += 1;
-            mine.forked = info.forked;
-            mine.setup = info.setup;
-            mine.earlier_runs = info.earlier_runs + 1;
+            *mine = Info {
+                starts: mine.starts + 1,
+                warm_starts: mine.warm_starts + 1,
+                earlier_runs: info.earlier_runs + 1,
+                ..info
+            };
         }
         let capture = self.capture_with_hello(&conn.pending);
         let restore = self.tracking.lock().ok().and_then(|t| t.clone());

@@ -168,7 +168,7 @@ fn sweep_later(pool: &mut Pool) {
 }
 
 /// Takes a kept worker that fits `serves` (see [`park`]), the one kept last; those found
-/// dead meanwhile are dropped.
+/// dead meanwhile, or whose time is up, are dropped first.
 pub(crate) fn claim_parked(command: &WorkerCommand, serves: &Serves) -> Option<Parked> {
     let mut slot = pool();
     let pool = here(&mut slot, command)?;
